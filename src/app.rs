@@ -1,0 +1,197 @@
+//! Wiring: settings + policy + Postgres + RabbitMQ → running stages. Used by the `switchboard`
+//! CLI and by every thin binary in `workers/`.
+
+use crate::bus::{self, BusError, Topology};
+use crate::config::Settings;
+use crate::pipeline::{self, RunError};
+use crate::policy::{Policy, PolicyError};
+use crate::stages::{Context, assign::Assign, classify::Classify, intake::Intake, prioritize::Prioritize};
+use crate::store::{self, Db, StoreError};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageName {
+    Intake,
+    Classify,
+    Prioritize,
+    Assign,
+}
+
+impl StageName {
+    pub const ALL: [StageName; 4] = [
+        StageName::Intake,
+        StageName::Classify,
+        StageName::Prioritize,
+        StageName::Assign,
+    ];
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// A started application: policy validated, database migrated, teams synced.
+#[derive(Clone)]
+pub struct App {
+    pub settings: Settings,
+    pub policy: Arc<Policy>,
+    pub db: Db,
+    pub topo: Topology,
+}
+
+impl App {
+    pub async fn start(settings: Settings) -> Result<App, AppError> {
+        let policy = Arc::new(Policy::load(&settings.policy_path)?);
+        store::ensure_database(&settings.database_url).await?;
+        let db = Db::connect(&settings).await?;
+        db.migrate().await?;
+        db.sync_teams(&policy).await?;
+        let topo = Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
+        Ok(App {
+            settings,
+            policy,
+            db,
+            topo,
+        })
+    }
+
+    pub fn context(&self) -> Context {
+        Context {
+            policy: self.policy.clone(),
+            topo: self.topo.clone(),
+        }
+    }
+
+    /// Declares exchanges and queues (idempotent).
+    pub async fn declare_topology(&self) -> Result<(), BusError> {
+        let conn = bus::connect(&self.settings.amqp_urls(), "switchboard-setup").await?;
+        let ch = conn.create_channel().await?;
+        self.topo.declare(&ch).await?;
+        let _ = conn.close(200, "done".into()).await;
+        Ok(())
+    }
+
+    /// Runs the given stages, each with `concurrency` consumers, until `shutdown`.
+    pub async fn run(
+        &self,
+        stages: &[StageName],
+        concurrency: usize,
+        shutdown: CancellationToken,
+    ) -> Result<(), AppError> {
+        let tracker = TaskTracker::new();
+        let failure = shutdown.child_token();
+        let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<RunError>(stages.len().max(1));
+        for &stage in stages {
+            let app = self.clone();
+            let stop = failure.clone();
+            let err_tx = err_tx.clone();
+            tracker.spawn(async move {
+                let ctx = app.context();
+                let (s, t, d) = (&app.settings, app.topo.clone(), app.db.clone());
+                let result = match stage {
+                    StageName::Intake => {
+                        pipeline::run_stage(Arc::new(Intake { ctx }), s, t, d, concurrency, stop.clone()).await
+                    }
+                    StageName::Classify => {
+                        pipeline::run_stage(Arc::new(Classify { ctx }), s, t, d, concurrency, stop.clone()).await
+                    }
+                    StageName::Prioritize => {
+                        pipeline::run_stage(Arc::new(Prioritize { ctx }), s, t, d, concurrency, stop.clone()).await
+                    }
+                    StageName::Assign => {
+                        pipeline::run_stage(Arc::new(Assign { ctx }), s, t, d, concurrency, stop.clone()).await
+                    }
+                };
+                if let Err(e) = result {
+                    let _ = err_tx.send(e).await;
+                    stop.cancel();
+                }
+            });
+        }
+        tracker.close();
+        drop(err_tx);
+        tracker.wait().await;
+        match err_rx.recv().await {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A token cancelled on SIGTERM or SIGINT (Ctrl-C).
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    t.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested: finishing in-flight work");
+        t.cancel();
+    });
+    token
+}
+
+/// Command line of a single-stage worker binary.
+#[derive(Debug, clap::Parser)]
+#[command(
+    about = "Runs one Switchboard stage as a competing consumer on its queue. Start as many processes as the load needs."
+)]
+pub struct WorkerArgs {
+    /// Consumers in this process (each with its own channel and prefetch window).
+    #[arg(long, short = 'c', default_value_t = 2, env = "SWITCHBOARD_CONCURRENCY")]
+    pub concurrency: usize,
+    /// Settings file (TOML); SWITCHBOARD_* environment variables override it.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// The whole body of a `workers/<stage>` binary: config, telemetry, run until a signal.
+pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
+    use clap::Parser;
+    let args = WorkerArgs::parse();
+    crate::telemetry::init();
+    let settings = Settings::load(args.config.as_deref())?;
+    if let Err(e) = crate::telemetry::install_metrics(settings.metrics_addr.as_deref()) {
+        tracing::warn!(error = %e, "metrics endpoint disabled");
+    }
+    let app = App::start(settings).await?;
+    let shutdown = shutdown_on_signals();
+    tracing::info!(
+        ?stage,
+        concurrency = args.concurrency,
+        policy = app.policy.version(),
+        "worker starting"
+    );
+    app.run(&[stage], args.concurrency, shutdown).await?;
+    tracing::info!(?stage, "worker stopped cleanly");
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! RabbitMQ: connections, the topology, publishing with confirms, and dead letters.
+
+pub mod dead;
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(
+        "RabbitMQ at {target} is unreachable: {source}. Is it running? Start it with `rabbitmq-server -detached` (or `docker compose up -d rabbitmq`), or point SWITCHBOARD_AMQP_URL at it"
+    )]
+    Unreachable { target: String, source: lapin::Error },
+    #[error("AMQP error: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker refused (nacked) message {0}")]
+    Nacked(String),
+    #[error("message {0} could not be routed (no queue bound); run `switchboard setup`")]
+    Unroutable(String),
+    #[error("the broker cancelled the consumer (queue deleted or node going down)")]
+    ConsumerClosed,
+    #[error("no AMQP URL configured")]
+    NoUrl,
+}
+
+/// `amqp://user:secret@host:5672/%2f` → `host:5672`, for messages that must not leak secrets.
+pub fn display_url(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let rest = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// Connects to the first reachable node of `urls`.
+pub async fn connect(urls: &[String], name: &str) -> Result<Connection, BusError> {
+    let mut last = None;
+    for url in urls {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        match Connection::connect(url, props).await {
+            Ok(conn) => return Ok(conn),
+            Err(source) => {
+                last = Some(BusError::Unreachable {
+                    target: display_url(url),
+                    source,
+                })
+            }
+        }
+    }
+    Err(last.unwrap_or(BusError::NoUrl))
+}
+
+/// A channel in confirm mode: every publish on it is acknowledged by the broker.
+pub async fn confirm_channel(conn: &Connection) -> Result<Channel, BusError> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(ch)
+}
+
+/// The exchanges a message can be published to, by role; names come from the topology prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exchange {
+    Intake,
+    Work,
+    Events,
+    Actions,
+    Dlx,
+}
+
+/// Names of every exchange and queue, all under one prefix so tests can run side by side.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub prefix: String,
+    pub delivery_limit: u32,
+}
+
+/// Stage queues fed by the work exchange (routing key = stage name).
+pub const WORK_STAGES: [&str; 3] = ["classify", "prioritize", "assign"];
+
+impl Topology {
+    pub fn new(prefix: impl Into<String>, delivery_limit: u32) -> Self {
+        Topology {
+            prefix: prefix.into(),
+            delivery_limit,
+        }
+    }
+
+    pub fn exchange(&self, e: Exchange) -> String {
+        let suffix = match e {
+            Exchange::Intake => "intake",
+            Exchange::Work => "work",
+            Exchange::Events => "events",
+            Exchange::Actions => "actions",
+            Exchange::Dlx => "dlx",
+        };
+        format!("{}.{suffix}", self.prefix)
+    }
+
+    pub fn queue(&self, stage: &str) -> String {
+        format!("{}.{stage}", self.prefix)
+    }
+
+    pub fn dead_queue(&self) -> String {
+        self.queue("dead")
+    }
+
+    fn quorum_args(&self, dead_letter: bool) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        if dead_letter {
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(self.delivery_limit as i32),
+            );
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(self.exchange(Exchange::Dlx).into()),
+            );
+            // At-least-once dead-lettering: a poison message is never dropped on its way out.
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                AMQPValue::LongString("at-least-once".into()),
+            );
+            args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+        }
+        args
+    }
+
+    /// Declares everything idempotently. Safe to run from every worker at start.
+    pub async fn declare(&self, ch: &Channel) -> Result<(), BusError> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let exchanges = [
+            (Exchange::Intake, ExchangeKind::Topic),
+            (Exchange::Work, ExchangeKind::Direct),
+            (Exchange::Events, ExchangeKind::Topic),
+            (Exchange::Actions, ExchangeKind::Topic),
+            (Exchange::Dlx, ExchangeKind::Fanout),
+        ];
+        for (e, kind) in exchanges {
+            ch.exchange_declare(self.exchange(e).into(), kind, durable, FieldTable::default())
+                .await?;
+        }
+        let qopts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(self.dead_queue().into(), qopts, self.quorum_args(false))
+            .await?;
+        ch.queue_bind(
+            self.dead_queue().into(),
+            self.exchange(Exchange::Dlx).into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        ch.queue_declare(self.queue("intake").into(), qopts, self.quorum_args(true))
+            .await?;
+        ch.queue_bind(
+            self.queue("intake").into(),
+            self.exchange(Exchange::Intake).into(),
+            "intake.*".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        for stage in WORK_STAGES {
+            ch.queue_declare(self.queue(stage).into(), qopts, self.quorum_args(true))
+                .await?;
+            ch.queue_bind(
+                self.queue(stage).into(),
+                self.exchange(Exchange::Work).into(),
+                stage.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes every exchange and queue of this prefix (test clean-up).
+    pub async fn delete(&self, ch: &Channel) -> Result<(), BusError> {
+        for q in ["intake", "classify", "prioritize", "assign", "dead"] {
+            ch.queue_delete(self.queue(q).into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for e in [
+            Exchange::Intake,
+            Exchange::Work,
+            Exchange::Events,
+            Exchange::Actions,
+            Exchange::Dlx,
+        ] {
+            ch.exchange_delete(self.exchange(e).into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Messages ready in a queue (passive declare; no management plugin needed).
+    pub async fn depth(&self, ch: &Channel, queue: &str) -> Result<u32, BusError> {
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(q.message_count())
+    }
+}
+
+/// A message a stage wants published once its transaction has committed. Stored with the
+/// processed-message record so a redelivery can publish exactly the same thing again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub exchange: Exchange,
+    pub routing_key: String,
+    pub message_id: String,
+    pub body: serde_json::Value,
+    /// Extra string headers (dead-letter reasons and provenance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+}
+
+impl Outgoing {
+    pub fn properties(&self) -> BasicProperties {
+        let content_type = if self.exchange == Exchange::Events {
+            "application/cloudevents+json"
+        } else {
+            "application/json"
+        };
+        let mut props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(content_type.into())
+            .with_message_id(self.message_id.as_str().into())
+            .with_timestamp(chrono::Utc::now().timestamp() as u64);
+        if !self.headers.is_empty() {
+            let mut table = FieldTable::default();
+            for (k, v) in &self.headers {
+                table.insert(ShortString::from(k.as_str()), AMQPValue::LongString(v.as_str().into()));
+            }
+            props = props.with_headers(table);
+        }
+        props
+    }
+}
+
+/// Publishes every message, then waits for all confirms (pipelined, not one round trip each).
+/// Work messages are mandatory: a missing queue is an error, not a silent drop.
+pub async fn publish_all(ch: &Channel, topo: &Topology, messages: &[Outgoing]) -> Result<(), BusError> {
+    let mut pending = Vec::with_capacity(messages.len());
+    for m in messages {
+        let payload = serde_json::to_vec(&m.body).unwrap_or_default();
+        let mandatory = matches!(m.exchange, Exchange::Work | Exchange::Dlx | Exchange::Intake);
+        let confirm = ch
+            .basic_publish(
+                topo.exchange(m.exchange).into(),
+                m.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory,
+                    ..Default::default()
+                },
+                &payload,
+                m.properties(),
+            )
+            .await?;
+        pending.push((confirm, &m.message_id));
+    }
+    for (confirm, id) in pending {
+        let confirmation = confirm.await?;
+        if confirmation.is_nack() {
+            return Err(BusError::Nacked(id.clone()));
+        }
+        if confirmation.take_message().is_some() {
+            return Err(BusError::Unroutable(id.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Publishes raw bytes with confirm (intake adapters, replays, tests).
+pub async fn publish_raw(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    props: BasicProperties,
+) -> Result<(), BusError> {
+    let confirmation = ch
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            payload,
+            props,
+        )
+        .await?
+        .await?;
+    if confirmation.is_nack() {
+        return Err(BusError::Nacked(routing_key.into()));
+    }
+    if confirmation.take_message().is_some() {
+        return Err(BusError::Unroutable(routing_key.into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(display_url("amqp://guest:secret@10.0.0.1:5672/%2f"), "10.0.0.1:5672");
+        assert_eq!(display_url("amqp://localhost"), "localhost");
+    }
+
+    #[test]
+    fn names_share_the_prefix() {
+        let t = Topology::new("t_abc", 5);
+        assert_eq!(t.exchange(Exchange::Work), "t_abc.work");
+        assert_eq!(t.queue("classify"), "t_abc.classify");
+        assert_eq!(t.dead_queue(), "t_abc.dead");
+    }
+}

@@ -1,0 +1,293 @@
+//! Subcommands of the `switchboard` CLI.
+
+mod demo;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use switchboard::app::{App, StageName, shutdown_on_signals};
+use switchboard::bus::{self, Exchange};
+use switchboard::config::Settings;
+use switchboard::domain::routing::Presence;
+use switchboard::domain::ticket::DrainMessage;
+use switchboard::policy::Policy;
+use switchboard::store::{agents, tickets};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Contact-center request flow on RabbitMQ and Postgres: intake → classify → prioritize → assign.",
+    long_about = "Contact-center request flow on RabbitMQ and Postgres.\n\n\
+        Requests published on the intake exchange become tickets that are classified, prioritized \
+        and assigned to an agent, every change recorded as a transition.\n\n\
+        Connections: SWITCHBOARD_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f) and \
+        SWITCHBOARD_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/switchboard), \
+        over an optional TOML settings file (--config). Business rules: config/policy.toml \
+        (SWITCHBOARD_POLICY).\n\nQuick start: `switchboard demo`."
+)]
+pub struct Cli {
+    /// Settings file (TOML). SWITCHBOARD_* environment variables override it.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Declare exchanges and queues and migrate the database (idempotent; workers also do it at start).
+    Setup,
+    /// Apply pending database migrations (creating the database if it does not exist).
+    Migrate,
+    /// Run pipeline stages in this process until SIGTERM/Ctrl-C (all four by default).
+    Run {
+        /// Stages to run (repeat or comma-separate); default: all.
+        #[arg(long = "stage", value_enum, value_delimiter = ',')]
+        stages: Vec<StageName>,
+        /// Consumers per stage.
+        #[arg(long, short = 'c', default_value_t = 2)]
+        concurrency: usize,
+    },
+    /// Quick start: run the whole pipeline on built-in sample traffic from all four channels,
+    /// with a live progress line and a closing summary.
+    Demo(demo::DemoArgs),
+    /// Measure the classifier and priority rules on a labelled set: accuracy per category and
+    /// confusion matrices.
+    Eval {
+        /// JSON Lines file of labelled requests.
+        #[arg(long, default_value = "config/eval/requests.jsonl")]
+        file: PathBuf,
+    },
+    /// Manage agents: import a roster, list them, change presence or capacity.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+    /// Publish intake requests from a JSON Lines file (one IntakeRequest v1 per line), with
+    /// publisher confirms.
+    Publish { file: PathBuf },
+    /// Show a ticket: state, classification, priority, SLA due times, assignment and transitions.
+    Ticket { number: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentsCommand {
+    /// Insert or update agents from a CSV file with columns
+    /// id,name,team,languages,channels,skills,max_open,presence (lists separated by `;`).
+    Import { file: PathBuf },
+    /// List agents with presence and load.
+    List {
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Change an agent's presence and/or capacity; queued tickets are assigned if capacity frees.
+    SetStatus {
+        id: String,
+        /// online, away or offline.
+        #[arg(long)]
+        presence: Option<String>,
+        /// Most open tickets the agent may hold.
+        #[arg(long)]
+        max_open: Option<i32>,
+    },
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Setup => {
+            let app = App::start(settings).await?;
+            app.declare_topology().await?;
+            println!(
+                "ready: exchanges and queues under {:?} declared; database {} migrated",
+                app.topo.prefix, app.db.target
+            );
+        }
+        Command::Migrate => {
+            let app = App::start(settings).await?;
+            println!("database {} is up to date", app.db.target);
+        }
+        Command::Run { stages, concurrency } => {
+            let app = App::start(settings).await?;
+            if let Err(e) = switchboard::telemetry::install_metrics(app.settings.metrics_addr.as_deref()) {
+                tracing::warn!(error = %e, "metrics endpoint disabled");
+            }
+            let stages = if stages.is_empty() {
+                StageName::ALL.to_vec()
+            } else {
+                stages
+            };
+            tracing::info!(?stages, concurrency, "running");
+            app.run(&stages, concurrency, shutdown_on_signals()).await?;
+        }
+        Command::Demo(args) => demo::run(settings, args).await?,
+        Command::Eval { file } => eval(&settings, &file)?,
+        Command::Agents { command } => agents_cmd(settings, command).await?,
+        Command::Publish { file } => publish(settings, &file).await?,
+        Command::Ticket { number } => show_ticket(settings, &number).await?,
+    }
+    Ok(())
+}
+
+fn eval(settings: &Settings, file: &PathBuf) -> Result<()> {
+    use switchboard::classify::eval::{EvalItem, evaluate};
+    let policy = Policy::load(&settings.policy_path)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let item: EvalItem = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not a labelled request", file.display(), i + 1))?;
+        items.push(item);
+    }
+    let report = evaluate(&policy.doc.classification, &policy.doc.priority, &items);
+    println!(
+        "policy {} — {} labelled requests from {}\n",
+        policy.version(),
+        items.len(),
+        file.display()
+    );
+    println!("{report}");
+    Ok(())
+}
+
+async fn agents_cmd(settings: Settings, command: AgentsCommand) -> Result<()> {
+    let app = App::start(settings).await?;
+    match command {
+        AgentsCommand::Import { file } => {
+            let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let teams: Vec<String> = app.policy.doc.teams.keys().cloned().collect();
+            let rows = agents::parse_roster(&file.display().to_string(), &data, &teams)?;
+            let n = app.db.import_agents(&rows).await?;
+            println!("imported {n} agents from {}", file.display());
+            let mut online_teams: Vec<String> = rows
+                .iter()
+                .filter(|r| r.presence == "online")
+                .map(|r| r.team.clone())
+                .collect();
+            online_teams.sort();
+            online_teams.dedup();
+            request_drains(&app, &online_teams, "roster imported").await?;
+        }
+        AgentsCommand::List { team } => {
+            let list = app.db.list_agents(team.as_deref()).await?;
+            println!(
+                "{:<10} {:<24} {:<20} {:<8} {:>9}  {:<8} skills",
+                "id", "name", "team", "presence", "load/cap", "lang"
+            );
+            for a in list {
+                println!(
+                    "{:<10} {:<24} {:<20} {:<8} {:>4}/{:<4}  {:<8} {}",
+                    a.id,
+                    a.name,
+                    a.team,
+                    a.presence.as_str(),
+                    a.open_tickets,
+                    a.max_open,
+                    a.languages.join(";"),
+                    a.skills.join(";")
+                );
+            }
+        }
+        AgentsCommand::SetStatus { id, presence, max_open } => {
+            let presence = match presence.as_deref() {
+                None => None,
+                Some(p) => Some(
+                    Presence::parse(p)
+                        .with_context(|| format!("--presence must be online, away or offline, not {p:?}"))?,
+                ),
+            };
+            if presence.is_none() && max_open.is_none() {
+                bail!("nothing to change: give --presence and/or --max-open");
+            }
+            let free_team = app.db.set_agent_status(&id, presence, max_open).await?;
+            println!("agent {id} updated");
+            if let Some(team) = free_team {
+                request_drains(&app, &[team], &format!("agent {id} has capacity")).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks the assign stage to hand queued tickets of these teams to agents with capacity.
+async fn request_drains(app: &App, teams: &[String], reason: &str) -> Result<()> {
+    if teams.is_empty() {
+        return Ok(());
+    }
+    let conn = bus::connect(&app.settings.amqp_urls(), "switchboard-cli").await?;
+    let ch = bus::confirm_channel(&conn).await?;
+    app.topo.declare(&ch).await?;
+    let msgs: Vec<bus::Outgoing> = teams
+        .iter()
+        .map(|t| bus::Outgoing {
+            exchange: Exchange::Work,
+            routing_key: "assign".into(),
+            message_id: uuid::Uuid::new_v4().to_string(),
+            body: serde_json::to_value(DrainMessage {
+                drain_team: t.clone(),
+                reason: reason.into(),
+            })
+            .unwrap_or_default(),
+            headers: vec![],
+        })
+        .collect();
+    bus::publish_all(&ch, &app.topo, &msgs).await?;
+    let _ = conn.close(200, "done".into()).await;
+    println!("asked the assign stage to drain the queue of: {}", teams.join(", "));
+    Ok(())
+}
+
+async fn publish(settings: Settings, file: &PathBuf) -> Result<()> {
+    use switchboard::domain::intake::IntakeRequest;
+    let policy = Policy::load(&settings.policy_path)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let topo = bus::Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
+    let conn = bus::connect(&settings.amqp_urls(), "switchboard-publish").await?;
+    let ch = bus::confirm_channel(&conn).await?;
+    topo.declare(&ch).await?;
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let req = IntakeRequest::decode(line.as_bytes(), &policy.doc.channels)
+            .with_context(|| format!("{} line {}", file.display(), i + 1))?;
+        let props = lapin::BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(req.channel_message_id.as_str().into());
+        bus::publish_raw(
+            &ch,
+            &topo.exchange(Exchange::Intake),
+            &format!("intake.{}", req.channel),
+            line.as_bytes(),
+            props,
+        )
+        .await?;
+        n += 1;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    println!("published {n} requests (each confirmed by the broker)");
+    Ok(())
+}
+
+async fn show_ticket(settings: Settings, number: &str) -> Result<()> {
+    let app = App::start(settings).await?;
+    let client = app.db.pool.get().await?;
+    let Some(t) = tickets::get_by_number(&**client, number).await? else {
+        bail!("no ticket {number:?}");
+    };
+    let view = switchboard::events::ticket_view(&t);
+    println!("{}", serde_json::to_string_pretty(&view)?);
+    println!("\ntransitions:");
+    for tr in tickets::transitions_of(&**client, t.id).await? {
+        println!(
+            "  #{:<3} {}  {:>20} → {:<20} by {:<10} {}",
+            tr.seq,
+            tr.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            tr.from.map(|s| s.as_str()).unwrap_or("-"),
+            tr.to.as_str(),
+            tr.actor,
+            tr.reason
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Runtime settings: a TOML file overridden by `SWITCHBOARD_*` environment variables.
+//!
+//! Connection strings live here; business rules live in the policy (`policy.rs`), which is
+//! versioned separately so that every transition can name the policy it was decided under.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/switchboard";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// One or more AMQP URLs (comma separated): the nodes of a cluster, tried in turn.
+    pub amqp_url: String,
+    pub database_url: String,
+    /// Postgres schema for every table (tests use one schema each).
+    pub database_schema: Option<String>,
+    pub database_pool_size: usize,
+    /// Prefix of every exchange and queue name (`switchboard.intake`, …).
+    pub topology_prefix: String,
+    pub policy_path: PathBuf,
+    /// Unacknowledged deliveries a consumer may hold.
+    pub prefetch: u16,
+    /// Most deliveries one transaction takes.
+    pub batch_max: usize,
+    /// How long a batch waits for more deliveries once it has one.
+    pub batch_linger_ms: u64,
+    /// Deliveries of one message before the broker dead-letters it.
+    pub delivery_limit: u32,
+    /// `host:port` for `/metrics`, `/healthz`, `/readyz`; none to disable.
+    pub metrics_addr: Option<String>,
+    /// How long a stopping worker may take to finish what it holds.
+    pub shutdown_grace_ms: u64,
+    /// Where `switchboard gateway` listens (`host:port`).
+    pub gateway_listen: String,
+    /// Requests per second each API key may make (token bucket refill), unless the key has its own.
+    pub gateway_rate_per_sec: u32,
+    /// Requests an API key may make in a burst (token bucket size), unless the key has its own.
+    pub gateway_rate_burst: u32,
+    /// Largest JSON request body (app, phone, chat) the gateway reads.
+    pub gateway_max_json_bytes: usize,
+    /// Largest raw email (`message/rfc822`) the gateway reads; attachments make emails big.
+    pub gateway_max_email_bytes: usize,
+    /// How long the gateway waits for the broker's confirm before answering 503.
+    pub gateway_publish_timeout_ms: u64,
+    /// Confirm channels the gateway publishes on (pipelined; rebuilt when one fails).
+    pub gateway_channels: usize,
+    /// How long a looked-up API key is trusted before the database is asked again (revocation delay).
+    pub gateway_key_cache_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            amqp_url: DEFAULT_AMQP_URL.into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            database_schema: None,
+            database_pool_size: 8,
+            topology_prefix: "switchboard".into(),
+            policy_path: PathBuf::from("config/policy.toml"),
+            prefetch: 300,
+            batch_max: 100,
+            batch_linger_ms: 3,
+            delivery_limit: 20,
+            metrics_addr: None,
+            shutdown_grace_ms: 10_000,
+            gateway_listen: "0.0.0.0:8080".into(),
+            gateway_rate_per_sec: 50,
+            gateway_rate_burst: 100,
+            gateway_max_json_bytes: crate::domain::intake::MAX_MESSAGE_BYTES,
+            gateway_max_email_bytes: crate::gateway::normalize::email::MAX_RAW_EMAIL_BYTES,
+            gateway_publish_timeout_ms: 5_000,
+            gateway_channels: 4,
+            gateway_key_cache_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?}: {problem}")]
+    Env {
+        name: String,
+        value: String,
+        problem: String,
+    },
+}
+
+impl Settings {
+    /// Loads `path` if given (or `SWITCHBOARD_CONFIG`, or `config/switchboard.toml` when it
+    /// exists), then applies `SWITCHBOARD_*` overrides.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env_path = std::env::var_os("SWITCHBOARD_CONFIG").map(PathBuf::from);
+        let default_path = PathBuf::from("config/switchboard.toml");
+        let chosen = match (path, env_path) {
+            (Some(p), _) => Some(p.to_path_buf()),
+            (None, Some(p)) => Some(p),
+            (None, None) if default_path.exists() => Some(default_path),
+            _ => None,
+        };
+        let mut settings = match chosen {
+            Some(p) => Self::from_file(&p)?,
+            None => Settings::default(),
+        };
+        settings.apply_env(|k| std::env::var(k).ok())?;
+        Ok(settings)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Environment overrides, read through `get` so tests need not touch the process env.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError> {
+            value.trim().parse().map_err(|_| ConfigError::Env {
+                name: name.into(),
+                value,
+                problem: "expected a whole number".into(),
+            })
+        }
+        let string_vars: [(&str, &mut String); 3] = [
+            ("SWITCHBOARD_AMQP_URL", &mut self.amqp_url),
+            ("SWITCHBOARD_DATABASE_URL", &mut self.database_url),
+            ("SWITCHBOARD_TOPOLOGY_PREFIX", &mut self.topology_prefix),
+        ];
+        for (name, slot) in string_vars {
+            if let Some(v) = get(name) {
+                *slot = v;
+            }
+        }
+        if let Some(v) = get("SWITCHBOARD_DATABASE_SCHEMA") {
+            self.database_schema = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = get("SWITCHBOARD_POLICY") {
+            self.policy_path = PathBuf::from(v);
+        }
+        if let Some(v) = get("SWITCHBOARD_METRICS_ADDR") {
+            self.metrics_addr = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = get("SWITCHBOARD_DATABASE_POOL_SIZE") {
+            self.database_pool_size = num("SWITCHBOARD_DATABASE_POOL_SIZE", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_PREFETCH") {
+            self.prefetch = num("SWITCHBOARD_PREFETCH", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_BATCH_MAX") {
+            self.batch_max = num("SWITCHBOARD_BATCH_MAX", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_BATCH_LINGER_MS") {
+            self.batch_linger_ms = num("SWITCHBOARD_BATCH_LINGER_MS", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_DELIVERY_LIMIT") {
+            self.delivery_limit = num("SWITCHBOARD_DELIVERY_LIMIT", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_SHUTDOWN_GRACE_MS") {
+            self.shutdown_grace_ms = num("SWITCHBOARD_SHUTDOWN_GRACE_MS", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_GATEWAY_LISTEN") {
+            self.gateway_listen = v;
+        }
+        let gateway_u32: [(&str, &mut u32); 2] = [
+            ("SWITCHBOARD_GATEWAY_RATE_PER_SEC", &mut self.gateway_rate_per_sec),
+            ("SWITCHBOARD_GATEWAY_RATE_BURST", &mut self.gateway_rate_burst),
+        ];
+        for (name, slot) in gateway_u32 {
+            if let Some(v) = get(name) {
+                *slot = num(name, v)?;
+            }
+        }
+        let gateway_usize: [(&str, &mut usize); 3] = [
+            ("SWITCHBOARD_GATEWAY_MAX_JSON_BYTES", &mut self.gateway_max_json_bytes),
+            ("SWITCHBOARD_GATEWAY_MAX_EMAIL_BYTES", &mut self.gateway_max_email_bytes),
+            ("SWITCHBOARD_GATEWAY_CHANNELS", &mut self.gateway_channels),
+        ];
+        for (name, slot) in gateway_usize {
+            if let Some(v) = get(name) {
+                *slot = num(name, v)?;
+            }
+        }
+        let gateway_u64: [(&str, &mut u64); 2] = [
+            (
+                "SWITCHBOARD_GATEWAY_PUBLISH_TIMEOUT_MS",
+                &mut self.gateway_publish_timeout_ms,
+            ),
+            ("SWITCHBOARD_GATEWAY_KEY_CACHE_MS", &mut self.gateway_key_cache_ms),
+        ];
+        for (name, slot) in gateway_u64 {
+            if let Some(v) = get(name) {
+                *slot = num(name, v)?;
+            }
+        }
+        if self.batch_max == 0 {
+            self.batch_max = 1;
+        }
+        Ok(())
+    }
+
+    pub fn amqp_urls(&self) -> Vec<String> {
+        self.amqp_url
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_values() {
+        let mut s = Settings::default();
+        let env = |k: &str| match k {
+            "SWITCHBOARD_AMQP_URL" => Some("amqp://a:5672/%2f, amqp://b:5672/%2f".to_string()),
+            "SWITCHBOARD_BATCH_MAX" => Some("7".to_string()),
+            _ => None,
+        };
+        s.apply_env(env).unwrap();
+        assert_eq!(s.batch_max, 7);
+        assert_eq!(s.amqp_urls(), vec!["amqp://a:5672/%2f", "amqp://b:5672/%2f"]);
+    }
+
+    #[test]
+    fn bad_number_names_the_variable() {
+        let mut s = Settings::default();
+        let err = s
+            .apply_env(|k| (k == "SWITCHBOARD_PREFETCH").then(|| "lots".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_PREFETCH"), "{err}");
+    }
+
+    #[test]
+    fn file_with_unknown_key_is_refused() {
+        let err = toml::from_str::<Settings>("amqp_url = 'x'\nbogus = 1\n").unwrap_err();
+        assert!(err.to_string().contains("bogus"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The intake request (contract v1): what a channel integration hands to Switchboard.
+//!
+//! Decoding is strict and every failure names the field that is wrong, because the error text
+//! travels with the dead letter and is what an integrator reads when a request is refused.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Largest body we accept: a long email thread fits, a pasted log file does not.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest encoded intake message (body, subject, attachments' metadata and envelope).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Standard,
+    Vip,
+    Enterprise,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Standard => "standard",
+            Tier::Vip => "vip",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+}
+
+impl Customer {
+    pub fn tier(&self) -> Tier {
+        self.tier.unwrap_or(Tier::Standard)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub filename: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Where the integration stored the bytes (Switchboard never carries file contents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// One customer request, as published on `switchboard.intake` with routing key
+/// `intake.<channel>` and AMQP `message_id` = `channel_message_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeRequest {
+    pub channel: String,
+    pub channel_message_id: String,
+    pub received_at: DateTime<Utc>,
+    pub customer: Customer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The customer's own words, verbatim.
+    pub body: String,
+    /// Earlier messages quoted below an email reply: kept verbatim, never classified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quoted_history: Option<String>,
+    /// Chat session id, email In-Reply-To/References (space separated), or a quoted ticket number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    #[error("message is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("body is not valid UTF-8 (first bad byte at offset {offset})")]
+    InvalidUtf8 { offset: usize },
+    #[error("malformed intake request: {0}")]
+    Malformed(String),
+    #[error("field `{field}`: {problem}")]
+    Invalid { field: &'static str, problem: String },
+}
+
+impl IntakeRequest {
+    /// Decode and validate a raw message body. `known_channels` comes from the policy so that a
+    /// new channel (a social account, a walk-in counter) needs configuration, not code.
+    pub fn decode(raw: &[u8], known_channels: &[String]) -> Result<Self, IntakeError> {
+        if raw.len() > MAX_MESSAGE_BYTES {
+            return Err(IntakeError::TooLarge {
+                size: raw.len(),
+                limit: MAX_MESSAGE_BYTES,
+            });
+        }
+        let text = std::str::from_utf8(raw).map_err(|e| IntakeError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let request: IntakeRequest = serde_json::from_str(text).map_err(|e| IntakeError::Malformed(e.to_string()))?;
+        request.validate(known_channels)?;
+        Ok(request)
+    }
+
+    pub fn validate(&self, known_channels: &[String]) -> Result<(), IntakeError> {
+        let invalid = |field, problem: &str| {
+            Err(IntakeError::Invalid {
+                field,
+                problem: problem.to_owned(),
+            })
+        };
+        if !known_channels.iter().any(|c| c == &self.channel) {
+            return Err(IntakeError::Invalid {
+                field: "channel",
+                problem: format!(
+                    "unknown channel {:?}; known: {}",
+                    self.channel,
+                    known_channels.join(", ")
+                ),
+            });
+        }
+        if self.channel_message_id.trim().is_empty() {
+            return invalid("channel_message_id", "must not be empty");
+        }
+        if self.channel_message_id.len() > 512 {
+            return invalid("channel_message_id", "longer than 512 bytes");
+        }
+        if self.body.trim().is_empty() && self.attachments.is_empty() {
+            return invalid("body", "must not be empty (unless attachments are present)");
+        }
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(IntakeError::Invalid {
+                field: "body",
+                problem: format!("{} bytes; the limit is {MAX_BODY_BYTES}", self.body.len()),
+            });
+        }
+        if let Some(subject) = &self.subject
+            && subject.len() > 1000
+        {
+            return invalid("subject", "longer than 1000 bytes");
+        }
+        let c = &self.customer;
+        let has = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if !(has(&c.phone) || has(&c.email) || has(&c.customer_id)) {
+            return invalid("customer", "needs at least one contact: phone, email or customer_id");
+        }
+        if let Some(email) = &c.email
+            && !email.contains('@')
+        {
+            return invalid("customer.email", "is not an email address");
+        }
+        if let Some(phone) = &c.phone
+            && phone.chars().filter(|ch| ch.is_ascii_digit()).count() < 3
+        {
+            return invalid("customer.phone", "has fewer than 3 digits");
+        }
+        Ok(())
+    }
+
+    /// The text the classifier reads: subject and body.
+    pub fn text_for_classification(&self) -> String {
+        match &self.subject {
+            Some(s) if !s.is_empty() => format!("{s}\n{}", self.body),
+            _ => self.body.clone(),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The ticket as the stages see it, the transition record, and the work message that moves a
+//! ticket from one stage to the next.
+
+use super::intake::Customer;
+use super::state::TicketState;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: i64,
+    pub number: String,
+    pub channel: String,
+    pub channel_message_id: String,
+    pub customer: Customer,
+    pub subject: Option<String>,
+    pub body: String,
+    pub language: Option<String>,
+    pub category: Option<String>,
+    pub category_confidence: Option<f64>,
+    pub priority: Option<String>,
+    pub state: TicketState,
+    pub team: Option<String>,
+    pub assignee: Option<String>,
+    pub sla_rule: Option<String>,
+    pub first_response_due: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub version: i32,
+}
+
+/// One state change. `seq` equals the ticket's version after the change, so the transition
+/// log, the version guard and the event `sequence` all count the same thing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub ticket_id: i64,
+    pub seq: i32,
+    pub from: Option<TicketState>,
+    pub to: TicketState,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub reason: String,
+    pub policy_version: String,
+    pub details: serde_json::Value,
+}
+
+/// Hands a ticket to the next stage. The ticket must still be at `version` when it arrives;
+/// `message_id()` is deterministic, so a re-publication is recognised downstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkMessage {
+    pub ticket_id: i64,
+    pub number: String,
+    pub version: i32,
+    pub stage: String,
+    /// When the customer's request was received (for intake→assigned latency).
+    pub received_at: DateTime<Utc>,
+}
+
+impl WorkMessage {
+    pub fn message_id(&self) -> String {
+        format!("{}:{}:{}", self.number, self.stage, self.version)
+    }
+}
+
+/// Asks the assign stage to hand queued tickets of `team` to agents with free capacity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainMessage {
+    pub drain_team: String,
+    pub reason: String,
+}

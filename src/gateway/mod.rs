@@ -1,0 +1,3 @@
+//! The intake gateway: channel formats in, intake requests out.
+
+pub mod normalize;

@@ -1,0 +1,61 @@
+//! The processed-message ledger: which input messages a stage has applied, and what it
+//! published for each, written in the same transaction as the effects (DESIGN §3).
+
+use crate::bus::Outgoing;
+use crate::store::StoreError;
+use std::collections::HashMap;
+use tokio_postgres::Transaction;
+
+/// Outputs recorded for each of `keys` that was already processed.
+pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<String, Vec<Outgoing>>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = tx
+        .query(
+            "SELECT message_id, outputs FROM processed_messages WHERE message_id = ANY($1)",
+            &[&keys],
+        )
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.get(0);
+        let outputs: serde_json::Value = r.get(1);
+        let outputs: Vec<Outgoing> = serde_json::from_value(outputs)
+            .map_err(|e| StoreError::Conflict(format!("processed record {id} is unreadable: {e}")))?;
+        found.insert(id, outputs);
+    }
+    Ok(found)
+}
+
+/// Records applied messages. Returns the keys that were already there: another worker applied
+/// the same message concurrently, so this transaction must not count it as its own.
+pub async fn record(
+    tx: &Transaction<'_>,
+    stage: &str,
+    entries: &[(String, Vec<Outgoing>)],
+) -> Result<Vec<String>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    let outputs: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(_, o)| serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
+        .collect();
+    let rows = tx
+        .query(
+            "INSERT INTO processed_messages (message_id, stage, outputs)
+             SELECT k, $1, o FROM unnest($2::text[], $3::jsonb[]) AS t(k, o)
+             ON CONFLICT (message_id) DO NOTHING
+             RETURNING message_id",
+            &[&stage, &keys, &outputs],
+        )
+        .await?;
+    let inserted: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(keys
+        .iter()
+        .filter(|k| !inserted.contains(**k))
+        .map(|k| k.to_string())
+        .collect())
+}

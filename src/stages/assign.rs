@@ -1,0 +1,299 @@
+//! Assign stage: team by routing rule, agent by skill, presence and load.
+//!
+//! New tickets and the team's queued tickets are considered together in due-time order, so a
+//! fresh ticket never jumps ahead of one that has waited with an earlier deadline. A drain
+//! message (sent when an agent comes online, gets a higher cap or finishes a ticket) runs the
+//! same code with no new tickets.
+
+use super::{Because, Context, Decision, commit_decisions, finish, prepare_work};
+use crate::domain::routing::{Agent, Need, choose_agent, choose_team};
+use crate::domain::state::TicketState;
+use crate::domain::ticket::{DrainMessage, Ticket};
+use crate::pipeline::{Inbound, Outcome, Stage, processed};
+use crate::store::StoreError;
+use crate::store::agents::agent_from_row;
+use crate::store::tickets::{TICKET_COLUMNS, ticket_from_row};
+use chrono::Utc;
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use tokio_postgres::Transaction;
+
+pub struct Assign {
+    pub ctx: Context,
+}
+
+/// Most queued tickets one batch looks at per call; the rest wait for the next drain.
+const QUEUE_SCAN_LIMIT: i64 = 500;
+
+fn language_code(language: Option<&str>) -> String {
+    match language {
+        Some(l) if l.starts_with("zh") => "zh".into(),
+        Some(l) => l.split('-').next().unwrap_or(l).to_owned(),
+        None => String::new(),
+    }
+}
+
+enum Candidate {
+    New { index: usize, key: String, ticket: Ticket },
+    Queued { ticket: Ticket },
+}
+
+impl Candidate {
+    fn ticket(&self) -> &Ticket {
+        match self {
+            Candidate::New { ticket, .. } | Candidate::Queued { ticket } => ticket,
+        }
+    }
+}
+
+impl Stage for Assign {
+    fn name(&self) -> &'static str {
+        "assign"
+    }
+
+    async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
+        {
+            let policy = &self.ctx.policy;
+            let routing = &policy.doc.routing;
+            let mut work = prepare_work(tx, batch, self.name(), &[TicketState::Prioritized]).await?;
+
+            // Drain requests look like undecodable work messages to prepare_work; take them back.
+            let mut drains: Vec<(usize, String, DrainMessage)> = Vec::new();
+            for (i, m) in batch.iter().enumerate() {
+                if let Ok(d) = serde_json::from_slice::<DrainMessage>(&m.data) {
+                    let key = format!(
+                        "drain:{}",
+                        m.message_id()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+                    );
+                    work.settled[i] = None;
+                    drains.push((i, key, d));
+                }
+            }
+            let drain_keys: Vec<String> = drains.iter().map(|(_, k, _)| k.clone()).collect();
+            let done = processed::lookup(tx, &drain_keys).await?;
+            drains.retain(|(i, k, _)| match done.get(k) {
+                Some(out) => {
+                    work.settled[*i] = Some(Outcome::Duplicate(out.clone()));
+                    false
+                }
+                None => true,
+            });
+
+            let mut teams: BTreeSet<String> = drains.iter().map(|(_, _, d)| d.drain_team.clone()).collect();
+            let mut candidates: Vec<Candidate> = Vec::new();
+            let mut team_reason: HashMap<i64, String> = HashMap::new();
+            for (i, msg, t) in work.pending {
+                let choice = choose_team(
+                    routing,
+                    t.category.as_deref().unwrap_or(""),
+                    t.priority.as_deref().unwrap_or(""),
+                    &t.channel,
+                );
+                teams.insert(choice.team.clone());
+                team_reason.insert(t.id, choice.reason);
+                let mut ticket = t;
+                ticket.team = Some(choice.team);
+                candidates.push(Candidate::New {
+                    index: i,
+                    key: msg.message_id(),
+                    ticket,
+                });
+            }
+            if teams.is_empty() {
+                return Ok(finish(work.settled, &work.copies));
+            }
+            let team_list: Vec<String> = teams.into_iter().collect();
+
+            let agent_rows = tx
+                .query(
+                    "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
+                     FROM agents WHERE team = ANY($1) ORDER BY id FOR UPDATE",
+                    &[&team_list],
+                )
+                .await?;
+            let mut agents_by_team: HashMap<String, Vec<Agent>> = HashMap::new();
+            for r in &agent_rows {
+                let a = agent_from_row(r);
+                agents_by_team.entry(a.team.clone()).or_default().push(a);
+            }
+            let queued_rows = tx
+                .query(
+                    &format!(
+                        "SELECT {TICKET_COLUMNS} FROM tickets WHERE state = 'queued' AND team = ANY($1)
+                         ORDER BY resolution_due NULLS LAST, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                    ),
+                    &[&team_list, &QUEUE_SCAN_LIMIT],
+                )
+                .await?;
+            for r in &queued_rows {
+                candidates.push(Candidate::Queued {
+                    ticket: ticket_from_row(r)?,
+                });
+            }
+            // Earliest deadline first; the received time breaks ties so the order is stable.
+            candidates.sort_by(|a, b| {
+                let (a, b) = (a.ticket(), b.ticket());
+                a.resolution_due
+                    .cmp(&b.resolution_due)
+                    .then(a.received_at.cmp(&b.received_at))
+                    .then(a.id.cmp(&b.id))
+            });
+
+            let now = Utc::now();
+            let mut decisions = Vec::new();
+            let mut extra = Vec::new();
+            let mut touched_agents: BTreeSet<String> = BTreeSet::new();
+            for cand in candidates {
+                let t = cand.ticket();
+                let team = t.team.clone().unwrap_or_default();
+                let rule = choose_team(
+                    routing,
+                    t.category.as_deref().unwrap_or(""),
+                    t.priority.as_deref().unwrap_or(""),
+                    &t.channel,
+                );
+                let need = Need {
+                    language: language_code(t.language.as_deref()),
+                    channel: t.channel.clone(),
+                    skills: rule.skills,
+                };
+                let pool = agents_by_team.entry(team.clone()).or_default();
+                let chosen = choose_agent(pool, &need).map(|a| a.id.clone());
+                let _span = tracing::info_span!("assign", ticket = %t.number).entered();
+                match (cand, chosen) {
+                    (Candidate::New { index, key, ticket }, Some(agent_id)) => {
+                        let d = assign_to(
+                            &ticket,
+                            pool,
+                            &agent_id,
+                            now,
+                            team_reason.remove(&ticket.id).unwrap_or_default(),
+                            &need,
+                            policy,
+                        );
+                        touched_agents.insert(agent_id);
+                        decisions.push((index, key, d));
+                    }
+                    (Candidate::Queued { ticket }, Some(agent_id)) => {
+                        let d = assign_to(
+                            &ticket,
+                            pool,
+                            &agent_id,
+                            now,
+                            format!("capacity freed in team {team}"),
+                            &need,
+                            policy,
+                        );
+                        touched_agents.insert(agent_id);
+                        extra.push(d);
+                    }
+                    (Candidate::New { index, key, ticket }, None) => {
+                        let before = ticket.clone();
+                        let mut after = ticket;
+                        after.state = TicketState::Queued;
+                        let why = team_reason.remove(&before.id).unwrap_or_default();
+                        let online = pool
+                            .iter()
+                            .filter(|a| a.presence == crate::domain::routing::Presence::Online)
+                            .count();
+                        let reason = format!(
+                            "{why}; no qualified agent with capacity ({} agents, {online} online): waiting in the team queue",
+                            pool.len()
+                        );
+                        let details =
+                            json!({ "team": team, "need": need, "agents_in_team": pool.len(), "online": online });
+                        let d = Decision::new(
+                            &before,
+                            after,
+                            Because {
+                                actor: "assign",
+                                reason,
+                                details,
+                            },
+                            policy,
+                            "queued",
+                            None,
+                        );
+                        decisions.push((index, key, d));
+                    }
+                    (Candidate::Queued { .. }, None) => {}
+                }
+            }
+
+            if !touched_agents.is_empty() {
+                let mut ids = Vec::new();
+                let mut loads = Vec::new();
+                let mut idles = Vec::new();
+                for a in agents_by_team
+                    .values()
+                    .flatten()
+                    .filter(|a| touched_agents.contains(&a.id))
+                {
+                    ids.push(a.id.clone());
+                    loads.push(a.open_tickets);
+                    idles.push(a.idle_since);
+                }
+                tx.execute(
+                    "UPDATE agents a SET open_tickets = u.load, idle_since = u.idle, updated_at = now()
+                     FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS u(id, load, idle) WHERE a.id = u.id",
+                    &[&ids, &loads, &idles],
+                )
+                .await?;
+            }
+            metrics::counter!("switchboard_assignments_total", "kind" => "queued_drained")
+                .increment(extra.len() as u64);
+
+            // The first drain request owns the outputs of queued tickets assigned in this batch;
+            // any further drains in the batch were served by the same pass.
+            let extra_owner = drains.first().map(|(i, k, _)| (*i, k.clone()));
+            let mut settled = work.settled;
+            let other_drains: Vec<(String, Vec<crate::bus::Outgoing>)> =
+                drains.iter().skip(1).map(|(_, k, _)| (k.clone(), Vec::new())).collect();
+            for (i, _, _) in drains.iter().skip(1) {
+                settled[*i] = Some(Outcome::Done(Vec::new()));
+            }
+            processed::record(tx, self.name(), &other_drains).await?;
+            commit_decisions(tx, self.name(), settled, decisions, extra, extra_owner, &work.copies).await
+        }
+    }
+}
+
+fn assign_to(
+    ticket: &Ticket,
+    pool: &mut [Agent],
+    agent_id: &str,
+    now: chrono::DateTime<Utc>,
+    why: String,
+    need: &Need,
+    policy: &crate::policy::Policy,
+) -> Decision {
+    let mut load_before = 0;
+    let mut cap = 0;
+    if let Some(a) = pool.iter_mut().find(|a| a.id == agent_id) {
+        load_before = a.open_tickets;
+        cap = a.max_open;
+        a.open_tickets += 1;
+        a.idle_since = now;
+    }
+    let mut after = ticket.clone();
+    after.state = TicketState::Assigned;
+    after.assignee = Some(agent_id.to_owned());
+    after.assigned_at = Some(now);
+    let reason = format!("{why}; agent {agent_id} (load {load_before}/{cap}, least loaded qualified)");
+    let details =
+        json!({ "team": after.team, "assignee": agent_id, "load_before": load_before, "max_open": cap, "need": need });
+    Decision::new(
+        ticket,
+        after,
+        Because {
+            actor: "assign",
+            reason,
+            details,
+        },
+        policy,
+        "assigned",
+        None,
+    )
+}

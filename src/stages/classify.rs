@@ -1,0 +1,46 @@
+//! Classify stage: the category of a received ticket, with the reasons for it.
+
+use super::{Because, Context, Decision, commit_decisions, prepare_work};
+use crate::domain::state::TicketState;
+use crate::pipeline::{Inbound, Outcome, Stage};
+use crate::store::StoreError;
+use serde_json::json;
+use tokio_postgres::Transaction;
+
+pub struct Classify {
+    pub ctx: Context,
+}
+
+impl Stage for Classify {
+    fn name(&self) -> &'static str {
+        "classify"
+    }
+
+    async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
+        {
+            let work = prepare_work(tx, batch, self.name(), &[TicketState::Received]).await?;
+            let policy = &self.ctx.policy;
+            let mut decisions = Vec::with_capacity(work.pending.len());
+            for (i, msg, t) in work.pending {
+                let _span =
+                    tracing::info_span!("classify", ticket = %t.number, message_id = %msg.message_id()).entered();
+                let c = policy.classifier.classify(t.subject.as_deref(), &t.body);
+                let mut after = t.clone();
+                after.state = TicketState::Classified;
+                after.category = Some(c.category.clone());
+                after.category_confidence = Some(c.confidence);
+                after.language = Some(c.language.clone());
+                let reason = format!("category {} ({:.0}% confidence)", c.category, c.confidence * 100.0);
+                let details = json!({ "category": c.category, "confidence": c.confidence, "language": c.language, "reasons": c.reasons });
+                let why = Because {
+                    actor: "classify",
+                    reason,
+                    details,
+                };
+                let d = Decision::new(&t, after, why, policy, "classified", Some("prioritize"));
+                decisions.push((i, msg.message_id(), d));
+            }
+            commit_decisions(tx, self.name(), work.settled, decisions, Vec::new(), None, &work.copies).await
+        }
+    }
+}

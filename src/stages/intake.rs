@@ -1,0 +1,407 @@
+//! Intake stage: validate, de-duplicate, thread onto an open ticket or open and number a new one.
+
+use super::{Context, finish, work_message};
+use crate::bus::Outgoing;
+use crate::domain::intake::IntakeRequest;
+use crate::domain::numbering::{find_numbers, format_number, period};
+use crate::domain::state::TicketState;
+use crate::domain::ticket::{Ticket, Transition};
+use crate::events;
+use crate::pipeline::{Inbound, Outcome, Stage, processed};
+use crate::store::StoreError;
+use crate::store::tickets::insert_transitions;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use tokio_postgres::Transaction;
+
+pub struct Intake {
+    pub ctx: Context,
+}
+
+/// Thread keys a message refers to, most specific first: quoted ticket numbers, chat sessions,
+/// then message ids (email In-Reply-To / References).
+pub fn thread_tokens(thread_ref: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(r) = thread_ref else { return out };
+    let mut tickets = Vec::new();
+    let mut others = Vec::new();
+    for raw in r.split(|c: char| c.is_whitespace() || c == ',') {
+        let tok = raw.trim_matches(|c| c == '<' || c == '>');
+        if tok.is_empty() {
+            continue;
+        }
+        if let Some(n) = tok.strip_prefix("ticket:") {
+            tickets.push(format!("ticket:{n}"));
+        } else if let Some(n) = find_numbers(tok).into_iter().next() {
+            tickets.push(format!("ticket:{n}"));
+        } else if tok.starts_with("chat:") {
+            others.push(tok.to_owned());
+        } else {
+            others.push(format!("msg:{tok}"));
+        }
+    }
+    // References list the oldest message first; the newest is the best anchor.
+    others.reverse();
+    for k in tickets.into_iter().chain(others) {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+pub fn dedup_key(r: &IntakeRequest) -> String {
+    format!("intake:{}:{}", r.channel, r.channel_message_id)
+}
+
+/// Where a request goes: onto a ticket already in the database, onto one opened earlier in
+/// this batch, or into a new ticket.
+enum Target {
+    Existing { ticket_id: i64, number: String },
+    InBatch(usize),
+    New,
+}
+
+impl Stage for Intake {
+    fn name(&self) -> &'static str {
+        "intake"
+    }
+
+    async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
+        {
+            let policy = &self.ctx.policy;
+            let mut settled: Vec<Option<Outcome>> = vec![None; batch.len()];
+            let mut copies = Vec::new();
+            let mut first_by_key: HashMap<String, usize> = HashMap::new();
+            let mut requests: Vec<(usize, IntakeRequest)> = Vec::new();
+            for (i, m) in batch.iter().enumerate() {
+                match IntakeRequest::decode(&m.data, &policy.doc.channels) {
+                    Err(e) => settled[i] = Some(Outcome::Dead(format!("intake request rejected: {e}"))),
+                    Ok(r) => {
+                        let expected_key = format!("intake.{}", r.channel);
+                        if m.routing_key.starts_with("intake.") && m.routing_key != expected_key {
+                            settled[i] = Some(Outcome::Dead(format!(
+                                "intake request rejected: routing key {:?} does not match field `channel` {:?} (publish with {expected_key:?})",
+                                m.routing_key, r.channel
+                            )));
+                            continue;
+                        }
+                        let key = dedup_key(&r);
+                        if let Some(&j) = first_by_key.get(&key) {
+                            copies.push((i, j));
+                        } else {
+                            first_by_key.insert(key, i);
+                            requests.push((i, r));
+                        }
+                    }
+                }
+            }
+            if requests.is_empty() {
+                return Ok(finish(settled, &copies));
+            }
+
+            // Serialise on each request's own key and on every conversation it names, so two
+            // workers never both open a ticket for one conversation or one message.
+            // A request also locks its own `msg:` key: an email reply quoting it then waits for
+            // this transaction instead of missing the ticket it is about to open.
+            let mut lock_keys: Vec<String> = requests.iter().map(|(_, r)| dedup_key(r)).collect();
+            for (_, r) in &requests {
+                lock_keys.extend(thread_tokens(r.thread_ref.as_deref()));
+                lock_keys.push(format!("msg:{}", r.channel_message_id));
+            }
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) k ORDER BY h) s",
+                &[&lock_keys],
+            )
+            .await?;
+
+            let keys: Vec<String> = requests.iter().map(|(_, r)| dedup_key(r)).collect();
+            let done = processed::lookup(tx, &keys).await?;
+            requests.retain(|(i, r)| match done.get(&dedup_key(r)) {
+                Some(out) => {
+                    settled[*i] = Some(Outcome::Duplicate(out.clone()));
+                    false
+                }
+                None => true,
+            });
+
+            let tokens: Vec<Vec<String>> = requests
+                .iter()
+                .map(|(_, r)| thread_tokens(r.thread_ref.as_deref()))
+                .collect();
+            let all_tokens: Vec<String> = tokens.iter().flatten().cloned().collect();
+            let open_threads: HashMap<String, (i64, String)> = if all_tokens.is_empty() {
+                HashMap::new()
+            } else {
+                tx.query(
+                    "SELECT k.key, t.id, t.number FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
+                     WHERE k.key = ANY($1) AND t.state <> 'closed'",
+                    &[&all_tokens],
+                )
+                .await?
+                .iter()
+                .map(|r| (r.get::<_, String>(0), (r.get::<_, i64>(1), r.get::<_, String>(2))))
+                .collect()
+            };
+
+            // Decide targets in batch order; a later message may thread onto a ticket an
+            // earlier message of this batch opens.
+            let mut targets: Vec<Target> = Vec::with_capacity(requests.len());
+            let mut batch_keys: HashMap<String, usize> = HashMap::new();
+            for (n, ((_, r), toks)) in requests.iter().zip(&tokens).enumerate() {
+                let existing = toks.iter().find_map(|k| open_threads.get(k));
+                let in_batch = toks.iter().find_map(|k| batch_keys.get(k).copied());
+                let target = match (existing, in_batch) {
+                    (Some((id, number)), _) => Target::Existing {
+                        ticket_id: *id,
+                        number: number.clone(),
+                    },
+                    (None, Some(owner)) => Target::InBatch(owner),
+                    (None, None) => Target::New,
+                };
+                let owner = match target {
+                    Target::InBatch(o) => Some(o),
+                    Target::New => Some(n),
+                    Target::Existing { .. } => None,
+                };
+                if let Some(o) = owner {
+                    for k in toks.iter().cloned().chain([format!("msg:{}", r.channel_message_id)]) {
+                        batch_keys.entry(k).or_insert(o);
+                    }
+                }
+                targets.push(target);
+            }
+
+            // Number the new tickets: one counter bump per month for the whole batch.
+            let mut per_period: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (n, t) in targets.iter().enumerate() {
+                if matches!(t, Target::New) {
+                    per_period
+                        .entry(period(requests[n].1.received_at, policy.tz))
+                        .or_default()
+                        .push(n);
+                }
+            }
+            let mut numbers: HashMap<usize, String> = HashMap::new();
+            for (p, members) in &per_period {
+                let count = members.len() as i64;
+                let last: i64 = tx
+                    .query_one(
+                        "INSERT INTO ticket_counters (period, last) VALUES ($1, $2)
+                         ON CONFLICT (period) DO UPDATE SET last = ticket_counters.last + EXCLUDED.last RETURNING last",
+                        &[p, &count],
+                    )
+                    .await?
+                    .get(0);
+                for (k, n) in members.iter().enumerate() {
+                    numbers.insert(
+                        *n,
+                        format_number(&policy.doc.ticket_number_prefix, p, last - count + 1 + k as i64),
+                    );
+                }
+            }
+
+            // Insert the new tickets.
+            let new_idx: Vec<usize> = (0..requests.len())
+                .filter(|n| matches!(targets[*n], Target::New))
+                .collect();
+            let mut ticket_ids: HashMap<usize, (i64, String)> = HashMap::new();
+            if !new_idx.is_empty() {
+                let nums: Vec<&str> = new_idx.iter().map(|n| numbers[n].as_str()).collect();
+                let channels: Vec<&str> = new_idx.iter().map(|n| requests[*n].1.channel.as_str()).collect();
+                let cmids: Vec<&str> = new_idx
+                    .iter()
+                    .map(|n| requests[*n].1.channel_message_id.as_str())
+                    .collect();
+                let customers: Vec<serde_json::Value> = new_idx
+                    .iter()
+                    .map(|n| serde_json::to_value(&requests[*n].1.customer).unwrap_or_default())
+                    .collect();
+                let subjects: Vec<Option<&str>> = new_idx.iter().map(|n| requests[*n].1.subject.as_deref()).collect();
+                let bodies: Vec<&str> = new_idx.iter().map(|n| requests[*n].1.body.as_str()).collect();
+                let received: Vec<chrono::DateTime<chrono::Utc>> =
+                    new_idx.iter().map(|n| requests[*n].1.received_at).collect();
+                let rows = tx
+                    .query(
+                        "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version)
+                         SELECT n, c, m, cu, s, b, r, 'received', 1
+                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[])
+                              AS u(n, c, m, cu, s, b, r)
+                         ON CONFLICT (channel, channel_message_id) DO NOTHING
+                         RETURNING id, number",
+                        &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received],
+                    )
+                    .await?;
+                let by_number: HashMap<String, i64> = rows
+                    .iter()
+                    .map(|r| (r.get::<_, String>(1), r.get::<_, i64>(0)))
+                    .collect();
+                for n in &new_idx {
+                    if let Some(id) = by_number.get(&numbers[n]) {
+                        ticket_ids.insert(*n, (*id, numbers[n].clone()));
+                    }
+                }
+            }
+
+            // Resolve every request to its ticket; one whose message is already stored is an
+            // old duplicate whose processed record has been pruned: nothing to redo.
+            let mut resolved: Vec<Option<(i64, String)>> = Vec::with_capacity(requests.len());
+            for (n, t) in targets.iter().enumerate() {
+                resolved.push(match t {
+                    Target::Existing { ticket_id, number } => Some((*ticket_id, number.clone())),
+                    Target::New => ticket_ids.get(&n).cloned(),
+                    Target::InBatch(o) => ticket_ids.get(o).cloned(),
+                });
+            }
+            let live: Vec<usize> = (0..requests.len()).filter(|n| resolved[*n].is_some()).collect();
+            let msg_rows = {
+                let tids: Vec<i64> = live
+                    .iter()
+                    .map(|n| resolved[*n].as_ref().map(|x| x.0).unwrap_or_default())
+                    .collect();
+                let channels: Vec<&str> = live.iter().map(|n| requests[*n].1.channel.as_str()).collect();
+                let cmids: Vec<&str> = live
+                    .iter()
+                    .map(|n| requests[*n].1.channel_message_id.as_str())
+                    .collect();
+                let received: Vec<chrono::DateTime<chrono::Utc>> =
+                    live.iter().map(|n| requests[*n].1.received_at).collect();
+                let subjects: Vec<Option<&str>> = live.iter().map(|n| requests[*n].1.subject.as_deref()).collect();
+                let bodies: Vec<&str> = live.iter().map(|n| requests[*n].1.body.as_str()).collect();
+                let quoted: Vec<Option<&str>> = live.iter().map(|n| requests[*n].1.quoted_history.as_deref()).collect();
+                let attachments: Vec<serde_json::Value> = live
+                    .iter()
+                    .map(|n| serde_json::to_value(&requests[*n].1.attachments).unwrap_or_default())
+                    .collect();
+                tx.query(
+                    "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments)
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+                     ON CONFLICT (channel, channel_message_id) DO NOTHING
+                     RETURNING channel, channel_message_id",
+                    &[&tids, &channels, &cmids, &received, &subjects, &bodies, &quoted, &attachments],
+                )
+                .await?
+            };
+            let stored: std::collections::HashSet<(String, String)> = msg_rows
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                .collect();
+
+            // Thread keys: the ticket number, each message id, and every conversation named.
+            let mut tk_keys = Vec::new();
+            let mut tk_ids = Vec::new();
+            for n in &live {
+                let (tid, number) = resolved[*n].clone().unwrap_or_default();
+                let r = &requests[*n].1;
+                for k in tokens[*n]
+                    .iter()
+                    .cloned()
+                    .chain([format!("msg:{}", r.channel_message_id), format!("ticket:{number}")])
+                {
+                    tk_keys.push(k);
+                    tk_ids.push(tid);
+                }
+            }
+            if !tk_keys.is_empty() {
+                tx.execute(
+                    "INSERT INTO thread_keys (key, ticket_id)
+                     SELECT DISTINCT ON (k) k, t FROM unnest($1::text[], $2::bigint[]) AS u(k, t)
+                     ON CONFLICT (key) DO UPDATE SET ticket_id = EXCLUDED.ticket_id",
+                    &[&tk_keys, &tk_ids],
+                )
+                .await?;
+            }
+
+            // Transitions and outputs.
+            let now = chrono::Utc::now();
+            let mut transitions = Vec::new();
+            let mut records: Vec<(String, Vec<Outgoing>)> = Vec::new();
+            for (n, (i, r)) in requests.iter().enumerate() {
+                let Some((tid, number)) = resolved[n].clone() else {
+                    settled[*i] = Some(Outcome::Duplicate(Vec::new()));
+                    continue;
+                };
+                if !stored.contains(&(r.channel.clone(), r.channel_message_id.clone())) {
+                    settled[*i] = Some(Outcome::Duplicate(Vec::new()));
+                    continue;
+                }
+                let mut outputs = Vec::new();
+                let _span =
+                    tracing::info_span!("intake", ticket = %number, message_id = %r.channel_message_id).entered();
+                if matches!(targets[n], Target::New) {
+                    let ticket = Ticket {
+                        id: tid,
+                        number: number.clone(),
+                        channel: r.channel.clone(),
+                        channel_message_id: r.channel_message_id.clone(),
+                        customer: r.customer.clone(),
+                        subject: r.subject.clone(),
+                        body: r.body.clone(),
+                        language: None,
+                        category: None,
+                        category_confidence: None,
+                        priority: None,
+                        state: TicketState::Received,
+                        team: None,
+                        assignee: None,
+                        sla_rule: None,
+                        first_response_due: None,
+                        resolution_due: None,
+                        received_at: r.received_at,
+                        assigned_at: None,
+                        version: 1,
+                    };
+                    let tr = Transition {
+                        ticket_id: tid,
+                        seq: 1,
+                        from: None,
+                        to: TicketState::Received,
+                        at: now,
+                        actor: "intake".into(),
+                        reason: format!("opened from {} message {}", r.channel, r.channel_message_id),
+                        policy_version: policy.version().to_owned(),
+                        details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len() }),
+                    };
+                    outputs.push(events::ticket_event(&ticket, "received", &tr, "intake"));
+                    outputs.push(work_message(&ticket, "classify"));
+                    transitions.push(tr);
+                    metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "opened")
+                        .increment(1);
+                } else {
+                    tracing::info!(ticket = %number, "message threaded onto its open ticket");
+                    metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "threaded").increment(1);
+                }
+                records.push((dedup_key(r), outputs.clone()));
+                settled[*i] = Some(Outcome::Done(outputs));
+            }
+            let refs: Vec<&Transition> = transitions.iter().collect();
+            insert_transitions(tx, &refs).await?;
+            let raced = processed::record(tx, self.name(), &records).await?;
+            if !raced.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "intake: {raced:?} processed concurrently"
+                )));
+            }
+            Ok(finish(settled, &copies))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_tokens_prefer_ticket_numbers_then_the_newest_reference() {
+        assert_eq!(
+            thread_tokens(Some("<a@x> <b@x> ticket:202405-00012")),
+            vec!["ticket:202405-00012", "msg:b@x", "msg:a@x"]
+        );
+        assert_eq!(thread_tokens(Some("chat:s-1")), vec!["chat:s-1"]);
+        assert_eq!(
+            thread_tokens(Some("回复 202406-00001")),
+            vec!["ticket:202406-00001", "msg:回复"]
+        );
+        assert!(thread_tokens(None).is_empty());
+    }
+}

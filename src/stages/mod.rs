@@ -1,0 +1,264 @@
+//! The pipeline stages. Each has the same shape: decode → decide (pure, in `domain` and
+//! `classify`) → write ticket, transition and processed record in one transaction → the runner
+//! publishes and acks.
+
+pub mod assign;
+pub mod classify;
+pub mod intake;
+pub mod prioritize;
+
+use crate::bus::{Exchange, Outgoing, Topology};
+use crate::domain::state::TicketState;
+use crate::domain::ticket::{Ticket, Transition, WorkMessage};
+use crate::events;
+use crate::pipeline::{Inbound, Outcome, processed};
+use crate::policy::Policy;
+use crate::store::{StoreError, tickets};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_postgres::Transaction;
+
+/// What every stage needs: the policy it decides under and the names it publishes to.
+#[derive(Clone)]
+pub struct Context {
+    pub policy: Arc<Policy>,
+    pub topo: Topology,
+}
+
+/// The work message to hand `t` (at its current version) to `stage`.
+pub fn work_message(t: &Ticket, stage: &str) -> Outgoing {
+    let msg = WorkMessage {
+        ticket_id: t.id,
+        number: t.number.clone(),
+        version: t.version,
+        stage: stage.to_owned(),
+        received_at: t.received_at,
+    };
+    Outgoing {
+        exchange: Exchange::Work,
+        routing_key: stage.to_owned(),
+        message_id: msg.message_id(),
+        body: serde_json::to_value(&msg).unwrap_or_default(),
+        headers: vec![],
+    }
+}
+
+/// Who made a change and why: the transition's actor, reason and structured details.
+pub struct Because {
+    pub actor: &'static str,
+    pub reason: String,
+    pub details: serde_json::Value,
+}
+
+/// A stage's decision for one ticket: its new state and what to say about it.
+pub struct Decision {
+    pub ticket: Ticket,
+    pub transition: Transition,
+    pub event: &'static str,
+    pub next_stage: Option<&'static str>,
+}
+
+impl Decision {
+    /// Moves `before` to `after.state`, bumping the version and recording why.
+    pub fn new(
+        before: &Ticket,
+        mut after: Ticket,
+        why: Because,
+        policy: &Policy,
+        event: &'static str,
+        next_stage: Option<&'static str>,
+    ) -> Decision {
+        let Because { actor, reason, details } = why;
+        after.version = before.version + 1;
+        let transition = Transition {
+            ticket_id: before.id,
+            seq: after.version,
+            from: Some(before.state),
+            to: after.state,
+            at: chrono::Utc::now(),
+            actor: actor.to_owned(),
+            reason,
+            policy_version: policy.version().to_owned(),
+            details,
+        };
+        Decision {
+            ticket: after,
+            transition,
+            event,
+            next_stage,
+        }
+    }
+
+    fn outputs(&self, source: &str) -> Vec<Outgoing> {
+        let mut out = vec![events::ticket_event(&self.ticket, self.event, &self.transition, source)];
+        if let Some(next) = self.next_stage {
+            out.push(work_message(&self.ticket, next));
+        }
+        out
+    }
+}
+
+/// A batch of work messages decoded, de-duplicated and with their tickets locked.
+pub struct WorkBatch {
+    /// Final outcomes already known (bad messages, redeliveries), by batch index.
+    pub settled: Vec<Option<Outcome>>,
+    /// Messages to decide on: batch index, message, locked ticket.
+    pub pending: Vec<(usize, WorkMessage, Ticket)>,
+    /// Batch index → index of an identical earlier message in the same batch.
+    pub copies: Vec<(usize, usize)>,
+}
+
+/// Decodes work messages for `stage` and locks their tickets, settling whatever needs no
+/// decision: undecodable (dead), already processed (duplicate), stale or missing (dead).
+pub async fn prepare_work(
+    tx: &Transaction<'_>,
+    batch: &[Inbound],
+    stage: &str,
+    expected: &[TicketState],
+) -> Result<WorkBatch, StoreError> {
+    let mut settled: Vec<Option<Outcome>> = vec![None; batch.len()];
+    let mut decoded: Vec<(usize, WorkMessage)> = Vec::new();
+    let mut copies = Vec::new();
+    let mut first_by_id: HashMap<String, usize> = HashMap::new();
+    for (i, m) in batch.iter().enumerate() {
+        match serde_json::from_slice::<WorkMessage>(&m.data) {
+            Err(e) => settled[i] = Some(Outcome::Dead(format!("not a work message: {e}"))),
+            Ok(w) if w.stage != stage => {
+                settled[i] = Some(Outcome::Dead(format!(
+                    "work message for stage {:?} arrived at {stage}",
+                    w.stage
+                )))
+            }
+            Ok(w) => {
+                let id = w.message_id();
+                if let Some(&j) = first_by_id.get(&id) {
+                    copies.push((i, j));
+                } else {
+                    first_by_id.insert(id, i);
+                    decoded.push((i, w));
+                }
+            }
+        }
+    }
+    // Lock first, then look up the ledger: a concurrent worker that applied the same message
+    // has committed by the time we hold the lock, so its record is visible and this copy is a
+    // duplicate, not a stale message.
+    let mut ids: Vec<i64> = decoded.iter().map(|(_, w)| w.ticket_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut locked = tickets::lock_tickets(tx, &ids).await?;
+    let keys: Vec<String> = decoded.iter().map(|(_, w)| w.message_id()).collect();
+    let done = processed::lookup(tx, &keys).await?;
+    decoded.retain(|(i, w)| match done.get(&w.message_id()) {
+        Some(out) => {
+            settled[*i] = Some(Outcome::Duplicate(out.clone()));
+            false
+        }
+        None => true,
+    });
+    let mut pending = Vec::with_capacity(decoded.len());
+    for (i, w) in decoded {
+        match locked.remove(&w.ticket_id) {
+            None => {
+                settled[i] = Some(Outcome::Dead(format!(
+                    "ticket {} (id {}) does not exist",
+                    w.number, w.ticket_id
+                )))
+            }
+            Some(t) if t.version != w.version || !expected.contains(&t.state) => {
+                settled[i] = Some(Outcome::Dead(format!(
+                    "stale work message: ticket {} is at version {} in state {}, the message expected version {} in {}",
+                    t.number,
+                    t.version,
+                    t.state,
+                    w.version,
+                    expected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("/")
+                )))
+            }
+            Some(t) => pending.push((i, w, t)),
+        }
+    }
+    Ok(WorkBatch {
+        settled,
+        pending,
+        copies,
+    })
+}
+
+/// Writes decisions (tickets, transitions, processed records) and returns the final outcome of
+/// every message in the batch. `extra` are decisions no message asked for (queued tickets that
+/// got an agent); their outputs are recorded with `extra_owner` (a message without a decision of
+/// its own, such as a drain request) or else with the first decision's message, so a redelivery
+/// re-publishes them too.
+pub async fn commit_decisions(
+    tx: &Transaction<'_>,
+    stage: &str,
+    mut settled: Vec<Option<Outcome>>,
+    decisions: Vec<(usize, String, Decision)>,
+    extra: Vec<Decision>,
+    extra_owner: Option<(usize, String)>,
+    copies: &[(usize, usize)],
+) -> Result<Vec<Outcome>, StoreError> {
+    let ticket_refs: Vec<&Ticket> = decisions
+        .iter()
+        .map(|(_, _, d)| &d.ticket)
+        .chain(extra.iter().map(|d| &d.ticket))
+        .collect();
+    let written = tickets::update_tickets(tx, &ticket_refs).await?;
+    if written.len() != ticket_refs.len() {
+        return Err(StoreError::Conflict(format!(
+            "{stage}: {} of {} tickets changed under us despite the row lock",
+            ticket_refs.len() - written.len(),
+            ticket_refs.len()
+        )));
+    }
+    let transitions: Vec<&Transition> = decisions
+        .iter()
+        .map(|(_, _, d)| &d.transition)
+        .chain(extra.iter().map(|d| &d.transition))
+        .collect();
+    tickets::insert_transitions(tx, &transitions).await?;
+    let extra_out: Vec<Outgoing> = extra.iter().flat_map(|d| d.outputs(stage)).collect();
+    let mut records = Vec::with_capacity(decisions.len() + 1);
+    let mut extra_pending = Some(extra_out);
+    if let Some((i, key)) = extra_owner {
+        let out = extra_pending.take().unwrap_or_default();
+        records.push((key, out.clone()));
+        settled[i] = Some(Outcome::Done(out));
+    }
+    for (i, key, d) in &decisions {
+        let mut out = d.outputs(stage);
+        if let Some(more) = extra_pending.take() {
+            out.extend(more);
+        }
+        records.push((key.clone(), out.clone()));
+        settled[*i] = Some(Outcome::Done(out));
+    }
+    if extra_pending.is_some_and(|e| !e.is_empty()) {
+        return Err(StoreError::Conflict(format!(
+            "{stage}: decisions without a message to record them with"
+        )));
+    }
+    let raced = processed::record(tx, stage, &records).await?;
+    if !raced.is_empty() {
+        return Err(StoreError::Conflict(format!(
+            "{stage}: messages {raced:?} were processed concurrently"
+        )));
+    }
+    Ok(finish(settled, copies))
+}
+
+/// Copies inside one batch get the outcome of their first occurrence, as duplicates.
+pub fn finish(mut settled: Vec<Option<Outcome>>, copies: &[(usize, usize)]) -> Vec<Outcome> {
+    for &(i, j) in copies {
+        settled[i] = Some(match &settled[j] {
+            Some(Outcome::Done(out)) | Some(Outcome::Duplicate(out)) => Outcome::Duplicate(out.clone()),
+            Some(other) => other.clone(),
+            None => Outcome::Retry("first copy undecided".into()),
+        });
+    }
+    settled
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Retry("no decision".into())))
+        .collect()
+}

@@ -1,0 +1,76 @@
+//! Prioritize stage: urgency × impact → priority, then the SLA due times it implies.
+
+use super::{Because, Context, Decision, commit_decisions, prepare_work};
+use crate::classify::{PriorityInput, prioritize};
+use crate::domain::state::TicketState;
+use crate::pipeline::{Inbound, Outcome, Stage};
+use crate::store::StoreError;
+use serde_json::json;
+use tokio_postgres::Transaction;
+
+pub struct Prioritize {
+    pub ctx: Context,
+}
+
+impl Stage for Prioritize {
+    fn name(&self) -> &'static str {
+        "prioritize"
+    }
+
+    async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
+        {
+            let work = prepare_work(tx, batch, self.name(), &[TicketState::Classified]).await?;
+            let policy = &self.ctx.policy;
+            let mut settled = work.settled;
+            let mut decisions = Vec::with_capacity(work.pending.len());
+            for (i, msg, t) in work.pending {
+                let _span =
+                    tracing::info_span!("prioritize", ticket = %t.number, message_id = %msg.message_id()).entered();
+                let category = t.category.clone().unwrap_or_default();
+                let p = prioritize(
+                    &policy.doc.priority,
+                    &PriorityInput {
+                        subject: t.subject.as_deref(),
+                        body: &t.body,
+                        category: &category,
+                        tier: t.customer.tier(),
+                        channel: &t.channel,
+                    },
+                );
+                let Some(due) = policy
+                    .doc
+                    .sla
+                    .due(policy.calendar(), &category, &p.priority, t.received_at)
+                else {
+                    settled[i] = Some(Outcome::Dead(format!(
+                        "no SLA rule covers category {category:?} at priority {:?}",
+                        p.priority
+                    )));
+                    continue;
+                };
+                let mut after = t.clone();
+                after.state = TicketState::Prioritized;
+                after.priority = Some(p.priority.clone());
+                after.sla_rule = Some(due.rule.clone());
+                after.first_response_due = Some(due.first_response_due);
+                after.resolution_due = Some(due.resolution_due);
+                let reason = format!(
+                    "priority {} (urgency {}, impact {}); SLA rule {}",
+                    p.priority, p.urgency, p.impact, due.rule
+                );
+                let details = json!({
+                    "priority": p.priority, "urgency": p.urgency, "impact": p.impact, "reasons": p.reasons,
+                    "sla_rule": due.rule, "first_response_due": due.first_response_due, "resolution_due": due.resolution_due,
+                });
+                let why = Because {
+                    actor: "prioritize",
+                    reason,
+                    details,
+                };
+                let d = Decision::new(&t, after, why, policy, "prioritized", Some("assign"));
+                decisions.push((i, msg.message_id(), d));
+            }
+            commit_decisions(tx, self.name(), settled, decisions, Vec::new(), None, &work.copies).await
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The agent roster: import from CSV, list, presence and capacity changes.
+
+use super::{Db, StoreError};
+use crate::domain::routing::{Agent, Presence};
+use serde::Deserialize;
+
+/// One CSV row: `id,name,team,languages,channels,skills,max_open,presence`; list columns are
+/// separated by `;` (e.g. `zh;en`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RosterRow {
+    pub id: String,
+    pub name: String,
+    pub team: String,
+    #[serde(default)]
+    pub languages: String,
+    #[serde(default)]
+    pub channels: String,
+    #[serde(default)]
+    pub skills: String,
+    pub max_open: i32,
+    #[serde(default = "offline")]
+    pub presence: String,
+}
+
+fn offline() -> String {
+    "offline".into()
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(';')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    #[error("{file} line {line}: {message}")]
+    Row { file: String, line: u64, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Parses and checks a roster CSV; every problem names its line.
+pub fn parse_roster(file: &str, data: &[u8], teams: &[String]) -> Result<Vec<RosterRow>, RosterError> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(data);
+    let mut rows = Vec::new();
+    for (i, rec) in reader.deserialize::<RosterRow>().enumerate() {
+        let line = i as u64 + 2;
+        let row_err = |message: String| RosterError::Row {
+            file: file.into(),
+            line,
+            message,
+        };
+        let row = rec.map_err(|e| row_err(e.to_string()))?;
+        if row.id.is_empty() {
+            return Err(row_err("empty agent id".into()));
+        }
+        if !teams.contains(&row.team) {
+            return Err(row_err(format!(
+                "unknown team {:?}; the policy declares: {}",
+                row.team,
+                teams.join(", ")
+            )));
+        }
+        if row.max_open < 0 {
+            return Err(row_err(format!("max_open must be 0 or more, got {}", row.max_open)));
+        }
+        if Presence::parse(&row.presence).is_none() {
+            return Err(row_err(format!(
+                "presence must be online, away or offline, got {:?}",
+                row.presence
+            )));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+impl Db {
+    /// Inserts or updates agents. Open-ticket counts are kept: they belong to the tickets.
+    pub async fn import_agents(&self, rows: &[RosterRow]) -> Result<usize, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO agents (id, name, team, languages, channels, skills, max_open, presence)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, team = EXCLUDED.team,
+                   languages = EXCLUDED.languages, channels = EXCLUDED.channels, skills = EXCLUDED.skills,
+                   max_open = EXCLUDED.max_open, presence = EXCLUDED.presence, updated_at = now()",
+            )
+            .await?;
+        for r in rows {
+            tx.execute(
+                &stmt,
+                &[
+                    &r.id,
+                    &r.name,
+                    &r.team,
+                    &list(&r.languages),
+                    &list(&r.channels),
+                    &list(&r.skills),
+                    &r.max_open,
+                    &r.presence,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    pub async fn list_agents(&self, team: Option<&str>) -> Result<Vec<Agent>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
+                 FROM agents WHERE $1::text IS NULL OR team = $1 ORDER BY team, id",
+                &[&team],
+            )
+            .await?;
+        Ok(rows.iter().map(agent_from_row).collect())
+    }
+
+    /// Changes presence and/or capacity; returns the agent's team when it may now take work,
+    /// so the caller can ask the assign stage to drain that team's queue.
+    pub async fn set_agent_status(
+        &self,
+        id: &str,
+        presence: Option<Presence>,
+        max_open: Option<i32>,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "UPDATE agents SET
+                   presence = COALESCE($2, presence),
+                   max_open = COALESCE($3, max_open),
+                   idle_since = CASE WHEN $2 = 'online' AND presence <> 'online' THEN now() ELSE idle_since END,
+                   updated_at = now()
+                 WHERE id = $1
+                 RETURNING team, presence, max_open, open_tickets",
+                &[&id, &presence.map(|p| p.as_str()), &max_open],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::Conflict(format!(
+                "no agent with id {id:?}; see `switchboard agents list`"
+            )));
+        };
+        let team: String = row.get(0);
+        let presence: String = row.get(1);
+        let max_open: i32 = row.get(2);
+        let open: i32 = row.get(3);
+        Ok((presence == "online" && open < max_open).then_some(team))
+    }
+}
+
+pub(crate) fn agent_from_row(r: &tokio_postgres::Row) -> Agent {
+    Agent {
+        id: r.get("id"),
+        name: r.get("name"),
+        team: r.get("team"),
+        languages: r.get("languages"),
+        channels: r.get("channels"),
+        skills: r.get("skills"),
+        presence: Presence::parse(r.get::<_, &str>("presence")).unwrap_or(Presence::Offline),
+        max_open: r.get("max_open"),
+        open_tickets: r.get("open_tickets"),
+        idle_since: r.get("idle_since"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roster_errors_name_the_line() {
+        let teams = vec!["front_line".to_string()];
+        let csv = "id,name,team,languages,channels,skills,max_open,presence\n\
+                   a1,Ann,front_line,zh;en,,,5,online\n\
+                   a2,Bob,nowhere,zh,,,5,online\n";
+        let err = parse_roster("r.csv", csv.as_bytes(), &teams).unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("nowhere"), "{err}");
+        let ok = parse_roster(
+            "r.csv",
+            csv.lines().take(2).collect::<Vec<_>>().join("\n").as_bytes(),
+            &teams,
+        )
+        .unwrap();
+        assert_eq!(list(&ok[0].languages), vec!["zh", "en"]);
+    }
+}

@@ -1,0 +1,244 @@
+//! Postgres: the connection pool, migrations, and the error taxonomy that decides whether a
+//! failed transaction is retried or its message dead-lettered.
+
+pub mod agents;
+pub mod tickets;
+
+use crate::config::Settings;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::str::FromStr;
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "Postgres at {target} is unreachable: {source}. Is it running? Start it with `pg_ctlcluster 15 main start` (or `docker compose up -d postgres`), or point SWITCHBOARD_DATABASE_URL at it"
+    )]
+    Unreachable {
+        target: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("connection pool: {0}")]
+    Pool(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("invalid database URL {url:?}: {message}")]
+    BadUrl { url: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(db) => StoreError::Db(db),
+            other => StoreError::Pool(other.to_string()),
+        }
+    }
+}
+
+impl StoreError {
+    /// Transient errors are retried in place (the connection, a deadlock, a serialization
+    /// failure); anything else points at the message or a bug and is not worth repeating.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } | StoreError::Pool(_) => true,
+            StoreError::Db(e) => {
+                if e.is_closed() {
+                    return true;
+                }
+                match e.code() {
+                    Some(code) => {
+                        let c = code.code();
+                        c.starts_with("08") // connection exception
+                            || c.starts_with("57") // operator intervention (shutdown)
+                            || c == "40001" // serialization failure
+                            || c == "40P01" // deadlock
+                            || c == "53300" // too many connections
+                            || c == "55P03" // lock not available
+                    }
+                    // No SQLSTATE: the socket failed underneath us.
+                    None => true,
+                }
+            }
+            StoreError::Migration(_) | StoreError::BadUrl { .. } | StoreError::Conflict(_) => false,
+        }
+    }
+}
+
+/// The pool, plus where it points (for error messages).
+#[derive(Clone)]
+pub struct Db {
+    pub pool: Pool,
+    pub target: String,
+    pub schema: Option<String>,
+}
+
+fn describe(cfg: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(s) => s.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}:{} (database {})",
+        hosts.join(","),
+        port,
+        cfg.get_dbname().unwrap_or("?")
+    )
+}
+
+fn parse_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl {
+        url: url.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Creates the database named in the URL when it does not exist yet (connecting to `postgres`),
+/// so a fresh machine needs no manual `createdb`.
+pub async fn ensure_database(url: &str) -> Result<(), StoreError> {
+    let cfg = parse_config(url)?;
+    let Some(dbname) = cfg.get_dbname().map(str::to_owned) else {
+        return Ok(());
+    };
+    match cfg.connect(NoTls).await {
+        Ok((_client, conn)) => {
+            drop(conn);
+            Ok(())
+        }
+        Err(e) if e.code().map(|c| c.code()) == Some("3D000") => {
+            let mut admin = cfg.clone();
+            admin.dbname("postgres");
+            let (client, conn) = admin.connect(NoTls).await.map_err(|source| StoreError::Unreachable {
+                target: describe(&admin),
+                source,
+            })?;
+            let handle = tokio::spawn(conn);
+            let quoted = format!("\"{}\"", dbname.replace('"', "\"\""));
+            let result = client.batch_execute(&format!("CREATE DATABASE {quoted}")).await;
+            drop(client);
+            let _ = handle.await;
+            match result {
+                // Another process created it between our two connections.
+                Err(e) if matches!(e.code().map(|c| c.code()), Some("42P04") | Some("23505")) => Ok(()),
+                other => other.map_err(StoreError::Db),
+            }
+        }
+        Err(source) => Err(StoreError::Unreachable {
+            target: describe(&cfg),
+            source,
+        }),
+    }
+}
+
+impl Db {
+    /// Builds the pool and checks one connection, so a wrong URL fails at start, not per message.
+    pub async fn connect(settings: &Settings) -> Result<Db, StoreError> {
+        Self::connect_url(
+            &settings.database_url,
+            settings.database_schema.as_deref(),
+            settings.database_pool_size,
+        )
+        .await
+    }
+
+    pub async fn connect_url(url: &str, schema: Option<&str>, pool_size: usize) -> Result<Db, StoreError> {
+        let mut cfg = parse_config(url)?;
+        if let Some(schema) = schema {
+            cfg.options(format!("-c search_path={schema}"));
+        }
+        cfg.connect_timeout(Duration::from_secs(5));
+        cfg.application_name("switchboard");
+        let target = describe(&cfg);
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(pool_size.max(1))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let db = Db {
+            pool,
+            target: target.clone(),
+            schema: schema.map(str::to_owned),
+        };
+        db.ping().await?;
+        Ok(db)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(source) => StoreError::Unreachable {
+                target: self.target.clone(),
+                source,
+            },
+            other => StoreError::Pool(format!("{other} (Postgres at {})", self.target)),
+        })?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Applies pending migrations under an advisory lock, so many workers starting at once
+    /// migrate exactly once.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut client = self.pool.get().await?;
+        if let Some(schema) = &self.schema {
+            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+                .await?;
+        }
+        client.batch_execute("SELECT pg_advisory_lock(7269001)").await?;
+        let pg_client: &mut tokio_postgres::Client = &mut client;
+        let result = embedded::migrations::runner().run_async(pg_client).await;
+        client.batch_execute("SELECT pg_advisory_unlock(7269001)").await?;
+        let report = result.map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(report.applied_migrations().len())
+    }
+
+    /// Copies the policy's teams into the `teams` table (agents reference them).
+    pub async fn sync_teams(&self, policy: &crate::policy::Policy) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare(
+                "INSERT INTO teams (id, name, supervisor) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, supervisor = EXCLUDED.supervisor",
+            )
+            .await?;
+        for (id, team) in &policy.doc.teams {
+            client.execute(&stmt, &[id, &team.name, &team.supervisor]).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the schema this pool uses (tests clean up after themselves with it).
+    pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        if let Some(schema) = &self.schema {
+            let client = self.pool.get().await?;
+            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {quoted} CASCADE"))
+                .await?;
+        }
+        Ok(())
+    }
+}

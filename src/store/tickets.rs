@@ -1,0 +1,151 @@
+//! Batched ticket reads and writes for the stages: one statement per batch, not per message.
+
+use super::StoreError;
+use crate::domain::intake::Customer;
+use crate::domain::state::TicketState;
+use crate::domain::ticket::{Ticket, Transition};
+use std::collections::HashMap;
+use tokio_postgres::{GenericClient, Row, Transaction};
+
+pub const TICKET_COLUMNS: &str = "id, number, channel, channel_message_id, customer, subject, body, language, category, \
+     category_confidence, priority, state, team, assignee, sla_rule, first_response_due, resolution_due, \
+     received_at, assigned_at, version";
+
+pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
+    let state: &str = r.get("state");
+    let customer: serde_json::Value = r.get("customer");
+    let number: String = r.get("number");
+    Ok(Ticket {
+        id: r.get("id"),
+        state: TicketState::parse(state)
+            .ok_or_else(|| StoreError::Conflict(format!("ticket {number} has unknown state {state:?}")))?,
+        customer: serde_json::from_value::<Customer>(customer)
+            .map_err(|e| StoreError::Conflict(format!("ticket {number} has an unreadable customer: {e}")))?,
+        number,
+        channel: r.get("channel"),
+        channel_message_id: r.get("channel_message_id"),
+        subject: r.get("subject"),
+        body: r.get("body"),
+        language: r.get("language"),
+        category: r.get("category"),
+        category_confidence: r.get("category_confidence"),
+        priority: r.get("priority"),
+        team: r.get("team"),
+        assignee: r.get("assignee"),
+        sla_rule: r.get("sla_rule"),
+        first_response_due: r.get("first_response_due"),
+        resolution_due: r.get("resolution_due"),
+        received_at: r.get("received_at"),
+        assigned_at: r.get("assigned_at"),
+        version: r.get("version"),
+    })
+}
+
+/// Loads and row-locks tickets, in id order so that concurrent batches lock in the same order
+/// and cannot deadlock each other.
+pub async fn lock_tickets(tx: &Transaction<'_>, ids: &[i64]) -> Result<HashMap<i64, Ticket>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = tx
+        .query(
+            &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
+            &[&ids],
+        )
+        .await?;
+    rows.iter().map(|r| ticket_from_row(r).map(|t| (t.id, t))).collect()
+}
+
+pub async fn get_by_number<C: GenericClient>(client: &C, number: &str) -> Result<Option<Ticket>, StoreError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1"),
+            &[&number],
+        )
+        .await?;
+    row.as_ref().map(ticket_from_row).transpose()
+}
+
+/// Writes new ticket states, guarded by version: a row updates only if it is still at
+/// `version - 1`. Returns the ids that were written.
+pub async fn update_tickets(tx: &Transaction<'_>, tickets: &[&Ticket]) -> Result<Vec<i64>, StoreError> {
+    if tickets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
+    let versions: Vec<i32> = tickets.iter().map(|t| t.version).collect();
+    let states: Vec<&str> = tickets.iter().map(|t| t.state.as_str()).collect();
+    let languages: Vec<Option<&str>> = tickets.iter().map(|t| t.language.as_deref()).collect();
+    let categories: Vec<Option<&str>> = tickets.iter().map(|t| t.category.as_deref()).collect();
+    let confidences: Vec<Option<f64>> = tickets.iter().map(|t| t.category_confidence).collect();
+    let priorities: Vec<Option<&str>> = tickets.iter().map(|t| t.priority.as_deref()).collect();
+    let teams: Vec<Option<&str>> = tickets.iter().map(|t| t.team.as_deref()).collect();
+    let assignees: Vec<Option<&str>> = tickets.iter().map(|t| t.assignee.as_deref()).collect();
+    let rules: Vec<Option<&str>> = tickets.iter().map(|t| t.sla_rule.as_deref()).collect();
+    let fr: Vec<Option<chrono::DateTime<chrono::Utc>>> = tickets.iter().map(|t| t.first_response_due).collect();
+    let res: Vec<Option<chrono::DateTime<chrono::Utc>>> = tickets.iter().map(|t| t.resolution_due).collect();
+    let assigned: Vec<Option<chrono::DateTime<chrono::Utc>>> = tickets.iter().map(|t| t.assigned_at).collect();
+    let rows = tx
+        .query(
+            "UPDATE tickets t SET state = u.state, language = u.language, category = u.category,
+                category_confidence = u.confidence, priority = u.priority, team = u.team, assignee = u.assignee,
+                sla_rule = u.sla_rule, first_response_due = u.fr, resolution_due = u.res, assigned_at = u.assigned,
+                version = u.version, updated_at = now()
+             FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[])
+                  AS u(id, version, state, language, category, confidence, priority, team, assignee, sla_rule, fr, res, assigned)
+             WHERE t.id = u.id AND t.version = u.version - 1
+             RETURNING t.id",
+            &[&ids, &versions, &states, &languages, &categories, &confidences, &priorities, &teams, &assignees, &rules, &fr, &res, &assigned],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+pub async fn insert_transitions(tx: &Transaction<'_>, transitions: &[&Transition]) -> Result<(), StoreError> {
+    if transitions.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = transitions.iter().map(|t| t.ticket_id).collect();
+    let seqs: Vec<i32> = transitions.iter().map(|t| t.seq).collect();
+    let froms: Vec<Option<&str>> = transitions.iter().map(|t| t.from.map(|s| s.as_str())).collect();
+    let tos: Vec<&str> = transitions.iter().map(|t| t.to.as_str()).collect();
+    let ats: Vec<chrono::DateTime<chrono::Utc>> = transitions.iter().map(|t| t.at).collect();
+    let actors: Vec<&str> = transitions.iter().map(|t| t.actor.as_str()).collect();
+    let reasons: Vec<&str> = transitions.iter().map(|t| t.reason.as_str()).collect();
+    let policies: Vec<&str> = transitions.iter().map(|t| t.policy_version.as_str()).collect();
+    let details: Vec<&serde_json::Value> = transitions.iter().map(|t| &t.details).collect();
+    tx.execute(
+        "INSERT INTO ticket_transitions (ticket_id, seq, from_state, to_state, at, actor, reason, policy_version, details)
+         SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                              $7::text[], $8::text[], $9::jsonb[])",
+        &[&ids, &seqs, &froms, &tos, &ats, &actors, &reasons, &policies, &details],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Transitions of one ticket, oldest first.
+pub async fn transitions_of<C: GenericClient>(client: &C, ticket_id: i64) -> Result<Vec<Transition>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT ticket_id, seq, from_state, to_state, at, actor, reason, policy_version, details
+             FROM ticket_transitions WHERE ticket_id = $1 ORDER BY seq",
+            &[&ticket_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Transition {
+            ticket_id: r.get(0),
+            seq: r.get(1),
+            from: r.get::<_, Option<&str>>(2).and_then(TicketState::parse),
+            to: TicketState::parse(r.get(3)).unwrap_or(TicketState::Received),
+            at: r.get(4),
+            actor: r.get(5),
+            reason: r.get(6),
+            policy_version: r.get(7),
+            details: r.get(8),
+        })
+        .collect())
+}

@@ -1,0 +1,30 @@
+//! Logging and metrics set-up shared by every binary.
+
+use tracing_subscriber::EnvFilter;
+
+/// Structured logs to stderr; `RUST_LOG` filters (default `info`), `SWITCHBOARD_LOG_FORMAT=json`
+/// for machine-readable lines.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=warn"));
+    let json = std::env::var("SWITCHBOARD_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Serves Prometheus metrics on `addr` (`/metrics`), when configured.
+pub fn install_metrics(addr: Option<&str>) -> Result<(), String> {
+    let Some(addr) = addr else { return Ok(()) };
+    let socket: std::net::SocketAddr = addr.parse().map_err(|e| format!("metrics address {addr:?}: {e}"))?;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(socket)
+        .install()
+        .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+    Ok(())
+}

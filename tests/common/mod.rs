@@ -1,0 +1,263 @@
+//! Test harness: a private corner of the real RabbitMQ and Postgres for each test.
+//!
+//! Every harness gets a unique name prefix for its exchanges and queues and its own Postgres
+//! schema, so tests run in parallel; dropping the harness deletes both, even after a panic.
+#![allow(dead_code)]
+
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use switchboard::app::{App, StageName};
+use switchboard::bus::{self, Exchange, Topology};
+use switchboard::config::Settings;
+use switchboard::store::agents::parse_roster;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn test_settings(name: &str) -> Settings {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let tag = format!("t_{}_{}", name, &id[..10]);
+    Settings {
+        amqp_url: std::env::var("SWITCHBOARD_AMQP_URL")
+            .unwrap_or_else(|_| switchboard::config::DEFAULT_AMQP_URL.into()),
+        database_url: std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/switchboard_test".into()),
+        database_schema: Some(tag.clone()),
+        topology_prefix: tag,
+        policy_path: manifest_dir().join("config/policy.toml"),
+        database_pool_size: 6,
+        delivery_limit: 5,
+        ..Settings::default()
+    }
+}
+
+pub struct Harness {
+    pub app: App,
+    pub conn: Connection,
+    pub ch: Channel,
+    pub shutdown: CancellationToken,
+    pub pipeline: Option<JoinHandle<()>>,
+    cleaned: bool,
+}
+
+impl Harness {
+    /// Migrated schema, declared topology, sample roster imported; no stage running yet.
+    pub async fn new(name: &str) -> Harness {
+        Self::with_settings(test_settings(name)).await
+    }
+
+    pub async fn with_settings(settings: Settings) -> Harness {
+        let app = App::start(settings)
+            .await
+            .expect("start app (are RabbitMQ and Postgres up?)");
+        app.declare_topology().await.expect("declare topology");
+        let conn = bus::connect(&app.settings.amqp_urls(), "switchboard-test")
+            .await
+            .expect("connect");
+        let ch = bus::confirm_channel(&conn).await.expect("channel");
+        Harness {
+            app,
+            conn,
+            ch,
+            shutdown: CancellationToken::new(),
+            pipeline: None,
+            cleaned: false,
+        }
+    }
+
+    pub async fn import_roster(&self, csv: &str) {
+        let teams: Vec<String> = self.app.policy.doc.teams.keys().cloned().collect();
+        let rows = parse_roster("test roster", csv.as_bytes(), &teams).expect("roster");
+        self.app.db.import_agents(&rows).await.expect("import");
+    }
+
+    pub async fn import_sample_roster(&self) {
+        let csv = std::fs::read_to_string(manifest_dir().join("config/agents.sample.csv")).unwrap();
+        self.import_roster(&csv).await;
+    }
+
+    /// Runs the given stages in this process.
+    pub fn start_stages(&mut self, stages: &[StageName], concurrency: usize) {
+        let app = self.app.clone();
+        let stop = self.shutdown.clone();
+        let stages = stages.to_vec();
+        self.pipeline = Some(tokio::spawn(async move {
+            if let Err(e) = app.run(&stages, concurrency, stop).await {
+                panic!("pipeline failed: {e}");
+            }
+        }));
+    }
+
+    pub async fn stop_stages(&mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.pipeline.take() {
+            h.await.expect("pipeline task");
+        }
+        self.shutdown = CancellationToken::new();
+    }
+
+    pub fn topo(&self) -> &Topology {
+        &self.app.topo
+    }
+
+    pub async fn publish_intake(&self, routing_key: &str, message_id: &str, payload: &[u8]) {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message_id.into());
+        bus::publish_raw(
+            &self.ch,
+            &self.topo().exchange(Exchange::Intake),
+            routing_key,
+            payload,
+            props,
+        )
+        .await
+        .expect("publish");
+    }
+
+    /// A queue bound to the events exchange with `pattern`, declared before traffic starts.
+    pub async fn event_queue(&self, pattern: &str) -> String {
+        let q = format!("{}.test-events", self.topo().prefix);
+        self.ch
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        self.ch
+            .queue_bind(
+                q.as_str().into(),
+                self.topo().exchange(Exchange::Events).into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q
+    }
+
+    /// Takes every message currently in `queue` (acked).
+    pub async fn drain_queue(&self, queue: &str) -> Vec<lapin::message::BasicGetMessage> {
+        let mut out = Vec::new();
+        while let Some(m) = self
+            .ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            out.push(m);
+        }
+        out
+    }
+
+    pub async fn depth(&self, queue: &str) -> u32 {
+        self.topo().depth(&self.ch, queue).await.unwrap()
+    }
+
+    /// `state=count` pairs, queue depths and dead letters, for failure messages.
+    pub async fn snapshot(&self) -> String {
+        let client = self.app.db.pool.get().await.unwrap();
+        let rows = client
+            .query("SELECT state, count(*) FROM tickets GROUP BY 1 ORDER BY 1", &[])
+            .await
+            .unwrap();
+        let states: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{}={}", r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect();
+        let mut depths = Vec::new();
+        for q in ["intake", "classify", "prioritize", "assign", "dead"] {
+            depths.push(format!("{q}={}", self.depth(&self.topo().queue(q)).await));
+        }
+        format!("tickets [{}] queues [{}]", states.join(" "), depths.join(" "))
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let client = self.app.db.pool.get().await.unwrap();
+        client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    /// Polls `check` until it holds, or panics with `what` after `timeout`.
+    pub async fn wait_for<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while !check().await {
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}: {}",
+                    self.snapshot().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn cleanup(mut self) {
+        self.stop_stages().await;
+        let _ = self.app.topo.delete(&self.ch).await;
+        let q = format!("{}.test-events", self.app.topo.prefix);
+        let _ = self
+            .ch
+            .queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default())
+            .await;
+        let _ = self.app.db.drop_schema().await;
+        let _ = self.conn.close(200, "bye".into()).await;
+        self.cleaned = true;
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        // A panicking test still leaves nothing behind: clean up on a fresh runtime.
+        self.shutdown.cancel();
+        let settings = self.app.settings.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let topo = Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
+                if let Ok(conn) = bus::connect(&settings.amqp_urls(), "switchboard-test-cleanup").await
+                    && let Ok(ch) = conn.create_channel().await
+                {
+                    let _ = topo.delete(&ch).await;
+                    let q = format!("{}.test-events", topo.prefix);
+                    let _ = ch
+                        .queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default())
+                        .await;
+                }
+                if let Ok(db) = switchboard::store::Db::connect(&settings).await {
+                    let _ = db.drop_schema().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn header(msg: &lapin::message::BasicGetMessage, key: &str) -> Option<String> {
+    msg.delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| switchboard::bus::dead::header_str(h, key))
+}

@@ -1,0 +1,291 @@
+//! End to end on the real servers: intake → classify → prioritize → assign.
+
+mod common;
+
+use common::{Harness, header};
+use std::collections::HashMap;
+use std::time::Duration;
+use switchboard::app::StageName;
+use switchboard::demo::{Kind, traffic};
+
+/// A few hundred mixed requests from all channels, with duplicates, thread replies and invalid
+/// messages: every valid one ends assigned or queued with exactly one transition per stage, and
+/// every invalid one sits in the dead-letter queue with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_lettered() {
+    let mut h = Harness::new("mixed").await;
+    h.import_sample_roster().await;
+    let events = h.event_queue("ticket.#").await;
+    h.start_stages(&StageName::ALL, 2);
+
+    let pubs = traffic("mixed", 0..400, true, chrono::Utc::now());
+    // Replies come later than what they answer (a reply racing its original by microseconds
+    // may open its own ticket: it cannot name a message that does not exist yet).
+    for p in pubs.iter().filter(|p| p.kind != Kind::Reply) {
+        h.publish_intake(&p.routing_key, &p.message_id, &p.payload).await;
+    }
+    let new = pubs.iter().filter(|p| p.kind == Kind::New).count() as i64;
+    let replies = pubs.iter().filter(|p| p.kind == Kind::Reply).count() as i64;
+    let invalid = pubs.iter().filter(|p| p.kind == Kind::Invalid).count() as u32;
+    assert!(pubs.iter().any(|p| p.kind == Kind::Duplicate) && replies > 0 && invalid > 0);
+    assert_eq!(
+        ["phone", "chat", "email", "app"]
+            .iter()
+            .filter(|c| pubs.iter().any(|p| p.routing_key.ends_with(*c)))
+            .count(),
+        4
+    );
+
+    h.wait_for("every ticket routed", Duration::from_secs(120), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')")
+            .await
+            == new
+    })
+    .await;
+    for p in pubs.iter().filter(|p| p.kind == Kind::Reply) {
+        h.publish_intake(&p.routing_key, &p.message_id, &p.payload).await;
+    }
+    h.wait_for("replies appended", Duration::from_secs(60), || async {
+        h.count("SELECT count(*) FROM ticket_messages").await == new + replies
+    })
+    .await;
+    let dead_queue = h.topo().dead_queue();
+    h.wait_for("invalid messages dead-lettered", Duration::from_secs(30), || async {
+        h.depth(&dead_queue).await >= invalid
+    })
+    .await;
+    // Let any straggling duplicate finish before counting exact numbers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(
+        h.count("SELECT count(*) FROM tickets").await,
+        new,
+        "duplicates and replies open no ticket"
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM ticket_messages").await,
+        new + replies,
+        "replies are appended"
+    );
+    // Exactly one transition per stage, in order, for every ticket.
+    let bad = h
+        .count(
+            "SELECT count(*) FROM (
+               SELECT ticket_id, string_agg(to_state, ',' ORDER BY seq) AS path, max(seq) AS last, count(*) AS n
+               FROM ticket_transitions GROUP BY ticket_id) p
+             WHERE NOT (path IN ('received,classified,prioritized,assigned', 'received,classified,prioritized,queued') AND last = 4 AND n = 4)",
+        )
+        .await;
+    assert_eq!(bad, 0, "tickets whose transitions are not exactly one per stage");
+    assert_eq!(h.count("SELECT count(*) FROM tickets t WHERE version <> 4").await, 0);
+    assert_eq!(
+        h.count("SELECT count(*) FROM tickets WHERE state = 'assigned' AND (assignee IS NULL OR team IS NULL)")
+            .await,
+        0
+    );
+    // Ticket numbers: unique, YYYYMM-NNNNN.
+    assert_eq!(
+        h.count("SELECT count(*) FROM tickets WHERE number !~ '^[0-9]{6}-[0-9]{5,}$'")
+            .await,
+        0
+    );
+    // Agents never exceed their cap, and their load matches their tickets.
+    assert_eq!(
+        h.count("SELECT count(*) FROM agents WHERE open_tickets > max_open")
+            .await,
+        0
+    );
+    assert_eq!(
+        h.count(
+            "SELECT count(*) FROM agents a WHERE open_tickets <> (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.state <> 'closed')"
+        )
+        .await,
+        0
+    );
+
+    let dead = h.drain_queue(&dead_queue).await;
+    assert_eq!(dead.len() as u32, invalid, "exactly the invalid messages are dead");
+    for d in &dead {
+        let reason = header(d, "x-switchboard-reason").expect("a dead letter says why");
+        assert!(reason.starts_with("intake request rejected:"), "{reason}");
+        assert_eq!(header(d, "x-switchboard-stage").as_deref(), Some("intake"));
+    }
+    let reasons: Vec<String> = dead.iter().filter_map(|d| header(d, "x-switchboard-reason")).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown channel \"fax\"")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("customer")), "{reasons:?}");
+
+    // Events: one per transition, gap-free per ticket; redeliveries share an id.
+    let got = h.drain_queue(&events).await;
+    let mut per_ticket: HashMap<String, Vec<i64>> = HashMap::new();
+    for m in &got {
+        let ev: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
+        assert_eq!(ev["specversion"], "1.0");
+        let seq = ev["sequence"].as_i64().unwrap();
+        assert_eq!(ev["id"], format!("{}.{}", ev["subject"].as_str().unwrap(), seq));
+        per_ticket
+            .entry(ev["subject"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(seq);
+    }
+    assert_eq!(per_ticket.len() as i64, new);
+    for (number, mut seqs) in per_ticket {
+        seqs.sort();
+        seqs.dedup();
+        assert_eq!(seqs, vec![1, 2, 3, 4], "events of {number}");
+    }
+    h.cleanup().await;
+}
+
+/// Messages of one chat session thread onto one ticket; an email reply quoting the ticket
+/// number in its subject does too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_thread_onto_their_open_ticket() {
+    let mut h = Harness::new("thread").await;
+    h.import_sample_roster().await;
+    h.start_stages(&StageName::ALL, 1);
+    let now = chrono::Utc::now().to_rfc3339();
+    for i in 0..3 {
+        let body = format!(
+            r#"{{"channel":"chat","channel_message_id":"s1-m{i}","received_at":"{now}","customer":{{"customer_id":"C1"}},"body":"第{i}条：我的订单一直没发货","thread_ref":"chat:s1"}}"#
+        );
+        h.publish_intake("intake.chat", &format!("s1-m{i}"), body.as_bytes())
+            .await;
+    }
+    h.wait_for("chat ticket routed", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')")
+            .await
+            == 1
+    })
+    .await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let number: String = client
+        .query_one("SELECT number FROM tickets", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let reply = format!(
+        r#"{{"channel":"email","channel_message_id":"e-1","received_at":"{now}","customer":{{"email":"a@example.com"}},"subject":"Re: [{number}] 订单","body":"还没收到","thread_ref":"ticket:{number}"}}"#
+    );
+    h.publish_intake("intake.email", "e-1", reply.as_bytes()).await;
+    h.wait_for("reply stored", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM ticket_messages").await == 4
+    })
+    .await;
+    assert_eq!(h.count("SELECT count(*) FROM tickets").await, 1);
+    h.cleanup().await;
+}
+
+/// With no capacity, tickets wait in their team's queue; raising an agent's cap hands them out
+/// in due-time order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
+    let mut h = Harness::new("queue").await;
+    h.import_roster(
+        "id,name,team,languages,channels,skills,max_open,presence\nts-1,Tech,technical_support,zh;en,,,0,online\n",
+    )
+    .await;
+    h.start_stages(&StageName::ALL, 1);
+    let base = chrono::Utc::now();
+    // Older requests have earlier deadlines (same SLA rule), so they must be served first.
+    for i in 0..4 {
+        let at = (base - chrono::Duration::minutes(10 - i)).to_rfc3339();
+        let body = format!(
+            r#"{{"channel":"app","channel_message_id":"q{i}","received_at":"{at}","customer":{{"customer_id":"C{i}"}},"body":"The app crashes every time I open the settings page"}}"#
+        );
+        h.publish_intake("intake.app", &format!("q{i}"), body.as_bytes()).await;
+    }
+    h.wait_for("all queued", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'queued'").await == 4
+    })
+    .await;
+    assert_eq!(
+        h.count("SELECT count(*) FROM tickets WHERE team = 'technical_support'")
+            .await,
+        4
+    );
+
+    let team = h.app.db.set_agent_status("ts-1", None, Some(2)).await.unwrap();
+    assert_eq!(team.as_deref(), Some("technical_support"));
+    let drain = switchboard::bus::Outgoing {
+        exchange: switchboard::bus::Exchange::Work,
+        routing_key: "assign".into(),
+        message_id: "drain-1".into(),
+        body: serde_json::json!({"drain_team": "technical_support", "reason": "test"}),
+        headers: vec![],
+    };
+    switchboard::bus::publish_all(&h.ch, h.topo(), &[drain]).await.unwrap();
+    h.wait_for("two assigned", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'assigned'").await == 2
+    })
+    .await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let assigned: Vec<String> = client
+        .query(
+            "SELECT channel_message_id FROM tickets WHERE state = 'assigned' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(assigned, vec!["q0", "q1"], "the earliest deadlines are served first");
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'ts-1'")
+            .await,
+        2
+    );
+    h.cleanup().await;
+}
+
+/// A poison work message (its ticket does not exist) is dead-lettered with its reason and does
+/// not block the messages behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_work_message_is_dead_lettered_and_the_queue_moves_on() {
+    let mut h = Harness::new("poison").await;
+    h.import_sample_roster().await;
+    h.start_stages(&StageName::ALL, 1);
+    let ghost = switchboard::bus::Outgoing {
+        exchange: switchboard::bus::Exchange::Work,
+        routing_key: "classify".into(),
+        message_id: "209901-99999:classify:1".into(),
+        body: serde_json::json!({"ticket_id": 999999, "number": "209901-99999", "version": 1, "stage": "classify", "received_at": "2026-01-01T00:00:00Z"}),
+        headers: vec![],
+    };
+    let garbage = switchboard::bus::Outgoing {
+        body: serde_json::json!({"hello": "world"}),
+        message_id: "g".into(),
+        ..ghost.clone()
+    };
+    switchboard::bus::publish_all(&h.ch, h.topo(), &[ghost, garbage])
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().to_rfc3339();
+    let ok = format!(
+        r#"{{"channel":"phone","channel_message_id":"call-1","received_at":"{now}","customer":{{"phone":"13812345678"}},"body":"我想问一下你们营业时间"}}"#
+    );
+    h.publish_intake("intake.phone", "call-1", ok.as_bytes()).await;
+    h.wait_for("the good request routed", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')")
+            .await
+            == 1
+    })
+    .await;
+    let dq = h.topo().dead_queue();
+    h.wait_for("two dead letters", Duration::from_secs(30), || async {
+        h.depth(&dq).await == 2
+    })
+    .await;
+    let reasons: Vec<String> = h
+        .drain_queue(&dq)
+        .await
+        .iter()
+        .filter_map(|d| header(d, "x-switchboard-reason"))
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("does not exist")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("not a work message")), "{reasons:?}");
+    h.cleanup().await;
+}

@@ -1,0 +1,9 @@
+//! The assign stage as its own process: `assign --concurrency N`. Run several to scale the stage.
+
+use switchboard::app::{StageName, worker_main};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    worker_main(StageName::Assign).await?;
+    Ok(())
+}
