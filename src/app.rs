@@ -5,7 +5,10 @@ use crate::bus::{self, BusError, Topology};
 use crate::config::Settings;
 use crate::pipeline::{self, RunError};
 use crate::policy::{Policy, PolicyError};
-use crate::stages::{Context, assign::Assign, classify::Classify, intake::Intake, prioritize::Prioritize};
+use crate::stages::{
+    Context, assign::Assign, classify::Classify, escalate::Escalate, intake::Intake, lifecycle::Lifecycle,
+    prioritize::Prioritize,
+};
 use crate::store::{self, Db, StoreError};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -17,10 +20,26 @@ pub enum StageName {
     Classify,
     Prioritize,
     Assign,
+    /// Fired SLA timers → breaches and escalation steps.
+    Escalate,
+    /// Actions on tickets: respond, resolve, rate, …
+    Lifecycle,
+    /// Claims due SLA timers (not a queue consumer).
+    Scheduler,
 }
 
 impl StageName {
-    pub const ALL: [StageName; 4] = [
+    pub const ALL: [StageName; 7] = [
+        StageName::Intake,
+        StageName::Classify,
+        StageName::Prioritize,
+        StageName::Assign,
+        StageName::Escalate,
+        StageName::Lifecycle,
+        StageName::Scheduler,
+    ];
+    /// The intake → assigned pipeline only.
+    pub const PIPELINE: [StageName; 4] = [
         StageName::Intake,
         StageName::Classify,
         StageName::Prioritize,
@@ -112,6 +131,20 @@ impl App {
                     }
                     StageName::Assign => {
                         pipeline::run_stage(Arc::new(Assign { ctx }), s, t, d, concurrency, stop.clone()).await
+                    }
+                    StageName::Escalate => {
+                        pipeline::run_stage(Arc::new(Escalate { ctx }), s, t, d, concurrency, stop.clone()).await
+                    }
+                    StageName::Lifecycle => {
+                        pipeline::run_stage(Arc::new(Lifecycle { ctx }), s, t, d, concurrency, stop.clone()).await
+                    }
+                    StageName::Scheduler => {
+                        crate::scheduler::run(app.clone(), stop.clone())
+                            .await
+                            .map_err(|e| match e {
+                                crate::scheduler::SchedulerError::Bus(b) => RunError::Bus(b),
+                                crate::scheduler::SchedulerError::Store(s) => RunError::Store(s),
+                            })
                     }
                 };
                 if let Err(e) = result {

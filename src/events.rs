@@ -40,18 +40,30 @@ pub fn ticket_view(t: &Ticket) -> Value {
         "received_at": t.received_at,
         "customer": masked_customer(&t.customer),
         "version": t.version,
+        "first_responded_at": t.life.first_responded_at,
+        "resolved_at": t.life.resolved_at,
+        "closed_at": t.life.closed_at,
+        "resolution": t.life.resolution,
+        "rating": t.life.rating,
+        "supervisor": t.life.supervisor,
     })
 }
 
-/// `event` is the short name (`received`, `classified`, …); the type becomes
-/// `switchboard.ticket.<event>.v1` and the routing key `ticket.<event>`.
+/// `event` is the short name (`received`, `classified`, …): the type becomes
+/// `switchboard.ticket.<event>.v1` and the routing key `ticket.<event>`. A name with its own
+/// domain (`sla.breached`) keeps it: `switchboard.sla.breached.v1`, key `sla.breached`.
 pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition, source: &str) -> Outgoing {
     let id = format!("{}.{}", t.number, tr.seq);
+    let name = if event.contains('.') {
+        event.to_owned()
+    } else {
+        format!("ticket.{event}")
+    };
     let body = json!({
         "specversion": SPEC_VERSION,
         "id": id,
         "source": format!("switchboard/{source}"),
-        "type": format!("switchboard.ticket.{event}.v1"),
+        "type": format!("switchboard.{name}.v1"),
         "subject": t.number,
         "time": tr.at,
         "datacontenttype": "application/json",
@@ -72,7 +84,7 @@ pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition, source: &str) -> O
     });
     Outgoing {
         exchange: Exchange::Events,
-        routing_key: format!("ticket.{event}"),
+        routing_key: name,
         message_id: id,
         body,
         headers: vec![],

@@ -6,6 +6,8 @@
 
 use crate::classify::{ClassificationPolicy, Classifier, PriorityPolicy};
 use crate::domain::calendar::BusinessCalendar;
+use crate::domain::escalation::Ladder;
+use crate::domain::lifecycle::LifecyclePolicy;
 use crate::domain::routing::RoutingPolicy;
 use crate::domain::sla::SlaPolicy;
 use chrono_tz::Tz;
@@ -40,6 +42,18 @@ pub struct PolicyDocument {
     pub calendars: BTreeMap<String, BusinessCalendar>,
     pub classification: ClassificationPolicy,
     pub priority: PriorityPolicy,
+    #[serde(default)]
+    pub escalation: EscalationPolicy,
+    #[serde(default)]
+    pub lifecycle: LifecyclePolicy,
+}
+
+/// Escalation ladders by name; SLA rules name the ladder their breaches climb.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationPolicy {
+    #[serde(default)]
+    pub ladders: BTreeMap<String, Ladder>,
 }
 
 fn default_tz() -> String {
@@ -161,6 +175,30 @@ impl Policy {
                 ));
             }
         }
+        for (name, ladder) in &doc.escalation.ladders {
+            ladder
+                .validate()
+                .map_err(|e| invalid(&format!("[escalation.ladders.{name}"), format!("ladder {name}: {e}")))?;
+        }
+        for rule in &doc.sla.rules {
+            if let Some(l) = &rule.escalation
+                && !doc.escalation.ladders.contains_key(l)
+            {
+                return Err(invalid(
+                    &format!("escalation = \"{l}\""),
+                    format!(
+                        "SLA rule {:?} names escalation ladder {l:?}, which is not under [escalation.ladders]",
+                        rule.name
+                    ),
+                ));
+            }
+        }
+        if !(1..=5).contains(&doc.lifecycle.reopen_rating_at_or_below) {
+            return Err(invalid(
+                "reopen_rating_at_or_below",
+                "[lifecycle] reopen_rating_at_or_below must be 1 to 5".into(),
+            ));
+        }
         for category in &categories {
             for level in &levels {
                 if doc.sla.rule_for(category, level).is_none() {
@@ -185,6 +223,12 @@ impl Policy {
 
     pub fn version(&self) -> &str {
         &self.doc.version
+    }
+
+    /// The supervisor of a team, from the policy.
+    pub fn supervisor_of(&self, team: Option<&str>) -> Option<String> {
+        team.and_then(|t| self.doc.teams.get(t))
+            .and_then(|t| t.supervisor.clone())
     }
 
     pub fn calendar(&self) -> &BusinessCalendar {

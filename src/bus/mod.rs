@@ -79,7 +79,10 @@ pub struct Topology {
 }
 
 /// Stage queues fed by the work exchange (routing key = stage name).
-pub const WORK_STAGES: [&str; 3] = ["classify", "prioritize", "assign"];
+pub const WORK_STAGES: [&str; 4] = ["classify", "prioritize", "assign", "escalate"];
+
+/// Every queue of the topology except the dead-letter queue.
+pub const ALL_QUEUES: [&str; 6] = ["intake", "classify", "prioritize", "assign", "escalate", "lifecycle"];
 
 impl Topology {
     pub fn new(prefix: impl Into<String>, delivery_limit: u32) -> Self {
@@ -171,6 +174,16 @@ impl Topology {
             FieldTable::default(),
         )
         .await?;
+        ch.queue_declare(self.queue("lifecycle").into(), qopts, self.quorum_args(true))
+            .await?;
+        ch.queue_bind(
+            self.queue("lifecycle").into(),
+            self.exchange(Exchange::Actions).into(),
+            "action.*".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
         for stage in WORK_STAGES {
             ch.queue_declare(self.queue(stage).into(), qopts, self.quorum_args(true))
                 .await?;
@@ -188,7 +201,7 @@ impl Topology {
 
     /// Removes every exchange and queue of this prefix (test clean-up).
     pub async fn delete(&self, ch: &Channel) -> Result<(), BusError> {
-        for q in ["intake", "classify", "prioritize", "assign", "dead"] {
+        for q in ALL_QUEUES.iter().chain(&["dead"]) {
             ch.queue_delete(self.queue(q).into(), QueueDeleteOptions::default())
                 .await?;
         }
@@ -264,7 +277,10 @@ pub async fn publish_all(ch: &Channel, topo: &Topology, messages: &[Outgoing]) -
     let mut pending = Vec::with_capacity(messages.len());
     for m in messages {
         let payload = serde_json::to_vec(&m.body).unwrap_or_default();
-        let mandatory = matches!(m.exchange, Exchange::Work | Exchange::Dlx | Exchange::Intake);
+        let mandatory = matches!(
+            m.exchange,
+            Exchange::Work | Exchange::Dlx | Exchange::Intake | Exchange::Actions
+        );
         let confirm = ch
             .basic_publish(
                 topo.exchange(m.exchange).into(),

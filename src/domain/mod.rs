@@ -3,6 +3,7 @@
 pub mod calendar;
 pub mod escalation;
 pub mod intake;
+pub mod lifecycle;
 pub mod numbering;
 pub mod privacy;
 pub mod routing;

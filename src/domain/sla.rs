@@ -118,6 +118,24 @@ pub struct SlaFacts {
     /// Waiting-for-customer intervals; the last may still be open.
     pub pauses: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
     pub closed: bool,
+    /// A reopened ticket's resolution clock starts again here.
+    pub restarted_at: Option<DateTime<Utc>>,
+}
+
+impl SlaFacts {
+    pub fn of(t: &crate::domain::ticket::Ticket, pauses: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>) -> SlaFacts {
+        SlaFacts {
+            received_at: t.received_at,
+            category: t.category.clone().unwrap_or_default(),
+            priority: t.priority.clone().unwrap_or_default(),
+            first_responded_at: t.life.first_responded_at,
+            resolved_at: t.life.resolved_at,
+            last_update_at: t.life.last_update_at,
+            pauses,
+            closed: t.life.closed_at.is_some(),
+            restarted_at: t.life.sla_restarted_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,7 +199,14 @@ impl SlaPolicy {
         let first = cal.deadline(f.received_at, rule.first_response, rule.first_response_clock);
         // The resolution clock stops while waiting for the customer; an open pause leaves the
         // due time unknown until the customer answers.
-        let resolution = cal.deadline_with_pauses(f.received_at, rule.resolution, rule.resolution_clock, &f.pauses);
+        let resolution_from = f.restarted_at.unwrap_or(f.received_at).max(f.received_at);
+        let pauses: Vec<_> = f
+            .pauses
+            .iter()
+            .filter(|(_, end)| end.is_none_or(|e| e > resolution_from))
+            .copied()
+            .collect();
+        let resolution = cal.deadline_with_pauses(resolution_from, rule.resolution, rule.resolution_clock, &pauses);
         let open = f.resolved_at.is_none() && !f.closed;
         let update_from = f.last_update_at.unwrap_or(f.received_at).max(f.received_at);
         let next_update = cal.deadline(update_from, self.next_update, Clock::Wall);

@@ -28,6 +28,23 @@ pub struct Ticket {
     pub received_at: DateTime<Utc>,
     pub assigned_at: Option<DateTime<Utc>>,
     pub version: i32,
+    /// Lifecycle facts the SLA clocks are computed from.
+    #[serde(default)]
+    pub life: Lifecycle,
+}
+
+/// What happened to a ticket after assignment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Lifecycle {
+    pub first_responded_at: Option<DateTime<Utc>>,
+    pub last_update_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub sla_restarted_at: Option<DateTime<Utc>>,
+    pub resolution: Option<serde_json::Value>,
+    pub rating: Option<i16>,
+    pub rating_comment: Option<String>,
+    pub supervisor: Option<String>,
 }
 
 /// One state change. `seq` equals the ticket's version after the change, so the transition

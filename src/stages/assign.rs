@@ -255,6 +255,19 @@ impl Stage for Assign {
                 settled[*i] = Some(Outcome::Done(Vec::new()));
             }
             processed::record(tx, self.name(), &other_drains).await?;
+            // SLA timers start with the assignment (or the queueing): written in this
+            // transaction, so a ticket is never routed without its clocks being watched.
+            let mut sla_timers = Vec::new();
+            for (_, _, d) in &decisions {
+                sla_timers.extend(crate::lifecycle::breach_timers(
+                    policy,
+                    &d.ticket,
+                    &Vec::new(),
+                    &[],
+                    now,
+                ));
+            }
+            crate::store::timers::set(tx, &sla_timers).await?;
             commit_decisions(tx, self.name(), settled, decisions, extra, extra_owner, &work.copies).await
         }
     }

@@ -3,6 +3,7 @@
 use super::{Context, finish, work_message};
 use crate::bus::Outgoing;
 use crate::domain::intake::IntakeRequest;
+use crate::domain::lifecycle::{Action, ActionMessage};
 use crate::domain::numbering::{find_numbers, format_number, period};
 use crate::domain::state::TicketState;
 use crate::domain::ticket::{Ticket, Transition};
@@ -130,17 +131,23 @@ impl Stage for Intake {
                 .map(|(_, r)| thread_tokens(r.thread_ref.as_deref()))
                 .collect();
             let all_tokens: Vec<String> = tokens.iter().flatten().cloned().collect();
+            let mut waiting: std::collections::HashSet<i64> = std::collections::HashSet::new();
             let open_threads: HashMap<String, (i64, String)> = if all_tokens.is_empty() {
                 HashMap::new()
             } else {
                 tx.query(
-                    "SELECT k.key, t.id, t.number FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
+                    "SELECT k.key, t.id, t.number, t.state FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
                      WHERE k.key = ANY($1) AND t.state <> 'closed'",
                     &[&all_tokens],
                 )
                 .await?
                 .iter()
-                .map(|r| (r.get::<_, String>(0), (r.get::<_, i64>(1), r.get::<_, String>(2))))
+                .map(|r| {
+                    if r.get::<_, &str>(3) == TicketState::WaitingForCustomer.as_str() {
+                        waiting.insert(r.get(1));
+                    }
+                    (r.get::<_, String>(0), (r.get::<_, i64>(1), r.get::<_, String>(2)))
+                })
                 .collect()
             };
 
@@ -350,6 +357,7 @@ impl Stage for Intake {
                         received_at: r.received_at,
                         assigned_at: None,
                         version: 1,
+                        life: Default::default(),
                     };
                     let tr = Transition {
                         ticket_id: tid,
@@ -369,6 +377,23 @@ impl Stage for Intake {
                         .increment(1);
                 } else {
                     tracing::info!(ticket = %number, "message threaded onto its open ticket");
+                    if waiting.remove(&tid) {
+                        // The customer answered: resume the ticket and its resolution clock.
+                        let action = ActionMessage {
+                            ticket: number.clone(),
+                            actor: "customer".into(),
+                            action: Action::CustomerReplied {
+                                message: Some(r.channel_message_id.clone()),
+                            },
+                        };
+                        outputs.push(Outgoing {
+                            exchange: crate::bus::Exchange::Actions,
+                            routing_key: "action.customer_replied".into(),
+                            message_id: format!("reply:{}:{}", r.channel, r.channel_message_id),
+                            body: serde_json::to_value(action).unwrap_or_default(),
+                            headers: vec![],
+                        });
+                    }
                     metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "threaded").increment(1);
                 }
                 records.push((dedup_key(r), outputs.clone()));

@@ -4,7 +4,9 @@
 
 pub mod assign;
 pub mod classify;
+pub mod escalate;
 pub mod intake;
+pub mod lifecycle;
 pub mod prioritize;
 
 use crate::bus::{Exchange, Outgoing, Topology};

@@ -2,7 +2,9 @@
 //! failed transaction is retried or its message dead-lettered.
 
 pub mod agents;
+pub mod outbox;
 pub mod tickets;
+pub mod timers;
 
 use crate::config::Settings;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

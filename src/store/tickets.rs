@@ -9,7 +9,8 @@ use tokio_postgres::{GenericClient, Row, Transaction};
 
 pub const TICKET_COLUMNS: &str = "id, number, channel, channel_message_id, customer, subject, body, language, category, \
      category_confidence, priority, state, team, assignee, sla_rule, first_response_due, resolution_due, \
-     received_at, assigned_at, version";
+     received_at, assigned_at, version, first_responded_at, last_update_at, resolved_at, closed_at, \
+     sla_restarted_at, resolution, rating, rating_comment, supervisor";
 
 pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
     let state: &str = r.get("state");
@@ -38,6 +39,17 @@ pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
         received_at: r.get("received_at"),
         assigned_at: r.get("assigned_at"),
         version: r.get("version"),
+        life: crate::domain::ticket::Lifecycle {
+            first_responded_at: r.get("first_responded_at"),
+            last_update_at: r.get("last_update_at"),
+            resolved_at: r.get("resolved_at"),
+            closed_at: r.get("closed_at"),
+            sla_restarted_at: r.get("sla_restarted_at"),
+            resolution: r.get("resolution"),
+            rating: r.get("rating"),
+            rating_comment: r.get("rating_comment"),
+            supervisor: r.get("supervisor"),
+        },
     })
 }
 

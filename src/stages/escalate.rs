@@ -1,0 +1,292 @@
+//! Escalate stage: fired SLA timers become breaches and escalation steps (SPEC §5).
+//!
+//! A breach timer records `sla.breached` and starts the ladder the SLA rule names; a ladder
+//! timer fires the next step. Each step is a transition and a `ticket.escalated` event, and
+//! schedules the next one; the ladder stops when the target is met or the escalation is
+//! acknowledged.
+
+use crate::domain::escalation::Fired;
+use crate::domain::sla::{ClockState, SlaFacts, Target};
+use crate::domain::ticket::{Ticket, Transition};
+use crate::events;
+use crate::lifecycle::{fired_of, lock_by_id, pauses, resolve_notify};
+use crate::pipeline::{Inbound, Outcome, Stage, processed};
+use crate::stages::{Context, finish};
+use crate::store::{StoreError, timers};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_postgres::Transaction;
+use tracing::Instrument;
+
+/// What the scheduler publishes for a fired breach or ladder timer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerMessage {
+    pub timer_id: i64,
+    pub ticket_id: i64,
+    pub number: String,
+    pub purpose: String,
+    pub due_at: DateTime<Utc>,
+    pub fired_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+impl TimerMessage {
+    pub fn message_id(&self) -> String {
+        format!("timer:{}", self.timer_id)
+    }
+}
+
+pub struct Escalate {
+    pub ctx: Context,
+}
+
+impl Stage for Escalate {
+    fn name(&self) -> &'static str {
+        "escalate"
+    }
+
+    async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
+        let mut settled: Vec<Option<Outcome>> = vec![None; batch.len()];
+        let mut copies = Vec::new();
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, m) in batch.iter().enumerate() {
+            let msg: TimerMessage = match serde_json::from_slice(&m.data) {
+                Ok(t) => t,
+                Err(e) => {
+                    settled[i] = Some(Outcome::Dead(format!("not a timer message: {e}")));
+                    continue;
+                }
+            };
+            let key = msg.message_id();
+            if let Some(&j) = seen.get(&key) {
+                copies.push((i, j));
+                continue;
+            }
+            seen.insert(key.clone(), i);
+            let Some(ticket) = lock_by_id(tx, msg.ticket_id).await? else {
+                settled[i] = Some(Outcome::Dead(format!(
+                    "ticket {} (id {}) does not exist",
+                    msg.number, msg.ticket_id
+                )));
+                continue;
+            };
+            if let Some(out) = processed::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
+                settled[i] = Some(Outcome::Duplicate(out));
+                continue;
+            }
+            let span =
+                tracing::info_span!("escalate", ticket = %ticket.number, message_id = %key, purpose = %msg.purpose);
+            let outputs = match self.fire(tx, &ticket, &msg).instrument(span).await? {
+                Ok(outputs) => outputs,
+                Err(reason) => {
+                    settled[i] = Some(Outcome::Dead(reason));
+                    continue;
+                }
+            };
+            processed::record(tx, self.name(), &[(key, outputs.clone())]).await?;
+            settled[i] = Some(Outcome::Done(outputs));
+        }
+        Ok(finish(settled, &copies))
+    }
+}
+
+impl Escalate {
+    /// Outer error: database. Inner error: the message is unusable (dead-letter reason).
+    async fn fire(
+        &self,
+        tx: &Transaction<'_>,
+        t: &Ticket,
+        msg: &TimerMessage,
+    ) -> Result<Result<Vec<crate::bus::Outgoing>, String>, StoreError> {
+        let policy = &self.ctx.policy;
+        let now = Utc::now();
+        let Some((kind, target_name)) = msg.purpose.split_once(':') else {
+            return Ok(Err(format!("unknown timer purpose {:?}", msg.purpose)));
+        };
+        let Some(target) = Target::parse(target_name) else {
+            return Ok(Err(format!("unknown SLA target {target_name:?}")));
+        };
+        let facts = SlaFacts::of(t, pauses(tx, t.id).await?);
+        let clock = policy
+            .doc
+            .sla
+            .clocks(policy.calendar(), &facts, now)
+            .into_iter()
+            .find(|c| c.target == target);
+        let breached = clock.as_ref().is_some_and(|c| c.state == ClockState::Breached);
+        let escalation = tx
+            .query_opt(
+                "SELECT ladder, breached_at, last_step, last_repeat, last_fired_at, acknowledged_at, stopped_at
+                 FROM escalations WHERE ticket_id = $1 AND target = $2",
+                &[&t.id, &target.as_str()],
+            )
+            .await?;
+        let mut after = t.clone();
+        let mut transitions = Vec::new();
+        let mut outputs = Vec::new();
+        let mut record = |after: &mut Ticket, event: &'static str, reason: String, details: serde_json::Value| {
+            after.version += 1;
+            let tr = Transition {
+                ticket_id: t.id,
+                seq: after.version,
+                from: Some(after.state),
+                to: after.state,
+                at: now,
+                actor: "escalate".into(),
+                reason,
+                policy_version: policy.version().to_owned(),
+                details,
+            };
+            outputs.push(events::ticket_event(after, event, &tr, "escalate"));
+            transitions.push(tr);
+        };
+
+        let rule = policy
+            .doc
+            .sla
+            .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""));
+        let ladder_name = rule.and_then(|r| r.escalation.clone());
+        let ladder = ladder_name.as_ref().and_then(|n| policy.doc.escalation.ladders.get(n));
+        let lateness = (msg.fired_at - msg.due_at).num_milliseconds() as f64 / 1000.0;
+        metrics::histogram!("switchboard_timer_lateness_seconds", "kind" => kind.to_owned()).record(lateness.max(0.0));
+
+        let (breached_at, last): (DateTime<Utc>, Option<Fired>) = match (kind, escalation) {
+            ("breach", Some(_)) => return Ok(Ok(Vec::new())), // already recorded
+            ("breach", None) => {
+                if !breached {
+                    // Met, paused or moved since the timer was set: nothing to do.
+                    return Ok(Ok(Vec::new()));
+                }
+                let due = clock.as_ref().and_then(|c| c.due).unwrap_or(msg.due_at);
+                record(
+                    &mut after,
+                    "sla.breached",
+                    format!("SLA target {} missed (due {})", target.as_str(), due.to_rfc3339()),
+                    json!({ "target": target, "due": due, "late_by_seconds": (now - due).num_seconds(), "sla_rule": rule.map(|r| &r.name) }),
+                );
+                metrics::counter!("switchboard_sla_breaches_total", "target" => target.as_str()).increment(1);
+                tx.execute(
+                    "INSERT INTO escalations (ticket_id, target, ladder, breached_at) VALUES ($1, $2, $3, $4)",
+                    &[&t.id, &target.as_str(), &ladder_name.clone().unwrap_or_default(), &due],
+                )
+                .await?;
+                (due, None)
+            }
+            ("escalate", None) => {
+                return Ok(Err(format!(
+                    "no escalation for target {} on ticket {}",
+                    target.as_str(),
+                    t.number
+                )));
+            }
+            ("escalate", Some(row)) => {
+                let acknowledged: Option<DateTime<Utc>> = row.get(5);
+                let stopped: Option<DateTime<Utc>> = row.get(6);
+                if acknowledged.is_some() || stopped.is_some() {
+                    return Ok(Ok(Vec::new()));
+                }
+                if !breached {
+                    tx.execute(
+                        "UPDATE escalations SET stopped_at = $3, stop_reason = 'target met or paused'
+                         WHERE ticket_id = $1 AND target = $2",
+                        &[&t.id, &target.as_str(), &now],
+                    )
+                    .await?;
+                    return Ok(Ok(Vec::new()));
+                }
+                (row.get(1), fired_of(row.get(2), row.get(3), row.get(4)))
+            }
+            _ => return Ok(Err(format!("unknown timer purpose {:?}", msg.purpose))),
+        };
+
+        let Some(ladder) = ladder else {
+            // A breach without a ladder is still recorded and published.
+            return Ok(Ok(self.finish(tx, t, after, transitions, outputs).await?));
+        };
+        // Fire every step whose time has come (normally one), then schedule the next.
+        let cal = policy.calendar();
+        let mut last = last;
+        while let Some(next) = ladder.next_step(breached_at, last.as_ref(), cal) {
+            if next.due > now {
+                timers::set(
+                    tx,
+                    &[(
+                        t.id,
+                        timers::escalate_purpose(target.as_str()),
+                        next.due,
+                        json!({ "step": next.step, "repeat": next.repeat }),
+                    )],
+                )
+                .await?;
+                break;
+            }
+            let who = resolve_notify(policy, t, &next.notify);
+            record(
+                &mut after,
+                "escalated",
+                format!(
+                    "{} missed: escalated to {who} ({}, step {}{})",
+                    target.as_str(),
+                    next.notify,
+                    next.step + 1,
+                    if next.repeat > 0 {
+                        format!(", reminder {}", next.repeat)
+                    } else {
+                        String::new()
+                    }
+                ),
+                json!({ "target": target, "ladder": ladder_name, "step": next.step + 1, "repeat": next.repeat, "notify": next.notify, "notified": who }),
+            );
+            metrics::counter!("switchboard_escalations_total", "target" => target.as_str()).increment(1);
+            tx.execute(
+                "UPDATE escalations SET last_step = $3, last_repeat = $4, last_fired_at = $5, last_notified = $6
+                 WHERE ticket_id = $1 AND target = $2",
+                &[
+                    &t.id,
+                    &target.as_str(),
+                    &(next.step as i32),
+                    &(next.repeat as i32),
+                    &now,
+                    &who,
+                ],
+            )
+            .await?;
+            last = Some(Fired {
+                step: next.step,
+                repeat: next.repeat,
+                at: now,
+            });
+        }
+        Ok(Ok(self.finish(tx, t, after, transitions, outputs).await?))
+    }
+
+    async fn finish(
+        &self,
+        tx: &Transaction<'_>,
+        t: &Ticket,
+        after: Ticket,
+        transitions: Vec<Transition>,
+        outputs: Vec<crate::bus::Outgoing>,
+    ) -> Result<Vec<crate::bus::Outgoing>, StoreError> {
+        if transitions.is_empty() {
+            return Ok(outputs);
+        }
+        let n = tx
+            .execute(
+                "UPDATE tickets SET version = $3, updated_at = now() WHERE id = $1 AND version = $2",
+                &[&t.id, &t.version, &after.version],
+            )
+            .await?;
+        if n != 1 {
+            return Err(StoreError::Conflict(format!(
+                "ticket {} changed under the lock",
+                t.number
+            )));
+        }
+        let refs: Vec<&Transition> = transitions.iter().collect();
+        crate::store::tickets::insert_transitions(tx, &refs).await?;
+        Ok(outputs)
+    }
+}

@@ -1,0 +1,82 @@
+//! Lifecycle stage: actions on `switchboard.actions` (respond, resolve, rate, …) applied to
+//! their tickets. An action the state machine refuses is dead-lettered with the reason.
+
+use crate::domain::lifecycle::ActionMessage;
+use crate::lifecycle::{ActionError, apply, lock_by_number};
+use crate::pipeline::{Inbound, Outcome, Stage, processed};
+use crate::stages::{Context, finish};
+use crate::store::StoreError;
+use tokio_postgres::Transaction;
+use tracing::Instrument;
+
+pub struct Lifecycle {
+    pub ctx: Context,
+}
+
+impl Stage for Lifecycle {
+    fn name(&self) -> &'static str {
+        "lifecycle"
+    }
+
+    async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
+        let policy = &self.ctx.policy;
+        let mut settled: Vec<Option<Outcome>> = vec![None; batch.len()];
+        let mut copies = Vec::new();
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        // Actions apply one after another, in arrival order: two actions on one ticket in the
+        // same batch see each other's effects.
+        for (i, m) in batch.iter().enumerate() {
+            let Some(id) = m.message_id().map(str::to_owned) else {
+                settled[i] = Some(Outcome::Dead(
+                    "action without message_id: set it to an idempotency key".into(),
+                ));
+                continue;
+            };
+            let key = format!("action:{id}");
+            if let Some(&j) = seen.get(&key) {
+                copies.push((i, j));
+                continue;
+            }
+            seen.insert(key.clone(), i);
+            let msg: ActionMessage = match serde_json::from_slice(&m.data) {
+                Ok(a) => a,
+                Err(e) => {
+                    settled[i] = Some(Outcome::Dead(format!("not an action message: {e}")));
+                    continue;
+                }
+            };
+            let expected = format!("action.{}", msg.action.kind());
+            if m.routing_key.starts_with("action.") && m.routing_key != expected {
+                settled[i] = Some(Outcome::Dead(format!(
+                    "routing key {:?} does not match the action {:?} (publish with {expected:?})",
+                    m.routing_key,
+                    msg.action.kind()
+                )));
+                continue;
+            }
+            let Some(ticket) = lock_by_number(tx, &msg.ticket).await? else {
+                settled[i] = Some(Outcome::Dead(format!("no ticket {:?}", msg.ticket)));
+                continue;
+            };
+            let span =
+                tracing::info_span!("lifecycle", ticket = %ticket.number, message_id = %id, action = msg.action.kind());
+            if let Some(out) = processed::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
+                settled[i] = Some(Outcome::Duplicate(out));
+                continue;
+            }
+            match apply(tx, policy, &ticket, &msg, chrono::Utc::now())
+                .instrument(span)
+                .await
+            {
+                Ok((_, outputs)) => {
+                    processed::record(tx, self.name(), &[(key, outputs.clone())]).await?;
+                    settled[i] = Some(Outcome::Done(outputs));
+                }
+                Err(ActionError::Refused(r)) => settled[i] = Some(Outcome::Dead(format!("refused: {r}"))),
+                Err(ActionError::NotFound(n)) => settled[i] = Some(Outcome::Dead(format!("no ticket {n:?}"))),
+                Err(ActionError::Store(e)) => return Err(e),
+            }
+        }
+        Ok(finish(settled, &copies))
+    }
+}

@@ -1,0 +1,9 @@
+//! The lifecycle stage as its own process: `switchboard-lifecycle --concurrency N`. Run several to scale it.
+
+use switchboard::app::{StageName, worker_main};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    worker_main(StageName::Lifecycle).await?;
+    Ok(())
+}
