@@ -3,9 +3,10 @@
 //!
 //! Terms are indexed by their first character, so a message is scanned once and each position
 //! only tries the few terms that can start there: cheap enough for thousands of messages a second
-//! with thousands of terms. Overlapping hits are resolved by keeping the longest one (in
+//! with thousands of terms. Overlapping term hits are resolved by keeping the longest one (in
 //! characters), which is how a phrase beats the single words inside it: "退款进度" (asking about a
-//! refund) wins over "退款", "not urgent" over "urgent", "没有问题" over "问题".
+//! refund) wins over "退款", "not urgent" over "urgent", "没有问题" over "问题". Regular-expression
+//! patterns are matched on their own and take no part in that contest.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,9 @@ pub struct NegationRules {
     /// How many English words before a term an English cue may stand.
     #[serde(default = "default_word_window")]
     pub word_window: usize,
+    /// Words that contain a cue but do not negate (不过, 差不多, 不好意思).
+    #[serde(default)]
+    pub exceptions: Vec<String>,
 }
 
 /// How far back (in characters) a negation cue is looked for at most.
@@ -91,6 +95,7 @@ pub(crate) struct Matcher {
     negatable: Vec<bool>,
     patterns: Vec<Pattern>,
     cues: Vec<Cue>,
+    exceptions: Vec<String>,
     char_window: usize,
     word_window: usize,
 }
@@ -154,6 +159,7 @@ impl Matcher {
             negatable: groups.iter().map(|g| g.negatable).collect(),
             patterns,
             cues,
+            exceptions: negation.exceptions.iter().map(|e| norm.normalize(e)).collect(),
             char_window: negation.char_window,
             word_window: negation.word_window,
         })
@@ -161,7 +167,7 @@ impl Matcher {
 
     /// All accepted hits in `text` (already normalised), in text order.
     pub(crate) fn find(&self, norm: &Normalizer, text: &str) -> Vec<Hit> {
-        // (start, end, chars, display index: term i or pattern !i)
+        // Term candidates: (start, end, length in characters, which term).
         let mut cands: Vec<(usize, usize, usize, Source)> = Vec::new();
         let mut prev: Option<char> = None;
         for (i, c) in text.char_indices() {
@@ -195,34 +201,39 @@ impl Matcher {
             }
             prev = Some(c);
         }
-        for (p, pat) in self.patterns.iter().enumerate() {
-            for m in pat.re.find_iter(text) {
-                if m.is_empty() {
-                    continue;
-                }
-                let chars = m.as_str().chars().count();
-                cands.push((m.start(), m.end(), chars, Source::Pattern(p)));
-            }
-        }
-        if cands.is_empty() {
-            return Vec::new();
-        }
-        // Longest first; among equals the earliest, then the one listed first in the policy.
+        // Terms compete: the longest wins and hides the shorter ones inside it. Longest first;
+        // among equals the earliest, then the one listed first in the policy.
         cands.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.3.cmp(&b.3)));
         // Byte occupancy keeps overlap checks linear even for pathological input.
         let mut taken = vec![false; text.len()];
-        let mut hits = Vec::new();
+        let mut accepted: Vec<(usize, Source)> = Vec::new();
         for (start, end, _, src) in cands {
             if taken[start..end].iter().any(|&t| t) {
                 continue;
             }
             taken[start..end].iter_mut().for_each(|t| *t = true);
+            accepted.push((start, src));
+        }
+        // Patterns stand apart: a wildcard span says nothing about specificity, so a pattern
+        // neither hides a term nor is hidden by one.
+        for (p, pat) in self.patterns.iter().enumerate() {
+            for m in pat.re.find_iter(text) {
+                if !m.is_empty() {
+                    accepted.push((m.start(), Source::Pattern(p)));
+                }
+            }
+        }
+        let mut hits = Vec::with_capacity(accepted.len());
+        for (start, src) in accepted {
             let (group, display) = match src {
                 Source::Term(id) => (self.terms[id].group, &self.terms[id].display),
                 Source::Pattern(p) => (self.patterns[p].group, &self.patterns[p].display),
             };
-            let negated_by = if self.negatable[group] {
-                self.negation_before(norm, &text[..start])
+            // Only words can be negated: "没到账!!!" does not negate the exclamation marks.
+            let first = text[start..].chars().next();
+            let wordlike = first.is_some_and(|c| is_cjk(c) || is_word_char(c));
+            let negated_by = if self.negatable[group] && wordlike {
+                self.negation_before(norm, &text[..start], first)
             } else {
                 None
             };
@@ -237,8 +248,9 @@ impl Matcher {
         hits
     }
 
-    /// The negation cue standing shortly before the end of `prefix`, within its last clause.
-    fn negation_before(&self, norm: &Normalizer, prefix: &str) -> Option<String> {
+    /// The negation cue standing shortly before the end of `prefix` (within its last clause);
+    /// `next` is the first character of the hit itself.
+    fn negation_before(&self, norm: &Normalizer, prefix: &str, next: Option<char>) -> Option<String> {
         if self.cues.is_empty() {
             return None;
         }
@@ -254,36 +266,74 @@ impl Matcher {
         if clause.is_empty() {
             return None;
         }
-        // The last few Han characters (spaces ignored) for Chinese cues.
-        let tail_chars: String = {
-            let mut v: Vec<char> = clause
-                .chars()
-                .rev()
-                .filter(|c| !c.is_whitespace())
-                .take_while(|&c| is_cjk(c))
-                .take(self.char_window)
-                .collect();
-            v.reverse();
-            v.into_iter().collect()
-        };
+        if let Some(cue) = self.chinese_cue(clause, next) {
+            return Some(cue);
+        }
         // The last few words for English cues.
         let words: Vec<&str> = clause
             .split(|c: char| !(is_word_char(c) || c == '\''))
             .filter(|w| !w.is_empty())
             .collect();
-        let recent = &words[words.len().saturating_sub(self.word_window)..];
-        for cue in &self.cues {
-            let found = if cue.english {
+        let recent = words[words.len().saturating_sub(self.word_window)..].join(" ");
+        let recent_words: Vec<&str> = recent.split(' ').collect();
+        self.cues
+            .iter()
+            .filter(|c| c.english)
+            .find(|cue| {
                 if cue.text.contains(' ') {
-                    recent.join(" ").contains(cue.text.as_str())
+                    recent.contains(cue.text.as_str())
                 } else {
-                    recent.iter().any(|w| *w == cue.text)
+                    recent_words.contains(&cue.text.as_str())
                 }
-            } else {
-                tail_chars.contains(cue.text.as_str())
-            };
-            if found {
-                return Some(cue.text.clone());
+            })
+            .map(|c| c.text.clone())
+    }
+
+    /// A Chinese cue among the last `char_window` Han characters of `clause`. Characters that
+    /// only look like negation are masked first: A-not-A questions (是不是, 有没有, 急不急) and the
+    /// policy's exceptions (不过, 差不多 ...).
+    fn chinese_cue(&self, clause: &str, next: Option<char>) -> Option<String> {
+        let mut tail: Vec<char> = clause
+            .chars()
+            .rev()
+            .filter(|c| !c.is_whitespace())
+            .take_while(|&c| is_cjk(c))
+            .take(self.char_window + 2)
+            .collect();
+        tail.reverse();
+        let body_len = tail.len();
+        if body_len == 0 {
+            return None;
+        }
+        // One character of the hit itself, so "急不急" and exceptions at the seam are seen.
+        tail.extend(next);
+        let mut masked = vec![false; tail.len()];
+        for ex in &self.exceptions {
+            let ex: Vec<char> = ex.chars().collect();
+            if ex.is_empty() || ex.len() > tail.len() {
+                continue;
+            }
+            for i in 0..=tail.len() - ex.len() {
+                if tail[i..i + ex.len()] == ex[..] {
+                    masked[i..i + ex.len()].iter_mut().for_each(|m| *m = true);
+                }
+            }
+        }
+        for i in 1..tail.len().saturating_sub(1) {
+            if matches!(tail[i], '不' | '没') && tail[i - 1] == tail[i + 1] {
+                masked[i] = true;
+            }
+        }
+        let first = body_len.saturating_sub(self.char_window);
+        for cue in self.cues.iter().filter(|c| !c.english) {
+            let cue_chars: Vec<char> = cue.text.chars().collect();
+            if cue_chars.len() > body_len {
+                continue;
+            }
+            for i in first..=body_len - cue_chars.len() {
+                if tail[i..i + cue_chars.len()] == cue_chars[..] && !masked[i..i + cue_chars.len()].iter().any(|&m| m) {
+                    return Some(cue.text.clone());
+                }
             }
         }
         None

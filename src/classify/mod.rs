@@ -13,7 +13,7 @@
 //! [`Classifier`], and the convenience function [`classify`] compiles lazily on first use and
 //! caches the result inside the policy value. The same holds for [`PriorityPolicy`] and
 //! [`prioritize`]. Mutating a policy's public fields after its first use does not recompile it:
-//! load a new policy value instead (that is what a reload does anyway).
+//! clone it (a clone starts uncompiled) or load a new policy value instead.
 
 pub mod eval;
 pub mod lexicon;
@@ -33,8 +33,9 @@ use normalize::{Normalizer, TextRules, detect_language};
 
 pub use priority::{Prioritizer, PriorityDecision, PriorityInput, PriorityPolicy, PrioritySignal, prioritize};
 
-/// A lazily compiled form of a policy, cached next to it. Cloning shares the compiled form;
-/// serialising skips it; `Debug` does not print it.
+/// A lazily compiled form of a policy, cached next to it. A clone starts empty (the clone may be
+/// edited before use, so it must not inherit a stale compiled form); serialising skips it;
+/// `Debug` only says whether it is compiled.
 pub struct CompiledCache<T>(OnceLock<Result<Arc<T>, String>>);
 
 impl<T> Default for CompiledCache<T> {
@@ -45,11 +46,7 @@ impl<T> Default for CompiledCache<T> {
 
 impl<T> Clone for CompiledCache<T> {
     fn clone(&self) -> Self {
-        let cell = OnceLock::new();
-        if let Some(v) = self.0.get() {
-            let _ = cell.set(v.clone());
-        }
-        CompiledCache(cell)
+        CompiledCache(OnceLock::new())
     }
 }
 
@@ -389,14 +386,14 @@ impl Classifier {
                 GroupKind::Question => is_question = true,
                 GroupKind::Rule => {}
             }
-            if g.negatable {
-                if let Some(cue) = &hit.negated_by {
-                    ignored.push(format!(
-                        "ignored {:?} ({}, rule {:?}): negated by {cue:?}",
-                        hit.display, self.categories[g.category], g.name
-                    ));
-                    continue;
-                }
+            if g.negatable
+                && let Some(cue) = &hit.negated_by
+            {
+                ignored.push(format!(
+                    "ignored {:?} ({}, rule {:?}): negated by {cue:?}",
+                    hit.display, self.categories[g.category], g.name
+                ));
+                continue;
             }
             // A term counts once per message: repeating a word is not more evidence.
             let key = (g.category, hit.display.clone());

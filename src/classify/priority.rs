@@ -2,8 +2,9 @@
 //!
 //! Urgency (how soon harm happens) and impact (how much is affected) each take a level from the
 //! policy. Both start at the category's defaults (a suggestion has no time pressure), then
-//! lexicon signals in the text lower or raise them ("不急" lowers, "付不了款" raises; lowering
-//! signals apply first so that an urgent phrase always wins), then the channel and the
+//! lexicon signals in the text lower or raise them ("不急" lowers, "付不了款" raises) in the
+//! policy's order (raising to the top level comes last, so an urgent phrase always wins), then the
+//! channel and the
 //! customer's tier may bump them, and the policy's matrix turns the pair into a priority level.
 //! The levels themselves are policy settings: three by default, four with `critical` when the
 //! policy says so.
@@ -17,6 +18,10 @@ use super::CompiledCache;
 use super::lexicon::{GroupSpec, Matcher, NegationRules};
 use super::normalize::{Normalizer, TextRules};
 use crate::domain::intake::Tier;
+
+/// Default application order of lowering and raising signals.
+const LOWER_ORDER: i32 = 10;
+const RAISE_ORDER: i32 = 40;
 
 /// Which axis a signal moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +58,11 @@ pub struct PrioritySignal {
     pub level: String,
     #[serde(default)]
     pub effect: Effect,
+    /// Signals apply in ascending order (default: lowering 10, raising 40); each lowering sets
+    /// its axis to at most its level, each raising to at least its level. Keep every raising to
+    /// the top level last, so that an urgent phrase can never be undone.
+    #[serde(default)]
+    pub order: Option<i32>,
     /// Only for these categories (empty: all).
     #[serde(default)]
     pub categories: Vec<String>,
@@ -129,6 +139,10 @@ pub struct PriorityPolicy {
     #[serde(default)]
     pub negation: NegationRules,
     pub signals: Vec<PrioritySignal>,
+    /// Phrases that count for nothing but keep the words inside them from counting
+    /// ("effective immediately" is no emergency).
+    #[serde(default)]
+    pub neutral: Vec<String>,
     #[serde(skip)]
     compiled: CompiledCache<Prioritizer>,
 }
@@ -158,6 +172,7 @@ struct SignalInfo {
     dimension: Dimension,
     level: usize,
     effect: Effect,
+    order: i32,
     categories: Vec<String>,
     negatable: bool,
     negated_level: Option<usize>,
@@ -322,6 +337,10 @@ impl PriorityPolicy {
                 dimension: s.dimension,
                 level,
                 effect: s.effect,
+                order: s.order.unwrap_or(match s.effect {
+                    Effect::Lower => LOWER_ORDER,
+                    Effect::Raise => RAISE_ORDER,
+                }),
                 categories: s.categories.clone(),
                 negatable: s.negatable,
                 negated_level,
@@ -333,6 +352,13 @@ impl PriorityPolicy {
                 negatable: s.negatable,
             });
         }
+        // The neutral phrases form the last group; hits in it are skipped.
+        specs.push(GroupSpec {
+            label: "neutral".into(),
+            terms: &self.neutral,
+            patterns: &[],
+            negatable: false,
+        });
         let matcher = Matcher::new(&norm, &specs, &self.negation).map_err(|e| format!("priority.{e}"))?;
         Ok(Prioritizer {
             levels: self.levels.clone(),
@@ -403,46 +429,44 @@ impl Prioritizer {
 
         let subject = input.subject.map(|s| self.norm.normalize(s)).unwrap_or_default();
         let text = format!("{subject}\n{}", self.norm.normalize(input.body));
-        // (dimension, level, explanation)
-        let mut lowers: Vec<(Dimension, usize, String)> = Vec::new();
-        let mut raises: Vec<(Dimension, usize, String)> = Vec::new();
+        // (order, effect, dimension, level, explanation)
+        let mut moves: Vec<(i32, Effect, Dimension, usize, String)> = Vec::new();
         for hit in self.matcher.find(&self.norm, &text) {
-            let s = &self.signals[hit.group];
+            let Some(s) = self.signals.get(hit.group) else {
+                continue; // a neutral phrase
+            };
             if !s.categories.is_empty() && !s.categories.iter().any(|c| c == input.category) {
                 continue;
             }
             match (&hit.negated_by, s.negatable) {
                 (Some(cue), true) => {
                     if let Some(level) = s.negated_level {
-                        lowers.push((
-                            s.dimension,
-                            level,
-                            format!("{:?} negated by {cue:?} (signal {:?})", hit.display, s.name),
-                        ));
+                        // A negated raise lowers early, like any lowering without an order: the
+                        // calm phrases the policy lists explicitly ("不急") carry their own order.
+                        let why = format!("{:?} negated by {cue:?} (signal {:?})", hit.display, s.name);
+                        moves.push((LOWER_ORDER, Effect::Lower, s.dimension, level, why));
                     }
                 }
                 _ => {
                     let why = format!("{:?} (signal {:?})", hit.display, s.name);
-                    match s.effect {
-                        Effect::Raise => raises.push((s.dimension, s.level, why)),
-                        Effect::Lower => lowers.push((s.dimension, s.level, why)),
-                    }
+                    moves.push((s.order, s.effect, s.dimension, s.level, why));
                 }
             }
         }
-        // Lowering first, raising last: an urgent phrase always wins over "not urgent".
-        for (dim, level, why) in lowers {
+        // Stable: equal orders keep text order.
+        moves.sort_by_key(|m| m.0);
+        for (_, effect, dim, level, why) in moves {
             let (slot, names) = self.axis(dim, &mut urgency, &mut impact);
-            if level > *slot {
-                *slot = level;
-                reasons.push(format!("{} lowered to {} by {why}", dim.as_str(), names[level]));
-            }
-        }
-        for (dim, level, why) in raises {
-            let (slot, names) = self.axis(dim, &mut urgency, &mut impact);
-            if level < *slot {
-                *slot = level;
-                reasons.push(format!("{} raised to {} by {why}", dim.as_str(), names[level]));
+            match effect {
+                Effect::Lower if level > *slot => {
+                    *slot = level;
+                    reasons.push(format!("{} lowered to {} by {why}", dim.as_str(), names[level]));
+                }
+                Effect::Raise if level < *slot => {
+                    *slot = level;
+                    reasons.push(format!("{} raised to {} by {why}", dim.as_str(), names[level]));
+                }
+                _ => {}
             }
         }
 
@@ -515,11 +539,11 @@ impl Prioritizer {
                 *slot = moved;
                 reasons.push(format!("{source}: {name} {bump:+} → {}", levels[moved]));
             }
-            if let Some(f) = floor {
-                if f < *slot {
-                    *slot = f;
-                    reasons.push(format!("{source}: {name} at least {}", levels[f]));
-                }
+            if let Some(f) = floor
+                && f < *slot
+            {
+                *slot = f;
+                reasons.push(format!("{source}: {name} at least {}", levels[f]));
             }
         }
     }

@@ -162,6 +162,47 @@ fn calm_words_lower_urgency() {
 }
 
 #[test]
+fn product_questions_are_low_own_matters_normal() {
+    // Pre-sale questions have no time pressure; the customer's own order or account does.
+    assert_eq!(
+        prio("这款耳机支持降噪吗", "inquiry", Tier::Standard, "chat").priority,
+        "low"
+    );
+    assert_eq!(
+        prio("is there a student discount?", "inquiry", Tier::Standard, "chat").priority,
+        "low"
+    );
+    assert_eq!(
+        prio("我的點數餘額怎麼查", "inquiry", Tier::Standard, "chat").priority,
+        "normal"
+    );
+    assert_eq!(
+        prio(
+            "where is my parcel? tracking shows nothing",
+            "inquiry",
+            Tier::Standard,
+            "chat"
+        )
+        .priority,
+        "normal"
+    );
+    // ... unless the customer says there is no hurry.
+    assert_eq!(
+        prio("不急，我的订单什么时候发货", "inquiry", Tier::Standard, "chat").priority,
+        "low"
+    );
+}
+
+#[test]
+fn exclamations_are_not_negated() {
+    let d = prio("充值了钱扣了余额没到账!!!", "fault", Tier::Standard, "app");
+    assert_eq!(d.priority, "urgent", "{:?}", d.reasons);
+    // An A-not-A question is no negation: "是不是服务器挂了" still reports an outage.
+    let d = prio("网站打不开，是不是服务器挂了", "fault", Tier::Standard, "chat");
+    assert_eq!(d.priority, "urgent", "{:?}", d.reasons);
+}
+
+#[test]
 fn tier_raises_low_impact() {
     let body = "有个小bug，不影响使用";
     assert_eq!(prio(body, "fault", Tier::Standard, "app").priority, "low");
@@ -320,7 +361,8 @@ proptest! {
         channel in "phone|chat|email|app|\\PC{0,6}",
     ) {
         let p = &policies().priority;
-        let d = prioritize(p, &PriorityInput { subject: None, body: &body, category: &category, tier, channel: &channel });
+        let input = PriorityInput { subject: None, body: &body, category: &category, tier, channel: &channel };
+        let d = prioritize(p, &input);
         prop_assert!(p.levels.contains(&d.priority));
         prop_assert!(p.urgency_levels.contains(&d.urgency));
         prop_assert!(p.impact_levels.contains(&d.impact));
