@@ -176,8 +176,8 @@ async fn post_action(
                 Ok(v) => v.unwrap_or(Value::Null),
                 Err(e) => return internal(e),
             };
-            let status = if duplicate { StatusCode::OK } else { StatusCode::OK };
-            (status, Json(json!({ "applied": !duplicate, "duplicate": duplicate, "events_published": published, "ticket": view["ticket"], "sla": view["sla"] })))
+
+            (StatusCode::OK, Json(json!({ "applied": !duplicate, "duplicate": duplicate, "events_published": published, "ticket": view["ticket"], "sla": view["sla"] })))
                 .into_response()
         }
         Err(ActionError::NotFound(n)) => error(StatusCode::NOT_FOUND, "not_found", format!("no ticket {n:?}")),
@@ -205,6 +205,9 @@ async fn apply_http(s: &ApiState, msg: &ActionMessage, key: &str) -> Result<(boo
     processed::record(&tx, "api", &[(ledger_key, outputs.clone())]).await?;
     outbox::insert(&tx, &outputs).await?;
     tx.commit().await?;
+    // Return the connection before the relay takes one: holding two per request would let a
+    // burst of requests starve the pool.
+    drop(client);
     Ok((false, relay_now(s).await))
 }
 

@@ -1,0 +1,563 @@
+//! SLA clocks, escalation ladders and the lifecycle on the real servers, with a test policy
+//! whose targets are seconds long (tests/fixtures/policy-fast.toml).
+
+mod common;
+
+use common::{Harness, header, manifest_dir, test_settings};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use switchboard::app::StageName;
+use switchboard::bus::{self, Exchange, Outgoing};
+
+const ROSTER: &str =
+    "id,name,team,languages,channels,skills,max_open,presence\nfl-1,Agent One,front_line,zh;en,,,100,online\n";
+
+async fn fast_harness(name: &str) -> Harness {
+    let mut s = test_settings(name);
+    s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
+    let h = Harness::with_settings(s).await;
+    h.import_roster(ROSTER).await;
+    h
+}
+
+async fn open_ticket(h: &Harness, id: &str, body: &str) -> String {
+    let now = chrono::Utc::now().to_rfc3339();
+    let req = json!({"channel": "chat", "channel_message_id": id, "received_at": now,
+                     "customer": {"customer_id": format!("C-{id}")}, "body": body, "thread_ref": format!("chat:{id}")});
+    h.publish_intake("intake.chat", id, req.to_string().as_bytes()).await;
+    let q = format!("SELECT count(*) FROM tickets WHERE channel_message_id = '{id}' AND state = 'assigned'");
+    h.wait_for("ticket assigned", Duration::from_secs(30), || async {
+        h.count(&q).await == 1
+    })
+    .await;
+    let client = h.app.db.pool.get().await.unwrap();
+    client
+        .query_one("SELECT number FROM tickets WHERE channel_message_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn act(h: &Harness, number: &str, id: &str, action: Value) {
+    let kind = action["kind"].as_str().unwrap().to_owned();
+    let msg = Outgoing {
+        exchange: Exchange::Actions,
+        routing_key: format!("action.{kind}"),
+        message_id: id.into(),
+        body: json!({ "ticket": number, "actor": "agent:fl-1", "action": action }),
+        headers: vec![],
+    };
+    bus::publish_all(&h.ch, h.topo(), &[msg]).await.unwrap();
+}
+
+async fn state(h: &Harness, number: &str) -> String {
+    let client = h.app.db.pool.get().await.unwrap();
+    client
+        .query_one("SELECT state FROM tickets WHERE number = $1", &[&number])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn wait_state(h: &Harness, number: &str, want: &str) {
+    let q = format!("SELECT count(*) FROM tickets WHERE number = '{number}' AND state = '{want}'");
+    h.wait_for(&format!("{number} in {want}"), Duration::from_secs(20), || async {
+        h.count(&q).await == 1
+    })
+    .await;
+}
+
+/// Transitions of one ticket as (event, target, at) from the transition log.
+async fn log(h: &Harness, number: &str) -> Vec<(String, Option<String>, chrono::DateTime<chrono::Utc>, Value)> {
+    let client = h.app.db.pool.get().await.unwrap();
+    client
+        .query(
+            "SELECT tr.reason, tr.details, tr.at FROM ticket_transitions tr JOIN tickets t ON t.id = tr.ticket_id
+             WHERE t.number = $1 ORDER BY tr.seq",
+            &[&number],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let details: Value = r.get(1);
+            let reason: String = r.get(0);
+            let kind = if reason.starts_with("SLA target") {
+                "sla.breached"
+            } else if reason.contains("escalated to") {
+                "escalated"
+            } else {
+                "other"
+            };
+            (
+                kind.to_owned(),
+                details["target"].as_str().map(str::to_owned),
+                r.get(2),
+                details,
+            )
+        })
+        .collect()
+}
+
+/// A missed first response escalates within a second of its due time, then reminds on the
+/// ladder's interval until acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_first_response_escalates_on_time_and_repeats_until_acknowledged() {
+    let mut h = fast_harness("breach").await;
+    h.start_stages(&StageName::ALL, 1);
+    let number = open_ticket(&h, "b1", "我的订单怎么还没发货？").await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let received: chrono::DateTime<chrono::Utc> = client
+        .query_one("SELECT received_at FROM tickets WHERE number = $1", &[&number])
+        .await
+        .unwrap()
+        .get(0);
+    let due = received + chrono::Duration::seconds(2);
+    // Breach, then reminders every 2 s: wait for the third escalation step.
+    h.wait_for("three escalation steps", Duration::from_secs(15), || async {
+        log(&h, &number)
+            .await
+            .iter()
+            .filter(|e| e.0 == "escalated" && e.1.as_deref() == Some("first_response"))
+            .count()
+            >= 3
+    })
+    .await;
+    let entries = log(&h, &number).await;
+    let breach = entries
+        .iter()
+        .find(|e| e.0 == "sla.breached" && e.1.as_deref() == Some("first_response"))
+        .unwrap();
+    let late = (breach.2 - due).num_milliseconds();
+    assert!(
+        (0..1000).contains(&late),
+        "breach recorded {late} ms after the due time"
+    );
+    let steps: Vec<_> = entries
+        .iter()
+        .filter(|e| e.0 == "escalated" && e.1.as_deref() == Some("first_response"))
+        .collect();
+    assert_eq!(steps[0].3["notified"], "sup-front");
+    for w in steps.windows(2) {
+        let gap = (w[1].2 - w[0].2).num_milliseconds();
+        assert!(
+            (1500..3200).contains(&gap),
+            "reminder gap {gap} ms (the ladder says 2 s)"
+        );
+    }
+    let fired_late: f64 = client
+        .query_one(
+            "SELECT max(extract(epoch FROM fired_at - due_at))::float8 FROM sla_timers t JOIN tickets k ON k.id = t.ticket_id
+             WHERE k.number = $1 AND t.state = 'fired'",
+            &[&number],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(fired_late < 1.0, "a timer fired {fired_late} s late");
+
+    act(
+        &h,
+        &number,
+        "ack-1",
+        json!({"kind": "acknowledge_escalation", "note": "on it"}),
+    )
+    .await;
+    h.wait_for("acknowledged", Duration::from_secs(10), || async {
+        h.count(&format!(
+            "SELECT count(*) FROM escalations e JOIN tickets t ON t.id = e.ticket_id WHERE t.number = '{number}' AND e.target = 'first_response' AND acknowledged_at IS NOT NULL"
+        ))
+        .await
+            == 1
+    })
+    .await;
+    let before = log(&h, &number)
+        .await
+        .iter()
+        .filter(|e| e.0 == "escalated" && e.1.as_deref() == Some("first_response"))
+        .count();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = log(&h, &number)
+        .await
+        .iter()
+        .filter(|e| e.0 == "escalated" && e.1.as_deref() == Some("first_response"))
+        .count();
+    assert_eq!(before, after, "no reminders after the acknowledgement");
+    h.cleanup().await;
+}
+
+/// The resolution clock stops while the ticket waits for the customer; their reply (a chat
+/// message on the same session) resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_the_customer_does_not_breach_resolution() {
+    let mut h = fast_harness("wait").await;
+    h.start_stages(&StageName::ALL, 1);
+    let number = open_ticket(&h, "w1", "The app crashes when I open my invoices").await;
+    act(
+        &h,
+        &number,
+        "w1-respond",
+        json!({"kind": "respond", "message": "Looking into it"}),
+    )
+    .await;
+    act(
+        &h,
+        &number,
+        "w1-wait",
+        json!({"kind": "wait_for_customer", "reason": "need the app version"}),
+    )
+    .await;
+    wait_state(&h, &number, "waiting_for_customer").await;
+    tokio::time::sleep(Duration::from_secs(8)).await; // longer than the 6 s resolution target
+    assert!(
+        !log(&h, &number).await.iter().any(|e| e.0 == "sla.breached"),
+        "nothing breached while waiting: {:?}",
+        log(&h, &number).await
+    );
+    // The customer answers on the same chat session: the ticket resumes.
+    let now = chrono::Utc::now().to_rfc3339();
+    let reply = json!({"channel": "chat", "channel_message_id": "w1-reply", "received_at": now,
+                       "customer": {"customer_id": "C-w1"}, "body": "version 5.2.1", "thread_ref": "chat:w1"});
+    h.publish_intake("intake.chat", "w1-reply", reply.to_string().as_bytes())
+        .await;
+    wait_state(&h, &number, "in_progress").await;
+    // With the clock running again, the rest of the 6 s runs out and the target is missed.
+    h.wait_for(
+        "resolution breached after the reply",
+        Duration::from_secs(15),
+        || async {
+            log(&h, &number)
+                .await
+                .iter()
+                .any(|e| e.0 == "sla.breached" && e.1.as_deref() == Some("resolution"))
+        },
+    )
+    .await;
+    h.cleanup().await;
+}
+
+/// A rating at or below 2 reopens the ticket to its supervisor; a good one closes it; an
+/// unrated resolved ticket closes itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratings_reopen_or_close_and_unrated_tickets_close_themselves() {
+    let mut h = fast_harness("rate").await;
+    h.start_stages(&StageName::ALL, 1);
+    let low = open_ticket(&h, "r1", "支付失败了好几次").await;
+    act(&h, &low, "r1-a", json!({"kind": "respond"})).await;
+    act(
+        &h,
+        &low,
+        "r1-b",
+        json!({"kind": "resolve", "result": "cache cleared", "root_cause": "stale cache"}),
+    )
+    .await;
+    wait_state(&h, &low, "resolved").await;
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-1'")
+            .await,
+        0,
+        "resolving frees capacity"
+    );
+    act(
+        &h,
+        &low,
+        "r1-c",
+        json!({"kind": "rate", "score": 1, "comment": "still broken"}),
+    )
+    .await;
+    wait_state(&h, &low, "in_progress").await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let sup: Option<String> = client
+        .query_one("SELECT supervisor FROM tickets WHERE number = $1", &[&low])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sup.as_deref(), Some("sup-front"));
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-1'")
+            .await,
+        1
+    );
+
+    let good = open_ticket(&h, "r2", "怎么修改收货地址").await;
+    act(&h, &good, "r2-a", json!({"kind": "resolve", "result": "explained"})).await;
+    wait_state(&h, &good, "resolved").await;
+    act(&h, &good, "r2-b", json!({"kind": "rate", "score": 5})).await;
+    wait_state(&h, &good, "closed").await;
+
+    let silent = open_ticket(&h, "r3", "where is my parcel").await;
+    act(
+        &h,
+        &silent,
+        "r3-a",
+        json!({"kind": "resolve", "result": "tracking sent"}),
+    )
+    .await;
+    wait_state(&h, &silent, "resolved").await;
+    wait_state(&h, &silent, "closed").await; // auto_close_after = 3 s
+    let by: String = client
+        .query_one(
+            "SELECT actor FROM ticket_transitions tr JOIN tickets t ON t.id = tr.ticket_id WHERE t.number = $1 AND to_state = 'closed'",
+            &[&silent],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(by, "system");
+    h.cleanup().await;
+}
+
+/// An action the state machine does not allow is refused with its reason: dead-lettered over
+/// AMQP, 409 over HTTP; the HTTP API shows the ticket with its clocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn illegal_actions_are_refused_with_the_reason() {
+    let mut h = fast_harness("refuse").await;
+    h.start_stages(&StageName::ALL, 1);
+    let number = open_ticket(&h, "x1", "账号登不上去").await;
+    act(&h, &number, "x1-close", json!({"kind": "close"})).await;
+    let dq = h.topo().dead_queue();
+    h.wait_for("refusal dead-lettered", Duration::from_secs(10), || async {
+        h.depth(&dq).await == 1
+    })
+    .await;
+    let dead = h.drain_queue(&dq).await;
+    let reason = header(&dead[0], "x-switchboard-reason").unwrap();
+    assert!(reason.contains("resolve it first"), "{reason}");
+    assert_eq!(state(&h, &number).await, "assigned");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = switchboard::api::router(h.app.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (status, body) = http(
+        addr,
+        "POST",
+        &format!("/v1/tickets/{number}/actions"),
+        r#"{"actor":"agent:fl-1","action":{"kind":"rate","score":5}}"#,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("only a resolved or closed ticket can be rated"), "{body}");
+    let (status, body) = http(
+        addr,
+        "POST",
+        &format!("/v1/tickets/{number}/actions"),
+        r#"{"actor":"agent:fl-1","action":{"kind":"respond"}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(addr, "GET", &format!("/v1/tickets/{number}"), "").await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ticket"]["state"], "in_progress");
+    let fr = v["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["target"] == "first_response")
+        .unwrap();
+    assert!(fr["state"] == "met" || fr["state"] == "met_late", "{fr}");
+    assert!(v["transitions"].as_array().unwrap().len() >= 5);
+    let (status, _) = http(addr, "GET", "/v1/tickets/209901-99999", "").await;
+    assert_eq!(status, 404);
+    let (status, _) = http(addr, "POST", &format!("/v1/tickets/{number}/actions"), "{nope").await;
+    assert_eq!(status, 400);
+    h.cleanup().await;
+}
+
+/// Minimal HTTP/1.1 client over a TCP stream (the API is JSON over HTTP; no client crate needed).
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn spawn(h: &Harness, stages: &str) -> Child {
+    let s = &h.app.settings;
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["run", "--stage", stages, "--concurrency", "2"])
+        .env("SWITCHBOARD_AMQP_URL", &s.amqp_url)
+        .env("SWITCHBOARD_DATABASE_URL", &s.database_url)
+        .env(
+            "SWITCHBOARD_DATABASE_SCHEMA",
+            s.database_schema.as_deref().unwrap_or(""),
+        )
+        .env("SWITCHBOARD_TOPOLOGY_PREFIX", &s.topology_prefix)
+        .env("SWITCHBOARD_POLICY", &s.policy_path)
+        .env("SWITCHBOARD_DELIVERY_LIMIT", s.delivery_limit.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switchboard run")
+}
+
+/// kill -9 of the scheduler and the escalate worker while timers fall due: afterwards every
+/// breach is recorded exactly once and no escalation step twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_scheduler_and_escalate_loses_no_timer_and_doubles_none() {
+    let mut h = fast_harness("killsla").await;
+    h.start_stages(&StageName::PIPELINE, 1);
+    let mut child = spawn(&h, "scheduler,escalate");
+    let mut numbers = Vec::new();
+    let start = Instant::now();
+    for i in 0..30 {
+        let id = format!("k{i}");
+        let now = chrono::Utc::now().to_rfc3339();
+        let req = json!({"channel": "app", "channel_message_id": id, "received_at": now,
+                         "customer": {"customer_id": format!("C{i}")}, "body": "my order has not arrived yet"});
+        h.publish_intake("intake.app", &id, req.to_string().as_bytes()).await;
+        numbers.push(id);
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            child = spawn(&h, "scheduler,escalate");
+        }
+    }
+    assert!(start.elapsed() < Duration::from_secs(20));
+    h.wait_for(
+        "every first response breach recorded",
+        Duration::from_secs(40),
+        || async {
+            h.count("SELECT count(*) FROM escalations WHERE target = 'first_response'")
+                .await
+                == 30
+        },
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let doubled = h
+        .count(
+            "SELECT count(*) FROM (SELECT ticket_id, details->>'target', details->>'step', details->>'repeat', count(*)
+               FROM ticket_transitions WHERE reason LIKE 'SLA target%' OR reason LIKE '%escalated to%'
+               GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d",
+        )
+        .await;
+    assert_eq!(doubled, 0, "a breach or an escalation step was applied twice");
+    let breaches = h
+        .count("SELECT count(*) FROM ticket_transitions WHERE reason LIKE 'SLA target first_response missed%'")
+        .await;
+    assert_eq!(breaches, 30);
+    h.cleanup().await;
+}
+
+/// Many tickets driven through their lifecycle at once over HTTP: each ticket's events arrive
+/// with no gaps in `sequence`; a redelivered event would carry the same id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tickets_events_arrive_without_gaps() {
+    let mut settings = test_settings("gapless");
+    settings.policy_path = manifest_dir().join("config/policy.toml");
+    let mut h = Harness::with_settings(settings).await;
+    h.import_roster("id,name,team,languages,channels,skills,max_open,presence\na,A,front_line,,,,500,online\nb,B,technical_support,,,,500,online\nc,C,customer_relations,,,,500,online\nd,D,product_management,,,,500,online\ne,E,green_channel,,,,500,online\n").await;
+    let events = h.event_queue("#").await;
+    h.start_stages(&StageName::ALL, 2);
+    let pubs = switchboard::demo::traffic("gap", 0..60, false, chrono::Utc::now());
+    for p in pubs.iter().filter(|p| p.kind == switchboard::demo::Kind::New) {
+        h.publish_intake(&p.routing_key, &p.message_id, &p.payload).await;
+    }
+    h.wait_for("all assigned", Duration::from_secs(60), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'assigned'").await == 60
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = switchboard::api::router(h.app.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = h.app.db.pool.get().await.unwrap();
+    let numbers: Vec<String> = client
+        .query("SELECT number FROM tickets", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut tasks = Vec::new();
+    for n in numbers.clone() {
+        tasks.push(tokio::spawn(async move {
+            for action in [
+                r#"{"kind":"respond"}"#,
+                r#"{"kind":"wait_for_customer"}"#,
+                r#"{"kind":"customer_replied"}"#,
+                r#"{"kind":"resolve","result":"done"}"#,
+                r#"{"kind":"rate","score":4}"#,
+            ] {
+                let (status, body) = http(
+                    addr,
+                    "POST",
+                    &format!("/v1/tickets/{n}/actions"),
+                    &format!(r#"{{"actor":"agent:x","action":{action}}}"#),
+                )
+                .await;
+                assert_eq!(status, 200, "{n} {action}: {body}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    h.wait_for("all closed", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'closed'").await == 60
+    })
+    .await;
+    // 4 pipeline events + responded, waiting, customer_replied, resolved, rated, closed.
+    let want = 10;
+    let mut per: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut ids = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for m in h.drain_queue(&events).await {
+            let ev: Value = serde_json::from_slice(&m.delivery.data).unwrap();
+            if ids.insert(ev["id"].as_str().unwrap().to_owned()) {
+                per.entry(ev["subject"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .push(ev["sequence"].as_i64().unwrap());
+            }
+        }
+        if per.len() == 60 && per.values().all(|v| v.len() == want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events missing: {} tickets seen", per.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (n, mut seqs) in per {
+        seqs.sort();
+        assert_eq!(seqs, (1..=want as i64).collect::<Vec<_>>(), "events of {n}");
+    }
+    h.cleanup().await;
+}
