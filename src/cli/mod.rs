@@ -1,6 +1,7 @@
 //! Subcommands of the `switchboard` CLI.
 
 mod demo;
+mod gateway;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -69,6 +70,17 @@ enum Command {
     Publish { file: PathBuf },
     /// Show a ticket: state, classification, priority, SLA due times, assignment and transitions.
     Ticket { number: String },
+    /// Run the HTTP intake gateway (POST /v1/requests, /v1/channels/{email,phone,chat}) until
+    /// SIGTERM/Ctrl-C.
+    Gateway(gateway::GatewayArgs),
+    /// Manage the gateway's API keys: create (shown once), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: gateway::KeysCommand,
+    },
+    /// Drive a running gateway over HTTP with a mix of all four channels; prints accepted
+    /// requests/s and latency percentiles.
+    Loadgen(gateway::LoadgenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +138,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Agents { command } => agents_cmd(settings, command).await?,
         Command::Publish { file } => publish(settings, &file).await?,
         Command::Ticket { number } => show_ticket(settings, &number).await?,
+        Command::Gateway(args) => gateway::serve(settings, args).await?,
+        Command::Keys { command } => gateway::keys(settings, command).await?,
+        Command::Loadgen(args) => gateway::loadgen(args).await?,
     }
     Ok(())
 }
