@@ -940,3 +940,16 @@ async fn the_openapi_examples_are_what_the_gateway_accepts() {
     assert_eq!(h.depth(&h.topo().queue("intake")).await as usize, examples.len());
     h.cleanup().await;
 }
+
+/// The ticket API (full contact details) is behind the same API keys as intake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ticket_api_needs_a_key() {
+    let h = Harness::new("gw_tickets").await;
+    let router = router_for(&h.app);
+    let r = call(&router, "GET", "/v1/tickets/202611-00001", &[], None, Vec::new()).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    let key = new_key(&h, None).await;
+    let r = get(&router, &key, "/v1/tickets/202611-00001").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.json);
+    h.cleanup().await;
+}

@@ -57,7 +57,7 @@ pub fn routes(gw: Shared) -> Router {
 }
 
 /// 401 without a valid key, 429 over its rate; the key goes to the handler as an extension.
-async fn authenticate(State(gw): State<Shared>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn authenticate(State(gw): State<Shared>, mut req: Request, next: Next) -> Response {
     let key = match gw.keys.authenticate(presented_key(req.headers())).await {
         Ok(key) => key,
         Err(e) => return refuse(e, None),

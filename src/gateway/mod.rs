@@ -74,9 +74,12 @@ impl Gateway {
 
 /// The whole HTTP surface: intake routes, health checks and the ticket API.
 pub fn router(app: &App, gateway: Arc<Gateway>) -> Router {
-    http::routes(gateway)
-        .merge(crate::api::router(app.clone()))
-        .fallback(http::not_found)
+    // The ticket API shows full contact details: it sits behind the same API keys.
+    let tickets = crate::api::router(app.clone()).route_layer(axum::middleware::from_fn_with_state(
+        gateway.clone(),
+        http::authenticate,
+    ));
+    http::routes(gateway).merge(tickets).fallback(http::not_found)
 }
 
 #[derive(Debug, thiserror::Error)]
