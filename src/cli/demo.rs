@@ -143,7 +143,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     );
     summary(&app, &like, new, elapsed).await?;
     println!(
-        "Dead letters: {invalid} invalid messages sent; {dead_depth} messages wait in {} (see why with `switchboard ticket`/the dead queue).",
+        "Dead letters: {invalid} invalid messages sent; {dead_depth} messages wait in {} (`switchboard dead list` shows why).",
         app.topo.dead_queue()
     );
     Ok(())

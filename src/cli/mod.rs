@@ -105,6 +105,17 @@ enum AgentsCommand {
     },
 }
 
+impl Cli {
+    /// Long-running services log at info; one-shot commands (demo, eval, reports…) only warn,
+    /// so their own output stays readable. RUST_LOG overrides either.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Run { .. } | Command::Gateway { .. } => "info,lapin=warn",
+            _ => "warn,lapin=error",
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {

@@ -250,68 +250,71 @@ async fn handle_batch<S: Stage>(
             return Ok(());
         }
     };
-    let _enter = span.enter();
-
-    let mut to_publish: Vec<Outgoing> = Vec::new();
-    let mut dead_confirms = Vec::new();
-    for (m, outcome) in batch.iter().zip(&outcomes) {
-        let label = match outcome {
-            Outcome::Done(out) => {
-                to_publish.extend(out.iter().cloned());
-                "done"
-            }
-            Outcome::Duplicate(out) => {
-                to_publish.extend(out.iter().cloned());
-                "duplicate"
-            }
-            Outcome::Dead(reason) => {
-                warn!(message_id = m.message_id().unwrap_or("-"), reason = %reason, "dead-lettering");
-                let props =
-                    dead::dead_letter_properties(&m.properties, stage.name(), &m.exchange, &m.routing_key, reason);
-                dead_confirms.push(dead::publish(ch, topo, &m.data, props).await?);
-                "dead"
-            }
-            Outcome::Retry(_) => "retry",
-        };
-        metrics::counter!("switchboard_messages_total", "stage" => stage.name(), "outcome" => label).increment(1);
-    }
-    bus::publish_all(ch, topo, &to_publish).await?;
-    for c in dead_confirms {
-        let conf = c.await.map_err(BusError::from)?;
-        if conf.is_nack() {
-            return Err(BusError::Nacked("dead letter".into()).into());
-        }
-    }
-
-    let all_ack = outcomes.iter().all(|o| !matches!(o, Outcome::Retry(_)));
-    if all_ack {
-        if let Some(max) = batch.iter().map(|m| m.tag).max() {
-            ch.basic_ack(max, BasicAckOptions { multiple: true })
-                .await
-                .map_err(BusError::from)?;
-        }
-    } else {
-        for (m, o) in batch.iter().zip(&outcomes) {
-            match o {
-                Outcome::Retry(why) => {
-                    info!(message_id = m.message_id().unwrap_or("-"), why = %why, "returning message to the queue");
-                    ch.basic_nack(
-                        m.tag,
-                        BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        },
-                    )
-                    .await
+    // The span covers publishing and settling too (never held across an await by `enter`).
+    let settle = async {
+        let mut to_publish: Vec<Outgoing> = Vec::new();
+        let mut dead_confirms = Vec::new();
+        for (m, outcome) in batch.iter().zip(&outcomes) {
+            let label = match outcome {
+                Outcome::Done(out) => {
+                    to_publish.extend(out.iter().cloned());
+                    "done"
                 }
-                _ => ch.basic_ack(m.tag, BasicAckOptions::default()).await,
-            }
-            .map_err(BusError::from)?;
+                Outcome::Duplicate(out) => {
+                    to_publish.extend(out.iter().cloned());
+                    "duplicate"
+                }
+                Outcome::Dead(reason) => {
+                    warn!(message_id = m.message_id().unwrap_or("-"), reason = %reason, "dead-lettering");
+                    let props =
+                        dead::dead_letter_properties(&m.properties, stage.name(), &m.exchange, &m.routing_key, reason);
+                    dead_confirms.push(dead::publish(ch, topo, &m.data, props).await?);
+                    "dead"
+                }
+                Outcome::Retry(_) => "retry",
+            };
+            metrics::counter!("switchboard_messages_total", "stage" => stage.name(), "outcome" => label).increment(1);
         }
-    }
-    metrics::histogram!("switchboard_batch_seconds", "stage" => stage.name()).record(started.elapsed().as_secs_f64());
-    metrics::histogram!("switchboard_batch_size", "stage" => stage.name()).record(batch.len() as f64);
-    Ok(())
+        bus::publish_all(ch, topo, &to_publish).await?;
+        for c in dead_confirms {
+            let conf = c.await.map_err(BusError::from)?;
+            if conf.is_nack() {
+                return Err(BusError::Nacked("dead letter".into()).into());
+            }
+        }
+
+        let all_ack = outcomes.iter().all(|o| !matches!(o, Outcome::Retry(_)));
+        if all_ack {
+            if let Some(max) = batch.iter().map(|m| m.tag).max() {
+                ch.basic_ack(max, BasicAckOptions { multiple: true })
+                    .await
+                    .map_err(BusError::from)?;
+            }
+        } else {
+            for (m, o) in batch.iter().zip(&outcomes) {
+                match o {
+                    Outcome::Retry(why) => {
+                        info!(message_id = m.message_id().unwrap_or("-"), why = %why, "returning message to the queue");
+                        ch.basic_nack(
+                            m.tag,
+                            BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                    }
+                    _ => ch.basic_ack(m.tag, BasicAckOptions::default()).await,
+                }
+                .map_err(BusError::from)?;
+            }
+        }
+        metrics::histogram!("switchboard_batch_seconds", "stage" => stage.name())
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("switchboard_batch_size", "stage" => stage.name()).record(batch.len() as f64);
+        Ok::<(), RunError>(())
+    };
+    settle.instrument(span).await
 }
 
 /// Runs the batch in one transaction. Transient failures are retried with backoff (the
