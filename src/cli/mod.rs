@@ -109,8 +109,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("database {} is up to date", app.db.target);
         }
         Command::Run { stages, concurrency } => {
-            let app = App::start(settings).await?;
-            if let Err(e) = switchboard::telemetry::install_metrics(app.settings.metrics_addr.as_deref()) {
+            let shutdown = shutdown_on_signals();
+            let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
+                return Ok(());
+            };
+            if let Err(e) = switchboard::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
                 tracing::warn!(error = %e, "metrics endpoint disabled");
             }
             let stages = if stages.is_empty() {
@@ -119,7 +122,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 stages
             };
             tracing::info!(?stages, concurrency, "running");
-            app.run(&stages, concurrency, shutdown_on_signals()).await?;
+            app.run(&stages, concurrency, shutdown).await?;
+            tracing::info!("stopped cleanly");
         }
         Command::Demo(args) => demo::run(settings, args).await?,
         Command::Eval { file } => eval(&settings, &file)?,
