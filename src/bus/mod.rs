@@ -1,6 +1,7 @@
 //! RabbitMQ: connections, the topology, publishing with confirms, and dead letters.
 
 pub mod dead;
+pub mod dead_queue;
 pub mod rotation;
 
 use lapin::options::{

@@ -1,5 +1,6 @@
 //! Subcommands of the `switchboard` CLI.
 
+mod dead;
 mod demo;
 
 use anyhow::{Context as _, Result, bail};
@@ -69,6 +70,11 @@ enum Command {
     Publish { file: PathBuf },
     /// Show a ticket: state, classification, priority, SLA due times, assignment and transitions.
     Ticket { number: String },
+    /// Dead letters: list them with the reason each one failed, show one, replay, purge.
+    Dead {
+        #[command(subcommand)]
+        command: dead::DeadCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +136,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Agents { command } => agents_cmd(settings, command).await?,
         Command::Publish { file } => publish(settings, &file).await?,
         Command::Ticket { number } => show_ticket(settings, &number).await?,
+        Command::Dead { command } => dead::run(settings, command).await?,
     }
     Ok(())
 }
