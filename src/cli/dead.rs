@@ -123,17 +123,24 @@ async fn list(conn: &lapin::Connection, topo: &Topology, limit: Option<usize>, a
         println!("no dead letters in {}", topo.dead_queue());
         return Ok(());
     }
+    // The origin column is as wide as its longest entry (prefixes vary), within reason.
+    let width = held
+        .iter()
+        .map(|d| origin(d).chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(20, 60);
     println!(
-        "{:<12}  {:<19}  {:<10}  {:<36}  {:>7}  reason",
+        "{:<12}  {:<19}  {:<10}  {:<width$}  {:>7}  reason",
         "id", "failed at (UTC)", "stage", "original exchange / routing key", "bytes"
     );
     for d in &held {
         println!(
-            "{:<12}  {:<19}  {:<10}  {:<36}  {:>7}  {}",
+            "{:<12}  {:<19}  {:<10}  {:<width$}  {:>7}  {}",
             d.id,
             short_time(d.failed_at.as_deref()),
             d.stage.as_deref().unwrap_or("-"),
-            one_line(&origin(d), 36),
+            one_line(&origin(d), width),
             d.size(),
             one_line(&d.reason, 100)
         );
