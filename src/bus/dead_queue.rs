@@ -14,7 +14,7 @@
 //! is acked before its copy is confirmed, so a crash or a broken connection mid-browse can
 //! leave a message twice, never lose it (one not yet copied is returned by the broker). The
 //! costs: every browse moves the whole queue through the CLI (fine for the hundreds a
-//! dead-letter queue holds; purge a huge one instead); a dead letter arriving while the copies
+//! dead-letter queue holds; above [`MAX_BROWSE`] it refuses); a dead letter arriving while the copies
 //! are being published lands among them; run one browse at a time.
 //!
 //! **Ids.** A dead letter's id is its `x-switchboard-dead-id` header, set when a stage
@@ -243,9 +243,11 @@ pub fn render_value(v: &AMQPValue) -> String {
 }
 
 /// Most messages one browse takes beyond what the queue held when it began (dead letters that
-/// keep arriving must not keep a browse going for ever). A browse takes at most 65,535 in all
-/// (the largest prefetch).
+/// keep arriving must not keep a browse going for ever).
 const ARRIVALS_ALLOWANCE: usize = 10_000;
+/// Largest queue a browse goes round: the whole queue must fit in one prefetch window (at most
+/// 65,535), or the part left behind would end up ahead of the part put back.
+pub const MAX_BROWSE: u32 = 50_000;
 /// How long a browse waits for the next delivery while the queue should still have some.
 const SLOW_DELIVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a browse waits for more once it has had as many as the queue held.
@@ -265,11 +267,15 @@ pub struct Browser {
 
 impl Browser {
     /// Takes the whole queue, head first, holding every message unacked on its own channel.
-    pub async fn open(conn: &Connection, topo: &Topology) -> Result<Browser, BusError> {
+    pub async fn open(conn: &Connection, topo: &Topology) -> Result<Browser, BrowseError> {
         let ch = conn.create_channel().await?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         let queue = topo.dead_queue();
         let total = topo.depth(&ch, &queue).await?;
+        if total > MAX_BROWSE {
+            let _ = ch.close(200, "too many".into()).await;
+            return Err(BrowseError::TooMany { queue, total });
+        }
         let cap = (total as usize + ARRIVALS_ALLOWANCE).min(u16::MAX as usize);
         ch.basic_qos(cap as u16, BasicQosOptions::default()).await?;
         let tag = format!("switchboard-dead-browse-{}", std::process::id());
@@ -410,6 +416,22 @@ impl Browser {
         };
         let _ = self.ch.close(200, "browsed".into()).await;
         Ok(result?)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrowseError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(
+        "{queue} holds {total} dead letters, more than one browse can go round without reordering them ({MAX_BROWSE}); look at a sample with the RabbitMQ management UI, fix the cause, then `switchboard dead purge`"
+    )]
+    TooMany { queue: String, total: u32 },
+}
+
+impl From<lapin::Error> for BrowseError {
+    fn from(e: lapin::Error) -> Self {
+        BrowseError::Bus(e.into())
     }
 }
 
