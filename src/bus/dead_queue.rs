@@ -14,8 +14,8 @@
 //! is acked before its copy is confirmed, so a crash or a broken connection mid-browse can
 //! leave a message twice, never lose it (one not yet copied is returned by the broker). The
 //! costs: every browse moves the whole queue through the CLI (fine for the hundreds a
-//! dead-letter queue holds; above [`MAX_BROWSE`] it refuses); a dead letter arriving while the copies
-//! are being published lands among them; run one browse at a time.
+//! dead-letter queue holds; above [`MAX_BROWSE`] it refuses); a dead letter arriving while the
+//! copies are being published lands among them; run one browse at a time.
 //!
 //! **Ids.** A dead letter's id is its `x-switchboard-dead-id` header, set when a stage
 //! dead-letters it. A message the broker dead-lettered itself (delivery limit) has none; its id
