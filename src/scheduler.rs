@@ -94,7 +94,7 @@ pub enum SchedulerError {
 /// configured) and waiting out Postgres outages. Reports its connection to `app.health`.
 pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), SchedulerError> {
     const NAME: &str = "scheduler";
-    app.health.expect(NAME, 0);
+    app.health.register(NAME, 0);
     let mut nodes = Rotation::new(app.settings.amqp_urls());
     let mut backoff = Duration::from_millis(200);
     loop {

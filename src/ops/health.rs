@@ -81,7 +81,7 @@ impl Health {
 
     /// Registers a runner that must be connected, with `consumers` consumers, for the process
     /// to be ready. Called once when the runner starts.
-    pub fn expect(&self, name: &str, consumers: usize) {
+    pub fn register(&self, name: &str, consumers: usize) {
         let mut map = self.lock();
         let c = map.entry(name.to_owned()).or_default();
         c.expected_consumers = consumers;
@@ -186,8 +186,8 @@ mod tests {
     #[test]
     fn ready_only_when_connected_with_every_consumer() {
         let h = Health::new();
-        h.expect("intake", 2);
-        h.expect("scheduler", 0);
+        h.register("intake", 2);
+        h.register("scheduler", 0);
         let checks = h.runtime_checks();
         assert!(!check(&checks, "broker").ok);
         assert!(check(&checks, "broker").detail.contains("intake"), "{checks:?}");

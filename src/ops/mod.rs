@@ -265,7 +265,7 @@ mod tests {
         let handle = recorder().unwrap();
         metrics::counter!("switchboard_messages_total", "stage" => "intake", "outcome" => "done").increment(1);
         let health = Health::new();
-        health.expect("intake", 1);
+        health.register("intake", 1);
         let router = router(OpsState {
             handle,
             health: Some(health.clone()),

@@ -94,7 +94,7 @@ pub async fn run_stage<S: Stage>(
     health: Arc<Health>,
 ) -> Result<(), RunError> {
     let name = stage.name();
-    health.expect(name, concurrency.max(1));
+    health.register(name, concurrency.max(1));
     let mut nodes = Rotation::new(settings.amqp_urls());
     let mut backoff = Duration::from_millis(200);
     loop {
