@@ -3,6 +3,7 @@
 
 use crate::bus::{self, BusError, Topology};
 use crate::config::Settings;
+use crate::ops::health::Health;
 use crate::pipeline::{self, RunError};
 use crate::policy::{Policy, PolicyError};
 use crate::stages::{
@@ -68,6 +69,8 @@ pub struct App {
     pub policy: Arc<Policy>,
     pub db: Db,
     pub topo: Topology,
+    /// What `/readyz` reports: the runners' broker connections and consumers.
+    pub health: Arc<Health>,
 }
 
 impl App {
@@ -83,7 +86,29 @@ impl App {
             policy,
             db,
             topo,
+            health: Health::new(),
         })
+    }
+
+    /// [`App::start`], but waiting with backoff while Postgres is unreachable (a worker
+    /// started before its database, or during a restart) instead of failing. `None` when
+    /// `shutdown` came first. Anything else (a bad policy, a bad URL) fails at once.
+    pub async fn start_when_ready(settings: Settings, shutdown: &CancellationToken) -> Result<Option<App>, AppError> {
+        let mut backoff = std::time::Duration::from_millis(500);
+        loop {
+            match App::start(settings.clone()).await {
+                Ok(app) => return Ok(Some(app)),
+                Err(AppError::Store(e)) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "waiting for Postgres before starting");
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+        }
     }
 
     pub fn context(&self) -> Context {
@@ -102,7 +127,9 @@ impl App {
         Ok(())
     }
 
-    /// Runs the given stages, each with `concurrency` consumers, until `shutdown`.
+    /// Runs the given stages, each with `concurrency` consumers, until `shutdown`. After
+    /// `shutdown` it waits at most `shutdown_grace_ms` (plus a moment for the runners to close
+    /// their connections, which returns what they hold) before giving up on stragglers.
     pub async fn run(
         &self,
         stages: &[StageName],
@@ -118,25 +145,25 @@ impl App {
             let err_tx = err_tx.clone();
             tracker.spawn(async move {
                 let ctx = app.context();
-                let (s, t, d) = (&app.settings, app.topo.clone(), app.db.clone());
+                let (s, t, d, h) = (&app.settings, app.topo.clone(), app.db.clone(), app.health.clone());
                 let result = match stage {
                     StageName::Intake => {
-                        pipeline::run_stage(Arc::new(Intake { ctx }), s, t, d, concurrency, stop.clone()).await
+                        pipeline::run_stage(Arc::new(Intake { ctx }), s, t, d, concurrency, stop.clone(), h).await
                     }
                     StageName::Classify => {
-                        pipeline::run_stage(Arc::new(Classify { ctx }), s, t, d, concurrency, stop.clone()).await
+                        pipeline::run_stage(Arc::new(Classify { ctx }), s, t, d, concurrency, stop.clone(), h).await
                     }
                     StageName::Prioritize => {
-                        pipeline::run_stage(Arc::new(Prioritize { ctx }), s, t, d, concurrency, stop.clone()).await
+                        pipeline::run_stage(Arc::new(Prioritize { ctx }), s, t, d, concurrency, stop.clone(), h).await
                     }
                     StageName::Assign => {
-                        pipeline::run_stage(Arc::new(Assign { ctx }), s, t, d, concurrency, stop.clone()).await
+                        pipeline::run_stage(Arc::new(Assign { ctx }), s, t, d, concurrency, stop.clone(), h).await
                     }
                     StageName::Escalate => {
-                        pipeline::run_stage(Arc::new(Escalate { ctx }), s, t, d, concurrency, stop.clone()).await
+                        pipeline::run_stage(Arc::new(Escalate { ctx }), s, t, d, concurrency, stop.clone(), h).await
                     }
                     StageName::Lifecycle => {
-                        pipeline::run_stage(Arc::new(Lifecycle { ctx }), s, t, d, concurrency, stop.clone()).await
+                        pipeline::run_stage(Arc::new(Lifecycle { ctx }), s, t, d, concurrency, stop.clone(), h).await
                     }
                     StageName::Scheduler => {
                         crate::scheduler::run(app.clone(), stop.clone())
@@ -155,10 +182,18 @@ impl App {
         }
         tracker.close();
         drop(err_tx);
-        tracker.wait().await;
-        match err_rx.recv().await {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+        // Backstop: each runner enforces the grace period itself; this catches one that hangs
+        // anyway, so a stopping process always exits.
+        let grace = std::time::Duration::from_millis(self.settings.shutdown_grace_ms);
+        tokio::select! {
+            _ = tracker.wait() => {}
+            _ = pipeline::grace_expired(&shutdown, grace + std::time::Duration::from_secs(3)) => {
+                tracing::warn!(grace = ?grace, "stages did not stop within the shutdown grace period; exiting anyway (the broker returns undelivered work)");
+            }
+        }
+        match err_rx.try_recv() {
+            Ok(e) => Err(e.into()),
+            Err(_) => Ok(()),
         }
     }
 }
@@ -213,11 +248,13 @@ pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
     let args = WorkerArgs::parse();
     crate::telemetry::init();
     let settings = Settings::load(args.config.as_deref())?;
-    if let Err(e) = crate::telemetry::install_metrics(settings.metrics_addr.as_deref()) {
+    let shutdown = shutdown_on_signals();
+    let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
+        return Ok(());
+    };
+    if let Err(e) = crate::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
         tracing::warn!(error = %e, "metrics endpoint disabled");
     }
-    let app = App::start(settings).await?;
-    let shutdown = shutdown_on_signals();
     tracing::info!(
         ?stage,
         concurrency = args.concurrency,

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod events;
 pub mod gateway;
 pub mod lifecycle;
+pub mod ops;
 pub mod pipeline;
 pub mod policy;
 pub mod scheduler;

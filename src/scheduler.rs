@@ -10,6 +10,7 @@
 //! another process is seen quickly), which keeps lateness well under a second.
 
 use crate::app::App;
+use crate::bus::rotation::Rotation;
 use crate::bus::{self, BusError, Exchange, Outgoing};
 use crate::domain::lifecycle::{Action, ActionMessage};
 use crate::stages::escalate::TimerMessage;
@@ -89,14 +90,34 @@ pub enum SchedulerError {
     Store(#[from] StoreError),
 }
 
-/// Runs until `shutdown`, reconnecting to RabbitMQ and waiting out Postgres outages.
+/// Runs until `shutdown`, reconnecting to RabbitMQ (the next node first, when several are
+/// configured) and waiting out Postgres outages. Reports its connection to `app.health`.
 pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), SchedulerError> {
+    const NAME: &str = "scheduler";
+    app.health.register(NAME, 0);
+    let mut nodes = Rotation::new(app.settings.amqp_urls());
     let mut backoff = Duration::from_millis(200);
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let conn = match bus::connect(&app.settings.amqp_urls(), "switchboard-scheduler").await {
+        let connected = async {
+            let (conn, node) = nodes.connect("switchboard-scheduler").await?;
+            let ch = match bus::confirm_channel(&conn).await {
+                Ok(ch) => ch,
+                Err(e) => {
+                    let _ = conn.close(320, "no channel".into()).await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = app.topo.declare(&ch).await {
+                let _ = conn.close(320, "declare failed".into()).await;
+                return Err(e);
+            }
+            Ok((conn, ch, node))
+        }
+        .await;
+        let (conn, ch, node) = match connected {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, retry_in = ?backoff, "scheduler waiting for RabbitMQ");
@@ -106,17 +127,11 @@ pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), SchedulerE
             }
         };
         backoff = Duration::from_millis(200);
-        let ch = match bus::confirm_channel(&conn).await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, "scheduler cannot open a channel; reconnecting");
-                continue;
-            }
-        };
-        app.topo.declare(&ch).await?;
-        info!("scheduler running");
+        app.health.set_connected(NAME, true);
+        info!(node = %node, "scheduler running");
         let result = tick_loop(&app, &ch, &shutdown).await;
-        let _ = conn.close(200, "bye".into()).await;
+        app.health.set_connected(NAME, false);
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
         match result {
             Ok(()) => return Ok(()),
             Err(e) => {
@@ -132,6 +147,11 @@ async fn tick_loop(app: &App, ch: &lapin::Channel, shutdown: &CancellationToken)
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
+        }
+        // With no timer due the scheduler publishes nothing, so it would not otherwise notice a
+        // dead connection (and `/readyz` would go on calling it connected).
+        if !ch.status().connected() {
+            return Err(BusError::ConnectionLost);
         }
         let round: Result<Duration, outbox::RelayError> = async {
             let fired = fire_due(app).await?;

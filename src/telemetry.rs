@@ -23,13 +23,16 @@ pub fn init_with_default(default: &str) {
     };
 }
 
-/// Serves Prometheus metrics on `addr` (`/metrics`), when configured.
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr`, when configured, with no readiness
+/// checks of its own (`/readyz` answers 200). A running `App` uses [`crate::ops::start`]
+/// instead, which adds its broker, consumer and Postgres checks and the gauge collector.
 pub fn install_metrics(addr: Option<&str>) -> Result<(), String> {
     let Some(addr) = addr else { return Ok(()) };
-    let socket: std::net::SocketAddr = addr.parse().map_err(|e| format!("metrics address {addr:?}: {e}"))?;
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(socket)
-        .install()
-        .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+    let state = crate::ops::OpsState {
+        handle: crate::ops::recorder().map_err(|e| e.to_string())?,
+        health: None,
+        db: None,
+    };
+    crate::ops::serve(addr, state, tokio_util::sync::CancellationToken::new()).map_err(|e| e.to_string())?;
     Ok(())
 }

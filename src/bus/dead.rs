@@ -33,6 +33,9 @@ pub fn dead_letter_properties(
     put(ORIGINAL_EXCHANGE, exchange);
     put(ORIGINAL_ROUTING_KEY, routing_key);
     put(FAILED_AT, &chrono::Utc::now().to_rfc3339());
+    // A name for the operator (`switchboard dead show ID`): message ids can be missing or repeat.
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    put(super::dead_queue::DEAD_ID, &id[..12]);
     original.clone().with_headers(headers).with_delivery_mode(2)
 }
 

@@ -1,13 +1,15 @@
 //! RabbitMQ: connections, the topology, publishing with confirms, and dead letters.
 
 pub mod dead;
+pub mod dead_queue;
+pub mod rotation;
 
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +28,16 @@ pub enum BusError {
     ConsumerClosed,
     #[error("no AMQP URL configured")]
     NoUrl,
+    #[error("the connection to RabbitMQ was lost")]
+    ConnectionLost,
+    #[error(
+        "RabbitMQ at {target} did not answer within {after:?}. Is the address right and the node up? Check SWITCHBOARD_AMQP_URL"
+    )]
+    ConnectTimeout { target: String, after: std::time::Duration },
 }
+
+/// Longest wait for one node to accept a connection before trying the next.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `amqp://user:secret@host:5672/%2f` → `host:5672`, for messages that must not leak secrets.
 pub fn display_url(url: &str) -> String {
@@ -35,19 +46,14 @@ pub fn display_url(url: &str) -> String {
     rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
-/// Connects to the first reachable node of `urls`.
+/// Connects to the first reachable node of `urls`, in order. Long-running workers use
+/// [`rotation::Rotation`] instead, which moves on to the next node after losing one.
 pub async fn connect(urls: &[String], name: &str) -> Result<Connection, BusError> {
     let mut last = None;
     for url in urls {
-        let props = ConnectionProperties::default().with_connection_name(name.into());
-        match Connection::connect(url, props).await {
+        match rotation::connect_one(url, name).await {
             Ok(conn) => return Ok(conn),
-            Err(source) => {
-                last = Some(BusError::Unreachable {
-                    target: display_url(url),
-                    source,
-                })
-            }
+            Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or(BusError::NoUrl))

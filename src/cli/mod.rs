@@ -1,5 +1,6 @@
 //! Subcommands of the `switchboard` CLI.
 
+mod dead;
 mod demo;
 mod gateway;
 
@@ -81,6 +82,11 @@ enum Command {
     /// Drive a running gateway over HTTP with a mix of all four channels; prints accepted
     /// requests/s and latency percentiles.
     Loadgen(gateway::LoadgenArgs),
+    /// Dead letters: list them with the reason each one failed, show one, replay, purge.
+    Dead {
+        #[command(subcommand)]
+        command: dead::DeadCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,8 +138,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("database {} is up to date", app.db.target);
         }
         Command::Run { stages, concurrency } => {
-            let app = App::start(settings).await?;
-            if let Err(e) = switchboard::telemetry::install_metrics(app.settings.metrics_addr.as_deref()) {
+            let shutdown = shutdown_on_signals();
+            let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
+                return Ok(());
+            };
+            if let Err(e) = switchboard::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
                 tracing::warn!(error = %e, "metrics endpoint disabled");
             }
             let stages = if stages.is_empty() {
@@ -142,7 +151,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 stages
             };
             tracing::info!(?stages, concurrency, "running");
-            app.run(&stages, concurrency, shutdown_on_signals()).await?;
+            app.run(&stages, concurrency, shutdown).await?;
+            tracing::info!("stopped cleanly");
         }
         Command::Demo(args) => demo::run(settings, args).await?,
         Command::Eval { file } => eval(&settings, &file)?,
@@ -152,6 +162,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Gateway(args) => gateway::serve(settings, args).await?,
         Command::Keys { command } => gateway::keys(settings, command).await?,
         Command::Loadgen(args) => gateway::loadgen(args).await?,
+        Command::Dead { command } => dead::run(settings, command).await?,
     }
     Ok(())
 }

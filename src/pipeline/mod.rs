@@ -8,8 +8,10 @@
 
 pub mod processed;
 
+use crate::bus::rotation::Rotation;
 use crate::bus::{self, BusError, Outgoing, Topology, dead};
 use crate::config::Settings;
+use crate::ops::health::Health;
 use crate::store::{Db, StoreError};
 use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
@@ -76,7 +78,12 @@ pub enum RunError {
 }
 
 /// Runs `concurrency` consumers of one stage until `shutdown`, reconnecting to RabbitMQ with
-/// backoff whenever the connection is lost.
+/// backoff whenever the connection is lost (moving on to the next node when several AMQP URLs
+/// are configured), and reporting connection and consumers to `health`.
+///
+/// On `shutdown` the consumers stop taking deliveries and the batches in flight complete; if
+/// they have not within `shutdown_grace_ms` (the database hangs, say), the connection is closed,
+/// which hands every delivery still held back to the broker, and the runner returns.
 pub async fn run_stage<S: Stage>(
     stage: Arc<S>,
     settings: &Settings,
@@ -84,17 +91,20 @@ pub async fn run_stage<S: Stage>(
     db: Db,
     concurrency: usize,
     shutdown: CancellationToken,
+    health: Arc<Health>,
 ) -> Result<(), RunError> {
-    let urls = settings.amqp_urls();
+    let name = stage.name();
+    health.register(name, concurrency.max(1));
+    let mut nodes = Rotation::new(settings.amqp_urls());
     let mut backoff = Duration::from_millis(200);
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let conn = match bus::connect(&urls, &format!("switchboard-{}", stage.name())).await {
+        let (conn, node) = match nodes.connect(&format!("switchboard-{name}")).await {
             Ok(c) => c,
             Err(e) => {
-                warn!(stage = stage.name(), error = %e, retry_in = ?backoff, "waiting for RabbitMQ");
+                warn!(stage = name, error = %e, retry_in = ?backoff, "waiting for RabbitMQ");
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(backoff) => {}
@@ -103,15 +113,28 @@ pub async fn run_stage<S: Stage>(
                 continue;
             }
         };
+        info!(stage = name, node = %node, "connected to RabbitMQ");
+        health.set_connected(name, true);
         backoff = Duration::from_millis(200);
-        match run_connected(&stage, settings, &topo, &db, &conn, concurrency, &shutdown).await {
-            Ok(()) => {
-                let _ = conn.close(200, "shutdown".into()).await;
+        let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        let outcome = tokio::select! {
+            r = run_connected(&stage, settings, &topo, &db, &conn, concurrency, &shutdown, &health) => Some(r),
+            _ = grace_expired(&shutdown, grace) => None,
+        };
+        health.set_connected(name, false);
+        match outcome {
+            None => {
+                warn!(stage = name, grace = ?grace, "shutdown grace period over with batches still in flight: closing the connection, which returns every delivery still held to the queue");
+                close_quietly(&conn, 320, "shutdown grace period over").await;
                 return Ok(());
             }
-            Err(e) => {
-                warn!(stage = stage.name(), error = %e, "consumer lost its connection; reconnecting");
-                let _ = conn.close(320, "reconnecting".into()).await;
+            Some(Ok(())) => {
+                close_quietly(&conn, 200, "shutdown").await;
+                return Ok(());
+            }
+            Some(Err(e)) => {
+                warn!(stage = name, error = %e, "consumer lost its connection; reconnecting");
+                close_quietly(&conn, 320, "reconnecting").await;
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -121,6 +144,18 @@ pub async fn run_stage<S: Stage>(
     }
 }
 
+/// Resolves `grace` after `shutdown` is cancelled; never before.
+pub async fn grace_expired(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// Closes a connection without waiting long for a broker that may be gone.
+async fn close_quietly(conn: &Connection, code: u16, why: &str) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(code, why.into())).await;
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_connected<S: Stage>(
     stage: &Arc<S>,
     settings: &Settings,
@@ -129,6 +164,7 @@ async fn run_connected<S: Stage>(
     conn: &Connection,
     concurrency: usize,
     shutdown: &CancellationToken,
+    health: &Arc<Health>,
 ) -> Result<(), RunError> {
     let setup = conn.create_channel().await.map_err(BusError::from)?;
     topo.declare(&setup).await?;
@@ -146,8 +182,9 @@ async fn run_connected<S: Stage>(
         let settings = settings.clone();
         let stop = failed.clone();
         let err_tx = err_tx.clone();
+        let health = health.clone();
         tracker.spawn(async move {
-            if let Err(e) = consume(&*stage, &settings, &topo, &db, &ch, slot, &stop).await {
+            if let Err(e) = consume(&*stage, &settings, &topo, &db, &ch, slot, &stop, &health).await {
                 let _ = err_tx.send(e).await;
                 stop.cancel();
             }
@@ -163,6 +200,7 @@ async fn run_connected<S: Stage>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn consume<S: Stage>(
     stage: &S,
     settings: &Settings,
@@ -171,6 +209,7 @@ async fn consume<S: Stage>(
     ch: &Channel,
     slot: usize,
     stop: &CancellationToken,
+    health: &Arc<Health>,
 ) -> Result<(), RunError> {
     ch.basic_qos(settings.prefetch, BasicQosOptions::default())
         .await
@@ -184,6 +223,8 @@ async fn consume<S: Stage>(
         )
         .await
         .map_err(BusError::from)?;
+    // Counted as consuming until this function returns, however it returns.
+    let _consuming = health.consumer_started(stage.name());
     info!(stage = stage.name(), slot, queue = %topo.queue(stage.name()), "consuming");
     let linger = Duration::from_millis(settings.batch_linger_ms);
     loop {
@@ -202,7 +243,10 @@ async fn consume<S: Stage>(
                 Ok(None) | Err(_) => break,
             }
         }
-        handle_batch(stage, topo, db, ch, batch, stop).await?;
+        // Instrumented, not entered: an entered span held across awaits leaks into whatever
+        // else runs on the thread.
+        let span = info_span!("batch", stage = stage.name(), size = batch.len());
+        handle_batch(stage, topo, db, ch, batch, stop).instrument(span).await?;
     }
 }
 
@@ -228,11 +272,7 @@ async fn handle_batch<S: Stage>(
     stop: &CancellationToken,
 ) -> Result<(), RunError> {
     let started = Instant::now();
-    let span = info_span!("batch", stage = stage.name(), size = batch.len());
-    let outcomes = match process_with_retry(stage, db, &batch, stop)
-        .instrument(span.clone())
-        .await
-    {
+    let outcomes = match process_with_retry(stage, db, &batch, stop).await {
         Some(o) => o,
         None => {
             // Shutting down while the database is away: give everything back.
@@ -250,71 +290,74 @@ async fn handle_batch<S: Stage>(
             return Ok(());
         }
     };
-    // The span covers publishing and settling too (never held across an await by `enter`).
-    let settle = async {
-        let mut to_publish: Vec<Outgoing> = Vec::new();
-        let mut dead_confirms = Vec::new();
-        for (m, outcome) in batch.iter().zip(&outcomes) {
-            let label = match outcome {
-                Outcome::Done(out) => {
-                    to_publish.extend(out.iter().cloned());
-                    "done"
-                }
-                Outcome::Duplicate(out) => {
-                    to_publish.extend(out.iter().cloned());
-                    "duplicate"
-                }
-                Outcome::Dead(reason) => {
-                    warn!(message_id = m.message_id().unwrap_or("-"), reason = %reason, "dead-lettering");
-                    let props =
-                        dead::dead_letter_properties(&m.properties, stage.name(), &m.exchange, &m.routing_key, reason);
-                    dead_confirms.push(dead::publish(ch, topo, &m.data, props).await?);
-                    "dead"
-                }
-                Outcome::Retry(_) => "retry",
-            };
-            metrics::counter!("switchboard_messages_total", "stage" => stage.name(), "outcome" => label).increment(1);
-        }
-        bus::publish_all(ch, topo, &to_publish).await?;
-        for c in dead_confirms {
-            let conf = c.await.map_err(BusError::from)?;
-            if conf.is_nack() {
-                return Err(BusError::Nacked("dead letter".into()).into());
+    let mut to_publish: Vec<Outgoing> = Vec::new();
+    let mut dead_confirms = Vec::new();
+    for (m, outcome) in batch.iter().zip(&outcomes) {
+        let label = match outcome {
+            Outcome::Done(out) => {
+                to_publish.extend(out.iter().cloned());
+                "done"
             }
+            Outcome::Duplicate(out) => {
+                to_publish.extend(out.iter().cloned());
+                "duplicate"
+            }
+            Outcome::Dead(reason) => {
+                warn!(message_id = m.message_id().unwrap_or("-"), reason = %reason, "dead-lettering");
+                let props =
+                    dead::dead_letter_properties(&m.properties, stage.name(), &m.exchange, &m.routing_key, reason);
+                dead_confirms.push(dead::publish(ch, topo, &m.data, props).await?);
+                "dead"
+            }
+            Outcome::Retry(_) => "retry",
+        };
+        metrics::counter!("switchboard_messages_total", "stage" => stage.name(), "outcome" => label).increment(1);
+    }
+    bus::publish_all(ch, topo, &to_publish).await?;
+    let dead_count = dead_confirms.len() as u64;
+    for c in dead_confirms {
+        let conf = c.await.map_err(BusError::from)?;
+        if conf.is_nack() {
+            return Err(BusError::Nacked("dead letter".into()).into());
         }
+    }
+    if dead_count > 0 {
+        metrics::counter!("switchboard_dead_lettered_total", "stage" => stage.name()).increment(dead_count);
+    }
 
-        let all_ack = outcomes.iter().all(|o| !matches!(o, Outcome::Retry(_)));
-        if all_ack {
-            if let Some(max) = batch.iter().map(|m| m.tag).max() {
-                ch.basic_ack(max, BasicAckOptions { multiple: true })
-                    .await
-                    .map_err(BusError::from)?;
-            }
-        } else {
-            for (m, o) in batch.iter().zip(&outcomes) {
-                match o {
-                    Outcome::Retry(why) => {
-                        info!(message_id = m.message_id().unwrap_or("-"), why = %why, "returning message to the queue");
-                        ch.basic_nack(
-                            m.tag,
-                            BasicNackOptions {
-                                requeue: true,
-                                ..Default::default()
-                            },
-                        )
-                        .await
-                    }
-                    _ => ch.basic_ack(m.tag, BasicAckOptions::default()).await,
-                }
+    let all_ack = outcomes.iter().all(|o| !matches!(o, Outcome::Retry(_)));
+    if all_ack {
+        if let Some(max) = batch.iter().map(|m| m.tag).max() {
+            ch.basic_ack(max, BasicAckOptions { multiple: true })
+                .await
                 .map_err(BusError::from)?;
-            }
         }
-        metrics::histogram!("switchboard_batch_seconds", "stage" => stage.name())
-            .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("switchboard_batch_size", "stage" => stage.name()).record(batch.len() as f64);
-        Ok::<(), RunError>(())
-    };
-    settle.instrument(span).await
+    } else {
+        for (m, o) in batch.iter().zip(&outcomes) {
+            match o {
+                Outcome::Retry(why) => {
+                    info!(message_id = m.message_id().unwrap_or("-"), why = %why, "returning message to the queue");
+                    ch.basic_nack(
+                        m.tag,
+                        BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                }
+                _ => ch.basic_ack(m.tag, BasicAckOptions::default()).await,
+            }
+            .map_err(BusError::from)?;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::histogram!("switchboard_batch_seconds", "stage" => stage.name()).record(elapsed);
+    // Every message of the batch waited the whole batch: one sample each, one call.
+    metrics::histogram!("switchboard_message_processing_seconds", "stage" => stage.name())
+        .record_many(elapsed, batch.len());
+    metrics::histogram!("switchboard_batch_size", "stage" => stage.name()).record(batch.len() as f64);
+    Ok(())
 }
 
 /// Runs the batch in one transaction. Transient failures are retried with backoff (the

@@ -244,6 +244,14 @@ impl Stage for Assign {
             }
             metrics::counter!("switchboard_assignments_total", "kind" => "queued_drained")
                 .increment(extra.len() as u64);
+            // Counted when decided: a batch rolled back and retried counts its tickets again,
+            // which is rare (a lost race or a database outage) and only skews the histogram.
+            for d in decisions.iter().map(|(_, _, d)| d).chain(&extra) {
+                if d.ticket.state == TicketState::Assigned {
+                    let waited = (now - d.ticket.received_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    metrics::histogram!("switchboard_intake_to_assigned_seconds").record(waited);
+                }
+            }
 
             // The first drain request owns the outputs of queued tickets assigned in this batch;
             // any further drains in the batch were served by the same pass.

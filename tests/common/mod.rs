@@ -4,6 +4,8 @@
 //! schema, so tests run in parallel; dropping the harness deletes both, even after a panic.
 #![allow(dead_code)]
 
+pub mod process;
+
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};

@@ -1,0 +1,193 @@
+//! Recovery on the real servers: RabbitMQ and then Postgres are restarted in the middle of a
+//! load through a `switchboard run` process, which must ride both out by itself.
+//!
+//! ONE test function on purpose: it stops the shared RabbitMQ and Postgres, so nothing else
+//! may run beside it. Cargo runs test binaries one after another, and this binary has no
+//! other test. Guards bring both servers back even when an assertion fails.
+
+mod common;
+
+use common::Harness;
+use common::process::{
+    assert_all_routed_once, free_port, http_get, log_tail, sigterm, spawn_run, wait_exit, wait_ready, without_replies,
+};
+use lapin::BasicProperties;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use switchboard::bus::{self, Exchange};
+use switchboard::demo::{Kind, Publication, traffic};
+
+fn run(cmd: &str, args: &[&str]) -> bool {
+    match Command::new(cmd).args(args).status() {
+        Ok(s) => s.success(),
+        Err(e) => panic!("cannot run {cmd}: {e}"),
+    }
+}
+
+/// The local cluster's version (`/etc/postgresql/<version>/main`).
+fn pg_version() -> String {
+    let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
+        .expect("/etc/postgresql: this test restarts the local PostgreSQL cluster with pg_ctlcluster")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    versions.sort();
+    versions.pop().expect("a PostgreSQL cluster under /etc/postgresql")
+}
+
+/// Restarts RabbitMQ's application when dropped (harmless when it is running).
+struct RabbitGuard;
+
+impl Drop for RabbitGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").arg("start_app").status();
+        let _ = Command::new("rabbitmqctl").args(["await_startup"]).status();
+    }
+}
+
+/// Starts the Postgres cluster when dropped (harmless when it is running).
+struct PostgresGuard(String);
+
+impl Drop for PostgresGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &self.0, "main", "start"])
+            .status();
+    }
+}
+
+/// Publishes with confirms, reconnecting and retrying while the broker is away. A retried
+/// publish may arrive twice; intake recognises the second copy by its channel message id.
+struct Publisher {
+    urls: Vec<String>,
+    exchange: String,
+    link: Option<(lapin::Connection, lapin::Channel)>,
+}
+
+impl Publisher {
+    async fn publish(&mut self, p: &Publication) {
+        let start = Instant::now();
+        loop {
+            if self.link.is_none()
+                && let Ok(conn) = bus::connect(&self.urls, "switchboard-test-publisher").await
+                && let Ok(ch) = bus::confirm_channel(&conn).await
+            {
+                self.link = Some((conn, ch));
+            }
+            if let Some((_, ch)) = &self.link {
+                let props = BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into())
+                    .with_message_id(p.message_id.as_str().into());
+                match bus::publish_raw(ch, &self.exchange, &p.routing_key, &p.payload, props).await {
+                    Ok(()) => return,
+                    Err(_) => self.link = None,
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(90), "could not publish for 90 s");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+async fn routed(h: &Harness) -> i64 {
+    h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')")
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
+    let pg = pg_version();
+    let mut h = Harness::new("recovery").await;
+    // Declared after the harness so they drop first: the servers are back before it cleans up.
+    let _rabbit_guard = RabbitGuard;
+    let _pg_guard = PostgresGuard(pg.clone());
+    h.import_sample_roster().await;
+    let port = free_port();
+    let mut child = spawn_run(&h, port, &[]);
+    wait_ready(port, Duration::from_secs(60)).await;
+
+    let pubs = without_replies(traffic("recovery", 0..600, false, chrono::Utc::now()));
+    let new = pubs.iter().filter(|p| p.kind == Kind::New).count() as i64;
+    let mut publisher = Publisher {
+        urls: h.app.settings.amqp_urls(),
+        exchange: h.topo().exchange(Exchange::Intake),
+        link: None,
+    };
+
+    // 1. RabbitMQ goes away mid-load: every connection is dropped.
+    for p in &pubs[..200] {
+        publisher.publish(p).await;
+    }
+    h.wait_for("the pipeline to be busy", Duration::from_secs(60), || async {
+        h.count("SELECT count(*) FROM tickets").await >= 30
+    })
+    .await;
+    assert!(run("rabbitmqctl", &["stop_app"]), "rabbitmqctl stop_app");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, body) = http_get(port, "/readyz").await.expect("/readyz answers");
+    assert_eq!(code, 503, "not ready without the broker: {body}");
+    assert!(body.contains("broker"), "{body}");
+    assert!(run("rabbitmqctl", &["start_app"]), "rabbitmqctl start_app");
+    let _ = run("rabbitmqctl", &["await_startup"]);
+    // The harness's own connection died with the others.
+    h.conn = bus::connect(&h.app.settings.amqp_urls(), "switchboard-test")
+        .await
+        .expect("reconnect");
+    h.ch = bus::confirm_channel(&h.conn).await.expect("channel");
+    for p in &pubs[200..400] {
+        publisher.publish(p).await;
+    }
+    wait_ready(port, Duration::from_secs(60)).await;
+    h.wait_for(
+        "progress after the broker came back",
+        Duration::from_secs(120),
+        || async { routed(&h).await >= 250 },
+    )
+    .await;
+
+    // 2. Postgres goes away mid-load (a real outage, not a blip: stopped for a few seconds).
+    assert!(
+        run("pg_ctlcluster", &["--skip-systemctl-redirect", &pg, "main", "stop"]),
+        "pg_ctlcluster stop"
+    );
+    for p in &pubs[400..] {
+        publisher.publish(p).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, body) = http_get(port, "/readyz").await.expect("/readyz answers");
+    assert_eq!(code, 503, "not ready without Postgres: {body}");
+    assert!(body.contains("postgres"), "{body}");
+    assert!(
+        run("pg_ctlcluster", &["--skip-systemctl-redirect", &pg, "main", "start"]),
+        "pg_ctlcluster start"
+    );
+
+    h.wait_for(
+        "every ticket routed after both restarts",
+        Duration::from_secs(180),
+        || async { routed(&h).await == new },
+    )
+    .await;
+    wait_ready(port, Duration::from_secs(30)).await;
+    let log = log_tail(&h.app.settings, 5000);
+    assert!(
+        log.contains("waiting for RabbitMQ"),
+        "no log line about waiting for RabbitMQ"
+    );
+    assert!(
+        log.contains("database unavailable"),
+        "no log line about waiting for Postgres"
+    );
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).await.success());
+    assert_all_routed_once(&h, new).await;
+    let stuck = h
+        .count("SELECT count(*) FROM tickets WHERE state IN ('received','classified','prioritized')")
+        .await;
+    assert_eq!(stuck, 0, "no ticket stuck half-way");
+    if let Some((conn, _)) = publisher.link.take() {
+        let _ = conn.close(200, "bye".into()).await;
+    }
+    h.cleanup().await;
+}
