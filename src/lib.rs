@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod lifecycle;
 pub mod pipeline;
 pub mod policy;
+pub mod report;
 pub mod scheduler;
 pub mod stages;
 pub mod store;
