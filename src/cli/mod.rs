@@ -1,6 +1,7 @@
 //! Subcommands of the `switchboard` CLI.
 
 mod demo;
+mod report;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -69,6 +70,9 @@ enum Command {
     Publish { file: PathBuf },
     /// Show a ticket: state, classification, priority, SLA due times, assignment and transitions.
     Ticket { number: String },
+    /// Service report for a week, a month or given dates: volume, handling times, SLA on-time
+    /// rates, escalations, resolution rate, CSAT, repeat complaints, most frequent problems.
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +130,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Agents { command } => agents_cmd(settings, command).await?,
         Command::Publish { file } => publish(settings, &file).await?,
         Command::Ticket { number } => show_ticket(settings, &number).await?,
+        Command::Report(args) => report::run(settings, args).await?,
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod outbox;
+pub mod reports;
 pub mod tickets;
 pub mod timers;
 
