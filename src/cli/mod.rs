@@ -2,6 +2,7 @@
 
 mod demo;
 mod report;
+mod retention;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -73,6 +74,11 @@ enum Command {
     /// Service report for a week, a month or given dates: volume, handling times, SLA on-time
     /// rates, escalations, resolution rate, CSAT, repeat complaints, most frequent problems.
     Report(report::ReportArgs),
+    /// Retention: anonymise or purge expired tickets, legal holds, transition-log partitions.
+    Retention {
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +137,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Publish { file } => publish(settings, &file).await?,
         Command::Ticket { number } => show_ticket(settings, &number).await?,
         Command::Report(args) => report::run(settings, args).await?,
+        Command::Retention { command } => retention::run(settings, command).await?,
     }
     Ok(())
 }
