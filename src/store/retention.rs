@@ -395,12 +395,7 @@ impl fmt::Display for RunReport {
         if self.mode == RetentionMode::Anonymise {
             writeln!(f, "    anonymised earlier:            {}", self.already_anonymised)?;
         }
-        writeln!(
-            f,
-            "    {would}{verb} now:{:>w$}",
-            self.processed,
-            w = 22usize.saturating_sub(would.len() + verb.len())
-        )?;
+        writeln!(f, "    {:<31}{}", format!("{would}{verb} now:"), self.processed)?;
         writeln!(
             f,
             "  transition-log months {would}dropped: {}",
