@@ -236,6 +236,36 @@ mod tests {
     }
 
     #[test]
+    fn gateway_settings_from_env() {
+        let mut s = Settings::default();
+        assert_eq!(
+            (s.gateway_listen.as_str(), s.gateway_rate_per_sec, s.gateway_rate_burst),
+            ("0.0.0.0:8080", 50, 100)
+        );
+        let env = |k: &str| match k {
+            "SWITCHBOARD_GATEWAY_LISTEN" => Some("127.0.0.1:9000".to_string()),
+            "SWITCHBOARD_GATEWAY_RATE_PER_SEC" => Some("500".to_string()),
+            "SWITCHBOARD_GATEWAY_MAX_EMAIL_BYTES" => Some("1048576".to_string()),
+            "SWITCHBOARD_GATEWAY_KEY_CACHE_MS" => Some("0".to_string()),
+            _ => None,
+        };
+        s.apply_env(env).unwrap();
+        assert_eq!(s.gateway_listen, "127.0.0.1:9000");
+        assert_eq!(
+            (
+                s.gateway_rate_per_sec,
+                s.gateway_max_email_bytes,
+                s.gateway_key_cache_ms
+            ),
+            (500, 1_048_576, 0)
+        );
+        let err = s
+            .apply_env(|k| (k == "SWITCHBOARD_GATEWAY_RATE_BURST").then(|| "-1".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_GATEWAY_RATE_BURST"), "{err}");
+    }
+
+    #[test]
     fn bad_number_names_the_variable() {
         let mut s = Settings::default();
         let err = s

@@ -289,3 +289,50 @@ async fn a_poison_work_message_is_dead_lettered_and_the_queue_moves_on() {
     assert!(reasons.iter().any(|r| r.contains("not a work message")), "{reasons:?}");
     h.cleanup().await;
 }
+
+/// Requests are matched to customers by id, phone or email; the ticket API lists the
+/// customer's earlier tickets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_are_matched_by_id_phone_or_email_and_tickets_show_earlier_ones() {
+    let mut h = Harness::new("customers").await;
+    h.import_sample_roster().await;
+    h.start_stages(&StageName::PIPELINE, 1);
+    let now = chrono::Utc::now().to_rfc3339();
+    let reqs = [
+        ("c1", "phone", r#"{"phone":"138-1234-5678"}"#),
+        ("c2", "app", r#"{"phone":"+86 13812345678","customer_id":"C77"}"#),
+        ("c3", "email", r#"{"email":"Li@Example.com","customer_id":"C77"}"#),
+        ("c4", "email", r#"{"email":"someone.else@example.com"}"#),
+    ];
+    for (id, ch, cust) in reqs {
+        let body = format!(
+            r#"{{"channel":"{ch}","channel_message_id":"{id}","received_at":"{now}","customer":{cust},"body":"请问我的订单到哪了"}}"#
+        );
+        h.publish_intake(&format!("intake.{ch}"), id, body.as_bytes()).await;
+    }
+    h.wait_for("routed", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')")
+            .await
+            == 4
+    })
+    .await;
+    assert_eq!(
+        h.count("SELECT count(*) FROM customers").await,
+        2,
+        "c1..c3 are one customer"
+    );
+    assert_eq!(
+        h.count("SELECT count(DISTINCT customer_ref) FROM tickets WHERE channel_message_id IN ('c1','c2','c3')")
+            .await,
+        1
+    );
+    let client = h.app.db.pool.get().await.unwrap();
+    let number: String = client
+        .query_one("SELECT number FROM tickets WHERE channel_message_id = 'c3'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let view = switchboard::api::ticket_json(&h.app, &number).await.unwrap().unwrap();
+    assert_eq!(view["customer_tickets"].as_array().unwrap().len(), 2, "{view:#}");
+    h.cleanup().await;
+}

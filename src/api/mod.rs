@@ -101,6 +101,20 @@ pub async fn ticket_json(app: &App, number: &str) -> Result<Option<Value>, crate
                     "body": r.get::<_, String>(4), "attachments": r.get::<_, Value>(5) })
         })
         .collect();
+    let earlier: Vec<Value> = client
+        .query(
+            "SELECT e.number, e.state, e.category, e.priority, e.received_at FROM tickets t
+             JOIN tickets e ON e.customer_ref = t.customer_ref AND e.id <> t.id
+             WHERE t.id = $1 ORDER BY e.received_at DESC LIMIT 20",
+            &[&t.id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            json!({ "number": r.get::<_, String>(0), "state": r.get::<_, String>(1), "category": r.get::<_, Option<String>>(2),
+                    "priority": r.get::<_, Option<String>>(3), "received_at": r.get::<_, chrono::DateTime<chrono::Utc>>(4) })
+        })
+        .collect();
     let mut view = crate::events::ticket_view(&t);
     // The ticket record is the one place the full contact is shown (to the service team).
     view["customer"] = serde_json::to_value(&t.customer).unwrap_or_default();
@@ -112,6 +126,7 @@ pub async fn ticket_json(app: &App, number: &str) -> Result<Option<Value>, crate
         "transitions": transitions,
         "escalations": escalations,
         "messages": messages,
+        "customer_tickets": earlier,
     })))
 }
 

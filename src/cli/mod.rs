@@ -1,6 +1,7 @@
 //! Subcommands of the `switchboard` CLI.
 
 mod demo;
+mod gateway;
 mod report;
 mod retention;
 
@@ -71,6 +72,17 @@ enum Command {
     Publish { file: PathBuf },
     /// Show a ticket: state, classification, priority, SLA due times, assignment and transitions.
     Ticket { number: String },
+    /// Run the HTTP intake gateway (POST /v1/requests, /v1/channels/{email,phone,chat}) until
+    /// SIGTERM/Ctrl-C.
+    Gateway(gateway::GatewayArgs),
+    /// Manage the gateway's API keys: create (shown once), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: gateway::KeysCommand,
+    },
+    /// Drive a running gateway over HTTP with a mix of all four channels; prints accepted
+    /// requests/s and latency percentiles.
+    Loadgen(gateway::LoadgenArgs),
     /// Service report for a week, a month or given dates: volume, handling times, SLA on-time
     /// rates, escalations, resolution rate, CSAT, repeat complaints, most frequent problems.
     Report(report::ReportArgs),
@@ -136,6 +148,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Agents { command } => agents_cmd(settings, command).await?,
         Command::Publish { file } => publish(settings, &file).await?,
         Command::Ticket { number } => show_ticket(settings, &number).await?,
+        Command::Gateway(args) => gateway::serve(settings, args).await?,
+        Command::Keys { command } => gateway::keys(settings, command).await?,
+        Command::Loadgen(args) => gateway::loadgen(args).await?,
         Command::Report(args) => report::run(settings, args).await?,
         Command::Retention { command } => retention::run(settings, command).await?,
     }

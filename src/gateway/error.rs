@@ -33,7 +33,10 @@ pub enum GatewayError {
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("Content-Type must be {expected}{}", got.as_deref().map(|g| format!(", not {g:?}")).unwrap_or_else(|| " (none was sent)".into()))]
-    UnsupportedMediaType { expected: &'static str, got: Option<String> },
+    UnsupportedMediaType {
+        expected: &'static str,
+        got: Option<String>,
+    },
     /// Well-formed, but a field is wrong: missing, unknown, out of range.
     #[error("{message}")]
     Invalid { message: String, field: Option<String> },
@@ -108,11 +111,17 @@ impl GatewayError {
     }
 
     fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
-        GatewayError::Invalid { message: message.into(), field: field.map(str::to_owned) }
+        GatewayError::Invalid {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
     }
 
     fn malformed(message: impl Into<String>) -> Self {
-        GatewayError::Malformed { message: message.into(), field: None }
+        GatewayError::Malformed {
+            message: message.into(),
+            field: None,
+        }
     }
 
     /// A JSON body that failed to decode: broken syntax is 400, a well-formed document with a
@@ -124,7 +133,10 @@ impl GatewayError {
             serde_json::error::Category::Data => {
                 // `.` is the document itself (e.g. a JSON array where an object was expected).
                 let field = (path != ".").then_some(path);
-                GatewayError::Invalid { message: inner.to_string(), field }
+                GatewayError::Invalid {
+                    message: inner.to_string(),
+                    field,
+                }
             }
             _ => GatewayError::malformed(format!("malformed JSON: {inner}")),
         }
@@ -161,7 +173,9 @@ impl GatewayError {
             EmailError::MissingHeader(h) | EmailError::InvalidHeader { header: h, .. } => {
                 GatewayError::invalid(Some(h), e.to_string())
             }
-            EmailError::NoContent | EmailError::BodyTooLarge { .. } => GatewayError::invalid(Some("body"), e.to_string()),
+            EmailError::NoContent | EmailError::BodyTooLarge { .. } => {
+                GatewayError::invalid(Some("body"), e.to_string())
+            }
             EmailError::EncodedTooLarge { .. } => GatewayError::invalid(None, e.to_string()),
             EmailError::Encode(_) => GatewayError::Internal(e.to_string()),
         }
@@ -171,7 +185,13 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field: self.field() } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                field: self.field(),
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         let retry = match &self {
@@ -230,9 +250,18 @@ mod tests {
 
     #[test]
     fn unsupported_media_type_says_what_was_sent() {
-        let e = GatewayError::UnsupportedMediaType { expected: "application/json", got: Some("text/plain".into()) };
-        assert_eq!(e.to_string(), "Content-Type must be application/json, not \"text/plain\"");
-        let e = GatewayError::UnsupportedMediaType { expected: "message/rfc822", got: None };
+        let e = GatewayError::UnsupportedMediaType {
+            expected: "application/json",
+            got: Some("text/plain".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Content-Type must be application/json, not \"text/plain\""
+        );
+        let e = GatewayError::UnsupportedMediaType {
+            expected: "message/rfc822",
+            got: None,
+        };
         assert_eq!(e.to_string(), "Content-Type must be message/rfc822 (none was sent)");
     }
 }

@@ -13,7 +13,10 @@ const PREFIX: &str = "rq_";
 
 /// The reference of the request with this idempotency key.
 pub fn encode(channel: &str, channel_message_id: &str) -> String {
-    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(format!("{channel}:{channel_message_id}")))
+    format!(
+        "{PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(format!("{channel}:{channel_message_id}"))
+    )
 }
 
 /// `(channel, channel_message_id)` of a reference; `None` when it is not one.
@@ -39,9 +42,17 @@ mod tests {
         let r = encode("email", "CAGy9+def456UVW@mail.gmail.example");
         assert_eq!(r, encode("email", "CAGy9+def456UVW@mail.gmail.example"));
         assert!(r.starts_with("rq_"));
-        assert!(r[3..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{r}");
+        assert!(
+            r[3..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{r}"
+        );
         assert_ne!(r, encode("chat", "CAGy9+def456UVW@mail.gmail.example"));
-        assert_eq!(decode(&r), Some(("email".into(), "CAGy9+def456UVW@mail.gmail.example".into())));
+        assert_eq!(
+            decode(&r),
+            Some(("email".into(), "CAGy9+def456UVW@mail.gmail.example".into()))
+        );
     }
 
     #[test]
@@ -49,7 +60,10 @@ mod tests {
         assert_eq!(decode("email:abc"), None);
         assert_eq!(decode("rq_!!!"), None);
         assert_eq!(decode(&format!("rq_{}", URL_SAFE_NO_PAD.encode("nocolon"))), None);
-        assert_eq!(decode(&format!("rq_{}", URL_SAFE_NO_PAD.encode([0xff, 0xfe, b':', b'a']))), None);
+        assert_eq!(
+            decode(&format!("rq_{}", URL_SAFE_NO_PAD.encode([0xff, 0xfe, b':', b'a']))),
+            None
+        );
     }
 
     proptest! {

@@ -109,6 +109,11 @@ impl Stage for Intake {
             for (_, r) in &requests {
                 lock_keys.extend(thread_tokens(r.thread_ref.as_deref()));
                 lock_keys.push(format!("msg:{}", r.channel_message_id));
+                lock_keys.extend(
+                    crate::store::customers::match_keys(&r.customer)
+                        .into_iter()
+                        .map(|k| format!("customer:{k}")),
+                );
             }
             tx.execute(
                 "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) k ORDER BY h) s",
@@ -228,15 +233,18 @@ impl Stage for Intake {
                 let bodies: Vec<&str> = new_idx.iter().map(|n| requests[*n].1.body.as_str()).collect();
                 let received: Vec<chrono::DateTime<chrono::Utc>> =
                     new_idx.iter().map(|n| requests[*n].1.received_at).collect();
+                let who: Vec<&crate::domain::intake::Customer> =
+                    new_idx.iter().map(|n| &requests[*n].1.customer).collect();
+                let customer_refs = crate::store::customers::resolve(tx, &who).await?;
                 let rows = tx
                     .query(
-                        "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version)
-                         SELECT n, c, m, cu, s, b, r, 'received', 1
-                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[])
-                              AS u(n, c, m, cu, s, b, r)
+                        "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref)
+                         SELECT n, c, m, cu, s, b, r, 'received', 1, cr
+                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[])
+                              AS u(n, c, m, cu, s, b, r, cr)
                          ON CONFLICT (channel, channel_message_id) DO NOTHING
                          RETURNING id, number",
-                        &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received],
+                        &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received, &customer_refs],
                     )
                     .await?;
                 let by_number: HashMap<String, i64> = rows

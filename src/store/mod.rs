@@ -2,6 +2,7 @@
 //! failed transaction is retried or its message dead-lettered.
 
 pub mod agents;
+pub mod customers;
 pub mod outbox;
 pub mod reports;
 pub mod retention;

@@ -1,0 +1,215 @@
+//! Publishing accepted requests: a small pool of confirm channels on one connection, rebuilt on
+//! failure, so the gateway keeps going when the broker restarts or fails over.
+//!
+//! Many publishes are in flight on one channel at once (lapin pipelines them and matches the
+//! confirms), so the pool is for isolation, not for concurrency: a channel the broker closed
+//! takes down only the requests that were on it. Every publish either gets its confirm within
+//! the timeout or is reported as failed; the gateway answers 503 and the client retries with the
+//! same idempotency key (a message confirmed after its timeout is then a duplicate, which intake
+//! recognises). Nothing is ever reported as accepted without a confirm.
+//!
+//! Connecting is lazy: the first request after an outage reconnects (every AMQP URL in turn),
+//! and after a failed attempt the gateway answers 503 at once for a short back-off instead of
+//! making every request wait for a connect timeout.
+
+use crate::bus::{self, BusError, Exchange, Topology};
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Channel, Connection};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// After a failed connect, requests fail fast for this long before the next attempt.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("RabbitMQ is unreachable ({0})")]
+    Unreachable(String),
+    #[error("RabbitMQ was unreachable moments ago; not retrying yet")]
+    BackingOff,
+    #[error("RabbitMQ did not confirm within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+struct Link {
+    conn: Option<Arc<Connection>>,
+    failed_at: Option<Instant>,
+}
+
+pub struct Publisher {
+    urls: Vec<String>,
+    topo: Topology,
+    timeout: Duration,
+    link: Mutex<Link>,
+    slots: Vec<Mutex<Option<Channel>>>,
+    next: AtomicUsize,
+}
+
+impl Publisher {
+    pub fn new(urls: Vec<String>, topo: Topology, channels: usize, timeout: Duration) -> Self {
+        Publisher {
+            urls,
+            topo,
+            timeout,
+            link: Mutex::new(Link {
+                conn: None,
+                failed_at: None,
+            }),
+            slots: (0..channels.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The live connection, reconnecting (and declaring the topology) when there is none.
+    async fn connection(&self) -> Result<Arc<Connection>, PublishError> {
+        let mut link = self.link.lock().await;
+        if let Some(conn) = &link.conn
+            && conn.status().connected()
+        {
+            return Ok(conn.clone());
+        }
+        if link.failed_at.is_some_and(|at| at.elapsed() < RECONNECT_BACKOFF) {
+            return Err(PublishError::BackingOff);
+        }
+        if let Some(old) = link.conn.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), old.close(320, "reconnecting".into())).await;
+        }
+        let attempt = async {
+            let conn = bus::connect(&self.urls, "switchboard-gateway").await?;
+            // Idempotent, and it means a gateway started before any worker still has somewhere
+            // to put what it accepts (the intake exchange and queue).
+            let ch = conn.create_channel().await?;
+            self.topo.declare(&ch).await?;
+            let _ = ch.close(200, "declared".into()).await;
+            Ok::<_, BusError>(conn)
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(conn)) => {
+                tracing::info!("gateway connected to RabbitMQ");
+                let conn = Arc::new(conn);
+                link.conn = Some(conn.clone());
+                link.failed_at = None;
+                Ok(conn)
+            }
+            Ok(Err(e)) => {
+                link.failed_at = Some(Instant::now());
+                tracing::warn!(error = %e, "gateway cannot connect to RabbitMQ");
+                Err(PublishError::Unreachable(short_reason(&e)))
+            }
+            Err(_) => {
+                link.failed_at = Some(Instant::now());
+                tracing::warn!(timeout = ?self.timeout, "gateway: connecting to RabbitMQ timed out");
+                Err(PublishError::Unreachable(format!(
+                    "connect timed out after {:?}",
+                    self.timeout
+                )))
+            }
+        }
+    }
+
+    /// The channel of slot `i`, opening a new one when it is missing or closed.
+    async fn channel(&self, i: usize) -> Result<Channel, PublishError> {
+        let mut slot = self.slots[i].lock().await;
+        if let Some(ch) = slot.as_ref()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
+        }
+        *slot = None;
+        let conn = self.connection().await?;
+        let ch = match tokio::time::timeout(self.timeout, bus::confirm_channel(&conn)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(PublishError::Timeout(self.timeout)),
+        };
+        *slot = Some(ch.clone());
+        Ok(ch)
+    }
+
+    /// Drops a channel that failed or stalled, so the next request on its slot opens a new one.
+    async fn discard(&self, i: usize, failed: &Channel) {
+        let mut slot = self.slots[i].lock().await;
+        if slot.as_ref().is_some_and(|ch| ch.id() == failed.id()) {
+            *slot = None;
+            let ch = failed.clone();
+            tokio::spawn(async move {
+                let _ = ch.close(200, "replaced".into()).await;
+            });
+        }
+    }
+
+    /// Publishes one intake request (JSON) and waits for the broker's confirm. `Ok` means the
+    /// broker holds it durably on the intake queue.
+    pub async fn publish(&self, channel: &str, message_id: &str, payload: &[u8]) -> Result<(), PublishError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let ch = self.channel(i).await?;
+        let exchange = self.topo.exchange(Exchange::Intake);
+        let routing_key = format!("intake.{channel}");
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message_id.into())
+            .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
+            .with_app_id("switchboard-gateway".into());
+        let publish = async {
+            let confirm = ch
+                .basic_publish(
+                    exchange.as_str().into(),
+                    routing_key.as_str().into(),
+                    // Mandatory: a request no queue would take is not accepted.
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    payload,
+                    props,
+                )
+                .await?;
+            let confirmation = confirm.await?;
+            if confirmation.is_nack() {
+                return Err(BusError::Nacked(message_id.to_owned()));
+            }
+            if confirmation.take_message().is_some() {
+                return Err(BusError::Unroutable(message_id.to_owned()));
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.timeout, publish).await {
+            Ok(Ok(())) => Ok(()),
+            // The channel is fine after a nack or a return; anything else may have broken it.
+            Ok(Err(e @ (BusError::Nacked(_) | BusError::Unroutable(_)))) => Err(e.into()),
+            Ok(Err(e)) => {
+                self.discard(i, &ch).await;
+                Err(e.into())
+            }
+            Err(_) => {
+                self.discard(i, &ch).await;
+                Err(PublishError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    /// Whether a publish could go out now (connects if needed): the readiness check.
+    pub async fn ready(&self) -> Result<(), PublishError> {
+        self.channel(0).await.map(|_| ())
+    }
+
+    /// Closes the connection (graceful shutdown, after the last request was answered).
+    pub async fn close(&self) {
+        let conn = self.link.lock().await.conn.take();
+        if let Some(conn) = conn {
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "gateway stopping".into())).await;
+        }
+    }
+}
+
+/// The first line of a broker error, without the operator's how-to-start hint.
+fn short_reason(e: &BusError) -> String {
+    match e {
+        BusError::Unreachable { target, .. } => format!("cannot connect to {target}"),
+        other => other.to_string(),
+    }
+}

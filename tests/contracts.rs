@@ -1,0 +1,200 @@
+//! The contracts in `schemas/` are checked against what the code really produces and accepts.
+
+use serde_json::{Value, json};
+use switchboard::domain::intake::{Customer, IntakeRequest};
+use switchboard::domain::lifecycle::{Action, ActionMessage};
+use switchboard::domain::state::TicketState;
+use switchboard::domain::ticket::{Ticket, Transition, WorkMessage};
+
+fn schema(path: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    jsonschema::validator_for(&v).unwrap_or_else(|e| panic!("{path} is not a valid schema: {e}"))
+}
+
+fn assert_valid(v: &jsonschema::Validator, instance: &Value, what: &str) {
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what} breaks its schema: {errors:?}\n{instance:#}");
+}
+
+#[test]
+fn sample_traffic_matches_the_intake_schema_and_invalid_messages_do_not() {
+    let v = schema("schemas/intake-request.v1.json");
+    let channels: Vec<String> = ["phone", "chat", "email", "app"].map(String::from).to_vec();
+    for p in switchboard::demo::traffic("c", 0..200, true, chrono::Utc::now()) {
+        let parsed: Result<Value, _> = serde_json::from_slice(&p.payload);
+        let accepted = IntakeRequest::decode(&p.payload, &channels).is_ok();
+        match (parsed, accepted) {
+            (Ok(instance), true) => assert_valid(&v, &instance, &p.message_id),
+            (Ok(instance), false) => {
+                // The code refuses it; the schema must refuse it too, unless only the policy's
+                // channel list (not the schema's open pattern) rules it out.
+                let unknown_channel = instance["channel"]
+                    .as_str()
+                    .is_some_and(|c| !channels.iter().any(|k| k == c));
+                assert!(
+                    unknown_channel || !v.is_valid(&instance),
+                    "schema accepts what intake refuses: {instance}"
+                );
+            }
+            (Err(_), accepted) => assert!(!accepted),
+        }
+    }
+    // The schema's own examples are accepted by the code.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/intake-request.v1.json"),
+    )
+    .unwrap();
+    let s: Value = serde_json::from_str(&text).unwrap();
+    for ex in s["examples"].as_array().unwrap() {
+        IntakeRequest::decode(ex.to_string().as_bytes(), &channels).unwrap();
+    }
+}
+
+#[test]
+fn a_request_without_contact_fails_both_the_schema_and_the_code() {
+    let v = schema("schemas/intake-request.v1.json");
+    let bad = json!({"channel": "app", "channel_message_id": "x", "received_at": "2026-01-01T00:00:00Z", "customer": {"name": "A"}, "body": "hi"});
+    assert!(!v.is_valid(&bad));
+    assert!(IntakeRequest::decode(bad.to_string().as_bytes(), &["app".to_string()]).is_err());
+}
+
+fn ticket() -> Ticket {
+    Ticket {
+        id: 7,
+        number: "202611-00007".into(),
+        channel: "phone".into(),
+        channel_message_id: "call-1".into(),
+        customer: Customer {
+            phone: Some("13812345678".into()),
+            email: Some("zhang@example.com".into()),
+            ..Default::default()
+        },
+        subject: None,
+        body: "喂".into(),
+        language: Some("zh-Hans".into()),
+        category: Some("fault".into()),
+        category_confidence: Some(0.8),
+        priority: Some("urgent".into()),
+        state: TicketState::Assigned,
+        team: Some("green_channel".into()),
+        assignee: Some("gc-001".into()),
+        sla_rule: Some("urgent".into()),
+        first_response_due: Some(chrono::Utc::now()),
+        resolution_due: Some(chrono::Utc::now()),
+        received_at: chrono::Utc::now(),
+        assigned_at: Some(chrono::Utc::now()),
+        version: 4,
+        life: Default::default(),
+    }
+}
+
+#[test]
+fn every_event_matches_the_event_schema_and_masks_contacts() {
+    let v = schema("schemas/events/ticket-event.v1.json");
+    let t = ticket();
+    for event in [
+        "received",
+        "classified",
+        "prioritized",
+        "assigned",
+        "queued",
+        "responded",
+        "resolved",
+        "rated",
+        "closed",
+        "escalated",
+        "sla.breached",
+    ] {
+        let tr = Transition {
+            ticket_id: 7,
+            seq: 4,
+            from: Some(TicketState::Prioritized),
+            to: TicketState::Assigned,
+            at: chrono::Utc::now(),
+            actor: "assign".into(),
+            reason: "r".into(),
+            policy_version: "p".into(),
+            details: json!({"x": 1}),
+        };
+        let out = switchboard::events::ticket_event(&t, event, &tr, "test");
+        assert_valid(&v, &out.body, event);
+        let text = out.body.to_string();
+        assert!(!text.contains("13812345678") && !text.contains("zhang@"), "{text}");
+    }
+}
+
+#[test]
+fn actions_and_work_messages_match_their_schemas() {
+    let v = schema("schemas/action.v1.json");
+    let actions = vec![
+        Action::Respond {
+            message: Some("hi".into()),
+        },
+        Action::Start,
+        Action::WaitForCustomer { reason: None },
+        Action::CustomerReplied { message: None },
+        Action::Resolve {
+            result: "fixed".into(),
+            root_cause: Some("x".into()),
+            notes: None,
+        },
+        Action::Rate {
+            score: 2,
+            comment: None,
+        },
+        Action::Reopen { reason: "r".into() },
+        Action::Close { reason: None },
+        Action::Reassign {
+            agent: "a".into(),
+            reason: None,
+        },
+        Action::AcknowledgeEscalation { note: None },
+        Action::SetPriority {
+            priority: "urgent".into(),
+            reason: "r".into(),
+        },
+    ];
+    for a in actions {
+        let m = ActionMessage {
+            ticket: "202611-00001".into(),
+            actor: "agent:a".into(),
+            action: a,
+        };
+        assert_valid(&v, &serde_json::to_value(&m).unwrap(), m.action.kind());
+    }
+    let w = schema("schemas/work-message.v1.json");
+    let msg = WorkMessage {
+        ticket_id: 1,
+        number: "202611-00001".into(),
+        version: 2,
+        stage: "prioritize".into(),
+        received_at: chrono::Utc::now(),
+    };
+    assert_valid(&w, &serde_json::to_value(&msg).unwrap(), "work message");
+    assert_valid(&w, &json!({"drain_team": "front_line", "reason": "r"}), "drain message");
+}
+
+#[test]
+fn the_asyncapi_document_names_the_exchanges_and_schemas_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("schemas/asyncapi.yaml")).unwrap();
+    for name in [
+        "switchboard.intake",
+        "switchboard.events",
+        "switchboard.work",
+        "switchboard.dead",
+    ] {
+        assert!(doc.contains(name), "asyncapi.yaml does not mention {name}");
+    }
+    for line in doc.lines().filter(|l| l.contains("$ref: './")) {
+        let file = line.split("'./").nth(1).unwrap().trim_end_matches('\'');
+        assert!(
+            root.join("schemas").join(file).exists(),
+            "asyncapi.yaml refers to missing {file}"
+        );
+    }
+}
