@@ -386,7 +386,7 @@ async fn a_report_over_tickets_driven_through_the_pipeline() {
         let client = h.app.db.pool.get().await.unwrap();
         client
             .query_one(
-                "SELECT avg(greatest(extract(epoch FROM first_responded_at - received_at)::bigint, 0))::float8
+                "SELECT avg(greatest(trunc(extract(epoch FROM first_responded_at - received_at))::bigint, 0))::float8
                  FROM tickets WHERE first_responded_at IS NOT NULL",
                 &[],
             )
@@ -394,7 +394,11 @@ async fn a_report_over_tickets_driven_through_the_pipeline() {
             .unwrap()
             .get(0)
     };
-    assert!((r.first_response.mean_seconds.unwrap() - sql_mean).abs() < 1.0);
+    assert!(
+        (r.first_response.mean_seconds.unwrap() - sql_mean).abs() < 1e-9,
+        "{:?} vs {sql_mean}",
+        r.first_response
+    );
     let fr_escalated = h
         .count("SELECT count(*) FROM escalations WHERE target = 'first_response'")
         .await as u64;

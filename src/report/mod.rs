@@ -22,7 +22,8 @@
 //! - **Resolution rate**: tickets now resolved or closed ÷ tickets received.
 //! - **CSAT**: the customers' ratings 1–5 of the period's tickets.
 //! - **Repeat complaints**: complaints in the period from a customer who had already complained
-//!   in the 30 days before (customer id, else phone, else email), ÷ complaints in the period.
+//!   in the 30 days before (customer id, else phone, else email, as intake matches customers),
+//!   ÷ complaints in the period.
 //! - **Most frequent problems**: the classifier rules (named lexicon groups such as "payment or
 //!   order fails") that matched the winning category of each ticket, counted once per ticket,
 //!   with the phrases that matched most. Rule names come from the policy and phrases are
@@ -94,29 +95,10 @@ pub struct ReportInput {
 }
 
 /// Who a customer is, for telling repeat complaints apart: the customer id, else the phone
-/// number's digits (a leading 86 country code dropped), else the lower-cased email.
+/// number's digits, else the lower-cased email. The same keys intake matches customers by
+/// (`store::customers::match_keys`), most reliable first.
 pub fn customer_key(c: &Customer) -> Option<String> {
-    let present = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-    if let Some(id) = present(&c.customer_id) {
-        return Some(format!("id:{id}"));
-    }
-    if let Some(phone) = present(&c.phone) {
-        let digits = normalize_phone(&phone);
-        if !digits.is_empty() {
-            return Some(format!("phone:{digits}"));
-        }
-    }
-    present(&c.email).map(|e| format!("email:{}", e.to_lowercase()))
-}
-
-/// The digits of a phone number; `+86 138-1234-5678` and `13812345678` are the same person.
-/// (`store::retention` matches legal holds with the same rule in SQL.)
-pub fn normalize_phone(phone: &str) -> String {
-    let digits: String = phone.chars().filter(|c| c.is_ascii_digit()).collect();
-    match digits.strip_prefix("86") {
-        Some(national) if national.len() == 11 => national.to_owned(),
-        _ => digits,
-    }
+    crate::store::customers::match_keys(c).into_iter().next()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
