@@ -102,13 +102,15 @@ async fn existing_transitions_survive_the_conversion_to_monthly_partitions() {
             .unwrap();
         let mut ids = Vec::new();
         for (n, at) in [("M1", months_ago(26)), ("M2", months_ago(1)), ("M3", Utc::now())] {
-            ids.push(backdate::insert(&**client, &old_closed(n, at + Duration::days(3))).await);
+            let mut t = old_closed(n, at + Duration::days(3));
+            t.link_customer = false; // no customers table before V5
+            ids.push(backdate::insert(&**client, &t).await);
         }
         ids
     };
     let before: i64 = one(&db, "SELECT count(*) FROM ticket_transitions WHERE ticket_id <> $1", -1).await;
     assert!(before > 20);
-    assert_eq!(db.migrate().await.unwrap(), 1, "V4 applied");
+    assert_eq!(db.migrate_to(Some(4)).await.unwrap(), 1, "V4 applied");
 
     let after: i64 = one(&db, "SELECT count(*) FROM ticket_transitions WHERE ticket_id <> $1", -1).await;
     assert_eq!(after, before, "every row kept");
@@ -162,6 +164,7 @@ async fn existing_transitions_survive_the_conversion_to_monthly_partitions() {
     let created = retention::ensure_partitions(&db, 5, Utc::now()).await.unwrap();
     assert_eq!(created.len(), 2);
     drop(client);
+    assert!(db.migrate().await.unwrap() >= 1, "later migrations apply on top");
     db.drop_schema().await.unwrap();
 }
 
@@ -211,6 +214,7 @@ fn same_plan(dry: &RunReport, real: &RunReport) {
     assert_eq!(names(&dry.partitions_dropped), names(&real.partitions_dropped));
     assert_eq!(names(&dry.partitions_kept), names(&real.partitions_kept));
     assert_eq!(dry.transition_rows_rewritten, real.transition_rows_rewritten);
+    assert_eq!(dry.customers_cleared, real.customers_cleared);
     assert_eq!(dry.ledger_entries_pruned, real.ledger_entries_pruned);
 }
 
@@ -230,11 +234,13 @@ async fn anonymising_respects_holds_and_drops_the_months_only_expired_tickets_us
     let old3 = old_closed("OLD3", d(1, 4)); // ticket on hold
     let mut old4 = old_closed("OLD4", d(2, 4)); // alone in its month: the month goes
     old4.escalations = vec![("first_response".into(), true, 2)];
+    old4.customer["customer_id"] = json!("C-BACK"); // came back recently: the record keeps contacts
     let mut old5 = old_closed("OLD5", d(4, 4)); // phone on hold
     old5.customer = json!({"phone": "+86 139-0000-1111"});
     let mut open = OldTicket::new("OPEN", d(3, 4)); // open for years: its month stays
     open.first_responded_at = Some(open.received_at + Duration::minutes(5));
-    let recent = old_closed("RECENT", Utc::now() - Duration::days(300));
+    let mut recent = old_closed("RECENT", Utc::now() - Duration::days(300));
+    recent.customer["customer_id"] = json!("C-BACK");
     let mut ids = std::collections::HashMap::new();
     {
         let client = db.pool.get().await.unwrap();
@@ -329,6 +335,38 @@ async fn anonymising_respects_holds_and_drops_the_months_only_expired_tickets_us
     assert_eq!(h.count("SELECT count(*) FROM ONLY ticket_transitions_default").await, 0);
     assert_eq!(real.transition_rows_rewritten, old1_rows);
     assert_eq!(real.ledger_entries_pruned, 1);
+    // OLD1's customer record has no other ticket: only its tier stays. OLD4's customer came
+    // back (RECENT), and held customers keep theirs.
+    assert_eq!(real.customers_cleared, 1);
+    let customer_row = |key: &'static str| {
+        let db = db.clone();
+        async move {
+            let client = db.pool.get().await.unwrap();
+            client
+                .query_one(
+                    "SELECT c.customer_id, c.phone, c.email, c.name, c.tier FROM customers c JOIN tickets t ON t.customer_ref = c.id
+                     WHERE t.number = $1",
+                    &[&key],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let c1 = customer_row("OLD1").await;
+    for col in 0..4 {
+        assert_eq!(c1.get::<_, Option<String>>(col), None, "OLD1's customer column {col}");
+    }
+    assert_eq!(c1.get::<_, Option<String>>(4).as_deref(), Some("vip"));
+    let c4 = customer_row("OLD4").await;
+    assert_eq!(c4.get::<_, Option<String>>(0).as_deref(), Some("C-BACK"));
+    assert_eq!(c4.get::<_, Option<String>>(1).as_deref(), Some("13812345678"));
+    for n in ["OLD2", "OLD5"] {
+        let c = customer_row(n).await;
+        assert!(
+            c.get::<_, Option<String>>(0).is_some() || c.get::<_, Option<String>>(1).is_some(),
+            "{n}"
+        );
+    }
     assert_eq!(
         h.count("SELECT count(*) FROM processed_messages WHERE message_id = 'RECENT:classify:1'")
             .await,
@@ -468,6 +506,17 @@ async fn purging_deletes_expired_tickets_with_everything_attached() {
     same_plan(&dry, &real);
     assert_eq!((real.closed_before_cutoff, real.held, real.processed), (3, 1, 2));
     assert_eq!(real.transition_rows_rewritten, p2_rows);
+    assert_eq!(real.customers_cleared, 2, "P1's and P2's customer records");
+    assert_eq!(
+        h.count("SELECT count(*) FROM customers WHERE customer_id IN ('C-P1', 'C-P2')")
+            .await,
+        0
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM customers WHERE customer_id = 'C-LIVE' OR email = 'legal@example.com'")
+            .await,
+        2
+    );
     let month = |t: &OldTicket| partition_name(month_start(t.received_at));
     assert!(!exists(db, &month(&p1)).await);
     assert!(exists(db, &month(&p2)).await && exists(db, &month(&kept)).await);

@@ -5,7 +5,8 @@
 //! Order of a run: create partitions ahead → drop every month that lies before the cutoff and
 //! holds only rows of expired, unheld tickets → anonymise or purge the expired tickets in
 //! batches (their transition rows left in months that could not be dropped are scrubbed or
-//! deleted) → prune the processed-message ledger older than the cutoff. A dry run computes the
+//! deleted, and customer records no live ticket needs any more are cleared) → prune the
+//! processed-message ledger older than the cutoff. A dry run computes the
 //! same counts and changes nothing.
 
 use super::{Db, StoreError};
@@ -52,8 +53,9 @@ impl From<deadpool_postgres::PoolError> for RetentionError {
     }
 }
 
-/// SQL: the digits of a phone number with a leading 86 country code dropped; the same rule as
-/// `report::normalize_phone`.
+/// SQL: the digits of a phone number, a leading 86 dropped from a 13-digit number. A little more
+/// lenient than intake's `customers::normal_phone` (which drops it only after a `+`), so a hold
+/// written either way catches the customer.
 fn phone_digits(expr: &str) -> String {
     format!("regexp_replace(regexp_replace(coalesce({expr}, ''), '[^0-9]', '', 'g'), '^86([0-9]{{11}})$', '\\1')")
 }
@@ -62,20 +64,47 @@ fn phone_digits(expr: &str) -> String {
 /// customer (customer id exactly, email case-insensitively, phone by digits when the hold is
 /// phone-like).
 fn held_sql() -> String {
+    held_sql_on("t")
+}
+
+fn held_sql_on(t: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM legal_holds h WHERE h.released_at IS NULL AND (
-            h.ticket_id = t.id
-            OR h.customer = t.customer->>'customer_id'
-            OR lower(h.customer) = lower(t.customer->>'email')
+            h.ticket_id = {t}.id
+            OR h.customer = {t}.customer->>'customer_id'
+            OR lower(h.customer) = lower({t}.customer->>'email')
             OR (h.customer ~ '^[+0-9 ()-]+$' AND length({hold}) >= 7 AND {hold} = {ticket})))",
         hold = phone_digits("h.customer"),
-        ticket = phone_digits("t.customer->>'phone'")
+        ticket = phone_digits(&format!("{t}.customer->>'phone'"))
     )
 }
 
 /// SQL predicate on `t`: closed before `$1` and not held.
 fn expired_sql() -> String {
-    format!("(t.state = 'closed' AND t.closed_at < $1 AND NOT {})", held_sql())
+    expired_sql_on("t")
+}
+
+fn expired_sql_on(t: &str) -> String {
+    format!(
+        "({t}.state = 'closed' AND {t}.closed_at < $1 AND NOT {})",
+        held_sql_on(t)
+    )
+}
+
+/// SQL predicate on `t`: a ticket this run anonymises or purges.
+fn pending_sql_on(mode: RetentionMode, t: &str) -> String {
+    match mode {
+        RetentionMode::Anonymise => format!("({} AND {t}.anonymised_at IS NULL)", expired_sql_on(t)),
+        RetentionMode::Purge => expired_sql_on(t),
+    }
+}
+
+/// SQL predicate on `o`: a ticket that still carries its customer's contacts after the run.
+fn survives_sql_on(mode: RetentionMode, o: &str) -> String {
+    match mode {
+        RetentionMode::Anonymise => format!("({o}.anonymised_at IS NULL AND NOT {})", pending_sql_on(mode, o)),
+        RetentionMode::Purge => format!("(NOT {})", pending_sql_on(mode, o)),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,6 +387,9 @@ pub struct RunReport {
     /// Transition rows of processed tickets outside the dropped months: scrubbed (anonymise) or
     /// deleted (purge).
     pub transition_rows_rewritten: i64,
+    /// Customer records (`customers`) left with no ticket that needs their contacts: contacts
+    /// removed (anonymise) or the record deleted (purge).
+    pub customers_cleared: i64,
     /// Processed-message ledger entries older than the cutoff, deleted.
     pub ledger_entries_pruned: i64,
 }
@@ -419,6 +451,15 @@ impl fmt::Display for RunReport {
                 RetentionMode::Purge => "deleted",
             },
             self.transition_rows_rewritten
+        )?;
+        writeln!(
+            f,
+            "  customer records left without a live ticket {would}{}: {}",
+            match self.mode {
+                RetentionMode::Anonymise => "anonymised",
+                RetentionMode::Purge => "deleted",
+            },
+            self.customers_cleared
         )?;
         write!(
             f,
@@ -525,10 +566,8 @@ async fn run_locked(
     // 3. The expired tickets themselves.
     let mut processed = 0i64;
     let mut transition_rows_rewritten = 0i64;
-    let pending_sql = match policy.mode {
-        RetentionMode::Anonymise => format!("{} AND t.anonymised_at IS NULL", expired_sql()),
-        RetentionMode::Purge => expired_sql(),
-    };
+    let mut customers_cleared = 0i64;
+    let pending_sql = pending_sql_on(policy.mode, "t");
     if dry_run {
         // Rows in months that would be dropped go with them, not one by one.
         let dropped: Vec<String> = partitions_dropped.iter().map(|p| p.name.clone()).collect();
@@ -544,6 +583,19 @@ async fn run_locked(
             .await?;
         processed = row.get(0);
         transition_rows_rewritten = row.get(1);
+        // Customers left with no ticket that still needs their contacts.
+        customers_cleared = client
+            .query_one(
+                &format!(
+                    "SELECT count(DISTINCT t.customer_ref) FROM tickets t
+                     WHERE {pending_sql} AND t.customer_ref IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM tickets o WHERE o.customer_ref = t.customer_ref AND {survives})",
+                    survives = survives_sql_on(policy.mode, "o")
+                ),
+                &[&cutoff],
+            )
+            .await?
+            .get(0);
     } else {
         loop {
             let tx = client.transaction().await?;
@@ -562,10 +614,12 @@ async fn run_locked(
                 tx.rollback().await?;
                 break;
             }
-            transition_rows_rewritten += match policy.mode {
+            let (rows, customers) = match policy.mode {
                 RetentionMode::Anonymise => anonymise(&tx, &ids, now).await?,
                 RetentionMode::Purge => purge(&tx, &ids).await?,
             };
+            transition_rows_rewritten += rows;
+            customers_cleared += customers;
             tx.commit().await?;
             processed += ids.len() as i64;
         }
@@ -600,13 +654,19 @@ async fn run_locked(
         partitions_dropped,
         partitions_kept,
         transition_rows_rewritten,
+        customers_cleared,
         ledger_entries_pruned,
     })
 }
 
 /// Removes contacts, names and free text; keeps numbers, categories, channels, teams, times,
 /// ratings and the SLA record, so reports over old periods still add up.
-async fn anonymise(tx: &tokio_postgres::Transaction<'_>, ids: &[i64], now: DateTime<Utc>) -> Result<i64, StoreError> {
+/// Returns the transition rows scrubbed and the customer records anonymised.
+async fn anonymise(
+    tx: &tokio_postgres::Transaction<'_>,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(i64, i64), StoreError> {
     tx.execute(
         "UPDATE tickets SET
             customer = jsonb_strip_nulls(jsonb_build_object('tier', customer->'tier')),
@@ -642,11 +702,32 @@ async fn anonymise(tx: &tokio_postgres::Transaction<'_>, ids: &[i64], now: DateT
             &[&ids],
         )
         .await?;
-    Ok(n as i64)
+    // The customer record keeps its contacts while any ticket still needs them (open, recent,
+    // held); after its last ticket only the tier stays.
+    let customers = tx
+        .execute(
+            "UPDATE customers c SET customer_id = NULL, phone = NULL, email = NULL, name = NULL, updated_at = now()
+             WHERE c.id IN (SELECT customer_ref FROM tickets WHERE id = ANY($1))
+               AND NOT EXISTS (SELECT 1 FROM tickets o WHERE o.customer_ref = c.id AND o.anonymised_at IS NULL)
+               AND (c.customer_id IS NOT NULL OR c.phone IS NOT NULL OR c.email IS NOT NULL OR c.name IS NOT NULL)",
+            &[&ids],
+        )
+        .await?;
+    Ok((n as i64, customers as i64))
 }
 
-/// Deletes the tickets and everything attached to them. Returns the transition rows deleted.
-async fn purge(tx: &tokio_postgres::Transaction<'_>, ids: &[i64]) -> Result<i64, StoreError> {
+/// Deletes the tickets and everything attached to them, and customer records left without a
+/// ticket. Returns the transition rows and customer records deleted.
+async fn purge(tx: &tokio_postgres::Transaction<'_>, ids: &[i64]) -> Result<(i64, i64), StoreError> {
+    let refs: Vec<i64> = tx
+        .query(
+            "SELECT DISTINCT customer_ref FROM tickets WHERE id = ANY($1) AND customer_ref IS NOT NULL",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     for table in [
         "thread_keys",
         "ticket_messages",
@@ -663,5 +744,12 @@ async fn purge(tx: &tokio_postgres::Transaction<'_>, ids: &[i64]) -> Result<i64,
         .execute("DELETE FROM ticket_transitions WHERE ticket_id = ANY($1)", &[&ids])
         .await?;
     tx.execute("DELETE FROM tickets WHERE id = ANY($1)", &[&ids]).await?;
-    Ok(n as i64)
+    let customers = tx
+        .execute(
+            "DELETE FROM customers c WHERE c.id = ANY($1)
+               AND NOT EXISTS (SELECT 1 FROM tickets o WHERE o.customer_ref = c.id)",
+            &[&refs],
+        )
+        .await?;
+    Ok((n as i64, customers as i64))
 }

@@ -27,6 +27,9 @@ pub struct OldTicket {
     pub rating: Option<i16>,
     /// (target, acknowledged, steps sent)
     pub escalations: Vec<(String, bool, usize)>,
+    /// Find or create the `customers` row (by the first of intake's match keys) and point
+    /// `customer_ref` at it, as intake does; off for a schema older than V5.
+    pub link_customer: bool,
 }
 
 impl OldTicket {
@@ -47,6 +50,7 @@ impl OldTicket {
             closed_at: None,
             rating: None,
             escalations: Vec::new(),
+            link_customer: true,
         }
     }
 
@@ -247,6 +251,9 @@ pub async fn insert<C: GenericClient>(c: &C, t: &OldTicket) -> i64 {
         .await
         .expect("insert ticket")
         .get(0);
+    if t.link_customer {
+        link_customer(c, id, &t.customer).await;
+    }
     c.execute(
         "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments)
          VALUES ($1, $2, $3, $4, '关于订单', $5, '> 以前的邮件 13812345678', '[{\"filename\": \"张三身份证.jpg\"}]')",
@@ -295,4 +302,44 @@ pub async fn insert<C: GenericClient>(c: &C, t: &OldTicket) -> i64 {
         .expect("insert timer");
     }
     id
+}
+
+/// The customer record intake would have matched or created, by its most reliable key.
+async fn link_customer<C: GenericClient>(c: &C, ticket_id: i64, customer: &Value) {
+    let Ok(who) = serde_json::from_value::<switchboard::domain::intake::Customer>(customer.clone()) else {
+        return;
+    };
+    let Some(key) = switchboard::store::customers::match_keys(&who).into_iter().next() else {
+        return;
+    };
+    let (kind, value) = key.split_once(':').expect("key kind");
+    let column = match kind {
+        "id" => "customer_id",
+        "phone" => "phone",
+        _ => "email",
+    };
+    let found = c
+        .query_opt(&format!("SELECT id FROM customers WHERE {column} = $1"), &[&value])
+        .await
+        .expect("find customer");
+    let id: i64 = match found {
+        Some(r) => r.get(0),
+        None => c
+            .query_one(
+                "INSERT INTO customers (customer_id, phone, email, name, tier) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[
+                    &who.customer_id,
+                    &who.phone.as_deref().map(switchboard::store::customers::normal_phone),
+                    &who.email.as_deref().map(str::to_lowercase),
+                    &who.name,
+                    &who.tier.map(|t| t.as_str()),
+                ],
+            )
+            .await
+            .expect("insert customer")
+            .get(0),
+    };
+    c.execute("UPDATE tickets SET customer_ref = $2 WHERE id = $1", &[&ticket_id, &id])
+        .await
+        .expect("link customer");
 }
