@@ -79,6 +79,9 @@ impl App {
         store::ensure_database(&settings.database_url).await?;
         let db = Db::connect(&settings).await?;
         db.migrate().await?;
+        // Monthly partitions of the transition log, kept ready ahead (V4, `switchboard retention`).
+        store::retention::ensure_partitions(&db, policy.doc.retention.partition_months_ahead, chrono::Utc::now())
+            .await?;
         db.sync_teams(&policy).await?;
         let topo = Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
         Ok(App {

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod ops;
 pub mod pipeline;
 pub mod policy;
+pub mod report;
 pub mod scheduler;
 pub mod stages;
 pub mod store;

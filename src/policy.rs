@@ -8,6 +8,7 @@ use crate::classify::{ClassificationPolicy, Classifier, PriorityPolicy};
 use crate::domain::calendar::BusinessCalendar;
 use crate::domain::escalation::Ladder;
 use crate::domain::lifecycle::LifecyclePolicy;
+use crate::domain::retention::RetentionPolicy;
 use crate::domain::routing::RoutingPolicy;
 use crate::domain::sla::SlaPolicy;
 use chrono_tz::Tz;
@@ -46,6 +47,9 @@ pub struct PolicyDocument {
     pub escalation: EscalationPolicy,
     #[serde(default)]
     pub lifecycle: LifecyclePolicy,
+    /// How long closed tickets are kept and what happens to them then (`switchboard retention`).
+    #[serde(default)]
+    pub retention: RetentionPolicy,
 }
 
 /// Escalation ladders by name; SLA rules name the ladder their breaches climb.
@@ -198,6 +202,9 @@ impl Policy {
                 "reopen_rating_at_or_below",
                 "[lifecycle] reopen_rating_at_or_below must be 1 to 5".into(),
             ));
+        }
+        if let Err(message) = doc.retention.validate() {
+            return Err(invalid("[retention", message));
         }
         for category in &categories {
             for level in &levels {

@@ -3,6 +3,8 @@
 mod dead;
 mod demo;
 mod gateway;
+mod report;
+mod retention;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -87,6 +89,14 @@ enum Command {
         #[command(subcommand)]
         command: dead::DeadCommand,
     },
+    /// Service report for a week, a month or given dates: volume, handling times, SLA on-time
+    /// rates, escalations, resolution rate, CSAT, repeat complaints, most frequent problems.
+    Report(report::ReportArgs),
+    /// Retention: anonymise or purge expired tickets, legal holds, transition-log partitions.
+    Retention {
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +173,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys { command } => gateway::keys(settings, command).await?,
         Command::Loadgen(args) => gateway::loadgen(args).await?,
         Command::Dead { command } => dead::run(settings, command).await?,
+        Command::Report(args) => report::run(settings, args).await?,
+        Command::Retention { command } => retention::run(settings, command).await?,
     }
     Ok(())
 }

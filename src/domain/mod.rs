@@ -6,6 +6,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod numbering;
 pub mod privacy;
+pub mod retention;
 pub mod routing;
 pub mod sla;
 pub mod state;

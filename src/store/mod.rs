@@ -4,6 +4,8 @@
 pub mod agents;
 pub mod customers;
 pub mod outbox;
+pub mod reports;
+pub mod retention;
 pub mod tickets;
 pub mod timers;
 
@@ -203,6 +205,12 @@ impl Db {
     /// Applies pending migrations under an advisory lock, so many workers starting at once
     /// migrate exactly once.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
+        self.migrate_to(None).await
+    }
+
+    /// Applies migrations up to and including `version` (all when `None`); tests use it to
+    /// check that a migration keeps the data of the schema before it.
+    pub async fn migrate_to(&self, version: Option<i32>) -> Result<usize, StoreError> {
         let mut client = self.pool.get().await?;
         if let Some(schema) = &self.schema {
             let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
@@ -212,7 +220,11 @@ impl Db {
         }
         client.batch_execute("SELECT pg_advisory_lock(7269001)").await?;
         let pg_client: &mut tokio_postgres::Client = &mut client;
-        let result = embedded::migrations::runner().run_async(pg_client).await;
+        let mut runner = embedded::migrations::runner();
+        if let Some(v) = version {
+            runner = runner.set_target(refinery::Target::Version(v));
+        }
+        let result = runner.run_async(pg_client).await;
         client.batch_execute("SELECT pg_advisory_unlock(7269001)").await?;
         let report = result.map_err(|e| StoreError::Migration(e.to_string()))?;
         Ok(report.applied_migrations().len())

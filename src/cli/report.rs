@@ -1,0 +1,66 @@
+//! `switchboard report`: the weekly or monthly service report (figures in `switchboard::report`).
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use std::path::PathBuf;
+use switchboard::app::App;
+use switchboard::config::Settings;
+use switchboard::report::render::{Format, render};
+use switchboard::report::{Period, PeriodSpec};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeriodArg {
+    /// The last complete week, Monday to Sunday.
+    Week,
+    /// The last complete calendar month.
+    Month,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("when").required(true).args(["period", "from"])))]
+pub struct ReportArgs {
+    /// The last complete week (Monday–Sunday) or calendar month, in the policy's time zone.
+    #[arg(long, value_enum, conflicts_with_all = ["from", "to"])]
+    period: Option<PeriodArg>,
+    /// First day of the period (YYYY-MM-DD, policy time zone); needs --to.
+    #[arg(long, requires = "to")]
+    from: Option<NaiveDate>,
+    /// Last day of the period, included (YYYY-MM-DD).
+    #[arg(long, requires = "from")]
+    to: Option<NaiveDate>,
+    /// table (terminal), csv (section,item,metric,value), json, or html (one self-contained page
+    /// with charts).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+pub async fn run(settings: Settings, args: ReportArgs) -> Result<()> {
+    let spec = match (args.period, args.from, args.to) {
+        (Some(PeriodArg::Week), _, _) => PeriodSpec::Week,
+        (Some(PeriodArg::Month), _, _) => PeriodSpec::Month,
+        (None, Some(from), Some(to)) => PeriodSpec::Dates { from, to },
+        // clap enforces one of the two forms.
+        _ => anyhow::bail!("give --period week|month, or --from DATE --to DATE"),
+    };
+    let app = App::start(settings).await?;
+    let now = chrono::Utc::now();
+    let period = Period::resolve(spec, now, app.policy.tz)?;
+    let report = switchboard::store::reports::report(&app.db, &app.policy, &period, now).await?;
+    let text = render(&report, args.format)?;
+    match args.output {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
+            eprintln!(
+                "report for {} ({} tickets received) written to {}",
+                report.period.label,
+                report.received,
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
