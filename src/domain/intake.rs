@@ -111,7 +111,19 @@ impl IntakeRequest {
         let text = std::str::from_utf8(raw).map_err(|e| IntakeError::InvalidUtf8 {
             offset: e.valid_up_to(),
         })?;
-        let request: IntakeRequest = serde_json::from_str(text).map_err(|e| IntakeError::Malformed(e.to_string()))?;
+        // A wrong type or value names the field's path (`customer.tier`): serde's own message
+        // does not, and the dead letter's reason is all an integrator gets.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let request: IntakeRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || inner.classify() != serde_json::error::Category::Data {
+                IntakeError::Malformed(inner.to_string())
+            } else {
+                IntakeError::Malformed(format!("field `{path}`: {inner}"))
+            }
+        })?;
+        de.end().map_err(|e| IntakeError::Malformed(e.to_string()))?;
         request.validate(known_channels)?;
         Ok(request)
     }
@@ -225,6 +237,18 @@ mod tests {
             "customer": {"customer_id": customer_id}, "body": body,
         })
         .to_string()
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_path() {
+        let raw = request("ok", "C1").replace(r#""customer":{"#, r#""customer":{"tier":"gold","#);
+        let e = IntakeRequest::decode(raw.as_bytes(), &channels()).unwrap_err();
+        assert!(
+            e.to_string().contains("field `customer.tier`: unknown variant `gold`"),
+            "{e}"
+        );
+        let e = IntakeRequest::decode(format!("{} x", request("ok", "C1")).as_bytes(), &channels()).unwrap_err();
+        assert!(e.to_string().contains("trailing characters"), "{e}");
     }
 
     #[test]
