@@ -111,7 +111,19 @@ impl IntakeRequest {
         let text = std::str::from_utf8(raw).map_err(|e| IntakeError::InvalidUtf8 {
             offset: e.valid_up_to(),
         })?;
-        let request: IntakeRequest = serde_json::from_str(text).map_err(|e| IntakeError::Malformed(e.to_string()))?;
+        // A wrong type or value names the field's path (`customer.tier`): serde's own message
+        // does not, and the dead letter's reason is all an integrator gets.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let request: IntakeRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || inner.classify() != serde_json::error::Category::Data {
+                IntakeError::Malformed(inner.to_string())
+            } else {
+                IntakeError::Malformed(format!("field `{path}`: {inner}"))
+            }
+        })?;
+        de.end().map_err(|e| IntakeError::Malformed(e.to_string()))?;
         request.validate(known_channels)?;
         Ok(request)
     }
@@ -132,6 +144,11 @@ impl IntakeRequest {
                     known_channels.join(", ")
                 ),
             });
+        }
+        // Postgres stores no NUL in text or jsonb: a request carrying one could be accepted
+        // but never stored, so refuse it here, naming the field.
+        if let Some(field) = self.field_with_nul() {
+            return invalid(field, "contains a NUL character (U+0000), which cannot be stored");
         }
         if self.channel_message_id.trim().is_empty() {
             return invalid("channel_message_id", "must not be empty");
@@ -171,11 +188,84 @@ impl IntakeRequest {
         Ok(())
     }
 
+    /// The first text field holding a NUL character, if any.
+    fn field_with_nul(&self) -> Option<&'static str> {
+        let nul = |v: &str| v.contains('\0');
+        let opt = |v: &Option<String>| v.as_deref().is_some_and(nul);
+        let c = &self.customer;
+        [
+            ("channel_message_id", nul(&self.channel_message_id)),
+            ("subject", opt(&self.subject)),
+            ("body", nul(&self.body)),
+            ("quoted_history", opt(&self.quoted_history)),
+            ("thread_ref", opt(&self.thread_ref)),
+            ("customer.name", opt(&c.name)),
+            ("customer.phone", opt(&c.phone)),
+            ("customer.email", opt(&c.email)),
+            ("customer.customer_id", opt(&c.customer_id)),
+            (
+                "attachments",
+                self.attachments
+                    .iter()
+                    .any(|a| nul(&a.filename) || opt(&a.content_type) || opt(&a.url)),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(field, bad)| bad.then_some(field))
+    }
+
     /// The text the classifier reads: subject and body.
     pub fn text_for_classification(&self) -> String {
         match &self.subject {
             Some(s) if !s.is_empty() => format!("{s}\n{}", self.body),
             _ => self.body.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channels() -> Vec<String> {
+        vec!["app".to_owned()]
+    }
+
+    fn request(body: &str, customer_id: &str) -> String {
+        serde_json::json!({
+            "channel": "app", "channel_message_id": "m-1", "received_at": "2026-05-06T02:00:00Z",
+            "customer": {"customer_id": customer_id}, "body": body,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_path() {
+        let raw = request("ok", "C1").replace(r#""customer":{"#, r#""customer":{"tier":"gold","#);
+        let e = IntakeRequest::decode(raw.as_bytes(), &channels()).unwrap_err();
+        assert!(
+            e.to_string().contains("field `customer.tier`: unknown variant `gold`"),
+            "{e}"
+        );
+        let e = IntakeRequest::decode(format!("{} x", request("ok", "C1")).as_bytes(), &channels()).unwrap_err();
+        assert!(e.to_string().contains("trailing characters"), "{e}");
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_naming_its_field() {
+        assert!(IntakeRequest::decode(request("ok", "C1").as_bytes(), &channels()).is_ok());
+        let e = IntakeRequest::decode(request("a\0b", "C1").as_bytes(), &channels()).unwrap_err();
+        assert!(matches!(e, IntakeError::Invalid { field: "body", .. }), "{e}");
+        let e = IntakeRequest::decode(request("ok", "C\u{0}1").as_bytes(), &channels()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                IntakeError::Invalid {
+                    field: "customer.customer_id",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }
