@@ -118,15 +118,38 @@ impl Stage for Assign {
                 let a = agent_from_row(r);
                 agents_by_team.entry(a.team.clone()).or_default().push(a);
             }
-            let queued_rows = tx
-                .query(
+            // Only teams with a free slot can take a queued ticket, and only as many as their free
+            // slots (with slack for skills that do not match): scanning a long queue that
+            // nobody can serve would cost every batch for nothing.
+            let free_slots = |team: &String| -> i64 {
+                agents_by_team.get(team).map_or(0, |agents| {
+                    agents
+                        .iter()
+                        .filter(|a| a.presence == crate::domain::routing::Presence::Online)
+                        .map(|a| i64::from((a.max_open - a.open_tickets).max(0)))
+                        .sum()
+                })
+            };
+            let open_teams: Vec<String> = team_list.iter().filter(|t| free_slots(t) > 0).cloned().collect();
+            let scan = open_teams
+                .iter()
+                .map(&free_slots)
+                .sum::<i64>()
+                .saturating_mul(2)
+                .saturating_add(10)
+                .min(QUEUE_SCAN_LIMIT);
+            let queued_rows = if open_teams.is_empty() {
+                Vec::new()
+            } else {
+                tx.query(
                     &format!(
                         "SELECT {TICKET_COLUMNS} FROM tickets WHERE state = 'queued' AND team = ANY($1)
                          ORDER BY resolution_due NULLS LAST, id LIMIT $2 FOR UPDATE SKIP LOCKED"
                     ),
-                    &[&team_list, &QUEUE_SCAN_LIMIT],
+                    &[&open_teams, &scan],
                 )
-                .await?;
+                .await?
+            };
             for r in &queued_rows {
                 candidates.push(Candidate::Queued {
                     ticket: ticket_from_row(r)?,

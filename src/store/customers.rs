@@ -41,10 +41,12 @@ pub async fn resolve(tx: &Transaction<'_>, customers: &[&Customer]) -> Result<Ve
     let keys: Vec<Vec<String>> = customers.iter().map(|c| match_keys(c)).collect();
     let all: Vec<String> = keys.iter().flatten().cloned().collect();
     let mut known: HashMap<String, i64> = HashMap::new();
+    // What each known customer record already holds, to skip updates that change nothing.
+    let mut held: HashMap<i64, [Option<String>; 5]> = HashMap::new();
     if !all.is_empty() {
         let rows = tx
             .query(
-                "SELECT id, customer_id, phone, email FROM customers
+                "SELECT id, customer_id, phone, email, name, tier FROM customers
                  WHERE 'id:' || customer_id = ANY($1) OR 'phone:' || phone = ANY($1) OR 'email:' || email = ANY($1)
                  ORDER BY id",
                 &[&all],
@@ -52,6 +54,7 @@ pub async fn resolve(tx: &Transaction<'_>, customers: &[&Customer]) -> Result<Ve
             .await?;
         for r in rows {
             let id: i64 = r.get(0);
+            held.insert(id, [r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)]);
             for (prefix, col) in [("id", 1), ("phone", 2), ("email", 3)] {
                 if let Some(v) = r.get::<_, Option<String>>(col) {
                     known.entry(format!("{prefix}:{v}")).or_insert(id);
@@ -62,6 +65,19 @@ pub async fn resolve(tx: &Transaction<'_>, customers: &[&Customer]) -> Result<Ve
     let mut out = Vec::with_capacity(customers.len());
     for (c, ks) in customers.iter().zip(&keys) {
         if let Some(id) = ks.iter().find_map(|k| known.get(k)).copied() {
+            let learns = held.get(&id).is_none_or(|h| {
+                let new = [field(ks, "id"), field(ks, "phone"), field(ks, "email")];
+                new.iter().zip(h.iter()).any(|(n, o)| n.is_some() && o.is_none())
+                    || (c.name.is_some() && c.name != h[3])
+                    || (c.tier.is_some() && c.tier.map(|t| t.as_str().to_owned()) != h[4])
+            });
+            if !learns {
+                for k in ks {
+                    known.entry(k.clone()).or_insert(id);
+                }
+                out.push(id);
+                continue;
+            }
             // Fill in what we learn; never overwrite what we know.
             tx.execute(
                 "UPDATE customers SET customer_id = COALESCE(customer_id, $2), phone = COALESCE(phone, $3),
