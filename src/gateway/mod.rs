@@ -9,10 +9,12 @@
 //! intake stage has stored it. The contract is `schemas/openapi.yaml`.
 //!
 //! The gateway holds no request state: any number of copies can run behind a load balancer
-//! (each with its own rate-limit buckets). It also serves the ticket API (`crate::api`).
+//! (each with its own rate-limit buckets). It also serves the ticket API (`crate::api`) and the
+//! live operations dashboard (`dashboard`).
 
 pub mod auth;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod loadgen;
@@ -72,14 +74,18 @@ impl Gateway {
     }
 }
 
-/// The whole HTTP surface: intake routes, health checks and the ticket API.
+/// The whole HTTP surface: intake routes, health checks, the ticket API and the dashboard.
 pub fn router(app: &App, gateway: Arc<Gateway>) -> Router {
     // The ticket API shows full contact details: it sits behind the same API keys.
     let tickets = crate::api::router(app.clone()).route_layer(axum::middleware::from_fn_with_state(
         gateway.clone(),
         http::authenticate,
     ));
-    http::routes(gateway).merge(tickets).fallback(http::not_found)
+    // The dashboard shows counts and ticket numbers only, no personal data: no key needed.
+    http::routes(gateway)
+        .merge(tickets)
+        .merge(dashboard::router(app.clone()))
+        .fallback(http::not_found)
 }
 
 #[derive(Debug, thiserror::Error)]
