@@ -158,7 +158,7 @@ pub fn parse_email(raw: &[u8], received_at: DateTime<Utc>) -> Result<IntakeReque
         return Err(EmailError::NoContent);
     }
 
-    let request = IntakeRequest {
+    let mut request = IntakeRequest {
         channel: CHANNEL.to_owned(),
         channel_message_id,
         received_at,
@@ -169,6 +169,10 @@ pub fn parse_email(raw: &[u8], received_at: DateTime<Utc>) -> Result<IntakeReque
         thread_ref,
         attachments,
     };
+    strip_nul_characters(&mut request);
+    if request.body.trim().is_empty() && request.attachments.is_empty() {
+        return Err(EmailError::NoContent);
+    }
     let size = serde_json::to_vec(&request)
         .map_err(|e| EmailError::Encode(e.to_string()))?
         .len();
@@ -179,6 +183,36 @@ pub fn parse_email(raw: &[u8], received_at: DateTime<Utc>) -> Result<IntakeReque
         });
     }
     Ok(request)
+}
+
+/// A NUL character in decoded mail text is debris of a broken encoding, never the customer's
+/// words, and Postgres cannot store it: drop it everywhere rather than refuse the message.
+fn strip_nul_characters(r: &mut IntakeRequest) {
+    fn clean(s: &mut String) {
+        if s.contains('\0') {
+            s.retain(|c| c != '\0');
+        }
+    }
+    clean(&mut r.channel_message_id);
+    clean(&mut r.body);
+    for s in [
+        &mut r.subject,
+        &mut r.quoted_history,
+        &mut r.thread_ref,
+        &mut r.customer.name,
+        &mut r.customer.email,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clean(s);
+    }
+    for a in &mut r.attachments {
+        clean(&mut a.filename);
+        if let Some(ct) = &mut a.content_type {
+            clean(ct);
+        }
+    }
 }
 
 /// `From` → customer email and display name (the first mailbox that has an address).
