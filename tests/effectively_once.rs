@@ -5,7 +5,7 @@
 mod common;
 
 use common::Harness;
-use std::process::{Child, Command, Stdio};
+use common::process::{Running, spawn};
 use std::time::Duration;
 use switchboard::app::StageName;
 use switchboard::bus::Outgoing;
@@ -89,31 +89,8 @@ async fn a_redelivered_message_republishes_the_same_outputs_and_applies_nothing(
     h.cleanup().await;
 }
 
-fn spawn_pipeline(h: &Harness) -> Child {
-    let s = &h.app.settings;
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["run", "--concurrency", "2"])
-        .env("SWITCHBOARD_AMQP_URL", &s.amqp_url)
-        .env("SWITCHBOARD_DATABASE_URL", &s.database_url)
-        .env(
-            "SWITCHBOARD_DATABASE_SCHEMA",
-            s.database_schema.as_deref().unwrap_or(""),
-        )
-        .env("SWITCHBOARD_TOPOLOGY_PREFIX", &s.topology_prefix)
-        .env("SWITCHBOARD_POLICY", &s.policy_path)
-        .env("SWITCHBOARD_DELIVERY_LIMIT", s.delivery_limit.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(std::env::temp_dir().join(format!("{}.log", s.topology_prefix)))
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null()),
-        )
-        .spawn()
-        .expect("start switchboard run")
+fn spawn_pipeline(h: &Harness) -> Running {
+    spawn(&h.app.settings, &["run", "--concurrency", "2"], &[])
 }
 
 /// kill -9 the whole pipeline process three times during a load; after a final restart every

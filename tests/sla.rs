@@ -3,10 +3,10 @@
 
 mod common;
 
+use common::process::Running;
 use common::{Harness, header, manifest_dir, test_settings};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use switchboard::app::StageName;
 use switchboard::bus::{self, Exchange, Outgoing};
@@ -406,24 +406,8 @@ fn dechunk(s: &str) -> String {
     out
 }
 
-fn spawn(h: &Harness, stages: &str) -> Child {
-    let s = &h.app.settings;
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["run", "--stage", stages, "--concurrency", "2"])
-        .env("SWITCHBOARD_AMQP_URL", &s.amqp_url)
-        .env("SWITCHBOARD_DATABASE_URL", &s.database_url)
-        .env(
-            "SWITCHBOARD_DATABASE_SCHEMA",
-            s.database_schema.as_deref().unwrap_or(""),
-        )
-        .env("SWITCHBOARD_TOPOLOGY_PREFIX", &s.topology_prefix)
-        .env("SWITCHBOARD_POLICY", &s.policy_path)
-        .env("SWITCHBOARD_DELIVERY_LIMIT", s.delivery_limit.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start switchboard run")
+fn spawn(h: &Harness, stages: &str) -> Running {
+    common::process::spawn(&h.app.settings, &["run", "--stage", stages, "--concurrency", "2"], &[])
 }
 
 /// kill -9 of the scheduler and the escalate worker while timers fall due: afterwards every
