@@ -9,7 +9,6 @@ use backdate::OldTicket;
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use common::{Harness, manifest_dir, test_settings};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::Duration as StdDuration;
 use switchboard::app::StageName;
 use switchboard::bus::{self, Exchange, Outgoing};
@@ -19,25 +18,7 @@ use switchboard::report::{Period, PeriodSpec, Report};
 const PAYMENT: &str = "支付失败了好几次，付不了款";
 const COMPLAINT: &str = "客服态度太差了，等了三天没人理";
 
-fn cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
-    let s = &h.app.settings;
-    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(args)
-        .env("SWITCHBOARD_DATABASE_URL", &s.database_url)
-        .env(
-            "SWITCHBOARD_DATABASE_SCHEMA",
-            s.database_schema.as_deref().unwrap_or(""),
-        )
-        .env("SWITCHBOARD_POLICY", &s.policy_path)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run switchboard");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::process::cli;
 
 /// A Monday-to-Sunday week some weeks back, in the policy's time zone.
 fn past_week(h: &Harness) -> Period {

@@ -10,31 +10,12 @@ use backdate::OldTicket;
 use chrono::{DateTime, Duration, Months, Utc};
 use common::{Harness, test_settings};
 use serde_json::{Value, json};
-use std::process::Command;
 use switchboard::app::StageName;
 use switchboard::domain::retention::{RetentionMode, RetentionPolicy, month_start, partition_name};
 use switchboard::store::retention::{self, RetentionError, RunReport};
 use switchboard::store::{Db, tickets};
 
-fn cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
-    let s = &h.app.settings;
-    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(args)
-        .env("SWITCHBOARD_DATABASE_URL", &s.database_url)
-        .env(
-            "SWITCHBOARD_DATABASE_SCHEMA",
-            s.database_schema.as_deref().unwrap_or(""),
-        )
-        .env("SWITCHBOARD_POLICY", &s.policy_path)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run switchboard");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::process::cli;
 
 async fn exists(db: &Db, table: &str) -> bool {
     let client = db.pool.get().await.unwrap();

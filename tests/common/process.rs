@@ -43,6 +43,21 @@ pub fn command_bin(bin: &str, s: &Settings, args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs a one-shot `switchboard <args>` on the harness's prefix and schema (warnings only in
+/// its log): (succeeded, stdout, stderr).
+pub fn cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
+    let out = command(&h.app.settings, args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the switchboard binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A child process that is killed when dropped, so a failing test leaves no worker behind.
 pub struct Running(pub Child);
 
