@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use switchboard::app::{App, StageName};
 use switchboard::bus::{self, Exchange, Outgoing};
-use switchboard::config::Settings;
 use switchboard::pipeline::{Inbound, Outcome, Stage};
 use switchboard::store::StoreError;
 use tokio_postgres::Transaction;
@@ -192,26 +191,15 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+mod support;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::var("SWITCHBOARD_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let tag = format!("bench_pipe_{}", &id[..8]);
-    let settings = Settings {
-        amqp_url: std::env::var("SWITCHBOARD_AMQP_URL")
-            .unwrap_or_else(|_| switchboard::config::DEFAULT_AMQP_URL.into()),
-        database_url: std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/switchboard_test".into()),
-        database_schema: Some(tag.clone()),
-        topology_prefix: tag.clone(),
-        policy_path: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml"),
-        ..Settings::default()
-    };
-    let app = App::start(settings).await?;
-    app.declare_topology().await?;
+    let app = support::isolated_app("bench_pipe").await?;
     app.db
         .pool
         .get()
@@ -235,9 +223,6 @@ async fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     }
     .await;
-    let conn = bus::connect(&app.settings.amqp_urls(), "bench-cleanup").await?;
-    let ch = conn.create_channel().await?;
-    let _ = app.topo.delete(&ch).await;
-    let _ = app.db.drop_schema().await;
+    support::remove(&app).await?;
     result
 }

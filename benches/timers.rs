@@ -8,35 +8,19 @@
 
 use std::time::{Duration, Instant};
 use switchboard::app::App;
-use switchboard::config::Settings;
 
 const TOTAL: i64 = 100_000;
 const DUE_SOON: i64 = 10_000;
 const SCHEDULERS: usize = 2;
 
+mod support;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let tag = format!("bench_timers_{}", &id[..8]);
-    let settings = Settings {
-        amqp_url: std::env::var("SWITCHBOARD_AMQP_URL")
-            .unwrap_or_else(|_| switchboard::config::DEFAULT_AMQP_URL.into()),
-        database_url: std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/switchboard_test".into()),
-        database_schema: Some(tag.clone()),
-        topology_prefix: tag.clone(),
-        policy_path: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml"),
-        database_pool_size: 8,
-        ..Settings::default()
-    };
-    let app = App::start(settings).await?;
-    app.declare_topology().await?;
+    let app = support::isolated_app("bench_timers").await?;
     let result = run(&app).await;
     // Clean up whatever happened.
-    let conn = switchboard::bus::connect(&app.settings.amqp_urls(), "bench-cleanup").await?;
-    let ch = conn.create_channel().await?;
-    let _ = app.topo.delete(&ch).await;
-    let _ = app.db.drop_schema().await;
+    support::remove(&app).await?;
     result
 }
 
