@@ -106,11 +106,11 @@ pub async fn sync_breach_timers(
     tx: &Transaction<'_>,
     policy: &Policy,
     t: &Ticket,
+    pauses: &Pauses,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let p = pauses(tx, t.id).await?;
     let escalated = escalated_targets(tx, t.id).await?;
-    let wanted = breach_timers(policy, t, &p, &escalated, now);
+    let wanted = breach_timers(policy, t, pauses, &escalated, now);
     let keep: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
     timers::cancel_except(tx, t.id, "breach:", &keep).await?;
     timers::set(tx, &wanted).await
@@ -315,7 +315,8 @@ pub async fn apply(
     insert_transitions(tx, &refs).await?;
 
     // Clocks: targets met stop their escalations; the rest get their timers moved.
-    let facts = SlaFacts::of(&after, pauses(tx, t.id).await?);
+    let paused = pauses(tx, t.id).await?;
+    let facts = SlaFacts::of(&after, paused.clone());
     let met: Vec<String> = policy
         .doc
         .sla
@@ -338,7 +339,7 @@ pub async fn apply(
             .collect();
         timers::cancel_except(tx, t.id, "escalate:", &escalate_keep).await?;
     }
-    sync_breach_timers(tx, policy, &after, now).await?;
+    sync_breach_timers(tx, policy, &after, &paused, now).await?;
     match after.state {
         TicketState::Resolved => {
             let due = policy.calendar().deadline(
