@@ -11,84 +11,13 @@ use common::Harness;
 use common::process::{
     assert_all_routed_once, free_port, http_get, log_tail, sigterm, spawn_run, wait_exit, wait_ready, without_replies,
 };
-use lapin::BasicProperties;
-use std::process::Command;
-use std::time::{Duration, Instant};
-use switchboard::bus::{self, Exchange};
-use switchboard::demo::{Kind, Publication, traffic};
-
-fn run(cmd: &str, args: &[&str]) -> bool {
-    match Command::new(cmd).args(args).status() {
-        Ok(s) => s.success(),
-        Err(e) => panic!("cannot run {cmd}: {e}"),
-    }
-}
-
-/// The local cluster's version (`/etc/postgresql/<version>/main`).
-fn pg_version() -> String {
-    let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
-        .expect("/etc/postgresql: this test restarts the local PostgreSQL cluster with pg_ctlcluster")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    versions.sort();
-    versions.pop().expect("a PostgreSQL cluster under /etc/postgresql")
-}
-
-/// Restarts RabbitMQ's application when dropped (harmless when it is running).
-struct RabbitGuard;
-
-impl Drop for RabbitGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").arg("start_app").status();
-        let _ = Command::new("rabbitmqctl").args(["await_startup"]).status();
-    }
-}
-
-/// Starts the Postgres cluster when dropped (harmless when it is running).
-struct PostgresGuard(String);
-
-impl Drop for PostgresGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("pg_ctlcluster")
-            .args(["--skip-systemctl-redirect", &self.0, "main", "start"])
-            .status();
-    }
-}
-
-/// Publishes with confirms, reconnecting and retrying while the broker is away. A retried
-/// publish may arrive twice; intake recognises the second copy by its channel message id.
-struct Publisher {
-    urls: Vec<String>,
-    exchange: String,
-    link: Option<(lapin::Connection, lapin::Channel)>,
-}
-
-impl Publisher {
-    async fn publish(&mut self, p: &Publication) {
-        let start = Instant::now();
-        loop {
-            if self.link.is_none()
-                && let Ok(conn) = bus::connect(&self.urls, "switchboard-test-publisher").await
-                && let Ok(ch) = bus::confirm_channel(&conn).await
-            {
-                self.link = Some((conn, ch));
-            }
-            if let Some((_, ch)) = &self.link {
-                let props = BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_type("application/json".into())
-                    .with_message_id(p.message_id.as_str().into());
-                match bus::publish_raw(ch, &self.exchange, &p.routing_key, &p.payload, props).await {
-                    Ok(()) => return,
-                    Err(_) => self.link = None,
-                }
-            }
-            assert!(start.elapsed() < Duration::from_secs(90), "could not publish for 90 s");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-}
+use common::publisher::Publisher;
+use common::servers::{
+    PostgresGuard, RabbitGuard, pg_version, start_postgres, start_rabbitmq, stop_postgres, stop_rabbitmq,
+};
+use std::time::Duration;
+use switchboard::bus::Exchange;
+use switchboard::demo::{Kind, traffic};
 
 async fn routed(h: &Harness) -> i64 {
     h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')")
@@ -109,34 +38,31 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
 
     let pubs = without_replies(traffic("recovery", 0..600, false, chrono::Utc::now()));
     let new = pubs.iter().filter(|p| p.kind == Kind::New).count() as i64;
-    let mut publisher = Publisher {
-        urls: h.app.settings.amqp_urls(),
-        exchange: h.topo().exchange(Exchange::Intake),
-        link: None,
-    };
+    let intake = h.topo().exchange(Exchange::Intake);
+    let mut publisher = Publisher::new(h.app.settings.amqp_urls());
 
     // 1. RabbitMQ goes away mid-load: every connection is dropped.
     for p in &pubs[..200] {
-        publisher.publish(p).await;
+        publisher
+            .publish(&intake, &p.routing_key, &p.message_id, &p.payload)
+            .await;
     }
     h.wait_for("the pipeline to be busy", Duration::from_secs(60), || async {
         h.count("SELECT count(*) FROM tickets").await >= 30
     })
     .await;
-    assert!(run("rabbitmqctl", &["stop_app"]), "rabbitmqctl stop_app");
+    stop_rabbitmq();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (code, body) = http_get(port, "/readyz").await.expect("/readyz answers");
     assert_eq!(code, 503, "not ready without the broker: {body}");
     assert!(body.contains("broker"), "{body}");
-    assert!(run("rabbitmqctl", &["start_app"]), "rabbitmqctl start_app");
-    let _ = run("rabbitmqctl", &["await_startup"]);
+    start_rabbitmq();
     // The harness's own connection died with the others.
-    h.conn = bus::connect(&h.app.settings.amqp_urls(), "switchboard-test")
-        .await
-        .expect("reconnect");
-    h.ch = bus::confirm_channel(&h.conn).await.expect("channel");
+    h.reconnect().await;
     for p in &pubs[200..400] {
-        publisher.publish(p).await;
+        publisher
+            .publish(&intake, &p.routing_key, &p.message_id, &p.payload)
+            .await;
     }
     wait_ready(port, Duration::from_secs(60)).await;
     h.wait_for(
@@ -147,21 +73,17 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
     .await;
 
     // 2. Postgres goes away mid-load (a real outage, not a blip: stopped for a few seconds).
-    assert!(
-        run("pg_ctlcluster", &["--skip-systemctl-redirect", &pg, "main", "stop"]),
-        "pg_ctlcluster stop"
-    );
+    stop_postgres(&pg);
     for p in &pubs[400..] {
-        publisher.publish(p).await;
+        publisher
+            .publish(&intake, &p.routing_key, &p.message_id, &p.payload)
+            .await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (code, body) = http_get(port, "/readyz").await.expect("/readyz answers");
     assert_eq!(code, 503, "not ready without Postgres: {body}");
     assert!(body.contains("postgres"), "{body}");
-    assert!(
-        run("pg_ctlcluster", &["--skip-systemctl-redirect", &pg, "main", "start"]),
-        "pg_ctlcluster start"
-    );
+    start_postgres(&pg);
 
     h.wait_for(
         "every ticket routed after both restarts",
@@ -186,8 +108,6 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
         .count("SELECT count(*) FROM tickets WHERE state IN ('received','classified','prioritized')")
         .await;
     assert_eq!(stuck, 0, "no ticket stuck half-way");
-    if let Some((conn, _)) = publisher.link.take() {
-        let _ = conn.close(200, "bye".into()).await;
-    }
+    publisher.close().await;
     h.cleanup().await;
 }

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod publisher;
+pub mod servers;
 
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -102,6 +104,14 @@ impl Harness {
             h.await.expect("pipeline task");
         }
         self.shutdown = CancellationToken::new();
+    }
+
+    /// A new connection and channel for the harness, after a broker restart dropped its own.
+    pub async fn reconnect(&mut self) {
+        self.conn = bus::connect(&self.app.settings.amqp_urls(), "switchboard-test")
+            .await
+            .expect("reconnect");
+        self.ch = bus::confirm_channel(&self.conn).await.expect("channel");
     }
 
     pub fn topo(&self) -> &Topology {

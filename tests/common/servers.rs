@@ -1,0 +1,85 @@
+//! Outages of the shared RabbitMQ and PostgreSQL: stop and start them, and guards that bring
+//! them back when dropped, even after a failed assertion.
+//!
+//! A test that stops a server must be the only test in its binary (cargo runs test binaries one
+//! after another; tests inside one binary run in parallel).
+
+use std::process::{Command, Stdio};
+
+/// Runs a command to completion; whether it succeeded. Panics when it cannot be started.
+pub fn run(cmd: &str, args: &[&str]) -> bool {
+    match Command::new(cmd).args(args).status() {
+        Ok(s) => s.success(),
+        Err(e) => panic!("cannot run {cmd}: {e}"),
+    }
+}
+
+/// Runs a command without showing its output (a guard's "already running" is no news).
+fn quiet(cmd: &str, args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+}
+
+/// The local cluster's version (`/etc/postgresql/<version>/main`).
+pub fn pg_version() -> String {
+    let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
+        .expect("/etc/postgresql: this test restarts the local PostgreSQL cluster with pg_ctlcluster")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    versions.sort();
+    versions.pop().expect("a PostgreSQL cluster under /etc/postgresql")
+}
+
+/// `rabbitmqctl stop_app`: every connection to the broker drops.
+pub fn stop_rabbitmq() {
+    assert!(run("rabbitmqctl", &["stop_app"]), "rabbitmqctl stop_app");
+}
+
+/// `rabbitmqctl start_app`, then waits for the broker to finish booting.
+pub fn start_rabbitmq() {
+    assert!(run("rabbitmqctl", &["start_app"]), "rabbitmqctl start_app");
+    let _ = run("rabbitmqctl", &["await_startup"]);
+}
+
+pub fn stop_postgres(version: &str) {
+    assert!(
+        run("pg_ctlcluster", &["--skip-systemctl-redirect", version, "main", "stop"]),
+        "pg_ctlcluster stop"
+    );
+}
+
+pub fn start_postgres(version: &str) {
+    assert!(
+        run(
+            "pg_ctlcluster",
+            &["--skip-systemctl-redirect", version, "main", "start"]
+        ),
+        "pg_ctlcluster start"
+    );
+}
+
+/// Restarts RabbitMQ's application when dropped (harmless when it is running).
+pub struct RabbitGuard;
+
+impl Drop for RabbitGuard {
+    fn drop(&mut self) {
+        let _ = quiet("rabbitmqctl", &["start_app"]);
+        let _ = quiet("rabbitmqctl", &["await_startup"]);
+    }
+}
+
+/// Starts the Postgres cluster of this version when dropped (harmless when it is running).
+pub struct PostgresGuard(pub String);
+
+impl Drop for PostgresGuard {
+    fn drop(&mut self) {
+        let _ = quiet(
+            "pg_ctlcluster",
+            &["--skip-systemctl-redirect", &self.0, "main", "start"],
+        );
+    }
+}
