@@ -1,0 +1,692 @@
+//! Chaos, scripted and small: during a load, `kill -9` a random worker process again and again,
+//! restart RabbitMQ once and Postgres once; afterwards every accepted request is a ticket (a
+//! thread reply: on its conversation's ticket), every ticket has exactly one transition per
+//! stage, no event takes effect twice, nothing stays in flight. It prints the counts it checked.
+//!
+//! Seven worker processes (intake, classify, prioritize, assign, lifecycle, escalate,
+//! scheduler: the per-stage binaries) take a paced load of demo traffic (new requests,
+//! duplicates, thread replies, invalid messages) published with confirms, while a driver acting
+//! as agents answers and resolves some of the assigned tickets through the actions exchange.
+//!
+//! ONE test function on purpose: it stops the shared RabbitMQ and Postgres, so nothing else may
+//! run beside it (cargo runs test binaries one after another; `scripts/test` runs this one on
+//! its own). The seed of its choices (which worker dies when, which tickets get actions) is
+//! printed; `CHAOS_SEED=<seed>` replays those choices, though not the timing around them.
+
+mod common;
+
+use common::Harness;
+use common::process::{Running, log_path, log_tail, sigterm, spawn_bin, wait_exit};
+use common::publisher::Publisher;
+use common::servers::{
+    PostgresGuard, RabbitGuard, pg_version, start_postgres, start_rabbitmq, stop_postgres, stop_rabbitmq,
+};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use switchboard::bus::{ALL_QUEUES, Exchange};
+use switchboard::config::Settings;
+use switchboard::demo::{Kind, traffic};
+use switchboard::store::Db;
+use tokio_util::sync::CancellationToken;
+
+/// New requests in the load (plus the demo traffic's duplicates, thread replies and invalid
+/// messages).
+const REQUESTS: usize = 300;
+/// One request every this often.
+const PACE: Duration = Duration::from_millis(80);
+/// Stage consumers in each worker process.
+const CONCURRENCY: &str = "2";
+
+/// Every worker is its own OS process, started from the crate's per-stage binaries.
+const WORKERS: [(&str, &str); 7] = [
+    ("intake", env!("CARGO_BIN_EXE_switchboard-intake")),
+    ("classify", env!("CARGO_BIN_EXE_switchboard-classify")),
+    ("prioritize", env!("CARGO_BIN_EXE_switchboard-prioritize")),
+    ("assign", env!("CARGO_BIN_EXE_switchboard-assign")),
+    ("lifecycle", env!("CARGO_BIN_EXE_switchboard-lifecycle")),
+    ("escalate", env!("CARGO_BIN_EXE_switchboard-escalate")),
+    ("scheduler", env!("CARGO_BIN_EXE_switchboard-scheduler")),
+];
+
+/// SplitMix64: a small seeded generator, so a run's choices can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+fn seed() -> u64 {
+    match std::env::var("CHAOS_SEED") {
+        Ok(s) => s.trim().parse().expect("CHAOS_SEED is a whole number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    }
+}
+
+struct Worker {
+    name: &'static str,
+    bin: &'static str,
+    process: Running,
+    kills: usize,
+}
+
+fn start_worker(s: &Settings, bin: &str) -> Running {
+    spawn_bin(
+        bin,
+        s,
+        &["--concurrency", CONCURRENCY],
+        &[("SWITCHBOARD_DATABASE_POOL_SIZE", "4".into())],
+    )
+}
+
+/// Rows of a query, or `None` while the database is away (the drivers run through outages).
+async fn try_query(db: &Db, sql: &str) -> Option<Vec<tokio_postgres::Row>> {
+    let work = async {
+        let client = db.pool.get().await.ok()?;
+        client.query(sql, &[]).await.ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), work).await.ok().flatten()
+}
+
+async fn query(h: &Harness, sql: &str) -> Vec<tokio_postgres::Row> {
+    let client = h.app.db.pool.get().await.expect("a database connection");
+    client.query(sql, &[]).await.expect(sql)
+}
+
+/// What the lifecycle driver sent (each confirmed by the broker).
+#[derive(Default)]
+struct Actions {
+    responded: HashSet<String>,
+    resolved: HashSet<String>,
+    resent: usize,
+}
+
+/// Agents at work during the chaos: answers about half of the tickets it sees assigned and
+/// resolves most of the ones it answered, through the actions exchange (the lifecycle queue).
+async fn drive_actions(db: Db, urls: Vec<String>, exchange: String, stop: CancellationToken, mut rng: Rng) -> Actions {
+    let mut publisher = Publisher::new(urls);
+    let mut out = Actions::default();
+    let mut decided: HashSet<String> = HashSet::new();
+    let mut decided_resolve: HashSet<String> = HashSet::new();
+    while !stop.is_cancelled() {
+        let rows = try_query(
+            &db,
+            "SELECT number, state FROM tickets WHERE state IN ('assigned', 'in_progress') ORDER BY id",
+        )
+        .await
+        .unwrap_or_default();
+        for r in rows {
+            if stop.is_cancelled() {
+                break;
+            }
+            let (number, state): (String, String) = (r.get(0), r.get(1));
+            let (kind, action) = if state == "assigned" && decided.insert(number.clone()) && rng.chance(50) {
+                ("respond", json!({"kind": "respond", "message": "looking into it"}))
+            } else if state == "in_progress"
+                && out.responded.contains(&number)
+                && decided_resolve.insert(number.clone())
+                && rng.chance(60)
+            {
+                (
+                    "resolve",
+                    json!({"kind": "resolve", "result": "fixed during the chaos test"}),
+                )
+            } else {
+                continue;
+            };
+            let body = json!({"ticket": number, "actor": "agent:chaos", "action": action});
+            let id = format!("chaos-{kind}-{number}");
+            publisher
+                .publish(&exchange, &format!("action.{kind}"), &id, body.to_string().as_bytes())
+                .await;
+            if kind == "respond" {
+                out.responded.insert(number);
+            } else {
+                out.resolved.insert(number);
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+    out.resent = publisher.resent;
+    publisher.close().await;
+    out
+}
+
+/// (ready, unacknowledged) per queue of this prefix, from `rabbitmqctl list_queues`.
+fn broker_queues(prefix: &str) -> Option<BTreeMap<String, (u64, u64)>> {
+    let out = Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "--quiet",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut queues = BTreeMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let [name, ready, unacked] = f[..]
+            && let Some(stage) = name.strip_prefix(&format!("{prefix}."))
+        {
+            queues.insert(stage.to_owned(), (ready.parse().ok()?, unacked.parse().ok()?));
+        }
+    }
+    Some(queues)
+}
+
+/// Messages ready or unacknowledged in the stage queues (not the dead-letter queue, not the
+/// test's event queue); `None` when the broker cannot be asked.
+async fn in_flight(prefix: String) -> Option<u64> {
+    let queues = tokio::task::spawn_blocking(move || broker_queues(&prefix))
+        .await
+        .ok()??;
+    Some(
+        ALL_QUEUES
+            .iter()
+            .map(|q| queues.get(*q).map(|(r, u)| r + u).unwrap_or(0))
+            .sum(),
+    )
+}
+
+/// What is still missing before the load has gone through: every request stored on a ticket,
+/// no ticket stuck half-way, every action sent taken effect, nothing ready in a stage queue.
+async fn not_drained(h: &Harness, request_ids: &[String], responds: i64, resolves: i64) -> Option<String> {
+    let Ok(client) = h.app.db.pool.get().await else {
+        return Some("no database connection".into());
+    };
+    let r = match client
+        .query_one(
+            "SELECT (SELECT count(*) FROM ticket_messages WHERE channel_message_id = ANY($1)),
+                    (SELECT count(*) FROM tickets WHERE state IN ('received', 'classified', 'prioritized')),
+                    (SELECT count(*) FROM ticket_transitions WHERE to_state = 'in_progress'),
+                    (SELECT count(*) FROM ticket_transitions WHERE to_state = 'resolved')",
+            &[&request_ids],
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Some(format!("query failed: {e}")),
+    };
+    let seen = (
+        r.get::<_, i64>(0),
+        r.get::<_, i64>(1),
+        r.get::<_, i64>(2),
+        r.get::<_, i64>(3),
+    );
+    let want = (request_ids.len() as i64, 0, responds, resolves);
+    if seen != want {
+        return Some(format!(
+            "(stored requests, stuck tickets, responded, resolved) = {seen:?}, want {want:?}"
+        ));
+    }
+    for q in ALL_QUEUES {
+        let depth = h.depth(&h.topo().queue(q)).await;
+        if depth != 0 {
+            return Some(format!("{depth} messages ready in {q}"));
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kill_workers_and_restart_both_servers_under_load() {
+    let started = Instant::now();
+    let seed = seed();
+    println!("chaos: seed={seed} (CHAOS_SEED={seed} replays this run's choices)");
+    let mut rng = Rng(seed);
+    let pg = pg_version();
+    let mut settings = common::test_settings("chaos");
+    // The shipped delivery limit (20), not the tests' 5: every kill hands a worker's unacked
+    // deliveries back, and that is not what the limit is for.
+    settings.delivery_limit = Settings::default().delivery_limit;
+    let mut h = Harness::with_settings(settings).await;
+    // Declared after the harness so they drop first: the servers are back before it cleans up.
+    let _rabbit_guard = RabbitGuard;
+    let _pg_guard = PostgresGuard(pg.clone());
+    h.import_sample_roster().await;
+    let events = h.event_queue("#").await;
+    let s = h.app.settings.clone();
+    println!("chaos: worker logs in {}", log_path(&s).display());
+
+    let mut workers: Vec<Worker> = WORKERS
+        .iter()
+        .map(|&(name, bin)| Worker {
+            name,
+            bin,
+            process: start_worker(&s, bin),
+            kills: 0,
+        })
+        .collect();
+
+    let pubs = traffic("chaos", 0..REQUESTS, true, chrono::Utc::now());
+    let total = pubs.len();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let intake = h.topo().exchange(Exchange::Intake);
+    let publishing = {
+        let (pubs, accepted, urls) = (pubs.clone(), accepted.clone(), s.amqp_urls());
+        tokio::spawn(async move {
+            let mut publisher = Publisher::new(urls);
+            for (i, p) in pubs.iter().enumerate() {
+                publisher
+                    .publish(&intake, &p.routing_key, &p.message_id, &p.payload)
+                    .await;
+                accepted.store(i + 1, Ordering::SeqCst);
+                tokio::time::sleep(PACE).await;
+            }
+            let resent = publisher.resent;
+            publisher.close().await;
+            resent
+        })
+    };
+    let stop_actions = CancellationToken::new();
+    let acting = tokio::spawn(drive_actions(
+        h.app.db.clone(),
+        s.amqp_urls(),
+        h.topo().exchange(Exchange::Actions),
+        stop_actions.clone(),
+        Rng(seed ^ 0x5EED),
+    ));
+
+    // The chaos: a kill every 0.5-1.5 s; RabbitMQ restarted at 30 % of the load, Postgres at 60 %.
+    let mut kills = 0;
+    let mut next_kill = Instant::now() + Duration::from_millis(500 + rng.below(1000));
+    let mut rabbit: Option<tokio::task::JoinHandle<()>> = None;
+    let mut postgres: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        let done = accepted.load(Ordering::SeqCst);
+        if rabbit.is_none() && done >= total * 3 / 10 {
+            println!("chaos: restarting RabbitMQ after {done} of {total} requests");
+            rabbit = Some(tokio::task::spawn_blocking(|| {
+                stop_rabbitmq();
+                std::thread::sleep(Duration::from_secs(2));
+                start_rabbitmq();
+            }));
+        }
+        let rabbit_back = rabbit.as_ref().is_some_and(|r| r.is_finished());
+        if postgres.is_none() && rabbit_back && done >= total * 6 / 10 {
+            println!("chaos: restarting Postgres after {done} of {total} requests");
+            let pg = pg.clone();
+            postgres = Some(tokio::task::spawn_blocking(move || {
+                stop_postgres(&pg);
+                std::thread::sleep(Duration::from_secs(2));
+                start_postgres(&pg);
+            }));
+        }
+        let postgres_back = postgres.as_ref().is_some_and(|p| p.is_finished());
+        // Done when the load is and both servers are back (or at once when the publisher
+        // failed before the outages: its panic is reported below).
+        if publishing.is_finished() && (postgres_back || postgres.is_none()) {
+            break;
+        }
+        for w in &mut workers {
+            if let Ok(Some(status)) = w.process.try_wait() {
+                panic!(
+                    "the {} worker exited by itself ({status}):\n{}",
+                    w.name,
+                    log_tail(&s, 40)
+                );
+            }
+        }
+        if Instant::now() >= next_kill {
+            let w = &mut workers[rng.below(WORKERS.len() as u64) as usize];
+            w.process.kill().expect("kill -9");
+            w.process.wait().expect("reap the killed worker");
+            w.process = start_worker(&s, w.bin);
+            w.kills += 1;
+            kills += 1;
+            next_kill = Instant::now() + Duration::from_millis(500 + rng.below(1000));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "the load did not finish in 150 s: {} of {total} requests accepted",
+            accepted.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resent = publishing.await.expect("publisher");
+    rabbit.expect("RabbitMQ was restarted").await.expect("RabbitMQ restart");
+    postgres
+        .expect("Postgres was restarted")
+        .await
+        .expect("Postgres restart");
+    stop_actions.cancel();
+    let actions = acting.await.expect("lifecycle driver");
+    let chaos_secs = started.elapsed().as_secs_f64();
+
+    // Let the pipeline drain, then stop every worker with SIGTERM.
+    h.reconnect().await; // the harness's connection died with the broker
+    let request_ids: Vec<String> = pubs
+        .iter()
+        .filter(|p| matches!(p.kind, Kind::New | Kind::Reply))
+        .map(|p| p.message_id.clone())
+        .collect();
+    let (responds, resolves) = (actions.responded.len() as i64, actions.resolved.len() as i64);
+    let settle = Instant::now();
+    while let Some(missing) = not_drained(&h, &request_ids, responds, resolves).await {
+        assert!(
+            settle.elapsed() < Duration::from_secs(90),
+            "the pipeline did not drain in 90 s: {missing}; {}",
+            h.snapshot().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let drain_secs = settle.elapsed().as_secs_f64();
+    let prefix = h.topo().prefix.clone();
+    let mut quiet = 0;
+    let asked = Instant::now();
+    while quiet < 2 {
+        quiet = if in_flight(prefix.clone()).await == Some(0) {
+            quiet + 1
+        } else {
+            0
+        };
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "messages still in flight after 30 s: {:?}",
+            broker_queues(&prefix)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for w in &workers {
+        sigterm(&w.process);
+    }
+    for w in &mut workers {
+        let status = wait_exit(&mut w.process, Duration::from_secs(30)).await;
+        assert!(status.success(), "{} worker exited with {status} after SIGTERM", w.name);
+    }
+
+    // ---- Checks ----
+    let count_kind = |k: Kind| pubs.iter().filter(|p| p.kind == k).count();
+    let kinds_of: HashMap<&str, Kind> = pubs
+        .iter()
+        .filter(|p| p.kind != Kind::Duplicate)
+        .map(|p| (p.message_id.as_str(), p.kind))
+        .collect();
+
+    // Every accepted request is stored exactly once, on a ticket of its own conversation. A
+    // request without a thread reply is a ticket of its own. A reply usually joins its
+    // conversation's ticket; when it overtakes the first message (another consumer, or a
+    // redelivery after a kill, processed it first), a chat reply opens the conversation's one
+    // ticket and the first message joins it, and an email reply opens a ticket of its own (the
+    // first message names no thread, so it still opens its own too).
+    let tickets = query(
+        &h,
+        "SELECT id, number, channel_message_id, state, version, assignee FROM tickets ORDER BY id",
+    )
+    .await;
+    let mut opened_by: HashMap<String, i64> = HashMap::new();
+    for t in &tickets {
+        let cmid: String = t.get(2);
+        assert!(
+            matches!(kinds_of.get(cmid.as_str()), Some(Kind::New | Kind::Reply)),
+            "ticket {} opened by {cmid:?}, which is no accepted request",
+            t.get::<_, String>(1)
+        );
+        assert!(
+            opened_by.insert(cmid.clone(), t.get(0)).is_none(),
+            "two tickets opened by request {cmid}"
+        );
+    }
+    let messages = query(
+        &h,
+        "SELECT channel_message_id, ticket_id, count(*) OVER (PARTITION BY channel, channel_message_id) FROM ticket_messages",
+    )
+    .await;
+    let mut on_ticket: HashMap<String, i64> = HashMap::new();
+    for m in &messages {
+        let (cmid, ticket, copies): (String, i64, i64) = (m.get(0), m.get(1), m.get(2));
+        assert_eq!(copies, 1, "request {cmid} stored {copies} times");
+        assert!(
+            matches!(kinds_of.get(cmid.as_str()), Some(Kind::New | Kind::Reply)),
+            "stored message {cmid:?} is no accepted request"
+        );
+        on_ticket.insert(cmid, ticket);
+    }
+    assert_eq!(
+        on_ticket.len(),
+        request_ids.len(),
+        "every new request and reply stored once"
+    );
+    let mut replies_first = 0;
+    for p in pubs.iter().filter(|p| p.kind == Kind::New) {
+        let first = p.message_id.as_str();
+        let reply = format!("{first}-reply");
+        let (first_opened, reply_opened) = (opened_by.get(first), opened_by.get(&reply));
+        let (first_on, reply_on) = (on_ticket.get(first), on_ticket.get(&reply));
+        if !kinds_of.contains_key(reply.as_str()) {
+            assert!(
+                first_opened.is_some() && first_on == first_opened,
+                "request {first} is not a ticket of its own"
+            );
+        } else if p.routing_key == "intake.chat" {
+            let opened: Vec<&i64> = first_opened.into_iter().chain(reply_opened).collect();
+            assert_eq!(
+                opened.len(),
+                1,
+                "chat {first} and its reply: one ticket, not {opened:?}"
+            );
+            assert!(
+                first_on == Some(opened[0]) && reply_on == Some(opened[0]),
+                "chat {first} and its reply are not both on their ticket"
+            );
+            replies_first += usize::from(reply_opened.is_some());
+        } else {
+            assert!(
+                first_opened.is_some() && first_on == first_opened,
+                "email {first} is not a ticket of its own"
+            );
+            assert!(
+                reply_on == first_opened || (reply_opened.is_some() && reply_on == reply_opened),
+                "email reply {reply} is on neither its conversation's ticket nor its own"
+            );
+            replies_first += usize::from(reply_opened.is_some());
+        }
+    }
+    // Transitions: per ticket, sequence numbers 1..n without gap or repeat, the version is n,
+    // and the path is exactly one step per stage plus the actions sent to it.
+    let transitions = query(
+        &h,
+        "SELECT ticket_id, seq, to_state FROM ticket_transitions ORDER BY ticket_id, seq, at",
+    )
+    .await;
+    let mut paths: HashMap<i64, Vec<(i32, String)>> = HashMap::new();
+    for r in &transitions {
+        paths.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+    }
+    let mut per_state: BTreeMap<String, usize> = BTreeMap::new();
+    let mut drained_later = 0;
+    let mut transition_of: HashMap<(String, i64), String> = HashMap::new();
+    for t in &tickets {
+        let (id, number, state, version): (i64, String, String, i32) = (t.get(0), t.get(1), t.get(3), t.get(4));
+        let path = paths.remove(&id).unwrap_or_default();
+        let seqs: Vec<i32> = path.iter().map(|p| p.0).collect();
+        assert_eq!(
+            seqs,
+            (1..=path.len() as i32).collect::<Vec<_>>(),
+            "ticket {number}: sequence numbers with a gap or a repeat"
+        );
+        assert_eq!(version as usize, path.len(), "ticket {number}: version vs transitions");
+        let to: Vec<&str> = path.iter().map(|p| p.1.as_str()).collect();
+        let mut suffix = Vec::new();
+        if actions.responded.contains(&number) {
+            suffix.push("in_progress");
+        }
+        if actions.resolved.contains(&number) {
+            suffix.push("resolved");
+        }
+        let base = &to[..to.len().saturating_sub(suffix.len())];
+        assert!(
+            to.ends_with(&suffix)
+                && matches!(
+                    base,
+                    ["received", "classified", "prioritized", "assigned"]
+                        | ["received", "classified", "prioritized", "queued"]
+                        | ["received", "classified", "prioritized", "queued", "assigned"]
+                ),
+            "ticket {number}: transitions {to:?}, expected one per stage then {suffix:?}"
+        );
+        if base.len() == 5 {
+            drained_later += 1;
+        }
+        assert_eq!(
+            Some(&state.as_str()),
+            to.last(),
+            "ticket {number}: state vs last transition"
+        );
+        for (seq, s) in path {
+            *per_state.entry(s.clone()).or_default() += 1;
+            transition_of.insert((number.clone(), seq as i64), s);
+        }
+    }
+    assert!(paths.is_empty(), "transitions of no ticket: {:?}", paths.keys());
+    let bad_loads = query(
+        &h,
+        "SELECT a.id FROM agents a WHERE open_tickets <> (SELECT count(*) FROM tickets t
+           WHERE t.assignee = a.id AND t.state NOT IN ('resolved', 'closed'))",
+    )
+    .await;
+    assert!(
+        bad_loads.is_empty(),
+        "agent loads off (applied twice or lost) for {} agents",
+        bad_loads.len()
+    );
+
+    // Events: at least once, so copies may repeat an id, but each distinct id is one
+    // transition with one body, and every transition has its event.
+    let delivered = h.drain_queue(&events).await;
+    let mut bodies: HashMap<String, Value> = HashMap::new();
+    for m in &delivered {
+        let e: Value = serde_json::from_slice(&m.data).expect("an event is JSON");
+        let id = e["id"].as_str().expect("event id").to_owned();
+        let (subject, seq) = (e["subject"].as_str().unwrap_or(""), e["sequence"].as_i64().unwrap_or(0));
+        assert_eq!(id, format!("{subject}.{seq}"), "event id is <ticket>.<sequence>");
+        assert_eq!(
+            transition_of.get(&(subject.to_owned(), seq)).map(String::as_str),
+            e["data"]["transition"]["to"].as_str(),
+            "event {id} matches no transition"
+        );
+        match bodies.get(&id) {
+            Some(first) => assert_eq!(first, &e, "one transition, two different events ({id})"),
+            None => {
+                bodies.insert(id, e);
+            }
+        }
+    }
+    assert_eq!(bodies.len(), transitions.len(), "one event per transition");
+    let duplicate_events = delivered.len() - bodies.len();
+
+    // Dead letters: only the traffic's invalid messages, each at least once.
+    let invalid: HashSet<&str> = pubs
+        .iter()
+        .filter(|p| p.kind == Kind::Invalid)
+        .map(|p| p.message_id.as_str())
+        .collect();
+    let dead = h.drain_queue(&h.topo().dead_queue()).await;
+    let mut dead_ids: HashSet<String> = HashSet::new();
+    for m in &dead {
+        let id = m
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        assert!(
+            invalid.contains(id.as_str()),
+            "dead-lettered but not invalid: {id:?} ({})",
+            switchboard::bus::dead::reason_of(&m.delivery.properties)
+        );
+        dead_ids.insert(id);
+    }
+    assert_eq!(dead_ids.len(), invalid.len(), "every invalid message dead-lettered");
+
+    // Nothing in flight: no stage queue holds anything (no consumer is left to hold it
+    // unacknowledged), the outbox is empty, no ticket is stuck half-way.
+    let mut in_queues = 0;
+    for q in ALL_QUEUES {
+        in_queues += h.depth(&h.topo().queue(q)).await;
+    }
+    assert_eq!(in_queues, 0, "stage queues empty after the stop");
+    let outbox = h.count("SELECT count(*) FROM outbox").await;
+    assert_eq!(outbox, 0, "outbox empty");
+    let stuck = h
+        .count("SELECT count(*) FROM tickets WHERE state IN ('received', 'classified', 'prioritized')")
+        .await;
+    assert_eq!(stuck, 0, "no ticket stuck half-way");
+    // The outages reached the workers: they lost the broker and waited for the database.
+    let log = std::fs::read_to_string(log_path(&s)).unwrap_or_default();
+    assert!(
+        !log.contains("panicked at"),
+        "a worker panicked; see {}",
+        log_path(&s).display()
+    );
+    let broker_lost =
+        log.matches("consumer lost its connection").count() + log.matches("scheduler lost the broker").count();
+    let db_waits = log.matches("database unavailable").count() + log.matches("waiting for Postgres").count();
+    assert!(broker_lost > 0, "no worker noticed the RabbitMQ restart");
+    assert!(db_waits > 0, "no worker noticed the Postgres restart");
+
+    let by_worker: Vec<String> = workers.iter().map(|w| format!("{}={}", w.name, w.kills)).collect();
+    let states: Vec<String> = per_state.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!(
+        "chaos: seed={seed} kills={kills} ({}) rabbit_restarts=1 worker_broker_disconnects={broker_lost} postgres_restarts=1 worker_db_retries={db_waits} load={chaos_secs:.1}s drain={drain_secs:.1}s total={:.1}s",
+        by_worker.join(" "),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "chaos: accepted={total} (new={} duplicate={} reply={} invalid={}) resent={resent} actions={} (respond={responds} resolve={resolves} resent={})",
+        count_kind(Kind::New),
+        count_kind(Kind::Duplicate),
+        count_kind(Kind::Reply),
+        count_kind(Kind::Invalid),
+        responds + resolves,
+        actions.resent
+    );
+    println!(
+        "chaos: tickets={} (opened_by_first_message={} opened_by_overtaking_reply={replies_first}) stored_requests={} transitions={} ({}) queued_then_assigned={drained_later}",
+        tickets.len(),
+        tickets.len() - replies_first,
+        messages.len(),
+        transitions.len(),
+        states.join(" ")
+    );
+    println!(
+        "chaos: events={} deliveries={} duplicate_event_deliveries={duplicate_events} dead_letters={} (invalid={}) outbox=0 in_flight=0 stuck=0",
+        bodies.len(),
+        delivered.len(),
+        dead.len(),
+        invalid.len()
+    );
+    let _ = std::fs::remove_file(log_path(&s));
+    h.cleanup().await;
+}
