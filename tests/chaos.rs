@@ -417,6 +417,7 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let stopping = Instant::now();
     for w in &workers {
         sigterm(&w.process);
     }
@@ -424,6 +425,7 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
         let status = wait_exit(&mut w.process, Duration::from_secs(30)).await;
         assert!(status.success(), "{} worker exited with {status} after SIGTERM", w.name);
     }
+    let stop_secs = stopping.elapsed().as_secs_f64();
 
     // ---- Checks ----
     let count_kind = |k: Kind| pubs.iter().filter(|p| p.kind == k).count();
@@ -659,7 +661,7 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     let by_worker: Vec<String> = workers.iter().map(|w| format!("{}={}", w.name, w.kills)).collect();
     let states: Vec<String> = per_state.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!(
-        "chaos: seed={seed} kills={kills} ({}) rabbit_restarts=1 worker_broker_disconnects={broker_lost} postgres_restarts=1 worker_db_retries={db_waits} load={chaos_secs:.1}s drain={drain_secs:.1}s total={:.1}s",
+        "chaos: seed={seed} kills={kills} ({}) rabbit_restarts=1 worker_broker_disconnects={broker_lost} postgres_restarts=1 worker_db_retries={db_waits} load={chaos_secs:.1}s drain={drain_secs:.1}s sigterm={stop_secs:.1}s total={:.1}s",
         by_worker.join(" "),
         started.elapsed().as_secs_f64()
     );
@@ -681,11 +683,12 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
         states.join(" ")
     );
     println!(
-        "chaos: events={} deliveries={} duplicate_event_deliveries={duplicate_events} dead_letters={} (invalid={}) outbox=0 in_flight=0 stuck=0",
+        "chaos: events={} deliveries={} duplicate_event_deliveries={duplicate_events} dead_letters={} (invalid={} duplicate_dead_letters={}) outbox=0 in_flight=0 stuck=0",
         bodies.len(),
         delivered.len(),
         dead.len(),
-        invalid.len()
+        invalid.len(),
+        dead.len() - dead_ids.len()
     );
     let _ = std::fs::remove_file(log_path(&s));
     h.cleanup().await;
