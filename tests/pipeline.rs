@@ -336,3 +336,81 @@ async fn customers_are_matched_by_id_phone_or_email_and_tickets_show_earlier_one
     assert_eq!(view["customer_tickets"].as_array().unwrap().len(), 2, "{view:#}");
     h.cleanup().await;
 }
+
+/// Requests of one batch from the same new customer create one record, filled in from all of
+/// them; a later batch finds it by any of its keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_creates_each_new_customer_once_with_everything_it_learned() {
+    use switchboard::pipeline::{Inbound, Outcome, Stage};
+    let h = Harness::new("customers_batch").await;
+    let intake = switchboard::stages::intake::Intake { ctx: h.app.context() };
+    let now = chrono::Utc::now().to_rfc3339();
+    let inbound = |id: &str, ch: &str, cust: &str| {
+        Inbound {
+        tag: 1,
+        exchange: "x".into(),
+        routing_key: format!("intake.{ch}"),
+        redelivered: false,
+        properties: lapin::BasicProperties::default().with_message_id(id.into()),
+        data: format!(
+            r#"{{"channel":"{ch}","channel_message_id":"{id}","received_at":"{now}","customer":{cust},"body":"请问我的订单到哪了"}}"#
+        )
+        .into_bytes(),
+    }
+    };
+    let (hr, intake) = (&h, &intake);
+    let run = |batch: Vec<Inbound>| async move {
+        let mut client = hr.app.db.pool.get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let out = intake.process(&tx, &batch).await.unwrap();
+        tx.commit().await.unwrap();
+        out
+    };
+    let first = run(vec![
+        inbound("b1", "phone", r#"{"phone":"138-1234-5678"}"#),
+        inbound(
+            "b2",
+            "app",
+            r#"{"phone":"+86 13812345678","customer_id":"C77","name":"李雷"}"#,
+        ),
+        inbound(
+            "b3",
+            "email",
+            r#"{"email":"Li@Example.com","customer_id":"C77","tier":"vip"}"#,
+        ),
+        inbound("b4", "email", r#"{"email":"someone.else@example.com"}"#),
+    ])
+    .await;
+    assert!(first.iter().all(|o| matches!(o, Outcome::Done(_))), "{first:?}");
+    assert_eq!(h.count("SELECT count(*) FROM customers").await, 2);
+    assert_eq!(
+        h.count(
+            "SELECT count(*) FROM customers WHERE customer_id = 'C77' AND phone = '13812345678'
+             AND email = 'li@example.com' AND name = '李雷' AND tier = 'vip'"
+        )
+        .await,
+        1,
+        "the record holds what all three requests said"
+    );
+    assert_eq!(
+        h.count("SELECT count(DISTINCT customer_ref) FROM tickets WHERE channel_message_id IN ('b1','b2','b3')")
+            .await,
+        1
+    );
+    // A later batch: found by email alone, and by phone alone.
+    let later = run(vec![
+        inbound("b5", "email", r#"{"email":"LI@example.com"}"#),
+        inbound("b6", "phone", r#"{"phone":"13812345678"}"#),
+    ])
+    .await;
+    assert!(later.iter().all(|o| matches!(o, Outcome::Done(_))), "{later:?}");
+    assert_eq!(h.count("SELECT count(*) FROM customers").await, 2);
+    assert_eq!(
+        h.count(
+            "SELECT count(DISTINCT customer_ref) FROM tickets WHERE channel_message_id IN ('b1','b2','b3','b5','b6')"
+        )
+        .await,
+        1
+    );
+    h.cleanup().await;
+}

@@ -184,6 +184,17 @@ impl Stage for Intake {
                 targets.push(target);
             }
 
+            // Customers first: the counter bump below locks the month's row until commit, and
+            // every other intake batch waits on it, so as little as possible comes after it.
+            let customer_refs: HashMap<usize, i64> = {
+                let new: Vec<usize> = (0..requests.len())
+                    .filter(|n| matches!(targets[*n], Target::New))
+                    .collect();
+                let who: Vec<&crate::domain::intake::Customer> = new.iter().map(|n| &requests[*n].1.customer).collect();
+                let ids = crate::store::customers::resolve(tx, &who).await?;
+                new.into_iter().zip(ids).collect()
+            };
+
             // Number the new tickets: one counter bump per month for the whole batch.
             let mut per_period: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for (n, t) in targets.iter().enumerate() {
@@ -233,9 +244,7 @@ impl Stage for Intake {
                 let bodies: Vec<&str> = new_idx.iter().map(|n| requests[*n].1.body.as_str()).collect();
                 let received: Vec<chrono::DateTime<chrono::Utc>> =
                     new_idx.iter().map(|n| requests[*n].1.received_at).collect();
-                let who: Vec<&crate::domain::intake::Customer> =
-                    new_idx.iter().map(|n| &requests[*n].1.customer).collect();
-                let customer_refs = crate::store::customers::resolve(tx, &who).await?;
+                let customer_refs: Vec<i64> = new_idx.iter().map(|n| customer_refs[n]).collect();
                 let rows = tx
                     .query(
                         "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref)
