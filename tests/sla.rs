@@ -545,3 +545,102 @@ async fn every_tickets_events_arrive_without_gaps() {
     }
     h.cleanup().await;
 }
+
+/// A lifecycle batch that frees two agents must not deadlock with an assign batch, which locks
+/// a team's agents in id order. Here "assign" (tx B) holds agent a1 while the lifecycle batch
+/// resolves a ticket of a2 and then one of a1; B then asks for a2. Taking the batch's agents up
+/// front in id order means the lifecycle waits for a1 holding nothing, so B gets a2 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
+    use switchboard::pipeline::{Inbound, Outcome, Stage};
+    let mut s = test_settings("lock_order");
+    s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
+    let mut h = Harness::with_settings(s).await;
+    h.import_roster(
+        "id,name,team,languages,channels,skills,max_open,presence\na1,A1,front_line,zh;en,,,1,online\na2,A2,front_line,zh;en,,,1,online\n",
+    )
+    .await;
+    h.start_stages(&StageName::PIPELINE, 1);
+    open_ticket(&h, "lo-1", "订单一直没发货").await;
+    open_ticket(&h, "lo-2", "订单一直没发货").await;
+    h.stop_stages().await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let of = |agent: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one("SELECT number FROM tickets WHERE assignee = $1", &[&agent])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    let (of_a2, of_a1) = (of("a2").await, of("a1").await);
+    let resolve = |number: &str, agent: &str| {
+        Inbound {
+        tag: 1,
+        exchange: "x".into(),
+        routing_key: "action.resolve".into(),
+        redelivered: false,
+        properties: lapin::BasicProperties::default().with_message_id(format!("lock-order-{number}").into()),
+        data: json!({"ticket": number, "actor": format!("agent:{agent}"), "action": {"kind": "resolve", "result": "done"}})
+            .to_string()
+            .into_bytes(),
+    }
+    };
+    // The lifecycle batch meets a2's ticket first.
+    let batch = vec![resolve(&of_a2, "a2"), resolve(&of_a1, "a1")];
+
+    let mut b_client = h.app.db.pool.get().await.unwrap();
+    let b = b_client.transaction().await.unwrap();
+    b.execute("SELECT 1 FROM agents WHERE id = 'a1' FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let lifecycle = switchboard::stages::lifecycle::Lifecycle { ctx: h.app.context() };
+    let app = h.app.clone();
+    let a = tokio::spawn(async move {
+        let mut client = app.db.pool.get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let out = lifecycle.process(&tx, &batch).await?;
+        tx.commit().await?;
+        Ok::<_, switchboard::store::StoreError>(out)
+    });
+    // Wait until the lifecycle transaction is blocked on a lock (on a1, held by B).
+    h.wait_for(
+        "the lifecycle batch to wait for a1",
+        Duration::from_secs(10),
+        || async {
+            client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            >= 1
+        },
+    )
+    .await;
+    // B now asks for a2: it must get it, not wait on the lifecycle batch (a deadlock).
+    let got = tokio::time::timeout(
+        Duration::from_millis(500),
+        b.execute("SELECT 1 FROM agents WHERE id = 'a2' FOR UPDATE", &[]),
+    )
+    .await;
+    assert!(
+        matches!(got, Ok(Ok(_))),
+        "B could not lock a2: the lifecycle batch holds it while waiting for a1 ({got:?})"
+    );
+    b.commit().await.unwrap();
+    let out = a.await.unwrap().expect("the lifecycle batch commits");
+    assert!(out.iter().all(|o| matches!(o, Outcome::Done(_))), "{out:?}");
+    assert_eq!(
+        h.count("SELECT count(*) FROM tickets WHERE state = 'resolved'").await,
+        2
+    );
+    assert_eq!(h.count("SELECT coalesce(sum(open_tickets), 0) FROM agents").await, 0);
+    drop(client);
+    drop(b_client);
+    h.cleanup().await;
+}
