@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod bus;
 pub mod classify;
 pub mod config;

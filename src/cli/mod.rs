@@ -1,5 +1,6 @@
 //! Subcommands of the `switchboard` CLI.
 
+mod bench;
 mod dead;
 mod demo;
 mod gateway;
@@ -97,6 +98,21 @@ enum Command {
         #[command(subcommand)]
         command: retention::RetentionCommand,
     },
+    /// Benchmark: intake → assigned throughput, latency per stage and peak RSS per stage
+    /// process, at full speed and at fixed rates, against the ceiling of the same broker and
+    /// database (forwarding stages; then one transaction per hop).
+    Bench(bench::BenchArgs),
+    /// Internal: one forwarding stage of the benchmark's ceiling (started by `bench`).
+    #[command(hide = true)]
+    BenchStage {
+        #[arg(long)]
+        stage: String,
+        #[arg(long, short = 'c', default_value_t = 2)]
+        concurrency: usize,
+        /// Write one row per message (the broker + database ceiling).
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +146,8 @@ impl Cli {
             // The demo's invalid messages are expected: their reasons are in its summary and in
             // `switchboard dead list`, not interleaved with the progress line.
             Command::Demo(_) => "error,lapin=off",
+            // The benchmark closes its own connections mid-stream on purpose; lapin reports that.
+            Command::Bench(_) => "warn,lapin=off",
             _ => "warn,lapin=error",
         }
     }
@@ -178,6 +196,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Dead { command } => dead::run(settings, command).await?,
         Command::Report(args) => report::run(settings, args).await?,
         Command::Retention { command } => retention::run(settings, command).await?,
+        Command::Bench(args) => bench::run(settings, cli.config, args).await?,
+        Command::BenchStage {
+            stage,
+            concurrency,
+            write,
+        } => bench::stage(settings, stage, concurrency, write).await?,
     }
     Ok(())
 }

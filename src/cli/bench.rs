@@ -1,0 +1,69 @@
+//! `switchboard bench`: the benchmark against this machine's ceiling (see `switchboard::bench`),
+//! and the hidden `bench-stage` it starts for the ceiling's forwarding processes.
+
+use anyhow::Result;
+use std::sync::Arc;
+use switchboard::app::{App, shutdown_on_signals};
+use switchboard::bench::{self, Options, Rate, forward::Forward};
+use switchboard::config::Settings;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Every pass runs in a schema and queue prefix of its own on the configured \
+    servers (SWITCHBOARD_DATABASE_URL, SWITCHBOARD_AMQP_URL) and removes them afterwards; each \
+    stage runs as its own process, started from this executable. Progress goes to stderr, \
+    figures to stdout.\n\nExamples:\n  switchboard bench\n  switchboard bench --requests 20000 \
+    --rate full --rate 1000 --lifecycle\n  switchboard bench --no-ceiling --rate 500"
+)]
+pub struct BenchArgs {
+    /// Tickets per pass.
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    requests: usize,
+    /// Publishing speed of a Switchboard pass: `full` (as fast as the broker confirms) or
+    /// requests per second. Repeat for several passes.
+    #[arg(long = "rate", default_values = ["full", "1000"])]
+    rates: Vec<Rate>,
+    /// After the first pass, drive every assigned ticket through respond → resolve → rate 5
+    /// (which closes it), one wave per action.
+    #[arg(long)]
+    lifecycle: bool,
+    /// Skip the two ceiling passes (broker only; broker + one transaction per hop).
+    #[arg(long)]
+    no_ceiling: bool,
+    /// Consumers per stage process.
+    #[arg(long, short = 'c', default_value_t = 2)]
+    consumers: usize,
+}
+
+pub async fn run(settings: Settings, config: Option<std::path::PathBuf>, args: BenchArgs) -> Result<()> {
+    let opts = Options {
+        requests: args.requests,
+        rates: args.rates,
+        lifecycle: args.lifecycle,
+        ceiling: !args.no_ceiling,
+        consumers: args.consumers.max(1),
+        config,
+    };
+    bench::run(settings, opts).await?;
+    Ok(())
+}
+
+/// One forwarding stage of the ceiling, in this process, until SIGTERM.
+pub async fn stage(settings: Settings, stage: String, concurrency: usize, write: bool) -> Result<()> {
+    let Some(forward) = Forward::for_stage(&stage, write) else {
+        anyhow::bail!("{stage:?} is not one of the four hops: intake, classify, prioritize, assign");
+    };
+    let shutdown = shutdown_on_signals();
+    let app = App::start(settings).await?;
+    switchboard::pipeline::run_stage(
+        Arc::new(forward),
+        &app.settings,
+        app.topo.clone(),
+        app.db.clone(),
+        concurrency,
+        shutdown,
+        app.health.clone(),
+    )
+    .await?;
+    Ok(())
+}
