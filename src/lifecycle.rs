@@ -12,8 +12,8 @@ use crate::policy::Policy;
 use crate::store::tickets::{TICKET_COLUMNS, insert_transitions, ticket_from_row};
 use crate::store::{StoreError, timers};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use serde_json::json;
-use tokio_postgres::Transaction;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -109,7 +109,7 @@ pub async fn sync_breach_timers(
     pauses: &Pauses,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let escalated = escalated_targets(tx, t.id).await?;
+    let escalated = escalated_targets(&**tx, t.id).await?;
     let wanted = breach_timers(policy, t, pauses, &escalated, now);
     let keep: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
     timers::cancel_except(tx, t.id, "breach:", &keep).await?;
@@ -315,7 +315,7 @@ pub async fn apply(
     insert_transitions(tx, &refs).await?;
 
     // Clocks: targets met stop their escalations; the rest get their timers moved.
-    let paused = pauses(tx, t.id).await?;
+    let paused = pauses(&**tx, t.id).await?;
     let facts = SlaFacts::of(&after, paused.clone());
     let met: Vec<String> = policy
         .doc

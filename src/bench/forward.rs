@@ -6,7 +6,7 @@
 use crate::bus::{Exchange, Outgoing};
 use crate::pipeline::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 
 /// The four hops of intake → assigned, each with the queue it forwards to.
 pub const HOPS: [(&str, Option<&str>); 4] = [

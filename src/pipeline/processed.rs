@@ -3,8 +3,8 @@
 
 use crate::bus::Outgoing;
 use crate::store::StoreError;
+use deadpool_postgres::Transaction;
 use std::collections::HashMap;
-use tokio_postgres::Transaction;
 
 /// Outputs recorded for each of `keys` that was already processed.
 pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<String, Vec<Outgoing>>, StoreError> {
@@ -13,7 +13,11 @@ pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<Str
     }
     let rows = tx
         .query(
-            "SELECT message_id, outputs FROM processed_messages WHERE message_id = ANY($1)",
+            &crate::store::prepared(
+                tx,
+                "SELECT message_id, outputs FROM processed_messages WHERE message_id = ANY($1)",
+            )
+            .await?,
             &[&keys],
         )
         .await?;
@@ -45,10 +49,14 @@ pub async fn record(
         .collect();
     let rows = tx
         .query(
-            "INSERT INTO processed_messages (message_id, stage, outputs)
+            &crate::store::prepared(
+                tx,
+                "INSERT INTO processed_messages (message_id, stage, outputs)
              SELECT k, $1, o FROM unnest($2::text[], $3::jsonb[]) AS t(k, o)
              ON CONFLICT (message_id) DO NOTHING
              RETURNING message_id",
+            )
+            .await?,
             &[&stage, &keys, &outputs],
         )
         .await?;

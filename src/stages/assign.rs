@@ -14,9 +14,9 @@ use crate::store::StoreError;
 use crate::store::agents::agent_from_row;
 use crate::store::tickets::{TICKET_COLUMNS, ticket_from_row};
 use chrono::Utc;
+use deadpool_postgres::Transaction;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
-use tokio_postgres::Transaction;
 
 pub struct Assign {
     pub ctx: Context,
@@ -108,8 +108,8 @@ impl Stage for Assign {
 
             let agent_rows = tx
                 .query(
-                    "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
-                     FROM agents WHERE team = ANY($1) ORDER BY id FOR UPDATE",
+                    &crate::store::prepared(tx, "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
+                     FROM agents WHERE team = ANY($1) ORDER BY id FOR UPDATE").await?,
                     &[&team_list],
                 )
                 .await?;
@@ -142,10 +142,14 @@ impl Stage for Assign {
                 Vec::new()
             } else {
                 tx.query(
-                    &format!(
-                        "SELECT {TICKET_COLUMNS} FROM tickets WHERE state = 'queued' AND team = ANY($1)
-                         ORDER BY resolution_due NULLS LAST, id LIMIT $2 FOR UPDATE SKIP LOCKED"
-                    ),
+                    &crate::store::prepared(
+                        tx,
+                        &format!(
+                            "SELECT {TICKET_COLUMNS} FROM tickets WHERE state = 'queued' AND team = ANY($1)
+                             ORDER BY resolution_due NULLS LAST, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                        ),
+                    )
+                    .await?,
                     &[&open_teams, &scan],
                 )
                 .await?
@@ -259,8 +263,12 @@ impl Stage for Assign {
                     idles.push(a.idle_since);
                 }
                 tx.execute(
-                    "UPDATE agents a SET open_tickets = u.load, idle_since = u.idle, updated_at = now()
+                    &crate::store::prepared(
+                        tx,
+                        "UPDATE agents a SET open_tickets = u.load, idle_since = u.idle, updated_at = now()
                      FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS u(id, load, idle) WHERE a.id = u.id",
+                    )
+                    .await?,
                     &[&ids, &loads, &idles],
                 )
                 .await?;

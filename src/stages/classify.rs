@@ -4,8 +4,8 @@ use super::{Because, Context, Decision, commit_decisions, prepare_work};
 use crate::domain::state::TicketState;
 use crate::pipeline::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
+use deadpool_postgres::Transaction;
 use serde_json::json;
-use tokio_postgres::Transaction;
 
 pub struct Classify {
     pub ctx: Context,

@@ -14,9 +14,9 @@ use crate::pipeline::{Inbound, Outcome, Stage, processed};
 use crate::stages::{Context, finish};
 use crate::store::{StoreError, timers};
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio_postgres::Transaction;
 use tracing::Instrument;
 
 /// What the scheduler publishes for a fired breach or ladder timer.
@@ -108,7 +108,7 @@ impl Escalate {
         let Some(target) = Target::parse(target_name) else {
             return Ok(Err(format!("unknown SLA target {target_name:?}")));
         };
-        let facts = SlaFacts::of(t, pauses(tx, t.id).await?);
+        let facts = SlaFacts::of(t, pauses(&**tx, t.id).await?);
         let clock = policy
             .doc
             .sla

@@ -11,9 +11,9 @@ use crate::events;
 use crate::pipeline::{Inbound, Outcome, Stage, processed};
 use crate::store::StoreError;
 use crate::store::tickets::insert_transitions;
+use deadpool_postgres::Transaction;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use tokio_postgres::Transaction;
 
 pub struct Intake {
     pub ctx: Context,
@@ -116,7 +116,7 @@ impl Stage for Intake {
                 );
             }
             tx.execute(
-                "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) k ORDER BY h) s",
+                &crate::store::prepared(tx, "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) k ORDER BY h) s").await?,
                 &[&lock_keys],
             )
             .await?;
@@ -141,8 +141,12 @@ impl Stage for Intake {
                 HashMap::new()
             } else {
                 tx.query(
-                    "SELECT k.key, t.id, t.number, t.state FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
+                    &crate::store::prepared(
+                        tx,
+                        "SELECT k.key, t.id, t.number, t.state FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
                      WHERE k.key = ANY($1) AND t.state <> 'closed'",
+                    )
+                    .await?,
                     &[&all_tokens],
                 )
                 .await?
@@ -210,8 +214,12 @@ impl Stage for Intake {
                 let count = members.len() as i64;
                 let last: i64 = tx
                     .query_one(
-                        "INSERT INTO ticket_counters (period, last) VALUES ($1, $2)
+                        &crate::store::prepared(
+                            tx,
+                            "INSERT INTO ticket_counters (period, last) VALUES ($1, $2)
                          ON CONFLICT (period) DO UPDATE SET last = ticket_counters.last + EXCLUDED.last RETURNING last",
+                        )
+                        .await?,
                         &[p, &count],
                     )
                     .await?
@@ -247,12 +255,12 @@ impl Stage for Intake {
                 let customer_refs: Vec<i64> = new_idx.iter().map(|n| customer_refs[n]).collect();
                 let rows = tx
                     .query(
-                        "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref)
+                        &crate::store::prepared(tx, "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref)
                          SELECT n, c, m, cu, s, b, r, 'received', 1, cr
                          FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[])
                               AS u(n, c, m, cu, s, b, r, cr)
                          ON CONFLICT (channel, channel_message_id) DO NOTHING
-                         RETURNING id, number",
+                         RETURNING id, number").await?,
                         &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received, &customer_refs],
                     )
                     .await?;
@@ -298,10 +306,10 @@ impl Stage for Intake {
                     .map(|n| serde_json::to_value(&requests[*n].1.attachments).unwrap_or_default())
                     .collect();
                 tx.query(
-                    "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments)
+                    &crate::store::prepared(tx, "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments)
                      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
                      ON CONFLICT (channel, channel_message_id) DO NOTHING
-                     RETURNING channel, channel_message_id",
+                     RETURNING channel, channel_message_id").await?,
                     &[&tids, &channels, &cmids, &received, &subjects, &bodies, &quoted, &attachments],
                 )
                 .await?
@@ -328,9 +336,13 @@ impl Stage for Intake {
             }
             if !tk_keys.is_empty() {
                 tx.execute(
-                    "INSERT INTO thread_keys (key, ticket_id)
+                    &crate::store::prepared(
+                        tx,
+                        "INSERT INTO thread_keys (key, ticket_id)
                      SELECT DISTINCT ON (k) k, t FROM unnest($1::text[], $2::bigint[]) AS u(k, t)
                      ON CONFLICT (key) DO UPDATE SET ticket_id = EXCLUDED.ticket_id",
+                    )
+                    .await?,
                     &[&tk_keys, &tk_ids],
                 )
                 .await?;

@@ -6,7 +6,7 @@ use crate::lifecycle::{ActionError, apply, lock_by_number};
 use crate::pipeline::{Inbound, Outcome, Stage, processed};
 use crate::stages::{Context, finish};
 use crate::store::StoreError;
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use tracing::Instrument;
 
 pub struct Lifecycle {
@@ -36,10 +36,14 @@ async fn lock_agents(tx: &Transaction<'_>, batch: &[Inbound]) -> Result<(), Stor
         return Ok(());
     }
     tx.execute(
-        "SELECT 1 FROM agents
+        &crate::store::prepared(
+            tx,
+            "SELECT 1 FROM agents
          WHERE id IN (SELECT assignee FROM tickets WHERE number = ANY($1) AND assignee IS NOT NULL)
             OR id = ANY($2)
          ORDER BY id FOR UPDATE",
+        )
+        .await?,
         &[&numbers, &named],
     )
     .await?;

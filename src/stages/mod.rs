@@ -16,9 +16,9 @@ use crate::events;
 use crate::pipeline::{Inbound, Outcome, processed};
 use crate::policy::Policy;
 use crate::store::{StoreError, tickets};
+use deadpool_postgres::Transaction;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio_postgres::Transaction;
 
 /// What every stage needs: the policy it decides under and the names it publishes to.
 #[derive(Clone)]

@@ -5,8 +5,8 @@ use crate::classify::{PriorityInput, prioritize};
 use crate::domain::state::TicketState;
 use crate::pipeline::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
+use deadpool_postgres::Transaction;
 use serde_json::json;
-use tokio_postgres::Transaction;
 
 pub struct Prioritize {
     pub ctx: Context,

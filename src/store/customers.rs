@@ -3,8 +3,8 @@
 
 use super::StoreError;
 use crate::domain::intake::Customer;
+use deadpool_postgres::Transaction;
 use std::collections::HashMap;
-use tokio_postgres::Transaction;
 
 /// The keys a customer can be found by, most reliable first.
 pub fn match_keys(c: &Customer) -> Vec<String> {
@@ -57,9 +57,13 @@ pub async fn resolve(tx: &Transaction<'_>, customers: &[&Customer]) -> Result<Ve
     if !(ids.is_empty() && phones.is_empty() && emails.is_empty()) {
         let rows = tx
             .query(
-                "SELECT id, customer_id, phone, email, name, tier FROM customers
+                &crate::store::prepared(
+                    tx,
+                    "SELECT id, customer_id, phone, email, name, tier FROM customers
                  WHERE customer_id = ANY($1) OR phone = ANY($2) OR email = ANY($3)
                  ORDER BY id",
+                )
+                .await?,
                 &[&ids, &phones, &emails],
             )
             .await?;
@@ -89,9 +93,9 @@ pub async fn resolve(tx: &Transaction<'_>, customers: &[&Customer]) -> Result<Ve
                 if learns {
                     // Fill in what we learn; never overwrite what we know.
                     tx.execute(
-                        "UPDATE customers SET customer_id = COALESCE(customer_id, $2), phone = COALESCE(phone, $3),
+                        &crate::store::prepared(tx, "UPDATE customers SET customer_id = COALESCE(customer_id, $2), phone = COALESCE(phone, $3),
                            email = COALESCE(email, $4), name = COALESCE($5, name), tier = COALESCE($6, tier), updated_at = now()
-                         WHERE id = $1 AND (customer_id IS NULL OR $2::text IS NULL OR customer_id = $2)",
+                         WHERE id = $1 AND (customer_id IS NULL OR $2::text IS NULL OR customer_id = $2)").await?,
                         &[&id, &learned[0], &learned[1], &learned[2], &name, &tier],
                     )
                     .await?;
@@ -163,7 +167,11 @@ async fn insert_new(tx: &Transaction<'_>, records: &[[Option<String>; 5]]) -> Re
     }
     let ids: Vec<i64> = tx
         .query(
-            "SELECT nextval(pg_get_serial_sequence('customers', 'id')) FROM generate_series(1, $1::int)",
+            &crate::store::prepared(
+                tx,
+                "SELECT nextval(pg_get_serial_sequence('customers', 'id')) FROM generate_series(1, $1::int)",
+            )
+            .await?,
             &[&(records.len() as i32)],
         )
         .await?
@@ -172,8 +180,12 @@ async fn insert_new(tx: &Transaction<'_>, records: &[[Option<String>; 5]]) -> Re
         .collect();
     let column = |i: usize| -> Vec<Option<&str>> { records.iter().map(|r| r[i].as_deref()).collect() };
     tx.execute(
-        "INSERT INTO customers (id, customer_id, phone, email, name, tier) OVERRIDING SYSTEM VALUE
+        &crate::store::prepared(
+            tx,
+            "INSERT INTO customers (id, customer_id, phone, email, name, tier) OVERRIDING SYSTEM VALUE
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])",
+        )
+        .await?,
         &[&ids, &column(0), &column(1), &column(2), &column(3), &column(4)],
     )
     .await?;

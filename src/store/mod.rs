@@ -28,7 +28,9 @@ pub enum StoreError {
         target: String,
         source: tokio_postgres::Error,
     },
-    #[error("database error: {0}")]
+    /// Shown with Postgres's own message and SQLSTATE ("deadlock detected (40P01)"), which
+    /// tokio-postgres's Display leaves out ("db error").
+    #[error("database error: {}", db_message(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("connection pool: {0}")]
     Pool(String),
@@ -38,6 +40,24 @@ pub enum StoreError {
     BadUrl { url: String, message: String },
     #[error("{0}")]
     Conflict(String),
+}
+
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// A statement prepared once per connection and cached with it (deadpool's statement cache).
+/// The statements every batch runs use it: they skip a round trip and Postgres's parse and plan,
+/// which at a steady rate — small batches, so many statements per ticket — is most of the
+/// database's work.
+pub async fn prepared(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    Ok(tx.prepare_cached(sql).await?)
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {

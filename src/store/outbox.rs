@@ -4,7 +4,7 @@
 
 use super::{Db, StoreError};
 use crate::bus::{self, BusError, Outgoing, Topology};
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 
 pub async fn insert(tx: &Transaction<'_>, messages: &[Outgoing]) -> Result<(), StoreError> {
     if messages.is_empty() {

@@ -4,8 +4,9 @@ use super::StoreError;
 use crate::domain::intake::Customer;
 use crate::domain::state::TicketState;
 use crate::domain::ticket::{Ticket, Transition};
+use deadpool_postgres::Transaction;
 use std::collections::HashMap;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::{GenericClient, Row};
 
 pub const TICKET_COLUMNS: &str = "id, number, channel, channel_message_id, customer, subject, body, language, category, \
      category_confidence, priority, state, team, assignee, sla_rule, first_response_due, resolution_due, \
@@ -61,7 +62,11 @@ pub async fn lock_tickets(tx: &Transaction<'_>, ids: &[i64]) -> Result<HashMap<i
     }
     let rows = tx
         .query(
-            &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
+            &crate::store::prepared(
+                tx,
+                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
+            )
+            .await?,
             &[&ids],
         )
         .await?;
@@ -99,7 +104,7 @@ pub async fn update_tickets(tx: &Transaction<'_>, tickets: &[&Ticket]) -> Result
     let assigned: Vec<Option<chrono::DateTime<chrono::Utc>>> = tickets.iter().map(|t| t.assigned_at).collect();
     let rows = tx
         .query(
-            "UPDATE tickets t SET state = u.state, language = u.language, category = u.category,
+            &crate::store::prepared(tx, "UPDATE tickets t SET state = u.state, language = u.language, category = u.category,
                 category_confidence = u.confidence, priority = u.priority, team = u.team, assignee = u.assignee,
                 sla_rule = u.sla_rule, first_response_due = u.fr, resolution_due = u.res, assigned_at = u.assigned,
                 version = u.version, updated_at = now()
@@ -107,7 +112,7 @@ pub async fn update_tickets(tx: &Transaction<'_>, tickets: &[&Ticket]) -> Result
                          $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[])
                   AS u(id, version, state, language, category, confidence, priority, team, assignee, sla_rule, fr, res, assigned)
              WHERE t.id = u.id AND t.version = u.version - 1
-             RETURNING t.id",
+             RETURNING t.id").await?,
             &[&ids, &versions, &states, &languages, &categories, &confidences, &priorities, &teams, &assignees, &rules, &fr, &res, &assigned],
         )
         .await?;
@@ -128,9 +133,9 @@ pub async fn insert_transitions(tx: &Transaction<'_>, transitions: &[&Transition
     let policies: Vec<&str> = transitions.iter().map(|t| t.policy_version.as_str()).collect();
     let details: Vec<&serde_json::Value> = transitions.iter().map(|t| &t.details).collect();
     tx.execute(
-        "INSERT INTO ticket_transitions (ticket_id, seq, from_state, to_state, at, actor, reason, policy_version, details)
+        &crate::store::prepared(tx, "INSERT INTO ticket_transitions (ticket_id, seq, from_state, to_state, at, actor, reason, policy_version, details)
          SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
-                              $7::text[], $8::text[], $9::jsonb[])",
+                              $7::text[], $8::text[], $9::jsonb[])").await?,
         &[&ids, &seqs, &froms, &tos, &ats, &actors, &reasons, &policies, &details],
     )
     .await?;

@@ -3,7 +3,7 @@
 
 use super::StoreError;
 use chrono::{DateTime, Utc};
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 
 /// A pending timer as the store sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,10 +40,14 @@ pub async fn set(
     let dues: Vec<DateTime<Utc>> = timers.iter().map(|t| t.2).collect();
     let payloads: Vec<&serde_json::Value> = timers.iter().map(|t| &t.3).collect();
     tx.execute(
-        "INSERT INTO sla_timers (ticket_id, purpose, due_at, payload)
+        &crate::store::prepared(
+            tx,
+            "INSERT INTO sla_timers (ticket_id, purpose, due_at, payload)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::jsonb[])
          ON CONFLICT (ticket_id, purpose) WHERE state = 'pending'
          DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload",
+        )
+        .await?,
         &[&ids, &purposes, &dues, &payloads],
     )
     .await?;
@@ -59,8 +63,12 @@ pub async fn cancel_except(
 ) -> Result<u64, StoreError> {
     Ok(tx
         .execute(
-            "UPDATE sla_timers SET state = 'cancelled'
+            &crate::store::prepared(
+                tx,
+                "UPDATE sla_timers SET state = 'cancelled'
              WHERE ticket_id = $1 AND state = 'pending' AND purpose LIKE $2 || '%' AND NOT (purpose = ANY($3))",
+            )
+            .await?,
             &[&ticket_id, &prefix, &keep],
         )
         .await?)
@@ -71,12 +79,16 @@ pub async fn cancel_except(
 pub async fn claim_due(tx: &Transaction<'_>, now: DateTime<Utc>, limit: i64) -> Result<Vec<Timer>, StoreError> {
     let rows = tx
         .query(
-            "UPDATE sla_timers t SET state = 'fired', fired_at = clock_timestamp()
+            &crate::store::prepared(
+                tx,
+                "UPDATE sla_timers t SET state = 'fired', fired_at = clock_timestamp()
              FROM (SELECT id FROM sla_timers WHERE state = 'pending' AND due_at <= $1
                    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
              WHERE t.id = due.id
              RETURNING t.id, t.ticket_id, t.purpose, t.due_at, t.payload, t.fired_at,
                        (SELECT number FROM tickets WHERE tickets.id = t.ticket_id)",
+            )
+            .await?,
             &[&now, &limit],
         )
         .await?;
