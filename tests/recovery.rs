@@ -11,11 +11,11 @@ use common::Harness;
 use common::process::{
     assert_all_routed_once, free_port, http_get, log_tail, sigterm, spawn_run, wait_exit, wait_ready, without_replies,
 };
-use lapin::BasicProperties;
+use common::publisher::Publisher;
 use std::process::Command;
-use std::time::{Duration, Instant};
-use switchboard::bus::{self, Exchange};
-use switchboard::demo::{Kind, Publication, traffic};
+use std::time::Duration;
+use switchboard::bus::Exchange;
+use switchboard::demo::{Kind, traffic};
 
 fn run(cmd: &str, args: &[&str]) -> bool {
     match Command::new(cmd).args(args).status() {
@@ -56,40 +56,6 @@ impl Drop for PostgresGuard {
     }
 }
 
-/// Publishes with confirms, reconnecting and retrying while the broker is away. A retried
-/// publish may arrive twice; intake recognises the second copy by its channel message id.
-struct Publisher {
-    urls: Vec<String>,
-    exchange: String,
-    link: Option<(lapin::Connection, lapin::Channel)>,
-}
-
-impl Publisher {
-    async fn publish(&mut self, p: &Publication) {
-        let start = Instant::now();
-        loop {
-            if self.link.is_none()
-                && let Ok(conn) = bus::connect(&self.urls, "switchboard-test-publisher").await
-                && let Ok(ch) = bus::confirm_channel(&conn).await
-            {
-                self.link = Some((conn, ch));
-            }
-            if let Some((_, ch)) = &self.link {
-                let props = BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_type("application/json".into())
-                    .with_message_id(p.message_id.as_str().into());
-                match bus::publish_raw(ch, &self.exchange, &p.routing_key, &p.payload, props).await {
-                    Ok(()) => return,
-                    Err(_) => self.link = None,
-                }
-            }
-            assert!(start.elapsed() < Duration::from_secs(90), "could not publish for 90 s");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-}
-
 async fn routed(h: &Harness) -> i64 {
     h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')")
         .await
@@ -109,11 +75,7 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
 
     let pubs = without_replies(traffic("recovery", 0..600, false, chrono::Utc::now()));
     let new = pubs.iter().filter(|p| p.kind == Kind::New).count() as i64;
-    let mut publisher = Publisher {
-        urls: h.app.settings.amqp_urls(),
-        exchange: h.topo().exchange(Exchange::Intake),
-        link: None,
-    };
+    let mut publisher = Publisher::new(h.app.settings.amqp_urls(), h.topo().exchange(Exchange::Intake));
 
     // 1. RabbitMQ goes away mid-load: every connection is dropped.
     for p in &pubs[..200] {
@@ -131,10 +93,7 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
     assert!(run("rabbitmqctl", &["start_app"]), "rabbitmqctl start_app");
     let _ = run("rabbitmqctl", &["await_startup"]);
     // The harness's own connection died with the others.
-    h.conn = bus::connect(&h.app.settings.amqp_urls(), "switchboard-test")
-        .await
-        .expect("reconnect");
-    h.ch = bus::confirm_channel(&h.conn).await.expect("channel");
+    h.reconnect().await;
     for p in &pubs[200..400] {
         publisher.publish(p).await;
     }
@@ -186,8 +145,6 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
         .count("SELECT count(*) FROM tickets WHERE state IN ('received','classified','prioritized')")
         .await;
     assert_eq!(stuck, 0, "no ticket stuck half-way");
-    if let Some((conn, _)) = publisher.link.take() {
-        let _ = conn.close(200, "bye".into()).await;
-    }
+    publisher.close().await;
     h.cleanup().await;
 }
