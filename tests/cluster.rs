@@ -494,6 +494,16 @@ async fn node_outage_mid_load(how: Outage) {
         .filter(|l| l.contains("connected to RabbitMQ") && !l.contains(&format!("127.0.0.1:{leader_port}")))
         .count();
     assert!(moved > 0, "worker A reconnected to another node; its log:\n{log}");
+    for (worker, path) in [("A", &log_a), ("B", &log_b)] {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        let lines = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+        println!(
+            "worker {worker} log: {} connections made, {} lost, {} connection attempts to a down node",
+            lines("connected to RabbitMQ"),
+            lines("consumer lost its connection"),
+            lines("RabbitMQ node unavailable")
+        );
+    }
 
     println!(
         "published {total} messages ({new} requests + {duplicates} duplicates); publisher connections {:?}, {} resent",
