@@ -527,3 +527,123 @@ async fn node_outage_mid_load(how: Outage) {
     let _ = std::fs::remove_file(&log_a);
     let _ = std::fs::remove_file(&log_b);
 }
+
+/// The gateway's publisher (HTTP intake → intake queue) while the node it is connected to —
+/// the intake queue leader's — is killed: after a moment it accepts again, and every request
+/// it accepted is on the intake queue.
+///
+/// A channel whose first publish to a quorum queue comes while the queue's record still names
+/// the dead leader is nacked on every publish until that node is back (RabbitMQ 3.10's
+/// quorum-queue client keeps asking the dead node; `rabbit_fifo_client:enqueue/3`). The gateway
+/// reconnects at once after losing its node, so its new channels meet exactly that; until it
+/// dropped a channel that nacks, it nacked (HTTP 503) every request for the whole outage here,
+/// in three runs out of four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the three-node cluster: scripts/cluster-proof (or scripts/rabbit-cluster start)"]
+async fn the_gateway_publisher_accepts_again_soon_after_its_node_is_killed() {
+    use switchboard::bus::BusError;
+    use switchboard::gateway::publish::{PublishError, Publisher as GatewayPublisher};
+
+    let _one = ONE_AT_A_TIME.lock().await;
+    println!("=== the gateway's publisher while the intake leader's node is killed");
+    let names: Vec<String> = (1..=3).map(node_name).collect();
+    let mut expected = names.clone();
+    expected.sort();
+    assert_eq!(running_nodes(1), expected, "all three nodes run and are clustered");
+    let urls: Vec<String> = cluster(&["urls"]).trim().split(',').map(str::to_owned).collect();
+    let mut settings = common::test_settings("cluster_gw");
+    settings.amqp_url = urls.join(",");
+    let mut h = Harness::with_settings(settings).await;
+    let prefix = h.topo().prefix.clone();
+    let intake = h.topo().queue("intake");
+    let leader_name = queues(1, &prefix)
+        .into_iter()
+        .find(|q| q.name == intake)
+        .expect("intake queue listed")
+        .leader;
+    let leader = names.iter().position(|n| *n == leader_name).expect("leader is a node") + 1;
+    let other = leader % 3 + 1;
+    let from_leader: Vec<String> = (0..3).map(|k| urls[(leader - 1 + k) % 3].clone()).collect();
+    println!("intake leader: node {leader} ({leader_name}); the gateway connects to it first");
+
+    // The gateway's defaults: 4 channels, 5 s publish timeout.
+    let publisher = Arc::new(GatewayPublisher::new(
+        from_leader,
+        h.topo().clone(),
+        4,
+        Duration::from_secs(5),
+    ));
+    publisher.ready().await.expect("the gateway publisher connects");
+    let began = Instant::now();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // (seconds since start, outcome) of every publish: "ok", "nacked" or another error.
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::<(f64, &'static str)>::new()));
+    let mut clients = Vec::new();
+    for client in 0..8 {
+        let (publisher, stop, outcomes) = (publisher.clone(), stop.clone(), outcomes.clone());
+        clients.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.is_cancelled() {
+                let id = format!("gw-cluster-{client}-{n}");
+                n += 1;
+                let body = format!(r#"{{"channel":"app","channel_message_id":"{id}","received_at":"2026-01-01T00:00:00Z","customer":{{"customer_id":"C1"}},"body":"hello"}}"#);
+                let outcome = match publisher.publish("app", &id, body.as_bytes()).await {
+                    Ok(()) => "ok",
+                    Err(PublishError::Bus(BusError::Nacked(_))) => "nacked",
+                    Err(_) => "failed",
+                };
+                outcomes.lock().unwrap().push((began.elapsed().as_secs_f64(), outcome));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut guard = NodeGuard(Some(leader));
+    cluster(&["kill-node", &leader.to_string()]);
+    let killed_at = began.elapsed().as_secs_f64();
+    println!("killed node {leader} at {killed_at:.1}s");
+    h.reconnect().await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    stop.cancel();
+    for c in clients {
+        c.await.expect("client task");
+    }
+    let outcomes = outcomes.lock().unwrap().clone();
+    let per_second = |from: f64, to: f64| {
+        let mut counts = BTreeMap::<&str, usize>::new();
+        for (_, o) in outcomes.iter().filter(|(t, _)| *t >= from && *t < to) {
+            *counts.entry(*o).or_default() += 1;
+        }
+        counts
+    };
+    let end = outcomes.iter().map(|(t, _)| *t).fold(0.0, f64::max);
+    let mut second = 0.0;
+    while second < end {
+        println!(
+            "  {second:>4.0}s–{:>2.0}s {:?}",
+            second + 1.0,
+            per_second(second, second + 1.0)
+        );
+        second += 1.0;
+    }
+    let accepted = outcomes.iter().filter(|(_, o)| *o == "ok").count();
+    let after = per_second(killed_at + 5.0, f64::MAX);
+    println!(
+        "accepted {accepted} of {} publishes; from 5 s after the kill on: {after:?}",
+        outcomes.len()
+    );
+
+    cluster(&["start-node", &leader.to_string()]);
+    guard.0 = None;
+    let depth = h.depth(&intake).await as usize;
+    println!("intake queue holds {depth} messages (seen through node {other} and on)");
+    assert!(depth >= accepted, "every accepted request is on the intake queue");
+    assert!(after.get("ok").copied().unwrap_or(0) > 0, "the gateway accepts again");
+    assert_eq!(
+        after.values().sum::<usize>(),
+        after.get("ok").copied().unwrap_or(0),
+        "from 5 s after the kill on, every publish is accepted"
+    );
+    h.cleanup().await;
+}
