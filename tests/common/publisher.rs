@@ -93,7 +93,13 @@ impl Publisher {
                 for (p, confirm) in confirms {
                     match confirm.await {
                         Ok(c) => {
-                            // Acked and not returned unroutable: the broker has it.
+                            // Acked and not returned unroutable: the broker has it. After a
+                            // nack, a new channel: on a cluster, one that met a lost queue
+                            // leader is nacked until that node is back (see
+                            // `switchboard::gateway::publish`).
+                            if c.is_nack() {
+                                broken = true;
+                            }
                             if c.is_ack() && c.take_message().is_none() {
                                 self.stats.confirmed += 1;
                             } else {
