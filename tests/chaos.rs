@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use switchboard::bus::{ALL_QUEUES, Exchange};
 use switchboard::config::Settings;
-use switchboard::demo::{Kind, traffic};
+use switchboard::demo::{Kind, Publication, traffic};
 use switchboard::store::Db;
 use tokio_util::sync::CancellationToken;
 
@@ -124,7 +124,7 @@ struct Actions {
 /// Agents at work during the chaos: answers about half of the tickets it sees assigned and
 /// resolves most of the ones it answered, through the actions exchange (the lifecycle queue).
 async fn drive_actions(db: Db, urls: Vec<String>, exchange: String, stop: CancellationToken, mut rng: Rng) -> Actions {
-    let mut publisher = Publisher::new(urls);
+    let mut publisher = Publisher::new(urls, exchange);
     let mut out = Actions::default();
     let mut decided: HashSet<String> = HashSet::new();
     let mut decided_resolve: HashSet<String> = HashSet::new();
@@ -157,7 +157,12 @@ async fn drive_actions(db: Db, urls: Vec<String>, exchange: String, stop: Cancel
             let body = json!({"ticket": number, "actor": "agent:chaos", "action": action});
             let id = format!("chaos-{kind}-{number}");
             publisher
-                .publish(&exchange, &format!("action.{kind}"), &id, body.to_string().as_bytes())
+                .publish(&Publication {
+                    routing_key: format!("action.{kind}"),
+                    message_id: id,
+                    payload: body.to_string().into_bytes(),
+                    kind: Kind::New,
+                })
                 .await;
             if kind == "respond" {
                 out.responded.insert(number);
@@ -170,8 +175,7 @@ async fn drive_actions(db: Db, urls: Vec<String>, exchange: String, stop: Cancel
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     }
-    out.resent = publisher.resent;
-    publisher.close().await;
+    out.resent = publisher.close().await.resent;
     out
 }
 
@@ -295,17 +299,13 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     let publishing = {
         let (pubs, accepted, urls) = (pubs.clone(), accepted.clone(), s.amqp_urls());
         tokio::spawn(async move {
-            let mut publisher = Publisher::new(urls);
+            let mut publisher = Publisher::new(urls, intake);
             for (i, p) in pubs.iter().enumerate() {
-                publisher
-                    .publish(&intake, &p.routing_key, &p.message_id, &p.payload)
-                    .await;
+                publisher.publish(p).await;
                 accepted.store(i + 1, Ordering::SeqCst);
                 tokio::time::sleep(PACE).await;
             }
-            let resent = publisher.resent;
-            publisher.close().await;
-            resent
+            publisher.close().await.resent
         })
     };
     let stop_actions = CancellationToken::new();

@@ -38,14 +38,11 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
 
     let pubs = without_replies(traffic("recovery", 0..600, false, chrono::Utc::now()));
     let new = pubs.iter().filter(|p| p.kind == Kind::New).count() as i64;
-    let intake = h.topo().exchange(Exchange::Intake);
-    let mut publisher = Publisher::new(h.app.settings.amqp_urls());
+    let mut publisher = Publisher::new(h.app.settings.amqp_urls(), h.topo().exchange(Exchange::Intake));
 
     // 1. RabbitMQ goes away mid-load: every connection is dropped.
     for p in &pubs[..200] {
-        publisher
-            .publish(&intake, &p.routing_key, &p.message_id, &p.payload)
-            .await;
+        publisher.publish(p).await;
     }
     h.wait_for("the pipeline to be busy", Duration::from_secs(60), || async {
         h.count("SELECT count(*) FROM tickets").await >= 30
@@ -60,9 +57,7 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
     // The harness's own connection died with the others.
     h.reconnect().await;
     for p in &pubs[200..400] {
-        publisher
-            .publish(&intake, &p.routing_key, &p.message_id, &p.payload)
-            .await;
+        publisher.publish(p).await;
     }
     wait_ready(port, Duration::from_secs(60)).await;
     h.wait_for(
@@ -75,9 +70,7 @@ async fn workers_ride_out_a_rabbitmq_restart_and_a_postgres_restart() {
     // 2. Postgres goes away mid-load (a real outage, not a blip: stopped for a few seconds).
     stop_postgres(&pg);
     for p in &pubs[400..] {
-        publisher
-            .publish(&intake, &p.routing_key, &p.message_id, &p.payload)
-            .await;
+        publisher.publish(p).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (code, body) = http_get(port, "/readyz").await.expect("/readyz answers");

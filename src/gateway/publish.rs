@@ -8,6 +8,13 @@
 //! same idempotency key (a message confirmed after its timeout is then a duplicate, which intake
 //! recognises). Nothing is ever reported as accepted without a confirm.
 //!
+//! A channel that gets a nack is replaced too. On a RabbitMQ cluster, a channel whose first
+//! publish to a quorum queue comes while the queue's record still names a leader on a node that
+//! has just gone down is nacked on every publish until that node is back (RabbitMQ 3.10's
+//! quorum-queue client keeps asking the dead node). The gateway reconnects at once after losing
+//! its node, so its new channels met exactly that, and kept every publish failing for the whole
+//! outage (`tests/cluster.rs`); a fresh channel a moment later finds the new leader.
+//!
 //! Connecting is lazy: the first request after an outage reconnects (every AMQP URL in turn),
 //! and after a failed attempt the gateway answers 503 at once for a short back-off instead of
 //! making every request wait for a connect timeout.
@@ -179,8 +186,10 @@ impl Publisher {
         };
         match tokio::time::timeout(self.timeout, publish).await {
             Ok(Ok(())) => Ok(()),
-            // The channel is fine after a nack or a return; anything else may have broken it.
-            Ok(Err(e @ (BusError::Nacked(_) | BusError::Unroutable(_)))) => Err(e.into()),
+            // A return (no queue bound) says nothing about the channel: keep it.
+            Ok(Err(e @ BusError::Unroutable(_))) => Err(e.into()),
+            // A nack may come from a channel stuck on a lost queue leader (see the module
+            // docs), and anything else may have broken it: the next request opens a new one.
             Ok(Err(e)) => {
                 self.discard(i, &ch).await;
                 Err(e.into())
@@ -211,5 +220,68 @@ fn short_reason(e: &BusError) -> String {
     match e {
         BusError::Unreachable { target, .. } => format!("cannot connect to {target}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+
+    fn amqp_urls() -> Vec<String> {
+        std::env::var("SWITCHBOARD_AMQP_URL")
+            .unwrap_or_else(|_| crate::config::DEFAULT_AMQP_URL.to_owned())
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_nacked_publish_replaces_its_channel() {
+        // Needs the local RabbitMQ. A queue that rejects every publish (max length 0,
+        // reject-publish) bound beside the intake queue makes the broker nack.
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let topo = Topology::new(format!("t_gwnack_{}", &id[..10]), 5);
+        let publisher = Publisher::new(amqp_urls(), topo.clone(), 1, Duration::from_secs(5));
+        publisher.ready().await.expect("connect (is RabbitMQ up?)");
+        let conn = bus::connect(&amqp_urls(), "switchboard-test").await.expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        let full = format!("{}.full", topo.prefix);
+        let mut args = FieldTable::default();
+        args.insert("x-max-length".into(), AMQPValue::LongInt(0));
+        args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+        ch.queue_declare(full.as_str().into(), QueueDeclareOptions::default(), args)
+            .await
+            .expect("declare the full queue");
+        ch.queue_bind(
+            full.as_str().into(),
+            topo.exchange(Exchange::Intake).into(),
+            "intake.*".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+
+        let before = publisher.channel(0).await.expect("channel").id();
+        let nacked = publisher.publish("app", "m-1", b"{}").await;
+        let replaced = publisher.slots[0].lock().await.is_none();
+        ch.queue_delete(full.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .expect("delete the full queue");
+        let after = publisher.publish("app", "m-2", b"{}").await;
+        let new_id = publisher.channel(0).await.expect("channel").id();
+        let _ = topo.delete(&ch).await;
+        let _ = conn.close(200, "bye".into()).await;
+        publisher.close().await;
+
+        assert!(
+            matches!(nacked, Err(PublishError::Bus(BusError::Nacked(_)))),
+            "{nacked:?}"
+        );
+        assert!(replaced, "the nacked channel was dropped from its slot");
+        assert!(after.is_ok(), "{after:?}");
+        assert_ne!(before, new_id, "the next publish went out on a new channel");
     }
 }

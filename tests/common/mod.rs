@@ -106,12 +106,22 @@ impl Harness {
         self.shutdown = CancellationToken::new();
     }
 
-    /// A new connection and channel for the harness, after a broker restart dropped its own.
+    /// A new connection and channel for the harness, after a broker (or cluster node) went away
+    /// with the old one. Tries the configured nodes in order.
     pub async fn reconnect(&mut self) {
-        self.conn = bus::connect(&self.app.settings.amqp_urls(), "switchboard-test")
-            .await
-            .expect("reconnect");
-        self.ch = bus::confirm_channel(&self.conn).await.expect("channel");
+        let start = Instant::now();
+        loop {
+            match bus::connect(&self.app.settings.amqp_urls(), "switchboard-test").await {
+                Ok(conn) => {
+                    self.ch = bus::confirm_channel(&conn).await.expect("channel");
+                    let old = std::mem::replace(&mut self.conn, conn);
+                    let _ = tokio::time::timeout(Duration::from_secs(2), old.close(200, "bye".into())).await;
+                    return;
+                }
+                Err(e) if start.elapsed() > Duration::from_secs(60) => panic!("reconnect: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
     }
 
     pub fn topo(&self) -> &Topology {

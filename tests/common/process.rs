@@ -2,7 +2,7 @@
 //! talk to its ops endpoints, stop it with SIGTERM, and check the end state of a load.
 
 use super::Harness;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use switchboard::config::Settings;
@@ -90,12 +90,17 @@ pub fn spawn(s: &Settings, args: &[&str], env: &[(&str, String)]) -> Running {
 
 /// Starts one of the crate's binaries in the background, logging to [`log_path`].
 pub fn spawn_bin(bin: &str, s: &Settings, args: &[&str], env: &[(&str, String)]) -> Running {
+    spawn_bin_logged(bin, s, args, env, &log_path(s))
+}
+
+/// Starts one of the crate's binaries in the background, appending its stderr to `log`.
+pub fn spawn_bin_logged(bin: &str, s: &Settings, args: &[&str], env: &[(&str, String)], log: &Path) -> Running {
     let mut cmd = command_bin(bin, s, args);
     cmd.stdout(Stdio::null()).stderr(
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log_path(s))
+            .open(log)
             .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null()),
     );
