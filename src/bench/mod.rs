@@ -135,49 +135,118 @@ fn read_cpu(pid: u32) -> Option<u64> {
     stats::cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// CPU ticks used so far by every process whose command is `comm` (the servers' processes).
-fn cpu_of_command(comm: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
-    dir.filter_map(Result::ok)
+/// The pids serving a local TCP port: the process listening on it and its children (for
+/// PostgreSQL, the postmaster and every backend; for RabbitMQ, the node's Erlang VM). Found from
+/// `/proc/net/tcp*` and the processes' socket descriptors, so another broker or database on the
+/// same machine (a cluster node, say) is not counted. Empty when the server is not local.
+fn server_pids(port: u16) -> Vec<u32> {
+    let mut inodes = HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        inodes.extend(stats::listening_inodes(&text, port));
+    }
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm))
-        .filter_map(read_cpu)
-        .sum()
+        .collect();
+    let owns_listener = |pid: &u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.filter_map(Result::ok).any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| {
+                    l.to_str()
+                        .and_then(|l| l.strip_prefix("socket:["))
+                        .and_then(|l| l.strip_suffix(']'))
+                        .and_then(|i| i.parse::<u64>().ok())
+                        .is_some_and(|i| inodes.contains(&i))
+                })
+            })
+        })
+    };
+    let Some(server) = pids.iter().copied().find(owns_listener) else {
+        return Vec::new();
+    };
+    let parent_of = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u32>()
+            .ok()
+    };
+    pids.into_iter()
+        .filter(|p| *p == server || parent_of(*p) == Some(server))
+        .collect()
 }
 
-/// CPU use of the stage processes and of the servers, between `start` and `finish`.
+/// The servers whose CPU the benchmark reports, by the port each listens on.
+fn server_ports(settings: &Settings) -> Vec<(String, u16)> {
+    let port_of = |url: &str, default: u16| {
+        url.split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', '?']).next())
+            .and_then(|host| host.rsplit('@').next())
+            .and_then(|host| host.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(default)
+    };
+    let amqp = settings.amqp_urls().first().cloned().unwrap_or_default();
+    vec![
+        ("postgres".into(), port_of(&settings.database_url, 5432)),
+        ("rabbitmq".into(), port_of(&amqp, 5672)),
+    ]
+}
+
+/// CPU ticks of each process of a group, by pid.
+type Ticks = Vec<(String, HashMap<u32, u64>)>;
+
+/// CPU use of the stage processes, this process and the servers, between `start` and
+/// `finish`, per pid: a PostgreSQL backend that starts during the pass counts from zero (one
+/// that ends during it takes its ticks with it, so the figure is a floor).
 struct CpuMeter {
-    start: Vec<(String, u64)>,
+    start: Ticks,
+    servers: Vec<(String, u16)>,
 }
-
-/// The servers' process names: PostgreSQL's backends and RabbitMQ's Erlang VM.
-const SERVERS: [(&str, &str); 2] = [("postgres", "postgres"), ("rabbitmq", "beam.smp")];
 
 impl CpuMeter {
-    fn snapshot(workers: &Workers) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> = workers
+    fn snapshot(workers: &Workers, servers: &[(String, u16)]) -> Ticks {
+        let ticks = |pids: Vec<u32>| -> HashMap<u32, u64> {
+            pids.into_iter().filter_map(|p| Some((p, read_cpu(p)?))).collect()
+        };
+        let mut out: Ticks = workers
             .children
             .iter()
-            .map(|(name, child, _)| (name.clone(), child.id().and_then(read_cpu).unwrap_or(0)))
+            .map(|(name, child, _)| (name.clone(), ticks(child.id().into_iter().collect())))
             .collect();
-        out.push(("this process".into(), read_cpu(std::process::id()).unwrap_or(0)));
-        for (label, comm) in SERVERS {
-            out.push((label.into(), cpu_of_command(comm)));
+        out.push(("this process".into(), ticks(vec![std::process::id()])));
+        for (label, port) in servers {
+            out.push((label.clone(), ticks(server_pids(*port))));
         }
         out
     }
 
-    fn start(workers: &Workers) -> CpuMeter {
+    fn start(workers: &Workers, settings: &Settings) -> CpuMeter {
+        let servers = server_ports(settings);
         CpuMeter {
-            start: Self::snapshot(workers),
+            start: Self::snapshot(workers, &servers),
+            servers,
         }
     }
 
     fn finish(&self, workers: &Workers) -> Vec<(String, f64)> {
-        Self::snapshot(workers)
+        Self::snapshot(workers, &self.servers)
             .into_iter()
             .zip(&self.start)
-            .map(|((name, end), (_, begin))| (name, end.saturating_sub(*begin) as f64 / TICKS_PER_SECOND))
+            .map(|((name, end), (_, begin))| {
+                let used: u64 = end
+                    .iter()
+                    .map(|(pid, t)| t.saturating_sub(begin.get(pid).copied().unwrap_or(0)))
+                    .sum();
+                (name, used as f64 / TICKS_PER_SECOND)
+            })
             .collect()
     }
 }
@@ -577,7 +646,7 @@ async fn ceiling_pass(base: &Settings, opts: &Options, write: bool) -> Result<Pa
             })
             .collect();
         progress(&format!("{label}: sending {} messages", opts.requests));
-        let cpu = CpuMeter::start(&workers);
+        let cpu = CpuMeter::start(&workers, &iso.app.settings);
         let started = Instant::now();
         publish_paced(&iso.app, messages, Rate::Full).await?;
         counter
@@ -694,7 +763,7 @@ async fn lifecycle_waves(
             })
             .collect();
         progress(&format!("lifecycle: {action} × {}", messages.len()));
-        let cpu = CpuMeter::start(workers);
+        let cpu = CpuMeter::start(workers, &iso.app.settings);
         let sent_at = Utc::now();
         let started = Instant::now();
         publish_paced(&iso.app, messages, Rate::Full).await?;
@@ -770,7 +839,7 @@ async fn switchboard_pass(
         let messages = requests(opts.requests);
         let n = messages.len();
         progress(&format!("{label}: sending {n} requests"));
-        let cpu = CpuMeter::start(&workers);
+        let cpu = CpuMeter::start(&workers, &iso.app.settings);
         let started = Instant::now();
         publish_paced(&iso.app, messages, rate).await?;
         counter

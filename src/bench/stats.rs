@@ -100,6 +100,20 @@ pub fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Socket inodes listening on `port` in a `/proc/net/tcp` or `tcp6` table (state 0A = LISTEN;
+/// the local address is `hexaddr:hexport`).
+pub fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            (local_port == port && *f.get(3)? == "0A").then(|| f.get(9)?.parse().ok())?
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +154,21 @@ mod tests {
         let stat = "1234 (switch (board)) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 8 0 100 0 0";
         assert_eq!(cpu_ticks(stat), Some(300));
         assert_eq!(cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn listening_sockets_are_found_by_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1628 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 31337 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1628 0100007F:D431 01 00000000:00000000 00:00000000 00000000   105        0 4242 1 0000000000000000 20 4 30 10 -1
+   2: 00000000:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 999 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(
+            listening_inodes(table, 5672),
+            vec![31337],
+            "0x1628 = 5672, listening only"
+        );
+        assert_eq!(listening_inodes(table, 5432), vec![999]);
+        assert!(listening_inodes(table, 80).is_empty());
     }
 
     proptest! {
