@@ -36,7 +36,11 @@ pub type Pauses = Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>;
 pub async fn lock_by_number(tx: &Transaction<'_>, number: &str) -> Result<Option<Ticket>, StoreError> {
     let row = tx
         .query_opt(
-            &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1 FOR UPDATE"),
+            &crate::store::prepared(
+                tx,
+                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1 FOR UPDATE"),
+            )
+            .await?,
             &[&number],
         )
         .await?;
@@ -46,7 +50,11 @@ pub async fn lock_by_number(tx: &Transaction<'_>, number: &str) -> Result<Option
 pub async fn lock_by_id(tx: &Transaction<'_>, id: i64) -> Result<Option<Ticket>, StoreError> {
     let row = tx
         .query_opt(
-            &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"),
+            &crate::store::prepared(
+                tx,
+                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"),
+            )
+            .await?,
             &[&id],
         )
         .await?;
@@ -127,14 +135,17 @@ pub async fn apply(
     use crate::domain::lifecycle::Action;
     let active: i64 = tx
         .query_one(
-            "SELECT count(*) FROM escalations WHERE ticket_id = $1 AND acknowledged_at IS NULL AND stopped_at IS NULL",
+            &crate::store::prepared(tx, "SELECT count(*) FROM escalations WHERE ticket_id = $1 AND acknowledged_at IS NULL AND stopped_at IS NULL").await?,
             &[&t.id],
         )
         .await?
         .get(0);
     let agent_exists = match &msg.action {
         Action::Reassign { agent, .. } => tx
-            .query_opt("SELECT 1 FROM agents WHERE id = $1", &[agent])
+            .query_opt(
+                &crate::store::prepared(tx, "SELECT 1 FROM agents WHERE id = $1").await?,
+                &[agent],
+            )
             .await?
             .is_some(),
         _ => false,
@@ -175,7 +186,13 @@ pub async fn apply(
         if t.state == TicketState::Queued {
             after.assigned_at = Some(now);
         }
-        if let Some(team) = tx.query_opt("SELECT team FROM agents WHERE id = $1", &[a]).await? {
+        if let Some(team) = tx
+            .query_opt(
+                &crate::store::prepared(tx, "SELECT team FROM agents WHERE id = $1").await?,
+                &[a],
+            )
+            .await?
+        {
             after.team = Some(team.get(0));
         }
     }
@@ -218,14 +235,22 @@ pub async fn apply(
     match &p.pause {
         PauseChange::Start => {
             tx.execute(
-                "INSERT INTO ticket_pauses (ticket_id, started_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &crate::store::prepared(
+                    tx,
+                    "INSERT INTO ticket_pauses (ticket_id, started_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .await?,
                 &[&t.id, &now],
             )
             .await?;
         }
         PauseChange::End => {
             tx.execute(
-                "UPDATE ticket_pauses SET ended_at = $2 WHERE ticket_id = $1 AND ended_at IS NULL",
+                &crate::store::prepared(
+                    tx,
+                    "UPDATE ticket_pauses SET ended_at = $2 WHERE ticket_id = $1 AND ended_at IS NULL",
+                )
+                .await?,
                 &[&t.id, &now],
             )
             .await?;
@@ -251,9 +276,13 @@ pub async fn apply(
     for (agent, delta) in changes {
         let row = tx
             .query_opt(
-                "UPDATE agents SET open_tickets = greatest(open_tickets + $2, 0),
+                &crate::store::prepared(
+                    tx,
+                    "UPDATE agents SET open_tickets = greatest(open_tickets + $2, 0),
                    idle_since = CASE WHEN $2 > 0 THEN $3 ELSE idle_since END, updated_at = now()
                  WHERE id = $1 RETURNING team, presence, open_tickets, max_open",
+                )
+                .await?,
                 &[&agent, &delta, &now],
             )
             .await?;
@@ -268,8 +297,12 @@ pub async fn apply(
 
     if p.acknowledge {
         tx.execute(
-            "UPDATE escalations SET acknowledged_at = $2, acknowledged_by = $3
+            &crate::store::prepared(
+                tx,
+                "UPDATE escalations SET acknowledged_at = $2, acknowledged_by = $3
              WHERE ticket_id = $1 AND acknowledged_at IS NULL AND stopped_at IS NULL",
+            )
+            .await?,
             &[&t.id, &now, &msg.actor],
         )
         .await?;
@@ -278,12 +311,16 @@ pub async fn apply(
 
     let written = tx
         .execute(
-            "UPDATE tickets SET state = $3, assignee = $4, team = $5, priority = $6, sla_rule = $7,
+            &crate::store::prepared(
+                tx,
+                "UPDATE tickets SET state = $3, assignee = $4, team = $5, priority = $6, sla_rule = $7,
                 first_response_due = $8, resolution_due = $9, assigned_at = $10,
                 first_responded_at = $11, last_update_at = $12, resolved_at = $13, closed_at = $14,
                 sla_restarted_at = $15, resolution = $16, rating = $17, rating_comment = $18, supervisor = $19,
                 version = $20, updated_at = now()
              WHERE id = $1 AND version = $2",
+            )
+            .await?,
             &[
                 &t.id,
                 &t.version,
@@ -327,8 +364,12 @@ pub async fn apply(
         .collect();
     if !met.is_empty() {
         tx.execute(
-            "UPDATE escalations SET stopped_at = $2, stop_reason = 'target met'
+            &crate::store::prepared(
+                tx,
+                "UPDATE escalations SET stopped_at = $2, stop_reason = 'target met'
              WHERE ticket_id = $1 AND target = ANY($3) AND stopped_at IS NULL",
+            )
+            .await?,
             &[&t.id, &now, &met],
         )
         .await?;
