@@ -321,7 +321,11 @@ impl Isolated {
             ..base.clone()
         };
         let app = App::start(settings).await?;
-        app.declare_topology().await?;
+        if let Err(e) = app.declare_topology().await {
+            // The schema exists by now: nothing may stay behind when the broker is away.
+            let _ = app.db.drop_schema().await;
+            return Err(e.into());
+        }
         let logs = std::env::temp_dir().join(format!("switchboard-{tag}"));
         std::fs::create_dir_all(&logs)?;
         Ok(Isolated { app, logs })
