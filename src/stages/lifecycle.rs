@@ -21,16 +21,17 @@ pub struct Lifecycle {
 /// an assign batch holding A and waiting for B, is a deadlock (Postgres breaks it after
 /// `deadlock_timeout`, and the retried batch runs into the next one: the benchmark saw resolves
 /// crawl at 24/s). Taking them up front, in the same order as everyone else, removes the cycle.
-async fn lock_agents(tx: &Transaction<'_>, batch: &[Inbound]) -> Result<(), StoreError> {
+async fn lock_agents(
+    tx: &Transaction<'_>,
+    actions: &[Result<ActionMessage, serde_json::Error>],
+) -> Result<(), StoreError> {
     let mut numbers = Vec::new();
     let mut named = Vec::new();
-    for m in batch {
-        if let Ok(msg) = serde_json::from_slice::<ActionMessage>(&m.data) {
-            if let Action::Reassign { agent, .. } = &msg.action {
-                named.push(agent.clone());
-            }
-            numbers.push(msg.ticket);
+    for msg in actions.iter().flatten() {
+        if let Action::Reassign { agent, .. } = &msg.action {
+            named.push(agent.as_str());
         }
+        numbers.push(msg.ticket.as_str());
     }
     if numbers.is_empty() {
         return Ok(());
@@ -60,10 +61,12 @@ impl Stage for Lifecycle {
         let mut settled: Vec<Option<Outcome>> = vec![None; batch.len()];
         let mut copies = Vec::new();
         let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        lock_agents(tx, batch).await?;
+        let actions: Vec<Result<ActionMessage, serde_json::Error>> =
+            batch.iter().map(|m| serde_json::from_slice(&m.data)).collect();
+        lock_agents(tx, &actions).await?;
         // Actions apply one after another, in arrival order: two actions on one ticket in the
         // same batch see each other's effects.
-        for (i, m) in batch.iter().enumerate() {
+        for (i, (m, decoded)) in batch.iter().zip(actions).enumerate() {
             let Some(id) = m.message_id().map(str::to_owned) else {
                 settled[i] = Some(Outcome::Dead(
                     "action without message_id: set it to an idempotency key".into(),
@@ -76,7 +79,7 @@ impl Stage for Lifecycle {
                 continue;
             }
             seen.insert(key.clone(), i);
-            let msg: ActionMessage = match serde_json::from_slice(&m.data) {
+            let msg = match decoded {
                 Ok(a) => a,
                 Err(e) => {
                     settled[i] = Some(Outcome::Dead(format!("not an action message: {e}")));
