@@ -4,33 +4,14 @@
 
 mod common;
 
-use common::Harness;
 use common::process::{Running, spawn};
+use common::{Harness, inbound, run_once};
 use std::time::Duration;
 use switchboard::app::StageName;
 use switchboard::bus::Outgoing;
 use switchboard::demo::{Kind, traffic};
-use switchboard::pipeline::{Inbound, Outcome, Stage};
+use switchboard::pipeline::Outcome;
 use switchboard::stages::{classify::Classify, intake::Intake};
-
-fn inbound(routing_key: &str, message_id: &str, data: Vec<u8>) -> Inbound {
-    Inbound {
-        tag: 1,
-        exchange: "x".into(),
-        routing_key: routing_key.into(),
-        redelivered: false,
-        properties: lapin::BasicProperties::default().with_message_id(message_id.into()),
-        data,
-    }
-}
-
-async fn run_once<S: Stage>(h: &Harness, stage: &S, batch: &[Inbound]) -> Vec<Outcome> {
-    let mut client = h.app.db.pool.get().await.unwrap();
-    let tx = client.transaction().await.unwrap();
-    let out = stage.process(&tx, batch).await.unwrap();
-    tx.commit().await.unwrap();
-    out
-}
 
 fn outputs(o: &Outcome) -> Vec<Outgoing> {
     match o {

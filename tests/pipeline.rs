@@ -341,30 +341,19 @@ async fn customers_are_matched_by_id_phone_or_email_and_tickets_show_earlier_one
 /// them; a later batch finds it by any of its keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_batch_creates_each_new_customer_once_with_everything_it_learned() {
-    use switchboard::pipeline::{Inbound, Outcome, Stage};
+    use switchboard::pipeline::Outcome;
     let h = Harness::new("customers_batch").await;
     let intake = switchboard::stages::intake::Intake { ctx: h.app.context() };
     let now = chrono::Utc::now().to_rfc3339();
     let inbound = |id: &str, ch: &str, cust: &str| {
-        Inbound {
-        tag: 1,
-        exchange: "x".into(),
-        routing_key: format!("intake.{ch}"),
-        redelivered: false,
-        properties: lapin::BasicProperties::default().with_message_id(id.into()),
-        data: format!(
+        let body = format!(
             r#"{{"channel":"{ch}","channel_message_id":"{id}","received_at":"{now}","customer":{cust},"body":"请问我的订单到哪了"}}"#
-        )
-        .into_bytes(),
-    }
+        );
+        common::inbound(&format!("intake.{ch}"), id, body.into_bytes())
     };
-    let (hr, intake) = (&h, &intake);
-    let run = |batch: Vec<Inbound>| async move {
-        let mut client = hr.app.db.pool.get().await.unwrap();
-        let tx = client.transaction().await.unwrap();
-        let out = intake.process(&tx, &batch).await.unwrap();
-        tx.commit().await.unwrap();
-        out
+    let run = |batch: Vec<switchboard::pipeline::Inbound>| {
+        let (h, intake) = (&h, &intake);
+        async move { common::run_once(h, intake, &batch).await }
     };
     let first = run(vec![
         inbound("b1", "phone", r#"{"phone":"138-1234-5678"}"#),

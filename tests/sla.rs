@@ -552,7 +552,7 @@ async fn every_tickets_events_arrive_without_gaps() {
 /// front in id order means the lifecycle waits for a1 holding nothing, so B gets a2 at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
-    use switchboard::pipeline::{Inbound, Outcome, Stage};
+    use switchboard::pipeline::{Outcome, Stage};
     let mut s = test_settings("lock_order");
     s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
     let mut h = Harness::with_settings(s).await;
@@ -577,16 +577,12 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     };
     let (of_a2, of_a1) = (of("a2").await, of("a1").await);
     let resolve = |number: &str, agent: &str| {
-        Inbound {
-        tag: 1,
-        exchange: "x".into(),
-        routing_key: "action.resolve".into(),
-        redelivered: false,
-        properties: lapin::BasicProperties::default().with_message_id(format!("lock-order-{number}").into()),
-        data: json!({"ticket": number, "actor": format!("agent:{agent}"), "action": {"kind": "resolve", "result": "done"}})
-            .to_string()
-            .into_bytes(),
-    }
+        let action = json!({"ticket": number, "actor": format!("agent:{agent}"), "action": {"kind": "resolve", "result": "done"}});
+        common::inbound(
+            "action.resolve",
+            &format!("lock-order-{number}"),
+            action.to_string().into_bytes(),
+        )
     };
     // The lifecycle batch meets a2's ticket first.
     let batch = vec![resolve(&of_a2, "a2"), resolve(&of_a1, "a1")];

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use switchboard::app::{App, StageName};
 use switchboard::bus::{self, Exchange, Topology};
 use switchboard::config::Settings;
+use switchboard::pipeline::{Inbound, Outcome, Stage};
 use switchboard::store::agents::parse_roster;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -282,4 +283,25 @@ pub fn header(msg: &lapin::message::BasicGetMessage, key: &str) -> Option<String
         .headers()
         .as_ref()
         .and_then(|h| switchboard::bus::dead::header_str(h, key))
+}
+
+/// One delivery as a stage sees it, for calling a stage directly, without a broker in between.
+pub fn inbound(routing_key: &str, message_id: &str, data: Vec<u8>) -> Inbound {
+    Inbound {
+        tag: 1,
+        exchange: "x".into(),
+        routing_key: routing_key.into(),
+        redelivered: false,
+        properties: lapin::BasicProperties::default().with_message_id(message_id.into()),
+        data,
+    }
+}
+
+/// Runs `stage` on `batch` in one committed transaction, as the runner does.
+pub async fn run_once<S: Stage>(h: &Harness, stage: &S, batch: &[Inbound]) -> Vec<Outcome> {
+    let mut client = h.app.db.pool.get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    let out = stage.process(&tx, batch).await.unwrap();
+    tx.commit().await.unwrap();
+    out
 }
