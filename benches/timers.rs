@@ -64,7 +64,10 @@ async fn run(app: &App) -> anyhow::Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
     let mut handles = Vec::new();
     for _ in 0..SCHEDULERS {
-        handles.push(tokio::spawn(switchboard::scheduler::run(app.clone(), stop.clone())));
+        handles.push(tokio::spawn(switchboard::runtime::scheduler::run(
+            app.clone(),
+            stop.clone(),
+        )));
     }
     let deadline = Instant::now() + Duration::from_secs(start_in as u64 + 75);
     loop {

@@ -3,9 +3,9 @@
 
 use crate::bus::{self, BusError, Topology};
 use crate::config::Settings;
-use crate::ops::health::Health;
-use crate::pipeline::{self, RunError};
-use crate::policy::{Policy, PolicyError};
+use crate::core::policy::{Policy, PolicyError};
+use crate::runtime::ops::health::Health;
+use crate::runtime::runner::{self as pipeline, RunError};
 use crate::stages::{
     Context, assign::Assign, classify::Classify, escalate::Escalate, intake::Intake, lifecycle::Lifecycle,
     prioritize::Prioritize,
@@ -169,11 +169,11 @@ impl App {
                         pipeline::run_stage(Arc::new(Lifecycle { ctx }), s, t, d, concurrency, stop.clone(), h).await
                     }
                     StageName::Scheduler => {
-                        crate::scheduler::run(app.clone(), stop.clone())
+                        crate::runtime::scheduler::run(app.clone(), stop.clone())
                             .await
                             .map_err(|e| match e {
-                                crate::scheduler::SchedulerError::Bus(b) => RunError::Bus(b),
-                                crate::scheduler::SchedulerError::Store(s) => RunError::Store(s),
+                                crate::runtime::scheduler::SchedulerError::Bus(b) => RunError::Bus(b),
+                                crate::runtime::scheduler::SchedulerError::Store(s) => RunError::Store(s),
                             })
                     }
                 };
@@ -249,13 +249,13 @@ pub struct WorkerArgs {
 pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
     use clap::Parser;
     let args = WorkerArgs::parse();
-    crate::telemetry::init();
+    crate::runtime::telemetry::init();
     let settings = Settings::load(args.config.as_deref())?;
     let shutdown = shutdown_on_signals();
     let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
         return Ok(());
     };
-    if let Err(e) = crate::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
+    if let Err(e) = crate::runtime::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
         tracing::warn!(error = %e, "metrics endpoint disabled");
     }
     tracing::info!(

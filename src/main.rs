@@ -9,7 +9,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    switchboard::telemetry::init_with_default(cli.default_log_filter());
+    switchboard::runtime::telemetry::init_with_default(cli.default_log_filter());
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard::app::StageName;
 use switchboard::bus::{self, Exchange};
-use switchboard::gateway::{self, Gateway, auth};
+use switchboard::http::{self as gateway, Gateway, auth};
 use tower::ServiceExt;
 
 const CASE: &str = "x-bad-input-case";
@@ -684,7 +684,7 @@ fn http_cases(t1: &str, t2: &str) -> Vec<HttpCase> {
             "request_oversized",
             req,
             JSON,
-            vec![b' '; switchboard::domain::intake::MAX_MESSAGE_BYTES + 1],
+            vec![b' '; switchboard::core::intake::MAX_MESSAGE_BYTES + 1],
             S::PAYLOAD_TOO_LARGE,
             "payload_too_large",
         ),

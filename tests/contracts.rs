@@ -1,10 +1,10 @@
 //! The contracts in `schemas/` are checked against what the code really produces and accepts.
 
 use serde_json::{Value, json};
-use switchboard::domain::intake::{Customer, IntakeRequest};
-use switchboard::domain::lifecycle::{Action, ActionMessage};
-use switchboard::domain::state::TicketState;
-use switchboard::domain::ticket::{Ticket, Transition, WorkMessage};
+use switchboard::core::intake::{Customer, IntakeRequest};
+use switchboard::core::lifecycle::{Action, ActionMessage};
+use switchboard::core::state::TicketState;
+use switchboard::core::ticket::{Ticket, Transition, WorkMessage};
 
 fn schema(path: &str) -> jsonschema::Validator {
     let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
@@ -120,7 +120,7 @@ fn every_event_matches_the_event_schema_and_masks_contacts() {
             policy_version: "p".into(),
             details: json!({"x": 1}),
         };
-        let out = switchboard::events::ticket_event(&t, event, &tr, "test");
+        let out = switchboard::contracts::events::ticket_event(&t, event, &tr, "test");
         assert_valid(&v, &out.body, event);
         let text = out.body.to_string();
         assert!(!text.contains("13812345678") && !text.contains("zhang@"), "{text}");

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use common::{Harness, manifest_dir};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use switchboard::gateway::{self, Gateway, dashboard};
+use switchboard::http::{self as gateway, Gateway, dashboard};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 

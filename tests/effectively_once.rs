@@ -10,7 +10,7 @@ use std::time::Duration;
 use switchboard::app::StageName;
 use switchboard::bus::Outgoing;
 use switchboard::demo::{Kind, traffic};
-use switchboard::pipeline::Outcome;
+use switchboard::runtime::runner::Outcome;
 use switchboard::stages::{classify::Classify, intake::Intake};
 
 fn outputs(o: &Outcome) -> Vec<Outgoing> {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::app::{App, StageName};
 use switchboard::gateway::client::HttpClient;
-use switchboard::gateway::{self, Gateway, auth};
+use switchboard::http::{self as gateway, Gateway, auth};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -405,7 +405,7 @@ async fn bad_input_gets_400_413_415_or_422_naming_the_field_and_nothing_is_publi
     }
 
     // 413: over the route's body limit (streamed, and declared by Content-Length).
-    let big_json = vec![b' '; switchboard::domain::intake::MAX_MESSAGE_BYTES + 1];
+    let big_json = vec![b' '; switchboard::core::intake::MAX_MESSAGE_BYTES + 1];
     let r = post(&router, &key, "/v1/requests", json_ct, big_json.clone()).await;
     assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let auth = format!("Bearer {key}");
@@ -817,7 +817,7 @@ async fn gateway_logs_show_references_and_masked_contacts_only() {
     // not under test).
     let text: String = all
         .lines()
-        .filter(|l| l.contains("switchboard::gateway"))
+        .filter(|l| l.contains("switchboard::http"))
         .map(|l| format!("{l}\n"))
         .collect();
     for r in &accepted {

@@ -332,7 +332,10 @@ async fn customers_are_matched_by_id_phone_or_email_and_tickets_show_earlier_one
         .await
         .unwrap()
         .get(0);
-    let view = switchboard::api::ticket_json(&h.app, &number).await.unwrap().unwrap();
+    let view = switchboard::http::api::ticket_json(&h.app, &number)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view["customer_tickets"].as_array().unwrap().len(), 2, "{view:#}");
     h.cleanup().await;
 }
@@ -341,7 +344,7 @@ async fn customers_are_matched_by_id_phone_or_email_and_tickets_show_earlier_one
 /// them; a later batch finds it by any of its keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_batch_creates_each_new_customer_once_with_everything_it_learned() {
-    use switchboard::pipeline::Outcome;
+    use switchboard::runtime::runner::Outcome;
     let h = Harness::new("customers_batch").await;
     let intake = switchboard::stages::intake::Intake { ctx: h.app.context() };
     let now = chrono::Utc::now().to_rfc3339();
@@ -351,7 +354,7 @@ async fn one_batch_creates_each_new_customer_once_with_everything_it_learned() {
         );
         common::inbound(&format!("intake.{ch}"), id, body.into_bytes())
     };
-    let run = |batch: Vec<switchboard::pipeline::Inbound>| {
+    let run = |batch: Vec<switchboard::runtime::runner::Inbound>| {
         let (h, intake) = (&h, &intake);
         async move { common::run_once(h, intake, &batch).await }
     };

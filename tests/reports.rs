@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use std::time::Duration as StdDuration;
 use switchboard::app::StageName;
 use switchboard::bus::{self, Exchange, Outgoing};
-use switchboard::report::problems::rule_hits;
-use switchboard::report::{Period, PeriodSpec, Report};
+use switchboard::core::report::problems::rule_hits;
+use switchboard::core::report::{Period, PeriodSpec, Report};
 
 const PAYMENT: &str = "支付失败了好几次，付不了款";
 const COMPLAINT: &str = "客服态度太差了，等了三天没人理";
@@ -117,7 +117,7 @@ async fn every_figure_is_exact_over_backdated_tickets_and_the_cli_prints_it_in_e
         .await
         .unwrap();
     assert_eq!(r.received, 7);
-    let counts = |v: &[switchboard::report::Count]| -> Vec<(String, u64)> {
+    let counts = |v: &[switchboard::core::report::Count]| -> Vec<(String, u64)> {
         v.iter().map(|c| (c.key.clone(), c.count)).collect()
     };
     assert_eq!(

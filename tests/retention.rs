@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Months, Utc};
 use common::{Harness, test_settings};
 use serde_json::{Value, json};
 use switchboard::app::StageName;
-use switchboard::domain::retention::{RetentionMode, RetentionPolicy, month_start, partition_name};
+use switchboard::core::retention::{RetentionMode, RetentionPolicy, month_start, partition_name};
 use switchboard::store::retention::{self, RetentionError, RunReport};
 use switchboard::store::{Db, tickets};
 

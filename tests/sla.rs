@@ -329,7 +329,7 @@ async fn illegal_actions_are_refused_with_the_reason() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = switchboard::api::router(h.app.clone());
+    let router = switchboard::http::api::router(h.app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let (status, body) = http(
         addr,
@@ -481,7 +481,7 @@ async fn every_tickets_events_arrive_without_gaps() {
     .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = switchboard::api::router(h.app.clone());
+    let router = switchboard::http::api::router(h.app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let client = h.app.db.pool.get().await.unwrap();
     let numbers: Vec<String> = client
@@ -552,7 +552,7 @@ async fn every_tickets_events_arrive_without_gaps() {
 /// front in id order means the lifecycle waits for a1 holding nothing, so B gets a2 at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
-    use switchboard::pipeline::{Outcome, Stage};
+    use switchboard::runtime::runner::{Outcome, Stage};
     let mut s = test_settings("lock_order");
     s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
     let mut h = Harness::with_settings(s).await;

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    switchboard::gateway::gateway_main().await
+    switchboard::http::gateway_main().await
 }

@@ -55,7 +55,7 @@ pub async fn stage(settings: Settings, stage: String, concurrency: usize, write:
     };
     let shutdown = shutdown_on_signals();
     let app = App::start(settings).await?;
-    switchboard::pipeline::run_stage(
+    switchboard::runtime::runner::run_stage(
         Arc::new(forward),
         &app.settings,
         app.topo.clone(),

@@ -5,7 +5,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use switchboard::app::{App, shutdown_on_signals};
 use switchboard::config::Settings;
-use switchboard::gateway::{self, auth, loadgen};
+use switchboard::gateway::loadgen;
+use switchboard::http::{self as gateway, auth};
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
@@ -60,7 +61,7 @@ pub struct LoadgenArgs {
 pub async fn serve(settings: Settings, args: GatewayArgs) -> Result<()> {
     let listen = args.listen.unwrap_or_else(|| settings.gateway_listen.clone());
     let app = App::start(settings).await?;
-    if let Err(e) = switchboard::telemetry::install_metrics(app.settings.metrics_addr.as_deref()) {
+    if let Err(e) = switchboard::runtime::telemetry::install_metrics(app.settings.metrics_addr.as_deref()) {
         tracing::warn!(error = %e, "metrics endpoint disabled");
     }
     gateway::run(&app, &listen, shutdown_on_signals()).await?;

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use switchboard::app::{App, StageName, shutdown_on_signals};
 use switchboard::bus::{self, Exchange};
 use switchboard::config::Settings;
-use switchboard::domain::routing::Presence;
-use switchboard::domain::ticket::DrainMessage;
-use switchboard::policy::Policy;
+use switchboard::core::policy::Policy;
+use switchboard::core::routing::Presence;
+use switchboard::core::ticket::DrainMessage;
 use switchboard::store::{agents, tickets};
 
 #[derive(Debug, Parser)]
@@ -173,7 +173,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
                 return Ok(());
             };
-            if let Err(e) = switchboard::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
+            if let Err(e) = switchboard::runtime::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
                 tracing::warn!(error = %e, "metrics endpoint disabled");
             }
             let stages = if stages.is_empty() {
@@ -207,7 +207,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 fn eval(settings: &Settings, file: &PathBuf) -> Result<()> {
-    use switchboard::classify::eval::{EvalItem, evaluate};
+    use switchboard::core::classify::eval::{EvalItem, evaluate};
     let policy = Policy::load(&settings.policy_path)?;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut items = Vec::new();
@@ -315,7 +315,7 @@ async fn request_drains(app: &App, teams: &[String], reason: &str) -> Result<()>
 }
 
 async fn publish(settings: Settings, file: &PathBuf) -> Result<()> {
-    use switchboard::domain::intake::IntakeRequest;
+    use switchboard::core::intake::IntakeRequest;
     let policy = Policy::load(&settings.policy_path)?;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let topo = bus::Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
@@ -351,7 +351,7 @@ async fn show_ticket(settings: Settings, number: &str) -> Result<()> {
     let Some(t) = tickets::get_by_number(&**client, number).await? else {
         bail!("no ticket {number:?}");
     };
-    let view = switchboard::events::ticket_view(&t);
+    let view = switchboard::contracts::events::ticket_view(&t);
     println!("{}", serde_json::to_string_pretty(&view)?);
     println!("\ntransitions:");
     for tr in tickets::transitions_of(&**client, t.id).await? {

@@ -1,12 +1,12 @@
-//! `switchboard report`: the weekly or monthly service report (figures in `switchboard::report`).
+//! `switchboard report`: the weekly or monthly service report (figures in `switchboard::core::report`).
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use std::path::PathBuf;
 use switchboard::app::App;
 use switchboard::config::Settings;
-use switchboard::report::render::{Format, render};
-use switchboard::report::{Period, PeriodSpec};
+use switchboard::core::report::render::{Format, render};
+use switchboard::core::report::{Period, PeriodSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PeriodArg {

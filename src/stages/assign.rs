@@ -6,12 +6,13 @@
 //! same code with no new tickets.
 
 use super::{Because, Context, Decision, commit_decisions, finish, prepare_work};
-use crate::domain::routing::{Agent, Need, choose_agent, choose_team};
-use crate::domain::state::TicketState;
-use crate::domain::ticket::{DrainMessage, Ticket};
-use crate::pipeline::{Inbound, Outcome, Stage, processed};
+use crate::core::routing::{Agent, Need, choose_agent, choose_team};
+use crate::core::state::TicketState;
+use crate::core::ticket::{DrainMessage, Ticket};
+use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
 use crate::store::agents::agent_from_row;
+use crate::store::ledger;
 use crate::store::tickets::{TICKET_COLUMNS, ticket_from_row};
 use chrono::Utc;
 use deadpool_postgres::Transaction;
@@ -72,7 +73,7 @@ impl Stage for Assign {
                 }
             }
             let drain_keys: Vec<String> = drains.iter().map(|(_, k, _)| k.clone()).collect();
-            let done = processed::lookup(tx, &drain_keys).await?;
+            let done = ledger::lookup(tx, &drain_keys).await?;
             drains.retain(|(i, k, _)| match done.get(k) {
                 Some(out) => {
                     work.settled[*i] = Some(Outcome::Duplicate(out.clone()));
@@ -125,7 +126,7 @@ impl Stage for Assign {
                 agents_by_team.get(team).map_or(0, |agents| {
                     agents
                         .iter()
-                        .filter(|a| a.presence == crate::domain::routing::Presence::Online)
+                        .filter(|a| a.presence == crate::core::routing::Presence::Online)
                         .map(|a| i64::from((a.max_open - a.open_tickets).max(0)))
                         .sum()
                 })
@@ -223,7 +224,7 @@ impl Stage for Assign {
                         let why = team_reason.remove(&before.id).unwrap_or_default();
                         let online = pool
                             .iter()
-                            .filter(|a| a.presence == crate::domain::routing::Presence::Online)
+                            .filter(|a| a.presence == crate::core::routing::Presence::Online)
                             .count();
                         let reason = format!(
                             "{why}; no qualified agent with capacity ({} agents, {online} online): waiting in the team queue",
@@ -293,12 +294,12 @@ impl Stage for Assign {
             for (i, _, _) in drains.iter().skip(1) {
                 settled[*i] = Some(Outcome::Done(Vec::new()));
             }
-            processed::record(tx, self.name(), &other_drains).await?;
+            ledger::record(tx, self.name(), &other_drains).await?;
             // SLA timers start with the assignment (or the queueing): written in this
             // transaction, so a ticket is never routed without its clocks being watched.
             let mut sla_timers = Vec::new();
             for (_, _, d) in &decisions {
-                sla_timers.extend(crate::lifecycle::breach_timers(
+                sla_timers.extend(crate::stages::actions::breach_timers(
                     policy,
                     &d.ticket,
                     &Vec::new(),
@@ -319,7 +320,7 @@ fn assign_to(
     now: chrono::DateTime<Utc>,
     why: String,
     need: &Need,
-    policy: &crate::policy::Policy,
+    policy: &crate::core::policy::Policy,
 ) -> Decision {
     let mut load_before = 0;
     let mut cap = 0;

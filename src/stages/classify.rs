@@ -1,8 +1,8 @@
 //! Classify stage: the category of a received ticket, with the reasons for it.
 
 use super::{Because, Context, Decision, commit_decisions, prepare_work};
-use crate::domain::state::TicketState;
-use crate::pipeline::{Inbound, Outcome, Stage};
+use crate::core::state::TicketState;
+use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
 use deadpool_postgres::Transaction;
 use serde_json::json;

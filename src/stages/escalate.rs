@@ -5,13 +5,14 @@
 //! schedules the next one; the ladder stops when the target is met or the escalation is
 //! acknowledged.
 
-use crate::domain::escalation::Fired;
-use crate::domain::sla::{ClockState, SlaFacts, Target};
-use crate::domain::ticket::{Ticket, Transition};
-use crate::events;
-use crate::lifecycle::{fired_of, lock_by_id, pauses, resolve_notify};
-use crate::pipeline::{Inbound, Outcome, Stage, processed};
+use crate::contracts::events;
+use crate::core::escalation::Fired;
+use crate::core::sla::{ClockState, SlaFacts, Target};
+use crate::core::ticket::{Ticket, Transition};
+use crate::runtime::runner::{Inbound, Outcome, Stage};
+use crate::stages::actions::{fired_of, lock_by_id, pauses, resolve_notify};
 use crate::stages::{Context, finish};
+use crate::store::ledger;
 use crate::store::{StoreError, timers};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
@@ -72,7 +73,7 @@ impl Stage for Escalate {
                 )));
                 continue;
             };
-            if let Some(out) = processed::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
+            if let Some(out) = ledger::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
                 settled[i] = Some(Outcome::Duplicate(out));
                 continue;
             }
@@ -85,7 +86,7 @@ impl Stage for Escalate {
                     continue;
                 }
             };
-            processed::record(tx, self.name(), &[(key, outputs.clone())]).await?;
+            ledger::record(tx, self.name(), &[(key, outputs.clone())]).await?;
             settled[i] = Some(Outcome::Done(outputs));
         }
         Ok(finish(settled, &copies))

@@ -2,14 +2,15 @@
 
 use super::{Context, finish, work_message};
 use crate::bus::Outgoing;
-use crate::domain::intake::IntakeRequest;
-use crate::domain::lifecycle::{Action, ActionMessage};
-use crate::domain::numbering::{find_numbers, format_number, period};
-use crate::domain::state::TicketState;
-use crate::domain::ticket::{Ticket, Transition};
-use crate::events;
-use crate::pipeline::{Inbound, Outcome, Stage, processed};
+use crate::contracts::events;
+use crate::core::intake::IntakeRequest;
+use crate::core::lifecycle::{Action, ActionMessage};
+use crate::core::numbering::{find_numbers, format_number, period};
+use crate::core::state::TicketState;
+use crate::core::ticket::{Ticket, Transition};
+use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
+use crate::store::ledger;
 use crate::store::tickets::insert_transitions;
 use deadpool_postgres::Transaction;
 use serde_json::json;
@@ -122,7 +123,7 @@ impl Stage for Intake {
             .await?;
 
             let keys: Vec<String> = requests.iter().map(|(_, r)| dedup_key(r)).collect();
-            let done = processed::lookup(tx, &keys).await?;
+            let done = ledger::lookup(tx, &keys).await?;
             requests.retain(|(i, r)| match done.get(&dedup_key(r)) {
                 Some(out) => {
                     settled[*i] = Some(Outcome::Duplicate(out.clone()));
@@ -194,7 +195,7 @@ impl Stage for Intake {
                 let new: Vec<usize> = (0..requests.len())
                     .filter(|n| matches!(targets[*n], Target::New))
                     .collect();
-                let who: Vec<&crate::domain::intake::Customer> = new.iter().map(|n| &requests[*n].1.customer).collect();
+                let who: Vec<&crate::core::intake::Customer> = new.iter().map(|n| &requests[*n].1.customer).collect();
                 let ids = crate::store::customers::resolve(tx, &who).await?;
                 new.into_iter().zip(ids).collect()
             };
@@ -430,7 +431,7 @@ impl Stage for Intake {
             }
             let refs: Vec<&Transition> = transitions.iter().collect();
             insert_transitions(tx, &refs).await?;
-            let raced = processed::record(tx, self.name(), &records).await?;
+            let raced = ledger::record(tx, self.name(), &records).await?;
             if !raced.is_empty() {
                 return Err(StoreError::Conflict(format!(
                     "intake: {raced:?} processed concurrently"

@@ -1,11 +1,12 @@
 //! Lifecycle stage: actions on `switchboard.actions` (respond, resolve, rate, …) applied to
 //! their tickets. An action the state machine refuses is dead-lettered with the reason.
 
-use crate::domain::lifecycle::{Action, ActionMessage};
-use crate::lifecycle::{ActionError, apply, lock_by_number};
-use crate::pipeline::{Inbound, Outcome, Stage, processed};
+use crate::core::lifecycle::{Action, ActionMessage};
+use crate::runtime::runner::{Inbound, Outcome, Stage};
+use crate::stages::actions::{ActionError, apply, lock_by_number};
 use crate::stages::{Context, finish};
 use crate::store::StoreError;
+use crate::store::ledger;
 use deadpool_postgres::Transaction;
 use tracing::Instrument;
 
@@ -101,7 +102,7 @@ impl Stage for Lifecycle {
             };
             let span =
                 tracing::info_span!("lifecycle", ticket = %ticket.number, message_id = %id, action = msg.action.kind());
-            if let Some(out) = processed::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
+            if let Some(out) = ledger::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
                 settled[i] = Some(Outcome::Duplicate(out));
                 continue;
             }
@@ -110,7 +111,7 @@ impl Stage for Lifecycle {
                 .await
             {
                 Ok((_, outputs)) => {
-                    processed::record(tx, self.name(), &[(key, outputs.clone())]).await?;
+                    ledger::record(tx, self.name(), &[(key, outputs.clone())]).await?;
                     settled[i] = Some(Outcome::Done(outputs));
                 }
                 Err(ActionError::Refused(r)) => settled[i] = Some(Outcome::Dead(format!("refused: {r}"))),

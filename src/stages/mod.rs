@@ -2,6 +2,7 @@
 //! `classify`) → write ticket, transition and processed record in one transaction → the runner
 //! publishes and acks.
 
+pub mod actions;
 pub mod assign;
 pub mod classify;
 pub mod escalate;
@@ -10,11 +11,12 @@ pub mod lifecycle;
 pub mod prioritize;
 
 use crate::bus::{Exchange, Outgoing, Topology};
-use crate::domain::state::TicketState;
-use crate::domain::ticket::{Ticket, Transition, WorkMessage};
-use crate::events;
-use crate::pipeline::{Inbound, Outcome, processed};
-use crate::policy::Policy;
+use crate::contracts::events;
+use crate::core::policy::Policy;
+use crate::core::state::TicketState;
+use crate::core::ticket::{Ticket, Transition, WorkMessage};
+use crate::runtime::runner::{Inbound, Outcome};
+use crate::store::ledger;
 use crate::store::{StoreError, tickets};
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;
@@ -150,7 +152,7 @@ pub async fn prepare_work(
     ids.dedup();
     let mut locked = tickets::lock_tickets(tx, &ids).await?;
     let keys: Vec<String> = decoded.iter().map(|(_, w)| w.message_id()).collect();
-    let done = processed::lookup(tx, &keys).await?;
+    let done = ledger::lookup(tx, &keys).await?;
     decoded.retain(|(i, w)| match done.get(&w.message_id()) {
         Some(out) => {
             settled[*i] = Some(Outcome::Duplicate(out.clone()));
@@ -241,7 +243,7 @@ pub async fn commit_decisions(
             "{stage}: decisions without a message to record them with"
         )));
     }
-    let raced = processed::record(tx, stage, &records).await?;
+    let raced = ledger::record(tx, stage, &records).await?;
     if !raced.is_empty() {
         return Err(StoreError::Conflict(format!(
             "{stage}: messages {raced:?} were processed concurrently"

@@ -1,9 +1,9 @@
 //! Prioritize stage: urgency × impact → priority, then the SLA due times it implies.
 
 use super::{Because, Context, Decision, commit_decisions, prepare_work};
-use crate::classify::{PriorityInput, prioritize};
-use crate::domain::state::TicketState;
-use crate::pipeline::{Inbound, Outcome, Stage};
+use crate::core::classify::{PriorityInput, prioritize};
+use crate::core::state::TicketState;
+use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
 use deadpool_postgres::Transaction;
 use serde_json::json;

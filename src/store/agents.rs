@@ -1,7 +1,7 @@
 //! The agent roster: import from CSV, list, presence and capacity changes.
 
 use super::{Db, StoreError};
-use crate::domain::routing::{Agent, Presence};
+use crate::core::routing::{Agent, Presence};
 use serde::Deserialize;
 
 /// One CSV row: `id,name,team,languages,channels,skills,max_open,presence`; list columns are

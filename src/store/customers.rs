@@ -2,7 +2,7 @@
 //! email, and a new customer is created when none matches.
 
 use super::StoreError;
-use crate::domain::intake::Customer;
+use crate::core::intake::Customer;
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;
 

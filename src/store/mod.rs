@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod customers;
+pub mod ledger;
 pub mod outbox;
 pub mod reports;
 pub mod retention;
@@ -251,7 +252,7 @@ impl Db {
     }
 
     /// Copies the policy's teams into the `teams` table (agents reference them).
-    pub async fn sync_teams(&self, policy: &crate::policy::Policy) -> Result<(), StoreError> {
+    pub async fn sync_teams(&self, policy: &crate::core::policy::Policy) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare(

@@ -3,9 +3,9 @@
 //! the complaints of the period and the 30 days before it. Read-only, a handful of statements.
 
 use super::{Db, StoreError};
-use crate::domain::intake::Customer;
-use crate::policy::Policy;
-use crate::report::{ComplaintRow, Period, REPEAT_WINDOW_DAYS, Report, ReportInput, TicketRow, customer_key};
+use crate::core::intake::Customer;
+use crate::core::policy::Policy;
+use crate::core::report::{ComplaintRow, Period, REPEAT_WINDOW_DAYS, Report, ReportInput, TicketRow, customer_key};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 

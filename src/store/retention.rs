@@ -10,8 +10,8 @@
 //! same counts and changes nothing.
 
 use super::{Db, StoreError};
-use crate::domain::privacy::{mask_email, mask_phone};
-use crate::domain::retention::{RetentionMode, RetentionPolicy, month_start, partition_expired, partition_range};
+use crate::core::privacy::{mask_email, mask_phone};
+use crate::core::retention::{RetentionMode, RetentionPolicy, month_start, partition_expired, partition_range};
 use chrono::{DateTime, Months, Utc};
 use serde::Serialize;
 use std::fmt;

@@ -1,9 +1,9 @@
 //! Batched ticket reads and writes for the stages: one statement per batch, not per message.
 
 use super::StoreError;
-use crate::domain::intake::Customer;
-use crate::domain::state::TicketState;
-use crate::domain::ticket::{Ticket, Transition};
+use crate::core::intake::Customer;
+use crate::core::state::TicketState;
+use crate::core::ticket::{Ticket, Transition};
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;
 use tokio_postgres::{GenericClient, Row};
@@ -40,7 +40,7 @@ pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
         received_at: r.get("received_at"),
         assigned_at: r.get("assigned_at"),
         version: r.get("version"),
-        life: crate::domain::ticket::Lifecycle {
+        life: crate::core::ticket::Lifecycle {
             first_responded_at: r.get("first_responded_at"),
             last_update_at: r.get("last_update_at"),
             resolved_at: r.get("resolved_at"),

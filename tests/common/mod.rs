@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use switchboard::app::{App, StageName};
 use switchboard::bus::{self, Exchange, Topology};
 use switchboard::config::Settings;
-use switchboard::pipeline::{Inbound, Outcome, Stage};
+use switchboard::runtime::runner::{Inbound, Outcome, Stage};
 use switchboard::store::agents::parse_roster;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -306,7 +306,7 @@ pub async fn insert<C: GenericClient>(c: &C, t: &OldTicket) -> i64 {
 
 /// The customer record intake would have matched or created, by its most reliable key.
 async fn link_customer<C: GenericClient>(c: &C, ticket_id: i64, customer: &Value) {
-    let Ok(who) = serde_json::from_value::<switchboard::domain::intake::Customer>(customer.clone()) else {
+    let Ok(who) = serde_json::from_value::<switchboard::core::intake::Customer>(customer.clone()) else {
         return;
     };
     let Some(key) = switchboard::store::customers::match_keys(&who).into_iter().next() else {

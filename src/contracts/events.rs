@@ -1,0 +1,92 @@
+//! Events for downstream consumers: CloudEvents 1.0, structured JSON, on the events exchange
+//! with routing key `ticket.<event>`.
+//!
+//! `id` is `<ticket number>.<sequence>` and `sequence` is the ticket's transition number, so a
+//! consumer can spot duplicates by id and gaps by sequence. Contacts are masked here: events
+//! leave the service's trust boundary.
+
+use crate::bus::{Exchange, Outgoing};
+use crate::core::intake::Customer;
+use crate::core::privacy::{mask_email, mask_phone};
+use crate::core::ticket::{Ticket, Transition};
+use serde_json::{Value, json};
+
+pub const SPEC_VERSION: &str = "1.0";
+
+pub fn masked_customer(c: &Customer) -> Value {
+    json!({
+        "name": c.name,
+        "phone": c.phone.as_deref().map(mask_phone),
+        "email": c.email.as_deref().map(mask_email),
+        "customer_id": c.customer_id,
+        "tier": c.tier(),
+    })
+}
+
+/// The ticket as events show it: everything but the customer's words and full contacts.
+pub fn ticket_view(t: &Ticket) -> Value {
+    json!({
+        "number": t.number,
+        "channel": t.channel,
+        "state": t.state,
+        "category": t.category,
+        "priority": t.priority,
+        "language": t.language,
+        "team": t.team,
+        "assignee": t.assignee,
+        "sla_rule": t.sla_rule,
+        "first_response_due": t.first_response_due,
+        "resolution_due": t.resolution_due,
+        "received_at": t.received_at,
+        "customer": masked_customer(&t.customer),
+        "version": t.version,
+        "first_responded_at": t.life.first_responded_at,
+        "resolved_at": t.life.resolved_at,
+        "closed_at": t.life.closed_at,
+        "resolution": t.life.resolution,
+        "rating": t.life.rating,
+        "supervisor": t.life.supervisor,
+    })
+}
+
+/// `event` is the short name (`received`, `classified`, …): the type becomes
+/// `switchboard.ticket.<event>.v1` and the routing key `ticket.<event>`. A name with its own
+/// domain (`sla.breached`) keeps it: `switchboard.sla.breached.v1`, key `sla.breached`.
+pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition, source: &str) -> Outgoing {
+    let id = format!("{}.{}", t.number, tr.seq);
+    let name = if event.contains('.') {
+        event.to_owned()
+    } else {
+        format!("ticket.{event}")
+    };
+    let body = json!({
+        "specversion": SPEC_VERSION,
+        "id": id,
+        "source": format!("switchboard/{source}"),
+        "type": format!("switchboard.{name}.v1"),
+        "subject": t.number,
+        "time": tr.at,
+        "datacontenttype": "application/json",
+        "sequence": tr.seq,
+        "data": {
+            "ticket": ticket_view(t),
+            "transition": {
+                "seq": tr.seq,
+                "from": tr.from,
+                "to": tr.to,
+                "at": tr.at,
+                "actor": tr.actor,
+                "reason": tr.reason,
+                "policy_version": tr.policy_version,
+                "details": tr.details,
+            }
+        }
+    });
+    Outgoing {
+        exchange: Exchange::Events,
+        routing_key: name,
+        message_id: id,
+        body,
+        headers: vec![],
+    }
+}

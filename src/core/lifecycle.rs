@@ -1,0 +1,669 @@
+//! The ticket lifecycle after assignment (SPEC §6): what each action does to a ticket, or why
+//! it is refused. Pure: the lifecycle stage and the HTTP API both call `plan` and then write
+//! what it says.
+
+use super::state::TicketState;
+use super::ticket::Ticket;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// An action on a ticket, as published on `switchboard.actions` (routing key `action.<kind>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// A reply to the customer; the first one meets the first-response target.
+    Respond {
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Start,
+    WaitForCustomer {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    CustomerReplied {
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Resolve {
+        result: String,
+        #[serde(default)]
+        root_cause: Option<String>,
+        #[serde(default)]
+        notes: Option<String>,
+    },
+    Rate {
+        score: u8,
+        #[serde(default)]
+        comment: Option<String>,
+    },
+    Reopen {
+        reason: String,
+    },
+    Close {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Reassign {
+        agent: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    AcknowledgeEscalation {
+        #[serde(default)]
+        note: Option<String>,
+    },
+    SetPriority {
+        priority: String,
+        reason: String,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Respond { .. } => "respond",
+            Action::Start => "start",
+            Action::WaitForCustomer { .. } => "wait_for_customer",
+            Action::CustomerReplied { .. } => "customer_replied",
+            Action::Resolve { .. } => "resolve",
+            Action::Rate { .. } => "rate",
+            Action::Reopen { .. } => "reopen",
+            Action::Close { .. } => "close",
+            Action::Reassign { .. } => "reassign",
+            Action::AcknowledgeEscalation { .. } => "acknowledge_escalation",
+            Action::SetPriority { .. } => "set_priority",
+        }
+    }
+}
+
+/// The message on the actions exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionMessage {
+    /// Ticket number.
+    pub ticket: String,
+    /// Who acts: `agent:<id>`, `customer`, `supervisor:<id>`, `system`.
+    pub actor: String,
+    pub action: Action,
+}
+
+/// Settings of the lifecycle from the policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecyclePolicy {
+    /// A rating at or below this reopens the ticket to its supervisor.
+    #[serde(default = "default_threshold")]
+    pub reopen_rating_at_or_below: u8,
+    /// A resolved ticket not rated within this closes itself.
+    #[serde(default = "default_window")]
+    pub auto_close_after: super::calendar::SlaDuration,
+}
+
+fn default_threshold() -> u8 {
+    2
+}
+
+fn default_window() -> super::calendar::SlaDuration {
+    super::calendar::SlaDuration::from_secs(72 * 3600).unwrap_or_default()
+}
+
+impl Default for LifecyclePolicy {
+    fn default() -> Self {
+        LifecyclePolicy {
+            reopen_rating_at_or_below: default_threshold(),
+            auto_close_after: default_window(),
+        }
+    }
+}
+
+/// How an agent's open-ticket count changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum LoadChange {
+    None,
+    /// The assignee finished: one slot frees (and the team queue may move).
+    Free(String),
+    /// The assignee takes the ticket back.
+    Take(String),
+    Move {
+        from: Option<String>,
+        to: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum PauseChange {
+    None,
+    Start,
+    End,
+}
+
+/// One recorded step: a transition row and its event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub to: TicketState,
+    /// Event name: `responded`, `waiting`, `resolved`, … (routing key `ticket.<event>`).
+    pub event: &'static str,
+    pub reason: String,
+    pub details: Value,
+}
+
+/// Everything an action does, for the shell to write.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub load: LoadChange,
+    pub pause: PauseChange,
+    pub mark_first_response: bool,
+    pub mark_update: bool,
+    pub resolution: Option<Value>,
+    /// Reopened: clear resolved/closed and restart the resolution clock.
+    pub reopen: bool,
+    pub close: bool,
+    pub rating: Option<(i16, Option<String>)>,
+    pub assignee: Option<String>,
+    pub priority: Option<String>,
+    pub supervisor: Option<String>,
+    pub acknowledge: bool,
+}
+
+impl Plan {
+    fn new() -> Plan {
+        Plan {
+            steps: Vec::new(),
+            load: LoadChange::None,
+            pause: PauseChange::None,
+            mark_first_response: false,
+            mark_update: false,
+            resolution: None,
+            reopen: false,
+            close: false,
+            rating: None,
+            assignee: None,
+            priority: None,
+            supervisor: None,
+            acknowledge: false,
+        }
+    }
+
+    fn step(mut self, to: TicketState, event: &'static str, reason: String, details: Value) -> Plan {
+        self.steps.push(Step {
+            to,
+            event,
+            reason,
+            details,
+        });
+        self
+    }
+}
+
+/// Facts beyond the ticket row that decide whether an action is allowed.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub active_escalations: usize,
+    pub priority_levels: Vec<String>,
+    /// The team's supervisor (from the policy), who takes reopened tickets.
+    pub supervisor: Option<String>,
+    pub agent_exists: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{action} is not allowed on ticket {ticket} in state {state}: {why}")]
+pub struct Refusal {
+    pub action: &'static str,
+    pub ticket: String,
+    pub state: TicketState,
+    pub why: String,
+}
+
+/// What `action` does to `t`, or why it may not.
+pub fn plan(
+    t: &Ticket,
+    msg: &ActionMessage,
+    ctx: &Context,
+    policy: &LifecyclePolicy,
+    now: DateTime<Utc>,
+) -> Result<Plan, Refusal> {
+    use TicketState::*;
+    let action = &msg.action;
+    let refuse = |why: &str| Refusal {
+        action: action.kind(),
+        ticket: t.number.clone(),
+        state: t.state,
+        why: why.to_owned(),
+    };
+    let s = t.state;
+    let working = matches!(s, Assigned | InProgress | WaitingForCustomer);
+    let actor = &msg.actor;
+    let plan = match action {
+        Action::Respond { message } => {
+            if !working {
+                return Err(refuse(
+                    "only an assigned, in-progress or waiting ticket can be answered",
+                ));
+            }
+            let to = if s == Assigned { InProgress } else { s };
+            let first = t.life.first_responded_at.is_none();
+            let mut p = Plan::new().step(
+                to,
+                "responded",
+                if first {
+                    format!("first response by {actor}")
+                } else {
+                    format!("update to the customer by {actor}")
+                },
+                json!({ "first_response": first, "message": message }),
+            );
+            p.mark_first_response = first;
+            p.mark_update = true;
+            p
+        }
+        Action::Start => {
+            if s != Assigned {
+                return Err(refuse("only an assigned ticket can be started"));
+            }
+            Plan::new().step(InProgress, "started", format!("work started by {actor}"), json!({}))
+        }
+        Action::WaitForCustomer { reason } => {
+            if !matches!(s, Assigned | InProgress) {
+                return Err(refuse(
+                    "only an assigned or in-progress ticket can wait for the customer",
+                ));
+            }
+            let mut p = Plan::new().step(
+                WaitingForCustomer,
+                "waiting",
+                format!(
+                    "waiting for the customer: {}",
+                    reason.as_deref().unwrap_or("information requested")
+                ),
+                json!({ "reason": reason }),
+            );
+            // Asking the customer is contacting them.
+            p.mark_first_response = t.life.first_responded_at.is_none();
+            p.mark_update = true;
+            p.pause = PauseChange::Start;
+            p
+        }
+        Action::CustomerReplied { message } => {
+            if s != WaitingForCustomer {
+                return Err(refuse("the ticket is not waiting for the customer"));
+            }
+            let mut p = Plan::new().step(
+                InProgress,
+                "customer_replied",
+                "the customer replied".into(),
+                json!({ "message": message }),
+            );
+            p.pause = PauseChange::End;
+            p
+        }
+        Action::Resolve {
+            result,
+            root_cause,
+            notes,
+        } => {
+            if !working {
+                return Err(refuse(
+                    "only an assigned, in-progress or waiting ticket can be resolved",
+                ));
+            }
+            if result.trim().is_empty() {
+                return Err(refuse("a resolution needs a result"));
+            }
+            let resolution =
+                json!({ "result": result, "root_cause": root_cause, "notes": notes, "by": actor, "at": now });
+            let mut p = Plan::new().step(
+                Resolved,
+                "resolved",
+                format!("resolved by {actor}: {result}"),
+                resolution.clone(),
+            );
+            p.resolution = Some(resolution);
+            p.mark_first_response = t.life.first_responded_at.is_none();
+            p.mark_update = true;
+            if s == WaitingForCustomer {
+                p.pause = PauseChange::End;
+            }
+            if let Some(a) = &t.assignee {
+                p.load = LoadChange::Free(a.clone());
+            }
+            p
+        }
+        Action::Rate { score, comment } => {
+            if !matches!(s, Resolved | Closed) {
+                return Err(refuse("only a resolved or closed ticket can be rated"));
+            }
+            if !(1..=5).contains(score) {
+                return Err(refuse("a rating is 1 to 5"));
+            }
+            let details = json!({ "score": score, "comment": comment });
+            let mut p = Plan::new().step(s, "rated", format!("rated {score}/5 by {actor}"), details);
+            p.rating = Some((i16::from(*score), comment.clone()));
+            if *score <= policy.reopen_rating_at_or_below {
+                p = p.step(
+                    InProgress,
+                    "reopened",
+                    format!(
+                        "rating {score} is at or below {}: reopened to supervisor {}",
+                        policy.reopen_rating_at_or_below,
+                        ctx.supervisor.as_deref().unwrap_or("(none configured)")
+                    ),
+                    json!({ "supervisor": ctx.supervisor, "rating": score }),
+                );
+                p.reopen = true;
+                p.supervisor = ctx.supervisor.clone();
+                if let Some(a) = &t.assignee {
+                    p.load = LoadChange::Take(a.clone());
+                }
+            } else if s == Resolved {
+                p = p.step(
+                    Closed,
+                    "closed",
+                    format!("closed: the customer rated {score}/5"),
+                    json!({ "rating": score }),
+                );
+                p.close = true;
+            }
+            p
+        }
+        Action::Reopen { reason } => {
+            if !matches!(s, Resolved | Closed) {
+                return Err(refuse("only a resolved or closed ticket can be reopened"));
+            }
+            let mut p = Plan::new().step(
+                InProgress,
+                "reopened",
+                format!("reopened by {actor}: {reason}"),
+                json!({ "reason": reason }),
+            );
+            p.reopen = true;
+            if let Some(a) = &t.assignee {
+                p.load = LoadChange::Take(a.clone());
+            }
+            p
+        }
+        Action::Close { reason } => {
+            if s != Resolved {
+                return Err(refuse("only a resolved ticket can be closed; resolve it first"));
+            }
+            let mut p = Plan::new().step(
+                Closed,
+                "closed",
+                format!(
+                    "closed by {actor}: {}",
+                    reason.as_deref().unwrap_or("confirmed by the customer")
+                ),
+                json!({ "reason": reason }),
+            );
+            p.close = true;
+            p
+        }
+        Action::Reassign { agent, reason } => {
+            if !(working || s == Queued) {
+                return Err(refuse(
+                    "only a queued, assigned, in-progress or waiting ticket can be reassigned",
+                ));
+            }
+            if !ctx.agent_exists {
+                return Err(refuse(&format!("there is no agent {agent:?}")));
+            }
+            if t.assignee.as_deref() == Some(agent.as_str()) {
+                return Err(refuse(&format!("the ticket is already assigned to {agent}")));
+            }
+            let to = if s == Queued { Assigned } else { s };
+            let mut p = Plan::new().step(
+                to,
+                "reassigned",
+                format!(
+                    "reassigned from {} to {agent} by {actor}: {}",
+                    t.assignee.as_deref().unwrap_or("nobody"),
+                    reason.as_deref().unwrap_or("by hand")
+                ),
+                json!({ "from": t.assignee, "to": agent, "reason": reason }),
+            );
+            p.assignee = Some(agent.clone());
+            p.load = LoadChange::Move {
+                from: t.assignee.clone(),
+                to: agent.clone(),
+            };
+            p
+        }
+        Action::AcknowledgeEscalation { note } => {
+            if ctx.active_escalations == 0 {
+                return Err(refuse("there is no active escalation to acknowledge"));
+            }
+            let mut p = Plan::new().step(
+                s,
+                "escalation_acknowledged",
+                format!("escalation acknowledged by {actor}"),
+                json!({ "note": note }),
+            );
+            p.acknowledge = true;
+            p
+        }
+        Action::SetPriority { priority, reason } => {
+            if s == Closed {
+                return Err(refuse("a closed ticket's priority cannot change"));
+            }
+            if !ctx.priority_levels.contains(priority) {
+                return Err(refuse(&format!(
+                    "unknown priority {priority:?}; levels: {}",
+                    ctx.priority_levels.join(", ")
+                )));
+            }
+            if t.priority.as_deref() == Some(priority.as_str()) {
+                return Err(refuse(&format!("the priority is already {priority}")));
+            }
+            let mut p = Plan::new().step(
+                s,
+                "reprioritized",
+                format!(
+                    "priority {} → {priority} by {actor}: {reason}",
+                    t.priority.as_deref().unwrap_or("-")
+                ),
+                json!({ "from": t.priority, "to": priority, "reason": reason }),
+            );
+            p.priority = Some(priority.clone());
+            p
+        }
+    };
+    // A state change must be one the state machine allows; same-state steps record events.
+    let mut from = s;
+    for step in &plan.steps {
+        if step.to != from && !from.can_become(step.to) {
+            return Err(refuse(&format!("{from} cannot become {}", step.to)));
+        }
+        from = step.to;
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::intake::Customer;
+    use proptest::prelude::*;
+
+    fn ticket(state: TicketState) -> Ticket {
+        Ticket {
+            id: 1,
+            number: "202611-00001".into(),
+            channel: "chat".into(),
+            channel_message_id: "m".into(),
+            customer: Customer::default(),
+            subject: None,
+            body: "b".into(),
+            language: None,
+            category: Some("fault".into()),
+            category_confidence: None,
+            priority: Some("normal".into()),
+            state,
+            team: Some("technical_support".into()),
+            assignee: Some("ts-1".into()),
+            sla_rule: None,
+            first_response_due: None,
+            resolution_due: None,
+            received_at: Utc::now(),
+            assigned_at: None,
+            version: 4,
+            life: Default::default(),
+        }
+    }
+
+    fn msg(action: Action) -> ActionMessage {
+        ActionMessage {
+            ticket: "202611-00001".into(),
+            actor: "agent:ts-1".into(),
+            action,
+        }
+    }
+
+    fn ctx() -> Context {
+        Context {
+            active_escalations: 0,
+            priority_levels: vec!["urgent".into(), "normal".into(), "low".into()],
+            supervisor: Some("sup".into()),
+            agent_exists: true,
+        }
+    }
+
+    #[test]
+    fn first_response_moves_an_assigned_ticket_into_progress() {
+        let p = plan(
+            &ticket(TicketState::Assigned),
+            &msg(Action::Respond { message: None }),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(p.steps[0].to, TicketState::InProgress);
+        assert!(p.mark_first_response && p.mark_update);
+    }
+
+    #[test]
+    fn a_low_rating_reopens_to_the_supervisor_and_a_good_one_closes() {
+        let pol = LifecyclePolicy::default();
+        let t = ticket(TicketState::Resolved);
+        let low = plan(
+            &t,
+            &msg(Action::Rate {
+                score: 2,
+                comment: None,
+            }),
+            &ctx(),
+            &pol,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            low.steps.iter().map(|s| s.event).collect::<Vec<_>>(),
+            vec!["rated", "reopened"]
+        );
+        assert_eq!(low.supervisor.as_deref(), Some("sup"));
+        assert_eq!(low.load, LoadChange::Take("ts-1".into()));
+        let good = plan(
+            &t,
+            &msg(Action::Rate {
+                score: 5,
+                comment: None,
+            }),
+            &ctx(),
+            &pol,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(good.steps.last().unwrap().to, TicketState::Closed);
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let e = plan(
+            &ticket(TicketState::Assigned),
+            &msg(Action::Close { reason: None }),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("resolve it first"), "{e}");
+        let e = plan(
+            &ticket(TicketState::InProgress),
+            &msg(Action::AcknowledgeEscalation { note: None }),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no active escalation"));
+    }
+
+    #[test]
+    fn actions_decode_from_the_wire_format() {
+        let m: ActionMessage = serde_json::from_str(r#"{"ticket":"202611-00001","actor":"agent:a","action":{"kind":"resolve","result":"fixed","root_cause":"cache"}}"#).unwrap();
+        assert_eq!(m.action.kind(), "resolve");
+        assert!(
+            serde_json::from_str::<ActionMessage>(r#"{"ticket":"x","actor":"a","action":{"kind":"explode"}}"#).is_err()
+        );
+    }
+
+    fn any_action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            Just(Action::Respond { message: None }),
+            Just(Action::Start),
+            Just(Action::WaitForCustomer { reason: None }),
+            Just(Action::CustomerReplied { message: None }),
+            Just(Action::Resolve {
+                result: "ok".into(),
+                root_cause: None,
+                notes: None
+            }),
+            (1u8..=5).prop_map(|score| Action::Rate { score, comment: None }),
+            Just(Action::Reopen { reason: "r".into() }),
+            Just(Action::Close { reason: None }),
+            Just(Action::Reassign {
+                agent: "other".into(),
+                reason: None
+            }),
+            Just(Action::AcknowledgeEscalation { note: None }),
+            Just(Action::SetPriority {
+                priority: "urgent".into(),
+                reason: "r".into()
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever sequence of actions arrives, every accepted step is a legal transition and
+        /// the agent's load never goes negative.
+        #[test]
+        fn any_action_sequence_keeps_the_state_machine_and_loads_sane(actions in proptest::collection::vec(any_action(), 1..30)) {
+            let mut t = ticket(TicketState::Assigned);
+            let mut load: i64 = 1;
+            let mut c = ctx();
+            for a in actions {
+                if let Ok(p) = plan(&t, &msg(a), &c, &LifecyclePolicy::default(), Utc::now()) {
+                    let mut from = t.state;
+                    for s in &p.steps {
+                        prop_assert!(s.to == from || from.can_become(s.to));
+                        from = s.to;
+                    }
+                    match &p.load {
+                        LoadChange::Free(_) => load -= 1,
+                        LoadChange::Take(_) => load += 1,
+                        _ => {}
+                    }
+                    prop_assert!(load >= 0);
+                    if let Some(a) = p.assignee { t.assignee = Some(a); }
+                    if let Some(pr) = p.priority { t.priority = Some(pr); }
+                    if p.acknowledge { c.active_escalations = 0; }
+                    t.state = from;
+                }
+            }
+            let open = matches!(t.state, TicketState::Assigned | TicketState::InProgress | TicketState::WaitingForCustomer);
+            prop_assert_eq!(load, i64::from(open));
+        }
+    }
+}

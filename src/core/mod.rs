@@ -1,0 +1,17 @@
+//! The functional core: plain data and pure functions, tested without a broker or a database.
+//! Nothing here does I/O or reads the clock: the time is always a parameter.
+
+pub mod calendar;
+pub mod classify;
+pub mod escalation;
+pub mod intake;
+pub mod lifecycle;
+pub mod numbering;
+pub mod policy;
+pub mod privacy;
+pub mod report;
+pub mod retention;
+pub mod routing;
+pub mod sla;
+pub mod state;
+pub mod ticket;

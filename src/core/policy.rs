@@ -1,0 +1,338 @@
+//! The policy: every business rule Switchboard applies (channels, taxonomy and lexicons, priority
+//! matrix, SLA table, calendars, routing), in one versioned TOML file plus the files it includes.
+//!
+//! It is validated as a whole at start so that a typo stops a worker with a message naming the
+//! file and line, instead of mis-routing tickets for hours.
+
+use crate::core::calendar::BusinessCalendar;
+use crate::core::classify::{ClassificationPolicy, Classifier, PriorityPolicy};
+use crate::core::escalation::Ladder;
+use crate::core::lifecycle::LifecyclePolicy;
+use crate::core::retention::RetentionPolicy;
+use crate::core::routing::RoutingPolicy;
+use crate::core::sla::SlaPolicy;
+use chrono_tz::Tz;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamPolicy {
+    pub name: String,
+    #[serde(default)]
+    pub supervisor: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocument {
+    /// Recorded on every transition, so a decision can be traced to the rules that made it.
+    pub version: String,
+    #[serde(default)]
+    pub include: Vec<PathBuf>,
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub ticket_number_prefix: String,
+    #[serde(default = "default_tz")]
+    pub time_zone: String,
+    pub teams: BTreeMap<String, TeamPolicy>,
+    pub routing: RoutingPolicy,
+    pub sla: SlaPolicy,
+    pub calendars: BTreeMap<String, BusinessCalendar>,
+    pub classification: ClassificationPolicy,
+    pub priority: PriorityPolicy,
+    #[serde(default)]
+    pub escalation: EscalationPolicy,
+    #[serde(default)]
+    pub lifecycle: LifecyclePolicy,
+    /// How long closed tickets are kept and what happens to them then (`switchboard retention`).
+    #[serde(default)]
+    pub retention: RetentionPolicy,
+}
+
+/// Escalation ladders by name; SLA rules name the ladder their breaches climb.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationPolicy {
+    #[serde(default)]
+    pub ladders: BTreeMap<String, Ladder>,
+}
+
+fn default_tz() -> String {
+    "Asia/Shanghai".into()
+}
+
+/// A loaded, validated policy with its compiled parts.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub doc: PolicyDocument,
+    pub tz: Tz,
+    pub classifier: Arc<Classifier>,
+    pub source: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source} (set SWITCHBOARD_POLICY or --policy to the right file)")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("policy file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("policy {path}{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: String,
+        message: String,
+    },
+}
+
+impl Policy {
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let (table, texts) = read_with_includes(path)?;
+        let doc: PolicyDocument = table.try_into().map_err(|e: toml::de::Error| PolicyError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        Policy::from_document(doc, path, &texts)
+    }
+
+    /// The built-in default policy (the files under `config/`), for tests and `--policy` absent.
+    pub fn from_document(doc: PolicyDocument, path: &Path, texts: &[(PathBuf, String)]) -> Result<Policy, PolicyError> {
+        let invalid = |needle: &str, message: String| {
+            let (file, line) = locate(texts, needle);
+            PolicyError::Invalid {
+                path: file.unwrap_or_else(|| path.to_path_buf()),
+                line: line.map(|l| format!(" line {l}")).unwrap_or_default(),
+                message,
+            }
+        };
+        let tz: Tz = doc
+            .time_zone
+            .parse()
+            .map_err(|_| invalid("time_zone", format!("unknown time zone {:?}", doc.time_zone)))?;
+        if doc.channels.is_empty() {
+            return Err(invalid("channels", "`channels` must list at least one channel".into()));
+        }
+        for team in std::iter::once(&doc.routing.default_team).chain(doc.routing.rules.iter().map(|r| &r.team)) {
+            if !doc.teams.contains_key(team) {
+                return Err(invalid(
+                    &format!("\"{team}\""),
+                    format!("routing names team {team:?}, which is not declared under [teams]"),
+                ));
+            }
+        }
+        if let Err(message) = doc.classification.validate() {
+            return Err(invalid("[classification", format!("[classification]: {message}")));
+        }
+        if let Err(message) = doc.priority.validate() {
+            return Err(invalid("[priority", format!("[priority]: {message}")));
+        }
+        let categories = doc.classification.category_ids();
+        let levels = doc.priority.levels.clone();
+        for rule in &doc.routing.rules {
+            if let Some(c) = &rule.category
+                && !categories.contains(c)
+            {
+                return Err(invalid(
+                    &format!("\"{c}\""),
+                    format!("routing rule names unknown category {c:?}"),
+                ));
+            }
+            if let Some(p) = &rule.priority
+                && !levels.contains(p)
+            {
+                return Err(invalid(
+                    &format!("\"{p}\""),
+                    format!("routing rule names unknown priority {p:?}"),
+                ));
+            }
+        }
+        if !doc.calendars.contains_key(&doc.sla.calendar) {
+            return Err(invalid(
+                "calendar",
+                format!(
+                    "[sla] calendar {:?} is not declared under [calendars]",
+                    doc.sla.calendar
+                ),
+            ));
+        }
+        for (name, cal) in &doc.calendars {
+            cal.validate()
+                .map_err(|e| invalid(&format!("[calendars.{name}"), format!("calendar {name}: {e}")))?;
+        }
+        for rule in &doc.sla.rules {
+            if let Some(c) = &rule.category
+                && !categories.contains(c)
+            {
+                return Err(invalid(
+                    &rule.name,
+                    format!("SLA rule {:?} names unknown category {c:?}", rule.name),
+                ));
+            }
+            if let Some(p) = &rule.priority
+                && !levels.contains(p)
+            {
+                return Err(invalid(
+                    &rule.name,
+                    format!("SLA rule {:?} names unknown priority {p:?}", rule.name),
+                ));
+            }
+        }
+        for (name, ladder) in &doc.escalation.ladders {
+            ladder
+                .validate()
+                .map_err(|e| invalid(&format!("[escalation.ladders.{name}"), format!("ladder {name}: {e}")))?;
+        }
+        for rule in &doc.sla.rules {
+            if let Some(l) = &rule.escalation
+                && !doc.escalation.ladders.contains_key(l)
+            {
+                return Err(invalid(
+                    &format!("escalation = \"{l}\""),
+                    format!(
+                        "SLA rule {:?} names escalation ladder {l:?}, which is not under [escalation.ladders]",
+                        rule.name
+                    ),
+                ));
+            }
+        }
+        if !(1..=5).contains(&doc.lifecycle.reopen_rating_at_or_below) {
+            return Err(invalid(
+                "reopen_rating_at_or_below",
+                "[lifecycle] reopen_rating_at_or_below must be 1 to 5".into(),
+            ));
+        }
+        if let Err(message) = doc.retention.validate() {
+            return Err(invalid("[retention", message));
+        }
+        for category in &categories {
+            for level in &levels {
+                if doc.sla.rule_for(category, level).is_none() {
+                    return Err(invalid(
+                        "[sla",
+                        format!("no SLA rule covers category {category:?} at priority {level:?}; add a catch-all rule"),
+                    ));
+                }
+            }
+        }
+        let classifier = doc
+            .classification
+            .compile()
+            .map_err(|m| invalid("[classification", format!("[classification]: {m}")))?;
+        Ok(Policy {
+            doc,
+            tz,
+            classifier: Arc::new(classifier),
+            source: path.to_path_buf(),
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.doc.version
+    }
+
+    /// The supervisor of a team, from the policy.
+    pub fn supervisor_of(&self, team: Option<&str>) -> Option<String> {
+        team.and_then(|t| self.doc.teams.get(t))
+            .and_then(|t| t.supervisor.clone())
+    }
+
+    pub fn calendar(&self) -> &BusinessCalendar {
+        // Validated at load: the SLA calendar exists.
+        &self.doc.calendars[&self.doc.sla.calendar]
+    }
+}
+
+type Texts = Vec<(PathBuf, String)>;
+
+/// Reads the main file and merges the top-level tables of every included file into it.
+fn read_with_includes(path: &Path) -> Result<(toml::Table, Texts), PolicyError> {
+    let read = |p: &Path| -> Result<(toml::Table, String), PolicyError> {
+        let text = std::fs::read_to_string(p).map_err(|source| PolicyError::Read { path: p.into(), source })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| PolicyError::Parse {
+            path: p.into(),
+            message: e.to_string(),
+        })?;
+        Ok((table, text))
+    };
+    let (mut main, text) = read(path)?;
+    let mut texts = vec![(path.to_path_buf(), text)];
+    let includes: Vec<PathBuf> = match main.get("include") {
+        Some(toml::Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(PathBuf::from)).collect(),
+        _ => Vec::new(),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    for inc in includes {
+        let inc_path = base.join(&inc);
+        let (table, text) = read(&inc_path)?;
+        for (key, value) in table {
+            if main.contains_key(&key) {
+                return Err(PolicyError::Invalid {
+                    path: inc_path.clone(),
+                    line: locate(&[(inc_path.clone(), text.clone())], &key)
+                        .1
+                        .map(|l| format!(" line {l}"))
+                        .unwrap_or_default(),
+                    message: format!("`{key}` is already defined in {}", path.display()),
+                });
+            }
+            main.insert(key, value);
+        }
+        texts.push((inc_path, text));
+    }
+    Ok((main, texts))
+}
+
+/// The first file and line containing `needle`: good enough to point an operator at the spot.
+fn locate(texts: &[(PathBuf, String)], needle: &str) -> (Option<PathBuf>, Option<usize>) {
+    for (path, text) in texts {
+        if let Some(i) = text.lines().position(|l| l.contains(needle)) {
+            return (Some(path.clone()), Some(i + 1));
+        }
+    }
+    (None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_policy_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml")
+    }
+
+    #[test]
+    fn the_shipped_policy_loads() {
+        let p = Policy::load(&default_policy_path()).unwrap();
+        assert_eq!(p.doc.channels, vec!["phone", "chat", "email", "app"]);
+        assert_eq!(p.tz, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn an_unknown_team_is_named_with_its_line() {
+        let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("policy")).unwrap();
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+        for f in ["policy/classification.toml", "policy/calendar.toml"] {
+            std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        }
+        let main = std::fs::read_to_string(src.join("policy.toml")).unwrap();
+        let broken = main.replacen("team = \"technical_support\"", "team = \"tech_suport\"", 1);
+        assert_ne!(main, broken, "the sample policy routes to technical_support");
+        std::fs::write(dir.join("policy.toml"), broken).unwrap();
+        let err = Policy::load(&dir.join("policy.toml")).unwrap_err().to_string();
+        assert!(err.contains("tech_suport") && err.contains("line"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line() {
+        let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("policy.toml"), "version = \"1\"\nchannels = [\"phone\"\n").unwrap();
+        let err = Policy::load(&dir.join("policy.toml")).unwrap_err().to_string();
+        assert!(err.contains("line 2") || err.contains("line 3"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,346 @@
+//! SLA targets (SPEC §5): which rule applies to a ticket and when each target falls due.
+
+use crate::core::calendar::{BusinessCalendar, Clock, SlaDuration};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One row of the SLA table. The first rule whose conditions hold applies, so specific rules
+/// (complaint + normal) come before general ones (normal).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaRule {
+    pub name: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    pub first_response: SlaDuration,
+    #[serde(default = "wall")]
+    pub first_response_clock: Clock,
+    pub resolution: SlaDuration,
+    #[serde(default = "wall")]
+    pub resolution_clock: Clock,
+    /// Escalation ladder to start when a target of this rule is missed.
+    #[serde(default)]
+    pub escalation: Option<String>,
+}
+
+fn wall() -> Clock {
+    Clock::Wall
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaPolicy {
+    /// Name of the calendar (in `[calendars]`) the business clock uses.
+    #[serde(default = "default_calendar")]
+    pub calendar: String,
+    /// While a ticket stays open beyond this, the customer is updated at least this often.
+    #[serde(default = "default_update_interval")]
+    pub next_update: SlaDuration,
+    pub rules: Vec<SlaRule>,
+}
+
+fn default_calendar() -> String {
+    "default".into()
+}
+
+fn default_update_interval() -> SlaDuration {
+    SlaDuration::from_secs(24 * 3600).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaDue {
+    pub rule: String,
+    pub first_response_due: DateTime<Utc>,
+    pub resolution_due: DateTime<Utc>,
+}
+
+impl SlaPolicy {
+    pub fn rule_for(&self, category: &str, priority: &str) -> Option<&SlaRule> {
+        self.rules.iter().find(|r| {
+            r.category.as_deref().is_none_or(|c| c == category) && r.priority.as_deref().is_none_or(|p| p == priority)
+        })
+    }
+
+    /// Due times for a ticket whose clocks start at `start`.
+    pub fn due(
+        &self,
+        calendar: &BusinessCalendar,
+        category: &str,
+        priority: &str,
+        start: DateTime<Utc>,
+    ) -> Option<SlaDue> {
+        let rule = self.rule_for(category, priority)?;
+        Some(SlaDue {
+            rule: rule.name.clone(),
+            first_response_due: calendar.deadline(start, rule.first_response, rule.first_response_clock),
+            resolution_due: calendar.deadline(start, rule.resolution, rule.resolution_clock),
+        })
+    }
+}
+
+/// The targets a ticket is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    FirstResponse,
+    Resolution,
+    NextUpdate,
+}
+
+impl Target {
+    pub const ALL: [Target; 3] = [Target::FirstResponse, Target::Resolution, Target::NextUpdate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::FirstResponse => "first_response",
+            Target::Resolution => "resolution",
+            Target::NextUpdate => "next_update",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// What the clocks depend on: plain facts recorded on the ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlaFacts {
+    pub received_at: DateTime<Utc>,
+    pub category: String,
+    pub priority: String,
+    pub first_responded_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Last time the customer was updated (any response).
+    pub last_update_at: Option<DateTime<Utc>>,
+    /// Waiting-for-customer intervals; the last may still be open.
+    pub pauses: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+    pub closed: bool,
+    /// A reopened ticket's resolution clock starts again here.
+    pub restarted_at: Option<DateTime<Utc>>,
+}
+
+impl SlaFacts {
+    pub fn of(t: &crate::core::ticket::Ticket, pauses: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>) -> SlaFacts {
+        SlaFacts {
+            received_at: t.received_at,
+            category: t.category.clone().unwrap_or_default(),
+            priority: t.priority.clone().unwrap_or_default(),
+            first_responded_at: t.life.first_responded_at,
+            resolved_at: t.life.resolved_at,
+            last_update_at: t.life.last_update_at,
+            pauses,
+            closed: t.life.closed_at.is_some(),
+            restarted_at: t.life.sla_restarted_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockState {
+    /// Running, not yet due.
+    Running,
+    /// Due time passed, target not met.
+    Breached,
+    /// Met on time.
+    Met,
+    /// Met, but after the due time.
+    MetLate,
+    /// Stopped while the ticket waits for the customer.
+    Paused,
+    /// Does not apply (e.g. next update on a resolved ticket).
+    Inactive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    pub target: Target,
+    pub due: Option<DateTime<Utc>>,
+    pub met_at: Option<DateTime<Utc>>,
+    pub state: ClockState,
+    /// Seconds until due (negative: overdue), for running or breached clocks.
+    pub seconds_left: Option<i64>,
+}
+
+impl SlaPolicy {
+    /// Every target's clock at `now`. Pure: the same facts always give the same clocks, so the
+    /// API, the scheduler and the reports cannot disagree.
+    pub fn clocks(&self, cal: &BusinessCalendar, f: &SlaFacts, now: DateTime<Utc>) -> Vec<TargetStatus> {
+        let Some(rule) = self.rule_for(&f.category, &f.priority) else {
+            return Vec::new();
+        };
+        let status = |target, due: Option<DateTime<Utc>>, met_at: Option<DateTime<Utc>>, paused: bool, active: bool| {
+            let state = match (met_at, due) {
+                (Some(m), Some(d)) if m <= d => ClockState::Met,
+                (Some(_), Some(_)) => ClockState::MetLate,
+                (Some(_), None) => ClockState::Met,
+                (None, _) if !active => ClockState::Inactive,
+                (None, _) if paused => ClockState::Paused,
+                (None, Some(d)) if now > d => ClockState::Breached,
+                (None, Some(_)) => ClockState::Running,
+                (None, None) => ClockState::Paused,
+            };
+            let seconds_left = match state {
+                ClockState::Running | ClockState::Breached => due.map(|d| (d - now).num_seconds()),
+                _ => None,
+            };
+            TargetStatus {
+                target,
+                due,
+                met_at,
+                state,
+                seconds_left,
+            }
+        };
+        let waiting = f.pauses.last().is_some_and(|(_, end)| end.is_none());
+        let first = cal.deadline(f.received_at, rule.first_response, rule.first_response_clock);
+        // The resolution clock stops while waiting for the customer; an open pause leaves the
+        // due time unknown until the customer answers.
+        let resolution_from = f.restarted_at.unwrap_or(f.received_at).max(f.received_at);
+        let pauses: Vec<_> = f
+            .pauses
+            .iter()
+            .filter(|(_, end)| end.is_none_or(|e| e > resolution_from))
+            .copied()
+            .collect();
+        let resolution = cal.deadline_with_pauses(resolution_from, rule.resolution, rule.resolution_clock, &pauses);
+        let open = f.resolved_at.is_none() && !f.closed;
+        let update_from = f.last_update_at.unwrap_or(f.received_at).max(f.received_at);
+        let next_update = cal.deadline(update_from, self.next_update, Clock::Wall);
+        vec![
+            status(
+                Target::FirstResponse,
+                Some(first),
+                f.first_responded_at,
+                false,
+                !f.closed,
+            ),
+            status(Target::Resolution, resolution, f.resolved_at, waiting, !f.closed),
+            status(Target::NextUpdate, Some(next_update), None, waiting, open),
+        ]
+    }
+
+    /// The deadlines a timer must watch: clocks that are running (or already breached but not
+    /// yet fired) and have a due time.
+    pub fn pending_deadlines(
+        &self,
+        cal: &BusinessCalendar,
+        f: &SlaFacts,
+        now: DateTime<Utc>,
+    ) -> Vec<(Target, DateTime<Utc>)> {
+        self.clocks(cal, f, now)
+            .into_iter()
+            .filter(|c| matches!(c.state, ClockState::Running | ClockState::Breached))
+            .filter_map(|c| c.due.map(|d| (c.target, d)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn policy() -> SlaPolicy {
+        toml::from_str(
+            r#"
+            next_update = "24h"
+            [[rules]]
+            name = "biz"
+            priority = "low"
+            first_response = "1h"
+            first_response_clock = "business"
+            resolution = "1bd"
+            resolution_clock = "business"
+            [[rules]]
+            name = "normal"
+            first_response = "30m"
+            resolution = "24h"
+            "#,
+        )
+        .unwrap()
+    }
+
+    fn t(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap()
+    }
+
+    fn facts() -> SlaFacts {
+        SlaFacts {
+            received_at: t(2, 0),
+            category: "inquiry".into(),
+            priority: "normal".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fresh_ticket_runs_first_response_and_resolution() {
+        let p = policy();
+        let c = p.clocks(&BusinessCalendar::default(), &facts(), t(2, 10));
+        assert_eq!(c[0].due, Some(t(2, 30)));
+        assert_eq!(c[0].seconds_left, Some(20 * 60));
+        assert_eq!(c[1].due, Some(t(2, 0) + chrono::Duration::hours(24)));
+        assert!(c.iter().all(|x| x.state == ClockState::Running));
+    }
+
+    #[test]
+    fn a_late_response_is_met_late_and_a_missed_one_breached() {
+        let p = policy();
+        let cal = BusinessCalendar::default();
+        assert_eq!(p.clocks(&cal, &facts(), t(2, 31))[0].state, ClockState::Breached);
+        let mut f = facts();
+        f.first_responded_at = Some(t(2, 45));
+        assert_eq!(p.clocks(&cal, &f, t(3, 0))[0].state, ClockState::MetLate);
+    }
+
+    #[test]
+    fn waiting_for_the_customer_pauses_resolution_and_moves_it_back_on_reply() {
+        let p = policy();
+        let cal = BusinessCalendar::default();
+        let mut f = facts();
+        f.pauses = vec![(t(3, 0), None)];
+        let c = p.clocks(&cal, &f, t(9, 0));
+        assert_eq!(c[1].state, ClockState::Paused);
+        assert_eq!(c[1].due, None);
+        assert!(
+            p.pending_deadlines(&cal, &f, t(9, 0))
+                .iter()
+                .all(|(tg, _)| *tg != Target::Resolution)
+        );
+        f.pauses = vec![(t(3, 0), Some(t(5, 0)))];
+        let c = p.clocks(&cal, &f, t(9, 0));
+        assert_eq!(c[1].due, Some(t(2, 0) + chrono::Duration::hours(26)));
+    }
+
+    #[test]
+    fn priority_change_recomputes_due_times() {
+        let p = policy();
+        let cal = BusinessCalendar::default();
+        let mut f = facts();
+        let before = p.clocks(&cal, &f, t(2, 1))[0].due;
+        f.priority = "low".into();
+        let after = p.clocks(&cal, &f, t(2, 1))[0].due;
+        assert_ne!(before, after);
+        assert_eq!(after, Some(t(3, 0)));
+    }
+
+    proptest! {
+        #[test]
+        fn a_longer_pause_never_brings_resolution_earlier(start in 0i64..600, len1 in 0i64..600, extra in 0i64..600) {
+            let p = policy();
+            let cal = BusinessCalendar::default();
+            let mut f = facts();
+            let from = t(2, 0) + chrono::Duration::minutes(start);
+            f.pauses = vec![(from, Some(from + chrono::Duration::minutes(len1)))];
+            let a = p.clocks(&cal, &f, t(2, 0))[1].due.unwrap();
+            f.pauses = vec![(from, Some(from + chrono::Duration::minutes(len1 + extra)))];
+            let b = p.clocks(&cal, &f, t(2, 0))[1].due.unwrap();
+            prop_assert!(b >= a);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The agents' and supervisors' HTTP API: a ticket with its SLA clocks, transitions and
+//! escalations, and lifecycle actions on it. Served by the gateway process next to the channel
+//! endpoints (and by `switchboard api` on its own).
+//!
+//! Actions are applied synchronously in one transaction (so the caller learns at once whether
+//! the state machine allowed it: 200 or 409), with their events written to the outbox and
+//! published right after the commit; the scheduler's relay publishes anything a crash left.
+
+use crate::app::App;
+use crate::core::lifecycle::{Action, ActionMessage};
+use crate::core::sla::SlaFacts;
+use crate::stages::actions::{ActionError, apply, lock_by_number, pauses};
+use crate::store::ledger;
+use crate::store::{outbox, tickets};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub app: App,
+    /// A confirm channel for publishing outbox rows right after a commit; rebuilt on failure.
+    channel: Arc<Mutex<Option<(lapin::Connection, lapin::Channel)>>>,
+}
+
+/// Routes under `/v1/tickets`. Merged into the gateway's router.
+pub fn router(app: App) -> Router {
+    let state = ApiState {
+        app,
+        channel: Arc::new(Mutex::new(None)),
+    };
+    Router::new()
+        .route("/v1/tickets/{number}", get(get_ticket))
+        .route("/v1/tickets/{number}/actions", post(post_action))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "API request failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("{e}; try again shortly"),
+    )
+}
+
+/// The ticket view agents and supervisors work from.
+pub async fn ticket_json(app: &App, number: &str) -> Result<Option<Value>, crate::store::StoreError> {
+    let client = app.db.pool.get().await?;
+    let Some(t) = tickets::get_by_number(&**client, number).await? else {
+        return Ok(None);
+    };
+    let now = chrono::Utc::now();
+    let facts = SlaFacts::of(&t, pauses(&**client, t.id).await?);
+    let clocks = app.policy.doc.sla.clocks(app.policy.calendar(), &facts, now);
+    let transitions = tickets::transitions_of(&**client, t.id).await?;
+    let escalations: Vec<Value> = client
+        .query(
+            "SELECT target, ladder, breached_at, last_step, last_repeat, last_fired_at, last_notified,
+                    acknowledged_at, acknowledged_by, stopped_at, stop_reason
+             FROM escalations WHERE ticket_id = $1 ORDER BY breached_at",
+            &[&t.id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            json!({
+                "target": r.get::<_, String>(0), "ladder": r.get::<_, String>(1),
+                "breached_at": r.get::<_, chrono::DateTime<chrono::Utc>>(2),
+                "last_step": r.get::<_, Option<i32>>(3).map(|s| s + 1), "last_repeat": r.get::<_, Option<i32>>(4),
+                "last_fired_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(5),
+                "last_notified": r.get::<_, Option<String>>(6),
+                "acknowledged_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(7),
+                "acknowledged_by": r.get::<_, Option<String>>(8),
+                "stopped_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(9),
+                "stop_reason": r.get::<_, Option<String>>(10),
+            })
+        })
+        .collect();
+    let messages: Vec<Value> = client
+        .query(
+            "SELECT channel, channel_message_id, received_at, subject, body, attachments FROM ticket_messages
+             WHERE ticket_id = $1 ORDER BY received_at, id",
+            &[&t.id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            json!({ "channel": r.get::<_, String>(0), "channel_message_id": r.get::<_, String>(1),
+                    "received_at": r.get::<_, chrono::DateTime<chrono::Utc>>(2), "subject": r.get::<_, Option<String>>(3),
+                    "body": r.get::<_, String>(4), "attachments": r.get::<_, Value>(5) })
+        })
+        .collect();
+    let earlier: Vec<Value> = client
+        .query(
+            "SELECT e.number, e.state, e.category, e.priority, e.received_at FROM tickets t
+             JOIN tickets e ON e.customer_ref = t.customer_ref AND e.id <> t.id
+             WHERE t.id = $1 ORDER BY e.received_at DESC LIMIT 20",
+            &[&t.id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            json!({ "number": r.get::<_, String>(0), "state": r.get::<_, String>(1), "category": r.get::<_, Option<String>>(2),
+                    "priority": r.get::<_, Option<String>>(3), "received_at": r.get::<_, chrono::DateTime<chrono::Utc>>(4) })
+        })
+        .collect();
+    let mut view = crate::contracts::events::ticket_view(&t);
+    // The ticket record is the one place the full contact is shown (to the service team).
+    view["customer"] = serde_json::to_value(&t.customer).unwrap_or_default();
+    view["subject"] = json!(t.subject);
+    view["body"] = json!(t.body);
+    Ok(Some(json!({
+        "ticket": view,
+        "sla": clocks,
+        "transitions": transitions,
+        "escalations": escalations,
+        "messages": messages,
+        "customer_tickets": earlier,
+    })))
+}
+
+async fn get_ticket(State(s): State<ApiState>, Path(number): Path<String>) -> Response {
+    match ticket_json(&s.app, &number).await {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", format!("no ticket {number:?}")),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    actor: String,
+    action: Action,
+}
+
+async fn post_action(
+    State(s): State<ApiState>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let parsed: ActionBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not JSON: {e}"),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_action",
+                format!("not an action: {e}"),
+            );
+        }
+    };
+    if parsed.actor.trim().is_empty() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_action",
+            "field `actor` must name who acts".into(),
+        );
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let msg = ActionMessage {
+        ticket: number.clone(),
+        actor: parsed.actor,
+        action: parsed.action,
+    };
+    match apply_http(&s, &msg, &key).await {
+        Ok((duplicate, published)) => {
+            let view = match ticket_json(&s.app, &number).await {
+                Ok(v) => v.unwrap_or(Value::Null),
+                Err(e) => return internal(e),
+            };
+
+            (StatusCode::OK, Json(json!({ "applied": !duplicate, "duplicate": duplicate, "events_published": published, "ticket": view["ticket"], "sla": view["sla"] })))
+                .into_response()
+        }
+        Err(ActionError::NotFound(n)) => error(StatusCode::NOT_FOUND, "not_found", format!("no ticket {n:?}")),
+        Err(ActionError::Refused(r)) => error(StatusCode::CONFLICT, "refused", r.to_string()),
+        Err(ActionError::Store(e)) => internal(e),
+    }
+}
+
+/// Applies an action in one transaction with its outputs in the outbox; then tries to publish
+/// them at once. Returns (was a duplicate, published now).
+async fn apply_http(s: &ApiState, msg: &ActionMessage, key: &str) -> Result<(bool, bool), ActionError> {
+    let ledger_key = format!("action:{key}");
+    let mut client = s.app.db.pool.get().await.map_err(crate::store::StoreError::from)?;
+    let tx = client.transaction().await?;
+    let Some(t) = lock_by_number(&tx, &msg.ticket).await? else {
+        return Err(ActionError::NotFound(msg.ticket.clone()));
+    };
+    if ledger::lookup(&tx, std::slice::from_ref(&ledger_key))
+        .await?
+        .contains_key(&ledger_key)
+    {
+        return Ok((true, false));
+    }
+    let (_, outputs) = apply(&tx, &s.app.policy, &t, msg, chrono::Utc::now()).await?;
+    ledger::record(&tx, "api", &[(ledger_key, outputs.clone())]).await?;
+    outbox::insert(&tx, &outputs).await?;
+    tx.commit().await?;
+    // Return the connection before the relay takes one: holding two per request would let a
+    // burst of requests starve the pool.
+    drop(client);
+    Ok((false, relay_now(s).await))
+}
+
+async fn relay_now(s: &ApiState) -> bool {
+    let mut guard = s.channel.lock().await;
+    if guard
+        .as_ref()
+        .is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected())
+    {
+        *guard = match crate::bus::connect(&s.app.settings.amqp_urls(), "switchboard-api").await {
+            Ok(conn) => match crate::bus::confirm_channel(&conn).await {
+                Ok(ch) => Some((conn, ch)),
+                Err(_) => None,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot publish action events now; the outbox relay will");
+                None
+            }
+        };
+    }
+    let Some((_, ch)) = guard.as_ref() else { return false };
+    match outbox::relay(&s.app.db, ch, &s.app.topo, 1000).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "publishing action events failed; the outbox relay will retry");
+            *guard = None;
+            false
+        }
+    }
+}

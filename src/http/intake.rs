@@ -1,0 +1,390 @@
+//! Routes and handlers. Each intake handler is the same four steps: decode the channel's format,
+//! normalise it (pure, `normalize`), publish it with a confirm, answer 202 with the reference.
+//!
+//! Order of checks: the key (401) and its rate (429) before anything is read, the Content-Type
+//! (415), then the body under the route's limit (413), then its syntax (400) and fields (422),
+//! the key's channel (403), and last the broker (503).
+
+use super::Gateway;
+use super::auth::{ApiKey, presented_key};
+use super::error::GatewayError;
+use super::reference;
+use crate::channels::{chat, email, phone};
+use crate::core::intake::{IntakeRequest, MAX_MESSAGE_BYTES};
+use crate::core::privacy::{mask_email, mask_phone};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+type Shared = Arc<Gateway>;
+
+/// The gateway's routes (without the ticket API, which `super::router` merges in).
+pub fn routes(gw: Shared) -> Router {
+    let json_limit = gw.settings.json_limit;
+    let email_limit = gw.settings.email_limit;
+    let authenticated = Router::new()
+        .route(
+            "/v1/requests",
+            post(post_request).layer(DefaultBodyLimit::max(json_limit)),
+        )
+        .route("/v1/requests/{reference}", get(get_request))
+        .route(
+            "/v1/channels/email",
+            post(post_email).layer(DefaultBodyLimit::max(email_limit)),
+        )
+        .route(
+            "/v1/channels/phone",
+            post(post_phone).layer(DefaultBodyLimit::max(json_limit)),
+        )
+        .route(
+            "/v1/channels/chat",
+            post(post_chat).layer(DefaultBodyLimit::max(json_limit)),
+        )
+        .route_layer(middleware::from_fn_with_state(gw.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(authenticated)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(gw)
+}
+
+/// 401 without a valid key, 429 over its rate; the key goes to the handler as an extension.
+pub(crate) async fn authenticate(State(gw): State<Shared>, mut req: Request, next: Next) -> Response {
+    let key = match gw.keys.authenticate(presented_key(req.headers())).await {
+        Ok(key) => key,
+        Err(e) => return refuse(e, None),
+    };
+    if let Err(e) = gw.limiter.check(&key) {
+        return refuse(e, Some(&key));
+    }
+    req.extensions_mut().insert(key);
+    next.run(req).await
+}
+
+/// Logs a refusal without its message (which can quote the customer's contact details) and
+/// turns it into the response.
+fn refuse(e: GatewayError, key: Option<&ApiKey>) -> Response {
+    let status = e.status();
+    metrics::counter!("switchboard_gateway_requests_total", "channel" => "-", "status" => status.as_str().to_owned())
+        .increment(1);
+    if status.is_server_error() {
+        tracing::warn!(
+            code = e.code(),
+            status = status.as_u16(),
+            key = key.map(|k| k.id.as_str()),
+            "request refused"
+        );
+    } else {
+        tracing::info!(
+            code = e.code(),
+            status = status.as_u16(),
+            field = e.field(),
+            key = key.map(|k| k.id.as_str()),
+            "request refused"
+        );
+    }
+    e.into_response()
+}
+
+/// What a 202 says.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub reference: String,
+    pub status_url: String,
+    pub channel: String,
+    pub channel_message_id: String,
+}
+
+/// The Content-Type's media type, lower-case, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), GatewayError> {
+    match media_type(headers) {
+        // `application/json` and structured-syntax variants such as `application/vnd.x+json`.
+        Some(m) if m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")) => Ok(()),
+        got => Err(GatewayError::UnsupportedMediaType {
+            expected: "application/json",
+            got,
+        }),
+    }
+}
+
+fn require_email(headers: &HeaderMap) -> Result<(), GatewayError> {
+    match media_type(headers) {
+        Some(m) if m == "message/rfc822" => Ok(()),
+        got => Err(GatewayError::UnsupportedMediaType {
+            expected: "message/rfc822",
+            got,
+        }),
+    }
+}
+
+/// The body, under the limit the route's `DefaultBodyLimit` layer set.
+async fn body(req: Request, limit: usize) -> Result<Bytes, GatewayError> {
+    // A declared length over the limit is refused before a byte is read.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::TooLarge { limit });
+    }
+    Bytes::from_request(req, &()).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            GatewayError::TooLarge { limit }
+        } else {
+            GatewayError::Malformed {
+                message: format!("cannot read the request body: {rejection}"),
+                field: None,
+            }
+        }
+    })
+}
+
+/// Strict JSON decoding whose errors carry the path of the offending field.
+fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(GatewayError::from_json)?;
+    de.end().map_err(|e| GatewayError::Malformed {
+        message: format!("malformed JSON: {e}"),
+        field: None,
+    })?;
+    Ok(value)
+}
+
+/// `POST /v1/requests`: an IntakeRequest v1, for the app and any integration that already
+/// speaks the intake contract.
+async fn post_request(State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request) -> Response {
+    let started = Instant::now();
+    let result = async {
+        require_json(req.headers())?;
+        let bytes = body(req, gw.settings.json_limit).await?;
+        let request: IntakeRequest = decode_json(&bytes)?;
+        key.allows(&request.channel)?;
+        Ok(request)
+    }
+    .await;
+    finish(&gw, &key, result, started).await
+}
+
+/// `POST /v1/channels/email`: a raw RFC 5322 message.
+async fn post_email(State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request) -> Response {
+    let started = Instant::now();
+    let result = async {
+        key.allows(email::CHANNEL)?;
+        require_email(req.headers())?;
+        let raw = body(req, gw.settings.email_limit).await?;
+        // MIME parsing of a large message is CPU work: keep it off the I/O threads.
+        let parsed = tokio::task::spawn_blocking(move || email::parse_email(&raw, chrono::Utc::now()))
+            .await
+            .map_err(|e| GatewayError::Internal(format!("email parser: {e}")))?;
+        parsed.map_err(GatewayError::from_email)
+    }
+    .await;
+    finish(&gw, &key, result, started).await
+}
+
+/// `POST /v1/channels/phone`: a call event from the telephony platform.
+async fn post_phone(State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request) -> Response {
+    let started = Instant::now();
+    let result = async {
+        key.allows(phone::CHANNEL)?;
+        require_json(req.headers())?;
+        let bytes = body(req, gw.settings.json_limit).await?;
+        let event: phone::CallEvent = decode_json(&bytes)?;
+        phone::normalize_call(&event, chrono::Utc::now()).map_err(GatewayError::from_phone)
+    }
+    .await;
+    finish(&gw, &key, result, started).await
+}
+
+/// `POST /v1/channels/chat`: one visitor message of a chat session.
+async fn post_chat(State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request) -> Response {
+    let started = Instant::now();
+    let result = async {
+        key.allows(chat::CHANNEL)?;
+        require_json(req.headers())?;
+        let bytes = body(req, gw.settings.json_limit).await?;
+        let message: chat::ChatMessage = decode_json(&bytes)?;
+        chat::normalize_chat(&message, chrono::Utc::now()).map_err(GatewayError::from_chat)
+    }
+    .await;
+    finish(&gw, &key, result, started).await
+}
+
+/// Validates against the policy, publishes with confirm and answers 202, or refuses.
+async fn finish(
+    gw: &Gateway,
+    key: &ApiKey,
+    normalized: Result<IntakeRequest, GatewayError>,
+    started: Instant,
+) -> Response {
+    match accept(gw, normalized).await {
+        Ok(accepted) => {
+            let elapsed = started.elapsed();
+            metrics::counter!("switchboard_gateway_requests_total", "channel" => accepted.channel.clone(), "status" => "202")
+                .increment(1);
+            metrics::histogram!("switchboard_gateway_accept_seconds", "channel" => accepted.channel.clone())
+                .record(elapsed.as_secs_f64());
+            tracing::info!(
+                reference = %accepted.reference,
+                channel = %accepted.channel,
+                key = %key.id,
+                ms = %format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
+                "request accepted"
+            );
+            let location = accepted.status_url.clone();
+            (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(accepted)).into_response()
+        }
+        Err(e) => refuse(e, Some(key)),
+    }
+}
+
+async fn accept(gw: &Gateway, normalized: Result<IntakeRequest, GatewayError>) -> Result<Accepted, GatewayError> {
+    let request = normalized?;
+    request.validate(&gw.channels).map_err(GatewayError::from_intake)?;
+    let payload = serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    // The intake stage refuses anything larger; refuse it here, where the client can still fix it.
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(GatewayError::TooLarge {
+            limit: MAX_MESSAGE_BYTES,
+        });
+    }
+    let reference = reference::encode(&request.channel, &request.channel_message_id);
+    tracing::debug!(
+        reference = %reference,
+        channel = %request.channel,
+        phone = request.customer.phone.as_deref().map(mask_phone),
+        email = request.customer.email.as_deref().map(mask_email),
+        "publishing"
+    );
+    gw.publisher
+        .publish(&request.channel, &request.channel_message_id, &payload)
+        .await
+        .map_err(|e| {
+            tracing::warn!(reference = %reference, channel = %request.channel, error = %e, "not accepted: broker");
+            GatewayError::Unavailable(format!("the message broker did not take the request ({e})"))
+        })?;
+    Ok(Accepted {
+        status_url: reference::status_url(&reference),
+        reference,
+        channel: request.channel,
+        channel_message_id: request.channel_message_id,
+    })
+}
+
+/// What `GET /v1/requests/{reference}` says.
+#[derive(Debug, Serialize)]
+pub struct RequestStatus {
+    pub reference: String,
+    pub channel: String,
+    pub channel_message_id: String,
+    /// `accepted` (on the broker, no ticket yet) or `ticketed`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketRef>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketRef {
+    pub number: String,
+    pub state: String,
+    /// Whether this request opened the ticket (`false`: it was appended to an existing one).
+    pub opened_by_request: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+}
+
+/// `GET /v1/requests/{reference}`: the ticket once intake has stored the request.
+async fn get_request(
+    State(gw): State<Shared>,
+    Extension(key): Extension<Arc<ApiKey>>,
+    Path(reference): Path<String>,
+) -> Response {
+    match lookup(&gw, &key, &reference).await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => refuse(e, Some(&key)),
+    }
+}
+
+async fn lookup(gw: &Gateway, key: &ApiKey, reference: &str) -> Result<RequestStatus, GatewayError> {
+    let not_found = || GatewayError::NotFound(format!("{reference:?} is not a request reference"));
+    let (channel, channel_message_id) = reference::decode(reference).ok_or_else(not_found)?;
+    key.allows(&channel)?;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "request status look-up failed");
+        GatewayError::Unavailable("the ticket store is unavailable".into())
+    };
+    let client = gw.db.pool.get().await.map_err(|e| unavailable(&e))?;
+    let row = client
+        .query_opt(
+            "SELECT t.number, t.state, t.channel = m.channel AND t.channel_message_id = m.channel_message_id,
+                    t.category, t.priority, t.team
+             FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id
+             WHERE m.channel = $1 AND m.channel_message_id = $2",
+            &[&channel, &channel_message_id],
+        )
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let ticket = row.map(|r| TicketRef {
+        number: r.get(0),
+        state: r.get(1),
+        opened_by_request: r.get(2),
+        category: r.get(3),
+        priority: r.get(4),
+        team: r.get(5),
+    });
+    Ok(RequestStatus {
+        reference: reference.to_owned(),
+        channel,
+        channel_message_id,
+        status: if ticket.is_some() { "ticketed" } else { "accepted" },
+        ticket,
+    })
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> Response {
+    Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Readiness: the broker takes publishes and the database answers (keys, status look-ups).
+async fn readyz(State(gw): State<Shared>) -> Response {
+    let broker = gw.publisher.ready().await.map_err(|e| e.to_string());
+    let database = gw.db.ping().await.map_err(|_| "unreachable".to_owned());
+    let status = if broker.is_ok() && database.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let describe = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e.clone(),
+    };
+    let body = serde_json::json!({"broker": describe(&broker), "database": describe(&database)});
+    (status, Json(body)).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    GatewayError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.uri().path())).into_response()
+}
+
+/// Unknown paths get the same JSON error body as everything else.
+pub async fn not_found(req: Request) -> Response {
+    GatewayError::NotFound(format!("no route for {} {}", req.method(), req.uri().path())).into_response()
+}

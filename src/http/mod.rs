@@ -1,0 +1,157 @@
+//! The HTTP intake gateway: the front door for channel integrations that do not publish to
+//! RabbitMQ themselves.
+//!
+//! `POST /v1/requests` (intake JSON), `/v1/channels/email` (raw RFC 5322), `/v1/channels/phone`
+//! (call events), `/v1/channels/chat` (chat messages): each is authenticated by an API key
+//! (`auth`), normalised by the pure functions of `normalize`, published on the intake exchange
+//! with a publisher confirm (`publish`), and answered 202 with a reference (`reference`) only
+//! once the broker holds the message. `GET /v1/requests/{reference}` tells the ticket once the
+//! intake stage has stored it. The contract is `schemas/openapi.yaml`.
+//!
+//! The gateway holds no request state: any number of copies can run behind a load balancer
+//! (each with its own rate-limit buckets). It also serves the ticket API (`crate::http::api`) and the
+//! live operations dashboard (`dashboard`).
+
+pub mod api;
+pub mod auth;
+pub mod dashboard;
+pub mod error;
+pub mod intake;
+pub mod publish;
+pub mod reference;
+
+pub use error::GatewayError;
+
+use crate::app::App;
+use crate::store::Db;
+use axum::Router;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The gateway's limits and timings, from `Settings`.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub json_limit: usize,
+    pub email_limit: usize,
+}
+
+/// Everything a request handler needs, shared by all of them.
+pub struct Gateway {
+    pub settings: GatewaySettings,
+    /// Channels the policy knows (a request for any other is refused with 422).
+    pub channels: Vec<String>,
+    pub db: Db,
+    pub keys: auth::KeyCache,
+    pub limiter: auth::RateLimiter,
+    pub publisher: publish::Publisher,
+}
+
+impl Gateway {
+    pub fn new(app: &App) -> Gateway {
+        let s = &app.settings;
+        Gateway {
+            settings: GatewaySettings {
+                json_limit: s.gateway_max_json_bytes.max(1),
+                email_limit: s
+                    .gateway_max_email_bytes
+                    .clamp(1, crate::channels::email::MAX_RAW_EMAIL_BYTES),
+            },
+            channels: app.policy.doc.channels.clone(),
+            db: app.db.clone(),
+            keys: auth::KeyCache::new(app.db.clone(), Duration::from_millis(s.gateway_key_cache_ms)),
+            limiter: auth::RateLimiter::new(s.gateway_rate_per_sec, s.gateway_rate_burst),
+            publisher: publish::Publisher::new(
+                s.amqp_urls(),
+                app.topo.clone(),
+                s.gateway_channels,
+                Duration::from_millis(s.gateway_publish_timeout_ms.max(1)),
+            ),
+        }
+    }
+}
+
+/// The whole HTTP surface: intake routes, health checks, the ticket API and the dashboard.
+pub fn router(app: &App, gateway: Arc<Gateway>) -> Router {
+    // The ticket API shows full contact details: it sits behind the same API keys.
+    let tickets = crate::http::api::router(app.clone()).route_layer(axum::middleware::from_fn_with_state(
+        gateway.clone(),
+        intake::authenticate,
+    ));
+    // The dashboard shows counts and ticket numbers only, no personal data: no key needed.
+    intake::routes(gateway)
+        .merge(tickets)
+        .merge(dashboard::router(app.clone()))
+        .fallback(intake::not_found)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves on `listener` until `shutdown`, then lets in-flight requests finish (each one ends in
+/// its confirm or its publish timeout) and closes the broker connection.
+pub async fn serve(app: &App, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let gateway = Arc::new(Gateway::new(app));
+    // Connect now so the first request does not pay for it; an outage here is not fatal, the
+    // gateway answers 503 and reconnects on its own.
+    if let Err(e) = gateway.publisher.ready().await {
+        tracing::warn!(error = %e, "gateway starting without RabbitMQ; requests get 503 until it is back");
+    }
+    let service = router(app, gateway.clone());
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    gateway.publisher.close().await;
+    Ok(())
+}
+
+/// Binds `listen` (`host:port`) and serves until `shutdown`.
+pub async fn run(app: &App, listen: &str, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(listen).await.map_err(|source| ServeError::Bind {
+        addr: listen.to_owned(),
+        source,
+    })?;
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| listen.to_owned());
+    tracing::info!(listen = %local, policy = app.policy.version(), "gateway listening");
+    serve(app, listener, shutdown).await?;
+    tracing::info!("gateway stopped cleanly");
+    Ok(())
+}
+
+/// Command line of the `switchboard-gateway` binary.
+#[derive(Debug, clap::Parser)]
+#[command(
+    about = "Switchboard's HTTP intake gateway: channel integrations POST requests, which are published with confirms."
+)]
+pub struct GatewayArgs {
+    /// Address to listen on (default: the `gateway_listen` setting, 0.0.0.0:8080).
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_LISTEN")]
+    pub listen: Option<String>,
+    /// Settings file (TOML); SWITCHBOARD_* environment variables override it.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// The whole body of `workers/gateway.rs`: config, telemetry, serve until a signal.
+pub async fn gateway_main() -> anyhow::Result<()> {
+    use clap::Parser;
+    let args = GatewayArgs::parse();
+    crate::runtime::telemetry::init();
+    let settings = crate::config::Settings::load(args.config.as_deref())?;
+    if let Err(e) = crate::runtime::telemetry::install_metrics(settings.metrics_addr.as_deref()) {
+        tracing::warn!(error = %e, "metrics endpoint disabled");
+    }
+    let listen = args.listen.unwrap_or_else(|| settings.gateway_listen.clone());
+    let app = App::start(settings).await?;
+    run(&app, &listen, crate::app::shutdown_on_signals()).await?;
+    Ok(())
+}

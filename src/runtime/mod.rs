@@ -1,0 +1,7 @@
+//! What runs the stages: the consumer loop (`runner`), the timer scheduler and outbox relay
+//! (`scheduler`), health and metrics endpoints (`ops`), logging (`telemetry`).
+
+pub mod ops;
+pub mod runner;
+pub mod scheduler;
+pub mod telemetry;

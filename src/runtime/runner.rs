@@ -1,0 +1,432 @@
+//! The stage runner: the one consumer loop every stage shares.
+//!
+//! Shape (after Vector's AMQP source): `basic_qos` before `basic_consume`; `select!` on
+//! shutdown; deliveries gathered into a batch; one Postgres transaction per batch; outgoing
+//! messages published with confirms only after the commit; then one multiple-ack. A crash at any
+//! point leaves the inputs unacked, and the redelivery finds the processed-message record and
+//! re-publishes instead of applying twice.
+
+use crate::bus::rotation::Rotation;
+use crate::bus::{self, BusError, Outgoing, Topology, dead};
+use crate::config::Settings;
+use crate::runtime::ops::health::Health;
+use crate::store::{Db, StoreError};
+use deadpool_postgres::Transaction;
+use futures::{FutureExt, StreamExt};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// One delivery, as a stage sees it.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub tag: u64,
+    pub exchange: String,
+    pub routing_key: String,
+    pub redelivered: bool,
+    pub properties: BasicProperties,
+    pub data: Vec<u8>,
+}
+
+impl Inbound {
+    pub fn message_id(&self) -> Option<&str> {
+        self.properties.message_id().as_ref().map(|s| s.as_str())
+    }
+}
+
+/// What became of one message. The variant decides its fate after the commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Applied in this transaction; publish these, then ack.
+    Done(Vec<Outgoing>),
+    /// Applied before (a redelivery): publish what the first run published, then ack.
+    Duplicate(Vec<Outgoing>),
+    /// Cannot ever be processed: dead-letter with this reason, then ack.
+    Dead(String),
+    /// Lost a race with another worker: return it to the queue to be seen again.
+    Retry(String),
+}
+
+/// A pipeline stage: decode → decide (pure) → write → (runner: publish → ack).
+pub trait Stage: Send + Sync + 'static {
+    /// Stage name: queue suffix, metrics label, transition actor.
+    fn name(&self) -> &'static str;
+
+    /// Processes a batch inside `tx`, returning one outcome per input, in order. An `Err`
+    /// rolls the whole transaction back (the runner then retries or splits the batch).
+    fn process<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        batch: &'a [Inbound],
+    ) -> impl Future<Output = Result<Vec<Outcome>, StoreError>> + Send + 'a;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs `concurrency` consumers of one stage until `shutdown`, reconnecting to RabbitMQ with
+/// backoff whenever the connection is lost (moving on to the next node when several AMQP URLs
+/// are configured), and reporting connection and consumers to `health`.
+///
+/// On `shutdown` the consumers stop taking deliveries and the batches in flight complete; if
+/// they have not within `shutdown_grace_ms` (the database hangs, say), the connection is closed,
+/// which hands every delivery still held back to the broker, and the runner returns.
+pub async fn run_stage<S: Stage>(
+    stage: Arc<S>,
+    settings: &Settings,
+    topo: Topology,
+    db: Db,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    health: Arc<Health>,
+) -> Result<(), RunError> {
+    let name = stage.name();
+    health.register(name, concurrency.max(1));
+    let mut nodes = Rotation::new(settings.amqp_urls());
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let (conn, node) = match nodes.connect(&format!("switchboard-{name}")).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(stage = name, error = %e, retry_in = ?backoff, "waiting for RabbitMQ");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        info!(stage = name, node = %node, "connected to RabbitMQ");
+        health.set_connected(name, true);
+        backoff = Duration::from_millis(200);
+        let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        let outcome = tokio::select! {
+            r = run_connected(&stage, settings, &topo, &db, &conn, concurrency, &shutdown, &health) => Some(r),
+            _ = grace_expired(&shutdown, grace) => None,
+        };
+        health.set_connected(name, false);
+        match outcome {
+            None => {
+                warn!(stage = name, grace = ?grace, "shutdown grace period over with batches still in flight: closing the connection, which returns every delivery still held to the queue");
+                close_quietly(&conn, 320, "shutdown grace period over").await;
+                return Ok(());
+            }
+            Some(Ok(())) => {
+                close_quietly(&conn, 200, "shutdown").await;
+                return Ok(());
+            }
+            Some(Err(e)) => {
+                warn!(stage = name, error = %e, "consumer lost its connection; reconnecting");
+                close_quietly(&conn, 320, "reconnecting").await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Resolves `grace` after `shutdown` is cancelled; never before.
+pub async fn grace_expired(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// Closes a connection without waiting long for a broker that may be gone.
+async fn close_quietly(conn: &Connection, code: u16, why: &str) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(code, why.into())).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_connected<S: Stage>(
+    stage: &Arc<S>,
+    settings: &Settings,
+    topo: &Topology,
+    db: &Db,
+    conn: &Connection,
+    concurrency: usize,
+    shutdown: &CancellationToken,
+    health: &Arc<Health>,
+) -> Result<(), RunError> {
+    let setup = conn.create_channel().await.map_err(BusError::from)?;
+    topo.declare(&setup).await?;
+    let _ = setup.close(200, "declared".into()).await;
+
+    // A failing slot stops its siblings, so the whole connection is rebuilt together.
+    let failed = shutdown.child_token();
+    let tracker = TaskTracker::new();
+    let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<RunError>(concurrency.max(1));
+    for slot in 0..concurrency.max(1) {
+        let ch = bus::confirm_channel(conn).await?;
+        let stage = stage.clone();
+        let topo = topo.clone();
+        let db = db.clone();
+        let settings = settings.clone();
+        let stop = failed.clone();
+        let err_tx = err_tx.clone();
+        let health = health.clone();
+        tracker.spawn(async move {
+            if let Err(e) = consume(&*stage, &settings, &topo, &db, &ch, slot, &stop, &health).await {
+                let _ = err_tx.send(e).await;
+                stop.cancel();
+            }
+            let _ = ch.close(200, "bye".into()).await;
+        });
+    }
+    tracker.close();
+    drop(err_tx);
+    tracker.wait().await;
+    match err_rx.recv().await {
+        Some(e) if !shutdown.is_cancelled() => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn consume<S: Stage>(
+    stage: &S,
+    settings: &Settings,
+    topo: &Topology,
+    db: &Db,
+    ch: &Channel,
+    slot: usize,
+    stop: &CancellationToken,
+    health: &Arc<Health>,
+) -> Result<(), RunError> {
+    ch.basic_qos(settings.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(BusError::from)?;
+    let mut consumer = ch
+        .basic_consume(
+            topo.queue(stage.name()).into(),
+            format!("{}-{}-{}", stage.name(), std::process::id(), slot).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(BusError::from)?;
+    // Counted as consuming until this function returns, however it returns.
+    let _consuming = health.consumer_started(stage.name());
+    info!(stage = stage.name(), slot, queue = %topo.queue(stage.name()), "consuming");
+    let linger = Duration::from_millis(settings.batch_linger_ms);
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            next = consumer.next() => next,
+        };
+        let Some(first) = first else {
+            return Err(BusError::ConsumerClosed.into());
+        };
+        let mut batch = vec![to_inbound(first.map_err(BusError::from)?)];
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < settings.batch_max {
+            match tokio::time::timeout_at(deadline, consumer.next()).await {
+                Ok(Some(d)) => batch.push(to_inbound(d.map_err(BusError::from)?)),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Instrumented, not entered: an entered span held across awaits leaks into whatever
+        // else runs on the thread.
+        let span = info_span!("batch", stage = stage.name(), size = batch.len());
+        handle_batch(stage, topo, db, ch, batch, stop).instrument(span).await?;
+    }
+}
+
+fn to_inbound(d: lapin::message::Delivery) -> Inbound {
+    Inbound {
+        tag: d.delivery_tag,
+        exchange: d.exchange.as_str().to_owned(),
+        routing_key: d.routing_key.as_str().to_owned(),
+        redelivered: d.redelivered,
+        properties: d.properties,
+        data: d.data,
+    }
+}
+
+/// Processes, publishes and settles one batch. Returns an error only for broker failures (the
+/// caller reconnects); database trouble is retried here, holding the deliveries.
+async fn handle_batch<S: Stage>(
+    stage: &S,
+    topo: &Topology,
+    db: &Db,
+    ch: &Channel,
+    batch: Vec<Inbound>,
+    stop: &CancellationToken,
+) -> Result<(), RunError> {
+    let started = Instant::now();
+    let outcomes = match process_with_retry(stage, db, &batch, stop).await {
+        Some(o) => o,
+        None => {
+            // Shutting down while the database is away: give everything back.
+            for m in &batch {
+                ch.basic_nack(
+                    m.tag,
+                    BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(BusError::from)?;
+            }
+            return Ok(());
+        }
+    };
+    let mut to_publish: Vec<Outgoing> = Vec::new();
+    let mut dead_confirms = Vec::new();
+    for (m, outcome) in batch.iter().zip(&outcomes) {
+        let label = match outcome {
+            Outcome::Done(out) => {
+                to_publish.extend(out.iter().cloned());
+                "done"
+            }
+            Outcome::Duplicate(out) => {
+                to_publish.extend(out.iter().cloned());
+                "duplicate"
+            }
+            Outcome::Dead(reason) => {
+                warn!(message_id = m.message_id().unwrap_or("-"), reason = %reason, "dead-lettering");
+                let props =
+                    dead::dead_letter_properties(&m.properties, stage.name(), &m.exchange, &m.routing_key, reason);
+                dead_confirms.push(dead::publish(ch, topo, &m.data, props).await?);
+                "dead"
+            }
+            Outcome::Retry(_) => "retry",
+        };
+        metrics::counter!("switchboard_messages_total", "stage" => stage.name(), "outcome" => label).increment(1);
+    }
+    bus::publish_all(ch, topo, &to_publish).await?;
+    let dead_count = dead_confirms.len() as u64;
+    for c in dead_confirms {
+        let conf = c.await.map_err(BusError::from)?;
+        if conf.is_nack() {
+            return Err(BusError::Nacked("dead letter".into()).into());
+        }
+    }
+    if dead_count > 0 {
+        metrics::counter!("switchboard_dead_lettered_total", "stage" => stage.name()).increment(dead_count);
+    }
+
+    let all_ack = outcomes.iter().all(|o| !matches!(o, Outcome::Retry(_)));
+    if all_ack {
+        if let Some(max) = batch.iter().map(|m| m.tag).max() {
+            ch.basic_ack(max, BasicAckOptions { multiple: true })
+                .await
+                .map_err(BusError::from)?;
+        }
+    } else {
+        for (m, o) in batch.iter().zip(&outcomes) {
+            match o {
+                Outcome::Retry(why) => {
+                    info!(message_id = m.message_id().unwrap_or("-"), why = %why, "returning message to the queue");
+                    ch.basic_nack(
+                        m.tag,
+                        BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                }
+                _ => ch.basic_ack(m.tag, BasicAckOptions::default()).await,
+            }
+            .map_err(BusError::from)?;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::histogram!("switchboard_batch_seconds", "stage" => stage.name()).record(elapsed);
+    // Every message of the batch waited the whole batch: one sample each, one call.
+    metrics::histogram!("switchboard_message_processing_seconds", "stage" => stage.name())
+        .record_many(elapsed, batch.len());
+    metrics::histogram!("switchboard_batch_size", "stage" => stage.name()).record(batch.len() as f64);
+    Ok(())
+}
+
+/// Runs the batch in one transaction. Transient failures are retried with backoff (the
+/// deliveries stay unacked and safe); a permanent failure splits the batch so that only the
+/// message at fault is dead-lettered. `None` = shutdown while waiting for the database.
+async fn process_with_retry<S: Stage>(
+    stage: &S,
+    db: &Db,
+    batch: &[Inbound],
+    stop: &CancellationToken,
+) -> Option<Vec<Outcome>> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match run_transaction(stage, db, batch).await {
+            Ok(outcomes) => return Some(outcomes),
+            Err(e) if e.is_transient() => {
+                warn!(stage = stage.name(), error = %e, retry_in = ?backoff, "database unavailable; holding the batch and retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if batch.len() > 1 => {
+                warn!(stage = stage.name(), error = %e, "batch failed; retrying its messages one by one");
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for one in batch {
+                    let single = Box::pin(process_with_retry(stage, db, std::slice::from_ref(one), stop)).await?;
+                    outcomes.extend(single);
+                }
+                return Some(outcomes);
+            }
+            Err(e) => {
+                error!(stage = stage.name(), error = ?e, "message failed permanently");
+                return Some(vec![Outcome::Dead(format!("{} stage failed: {e}", stage.name()))]);
+            }
+        }
+    }
+}
+
+async fn run_transaction<S: Stage>(stage: &S, db: &Db, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
+    let mut client = db.pool.get().await?;
+    let tx = client.transaction().await?;
+    // A bug that panics on one message must not take the worker down: the panic becomes a
+    // permanent error, the batch is split, and the message at fault is dead-lettered.
+    let outcomes = match std::panic::AssertUnwindSafe(stage.process(&tx, batch))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result?,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            return Err(StoreError::Conflict(format!(
+                "the {} stage panicked: {what}",
+                stage.name()
+            )));
+        }
+    };
+    debug_assert_eq!(outcomes.len(), batch.len());
+    if outcomes.len() != batch.len() {
+        return Err(StoreError::Conflict(format!(
+            "stage {} returned {} outcomes for {} messages",
+            stage.name(),
+            outcomes.len(),
+            batch.len()
+        )));
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}

@@ -1,0 +1,189 @@
+//! The SLA scheduler: claims due timers from Postgres and publishes what they trigger.
+//!
+//! Any number of schedulers run at once: `FOR UPDATE SKIP LOCKED` gives each timer to exactly
+//! one. Claiming, marking fired and writing the outgoing message to the outbox happen in one
+//! transaction; the relay then publishes with confirms and deletes the outbox rows in another.
+//! A crash between the two leaves the rows for the next relay: nothing is lost, and a
+//! duplicate is recognised downstream by its `timer:<id>` message id.
+//!
+//! The loop sleeps until the next due time (at most `POLL` at a time, so a timer written by
+//! another process is seen quickly), which keeps lateness well under a second.
+
+use crate::app::App;
+use crate::bus::rotation::Rotation;
+use crate::bus::{self, BusError, Exchange, Outgoing};
+use crate::core::lifecycle::{Action, ActionMessage};
+use crate::stages::escalate::TimerMessage;
+use crate::store::{StoreError, outbox, timers};
+use chrono::Utc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Longest sleep between looks at the timer table.
+pub const POLL: Duration = Duration::from_millis(200);
+/// Timers claimed per transaction.
+pub const CLAIM_LIMIT: i64 = 1000;
+
+/// What a fired timer publishes.
+pub fn message_for(t: &timers::Timer) -> Outgoing {
+    if t.purpose == timers::AUTO_CLOSE {
+        let action = ActionMessage {
+            ticket: t.number.clone(),
+            actor: "system".into(),
+            action: Action::Close {
+                reason: Some("not rated within the rating window: closed automatically".into()),
+            },
+        };
+        return Outgoing {
+            exchange: Exchange::Actions,
+            routing_key: "action.close".into(),
+            message_id: format!("timer:{}", t.id),
+            body: serde_json::to_value(action).unwrap_or_default(),
+            headers: vec![],
+        };
+    }
+    let msg = TimerMessage {
+        timer_id: t.id,
+        ticket_id: t.ticket_id,
+        number: t.number.clone(),
+        purpose: t.purpose.clone(),
+        due_at: t.due_at,
+        fired_at: t.fired_at,
+        payload: t.payload.clone(),
+    };
+    Outgoing {
+        exchange: Exchange::Work,
+        routing_key: "escalate".into(),
+        message_id: msg.message_id(),
+        body: serde_json::to_value(&msg).unwrap_or_default(),
+        headers: vec![],
+    }
+}
+
+/// Claims every due timer (in chunks) and writes its message to the outbox. Returns how many.
+pub async fn fire_due(app: &App) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let mut client = app.db.pool.get().await?;
+        let tx = client.transaction().await?;
+        let due = timers::claim_due(&tx, Utc::now(), CLAIM_LIMIT).await?;
+        let messages: Vec<Outgoing> = due.iter().map(message_for).collect();
+        outbox::insert(&tx, &messages).await?;
+        tx.commit().await?;
+        for t in &due {
+            let late = (t.fired_at - t.due_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("switchboard_timer_claim_lateness_seconds").record(late);
+        }
+        total += due.len();
+        if (due.len() as i64) < CLAIM_LIMIT {
+            return Ok(total);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs until `shutdown`, reconnecting to RabbitMQ (the next node first, when several are
+/// configured) and waiting out Postgres outages. Reports its connection to `app.health`.
+pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), SchedulerError> {
+    const NAME: &str = "scheduler";
+    app.health.register(NAME, 0);
+    let mut nodes = Rotation::new(app.settings.amqp_urls());
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let connected = async {
+            let (conn, node) = nodes.connect("switchboard-scheduler").await?;
+            let ch = match bus::confirm_channel(&conn).await {
+                Ok(ch) => ch,
+                Err(e) => {
+                    let _ = conn.close(320, "no channel".into()).await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = app.topo.declare(&ch).await {
+                let _ = conn.close(320, "declare failed".into()).await;
+                return Err(e);
+            }
+            Ok((conn, ch, node))
+        }
+        .await;
+        let (conn, ch, node) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, retry_in = ?backoff, "scheduler waiting for RabbitMQ");
+                tokio::select! { _ = shutdown.cancelled() => return Ok(()), _ = tokio::time::sleep(backoff) => {} }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(200);
+        app.health.set_connected(NAME, true);
+        info!(node = %node, "scheduler running");
+        let result = tick_loop(&app, &ch, &shutdown).await;
+        app.health.set_connected(NAME, false);
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                warn!(error = %e, "scheduler lost the broker; reconnecting");
+                tokio::select! { _ = shutdown.cancelled() => return Ok(()), _ = tokio::time::sleep(Duration::from_millis(500)) => {} }
+            }
+        }
+    }
+}
+
+async fn tick_loop(app: &App, ch: &lapin::Channel, shutdown: &CancellationToken) -> Result<(), BusError> {
+    let mut db_backoff = Duration::from_millis(100);
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        // With no timer due the scheduler publishes nothing, so it would not otherwise notice a
+        // dead connection (and `/readyz` would go on calling it connected).
+        if !ch.status().connected() {
+            return Err(BusError::ConnectionLost);
+        }
+        let round: Result<Duration, outbox::RelayError> = async {
+            let fired = fire_due(app).await?;
+            while outbox::relay(&app.db, ch, &app.topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}
+            if fired > 0 {
+                metrics::counter!("switchboard_timers_fired_total").increment(fired as u64);
+            }
+            let client = app.db.pool.get().await.map_err(StoreError::from)?;
+            let next = timers::next_due(&**client).await?;
+            Ok(match next {
+                Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(POLL),
+                None => POLL,
+            })
+        }
+        .await;
+        let sleep = match round {
+            Ok(d) => {
+                db_backoff = Duration::from_millis(100);
+                d
+            }
+            Err(outbox::RelayError::Bus(e)) => return Err(e),
+            Err(outbox::RelayError::Store(e)) => {
+                warn!(error = %e, retry_in = ?db_backoff, "scheduler waiting for Postgres");
+                db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
+                db_backoff
+            }
+        };
+        if sleep > Duration::ZERO {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+}
