@@ -69,7 +69,7 @@ impl Default for Settings {
             gateway_listen: "0.0.0.0:8080".into(),
             gateway_rate_per_sec: 50,
             gateway_rate_burst: 100,
-            gateway_max_json_bytes: crate::core::intake::MAX_MESSAGE_BYTES,
+            gateway_max_json_bytes: crate::contracts::intake::MAX_MESSAGE_BYTES,
             gateway_max_email_bytes: crate::channels::email::MAX_RAW_EMAIL_BYTES,
             gateway_publish_timeout_ms: 5_000,
             gateway_channels: 4,

@@ -41,6 +41,15 @@ pub mod gateway;
 // Transitional: the tools (bench, load generator, demo traffic) still name these paths until
 // they move to their own crate.
 #[doc(hidden)]
-pub use crate::core as domain;
+pub mod domain {
+    pub mod intake {
+        pub use crate::contracts::intake::*;
+        pub use crate::core::customer::{Customer, Tier};
+    }
+    pub mod lifecycle {
+        pub use crate::contracts::action::ActionMessage;
+        pub use crate::core::lifecycle::Action;
+    }
+}
 #[doc(hidden)]
 pub use crate::runtime::runner as pipeline;

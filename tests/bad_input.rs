@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard::app::StageName;
-use switchboard::bus::{self, Exchange};
+use switchboard::bus;
+use switchboard::contracts::Exchange;
 use switchboard::http::{self as gateway, Gateway, auth};
 use tower::ServiceExt;
 
@@ -684,7 +685,7 @@ fn http_cases(t1: &str, t2: &str) -> Vec<HttpCase> {
             "request_oversized",
             req,
             JSON,
-            vec![b' '; switchboard::core::intake::MAX_MESSAGE_BYTES + 1],
+            vec![b' '; switchboard::contracts::intake::MAX_MESSAGE_BYTES + 1],
             S::PAYLOAD_TOO_LARGE,
             "payload_too_large",
         ),

@@ -10,7 +10,7 @@ use common::Harness;
 use std::process::Command;
 use std::time::Duration;
 use switchboard::app::StageName;
-use switchboard::bus::Exchange;
+use switchboard::contracts::Exchange;
 
 fn python() -> String {
     std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".into())

@@ -1,10 +1,13 @@
 //! The contracts in `schemas/` are checked against what the code really produces and accepts.
 
 use serde_json::{Value, json};
-use switchboard::core::intake::{Customer, IntakeRequest};
-use switchboard::core::lifecycle::{Action, ActionMessage};
+use switchboard::contracts::action::ActionMessage;
+use switchboard::contracts::intake::IntakeRequest;
+use switchboard::contracts::work::WorkMessage;
+use switchboard::core::customer::Customer;
+use switchboard::core::lifecycle::Action;
 use switchboard::core::state::TicketState;
-use switchboard::core::ticket::{Ticket, Transition, WorkMessage};
+use switchboard::core::ticket::{Ticket, Transition};
 
 fn schema(path: &str) -> jsonschema::Validator {
     let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();

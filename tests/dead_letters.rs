@@ -11,9 +11,9 @@ use lapin::BasicProperties;
 use serde_json::Value;
 use std::time::Duration;
 use switchboard::app::StageName;
-use switchboard::bus::Exchange;
 use switchboard::bus::dead;
 use switchboard::bus::dead_queue::REPLAY_OF;
+use switchboard::contracts::Exchange;
 
 const BAD: usize = 40;
 

@@ -8,7 +8,7 @@ use common::process::{Running, spawn};
 use common::{Harness, inbound, run_once};
 use std::time::Duration;
 use switchboard::app::StageName;
-use switchboard::bus::Outgoing;
+use switchboard::contracts::Outgoing;
 use switchboard::demo::{Kind, traffic};
 use switchboard::runtime::runner::Outcome;
 use switchboard::stages::{classify::Classify, intake::Intake};

@@ -405,7 +405,7 @@ async fn bad_input_gets_400_413_415_or_422_naming_the_field_and_nothing_is_publi
     }
 
     // 413: over the route's body limit (streamed, and declared by Content-Length).
-    let big_json = vec![b' '; switchboard::core::intake::MAX_MESSAGE_BYTES + 1];
+    let big_json = vec![b' '; switchboard::contracts::intake::MAX_MESSAGE_BYTES + 1];
     let r = post(&router, &key, "/v1/requests", json_ct, big_json.clone()).await;
     assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let auth = format!("Bearer {key}");
@@ -700,7 +700,10 @@ async fn a_channel_the_broker_closed_is_rebuilt() {
     assert_eq!(send(1).await.status, StatusCode::ACCEPTED);
     // Publishing to a missing exchange makes the broker close the channel.
     h.ch.exchange_delete(
-        h.topo().exchange(switchboard::bus::Exchange::Intake).as_str().into(),
+        h.topo()
+            .exchange(switchboard::contracts::Exchange::Intake)
+            .as_str()
+            .into(),
         Default::default(),
     )
     .await

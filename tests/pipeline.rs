@@ -209,8 +209,8 @@ async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
 
     let team = h.app.db.set_agent_status("ts-1", None, Some(2)).await.unwrap();
     assert_eq!(team.as_deref(), Some("technical_support"));
-    let drain = switchboard::bus::Outgoing {
-        exchange: switchboard::bus::Exchange::Work,
+    let drain = switchboard::contracts::Outgoing {
+        exchange: switchboard::contracts::Exchange::Work,
         routing_key: "assign".into(),
         message_id: "drain-1".into(),
         body: serde_json::json!({"drain_team": "technical_support", "reason": "test"}),
@@ -248,14 +248,14 @@ async fn a_poison_work_message_is_dead_lettered_and_the_queue_moves_on() {
     let mut h = Harness::new("poison").await;
     h.import_sample_roster().await;
     h.start_stages(&StageName::ALL, 1);
-    let ghost = switchboard::bus::Outgoing {
-        exchange: switchboard::bus::Exchange::Work,
+    let ghost = switchboard::contracts::Outgoing {
+        exchange: switchboard::contracts::Exchange::Work,
         routing_key: "classify".into(),
         message_id: "209901-99999:classify:1".into(),
         body: serde_json::json!({"ticket_id": 999999, "number": "209901-99999", "version": 1, "stage": "classify", "received_at": "2026-01-01T00:00:00Z"}),
         headers: vec![],
     };
-    let garbage = switchboard::bus::Outgoing {
+    let garbage = switchboard::contracts::Outgoing {
         body: serde_json::json!({"hello": "world"}),
         message_id: "g".into(),
         ..ghost.clone()

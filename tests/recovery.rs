@@ -16,7 +16,7 @@ use common::servers::{
     PostgresGuard, RabbitGuard, pg_version, start_postgres, start_rabbitmq, stop_postgres, stop_rabbitmq,
 };
 use std::time::Duration;
-use switchboard::bus::Exchange;
+use switchboard::contracts::Exchange;
 use switchboard::demo::{Kind, traffic};
 
 async fn routed(h: &Harness) -> i64 {

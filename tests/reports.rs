@@ -11,7 +11,8 @@ use common::{Harness, manifest_dir, test_settings};
 use serde_json::{Value, json};
 use std::time::Duration as StdDuration;
 use switchboard::app::StageName;
-use switchboard::bus::{self, Exchange, Outgoing};
+use switchboard::bus;
+use switchboard::contracts::{Exchange, Outgoing};
 use switchboard::core::report::problems::rule_hits;
 use switchboard::core::report::{Period, PeriodSpec, Report};
 

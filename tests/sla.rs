@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use switchboard::app::StageName;
-use switchboard::bus::{self, Exchange, Outgoing};
+use switchboard::bus;
+use switchboard::contracts::{Exchange, Outgoing};
 
 const ROSTER: &str =
     "id,name,team,languages,channels,skills,max_open,presence\nfl-1,Agent One,front_line,zh;en,,,100,online\n";

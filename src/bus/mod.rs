@@ -10,7 +10,9 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
-use serde::{Deserialize, Serialize};
+// Transitional re-export for the tools still moving out (bench); the home is `contracts`.
+#[doc(hidden)]
+pub use crate::contracts::{Exchange, Outgoing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -64,17 +66,6 @@ pub async fn confirm_channel(conn: &Connection) -> Result<Channel, BusError> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     Ok(ch)
-}
-
-/// The exchanges a message can be published to, by role; names come from the topology prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Exchange {
-    Intake,
-    Work,
-    Events,
-    Actions,
-    Dlx,
 }
 
 /// Names of every exchange and queue, all under one prefix so tests can run side by side.
@@ -241,22 +232,10 @@ impl Topology {
     }
 }
 
-/// A message a stage wants published once its transaction has committed. Stored with the
-/// processed-message record so a redelivery can publish exactly the same thing again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outgoing {
-    pub exchange: Exchange,
-    pub routing_key: String,
-    pub message_id: String,
-    pub body: serde_json::Value,
-    /// Extra string headers (dead-letter reasons and provenance).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<(String, String)>,
-}
-
-impl Outgoing {
-    pub fn properties(&self) -> BasicProperties {
-        let content_type = if self.exchange == Exchange::Events {
+/// The AMQP properties of an outgoing message: persistent, typed, with its id and headers.
+pub fn properties(m: &Outgoing) -> BasicProperties {
+    {
+        let content_type = if m.exchange == Exchange::Events {
             "application/cloudevents+json"
         } else {
             "application/json"
@@ -264,11 +243,11 @@ impl Outgoing {
         let mut props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(content_type.into())
-            .with_message_id(self.message_id.as_str().into())
+            .with_message_id(m.message_id.as_str().into())
             .with_timestamp(chrono::Utc::now().timestamp() as u64);
-        if !self.headers.is_empty() {
+        if !m.headers.is_empty() {
             let mut table = FieldTable::default();
-            for (k, v) in &self.headers {
+            for (k, v) in &m.headers {
                 table.insert(ShortString::from(k.as_str()), AMQPValue::LongString(v.as_str().into()));
             }
             props = props.with_headers(table);
@@ -296,7 +275,7 @@ pub async fn publish_all(ch: &Channel, topo: &Topology, messages: &[Outgoing]) -
                     ..Default::default()
                 },
                 &payload,
-                m.properties(),
+                properties(m),
             )
             .await?;
         pending.push((confirm, &m.message_id));

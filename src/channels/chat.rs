@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{digit_count, non_blank, push_refs, ticket_refs};
-use crate::core::intake::{Attachment, Customer, IntakeRequest, MAX_BODY_BYTES, MAX_MESSAGE_BYTES, Tier};
+use crate::contracts::intake::{Attachment, IntakeRequest, MAX_BODY_BYTES, MAX_MESSAGE_BYTES};
+use crate::core::customer::{Customer, Tier};
 
 /// The channel name this normaliser produces.
 pub const CHANNEL: &str = "chat";

@@ -31,7 +31,8 @@ use mail_parser::{
 
 use super::html::html_to_text;
 use super::{push_refs, ticket_refs};
-use crate::core::intake::{Attachment, Customer, IntakeRequest, MAX_BODY_BYTES, MAX_MESSAGE_BYTES};
+use crate::contracts::intake::{Attachment, IntakeRequest, MAX_BODY_BYTES, MAX_MESSAGE_BYTES};
+use crate::core::customer::Customer;
 
 /// The channel name this normaliser produces.
 pub const CHANNEL: &str = "email";

@@ -1,5 +1,5 @@
 //! Channel normalisers: pure functions that turn each channel's native format (a raw email, a
-//! telephony call event, a chat message) into an [`IntakeRequest`](crate::core::intake::IntakeRequest).
+//! telephony call event, a chat message) into an [`IntakeRequest`](crate::contracts::intake::IntakeRequest).
 //!
 //! They do no I/O and hold no state, so the HTTP gateway (or any adapter that publishes directly)
 //! can call them on the request path and turn their errors into a clear refusal. Every error

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{digit_count, non_blank};
-use crate::core::intake::{Customer, IntakeRequest, MAX_BODY_BYTES, MAX_MESSAGE_BYTES, Tier};
+use crate::contracts::intake::{IntakeRequest, MAX_BODY_BYTES, MAX_MESSAGE_BYTES};
+use crate::core::customer::{Customer, Tier};
 
 /// The channel name this normaliser produces.
 pub const CHANNEL: &str = "phone";

@@ -6,8 +6,9 @@ use lapin::BasicProperties;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 use switchboard::app::{App, StageName};
-use switchboard::bus::{self, Exchange};
+use switchboard::bus;
 use switchboard::config::Settings;
+use switchboard::contracts::Exchange;
 use switchboard::demo::{Kind, traffic};
 use switchboard::store::agents::parse_roster;
 

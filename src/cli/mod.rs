@@ -11,11 +11,12 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use switchboard::app::{App, StageName, shutdown_on_signals};
-use switchboard::bus::{self, Exchange};
+use switchboard::bus;
 use switchboard::config::Settings;
+use switchboard::contracts::Exchange;
+use switchboard::contracts::work::DrainMessage;
 use switchboard::core::policy::Policy;
 use switchboard::core::routing::Presence;
-use switchboard::core::ticket::DrainMessage;
 use switchboard::store::{agents, tickets};
 
 #[derive(Debug, Parser)]
@@ -315,7 +316,7 @@ async fn request_drains(app: &App, teams: &[String], reason: &str) -> Result<()>
 }
 
 async fn publish(settings: Settings, file: &PathBuf) -> Result<()> {
-    use switchboard::core::intake::IntakeRequest;
+    use switchboard::contracts::intake::IntakeRequest;
     let policy = Policy::load(&settings.policy_path)?;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let topo = bus::Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);

@@ -5,8 +5,8 @@
 //! consumer can spot duplicates by id and gaps by sequence. Contacts are masked here: events
 //! leave the service's trust boundary.
 
-use crate::bus::{Exchange, Outgoing};
-use crate::core::intake::Customer;
+use crate::contracts::{Exchange, Outgoing};
+use crate::core::customer::Customer;
 use crate::core::privacy::{mask_email, mask_phone};
 use crate::core::ticket::{Ticket, Transition};
 use serde_json::{Value, json};

@@ -1,4 +1,11 @@
 //! Every message Switchboard puts on or takes off the wire, in one place: what a channel
 //! integration publishes, what the stages hand each other, what downstream systems receive.
 
+pub mod action;
 pub mod events;
+pub mod intake;
+pub mod outgoing;
+pub mod timer;
+pub mod work;
+
+pub use outgoing::{Exchange, Outgoing};

@@ -78,17 +78,6 @@ impl Action {
     }
 }
 
-/// The message on the actions exchange.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionMessage {
-    /// Ticket number.
-    pub ticket: String,
-    /// Who acts: `agent:<id>`, `customer`, `supervisor:<id>`, `system`.
-    pub actor: String,
-    pub action: Action,
-}
-
 /// Settings of the lifecycle from the policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,13 +209,13 @@ pub struct Refusal {
 /// What `action` does to `t`, or why it may not.
 pub fn plan(
     t: &Ticket,
-    msg: &ActionMessage,
+    actor: &str,
+    action: &Action,
     ctx: &Context,
     policy: &LifecyclePolicy,
     now: DateTime<Utc>,
 ) -> Result<Plan, Refusal> {
     use TicketState::*;
-    let action = &msg.action;
     let refuse = |why: &str| Refusal {
         action: action.kind(),
         ticket: t.number.clone(),
@@ -235,7 +224,6 @@ pub fn plan(
     };
     let s = t.state;
     let working = matches!(s, Assigned | InProgress | WaitingForCustomer);
-    let actor = &msg.actor;
     let plan = match action {
         Action::Respond { message } => {
             if !working {
@@ -483,7 +471,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::intake::Customer;
+    use crate::core::customer::Customer;
     use proptest::prelude::*;
 
     fn ticket(state: TicketState) -> Ticket {
@@ -512,13 +500,7 @@ mod tests {
         }
     }
 
-    fn msg(action: Action) -> ActionMessage {
-        ActionMessage {
-            ticket: "202611-00001".into(),
-            actor: "agent:ts-1".into(),
-            action,
-        }
-    }
+    const ACTOR: &str = "agent:ts-1";
 
     fn ctx() -> Context {
         Context {
@@ -533,7 +515,8 @@ mod tests {
     fn first_response_moves_an_assigned_ticket_into_progress() {
         let p = plan(
             &ticket(TicketState::Assigned),
-            &msg(Action::Respond { message: None }),
+            ACTOR,
+            &Action::Respond { message: None },
             &ctx(),
             &LifecyclePolicy::default(),
             Utc::now(),
@@ -549,10 +532,11 @@ mod tests {
         let t = ticket(TicketState::Resolved);
         let low = plan(
             &t,
-            &msg(Action::Rate {
+            ACTOR,
+            &Action::Rate {
                 score: 2,
                 comment: None,
-            }),
+            },
             &ctx(),
             &pol,
             Utc::now(),
@@ -566,10 +550,11 @@ mod tests {
         assert_eq!(low.load, LoadChange::Take("ts-1".into()));
         let good = plan(
             &t,
-            &msg(Action::Rate {
+            ACTOR,
+            &Action::Rate {
                 score: 5,
                 comment: None,
-            }),
+            },
             &ctx(),
             &pol,
             Utc::now(),
@@ -582,7 +567,8 @@ mod tests {
     fn refusals_say_why() {
         let e = plan(
             &ticket(TicketState::Assigned),
-            &msg(Action::Close { reason: None }),
+            ACTOR,
+            &Action::Close { reason: None },
             &ctx(),
             &LifecyclePolicy::default(),
             Utc::now(),
@@ -591,22 +577,14 @@ mod tests {
         assert!(e.to_string().contains("resolve it first"), "{e}");
         let e = plan(
             &ticket(TicketState::InProgress),
-            &msg(Action::AcknowledgeEscalation { note: None }),
+            ACTOR,
+            &Action::AcknowledgeEscalation { note: None },
             &ctx(),
             &LifecyclePolicy::default(),
             Utc::now(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("no active escalation"));
-    }
-
-    #[test]
-    fn actions_decode_from_the_wire_format() {
-        let m: ActionMessage = serde_json::from_str(r#"{"ticket":"202611-00001","actor":"agent:a","action":{"kind":"resolve","result":"fixed","root_cause":"cache"}}"#).unwrap();
-        assert_eq!(m.action.kind(), "resolve");
-        assert!(
-            serde_json::from_str::<ActionMessage>(r#"{"ticket":"x","actor":"a","action":{"kind":"explode"}}"#).is_err()
-        );
     }
 
     fn any_action() -> impl Strategy<Value = Action> {
@@ -644,7 +622,7 @@ mod tests {
             let mut load: i64 = 1;
             let mut c = ctx();
             for a in actions {
-                if let Ok(p) = plan(&t, &msg(a), &c, &LifecyclePolicy::default(), Utc::now()) {
+                if let Ok(p) = plan(&t, ACTOR, &a, &c, &LifecyclePolicy::default(), Utc::now()) {
                     let mut from = t.state;
                     for s in &p.steps {
                         prop_assert!(s.to == from || from.can_become(s.to));

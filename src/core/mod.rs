@@ -3,8 +3,8 @@
 
 pub mod calendar;
 pub mod classify;
+pub mod customer;
 pub mod escalation;
-pub mod intake;
 pub mod lifecycle;
 pub mod numbering;
 pub mod policy;

@@ -1,7 +1,6 @@
-//! The ticket as the stages see it, the transition record, and the work message that moves a
-//! ticket from one stage to the next.
+//! The ticket as the stages see it, and the transition record.
 
-use super::intake::Customer;
+use super::customer::Customer;
 use super::state::TicketState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,31 +59,4 @@ pub struct Transition {
     pub reason: String,
     pub policy_version: String,
     pub details: serde_json::Value,
-}
-
-/// Hands a ticket to the next stage. The ticket must still be at `version` when it arrives;
-/// `message_id()` is deterministic, so a re-publication is recognised downstream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkMessage {
-    pub ticket_id: i64,
-    pub number: String,
-    pub version: i32,
-    pub stage: String,
-    /// When the customer's request was received (for intake→assigned latency).
-    pub received_at: DateTime<Utc>,
-}
-
-impl WorkMessage {
-    pub fn message_id(&self) -> String {
-        format!("{}:{}:{}", self.number, self.stage, self.version)
-    }
-}
-
-/// Asks the assign stage to hand queued tickets of `team` to agents with free capacity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DrainMessage {
-    pub drain_team: String,
-    pub reason: String,
 }

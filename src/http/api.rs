@@ -7,7 +7,8 @@
 //! published right after the commit; the scheduler's relay publishes anything a crash left.
 
 use crate::app::App;
-use crate::core::lifecycle::{Action, ActionMessage};
+use crate::contracts::action::ActionMessage;
+use crate::core::lifecycle::Action;
 use crate::core::sla::SlaFacts;
 use crate::stages::actions::{ActionError, apply, lock_by_number, pauses};
 use crate::store::ledger;

@@ -7,7 +7,7 @@
 use crate::channels::chat::ChatError;
 use crate::channels::email::EmailError;
 use crate::channels::phone::PhoneError;
-use crate::core::intake::IntakeError;
+use crate::contracts::intake::IntakeError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn json_syntax_is_400_and_a_wrong_field_is_422_with_its_path() {
-        use crate::core::intake::IntakeRequest;
+        use crate::contracts::intake::IntakeRequest;
         let e = decode::<IntakeRequest>("{not json").unwrap_err();
         assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{e}");
         let e = decode::<IntakeRequest>(

@@ -10,7 +10,7 @@ use super::auth::{ApiKey, presented_key};
 use super::error::GatewayError;
 use super::reference;
 use crate::channels::{chat, email, phone};
-use crate::core::intake::{IntakeRequest, MAX_MESSAGE_BYTES};
+use crate::contracts::intake::{IntakeRequest, MAX_MESSAGE_BYTES};
 use crate::core::privacy::{mask_email, mask_phone};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};

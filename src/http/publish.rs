@@ -19,7 +19,8 @@
 //! and after a failed attempt the gateway answers 503 at once for a short back-off instead of
 //! making every request wait for a connect timeout.
 
-use crate::bus::{self, BusError, Exchange, Topology};
+use crate::bus::{self, BusError, Topology};
+use crate::contracts::Exchange;
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Connection};
 use std::sync::Arc;

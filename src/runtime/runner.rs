@@ -7,8 +7,9 @@
 //! re-publishes instead of applying twice.
 
 use crate::bus::rotation::Rotation;
-use crate::bus::{self, BusError, Outgoing, Topology, dead};
+use crate::bus::{self, BusError, Topology, dead};
 use crate::config::Settings;
+use crate::contracts::Outgoing;
 use crate::runtime::ops::health::Health;
 use crate::store::{Db, StoreError};
 use deadpool_postgres::Transaction;

@@ -11,9 +11,11 @@
 
 use crate::app::App;
 use crate::bus::rotation::Rotation;
-use crate::bus::{self, BusError, Exchange, Outgoing};
-use crate::core::lifecycle::{Action, ActionMessage};
-use crate::stages::escalate::TimerMessage;
+use crate::bus::{self, BusError};
+use crate::contracts::action::ActionMessage;
+use crate::contracts::timer::TimerMessage;
+use crate::contracts::{Exchange, Outgoing};
+use crate::core::lifecycle::Action;
 use crate::store::{StoreError, outbox, timers};
 use chrono::Utc;
 use std::time::Duration;

@@ -1,14 +1,16 @@
 //! Applying lifecycle actions and SLA timer bookkeeping to the database: the shell around
 //! `domain::lifecycle::plan`, shared by the lifecycle stage (AMQP) and the HTTP API.
 
-use crate::bus::{Exchange, Outgoing};
+use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
+use crate::contracts::work::DrainMessage;
+use crate::contracts::{Exchange, Outgoing};
 use crate::core::escalation::Fired;
-use crate::core::lifecycle::{ActionMessage, Context as ActionContext, LoadChange, PauseChange, Refusal, plan};
+use crate::core::lifecycle::{Context as ActionContext, LoadChange, PauseChange, Refusal, plan};
 use crate::core::policy::Policy;
 use crate::core::sla::{SlaFacts, Target};
 use crate::core::state::TicketState;
-use crate::core::ticket::{DrainMessage, Ticket, Transition};
+use crate::core::ticket::{Ticket, Transition};
 use crate::store::tickets::{TICKET_COLUMNS, insert_transitions, ticket_from_row};
 use crate::store::{StoreError, timers};
 use chrono::{DateTime, Utc};
@@ -156,7 +158,7 @@ pub async fn apply(
         supervisor: policy.supervisor_of(t.team.as_deref()),
         agent_exists,
     };
-    let p = plan(t, msg, &ctx, &policy.doc.lifecycle, now)?;
+    let p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
 
     let mut after = t.clone();
     if p.mark_first_response {

@@ -6,9 +6,10 @@
 //! same code with no new tickets.
 
 use super::{Because, Context, Decision, commit_decisions, finish, prepare_work};
+use crate::contracts::work::DrainMessage;
 use crate::core::routing::{Agent, Need, choose_agent, choose_team};
 use crate::core::state::TicketState;
-use crate::core::ticket::{DrainMessage, Ticket};
+use crate::core::ticket::Ticket;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
 use crate::store::agents::agent_from_row;
@@ -56,21 +57,18 @@ impl Stage for Assign {
         {
             let policy = &self.ctx.policy;
             let routing = &policy.doc.routing;
-            let mut work = prepare_work(tx, batch, self.name(), &[TicketState::Prioritized]).await?;
+            let mut work = prepare_work(tx, batch, self.name(), &[TicketState::Prioritized], true).await?;
 
-            // Drain requests look like undecodable work messages to prepare_work; take them back.
             let mut drains: Vec<(usize, String, DrainMessage)> = Vec::new();
-            for (i, m) in batch.iter().enumerate() {
-                if let Ok(d) = serde_json::from_slice::<DrainMessage>(&m.data) {
-                    let key = format!(
-                        "drain:{}",
-                        m.message_id()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-                    );
-                    work.settled[i] = None;
-                    drains.push((i, key, d));
-                }
+            for (i, d) in std::mem::take(&mut work.drains) {
+                let key = format!(
+                    "drain:{}",
+                    batch[i]
+                        .message_id()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+                );
+                drains.push((i, key, d));
             }
             let drain_keys: Vec<String> = drains.iter().map(|(_, k, _)| k.clone()).collect();
             let done = ledger::lookup(tx, &drain_keys).await?;
@@ -289,7 +287,7 @@ impl Stage for Assign {
             // any further drains in the batch were served by the same pass.
             let extra_owner = drains.first().map(|(i, k, _)| (*i, k.clone()));
             let mut settled = work.settled;
-            let other_drains: Vec<(String, Vec<crate::bus::Outgoing>)> =
+            let other_drains: Vec<(String, Vec<crate::contracts::Outgoing>)> =
                 drains.iter().skip(1).map(|(_, k, _)| (k.clone(), Vec::new())).collect();
             for (i, _, _) in drains.iter().skip(1) {
                 settled[*i] = Some(Outcome::Done(Vec::new()));

@@ -18,7 +18,7 @@ impl Stage for Classify {
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
         {
-            let work = prepare_work(tx, batch, self.name(), &[TicketState::Received]).await?;
+            let work = prepare_work(tx, batch, self.name(), &[TicketState::Received], false).await?;
             let policy = &self.ctx.policy;
             let mut decisions = Vec::with_capacity(work.pending.len());
             for (i, msg, t) in work.pending {

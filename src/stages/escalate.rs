@@ -6,6 +6,7 @@
 //! acknowledged.
 
 use crate::contracts::events;
+use crate::contracts::timer::TimerMessage;
 use crate::core::escalation::Fired;
 use crate::core::sla::{ClockState, SlaFacts, Target};
 use crate::core::ticket::{Ticket, Transition};
@@ -16,28 +17,9 @@ use crate::store::ledger;
 use crate::store::{StoreError, timers};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde::{Deserialize, Serialize};
+
 use serde_json::json;
 use tracing::Instrument;
-
-/// What the scheduler publishes for a fired breach or ladder timer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TimerMessage {
-    pub timer_id: i64,
-    pub ticket_id: i64,
-    pub number: String,
-    pub purpose: String,
-    pub due_at: DateTime<Utc>,
-    pub fired_at: DateTime<Utc>,
-    pub payload: serde_json::Value,
-}
-
-impl TimerMessage {
-    pub fn message_id(&self) -> String {
-        format!("timer:{}", self.timer_id)
-    }
-}
 
 pub struct Escalate {
     pub ctx: Context,
@@ -100,7 +82,7 @@ impl Escalate {
         tx: &Transaction<'_>,
         t: &Ticket,
         msg: &TimerMessage,
-    ) -> Result<Result<Vec<crate::bus::Outgoing>, String>, StoreError> {
+    ) -> Result<Result<Vec<crate::contracts::Outgoing>, String>, StoreError> {
         let policy = &self.ctx.policy;
         let now = Utc::now();
         let Some((kind, target_name)) = msg.purpose.split_once(':') else {
@@ -269,8 +251,8 @@ impl Escalate {
         t: &Ticket,
         after: Ticket,
         transitions: Vec<Transition>,
-        outputs: Vec<crate::bus::Outgoing>,
-    ) -> Result<Vec<crate::bus::Outgoing>, StoreError> {
+        outputs: Vec<crate::contracts::Outgoing>,
+    ) -> Result<Vec<crate::contracts::Outgoing>, StoreError> {
         if transitions.is_empty() {
             return Ok(outputs);
         }

@@ -1,10 +1,11 @@
 //! Intake stage: validate, de-duplicate, thread onto an open ticket or open and number a new one.
 
 use super::{Context, finish, work_message};
-use crate::bus::Outgoing;
+use crate::contracts::Outgoing;
+use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
-use crate::core::intake::IntakeRequest;
-use crate::core::lifecycle::{Action, ActionMessage};
+use crate::contracts::intake::IntakeRequest;
+use crate::core::lifecycle::Action;
 use crate::core::numbering::{find_numbers, format_number, period};
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
@@ -111,7 +112,7 @@ impl Stage for Intake {
                 lock_keys.extend(thread_tokens(r.thread_ref.as_deref()));
                 lock_keys.push(format!("msg:{}", r.channel_message_id));
                 lock_keys.extend(
-                    crate::store::customers::match_keys(&r.customer)
+                    crate::core::customer::match_keys(&r.customer)
                         .into_iter()
                         .map(|k| format!("customer:{k}")),
                 );
@@ -195,7 +196,7 @@ impl Stage for Intake {
                 let new: Vec<usize> = (0..requests.len())
                     .filter(|n| matches!(targets[*n], Target::New))
                     .collect();
-                let who: Vec<&crate::core::intake::Customer> = new.iter().map(|n| &requests[*n].1.customer).collect();
+                let who: Vec<&crate::core::customer::Customer> = new.iter().map(|n| &requests[*n].1.customer).collect();
                 let ids = crate::store::customers::resolve(tx, &who).await?;
                 new.into_iter().zip(ids).collect()
             };
@@ -417,7 +418,7 @@ impl Stage for Intake {
                             },
                         };
                         outputs.push(Outgoing {
-                            exchange: crate::bus::Exchange::Actions,
+                            exchange: crate::contracts::Exchange::Actions,
                             routing_key: "action.customer_replied".into(),
                             message_id: format!("reply:{}:{}", r.channel, r.channel_message_id),
                             body: serde_json::to_value(action).unwrap_or_default(),

@@ -1,7 +1,8 @@
 //! Lifecycle stage: actions on `switchboard.actions` (respond, resolve, rate, …) applied to
 //! their tickets. An action the state machine refuses is dead-lettered with the reason.
 
-use crate::core::lifecycle::{Action, ActionMessage};
+use crate::contracts::action::ActionMessage;
+use crate::core::lifecycle::Action;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::stages::actions::{ActionError, apply, lock_by_number};
 use crate::stages::{Context, finish};

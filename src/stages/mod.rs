@@ -10,11 +10,13 @@ pub mod intake;
 pub mod lifecycle;
 pub mod prioritize;
 
-use crate::bus::{Exchange, Outgoing, Topology};
+use crate::bus::Topology;
 use crate::contracts::events;
+use crate::contracts::work::{DrainMessage, StageInput, WorkMessage};
+use crate::contracts::{Exchange, Outgoing};
 use crate::core::policy::Policy;
 use crate::core::state::TicketState;
-use crate::core::ticket::{Ticket, Transition, WorkMessage};
+use crate::core::ticket::{Ticket, Transition};
 use crate::runtime::runner::{Inbound, Outcome};
 use crate::store::ledger;
 use crate::store::{StoreError, tickets};
@@ -110,6 +112,8 @@ pub struct WorkBatch {
     pub pending: Vec<(usize, WorkMessage, Ticket)>,
     /// Batch index → index of an identical earlier message in the same batch.
     pub copies: Vec<(usize, usize)>,
+    /// Requests to drain a team's queue (only for a stage that takes them), by batch index.
+    pub drains: Vec<(usize, DrainMessage)>,
 }
 
 /// Decodes work messages for `stage` and locks their tickets, settling whatever needs no
@@ -119,21 +123,30 @@ pub async fn prepare_work(
     batch: &[Inbound],
     stage: &str,
     expected: &[TicketState],
+    takes_drains: bool,
 ) -> Result<WorkBatch, StoreError> {
     let mut settled: Vec<Option<Outcome>> = vec![None; batch.len()];
     let mut decoded: Vec<(usize, WorkMessage)> = Vec::new();
     let mut copies = Vec::new();
     let mut first_by_id: HashMap<String, usize> = HashMap::new();
+    let mut drains = Vec::new();
     for (i, m) in batch.iter().enumerate() {
-        match serde_json::from_slice::<WorkMessage>(&m.data) {
-            Err(e) => settled[i] = Some(Outcome::Dead(format!("not a work message: {e}"))),
-            Ok(w) if w.stage != stage => {
+        match StageInput::decode(&m.data) {
+            Err(why) => settled[i] = Some(Outcome::Dead(why)),
+            Ok(StageInput::Drain(d)) if takes_drains => drains.push((i, d)),
+            Ok(StageInput::Drain(d)) => {
+                settled[i] = Some(Outcome::Dead(format!(
+                    "drain request for team {:?} arrived at {stage}, which has no queue to drain",
+                    d.drain_team
+                )))
+            }
+            Ok(StageInput::Work(w)) if w.stage != stage => {
                 settled[i] = Some(Outcome::Dead(format!(
                     "work message for stage {:?} arrived at {stage}",
                     w.stage
                 )))
             }
-            Ok(w) => {
+            Ok(StageInput::Work(w)) => {
                 let id = w.message_id();
                 if let Some(&j) = first_by_id.get(&id) {
                     copies.push((i, j));
@@ -186,6 +199,7 @@ pub async fn prepare_work(
         settled,
         pending,
         copies,
+        drains,
     })
 }
 

@@ -19,7 +19,7 @@ impl Stage for Prioritize {
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
         {
-            let work = prepare_work(tx, batch, self.name(), &[TicketState::Classified]).await?;
+            let work = prepare_work(tx, batch, self.name(), &[TicketState::Classified], false).await?;
             let policy = &self.ctx.policy;
             let mut settled = work.settled;
             let mut decisions = Vec::with_capacity(work.pending.len());

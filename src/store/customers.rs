@@ -2,38 +2,9 @@
 //! email, and a new customer is created when none matches.
 
 use super::StoreError;
-use crate::core::intake::Customer;
+use crate::core::customer::{Customer, match_keys};
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;
-
-/// The keys a customer can be found by, most reliable first.
-pub fn match_keys(c: &Customer) -> Vec<String> {
-    let mut keys = Vec::new();
-    if let Some(id) = c.customer_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        keys.push(format!("id:{id}"));
-    }
-    if let Some(p) = c.phone.as_deref().map(normal_phone).filter(|s| s.len() >= 5) {
-        keys.push(format!("phone:{p}"));
-    }
-    if let Some(e) = c
-        .email
-        .as_deref()
-        .map(|e| e.trim().to_lowercase())
-        .filter(|s| s.contains('@'))
-    {
-        keys.push(format!("email:{e}"));
-    }
-    keys
-}
-
-/// Digits only; a +86 country code is dropped so local and international forms match.
-pub fn normal_phone(p: &str) -> String {
-    let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-    match digits.strip_prefix("86") {
-        Some(rest) if p.trim_start().starts_with('+') && rest.len() == 11 => rest.to_owned(),
-        _ => digits,
-    }
-}
 
 /// Finds or creates the customer of each request; returns their ids in order. The caller holds
 /// advisory locks on every match key, so two workers never create the same customer twice.
@@ -195,24 +166,4 @@ async fn insert_new(tx: &Transaction<'_>, records: &[[Option<String>; 5]]) -> Re
 fn field(keys: &[String], prefix: &str) -> Option<String> {
     keys.iter()
         .find_map(|k| k.strip_prefix(&format!("{prefix}:")).map(str::to_owned))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_normalise_phone_and_email() {
-        let c = Customer {
-            customer_id: Some(" C1 ".into()),
-            phone: Some("+86 138-1234-5678".into()),
-            email: Some("Zhang@Example.com".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            match_keys(&c),
-            vec!["id:C1", "phone:13812345678", "email:zhang@example.com"]
-        );
-        assert_eq!(normal_phone("138 1234 5678"), "13812345678");
-    }
 }

@@ -1,7 +1,7 @@
 //! The processed-message ledger: which input messages a stage has applied, and what it
 //! published for each, written in the same transaction as the effects (DESIGN §3).
 
-use crate::bus::Outgoing;
+use crate::contracts::Outgoing;
 use crate::store::StoreError;
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;

@@ -3,7 +3,8 @@
 //! the commit; a relay publishes whatever a crash left behind.
 
 use super::{Db, StoreError};
-use crate::bus::{self, BusError, Outgoing, Topology};
+use crate::bus::{self, BusError, Topology};
+use crate::contracts::Outgoing;
 use deadpool_postgres::Transaction;
 
 pub async fn insert(tx: &Transaction<'_>, messages: &[Outgoing]) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 //! the complaints of the period and the 30 days before it. Read-only, a handful of statements.
 
 use super::{Db, StoreError};
-use crate::core::intake::Customer;
+use crate::core::customer::Customer;
 use crate::core::policy::Policy;
 use crate::core::report::{ComplaintRow, Period, REPEAT_WINDOW_DAYS, Report, ReportInput, TicketRow, customer_key};
 use chrono::{DateTime, Utc};

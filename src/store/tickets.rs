@@ -1,7 +1,7 @@
 //! Batched ticket reads and writes for the stages: one statement per batch, not per message.
 
 use super::StoreError;
-use crate::core::intake::Customer;
+use crate::core::customer::Customer;
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
 use deadpool_postgres::Transaction;

@@ -306,10 +306,10 @@ pub async fn insert<C: GenericClient>(c: &C, t: &OldTicket) -> i64 {
 
 /// The customer record intake would have matched or created, by its most reliable key.
 async fn link_customer<C: GenericClient>(c: &C, ticket_id: i64, customer: &Value) {
-    let Ok(who) = serde_json::from_value::<switchboard::core::intake::Customer>(customer.clone()) else {
+    let Ok(who) = serde_json::from_value::<switchboard::core::customer::Customer>(customer.clone()) else {
         return;
     };
-    let Some(key) = switchboard::store::customers::match_keys(&who).into_iter().next() else {
+    let Some(key) = switchboard::core::customer::match_keys(&who).into_iter().next() else {
         return;
     };
     let (kind, value) = key.split_once(':').expect("key kind");
@@ -329,7 +329,7 @@ async fn link_customer<C: GenericClient>(c: &C, ticket_id: i64, customer: &Value
                 "INSERT INTO customers (customer_id, phone, email, name, tier) VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 &[
                     &who.customer_id,
-                    &who.phone.as_deref().map(switchboard::store::customers::normal_phone),
+                    &who.phone.as_deref().map(switchboard::core::customer::normal_phone),
                     &who.email.as_deref().map(str::to_lowercase),
                     &who.name,
                     &who.tier.map(|t| t.as_str()),

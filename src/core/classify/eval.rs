@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{ClassificationPolicy, PriorityInput, PriorityPolicy, classify, prioritize};
-use crate::core::intake::Tier;
+use crate::core::customer::Tier;
 
 /// One labelled request, one line of the evaluation file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::CompiledCache;
 use super::lexicon::{GroupSpec, Matcher, NegationRules};
 use super::normalize::{Normalizer, TextRules};
-use crate::core::intake::Tier;
+use crate::core::customer::Tier;
 
 /// Default application order of lowering and raising signals.
 const LOWER_ORDER: i32 = 10;

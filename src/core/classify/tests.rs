@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::eval::{EvalItem, evaluate};
 use super::*;
-use crate::core::intake::Tier;
+use crate::core::customer::Tier;
 
 const POLICY_TOML: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -36,7 +36,7 @@ pub mod render;
 pub use period::{Period, PeriodError, PeriodSpec};
 
 use crate::core::calendar::BusinessCalendar;
-use crate::core::intake::Customer;
+use crate::core::customer::Customer;
 use crate::core::sla::{ClockState, SlaFacts, SlaPolicy, Target};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -96,9 +96,9 @@ pub struct ReportInput {
 
 /// Who a customer is, for telling repeat complaints apart: the customer id, else the phone
 /// number's digits, else the lower-cased email. The same keys intake matches customers by
-/// (`store::customers::match_keys`), most reliable first.
+/// (`core::customer::match_keys`), most reliable first.
 pub fn customer_key(c: &Customer) -> Option<String> {
-    crate::store::customers::match_keys(c).into_iter().next()
+    crate::core::customer::match_keys(c).into_iter().next()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -3,6 +3,7 @@
 //! Decoding is strict and every failure names the field that is wrong, because the error text
 //! travels with the dead letter and is what an integrator reads when a request is refused.
 
+use crate::core::customer::Customer;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -10,45 +11,6 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest encoded intake message (body, subject, attachments' metadata and envelope).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Standard,
-    Vip,
-    Enterprise,
-}
-
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Standard => "standard",
-            Tier::Vip => "vip",
-            Tier::Enterprise => "enterprise",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Customer {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customer_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<Tier>,
-}
-
-impl Customer {
-    pub fn tier(&self) -> Tier {
-        self.tier.unwrap_or(Tier::Standard)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
