@@ -65,7 +65,10 @@ async fn run(app: &App) -> anyhow::Result<()> {
     let mut handles = Vec::new();
     for _ in 0..SCHEDULERS {
         handles.push(tokio::spawn(switchboard::runtime::scheduler::run(
-            app.clone(),
+            app.db.clone(),
+            app.topo.clone(),
+            app.settings.amqp_urls(),
+            app.health.clone(),
             stop.clone(),
         )));
     }

@@ -6,47 +6,13 @@ use crate::config::Settings;
 use crate::core::policy::{Policy, PolicyError};
 use crate::runtime::ops::health::Health;
 use crate::runtime::runner::{self as pipeline, RunError};
-use crate::stages::{
-    Context, assign::Assign, classify::Classify, escalate::Escalate, intake::Intake, lifecycle::Lifecycle,
-    prioritize::Prioritize,
-};
+use crate::stages::{Context, registry};
 use crate::store::{self, Db, StoreError};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StageName {
-    Intake,
-    Classify,
-    Prioritize,
-    Assign,
-    /// Fired SLA timers → breaches and escalation steps.
-    Escalate,
-    /// Actions on tickets: respond, resolve, rate, …
-    Lifecycle,
-    /// Claims due SLA timers (not a queue consumer).
-    Scheduler,
-}
-
-impl StageName {
-    pub const ALL: [StageName; 7] = [
-        StageName::Intake,
-        StageName::Classify,
-        StageName::Prioritize,
-        StageName::Assign,
-        StageName::Escalate,
-        StageName::Lifecycle,
-        StageName::Scheduler,
-    ];
-    /// The intake → assigned pipeline only.
-    pub const PIPELINE: [StageName; 4] = [
-        StageName::Intake,
-        StageName::Classify,
-        StageName::Prioritize,
-        StageName::Assign,
-    ];
-}
+pub use crate::contracts::StageName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -147,36 +113,16 @@ impl App {
             let stop = failure.clone();
             let err_tx = err_tx.clone();
             tracker.spawn(async move {
-                let ctx = app.context();
-                let (s, t, d, h) = (&app.settings, app.topo.clone(), app.db.clone(), app.health.clone());
-                let result = match stage {
-                    StageName::Intake => {
-                        pipeline::run_stage(Arc::new(Intake { ctx }), s, t, d, concurrency, stop.clone(), h).await
-                    }
-                    StageName::Classify => {
-                        pipeline::run_stage(Arc::new(Classify { ctx }), s, t, d, concurrency, stop.clone(), h).await
-                    }
-                    StageName::Prioritize => {
-                        pipeline::run_stage(Arc::new(Prioritize { ctx }), s, t, d, concurrency, stop.clone(), h).await
-                    }
-                    StageName::Assign => {
-                        pipeline::run_stage(Arc::new(Assign { ctx }), s, t, d, concurrency, stop.clone(), h).await
-                    }
-                    StageName::Escalate => {
-                        pipeline::run_stage(Arc::new(Escalate { ctx }), s, t, d, concurrency, stop.clone(), h).await
-                    }
-                    StageName::Lifecycle => {
-                        pipeline::run_stage(Arc::new(Lifecycle { ctx }), s, t, d, concurrency, stop.clone(), h).await
-                    }
-                    StageName::Scheduler => {
-                        crate::runtime::scheduler::run(app.clone(), stop.clone())
-                            .await
-                            .map_err(|e| match e {
-                                crate::runtime::scheduler::SchedulerError::Bus(b) => RunError::Bus(b),
-                                crate::runtime::scheduler::SchedulerError::Store(s) => RunError::Store(s),
-                            })
-                    }
-                };
+                let result = registry::run(
+                    stage,
+                    app.context(),
+                    &app.settings,
+                    app.db.clone(),
+                    app.health.clone(),
+                    concurrency,
+                    stop.clone(),
+                )
+                .await;
                 if let Err(e) = result {
                     let _ = err_tx.send(e).await;
                     stop.cancel();
@@ -255,7 +201,13 @@ pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
     let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
         return Ok(());
     };
-    if let Err(e) = crate::runtime::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
+    if let Err(e) = crate::runtime::ops::start(
+        &app.settings,
+        &app.topo,
+        &app.db,
+        &app.health,
+        tokio_util::sync::CancellationToken::new(),
+    ) {
         tracing::warn!(error = %e, "metrics endpoint disabled");
     }
     tracing::info!(

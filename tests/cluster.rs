@@ -22,8 +22,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use switchboard::bus::ALL_QUEUES;
 use switchboard::contracts::Exchange;
+use switchboard::contracts::stage::QUEUES as ALL_QUEUES;
 use switchboard::demo::{Kind, traffic};
 
 /// Requests in the load (each opens a ticket; every 25th is also sent twice).

@@ -11,6 +11,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 // Transitional re-export for the tools still moving out (bench); the home is `contracts`.
+use crate::contracts::StageName;
 #[doc(hidden)]
 pub use crate::contracts::{Exchange, Outgoing};
 
@@ -74,12 +75,6 @@ pub struct Topology {
     pub prefix: String,
     pub delivery_limit: u32,
 }
-
-/// Stage queues fed by the work exchange (routing key = stage name).
-pub const WORK_STAGES: [&str; 4] = ["classify", "prioritize", "assign", "escalate"];
-
-/// Every queue of the topology except the dead-letter queue.
-pub const ALL_QUEUES: [&str; 6] = ["intake", "classify", "prioritize", "assign", "escalate", "lifecycle"];
 
 impl Topology {
     pub fn new(prefix: impl Into<String>, delivery_limit: u32) -> Self {
@@ -161,33 +156,14 @@ impl Topology {
             FieldTable::default(),
         )
         .await?;
-        ch.queue_declare(self.queue("intake").into(), qopts, self.quorum_args(true))
-            .await?;
-        ch.queue_bind(
-            self.queue("intake").into(),
-            self.exchange(Exchange::Intake).into(),
-            "intake.*".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-        ch.queue_declare(self.queue("lifecycle").into(), qopts, self.quorum_args(true))
-            .await?;
-        ch.queue_bind(
-            self.queue("lifecycle").into(),
-            self.exchange(Exchange::Actions).into(),
-            "action.*".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-        for stage in WORK_STAGES {
-            ch.queue_declare(self.queue(stage).into(), qopts, self.quorum_args(true))
+        for stage in StageName::consumers() {
+            let Some(binding) = stage.binding() else { continue };
+            ch.queue_declare(self.queue(stage.as_str()).into(), qopts, self.quorum_args(true))
                 .await?;
             ch.queue_bind(
-                self.queue(stage).into(),
-                self.exchange(Exchange::Work).into(),
-                stage.into(),
+                self.queue(stage.as_str()).into(),
+                self.exchange(binding.exchange).into(),
+                binding.pattern.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -198,9 +174,9 @@ impl Topology {
 
     /// Removes every exchange and queue of this prefix (test clean-up).
     pub async fn delete(&self, ch: &Channel) -> Result<(), BusError> {
-        for q in ALL_QUEUES.iter().chain(&["dead"]) {
-            ch.queue_delete(self.queue(q).into(), QueueDeleteOptions::default())
-                .await?;
+        let queues = StageName::consumers().map(|s| self.queue(s.as_str()));
+        for q in queues.chain([self.dead_queue()]) {
+            ch.queue_delete(q.into(), QueueDeleteOptions::default()).await?;
         }
         for e in [
             Exchange::Intake,

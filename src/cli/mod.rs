@@ -174,7 +174,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
                 return Ok(());
             };
-            if let Err(e) = switchboard::runtime::ops::start(&app, tokio_util::sync::CancellationToken::new()) {
+            if let Err(e) = switchboard::runtime::ops::start(
+                &app.settings,
+                &app.topo,
+                &app.db,
+                &app.health,
+                tokio_util::sync::CancellationToken::new(),
+            ) {
                 tracing::warn!(error = %e, "metrics endpoint disabled");
             }
             let stages = if stages.is_empty() {

@@ -5,7 +5,9 @@ pub mod action;
 pub mod events;
 pub mod intake;
 pub mod outgoing;
+pub mod stage;
 pub mod timer;
 pub mod work;
 
 pub use outgoing::{Exchange, Outgoing};
+pub use stage::StageName;

@@ -245,7 +245,7 @@ async fn relay_now(s: &ApiState) -> bool {
         };
     }
     let Some((_, ch)) = guard.as_ref() else { return false };
-    match outbox::relay(&s.app.db, ch, &s.app.topo, 1000).await {
+    match crate::runtime::relay::relay(&s.app.db, ch, &s.app.topo, 1000).await {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(error = %e, "publishing action events failed; the outbox relay will retry");

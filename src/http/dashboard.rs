@@ -19,7 +19,8 @@
 //! - each team's load: its agents' open tickets over their capacity, agents and agents online.
 
 use crate::app::App;
-use crate::bus::{self, ALL_QUEUES, BusError};
+use crate::bus::{self, BusError};
+use crate::contracts::StageName;
 use crate::core::state::TicketState;
 use crate::store::StoreError;
 use axum::extract::State;
@@ -172,8 +173,8 @@ impl Dashboard {
                 return Err(BusError::NoUrl);
             };
             let topo = &self.app.topo;
-            let mut out = Vec::with_capacity(ALL_QUEUES.len() + 1);
-            for q in ALL_QUEUES {
+            let mut out = Vec::with_capacity(StageName::ALL.len() + 1);
+            for q in StageName::consumers().map(StageName::as_str) {
                 out.push(QueueDepth {
                     queue: q.to_owned(),
                     ready: topo.depth(ch, &topo.queue(q)).await?,

@@ -2,6 +2,7 @@
 //! (`scheduler`), health and metrics endpoints (`ops`), logging (`telemetry`).
 
 pub mod ops;
+pub mod relay;
 pub mod runner;
 pub mod scheduler;
 pub mod telemetry;

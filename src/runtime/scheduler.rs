@@ -9,15 +9,17 @@
 //! The loop sleeps until the next due time (at most `POLL` at a time, so a timer written by
 //! another process is seen quickly), which keeps lateness well under a second.
 
-use crate::app::App;
 use crate::bus::rotation::Rotation;
-use crate::bus::{self, BusError};
+use crate::bus::{self, BusError, Topology};
 use crate::contracts::action::ActionMessage;
 use crate::contracts::timer::TimerMessage;
-use crate::contracts::{Exchange, Outgoing};
+use crate::contracts::{Exchange, Outgoing, StageName};
 use crate::core::lifecycle::Action;
-use crate::store::{StoreError, outbox, timers};
+use crate::runtime::ops::health::Health;
+use crate::runtime::relay;
+use crate::store::{Db, StoreError, outbox, timers};
 use chrono::Utc;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -56,7 +58,7 @@ pub fn message_for(t: &timers::Timer) -> Outgoing {
     };
     Outgoing {
         exchange: Exchange::Work,
-        routing_key: "escalate".into(),
+        routing_key: StageName::Escalate.as_str().into(),
         message_id: msg.message_id(),
         body: serde_json::to_value(&msg).unwrap_or_default(),
         headers: vec![],
@@ -64,10 +66,10 @@ pub fn message_for(t: &timers::Timer) -> Outgoing {
 }
 
 /// Claims every due timer (in chunks) and writes its message to the outbox. Returns how many.
-pub async fn fire_due(app: &App) -> Result<usize, StoreError> {
+pub async fn fire_due(db: &Db) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
-        let mut client = app.db.pool.get().await?;
+        let mut client = db.pool.get().await?;
         let tx = client.transaction().await?;
         let due = timers::claim_due(&tx, Utc::now(), CLAIM_LIMIT).await?;
         let messages: Vec<Outgoing> = due.iter().map(message_for).collect();
@@ -93,11 +95,17 @@ pub enum SchedulerError {
 }
 
 /// Runs until `shutdown`, reconnecting to RabbitMQ (the next node first, when several are
-/// configured) and waiting out Postgres outages. Reports its connection to `app.health`.
-pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), SchedulerError> {
-    const NAME: &str = "scheduler";
-    app.health.register(NAME, 0);
-    let mut nodes = Rotation::new(app.settings.amqp_urls());
+/// configured) and waiting out Postgres outages. Reports its connection to `health`.
+pub async fn run(
+    db: Db,
+    topo: Topology,
+    amqp_urls: Vec<String>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> Result<(), SchedulerError> {
+    const NAME: &str = StageName::Scheduler.as_str();
+    health.register(NAME, 0);
+    let mut nodes = Rotation::new(amqp_urls);
     let mut backoff = Duration::from_millis(200);
     loop {
         if shutdown.is_cancelled() {
@@ -112,7 +120,7 @@ pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), SchedulerE
                     return Err(e);
                 }
             };
-            if let Err(e) = app.topo.declare(&ch).await {
+            if let Err(e) = topo.declare(&ch).await {
                 let _ = conn.close(320, "declare failed".into()).await;
                 return Err(e);
             }
@@ -129,10 +137,10 @@ pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), SchedulerE
             }
         };
         backoff = Duration::from_millis(200);
-        app.health.set_connected(NAME, true);
+        health.set_connected(NAME, true);
         info!(node = %node, "scheduler running");
-        let result = tick_loop(&app, &ch, &shutdown).await;
-        app.health.set_connected(NAME, false);
+        let result = tick_loop(&db, &topo, &ch, &shutdown).await;
+        health.set_connected(NAME, false);
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
         match result {
             Ok(()) => return Ok(()),
@@ -144,7 +152,12 @@ pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), SchedulerE
     }
 }
 
-async fn tick_loop(app: &App, ch: &lapin::Channel, shutdown: &CancellationToken) -> Result<(), BusError> {
+async fn tick_loop(
+    db: &Db,
+    topo: &Topology,
+    ch: &lapin::Channel,
+    shutdown: &CancellationToken,
+) -> Result<(), BusError> {
     let mut db_backoff = Duration::from_millis(100);
     loop {
         if shutdown.is_cancelled() {
@@ -155,13 +168,13 @@ async fn tick_loop(app: &App, ch: &lapin::Channel, shutdown: &CancellationToken)
         if !ch.status().connected() {
             return Err(BusError::ConnectionLost);
         }
-        let round: Result<Duration, outbox::RelayError> = async {
-            let fired = fire_due(app).await?;
-            while outbox::relay(&app.db, ch, &app.topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}
+        let round: Result<Duration, relay::RelayError> = async {
+            let fired = fire_due(db).await?;
+            while relay::relay(db, ch, topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}
             if fired > 0 {
                 metrics::counter!("switchboard_timers_fired_total").increment(fired as u64);
             }
-            let client = app.db.pool.get().await.map_err(StoreError::from)?;
+            let client = db.pool.get().await.map_err(StoreError::from)?;
             let next = timers::next_due(&**client).await?;
             Ok(match next {
                 Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(POLL),
@@ -174,8 +187,8 @@ async fn tick_loop(app: &App, ch: &lapin::Channel, shutdown: &CancellationToken)
                 db_backoff = Duration::from_millis(100);
                 d
             }
-            Err(outbox::RelayError::Bus(e)) => return Err(e),
-            Err(outbox::RelayError::Store(e)) => {
+            Err(relay::RelayError::Bus(e)) => return Err(e),
+            Err(relay::RelayError::Store(e)) => {
                 warn!(error = %e, retry_in = ?db_backoff, "scheduler waiting for Postgres");
                 db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
                 db_backoff

@@ -50,7 +50,7 @@ impl Candidate {
 
 impl Stage for Assign {
     fn name(&self) -> &'static str {
-        "assign"
+        crate::contracts::StageName::Assign.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {

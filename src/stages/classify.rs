@@ -13,7 +13,7 @@ pub struct Classify {
 
 impl Stage for Classify {
     fn name(&self) -> &'static str {
-        "classify"
+        crate::contracts::StageName::Classify.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {

@@ -27,7 +27,7 @@ pub struct Escalate {
 
 impl Stage for Escalate {
     fn name(&self) -> &'static str {
-        "escalate"
+        crate::contracts::StageName::Escalate.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {

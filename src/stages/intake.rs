@@ -67,7 +67,7 @@ enum Target {
 
 impl Stage for Intake {
     fn name(&self) -> &'static str {
-        "intake"
+        crate::contracts::StageName::Intake.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {

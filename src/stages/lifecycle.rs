@@ -55,7 +55,7 @@ async fn lock_agents(
 
 impl Stage for Lifecycle {
     fn name(&self) -> &'static str {
-        "lifecycle"
+        crate::contracts::StageName::Lifecycle.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {

@@ -9,6 +9,7 @@ pub mod escalate;
 pub mod intake;
 pub mod lifecycle;
 pub mod prioritize;
+pub mod registry;
 
 use crate::bus::Topology;
 use crate::contracts::events;

@@ -14,7 +14,7 @@ pub struct Prioritize {
 
 impl Stage for Prioritize {
     fn name(&self) -> &'static str {
-        "prioritize"
+        crate::contracts::StageName::Prioritize.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {

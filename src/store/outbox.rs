@@ -2,8 +2,7 @@
 //! retry (fired timers, HTTP actions). They are written with the change and published after
 //! the commit; a relay publishes whatever a crash left behind.
 
-use super::{Db, StoreError};
-use crate::bus::{self, BusError, Topology};
+use super::StoreError;
 use crate::contracts::Outgoing;
 use deadpool_postgres::Transaction;
 
@@ -23,32 +22,11 @@ pub async fn insert(tx: &Transaction<'_>, messages: &[Outgoing]) -> Result<(), S
     Ok(())
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Bus(#[from] BusError),
-}
-
-impl From<deadpool_postgres::PoolError> for RelayError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        RelayError::Store(StoreError::from(e))
-    }
-}
-
-impl From<tokio_postgres::Error> for RelayError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        RelayError::Store(StoreError::Db(e))
-    }
-}
-
-/// Publishes up to `limit` outbox messages and deletes them, in one transaction held across the
-/// publish: a crash before the commit leaves the rows for the next relay (consumers see a
-/// duplicate, recognisable by message id), never a loss. Returns how many were published.
-pub async fn relay(db: &Db, ch: &lapin::Channel, topo: &Topology, limit: i64) -> Result<usize, RelayError> {
-    let mut client = db.pool.get().await.map_err(StoreError::from)?;
-    let tx = client.transaction().await?;
+/// Takes up to `limit` outbox messages, oldest first, deleting their rows in `tx`: the caller
+/// publishes them and commits only after the broker confirmed, so a crash before the commit
+/// leaves the rows for the next relay (a duplicate, recognisable by message id), never a loss.
+/// Rows skipped by another relay's lock are left to it.
+pub async fn take(tx: &Transaction<'_>, limit: i64) -> Result<Vec<Outgoing>, StoreError> {
     let rows = tx
         .query(
             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
@@ -56,9 +34,6 @@ pub async fn relay(db: &Db, ch: &lapin::Channel, topo: &Topology, limit: i64) ->
             &[&limit],
         )
         .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
     let mut rows: Vec<(i64, serde_json::Value)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     rows.sort_by_key(|r| r.0);
     let mut messages = Vec::with_capacity(rows.len());
@@ -68,7 +43,5 @@ pub async fn relay(db: &Db, ch: &lapin::Channel, topo: &Topology, limit: i64) ->
             Err(e) => tracing::error!(outbox_id = id, error = %e, "dropping an unreadable outbox row"),
         }
     }
-    bus::publish_all(ch, topo, &messages).await?;
-    tx.commit().await?;
-    Ok(messages.len())
+    Ok(messages)
 }

@@ -7,9 +7,10 @@
 //! instances, not `sum`. Queries are cheap (an indexed count over open tickets, the small agents
 //! table) and run at most every [`INTERVAL`].
 
-use crate::app::App;
-use crate::bus::{self, ALL_QUEUES, BusError};
+use crate::bus::{self, BusError, Topology};
+use crate::contracts::StageName;
 use crate::core::state::TicketState;
+use crate::store::Db;
 use crate::store::StoreError;
 use lapin::{Channel, Connection};
 use std::collections::BTreeSet;
@@ -21,10 +22,17 @@ pub const INTERVAL: Duration = Duration::from_secs(10);
 
 /// Runs the collector in the background until `shutdown`: once at start, then every
 /// [`INTERVAL`].
-pub fn spawn(app: App, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    amqp_urls: Vec<String>,
+    topo: Topology,
+    db: Db,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut c = Collector {
-            app,
+            amqp_urls,
+            topo,
+            db,
             link: None,
             seen_open: BTreeSet::new(),
             seen_teams: BTreeSet::new(),
@@ -45,7 +53,9 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> tokio::task::JoinHandle<(
 }
 
 struct Collector {
-    app: App,
+    amqp_urls: Vec<String>,
+    topo: Topology,
+    db: Db,
     link: Option<(Connection, Channel)>,
     /// Label sets reported before: a combination that disappears is set to 0, not left stale.
     seen_open: BTreeSet<(String, String)>,
@@ -70,15 +80,15 @@ impl Collector {
 
     async fn queues(&mut self) -> Result<(), BusError> {
         if self.link.is_none() {
-            let conn = bus::connect(&self.app.settings.amqp_urls(), "switchboard-metrics").await?;
+            let conn = bus::connect(&self.amqp_urls, "switchboard-metrics").await?;
             let ch = conn.create_channel().await?;
             self.link = Some((conn, ch));
         }
         let Some((_, ch)) = &self.link else {
             return Ok(());
         };
-        let topo = &self.app.topo;
-        for q in ALL_QUEUES {
+        let topo = &self.topo;
+        for q in StageName::consumers().map(StageName::as_str) {
             let depth = topo.depth(ch, &topo.queue(q)).await?;
             metrics::gauge!("switchboard_queue_messages_ready", "queue" => q).set(depth as f64);
         }
@@ -89,7 +99,7 @@ impl Collector {
     }
 
     async fn database(&mut self) -> Result<(), StoreError> {
-        let client = self.app.db.pool.get().await?;
+        let client = self.db.pool.get().await?;
         let open: Vec<String> = TicketState::ALL
             .into_iter()
             .filter(|s| s.is_open())

@@ -8,6 +8,8 @@
 pub mod collector;
 pub mod health;
 
+use crate::bus::Topology;
+use crate::config::Settings;
 use crate::store::Db;
 use axum::Router;
 use axum::extract::State;
@@ -226,19 +228,25 @@ pub fn serve(addr: &str, state: OpsState, shutdown: CancellationToken) -> Result
     Ok(local)
 }
 
-/// Everything a running `App` exposes when `metrics_addr` is set: the endpoints with its health
-/// and pool, and the gauge collector. Returns the bound address, or `None` when disabled.
-pub fn start(app: &crate::app::App, shutdown: CancellationToken) -> Result<Option<SocketAddr>, OpsError> {
-    let Some(addr) = app.settings.metrics_addr.as_deref() else {
+/// Everything a running process exposes when `metrics_addr` is set: the endpoints with its
+/// health and pool, and the gauge collector. Returns the bound address, or `None` when disabled.
+pub fn start(
+    settings: &Settings,
+    topo: &Topology,
+    db: &Db,
+    health: &Arc<Health>,
+    shutdown: CancellationToken,
+) -> Result<Option<SocketAddr>, OpsError> {
+    let Some(addr) = settings.metrics_addr.as_deref() else {
         return Ok(None);
     };
     let state = OpsState {
         handle: recorder()?,
-        health: Some(app.health.clone()),
-        db: Some(app.db.clone()),
+        health: Some(health.clone()),
+        db: Some(db.clone()),
     };
     let local = serve(addr, state, shutdown.clone())?;
-    collector::spawn(app.clone(), shutdown);
+    collector::spawn(settings.amqp_urls(), topo.clone(), db.clone(), shutdown);
     Ok(Some(local))
 }
 

@@ -1,0 +1,45 @@
+//! The registry: what runs each stage. A stage's name, queue, binding and successor are in
+//! [`StageName`]; this adds its implementation. Adding a stage is a module in `stages/`, a
+//! variant in `contracts::stage`, and one arm here.
+
+use super::{
+    Context, assign::Assign, classify::Classify, escalate::Escalate, intake::Intake, lifecycle::Lifecycle,
+    prioritize::Prioritize,
+};
+use crate::config::Settings;
+use crate::contracts::StageName;
+use crate::runtime::ops::health::Health;
+use crate::runtime::runner::{RunError, run_stage};
+use crate::runtime::scheduler::{self, SchedulerError};
+use crate::store::Db;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs `stage` with `concurrency` consumers until `shutdown` (or a failure it cannot recover
+/// from by reconnecting).
+pub async fn run(
+    stage: StageName,
+    ctx: Context,
+    settings: &Settings,
+    db: Db,
+    health: Arc<Health>,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let topo = ctx.topo.clone();
+    let (s, c, stop) = (settings, concurrency, shutdown);
+    match stage {
+        StageName::Intake => run_stage(Arc::new(Intake { ctx }), s, topo, db, c, stop, health).await,
+        StageName::Classify => run_stage(Arc::new(Classify { ctx }), s, topo, db, c, stop, health).await,
+        StageName::Prioritize => run_stage(Arc::new(Prioritize { ctx }), s, topo, db, c, stop, health).await,
+        StageName::Assign => run_stage(Arc::new(Assign { ctx }), s, topo, db, c, stop, health).await,
+        StageName::Escalate => run_stage(Arc::new(Escalate { ctx }), s, topo, db, c, stop, health).await,
+        StageName::Lifecycle => run_stage(Arc::new(Lifecycle { ctx }), s, topo, db, c, stop, health).await,
+        StageName::Scheduler => scheduler::run(db, topo, s.amqp_urls(), health, stop)
+            .await
+            .map_err(|e| match e {
+                SchedulerError::Bus(b) => RunError::Bus(b),
+                SchedulerError::Store(s) => RunError::Store(s),
+            }),
+    }
+}
