@@ -4,6 +4,7 @@
 use crate::bus::{self, BusError, Topology};
 use crate::config::Settings;
 use crate::core::policy::{Policy, PolicyError};
+use crate::runtime::Services;
 use crate::runtime::ops::health::Health;
 use crate::runtime::runner::{self as pipeline, RunError};
 use crate::stages::{Context, registry};
@@ -28,15 +29,31 @@ pub enum AppError {
     Run(#[from] RunError),
 }
 
-/// A started application: policy validated, database migrated, teams synced.
+/// A started application: policy validated, database migrated, teams synced. Its parts
+/// ([`Services`]) are reached through it as fields (`app.db`, `app.policy`, …).
 #[derive(Clone)]
 pub struct App {
-    pub settings: Settings,
-    pub policy: Arc<Policy>,
-    pub db: Db,
-    pub topo: Topology,
-    /// What `/readyz` reports: the runners' broker connections and consumers.
-    pub health: Arc<Health>,
+    services: Services,
+}
+
+impl std::ops::Deref for App {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+impl From<App> for Services {
+    fn from(app: App) -> Services {
+        app.services
+    }
+}
+
+impl std::ops::DerefMut for App {
+    fn deref_mut(&mut self) -> &mut Services {
+        &mut self.services
+    }
 }
 
 impl App {
@@ -51,11 +68,13 @@ impl App {
         db.sync_teams(&policy).await?;
         let topo = Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
         Ok(App {
-            settings,
-            policy,
-            db,
-            topo,
-            health: Health::new(),
+            services: Services {
+                settings,
+                policy,
+                db,
+                topo,
+                health: Health::new(),
+            },
         })
     }
 
@@ -218,5 +237,34 @@ pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
     );
     app.run(&[stage], args.concurrency, shutdown).await?;
     tracing::info!(?stage, "worker stopped cleanly");
+    Ok(())
+}
+
+/// Command line of the `switchboard-gateway` binary.
+#[derive(Debug, clap::Parser)]
+#[command(
+    about = "Switchboard's HTTP intake gateway: channel integrations POST requests, which are published with confirms."
+)]
+pub struct GatewayArgs {
+    /// Address to listen on (default: the `gateway_listen` setting, 0.0.0.0:8080).
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_LISTEN")]
+    pub listen: Option<String>,
+    /// Settings file (TOML); SWITCHBOARD_* environment variables override it.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// The whole body of `workers/gateway.rs`: config, telemetry, serve until a signal.
+pub async fn gateway_main() -> anyhow::Result<()> {
+    use clap::Parser;
+    let args = GatewayArgs::parse();
+    crate::runtime::telemetry::init();
+    let settings = crate::config::Settings::load(args.config.as_deref())?;
+    if let Err(e) = crate::runtime::telemetry::install_metrics(settings.metrics_addr.as_deref()) {
+        tracing::warn!(error = %e, "metrics endpoint disabled");
+    }
+    let listen = args.listen.unwrap_or_else(|| settings.gateway_listen.clone());
+    let app = App::start(settings).await?;
+    crate::http::run(&app, &listen, shutdown_on_signals()).await?;
     Ok(())
 }

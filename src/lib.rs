@@ -53,3 +53,6 @@ pub mod domain {
 }
 #[doc(hidden)]
 pub use crate::runtime::runner as pipeline;
+
+#[cfg(test)]
+mod layout_tests;

@@ -543,7 +543,7 @@ async fn node_outage_mid_load(how: Outage) {
 #[ignore = "needs the three-node cluster: scripts/cluster-proof (or scripts/rabbit-cluster start)"]
 async fn the_gateway_publisher_accepts_again_soon_after_its_node_is_killed() {
     use switchboard::bus::BusError;
-    use switchboard::http::publish::{PublishError, Publisher as GatewayPublisher};
+    use switchboard::bus::publisher::{PublishError, Publisher as GatewayPublisher};
 
     let _one = ONE_AT_A_TIME.lock().await;
     println!("=== the gateway's publisher while the intake leader's node is killed");

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    switchboard::http::gateway_main().await
+    switchboard::app::gateway_main().await
 }

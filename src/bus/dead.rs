@@ -13,6 +13,8 @@ pub const STAGE: &str = "x-switchboard-stage";
 pub const ORIGINAL_EXCHANGE: &str = "x-switchboard-original-exchange";
 pub const ORIGINAL_ROUTING_KEY: &str = "x-switchboard-original-routing-key";
 pub const FAILED_AT: &str = "x-switchboard-failed-at";
+/// Header that names a dead letter (set by [`dead_letter_properties`]).
+pub const DEAD_ID: &str = "x-switchboard-dead-id";
 
 /// Builds the properties of a dead letter: the original ones plus why and where it failed.
 pub fn dead_letter_properties(
@@ -35,29 +37,18 @@ pub fn dead_letter_properties(
     put(FAILED_AT, &chrono::Utc::now().to_rfc3339());
     // A name for the operator (`switchboard dead show ID`): message ids can be missing or repeat.
     let id = uuid::Uuid::new_v4().simple().to_string();
-    put(super::dead_queue::DEAD_ID, &id[..12]);
+    put(DEAD_ID, &id[..12]);
     original.clone().with_headers(headers).with_delivery_mode(2)
 }
 
-/// Publishes a dead letter and waits for the broker's confirm.
+/// Publishes a dead letter; the caller awaits the confirm.
 pub async fn publish(
     ch: &Channel,
     topo: &Topology,
     data: &[u8],
     props: BasicProperties,
-) -> Result<lapin::PublisherConfirm, BusError> {
-    Ok(ch
-        .basic_publish(
-            topo.exchange(Exchange::Dlx).into(),
-            "".into(),
-            lapin::options::BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            data,
-            props,
-        )
-        .await?)
+) -> Result<super::Pending, BusError> {
+    super::send(ch, &topo.exchange(Exchange::Dlx), "", true, data, props, "dead letter").await
 }
 
 /// Reads a string header, whichever AMQP string type carries it.

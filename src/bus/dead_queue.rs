@@ -22,19 +22,16 @@
 //! is then a hash of its message id, body and first `x-death` record, which does not change
 //! while it sits in the queue.
 
-use super::dead::{self, FAILED_AT, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY, REASON, STAGE, header_str};
+use super::dead::{self, DEAD_ID, FAILED_AT, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY, REASON, STAGE, header_str};
 use super::{BusError, Topology};
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use sha2::{Digest, Sha256};
 
-/// Header that names a dead letter (set by `dead::dead_letter_properties`).
-pub const DEAD_ID: &str = "x-switchboard-dead-id";
 /// Header on a replayed message: the id of the dead letter it came from.
 pub const REPLAY_OF: &str = "x-switchboard-replay-of";
 
@@ -346,29 +343,12 @@ impl Browser {
             if self.copied[i] || keep.contains(&i) {
                 continue;
             }
-            let confirm = self
-                .ch
-                .basic_publish(
-                    "".into(),
-                    self.queue.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &d.body,
-                    d.restore_properties(),
-                )
-                .await?;
-            pending.push((i, confirm));
+            let what = format!("dead letter {}", self.held[i].id);
+            let sent = super::send(&self.ch, "", &self.queue, true, &d.body, d.restore_properties(), what).await?;
+            pending.push((i, sent));
         }
-        for (i, confirm) in pending {
-            let c = confirm.await?;
-            if c.is_nack() {
-                return Err(BusError::Nacked(format!("dead letter {}", self.held[i].id)));
-            }
-            if c.take_message().is_some() {
-                return Err(BusError::Unroutable(format!("dead letter {}", self.held[i].id)));
-            }
+        for (i, sent) in pending {
+            sent.confirmed().await?;
             self.copied[i] = true;
         }
         Ok(())

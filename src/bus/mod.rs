@@ -2,6 +2,7 @@
 
 pub mod dead;
 pub mod dead_queue;
+pub mod publisher;
 pub mod rotation;
 
 use lapin::options::{
@@ -232,6 +233,79 @@ pub fn properties(m: &Outgoing) -> BasicProperties {
     }
 }
 
+/// A message handed to the broker whose confirm has not been awaited yet.
+#[must_use = "a publish is only safe once its confirm has been awaited"]
+pub struct Pending {
+    confirm: lapin::PublisherConfirm,
+    /// What errors call the message (its id, or a description).
+    what: String,
+}
+
+impl Pending {
+    /// Waits for the broker: `Ok` once it holds the message durably; an error if it refused
+    /// (nack) or, for a mandatory publish, no queue took it (returned).
+    pub async fn confirmed(self) -> Result<(), BusError> {
+        let confirmation = self.confirm.await?;
+        if confirmation.is_nack() {
+            return Err(BusError::Nacked(self.what));
+        }
+        if confirmation.take_message().is_some() {
+            return Err(BusError::Unroutable(self.what));
+        }
+        Ok(())
+    }
+
+    /// Like [`Pending::confirmed`], but a returned message is not an error (a dead letter with
+    /// no dead-letter queue bound has nowhere else to go either).
+    pub async fn accepted(self) -> Result<(), BusError> {
+        let confirmation = self.confirm.await?;
+        if confirmation.is_nack() {
+            return Err(BusError::Nacked(self.what));
+        }
+        Ok(())
+    }
+}
+
+/// Awaiting a `Pending` is [`Pending::accepted`]: the broker took the message.
+impl std::future::IntoFuture for Pending {
+    type Output = Result<(), BusError>;
+    type IntoFuture = futures::future::BoxFuture<'static, Result<(), BusError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.accepted())
+    }
+}
+
+/// The one place a message is put on the broker. `ch` must be in confirm mode
+/// ([`confirm_channel`]); the returned [`Pending`] says when the broker holds it. Sends can be
+/// pipelined: send many, then await their confirms.
+pub async fn send(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    mandatory: bool,
+    payload: &[u8],
+    props: BasicProperties,
+    what: impl Into<String>,
+) -> Result<Pending, BusError> {
+    let confirm = ch
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory,
+                ..Default::default()
+            },
+            payload,
+            props,
+        )
+        .await?;
+    Ok(Pending {
+        confirm,
+        what: what.into(),
+    })
+}
+
 /// Publishes every message, then waits for all confirms (pipelined, not one round trip each).
 /// Work messages are mandatory: a missing queue is an error, not a silent drop.
 pub async fn publish_all(ch: &Channel, topo: &Topology, messages: &[Outgoing]) -> Result<(), BusError> {
@@ -242,28 +316,22 @@ pub async fn publish_all(ch: &Channel, topo: &Topology, messages: &[Outgoing]) -
             m.exchange,
             Exchange::Work | Exchange::Dlx | Exchange::Intake | Exchange::Actions
         );
-        let confirm = ch
-            .basic_publish(
-                topo.exchange(m.exchange).into(),
-                m.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory,
-                    ..Default::default()
-                },
+        let exchange = topo.exchange(m.exchange);
+        pending.push(
+            send(
+                ch,
+                &exchange,
+                &m.routing_key,
+                mandatory,
                 &payload,
                 properties(m),
+                &m.message_id,
             )
-            .await?;
-        pending.push((confirm, &m.message_id));
+            .await?,
+        );
     }
-    for (confirm, id) in pending {
-        let confirmation = confirm.await?;
-        if confirmation.is_nack() {
-            return Err(BusError::Nacked(id.clone()));
-        }
-        if confirmation.take_message().is_some() {
-            return Err(BusError::Unroutable(id.clone()));
-        }
+    for p in pending {
+        p.confirmed().await?;
     }
     Ok(())
 }
@@ -276,26 +344,10 @@ pub async fn publish_raw(
     payload: &[u8],
     props: BasicProperties,
 ) -> Result<(), BusError> {
-    let confirmation = ch
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            payload,
-            props,
-        )
+    send(ch, exchange, routing_key, true, payload, props, routing_key)
         .await?
-        .await?;
-    if confirmation.is_nack() {
-        return Err(BusError::Nacked(routing_key.into()));
-    }
-    if confirmation.take_message().is_some() {
-        return Err(BusError::Unroutable(routing_key.into()));
-    }
-    Ok(())
+        .confirmed()
+        .await
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 //! the state machine allowed it: 200 or 409), with their events written to the outbox and
 //! published right after the commit; the scheduler's relay publishes anything a crash left.
 
-use crate::app::App;
 use crate::contracts::action::ActionMessage;
 use crate::core::lifecycle::Action;
 use crate::core::sla::SlaFacts;
+use crate::runtime::Services;
 use crate::stages::actions::{ActionError, apply, lock_by_number, pauses};
 use crate::store::ledger;
 use crate::store::{outbox, tickets};
@@ -25,13 +25,14 @@ use tokio::sync::Mutex;
 
 #[derive(Clone)]
 pub struct ApiState {
-    pub app: App,
+    pub app: Services,
     /// A confirm channel for publishing outbox rows right after a commit; rebuilt on failure.
     channel: Arc<Mutex<Option<(lapin::Connection, lapin::Channel)>>>,
 }
 
 /// Routes under `/v1/tickets`. Merged into the gateway's router.
-pub fn router(app: App) -> Router {
+pub fn router(app: impl Into<Services>) -> Router {
+    let app: Services = app.into();
     let state = ApiState {
         app,
         channel: Arc::new(Mutex::new(None)),
@@ -56,7 +57,7 @@ fn internal(e: impl std::fmt::Display) -> Response {
 }
 
 /// The ticket view agents and supervisors work from.
-pub async fn ticket_json(app: &App, number: &str) -> Result<Option<Value>, crate::store::StoreError> {
+pub async fn ticket_json(app: &Services, number: &str) -> Result<Option<Value>, crate::store::StoreError> {
     let client = app.db.pool.get().await?;
     let Some(t) = tickets::get_by_number(&**client, number).await? else {
         return Ok(None);

@@ -18,10 +18,10 @@
 //!   by target;
 //! - each team's load: its agents' open tickets over their capacity, agents and agents online.
 
-use crate::app::App;
 use crate::bus::{self, BusError};
 use crate::contracts::StageName;
 use crate::core::state::TicketState;
+use crate::runtime::Services;
 use crate::store::StoreError;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -110,13 +110,14 @@ pub struct TeamLoad {
 }
 
 struct Dashboard {
-    app: App,
+    app: Services,
     /// A broker connection and channel for passive declares, rebuilt after a failure.
     link: Mutex<Option<(lapin::Connection, lapin::Channel)>>,
 }
 
 /// `/dashboard` and `/v1/dashboard`, unauthenticated.
-pub fn router(app: App) -> Router {
+pub fn router(app: impl Into<Services>) -> Router {
+    let app: Services = app.into();
     let state = Arc::new(Dashboard {
         app,
         link: Mutex::new(None),
@@ -213,7 +214,11 @@ pub fn local_midnight(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// Reads everything but the queue depths (given, or `None` when the broker is unreachable).
-pub async fn snapshot(app: &App, now: DateTime<Utc>, queues: Option<Vec<QueueDepth>>) -> Result<Snapshot, StoreError> {
+pub async fn snapshot(
+    app: &Services,
+    now: DateTime<Utc>,
+    queues: Option<Vec<QueueDepth>>,
+) -> Result<Snapshot, StoreError> {
     let client = app.db.pool.get().await?;
     let open_states: Vec<String> = TicketState::ALL
         .into_iter()

@@ -17,12 +17,11 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod intake;
-pub mod publish;
 pub mod reference;
 
 pub use error::GatewayError;
 
-use crate::app::App;
+use crate::runtime::Services;
 use crate::store::Db;
 use axum::Router;
 use std::sync::Arc;
@@ -45,11 +44,11 @@ pub struct Gateway {
     pub db: Db,
     pub keys: auth::KeyCache,
     pub limiter: auth::RateLimiter,
-    pub publisher: publish::Publisher,
+    pub publisher: crate::bus::publisher::Publisher,
 }
 
 impl Gateway {
-    pub fn new(app: &App) -> Gateway {
+    pub fn new(app: &Services) -> Gateway {
         let s = &app.settings;
         Gateway {
             settings: GatewaySettings {
@@ -62,7 +61,7 @@ impl Gateway {
             db: app.db.clone(),
             keys: auth::KeyCache::new(app.db.clone(), Duration::from_millis(s.gateway_key_cache_ms)),
             limiter: auth::RateLimiter::new(s.gateway_rate_per_sec, s.gateway_rate_burst),
-            publisher: publish::Publisher::new(
+            publisher: crate::bus::publisher::Publisher::new(
                 s.amqp_urls(),
                 app.topo.clone(),
                 s.gateway_channels,
@@ -73,7 +72,7 @@ impl Gateway {
 }
 
 /// The whole HTTP surface: intake routes, health checks, the ticket API and the dashboard.
-pub fn router(app: &App, gateway: Arc<Gateway>) -> Router {
+pub fn router(app: &Services, gateway: Arc<Gateway>) -> Router {
     // The ticket API shows full contact details: it sits behind the same API keys.
     let tickets = crate::http::api::router(app.clone()).route_layer(axum::middleware::from_fn_with_state(
         gateway.clone(),
@@ -96,7 +95,7 @@ pub enum ServeError {
 
 /// Serves on `listener` until `shutdown`, then lets in-flight requests finish (each one ends in
 /// its confirm or its publish timeout) and closes the broker connection.
-pub async fn serve(app: &App, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+pub async fn serve(app: &Services, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
     let gateway = Arc::new(Gateway::new(app));
     // Connect now so the first request does not pay for it; an outage here is not fatal, the
     // gateway answers 503 and reconnects on its own.
@@ -112,7 +111,7 @@ pub async fn serve(app: &App, listener: TcpListener, shutdown: CancellationToken
 }
 
 /// Binds `listen` (`host:port`) and serves until `shutdown`.
-pub async fn run(app: &App, listen: &str, shutdown: CancellationToken) -> Result<(), ServeError> {
+pub async fn run(app: &Services, listen: &str, shutdown: CancellationToken) -> Result<(), ServeError> {
     let listener = TcpListener::bind(listen).await.map_err(|source| ServeError::Bind {
         addr: listen.to_owned(),
         source,
@@ -124,34 +123,5 @@ pub async fn run(app: &App, listen: &str, shutdown: CancellationToken) -> Result
     tracing::info!(listen = %local, policy = app.policy.version(), "gateway listening");
     serve(app, listener, shutdown).await?;
     tracing::info!("gateway stopped cleanly");
-    Ok(())
-}
-
-/// Command line of the `switchboard-gateway` binary.
-#[derive(Debug, clap::Parser)]
-#[command(
-    about = "Switchboard's HTTP intake gateway: channel integrations POST requests, which are published with confirms."
-)]
-pub struct GatewayArgs {
-    /// Address to listen on (default: the `gateway_listen` setting, 0.0.0.0:8080).
-    #[arg(long, env = "SWITCHBOARD_GATEWAY_LISTEN")]
-    pub listen: Option<String>,
-    /// Settings file (TOML); SWITCHBOARD_* environment variables override it.
-    #[arg(long, env = "SWITCHBOARD_CONFIG")]
-    pub config: Option<std::path::PathBuf>,
-}
-
-/// The whole body of `workers/gateway.rs`: config, telemetry, serve until a signal.
-pub async fn gateway_main() -> anyhow::Result<()> {
-    use clap::Parser;
-    let args = GatewayArgs::parse();
-    crate::runtime::telemetry::init();
-    let settings = crate::config::Settings::load(args.config.as_deref())?;
-    if let Err(e) = crate::runtime::telemetry::install_metrics(settings.metrics_addr.as_deref()) {
-        tracing::warn!(error = %e, "metrics endpoint disabled");
-    }
-    let listen = args.listen.unwrap_or_else(|| settings.gateway_listen.clone());
-    let app = App::start(settings).await?;
-    run(&app, &listen, crate::app::shutdown_on_signals()).await?;
     Ok(())
 }

@@ -5,4 +5,7 @@ pub mod ops;
 pub mod relay;
 pub mod runner;
 pub mod scheduler;
+pub mod services;
 pub mod telemetry;
+
+pub use services::Services;

@@ -315,10 +315,7 @@ async fn handle_batch<S: Stage>(
     bus::publish_all(ch, topo, &to_publish).await?;
     let dead_count = dead_confirms.len() as u64;
     for c in dead_confirms {
-        let conf = c.await.map_err(BusError::from)?;
-        if conf.is_nack() {
-            return Err(BusError::Nacked("dead letter".into()).into());
-        }
+        c.accepted().await?;
     }
     if dead_count > 0 {
         metrics::counter!("switchboard_dead_lettered_total", "stage" => stage.name()).increment(dead_count);

@@ -96,7 +96,7 @@ impl Publisher {
                             // Acked and not returned unroutable: the broker has it. After a
                             // nack, a new channel: on a cluster, one that met a lost queue
                             // leader is nacked until that node is back (see
-                            // `switchboard::http::publish`).
+                            // `switchboard::bus::publisher`).
                             if c.is_nack() {
                                 broken = true;
                             }

@@ -21,7 +21,6 @@
 
 use crate::bus::{self, BusError, Topology};
 use crate::contracts::Exchange;
-use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Connection};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -163,27 +162,11 @@ impl Publisher {
             .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
             .with_app_id("switchboard-gateway".into());
         let publish = async {
-            let confirm = ch
-                .basic_publish(
-                    exchange.as_str().into(),
-                    routing_key.as_str().into(),
-                    // Mandatory: a request no queue would take is not accepted.
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    payload,
-                    props,
-                )
-                .await?;
-            let confirmation = confirm.await?;
-            if confirmation.is_nack() {
-                return Err(BusError::Nacked(message_id.to_owned()));
-            }
-            if confirmation.take_message().is_some() {
-                return Err(BusError::Unroutable(message_id.to_owned()));
-            }
-            Ok(())
+            // Mandatory: a request no queue would take is not accepted.
+            bus::send(&ch, &exchange, &routing_key, true, payload, props, message_id)
+                .await?
+                .confirmed()
+                .await
         };
         match tokio::time::timeout(self.timeout, publish).await {
             Ok(Ok(())) => Ok(()),
