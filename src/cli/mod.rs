@@ -305,7 +305,7 @@ async fn request_drains(app: &App, teams: &[String], reason: &str) -> Result<()>
         .iter()
         .map(|t| bus::Outgoing {
             exchange: Exchange::Work,
-            routing_key: "assign".into(),
+            routing_key: switchboard::contracts::StageName::Assign.as_str().into(),
             message_id: uuid::Uuid::new_v4().to_string(),
             body: serde_json::to_value(DrainMessage {
                 drain_team: t.clone(),

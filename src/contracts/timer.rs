@@ -3,6 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// A timer's purpose is `<kind>:<target>`: a target's due time passing…
+pub const BREACH: &str = "breach";
+/// …or the next step of its escalation ladder falling due.
+pub const ESCALATE: &str = "escalate";
+
 /// What the scheduler publishes for a fired breach or ladder timer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

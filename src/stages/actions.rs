@@ -1,6 +1,7 @@
 //! Applying lifecycle actions and SLA timer bookkeeping to the database: the shell around
 //! `domain::lifecycle::plan`, shared by the lifecycle stage (AMQP) and the HTTP API.
 
+use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
 use crate::contracts::work::DrainMessage;
@@ -229,7 +230,12 @@ pub async fn apply(
             policy_version: policy.version().to_owned(),
             details: json!({ "action": msg.action.kind(), "event": step.event, "data": step.details }),
         };
-        outputs.push(events::ticket_event(&after, step.event, &tr, "lifecycle"));
+        outputs.push(events::ticket_event(
+            &after,
+            step.event,
+            &tr,
+            StageName::Lifecycle.as_str(),
+        ));
         transitions.push(tr);
         from = step.to;
     }
@@ -412,7 +418,7 @@ pub async fn apply(
 pub fn drain_message(team: &str, reason: &str) -> Outgoing {
     Outgoing {
         exchange: Exchange::Work,
-        routing_key: "assign".into(),
+        routing_key: StageName::Assign.as_str().into(),
         message_id: format!("drain:{}", uuid::Uuid::new_v4()),
         body: serde_json::to_value(DrainMessage {
             drain_team: team.to_owned(),

@@ -6,6 +6,7 @@
 //! same code with no new tickets.
 
 use super::{Because, Context, Decision, commit_decisions, finish, prepare_work};
+use crate::contracts::StageName;
 use crate::contracts::work::DrainMessage;
 use crate::core::routing::{Agent, Need, choose_agent, choose_team};
 use crate::core::state::TicketState;
@@ -50,7 +51,7 @@ impl Candidate {
 
 impl Stage for Assign {
     fn name(&self) -> &'static str {
-        crate::contracts::StageName::Assign.as_str()
+        StageName::Assign.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
@@ -187,7 +188,8 @@ impl Stage for Assign {
                 };
                 let pool = agents_by_team.entry(team.clone()).or_default();
                 let chosen = choose_agent(pool, &need).map(|a| a.id.clone());
-                let _span = tracing::info_span!("assign", ticket = %t.number).entered();
+                let _span =
+                    tracing::info_span!("message", stage = StageName::Assign.as_str(), ticket = %t.number).entered();
                 match (cand, chosen) {
                     (Candidate::New { index, key, ticket }, Some(agent_id)) => {
                         let d = assign_to(
@@ -234,7 +236,7 @@ impl Stage for Assign {
                             &before,
                             after,
                             Because {
-                                actor: "assign",
+                                actor: StageName::Assign.as_str(),
                                 reason,
                                 details,
                             },
@@ -339,7 +341,7 @@ fn assign_to(
         ticket,
         after,
         Because {
-            actor: "assign",
+            actor: StageName::Assign.as_str(),
             reason,
             details,
         },

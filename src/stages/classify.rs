@@ -1,6 +1,7 @@
 //! Classify stage: the category of a received ticket, with the reasons for it.
 
 use super::{Because, Context, Decision, commit_decisions, prepare_work};
+use crate::contracts::StageName;
 use crate::core::state::TicketState;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
@@ -13,7 +14,7 @@ pub struct Classify {
 
 impl Stage for Classify {
     fn name(&self) -> &'static str {
-        crate::contracts::StageName::Classify.as_str()
+        StageName::Classify.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
@@ -23,7 +24,7 @@ impl Stage for Classify {
             let mut decisions = Vec::with_capacity(work.pending.len());
             for (i, msg, t) in work.pending {
                 let _span =
-                    tracing::info_span!("classify", ticket = %t.number, message_id = %msg.message_id()).entered();
+                    tracing::info_span!("message", stage = StageName::Classify.as_str(), ticket = %t.number, message_id = %msg.message_id()).entered();
                 let c = policy.classifier.classify(t.subject.as_deref(), &t.body);
                 let mut after = t.clone();
                 after.state = TicketState::Classified;
@@ -33,11 +34,11 @@ impl Stage for Classify {
                 let reason = format!("category {} ({:.0}% confidence)", c.category, c.confidence * 100.0);
                 let details = json!({ "category": c.category, "confidence": c.confidence, "language": c.language, "reasons": c.reasons });
                 let why = Because {
-                    actor: "classify",
+                    actor: StageName::Classify.as_str(),
                     reason,
                     details,
                 };
-                let d = Decision::new(&t, after, why, policy, "classified", Some("prioritize"));
+                let d = Decision::new(&t, after, why, policy, "classified", StageName::Classify.next());
                 decisions.push((i, msg.message_id(), d));
             }
             commit_decisions(tx, self.name(), work.settled, decisions, Vec::new(), None, &work.copies).await

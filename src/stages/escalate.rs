@@ -5,8 +5,9 @@
 //! schedules the next one; the ladder stops when the target is met or the escalation is
 //! acknowledged.
 
+use crate::contracts::StageName;
 use crate::contracts::events;
-use crate::contracts::timer::TimerMessage;
+use crate::contracts::timer::{self, TimerMessage};
 use crate::core::escalation::Fired;
 use crate::core::sla::{ClockState, SlaFacts, Target};
 use crate::core::ticket::{Ticket, Transition};
@@ -27,7 +28,7 @@ pub struct Escalate {
 
 impl Stage for Escalate {
     fn name(&self) -> &'static str {
-        crate::contracts::StageName::Escalate.as_str()
+        StageName::Escalate.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
@@ -59,8 +60,7 @@ impl Stage for Escalate {
                 settled[i] = Some(Outcome::Duplicate(out));
                 continue;
             }
-            let span =
-                tracing::info_span!("escalate", ticket = %ticket.number, message_id = %key, purpose = %msg.purpose);
+            let span = tracing::info_span!("message", stage = StageName::Escalate.as_str(), ticket = %ticket.number, message_id = %key, purpose = %msg.purpose);
             let outputs = match self.fire(tx, &ticket, &msg).instrument(span).await? {
                 Ok(outputs) => outputs,
                 Err(reason) => {
@@ -117,12 +117,12 @@ impl Escalate {
                 from: Some(after.state),
                 to: after.state,
                 at: now,
-                actor: "escalate".into(),
+                actor: StageName::Escalate.as_str().into(),
                 reason,
                 policy_version: policy.version().to_owned(),
                 details,
             };
-            outputs.push(events::ticket_event(after, event, &tr, "escalate"));
+            outputs.push(events::ticket_event(after, event, &tr, StageName::Escalate.as_str()));
             transitions.push(tr);
         };
 
@@ -136,8 +136,8 @@ impl Escalate {
         metrics::histogram!("switchboard_timer_lateness_seconds", "kind" => kind.to_owned()).record(lateness.max(0.0));
 
         let (breached_at, last): (DateTime<Utc>, Option<Fired>) = match (kind, escalation) {
-            ("breach", Some(_)) => return Ok(Ok(Vec::new())), // already recorded
-            ("breach", None) => {
+            (timer::BREACH, Some(_)) => return Ok(Ok(Vec::new())), // already recorded
+            (timer::BREACH, None) => {
                 if !breached {
                     // Met, paused or moved since the timer was set: nothing to do.
                     return Ok(Ok(Vec::new()));
@@ -157,14 +157,14 @@ impl Escalate {
                 .await?;
                 (due, None)
             }
-            ("escalate", None) => {
+            (timer::ESCALATE, None) => {
                 return Ok(Err(format!(
                     "no escalation for target {} on ticket {}",
                     target.as_str(),
                     t.number
                 )));
             }
-            ("escalate", Some(row)) => {
+            (timer::ESCALATE, Some(row)) => {
                 let acknowledged: Option<DateTime<Utc>> = row.get(5);
                 let stopped: Option<DateTime<Utc>> = row.get(6);
                 if acknowledged.is_some() || stopped.is_some() {

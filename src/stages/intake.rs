@@ -2,6 +2,7 @@
 
 use super::{Context, finish, work_message};
 use crate::contracts::Outgoing;
+use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
 use crate::contracts::intake::IntakeRequest;
@@ -67,7 +68,7 @@ enum Target {
 
 impl Stage for Intake {
     fn name(&self) -> &'static str {
-        crate::contracts::StageName::Intake.as_str()
+        StageName::Intake.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
@@ -365,7 +366,7 @@ impl Stage for Intake {
                 }
                 let mut outputs = Vec::new();
                 let _span =
-                    tracing::info_span!("intake", ticket = %number, message_id = %r.channel_message_id).entered();
+                    tracing::info_span!("message", stage = StageName::Intake.as_str(), ticket = %number, message_id = %r.channel_message_id).entered();
                 if matches!(targets[n], Target::New) {
                     let ticket = Ticket {
                         id: tid,
@@ -396,13 +397,18 @@ impl Stage for Intake {
                         from: None,
                         to: TicketState::Received,
                         at: now,
-                        actor: "intake".into(),
+                        actor: StageName::Intake.as_str().into(),
                         reason: format!("opened from {} message {}", r.channel, r.channel_message_id),
                         policy_version: policy.version().to_owned(),
                         details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len() }),
                     };
-                    outputs.push(events::ticket_event(&ticket, "received", &tr, "intake"));
-                    outputs.push(work_message(&ticket, "classify"));
+                    outputs.push(events::ticket_event(
+                        &ticket,
+                        "received",
+                        &tr,
+                        StageName::Intake.as_str(),
+                    ));
+                    outputs.push(work_message(&ticket, StageName::Classify));
                     transitions.push(tr);
                     metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "opened")
                         .increment(1);

@@ -1,6 +1,7 @@
 //! Lifecycle stage: actions on `switchboard.actions` (respond, resolve, rate, …) applied to
 //! their tickets. An action the state machine refuses is dead-lettered with the reason.
 
+use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
 use crate::core::lifecycle::Action;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
@@ -55,7 +56,7 @@ async fn lock_agents(
 
 impl Stage for Lifecycle {
     fn name(&self) -> &'static str {
-        crate::contracts::StageName::Lifecycle.as_str()
+        StageName::Lifecycle.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
@@ -101,8 +102,7 @@ impl Stage for Lifecycle {
                 settled[i] = Some(Outcome::Dead(format!("no ticket {:?}", msg.ticket)));
                 continue;
             };
-            let span =
-                tracing::info_span!("lifecycle", ticket = %ticket.number, message_id = %id, action = msg.action.kind());
+            let span = tracing::info_span!("message", stage = StageName::Lifecycle.as_str(), ticket = %ticket.number, message_id = %id, action = msg.action.kind());
             if let Some(out) = ledger::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
                 settled[i] = Some(Outcome::Duplicate(out));
                 continue;

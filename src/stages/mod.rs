@@ -14,7 +14,7 @@ pub mod registry;
 use crate::bus::Topology;
 use crate::contracts::events;
 use crate::contracts::work::{DrainMessage, StageInput, WorkMessage};
-use crate::contracts::{Exchange, Outgoing};
+use crate::contracts::{Exchange, Outgoing, StageName};
 use crate::core::policy::Policy;
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
@@ -33,17 +33,17 @@ pub struct Context {
 }
 
 /// The work message to hand `t` (at its current version) to `stage`.
-pub fn work_message(t: &Ticket, stage: &str) -> Outgoing {
+pub fn work_message(t: &Ticket, stage: StageName) -> Outgoing {
     let msg = WorkMessage {
         ticket_id: t.id,
         number: t.number.clone(),
         version: t.version,
-        stage: stage.to_owned(),
+        stage: stage.as_str().to_owned(),
         received_at: t.received_at,
     };
     Outgoing {
         exchange: Exchange::Work,
-        routing_key: stage.to_owned(),
+        routing_key: stage.as_str().to_owned(),
         message_id: msg.message_id(),
         body: serde_json::to_value(&msg).unwrap_or_default(),
         headers: vec![],
@@ -62,7 +62,7 @@ pub struct Decision {
     pub ticket: Ticket,
     pub transition: Transition,
     pub event: &'static str,
-    pub next_stage: Option<&'static str>,
+    pub next_stage: Option<StageName>,
 }
 
 impl Decision {
@@ -73,7 +73,7 @@ impl Decision {
         why: Because,
         policy: &Policy,
         event: &'static str,
-        next_stage: Option<&'static str>,
+        next_stage: Option<StageName>,
     ) -> Decision {
         let Because { actor, reason, details } = why;
         after.version = before.version + 1;

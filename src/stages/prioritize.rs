@@ -1,6 +1,7 @@
 //! Prioritize stage: urgency × impact → priority, then the SLA due times it implies.
 
 use super::{Because, Context, Decision, commit_decisions, prepare_work};
+use crate::contracts::StageName;
 use crate::core::classify::{PriorityInput, prioritize};
 use crate::core::state::TicketState;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
@@ -14,7 +15,7 @@ pub struct Prioritize {
 
 impl Stage for Prioritize {
     fn name(&self) -> &'static str {
-        crate::contracts::StageName::Prioritize.as_str()
+        StageName::Prioritize.as_str()
     }
 
     async fn process(&self, tx: &Transaction<'_>, batch: &[Inbound]) -> Result<Vec<Outcome>, StoreError> {
@@ -25,7 +26,7 @@ impl Stage for Prioritize {
             let mut decisions = Vec::with_capacity(work.pending.len());
             for (i, msg, t) in work.pending {
                 let _span =
-                    tracing::info_span!("prioritize", ticket = %t.number, message_id = %msg.message_id()).entered();
+                    tracing::info_span!("message", stage = StageName::Prioritize.as_str(), ticket = %t.number, message_id = %msg.message_id()).entered();
                 let category = t.category.clone().unwrap_or_default();
                 let p = prioritize(
                     &policy.doc.priority,
@@ -63,11 +64,11 @@ impl Stage for Prioritize {
                     "sla_rule": due.rule, "first_response_due": due.first_response_due, "resolution_due": due.resolution_due,
                 });
                 let why = Because {
-                    actor: "prioritize",
+                    actor: StageName::Prioritize.as_str(),
                     reason,
                     details,
                 };
-                let d = Decision::new(&t, after, why, policy, "prioritized", Some("assign"));
+                let d = Decision::new(&t, after, why, policy, "prioritized", StageName::Prioritize.next());
                 decisions.push((i, msg.message_id(), d));
             }
             commit_decisions(tx, self.name(), settled, decisions, Vec::new(), None, &work.copies).await
