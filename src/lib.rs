@@ -5,8 +5,9 @@
 //!
 //! # Layout
 //!
-//! Layers, lowest first. A module imports only from layers below it (or its own); the test
-//! `layers_import_downward_only` in `tests/layout.rs` reads every `use` and fails on an upward edge.
+//! Layers, lowest first. A module imports only from layers below it (or its own); the tests in
+//! `src/layout_tests.rs` read every path and fail on an upward edge, on SQL outside `store`, on
+//! a publish outside `bus`, and on a stage name spelled outside `contracts`.
 //!
 //! - [`core`] — the domain: plain data and pure functions (tickets, states, routing, SLA clocks,
 //!   calendars, escalation ladders, classification, reports, the policy). No I/O, no clock reads.

@@ -13,49 +13,9 @@ pub mod email;
 mod html;
 pub mod phone;
 
-/// Ticket numbers quoted in free text, in order of appearance and without duplicates.
-///
-/// The grammar is that of `domain::numbering`: an optional alphabetic prefix of up to 8 letters,
-/// `YYYYMM`, `-`, and a sequence of 5 to 9 digits (`202405-00012`, `SW202611-00003`). A customer
-/// quotes it to continue a ticket ("Re: [202405-00012] 打印机还是不行", "工单 202611-00003"), so
-/// it is a threading hint. This scanner is a little stricter than a plain pattern: the month
-/// must be 01–12 and the number must not run into letters or digits on either side, which keeps
-/// phone, order and part numbers of a similar shape out.
+/// Ticket numbers quoted in `text`: the one grammar is [`crate::core::numbering::find_numbers`].
 pub(crate) fn ticket_numbers(text: &str) -> Vec<String> {
-    // Byte scan over ASCII only: UTF-8 continuation bytes never equal an ASCII byte, so every
-    // index we slice at is a char boundary (it is next to an ASCII letter or digit).
-    const MAX_PREFIX: usize = 8;
-    const MIN_SEQ: usize = 5;
-    const MAX_SEQ: usize = 9;
-    let b = text.as_bytes();
-    let digit = |k: usize| b.get(k).is_some_and(u8::is_ascii_digit);
-    let mut found: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i + 7 + MIN_SEQ <= b.len() {
-        let period = (i..i + 6).all(digit) && b[i + 6] == b'-';
-        // Only read the month once the bytes are known to be digits.
-        let month = period && matches!((b[i + 4], b[i + 5]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'));
-        let seq = (i + 7..).take_while(|&k| digit(k)).count();
-        let end = i + 7 + seq;
-        let bounded_after = b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
-        if month && (MIN_SEQ..=MAX_SEQ).contains(&seq) && bounded_after {
-            let mut start = i;
-            while start > 0 && i - start < MAX_PREFIX && b[start - 1].is_ascii_alphabetic() {
-                start -= 1;
-            }
-            let bounded_before = start == 0 || !b[start - 1].is_ascii_alphanumeric();
-            if bounded_before {
-                let number = text[start..end].to_owned();
-                if !found.contains(&number) {
-                    found.push(number);
-                }
-                i = end;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    found
+    crate::core::numbering::find_numbers(text)
 }
 
 /// `Some(trimmed)` unless the value is missing or blank: integrations send `""` for "unknown"

@@ -5,8 +5,6 @@
 
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
-use regex::Regex;
-use std::sync::LazyLock;
 
 /// The counter period (`YYYYMM`) of a request received at `at`, in the service's time zone.
 pub fn period(at: DateTime<Utc>, tz: Tz) -> String {
@@ -19,21 +17,46 @@ pub fn format_number(prefix: &str, period: &str, seq: i64) -> String {
     format!("{prefix}{period}-{seq:05}")
 }
 
-static NUMBER_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z]{0,8}\d{6}-\d{5,9}").expect("constant regex"));
-
-/// Ticket numbers quoted in free text (a subject, a thread reference), in order of appearance.
-/// A number must stand alone: no letter or digit directly before it, no digit directly after.
+/// Ticket numbers quoted in free text (a subject, a thread reference, a chat line), in order of
+/// appearance, each once: an optional prefix of up to 8 ASCII letters, `YYYYMM` with a real
+/// month, `-`, and 5 to 9 digits. A number must stand alone: no letter or digit directly before
+/// it (beyond its prefix), none directly after. One linear pass over the bytes, so a long run of
+/// digits costs its length, not its square.
 pub fn find_numbers(text: &str) -> Vec<String> {
-    NUMBER_RE
-        .find_iter(text)
-        .filter(|m| {
-            let before = text[..m.start()].chars().next_back();
-            let after = text[m.end()..].chars().next();
-            !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_digit())
-        })
-        .map(|m| m.as_str().to_owned())
-        .collect()
+    // Byte scan over ASCII only: UTF-8 continuation bytes never equal an ASCII byte, so every
+    // index we slice at is a char boundary (it is next to an ASCII letter or digit).
+    const MAX_PREFIX: usize = 8;
+    const MIN_SEQ: usize = 5;
+    const MAX_SEQ: usize = 9;
+    let b = text.as_bytes();
+    let digit = |k: usize| b.get(k).is_some_and(u8::is_ascii_digit);
+    let mut found: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i + 7 + MIN_SEQ <= b.len() {
+        let period = (i..i + 6).all(digit) && b[i + 6] == b'-';
+        // Only read the month once the bytes are known to be digits.
+        let month = period && matches!((b[i + 4], b[i + 5]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'));
+        let seq = (i + 7..).take_while(|&k| digit(k)).count();
+        let end = i + 7 + seq;
+        let bounded_after = b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
+        if month && (MIN_SEQ..=MAX_SEQ).contains(&seq) && bounded_after {
+            let mut start = i;
+            while start > 0 && i - start < MAX_PREFIX && b[start - 1].is_ascii_alphabetic() {
+                start -= 1;
+            }
+            let bounded_before = start == 0 || !b[start - 1].is_ascii_alphanumeric();
+            if bounded_before {
+                let number = text[start..end].to_owned();
+                if !found.contains(&number) {
+                    found.push(number);
+                }
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    found
 }
 
 #[cfg(test)]

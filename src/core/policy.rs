@@ -88,15 +88,6 @@ pub enum PolicyError {
 }
 
 impl Policy {
-    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let (table, texts) = read_with_includes(path)?;
-        let doc: PolicyDocument = table.try_into().map_err(|e: toml::de::Error| PolicyError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-        Policy::from_document(doc, path, &texts)
-    }
-
     /// The built-in default policy (the files under `config/`), for tests and `--policy` absent.
     pub fn from_document(doc: PolicyDocument, path: &Path, texts: &[(PathBuf, String)]) -> Result<Policy, PolicyError> {
         let invalid = |needle: &str, message: String| {
@@ -244,48 +235,8 @@ impl Policy {
     }
 }
 
-type Texts = Vec<(PathBuf, String)>;
-
-/// Reads the main file and merges the top-level tables of every included file into it.
-fn read_with_includes(path: &Path) -> Result<(toml::Table, Texts), PolicyError> {
-    let read = |p: &Path| -> Result<(toml::Table, String), PolicyError> {
-        let text = std::fs::read_to_string(p).map_err(|source| PolicyError::Read { path: p.into(), source })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| PolicyError::Parse {
-            path: p.into(),
-            message: e.to_string(),
-        })?;
-        Ok((table, text))
-    };
-    let (mut main, text) = read(path)?;
-    let mut texts = vec![(path.to_path_buf(), text)];
-    let includes: Vec<PathBuf> = match main.get("include") {
-        Some(toml::Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(PathBuf::from)).collect(),
-        _ => Vec::new(),
-    };
-    let base = path.parent().unwrap_or(Path::new("."));
-    for inc in includes {
-        let inc_path = base.join(&inc);
-        let (table, text) = read(&inc_path)?;
-        for (key, value) in table {
-            if main.contains_key(&key) {
-                return Err(PolicyError::Invalid {
-                    path: inc_path.clone(),
-                    line: locate(&[(inc_path.clone(), text.clone())], &key)
-                        .1
-                        .map(|l| format!(" line {l}"))
-                        .unwrap_or_default(),
-                    message: format!("`{key}` is already defined in {}", path.display()),
-                });
-            }
-            main.insert(key, value);
-        }
-        texts.push((inc_path, text));
-    }
-    Ok((main, texts))
-}
-
 /// The first file and line containing `needle`: good enough to point an operator at the spot.
-fn locate(texts: &[(PathBuf, String)], needle: &str) -> (Option<PathBuf>, Option<usize>) {
+pub(crate) fn locate(texts: &[(PathBuf, String)], needle: &str) -> (Option<PathBuf>, Option<usize>) {
     for (path, text) in texts {
         if let Some(i) = text.lines().position(|l| l.contains(needle)) {
             return (Some(path.clone()), Some(i + 1));
