@@ -498,20 +498,56 @@ async fn run_locked(
 ) -> Result<RunReport, RetentionError> {
     let cutoff = policy.cutoff(now);
     let mut client = db.pool.get().await?;
-
-    // 1. Partitions ahead. A dry run creates them in a transaction it rolls back, which gives
-    //    the exact list without keeping anything.
-    let partitions_created = {
-        let tx = client.transaction().await?;
-        let created = ensure_in(&tx, policy.partition_months_ahead, now).await?;
-        if dry_run {
-            tx.rollback().await?;
-        } else {
-            tx.commit().await?;
-        }
-        created
+    let partitions_created = partitions_ahead(&mut client, policy, now, dry_run).await?;
+    let (closed_before_cutoff, held, already_anonymised) = closed_counts(&client, cutoff).await?;
+    let (partitions_dropped, partitions_kept) =
+        expired_partitions(&mut client, cutoff, &partitions_created, dry_run).await?;
+    let (processed, transition_rows_rewritten, customers_cleared) = if dry_run {
+        expired_tickets_counted(&client, policy, cutoff, &partitions_dropped).await?
+    } else {
+        expired_tickets_applied(&mut client, policy, cutoff, now).await?
     };
+    let ledger_entries_pruned = prune_ledger(&client, cutoff, dry_run).await?;
+    Ok(RunReport {
+        dry_run,
+        mode: policy.mode,
+        period: policy.period.to_string(),
+        cutoff,
+        partitions_created,
+        closed_before_cutoff,
+        held,
+        already_anonymised,
+        processed,
+        partitions_dropped,
+        partitions_kept,
+        transition_rows_rewritten,
+        customers_cleared,
+        ledger_entries_pruned,
+    })
+}
 
+type Client = deadpool_postgres::Object;
+
+/// Step 1: partitions ahead. A dry run creates them in a transaction it rolls back, which gives
+/// the exact list without keeping anything.
+async fn partitions_ahead(
+    client: &mut Client,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<Vec<String>, RetentionError> {
+    let tx = client.transaction().await?;
+    let created = ensure_in(&tx, policy.partition_months_ahead, now).await?;
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(created)
+}
+
+/// Closed tickets before the cutoff: all of them, those held, those already anonymised.
+async fn closed_counts(client: &Client, cutoff: DateTime<Utc>) -> Result<(i64, i64, i64), RetentionError> {
     let counts = client
         .query_one(
             &format!(
@@ -523,26 +559,34 @@ async fn run_locked(
             &[&cutoff],
         )
         .await?;
-    let closed_before_cutoff: i64 = counts.get(0);
-    let held: i64 = counts.get(1);
-    let already_anonymised: i64 = counts.get(2);
+    Ok((counts.get(0), counts.get(1), counts.get(2)))
+}
 
-    // 2. Expired months: dropped whole when only expired, unheld tickets have rows in them.
+/// Step 2: expired months of the transition log, dropped whole when only expired, unheld
+/// tickets have rows in them. Returns the months dropped (or that a real run would drop) and
+/// those kept.
+async fn expired_partitions(
+    client: &mut Client,
+    cutoff: DateTime<Utc>,
+    partitions_created: &[String],
+    dry_run: bool,
+) -> Result<(Vec<PartitionInfo>, Vec<PartitionInfo>), RetentionError> {
     let mut partitions_dropped = Vec::new();
     let mut partitions_kept = Vec::new();
     if dry_run {
         // Rows of a month not created yet sit in the default partition; the real run would
         // first move them into their month, so look at the log by month, not by partition.
-        for info in expired_months(&**client, cutoff, &partitions_created).await? {
+        for info in expired_months(&***client, cutoff, partitions_created).await? {
             if info.live_rows == 0 {
                 partitions_dropped.push(info);
             } else {
                 partitions_kept.push(info);
             }
         }
+        return Ok((partitions_dropped, partitions_kept));
     }
-    for name in partitions(&**client).await? {
-        if dry_run || !partition_expired(&name, cutoff) {
+    for name in partitions(&***client).await? {
+        if !partition_expired(&name, cutoff) {
             continue;
         }
         let tx = client.transaction().await?;
@@ -562,72 +606,88 @@ async fn run_locked(
             partitions_kept.push(info);
         }
     }
+    Ok((partitions_dropped, partitions_kept))
+}
 
-    // 3. The expired tickets themselves.
-    let mut processed = 0i64;
-    let mut transition_rows_rewritten = 0i64;
-    let mut customers_cleared = 0i64;
+/// Step 3, dry run: how many expired tickets, transition rows and customers a real run would
+/// touch. Rows in months that would be dropped go with them, not one by one.
+async fn expired_tickets_counted(
+    client: &Client,
+    policy: &RetentionPolicy,
+    cutoff: DateTime<Utc>,
+    partitions_dropped: &[PartitionInfo],
+) -> Result<(i64, i64, i64), RetentionError> {
     let pending_sql = pending_sql_on(policy.mode, "t");
-    if dry_run {
-        // Rows in months that would be dropped go with them, not one by one.
-        let dropped: Vec<String> = partitions_dropped.iter().map(|p| p.name.clone()).collect();
-        let row = client
-            .query_one(
+    let dropped: Vec<String> = partitions_dropped.iter().map(|p| p.name.clone()).collect();
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT (SELECT count(*) FROM tickets t WHERE {pending_sql}),
+                        (SELECT count(*) FROM tickets t JOIN ticket_transitions tr ON tr.ticket_id = t.id
+                         WHERE {pending_sql} AND NOT ({MONTH_OF_ROW} = ANY($2)))"
+            ),
+            &[&cutoff, &dropped],
+        )
+        .await?;
+    // Customers left with no ticket that still needs their contacts.
+    let customers_cleared: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(DISTINCT t.customer_ref) FROM tickets t
+                 WHERE {pending_sql} AND t.customer_ref IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM tickets o WHERE o.customer_ref = t.customer_ref AND {survives})",
+                survives = survives_sql_on(policy.mode, "o")
+            ),
+            &[&cutoff],
+        )
+        .await?
+        .get(0);
+    Ok((row.get(0), row.get(1), customers_cleared))
+}
+
+/// Step 3: anonymises or purges the expired tickets, a batch per transaction. Returns the
+/// tickets processed, transition rows rewritten and customers cleared.
+async fn expired_tickets_applied(
+    client: &mut Client,
+    policy: &RetentionPolicy,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(i64, i64, i64), RetentionError> {
+    let pending_sql = pending_sql_on(policy.mode, "t");
+    let (mut processed, mut transition_rows_rewritten, mut customers_cleared) = (0i64, 0i64, 0i64);
+    loop {
+        let tx = client.transaction().await?;
+        let ids: Vec<i64> = tx
+            .query(
                 &format!(
-                    "SELECT (SELECT count(*) FROM tickets t WHERE {pending_sql}),
-                            (SELECT count(*) FROM tickets t JOIN ticket_transitions tr ON tr.ticket_id = t.id
-                             WHERE {pending_sql} AND NOT ({MONTH_OF_ROW} = ANY($2)))"
-                ),
-                &[&cutoff, &dropped],
-            )
-            .await?;
-        processed = row.get(0);
-        transition_rows_rewritten = row.get(1);
-        // Customers left with no ticket that still needs their contacts.
-        customers_cleared = client
-            .query_one(
-                &format!(
-                    "SELECT count(DISTINCT t.customer_ref) FROM tickets t
-                     WHERE {pending_sql} AND t.customer_ref IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM tickets o WHERE o.customer_ref = t.customer_ref AND {survives})",
-                    survives = survives_sql_on(policy.mode, "o")
+                    "SELECT t.id FROM tickets t WHERE {pending_sql} ORDER BY t.id LIMIT {BATCH} FOR UPDATE SKIP LOCKED"
                 ),
                 &[&cutoff],
             )
             .await?
-            .get(0);
-    } else {
-        loop {
-            let tx = client.transaction().await?;
-            let ids: Vec<i64> = tx
-                .query(
-                    &format!(
-                        "SELECT t.id FROM tickets t WHERE {pending_sql} ORDER BY t.id LIMIT {BATCH} FOR UPDATE SKIP LOCKED"
-                    ),
-                    &[&cutoff],
-                )
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            if ids.is_empty() {
-                tx.rollback().await?;
-                break;
-            }
-            let (rows, customers) = match policy.mode {
-                RetentionMode::Anonymise => anonymise(&tx, &ids, now).await?,
-                RetentionMode::Purge => purge(&tx, &ids).await?,
-            };
-            transition_rows_rewritten += rows;
-            customers_cleared += customers;
-            tx.commit().await?;
-            processed += ids.len() as i64;
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if ids.is_empty() {
+            tx.rollback().await?;
+            break;
         }
+        let (rows, customers) = match policy.mode {
+            RetentionMode::Anonymise => anonymise(&tx, &ids, now).await?,
+            RetentionMode::Purge => purge(&tx, &ids).await?,
+        };
+        transition_rows_rewritten += rows;
+        customers_cleared += customers;
+        tx.commit().await?;
+        processed += ids.len() as i64;
     }
+    Ok((processed, transition_rows_rewritten, customers_cleared))
+}
 
-    // 4. The ledger only de-duplicates redeliveries; entries this old serve nothing and carry
-    //    ticket views (names, masked contacts).
-    let ledger_entries_pruned: i64 = if dry_run {
+/// Step 4: the ledger only de-duplicates redeliveries; entries this old serve nothing and carry
+/// ticket views (names, masked contacts). Returns how many are (or would be) deleted.
+async fn prune_ledger(client: &Client, cutoff: DateTime<Utc>, dry_run: bool) -> Result<i64, RetentionError> {
+    Ok(if dry_run {
         client
             .query_one(
                 "SELECT count(*) FROM processed_messages WHERE processed_at < $1",
@@ -639,23 +699,6 @@ async fn run_locked(
         client
             .execute("DELETE FROM processed_messages WHERE processed_at < $1", &[&cutoff])
             .await? as i64
-    };
-
-    Ok(RunReport {
-        dry_run,
-        mode: policy.mode,
-        period: policy.period.to_string(),
-        cutoff,
-        partitions_created,
-        closed_before_cutoff,
-        held,
-        already_anonymised,
-        processed,
-        partitions_dropped,
-        partitions_kept,
-        transition_rows_rewritten,
-        customers_cleared,
-        ledger_entries_pruned,
     })
 }
 
