@@ -12,6 +12,7 @@ pub mod chat;
 pub mod email;
 mod html;
 pub mod phone;
+pub mod table;
 
 /// Ticket numbers quoted in `text`: the one grammar is [`crate::core::numbering::find_numbers`].
 pub(crate) fn ticket_numbers(text: &str) -> Vec<String> {

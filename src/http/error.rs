@@ -4,9 +4,7 @@
 //! `code`, show `message` to a person, and point at `field` (a JSON path such as
 //! `customer.phone`, or an email header such as `Message-ID`).
 
-use crate::channels::chat::ChatError;
-use crate::channels::email::EmailError;
-use crate::channels::phone::PhoneError;
+use crate::channels::table::ChannelError;
 use crate::contracts::intake::IntakeError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -109,76 +107,24 @@ impl GatewayError {
             _ => None,
         }
     }
+}
 
-    fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
-        GatewayError::Invalid {
-            message: message.into(),
-            field: field.map(str::to_owned),
-        }
-    }
-
-    fn malformed(message: impl Into<String>) -> Self {
-        GatewayError::Malformed {
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    /// A JSON body that failed to decode: broken syntax is 400, a well-formed document with a
-    /// wrong, missing or unknown field is 422 naming the field's path.
-    pub fn from_json(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                // `.` is the document itself (e.g. a JSON array where an object was expected).
-                let field = (path != ".").then_some(path);
-                GatewayError::Invalid {
-                    message: inner.to_string(),
-                    field,
-                }
-            }
-            _ => GatewayError::malformed(format!("malformed JSON: {inner}")),
-        }
-    }
-
-    pub fn from_intake(e: IntakeError) -> Self {
+/// A channel's refusal: not that format at all is 400, a wrong field 422 (naming it), too large
+/// 413.
+impl From<ChannelError> for GatewayError {
+    fn from(e: ChannelError) -> Self {
         match e {
-            IntakeError::TooLarge { limit, .. } => GatewayError::TooLarge { limit },
-            IntakeError::InvalidUtf8 { .. } | IntakeError::Malformed(_) => GatewayError::malformed(e.to_string()),
-            IntakeError::Invalid { field, .. } => GatewayError::invalid(Some(field), e.to_string()),
+            ChannelError::Malformed { message, field } => GatewayError::Malformed { message, field },
+            ChannelError::Invalid { message, field } => GatewayError::Invalid { message, field },
+            ChannelError::TooLarge { limit } => GatewayError::TooLarge { limit },
+            ChannelError::Internal(message) => GatewayError::Internal(message),
         }
     }
+}
 
-    pub fn from_phone(e: PhoneError) -> Self {
-        match &e {
-            PhoneError::Malformed(_) => GatewayError::malformed(e.to_string()),
-            PhoneError::Invalid { field, .. } => GatewayError::invalid(Some(field), e.to_string()),
-        }
-    }
-
-    pub fn from_chat(e: ChatError) -> Self {
-        match &e {
-            ChatError::Malformed(_) => GatewayError::malformed(e.to_string()),
-            ChatError::Invalid { field, .. } => GatewayError::invalid(Some(field.as_str()), e.to_string()),
-        }
-    }
-
-    /// Bytes that are not an email at all are 400; a message missing what a request needs
-    /// (a `From`, a `Message-ID`, any content) is 422 naming the header.
-    pub fn from_email(e: EmailError) -> Self {
-        match &e {
-            EmailError::Empty | EmailError::NotAMessage(_) => GatewayError::malformed(e.to_string()),
-            EmailError::RawTooLarge { limit, .. } => GatewayError::TooLarge { limit: *limit },
-            EmailError::MissingHeader(h) | EmailError::InvalidHeader { header: h, .. } => {
-                GatewayError::invalid(Some(h), e.to_string())
-            }
-            EmailError::NoContent | EmailError::BodyTooLarge { .. } => {
-                GatewayError::invalid(Some("body"), e.to_string())
-            }
-            EmailError::EncodedTooLarge { .. } => GatewayError::invalid(None, e.to_string()),
-            EmailError::Encode(_) => GatewayError::Internal(e.to_string()),
-        }
+impl From<IntakeError> for GatewayError {
+    fn from(e: IntakeError) -> Self {
+        ChannelError::from(e).into()
     }
 }
 
@@ -214,8 +160,7 @@ mod tests {
     use super::*;
 
     fn decode<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, GatewayError> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de).map_err(GatewayError::from_json)
+        crate::channels::table::decode_json::<T>(json.as_bytes()).map_err(GatewayError::from)
     }
 
     #[test]

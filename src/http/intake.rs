@@ -1,5 +1,6 @@
-//! Routes and handlers. Each intake handler is the same four steps: decode the channel's format,
-//! normalise it (pure, `normalize`), publish it with a confirm, answer 202 with the reference.
+//! Routes and handlers. One handler serves every row of the channel table
+//! (`channels::table::NATIVE`): check the key and the format, normalise the body (pure, in
+//! `channels`), publish it with a confirm, answer 202 with the reference.
 //!
 //! Order of checks: the key (401) and its rate (429) before anything is read, the Content-Type
 //! (415), then the body under the route's limit (413), then its syntax (400) and fields (422),
@@ -9,7 +10,7 @@ use super::Gateway;
 use super::auth::{ApiKey, presented_key};
 use super::error::GatewayError;
 use super::reference;
-use crate::channels::{chat, email, phone};
+use crate::channels::table::{Format, NATIVE, Native};
 use crate::contracts::intake::{IntakeRequest, MAX_MESSAGE_BYTES};
 use crate::core::privacy::{mask_email, mask_phone};
 use axum::body::Bytes;
@@ -29,25 +30,21 @@ type Shared = Arc<Gateway>;
 pub fn routes(gw: Shared) -> Router {
     let json_limit = gw.settings.json_limit;
     let email_limit = gw.settings.email_limit;
-    let authenticated = Router::new()
-        .route(
-            "/v1/requests",
-            post(post_request).layer(DefaultBodyLimit::max(json_limit)),
-        )
-        .route("/v1/requests/{reference}", get(get_request))
-        .route(
-            "/v1/channels/email",
-            post(post_email).layer(DefaultBodyLimit::max(email_limit)),
-        )
-        .route(
-            "/v1/channels/phone",
-            post(post_phone).layer(DefaultBodyLimit::max(json_limit)),
-        )
-        .route(
-            "/v1/channels/chat",
-            post(post_chat).layer(DefaultBodyLimit::max(json_limit)),
-        )
-        .route_layer(middleware::from_fn_with_state(gw.clone(), authenticate));
+    let mut authenticated = Router::new().route("/v1/requests/{reference}", get(get_request));
+    for native in &NATIVE {
+        let limit = match native.format {
+            Format::Json => json_limit,
+            Format::Rfc822 => email_limit,
+        };
+        let submit = move |State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request| async move {
+            submit(&gw, &key, native, req).await
+        };
+        authenticated = authenticated.route(
+            &format!("/v1/{}", native.route),
+            post(submit).layer(DefaultBodyLimit::max(limit)),
+        );
+    }
+    let authenticated = authenticated.route_layer(middleware::from_fn_with_state(gw.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -109,24 +106,22 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), GatewayError> {
-    match media_type(headers) {
-        // `application/json` and structured-syntax variants such as `application/vnd.x+json`.
-        Some(m) if m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")) => Ok(()),
-        got => Err(GatewayError::UnsupportedMediaType {
-            expected: "application/json",
-            got,
-        }),
-    }
-}
-
-fn require_email(headers: &HeaderMap) -> Result<(), GatewayError> {
-    match media_type(headers) {
-        Some(m) if m == "message/rfc822" => Ok(()),
-        got => Err(GatewayError::UnsupportedMediaType {
-            expected: "message/rfc822",
-            got,
-        }),
+/// The Content-Type a format needs: `application/json` (and structured-syntax variants such
+/// as `application/vnd.x+json`), or `message/rfc822`.
+fn require(format: Format, headers: &HeaderMap) -> Result<(), GatewayError> {
+    let got = media_type(headers);
+    let (ok, expected) = match (format, got.as_deref()) {
+        (Format::Json, Some(m)) => (
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")),
+            "application/json",
+        ),
+        (Format::Json, None) => (false, "application/json"),
+        (Format::Rfc822, m) => (m == Some("message/rfc822"), "message/rfc822"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::UnsupportedMediaType { expected, got })
     }
 }
 
@@ -152,75 +147,37 @@ async fn body(req: Request, limit: usize) -> Result<Bytes, GatewayError> {
     })
 }
 
-/// Strict JSON decoding whose errors carry the path of the offending field.
-fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(GatewayError::from_json)?;
-    de.end().map_err(|e| GatewayError::Malformed {
-        message: format!("malformed JSON: {e}"),
-        field: None,
-    })?;
-    Ok(value)
-}
-
-/// `POST /v1/requests`: an IntakeRequest v1, for the app and any integration that already
-/// speaks the intake contract.
-async fn post_request(State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request) -> Response {
+/// `POST /v1/<route>` for every row of the channel table: the key may submit for the
+/// channel, the body is in the channel's format and under its limit, the channel's normaliser
+/// turns it into a request; then the shared validation, publish and answer.
+async fn submit(gw: &Gateway, key: &ApiKey, native: &'static Native, req: Request) -> Response {
     let started = Instant::now();
     let result = async {
-        require_json(req.headers())?;
-        let bytes = body(req, gw.settings.json_limit).await?;
-        let request: IntakeRequest = decode_json(&bytes)?;
-        key.allows(&request.channel)?;
+        if let Some(channel) = native.channel {
+            key.allows(channel)?;
+        }
+        require(native.format, req.headers())?;
+        let limit = match native.format {
+            Format::Json => gw.settings.json_limit,
+            Format::Rfc822 => gw.settings.email_limit,
+        };
+        let bytes = body(req, limit).await?;
+        let now = chrono::Utc::now();
+        let request = if native.heavy {
+            // Parsing a large MIME message is CPU work: keep it off the I/O threads.
+            tokio::task::spawn_blocking(move || (native.normalize)(&bytes, now))
+                .await
+                .map_err(|e| GatewayError::Internal(format!("{} normaliser: {e}", native.route)))??
+        } else {
+            (native.normalize)(&bytes, now)?
+        };
+        if native.channel.is_none() {
+            key.allows(&request.channel)?;
+        }
         Ok(request)
     }
     .await;
-    finish(&gw, &key, result, started).await
-}
-
-/// `POST /v1/channels/email`: a raw RFC 5322 message.
-async fn post_email(State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request) -> Response {
-    let started = Instant::now();
-    let result = async {
-        key.allows(email::CHANNEL)?;
-        require_email(req.headers())?;
-        let raw = body(req, gw.settings.email_limit).await?;
-        // MIME parsing of a large message is CPU work: keep it off the I/O threads.
-        let parsed = tokio::task::spawn_blocking(move || email::parse_email(&raw, chrono::Utc::now()))
-            .await
-            .map_err(|e| GatewayError::Internal(format!("email parser: {e}")))?;
-        parsed.map_err(GatewayError::from_email)
-    }
-    .await;
-    finish(&gw, &key, result, started).await
-}
-
-/// `POST /v1/channels/phone`: a call event from the telephony platform.
-async fn post_phone(State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request) -> Response {
-    let started = Instant::now();
-    let result = async {
-        key.allows(phone::CHANNEL)?;
-        require_json(req.headers())?;
-        let bytes = body(req, gw.settings.json_limit).await?;
-        let event: phone::CallEvent = decode_json(&bytes)?;
-        phone::normalize_call(&event, chrono::Utc::now()).map_err(GatewayError::from_phone)
-    }
-    .await;
-    finish(&gw, &key, result, started).await
-}
-
-/// `POST /v1/channels/chat`: one visitor message of a chat session.
-async fn post_chat(State(gw): State<Shared>, Extension(key): Extension<Arc<ApiKey>>, req: Request) -> Response {
-    let started = Instant::now();
-    let result = async {
-        key.allows(chat::CHANNEL)?;
-        require_json(req.headers())?;
-        let bytes = body(req, gw.settings.json_limit).await?;
-        let message: chat::ChatMessage = decode_json(&bytes)?;
-        chat::normalize_chat(&message, chrono::Utc::now()).map_err(GatewayError::from_chat)
-    }
-    .await;
-    finish(&gw, &key, result, started).await
+    finish(gw, key, result, started).await
 }
 
 /// Validates against the policy, publishes with confirm and answers 202, or refuses.
@@ -253,7 +210,7 @@ async fn finish(
 
 async fn accept(gw: &Gateway, normalized: Result<IntakeRequest, GatewayError>) -> Result<Accepted, GatewayError> {
     let request = normalized?;
-    request.validate(&gw.channels).map_err(GatewayError::from_intake)?;
+    request.validate(&gw.channels)?;
     let payload = serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?;
     // The intake stage refuses anything larger; refuse it here, where the client can still fix it.
     if payload.len() > MAX_MESSAGE_BYTES {
