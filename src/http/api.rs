@@ -66,55 +66,35 @@ pub async fn ticket_json(app: &Services, number: &str) -> Result<Option<Value>, 
     let facts = SlaFacts::of(&t, pauses(&**client, t.id).await?);
     let clocks = app.policy.doc.sla.clocks(app.policy.calendar(), &facts, now);
     let transitions = tickets::transitions_of(&**client, t.id).await?;
-    let escalations: Vec<Value> = client
-        .query(
-            "SELECT target, ladder, breached_at, last_step, last_repeat, last_fired_at, last_notified,
-                    acknowledged_at, acknowledged_by, stopped_at, stop_reason
-             FROM escalations WHERE ticket_id = $1 ORDER BY breached_at",
-            &[&t.id],
-        )
+    let escalations: Vec<Value> = tickets::escalations_of(&**client, t.id)
         .await?
-        .iter()
-        .map(|r| {
+        .into_iter()
+        .map(|e| {
             json!({
-                "target": r.get::<_, String>(0), "ladder": r.get::<_, String>(1),
-                "breached_at": r.get::<_, chrono::DateTime<chrono::Utc>>(2),
-                "last_step": r.get::<_, Option<i32>>(3).map(|s| s + 1), "last_repeat": r.get::<_, Option<i32>>(4),
-                "last_fired_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(5),
-                "last_notified": r.get::<_, Option<String>>(6),
-                "acknowledged_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(7),
-                "acknowledged_by": r.get::<_, Option<String>>(8),
-                "stopped_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(9),
-                "stop_reason": r.get::<_, Option<String>>(10),
+                "target": e.target, "ladder": e.ladder, "breached_at": e.breached_at,
+                // Steps are counted from 1 for people.
+                "last_step": e.last_step.map(|s| s + 1), "last_repeat": e.last_repeat,
+                "last_fired_at": e.last_fired_at, "last_notified": e.last_notified,
+                "acknowledged_at": e.acknowledged_at, "acknowledged_by": e.acknowledged_by,
+                "stopped_at": e.stopped_at, "stop_reason": e.stop_reason,
             })
         })
         .collect();
-    let messages: Vec<Value> = client
-        .query(
-            "SELECT channel, channel_message_id, received_at, subject, body, attachments FROM ticket_messages
-             WHERE ticket_id = $1 ORDER BY received_at, id",
-            &[&t.id],
-        )
+    let messages: Vec<Value> = tickets::messages_of(&**client, t.id)
         .await?
-        .iter()
-        .map(|r| {
-            json!({ "channel": r.get::<_, String>(0), "channel_message_id": r.get::<_, String>(1),
-                    "received_at": r.get::<_, chrono::DateTime<chrono::Utc>>(2), "subject": r.get::<_, Option<String>>(3),
-                    "body": r.get::<_, String>(4), "attachments": r.get::<_, Value>(5) })
+        .into_iter()
+        .map(|m| {
+            json!({ "channel": m.channel, "channel_message_id": m.channel_message_id,
+                    "received_at": m.received_at, "subject": m.subject,
+                    "body": m.body, "attachments": m.attachments })
         })
         .collect();
-    let earlier: Vec<Value> = client
-        .query(
-            "SELECT e.number, e.state, e.category, e.priority, e.received_at FROM tickets t
-             JOIN tickets e ON e.customer_ref = t.customer_ref AND e.id <> t.id
-             WHERE t.id = $1 ORDER BY e.received_at DESC LIMIT 20",
-            &[&t.id],
-        )
+    let earlier: Vec<Value> = tickets::customer_tickets_of(&**client, t.id, 20)
         .await?
-        .iter()
-        .map(|r| {
-            json!({ "number": r.get::<_, String>(0), "state": r.get::<_, String>(1), "category": r.get::<_, Option<String>>(2),
-                    "priority": r.get::<_, Option<String>>(3), "received_at": r.get::<_, chrono::DateTime<chrono::Utc>>(4) })
+        .into_iter()
+        .map(|e| {
+            json!({ "number": e.number, "state": e.state, "category": e.category,
+                    "priority": e.priority, "received_at": e.received_at })
         })
         .collect();
     let mut view = crate::contracts::events::ticket_view(&t);

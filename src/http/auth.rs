@@ -10,10 +10,9 @@
 //! The rate limit is a token bucket per key, in memory, per gateway process.
 
 use crate::http::error::GatewayError;
-use crate::store::{Db, StoreError};
+use crate::store::{Db, StoreError, keys};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,18 +24,7 @@ const MAX_PRESENTED_KEY: usize = 256;
 /// Cached look-ups kept at most; past this the cache starts over (bounded memory under attack).
 const MAX_CACHED: usize = 10_000;
 
-/// A stored key, without its secret.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ApiKey {
-    pub id: String,
-    pub name: String,
-    /// `None`: any channel.
-    pub channel: Option<String>,
-    pub rate_per_sec: Option<u32>,
-    pub burst: Option<u32>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
+pub use crate::store::keys::ApiKey;
 
 impl ApiKey {
     /// Whether this key may submit or read requests of `channel`.
@@ -79,75 +67,32 @@ pub async fn create_key(
     let id = format!("key_{}", hex(&random_bytes::<6>()?));
     let rate = rate_per_sec.map(|r| r as i32);
     let burst_i = burst.map(|b| b as i32);
-    let client = db.pool.get().await?;
-    let row = client
-        .query_one(
-            "INSERT INTO api_keys (id, name, channel, key_hash, rate_per_sec, burst) VALUES ($1, $2, $3, $4, $5, $6)
-             RETURNING created_at",
-            &[&id, &name, &channel, &hash_key(&secret), &rate, &burst_i],
-        )
-        .await?;
+    let created_at = keys::insert(db, &id, name, channel, &hash_key(&secret), rate, burst_i).await?;
     let key = ApiKey {
         id,
         name: name.to_owned(),
         channel: channel.map(str::to_owned),
         rate_per_sec,
         burst,
-        created_at: row.get(0),
+        created_at,
         revoked_at: None,
     };
     Ok((key, secret))
 }
 
-fn from_row(r: &tokio_postgres::Row) -> ApiKey {
-    let positive = |v: Option<i32>| v.and_then(|n| u32::try_from(n).ok());
-    ApiKey {
-        id: r.get("id"),
-        name: r.get("name"),
-        channel: r.get("channel"),
-        rate_per_sec: positive(r.get("rate_per_sec")),
-        burst: positive(r.get("burst")),
-        created_at: r.get("created_at"),
-        revoked_at: r.get("revoked_at"),
-    }
-}
-
-const COLUMNS: &str = "id, name, channel, rate_per_sec, burst, created_at, revoked_at";
-
 /// Every key, newest first, revoked ones included.
 pub async fn list_keys(db: &Db) -> Result<Vec<ApiKey>, StoreError> {
-    let client = db.pool.get().await?;
-    let rows = client
-        .query(
-            &format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
-            &[],
-        )
-        .await?;
-    Ok(rows.iter().map(from_row).collect())
+    keys::list(db).await
 }
 
 /// Revokes a key; `false` when there is no such key or it was already revoked.
 pub async fn revoke_key(db: &Db, id: &str) -> Result<bool, StoreError> {
-    let client = db.pool.get().await?;
-    let n = client
-        .execute(
-            "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-            &[&id],
-        )
-        .await?;
-    Ok(n == 1)
+    keys::revoke(db, id).await
 }
 
 /// The unrevoked key whose hash this is.
 pub async fn find_key(db: &Db, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-    let client = db.pool.get().await?;
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"),
-            &[&key_hash],
-        )
-        .await?;
-    Ok(row.as_ref().map(from_row))
+    keys::find(db, key_hash).await
 }
 
 /// The credential of a request: `Authorization: Bearer <key>`, else `X-Api-Key: <key>`.
@@ -293,6 +238,7 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use axum::http::{HeaderMap, HeaderValue};
+    use chrono::Utc;
 
     #[test]
     fn hash_is_hex_sha256() {

@@ -22,7 +22,7 @@ use crate::bus::{self, BusError};
 use crate::contracts::StageName;
 use crate::core::state::TicketState;
 use crate::runtime::Services;
-use crate::store::StoreError;
+use crate::store::{StoreError, dashboard};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -227,50 +227,23 @@ pub async fn snapshot(
         .collect();
 
     let mut open_by_state: BTreeMap<String, i64> = open_states.iter().map(|s| (s.clone(), 0)).collect();
-    for r in client
-        .query(
-            "SELECT state, count(*) FROM tickets WHERE state = ANY($1) GROUP BY state",
-            &[&open_states],
-        )
-        .await?
-    {
-        open_by_state.insert(r.get(0), r.get(1));
-    }
+    open_by_state.extend(dashboard::open_by_state(&**client, &open_states).await?);
     let open_total = open_by_state.values().sum();
 
     let horizon = now + Span::minutes(AT_RISK_MINUTES);
     let waiting = TicketState::WaitingForCustomer.as_str();
-    let risk_sql = "WITH risk AS (
-            SELECT number, priority, team, state, 'first_response' AS target, first_response_due AS due
-            FROM tickets
-            WHERE state = ANY($1) AND first_responded_at IS NULL
-              AND first_response_due > $2 AND first_response_due <= $3
-            UNION ALL
-            SELECT number, priority, team, state, 'resolution', resolution_due
-            FROM tickets
-            WHERE state = ANY($1) AND resolved_at IS NULL AND state <> $4
-              AND resolution_due > $2 AND resolution_due <= $3
-        )
-        SELECT number, priority, team, state, target, due, count(*) OVER () FROM risk
-        ORDER BY due, number, target LIMIT $5";
-    let rows = client
-        .query(risk_sql, &[&open_states, &now, &horizon, &waiting, &AT_RISK_LIMIT])
-        .await?;
-    let mut at_risk_total = 0;
+    let (rows, at_risk_total) =
+        dashboard::due_soon(&**client, &open_states, waiting, now, horizon, AT_RISK_LIMIT).await?;
     let at_risk = rows
-        .iter()
-        .map(|r| {
-            at_risk_total = r.get(6);
-            let due: DateTime<Utc> = r.get(5);
-            AtRisk {
-                number: r.get(0),
-                priority: r.get(1),
-                team: r.get(2),
-                state: r.get(3),
-                target: r.get(4),
-                due,
-                minutes_left: (due - now).num_minutes(),
-            }
+        .into_iter()
+        .map(|r| AtRisk {
+            number: r.number,
+            priority: r.priority,
+            team: r.team,
+            state: r.state,
+            target: r.target,
+            due: r.due,
+            minutes_left: (r.due - now).num_minutes(),
         })
         .collect();
 
@@ -279,20 +252,8 @@ pub async fn snapshot(
         .into_iter()
         .map(|t| (t.to_owned(), 0))
         .collect();
-    // The escalate stage records a breach as a transition whose details name the target and
-    // how late it was (`sla.breached` is the event it publishes with it).
-    for r in client
-        .query(
-            "SELECT details->>'target', count(*) FROM ticket_transitions
-             WHERE at >= $1 AND at <= $2 AND actor = 'escalate'
-               AND details ? 'late_by_seconds' AND details ? 'target'
-             GROUP BY 1",
-            &[&since, &now],
-        )
-        .await?
-    {
-        let target: Option<String> = r.get(0);
-        *by_target.entry(target.unwrap_or_else(|| "unknown".into())).or_default() += r.get::<_, i64>(1);
+    for (target, n) in dashboard::breaches_by_target(&**client, StageName::Escalate.as_str(), since, now).await? {
+        *by_target.entry(target.unwrap_or_else(|| "unknown".into())).or_default() += n;
     }
     let breaches_today = Breaches {
         since,
@@ -300,28 +261,17 @@ pub async fn snapshot(
         by_target,
     };
 
-    let teams = client
-        .query(
-            "SELECT t.id, t.name, coalesce(sum(a.open_tickets), 0)::bigint, coalesce(sum(a.max_open), 0)::bigint,
-                    count(a.id), count(a.id) FILTER (WHERE a.presence = 'online')
-             FROM teams t LEFT JOIN agents a ON a.team = t.id
-             GROUP BY t.id, t.name ORDER BY t.id",
-            &[],
-        )
+    let teams = dashboard::team_loads(&**client)
         .await?
-        .iter()
-        .map(|r| {
-            let open: i64 = r.get(2);
-            let capacity: i64 = r.get(3);
-            TeamLoad {
-                team: r.get(0),
-                name: r.get(1),
-                open,
-                capacity,
-                load_ratio: crate::runtime::ops::collector::load_ratio(open, capacity),
-                agents: r.get(4),
-                online: r.get(5),
-            }
+        .into_iter()
+        .map(|t| TeamLoad {
+            load_ratio: crate::runtime::ops::collector::load_ratio(t.open, t.capacity),
+            team: t.team,
+            name: t.name,
+            open: t.open,
+            capacity: t.capacity,
+            agents: t.agents,
+            online: t.online,
         })
         .collect();
 

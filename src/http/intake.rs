@@ -287,25 +287,17 @@ async fn lookup(gw: &Gateway, key: &ApiKey, reference: &str) -> Result<RequestSt
         tracing::warn!(error = %e, "request status look-up failed");
         GatewayError::Unavailable("the ticket store is unavailable".into())
     };
-    let client = gw.db.pool.get().await.map_err(|e| unavailable(&e))?;
-    let row = client
-        .query_opt(
-            "SELECT t.number, t.state, t.channel = m.channel AND t.channel_message_id = m.channel_message_id,
-                    t.category, t.priority, t.team
-             FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id
-             WHERE m.channel = $1 AND m.channel_message_id = $2",
-            &[&channel, &channel_message_id],
-        )
+    let ticket = crate::store::tickets::of_request(&gw.db, &channel, &channel_message_id)
         .await
-        .map_err(|e| unavailable(&e))?;
-    let ticket = row.map(|r| TicketRef {
-        number: r.get(0),
-        state: r.get(1),
-        opened_by_request: r.get(2),
-        category: r.get(3),
-        priority: r.get(4),
-        team: r.get(5),
-    });
+        .map_err(|e| unavailable(&e))?
+        .map(|t| TicketRef {
+            number: t.number,
+            state: t.state,
+            opened_by_request: t.opened_by_request,
+            category: t.category,
+            priority: t.priority,
+            team: t.team,
+        });
     Ok(RequestStatus {
         reference: reference.to_owned(),
         channel,

@@ -3,6 +3,9 @@
 
 pub mod agents;
 pub mod customers;
+pub mod dashboard;
+pub mod gauges;
+pub mod keys;
 pub mod ledger;
 pub mod outbox;
 pub mod reports;

@@ -1,9 +1,10 @@
 //! Batched ticket reads and writes for the stages: one statement per batch, not per message.
 
-use super::StoreError;
+use super::{Db, StoreError};
 use crate::core::customer::Customer;
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;
 use tokio_postgres::{GenericClient, Row};
@@ -163,6 +164,154 @@ pub async fn transitions_of<C: GenericClient>(client: &C, ticket_id: i64) -> Res
             reason: r.get(6),
             policy_version: r.get(7),
             details: r.get(8),
+        })
+        .collect())
+}
+
+/// The ticket a channel message went to, as the request status shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestTicket {
+    pub number: String,
+    pub state: String,
+    /// The message opened the ticket (rather than joining one).
+    pub opened_by_request: bool,
+    pub category: Option<String>,
+    pub priority: Option<String>,
+    pub team: Option<String>,
+}
+
+/// The ticket that holds the message `channel_message_id` of `channel`, once intake stored it.
+pub async fn of_request(db: &Db, channel: &str, channel_message_id: &str) -> Result<Option<RequestTicket>, StoreError> {
+    let client = db.pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT t.number, t.state, t.channel = m.channel AND t.channel_message_id = m.channel_message_id,
+                    t.category, t.priority, t.team
+             FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id
+             WHERE m.channel = $1 AND m.channel_message_id = $2",
+            &[&channel, &channel_message_id],
+        )
+        .await?;
+    Ok(row.map(|r| RequestTicket {
+        number: r.get(0),
+        state: r.get(1),
+        opened_by_request: r.get(2),
+        category: r.get(3),
+        priority: r.get(4),
+        team: r.get(5),
+    }))
+}
+
+/// One escalation of a ticket, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationRow {
+    pub target: String,
+    pub ladder: String,
+    pub breached_at: DateTime<Utc>,
+    /// Index of the last step fired (from 0).
+    pub last_step: Option<i32>,
+    pub last_repeat: Option<i32>,
+    pub last_fired_at: Option<DateTime<Utc>>,
+    pub last_notified: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub stop_reason: Option<String>,
+}
+
+/// Every escalation of a ticket, oldest breach first.
+pub async fn escalations_of<C: GenericClient>(c: &C, ticket_id: i64) -> Result<Vec<EscalationRow>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT target, ladder, breached_at, last_step, last_repeat, last_fired_at, last_notified,
+                    acknowledged_at, acknowledged_by, stopped_at, stop_reason
+             FROM escalations WHERE ticket_id = $1 ORDER BY breached_at",
+            &[&ticket_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| EscalationRow {
+            target: r.get(0),
+            ladder: r.get(1),
+            breached_at: r.get(2),
+            last_step: r.get(3),
+            last_repeat: r.get(4),
+            last_fired_at: r.get(5),
+            last_notified: r.get(6),
+            acknowledged_at: r.get(7),
+            acknowledged_by: r.get(8),
+            stopped_at: r.get(9),
+            stop_reason: r.get(10),
+        })
+        .collect())
+}
+
+/// One customer message of a ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRow {
+    pub channel: String,
+    pub channel_message_id: String,
+    pub received_at: DateTime<Utc>,
+    pub subject: Option<String>,
+    pub body: String,
+    pub attachments: serde_json::Value,
+}
+
+/// The customer's messages on a ticket, in the order received.
+pub async fn messages_of<C: GenericClient>(c: &C, ticket_id: i64) -> Result<Vec<MessageRow>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT channel, channel_message_id, received_at, subject, body, attachments FROM ticket_messages
+             WHERE ticket_id = $1 ORDER BY received_at, id",
+            &[&ticket_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| MessageRow {
+            channel: r.get(0),
+            channel_message_id: r.get(1),
+            received_at: r.get(2),
+            subject: r.get(3),
+            body: r.get(4),
+            attachments: r.get(5),
+        })
+        .collect())
+}
+
+/// Another ticket of the same customer, in brief.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerTicket {
+    pub number: String,
+    pub state: String,
+    pub category: Option<String>,
+    pub priority: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The customer's other tickets, newest first, at most `limit`.
+pub async fn customer_tickets_of<C: GenericClient>(
+    c: &C,
+    ticket_id: i64,
+    limit: i64,
+) -> Result<Vec<CustomerTicket>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT e.number, e.state, e.category, e.priority, e.received_at FROM tickets t
+             JOIN tickets e ON e.customer_ref = t.customer_ref AND e.id <> t.id
+             WHERE t.id = $1 ORDER BY e.received_at DESC LIMIT $2",
+            &[&ticket_id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| CustomerTicket {
+            number: r.get(0),
+            state: r.get(1),
+            category: r.get(2),
+            priority: r.get(3),
+            received_at: r.get(4),
         })
         .collect())
 }

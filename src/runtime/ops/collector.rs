@@ -9,9 +9,8 @@
 
 use crate::bus::{self, BusError, Topology};
 use crate::contracts::StageName;
-use crate::core::state::TicketState;
 use crate::store::Db;
-use crate::store::StoreError;
+use crate::store::{StoreError, gauges};
 use lapin::{Channel, Connection};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -99,24 +98,10 @@ impl Collector {
     }
 
     async fn database(&mut self) -> Result<(), StoreError> {
-        let client = self.db.pool.get().await?;
-        let open: Vec<String> = TicketState::ALL
-            .into_iter()
-            .filter(|s| s.is_open())
-            .map(|s| s.as_str().to_owned())
-            .collect();
-        // `state = ANY(open states)` rather than `<> 'closed'`: the state index then skips the
-        // closed tickets, which only grow.
-        let rows = client
-            .query(
-                "SELECT state, coalesce(team, 'none'), count(*) FROM tickets WHERE state = ANY($1) GROUP BY 1, 2",
-                &[&open],
-            )
-            .await?;
+        let rows = gauges::open_tickets(&self.db).await?;
         let mut now_open = BTreeSet::new();
-        for r in &rows {
-            let key: (String, String) = (r.get(0), r.get(1));
-            let n: i64 = r.get(2);
+        for (state, team, n) in rows {
+            let key = (state, team);
             metrics::gauge!("switchboard_open_tickets", "state" => key.0.clone(), "team" => key.1.clone())
                 .set(n as f64);
             now_open.insert(key);
@@ -126,20 +111,9 @@ impl Collector {
         }
         self.seen_open.extend(now_open);
 
-        let rows = client
-            .query(
-                "SELECT team, sum(open_tickets)::bigint, sum(max_open)::bigint,
-                        count(*) FILTER (WHERE presence = 'online')
-                 FROM agents GROUP BY team",
-                &[],
-            )
-            .await?;
+        let rows = gauges::team_loads(&self.db).await?;
         let mut now_teams = BTreeSet::new();
-        for r in &rows {
-            let team: String = r.get(0);
-            let load: i64 = r.get(1);
-            let cap: i64 = r.get(2);
-            let online: i64 = r.get(3);
+        for (team, load, cap, online) in rows {
             set_team(&team, load, cap, online);
             now_teams.insert(team);
         }

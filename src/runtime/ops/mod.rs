@@ -187,7 +187,7 @@ pub async fn readiness(s: &OpsState) -> Readiness {
     };
     if let Some(db) = &s.db {
         let pg = match tokio::time::timeout(DB_CHECK_TIMEOUT, db.ping()).await {
-            Ok(Ok(())) => Check::pass(format!("SELECT 1 answered by {}", db.target)),
+            Ok(Ok(())) => Check::pass(format!("Postgres at {} answered SELECT 1", db.target)),
             Ok(Err(e)) => Check::fail(format!("{e}")),
             Err(_) => Check::fail(format!(
                 "Postgres at {} did not answer SELECT 1 within {DB_CHECK_TIMEOUT:?}",
