@@ -245,7 +245,6 @@ fn sql_outside_store() -> Vec<String> {
 }
 
 #[test]
-#[ignore = "turned on with the commit that moves the last statement into store/"]
 fn no_sql_outside_the_store() {
     let found = sql_outside_store();
     assert!(found.is_empty(), "SQL outside src/store:\n{}", found.join("\n"));

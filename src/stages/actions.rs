@@ -1,5 +1,5 @@
 //! Applying lifecycle actions and SLA timer bookkeeping to the database: the shell around
-//! `domain::lifecycle::plan`, shared by the lifecycle stage (AMQP) and the HTTP API.
+//! `core::lifecycle::plan`, shared by the lifecycle stage (AMQP) and the HTTP API.
 
 use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
@@ -12,8 +12,8 @@ use crate::core::policy::Policy;
 use crate::core::sla::{SlaFacts, Target};
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
-use crate::store::tickets::{TICKET_COLUMNS, insert_transitions, ticket_from_row};
-use crate::store::{StoreError, timers};
+use crate::store::tickets::{self, insert_transitions};
+use crate::store::{StoreError, agents, sla, timers};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use serde_json::json;
@@ -34,56 +34,7 @@ impl From<tokio_postgres::Error> for ActionError {
     }
 }
 
-pub type Pauses = Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>;
-
-pub async fn lock_by_number(tx: &Transaction<'_>, number: &str) -> Result<Option<Ticket>, StoreError> {
-    let row = tx
-        .query_opt(
-            &crate::store::prepared(
-                tx,
-                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1 FOR UPDATE"),
-            )
-            .await?,
-            &[&number],
-        )
-        .await?;
-    row.as_ref().map(ticket_from_row).transpose()
-}
-
-pub async fn lock_by_id(tx: &Transaction<'_>, id: i64) -> Result<Option<Ticket>, StoreError> {
-    let row = tx
-        .query_opt(
-            &crate::store::prepared(
-                tx,
-                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"),
-            )
-            .await?,
-            &[&id],
-        )
-        .await?;
-    row.as_ref().map(ticket_from_row).transpose()
-}
-
-pub async fn pauses<C: tokio_postgres::GenericClient>(c: &C, ticket_id: i64) -> Result<Pauses, StoreError> {
-    let rows = c
-        .query(
-            "SELECT started_at, ended_at FROM ticket_pauses WHERE ticket_id = $1 ORDER BY started_at",
-            &[&ticket_id],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-/// Targets that already have an escalation (their breach has been recorded).
-pub async fn escalated_targets<C: tokio_postgres::GenericClient>(
-    c: &C,
-    ticket_id: i64,
-) -> Result<Vec<String>, StoreError> {
-    let rows = c
-        .query("SELECT target FROM escalations WHERE ticket_id = $1", &[&ticket_id])
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
+use crate::store::sla::{Pauses, escalated_targets, pauses};
 
 /// Breach timers a ticket needs now: one per running clock whose breach is not yet recorded.
 pub fn breach_timers(
@@ -136,21 +87,9 @@ pub async fn apply(
     now: DateTime<Utc>,
 ) -> Result<(Ticket, Vec<Outgoing>), ActionError> {
     use crate::core::lifecycle::Action;
-    let active: i64 = tx
-        .query_one(
-            &crate::store::prepared(tx, "SELECT count(*) FROM escalations WHERE ticket_id = $1 AND acknowledged_at IS NULL AND stopped_at IS NULL").await?,
-            &[&t.id],
-        )
-        .await?
-        .get(0);
+    let active = sla::active_escalations(tx, t.id).await?;
     let agent_exists = match &msg.action {
-        Action::Reassign { agent, .. } => tx
-            .query_opt(
-                &crate::store::prepared(tx, "SELECT 1 FROM agents WHERE id = $1").await?,
-                &[agent],
-            )
-            .await?
-            .is_some(),
+        Action::Reassign { agent, .. } => agents::agent_exists(tx, agent).await?,
         _ => false,
     };
     let ctx = ActionContext {
@@ -189,14 +128,8 @@ pub async fn apply(
         if t.state == TicketState::Queued {
             after.assigned_at = Some(now);
         }
-        if let Some(team) = tx
-            .query_opt(
-                &crate::store::prepared(tx, "SELECT team FROM agents WHERE id = $1").await?,
-                &[a],
-            )
-            .await?
-        {
-            after.team = Some(team.get(0));
+        if let Some(team) = agents::team_of(tx, a).await? {
+            after.team = Some(team);
         }
     }
     if let Some(s) = &p.supervisor {
@@ -241,28 +174,8 @@ pub async fn apply(
     }
 
     match &p.pause {
-        PauseChange::Start => {
-            tx.execute(
-                &crate::store::prepared(
-                    tx,
-                    "INSERT INTO ticket_pauses (ticket_id, started_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .await?,
-                &[&t.id, &now],
-            )
-            .await?;
-        }
-        PauseChange::End => {
-            tx.execute(
-                &crate::store::prepared(
-                    tx,
-                    "UPDATE ticket_pauses SET ended_at = $2 WHERE ticket_id = $1 AND ended_at IS NULL",
-                )
-                .await?,
-                &[&t.id, &now],
-            )
-            .await?;
-        }
+        PauseChange::Start => sla::start_pause(tx, t.id, now).await?,
+        PauseChange::End => sla::end_pause(tx, t.id, now).await?,
         PauseChange::None => {}
     }
 
@@ -282,77 +195,21 @@ pub async fn apply(
         }
     };
     for (agent, delta) in changes {
-        let row = tx
-            .query_opt(
-                &crate::store::prepared(
-                    tx,
-                    "UPDATE agents SET open_tickets = greatest(open_tickets + $2, 0),
-                   idle_since = CASE WHEN $2 > 0 THEN $3 ELSE idle_since END, updated_at = now()
-                 WHERE id = $1 RETURNING team, presence, open_tickets, max_open",
-                )
-                .await?,
-                &[&agent, &delta, &now],
-            )
-            .await?;
-        if let Some(r) = row
+        if let Some(load) = agents::adjust_load(tx, &agent, delta, now).await?
             && delta < 0
-            && r.get::<_, &str>(1) == "online"
-            && r.get::<_, i32>(2) < r.get::<_, i32>(3)
+            && load.online
+            && load.open_tickets < load.max_open
         {
-            drain_teams.push(r.get(0));
+            drain_teams.push(load.team);
         }
     }
 
     if p.acknowledge {
-        tx.execute(
-            &crate::store::prepared(
-                tx,
-                "UPDATE escalations SET acknowledged_at = $2, acknowledged_by = $3
-             WHERE ticket_id = $1 AND acknowledged_at IS NULL AND stopped_at IS NULL",
-            )
-            .await?,
-            &[&t.id, &now, &msg.actor],
-        )
-        .await?;
+        sla::acknowledge(tx, t.id, now, &msg.actor).await?;
         timers::cancel_except(tx, t.id, "escalate:", &[]).await?;
     }
 
-    let written = tx
-        .execute(
-            &crate::store::prepared(
-                tx,
-                "UPDATE tickets SET state = $3, assignee = $4, team = $5, priority = $6, sla_rule = $7,
-                first_response_due = $8, resolution_due = $9, assigned_at = $10,
-                first_responded_at = $11, last_update_at = $12, resolved_at = $13, closed_at = $14,
-                sla_restarted_at = $15, resolution = $16, rating = $17, rating_comment = $18, supervisor = $19,
-                version = $20, updated_at = now()
-             WHERE id = $1 AND version = $2",
-            )
-            .await?,
-            &[
-                &t.id,
-                &t.version,
-                &after.state.as_str(),
-                &after.assignee,
-                &after.team,
-                &after.priority,
-                &after.sla_rule,
-                &after.first_response_due,
-                &after.resolution_due,
-                &after.assigned_at,
-                &after.life.first_responded_at,
-                &after.life.last_update_at,
-                &after.life.resolved_at,
-                &after.life.closed_at,
-                &after.life.sla_restarted_at,
-                &after.life.resolution,
-                &after.life.rating,
-                &after.life.rating_comment,
-                &after.life.supervisor,
-                &after.version,
-            ],
-        )
-        .await?;
+    let written = tickets::write_after_action(tx, t, &after).await?;
     if written != 1 {
         return Err(StoreError::Conflict(format!("ticket {} changed under the lock", t.number)).into());
     }
@@ -371,16 +228,7 @@ pub async fn apply(
         .map(|c| c.target.as_str().to_owned())
         .collect();
     if !met.is_empty() {
-        tx.execute(
-            &crate::store::prepared(
-                tx,
-                "UPDATE escalations SET stopped_at = $2, stop_reason = 'target met'
-             WHERE ticket_id = $1 AND target = ANY($3) AND stopped_at IS NULL",
-            )
-            .await?,
-            &[&t.id, &now, &met],
-        )
-        .await?;
+        sla::stop_met(tx, t.id, now, &met).await?;
         let escalate_keep: Vec<String> = Target::ALL
             .iter()
             .filter(|x| !met.iter().any(|m| m == x.as_str()))

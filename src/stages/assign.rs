@@ -13,9 +13,9 @@ use crate::core::state::TicketState;
 use crate::core::ticket::Ticket;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
-use crate::store::agents::agent_from_row;
+use crate::store::agents;
 use crate::store::ledger;
-use crate::store::tickets::{TICKET_COLUMNS, ticket_from_row};
+use crate::store::tickets;
 use chrono::Utc;
 use deadpool_postgres::Transaction;
 use serde_json::json;
@@ -106,16 +106,8 @@ impl Stage for Assign {
             }
             let team_list: Vec<String> = teams.into_iter().collect();
 
-            let agent_rows = tx
-                .query(
-                    &crate::store::prepared(tx, "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
-                     FROM agents WHERE team = ANY($1) ORDER BY id FOR UPDATE").await?,
-                    &[&team_list],
-                )
-                .await?;
             let mut agents_by_team: HashMap<String, Vec<Agent>> = HashMap::new();
-            for r in &agent_rows {
-                let a = agent_from_row(r);
+            for a in agents::lock_teams(tx, &team_list).await? {
                 agents_by_team.entry(a.team.clone()).or_default().push(a);
             }
             // Only teams with a free slot can take a queued ticket, and only as many as their free
@@ -138,26 +130,13 @@ impl Stage for Assign {
                 .saturating_mul(2)
                 .saturating_add(10)
                 .min(QUEUE_SCAN_LIMIT);
-            let queued_rows = if open_teams.is_empty() {
+            let queued = if open_teams.is_empty() {
                 Vec::new()
             } else {
-                tx.query(
-                    &crate::store::prepared(
-                        tx,
-                        &format!(
-                            "SELECT {TICKET_COLUMNS} FROM tickets WHERE state = 'queued' AND team = ANY($1)
-                             ORDER BY resolution_due NULLS LAST, id LIMIT $2 FOR UPDATE SKIP LOCKED"
-                        ),
-                    )
-                    .await?,
-                    &[&open_teams, &scan],
-                )
-                .await?
+                tickets::lock_queued(tx, &open_teams, scan).await?
             };
-            for r in &queued_rows {
-                candidates.push(Candidate::Queued {
-                    ticket: ticket_from_row(r)?,
-                });
+            for ticket in queued {
+                candidates.push(Candidate::Queued { ticket });
             }
             // Earliest deadline first; the received time breaks ties so the order is stable.
             candidates.sort_by(|a, b| {
@@ -263,16 +242,7 @@ impl Stage for Assign {
                     loads.push(a.open_tickets);
                     idles.push(a.idle_since);
                 }
-                tx.execute(
-                    &crate::store::prepared(
-                        tx,
-                        "UPDATE agents a SET open_tickets = u.load, idle_since = u.idle, updated_at = now()
-                     FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS u(id, load, idle) WHERE a.id = u.id",
-                    )
-                    .await?,
-                    &[&ids, &loads, &idles],
-                )
-                .await?;
+                agents::set_loads(tx, &ids, &loads, &idles).await?;
             }
             metrics::counter!("switchboard_assignments_total", "kind" => "queued_drained")
                 .increment(extra.len() as u64);

@@ -12,9 +12,11 @@ use crate::core::escalation::Fired;
 use crate::core::sla::{ClockState, SlaFacts, Target};
 use crate::core::ticket::{Ticket, Transition};
 use crate::runtime::runner::{Inbound, Outcome, Stage};
-use crate::stages::actions::{fired_of, lock_by_id, pauses, resolve_notify};
+use crate::stages::actions::{fired_of, resolve_notify};
 use crate::stages::{Context, finish};
 use crate::store::ledger;
+use crate::store::sla::{self, pauses};
+use crate::store::tickets::{self, lock_by_id};
 use crate::store::{StoreError, timers};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
@@ -99,13 +101,7 @@ impl Escalate {
             .into_iter()
             .find(|c| c.target == target);
         let breached = clock.as_ref().is_some_and(|c| c.state == ClockState::Breached);
-        let escalation = tx
-            .query_opt(
-                "SELECT ladder, breached_at, last_step, last_repeat, last_fired_at, acknowledged_at, stopped_at
-                 FROM escalations WHERE ticket_id = $1 AND target = $2",
-                &[&t.id, &target.as_str()],
-            )
-            .await?;
+        let escalation = sla::escalation(tx, t.id, target.as_str()).await?;
         let mut after = t.clone();
         let mut transitions = Vec::new();
         let mut outputs = Vec::new();
@@ -150,9 +146,12 @@ impl Escalate {
                     json!({ "target": target, "due": due, "late_by_seconds": (now - due).num_seconds(), "sla_rule": rule.map(|r| &r.name) }),
                 );
                 metrics::counter!("switchboard_sla_breaches_total", "target" => target.as_str()).increment(1);
-                tx.execute(
-                    "INSERT INTO escalations (ticket_id, target, ladder, breached_at) VALUES ($1, $2, $3, $4)",
-                    &[&t.id, &target.as_str(), &ladder_name.clone().unwrap_or_default(), &due],
+                sla::record_breach(
+                    tx,
+                    t.id,
+                    target.as_str(),
+                    ladder_name.as_deref().unwrap_or_default(),
+                    due,
                 )
                 .await?;
                 (due, None)
@@ -164,22 +163,15 @@ impl Escalate {
                     t.number
                 )));
             }
-            (timer::ESCALATE, Some(row)) => {
-                let acknowledged: Option<DateTime<Utc>> = row.get(5);
-                let stopped: Option<DateTime<Utc>> = row.get(6);
-                if acknowledged.is_some() || stopped.is_some() {
+            (timer::ESCALATE, Some(e)) => {
+                if e.acknowledged_at.is_some() || e.stopped_at.is_some() {
                     return Ok(Ok(Vec::new()));
                 }
                 if !breached {
-                    tx.execute(
-                        "UPDATE escalations SET stopped_at = $3, stop_reason = 'target met or paused'
-                         WHERE ticket_id = $1 AND target = $2",
-                        &[&t.id, &target.as_str(), &now],
-                    )
-                    .await?;
+                    sla::stop_unbreached(tx, t.id, target.as_str(), now).await?;
                     return Ok(Ok(Vec::new()));
                 }
-                (row.get(1), fired_of(row.get(2), row.get(3), row.get(4)))
+                (e.breached_at, fired_of(e.last_step, e.last_repeat, e.last_fired_at))
             }
             _ => return Ok(Err(format!("unknown timer purpose {:?}", msg.purpose))),
         };
@@ -223,17 +215,14 @@ impl Escalate {
                 json!({ "target": target, "ladder": ladder_name, "step": next.step + 1, "repeat": next.repeat, "notify": next.notify, "notified": who }),
             );
             metrics::counter!("switchboard_escalations_total", "target" => target.as_str()).increment(1);
-            tx.execute(
-                "UPDATE escalations SET last_step = $3, last_repeat = $4, last_fired_at = $5, last_notified = $6
-                 WHERE ticket_id = $1 AND target = $2",
-                &[
-                    &t.id,
-                    &target.as_str(),
-                    &(next.step as i32),
-                    &(next.repeat as i32),
-                    &now,
-                    &who,
-                ],
+            sla::record_step(
+                tx,
+                t.id,
+                target.as_str(),
+                next.step as i32,
+                next.repeat as i32,
+                now,
+                &who,
             )
             .await?;
             last = Some(Fired {
@@ -256,12 +245,7 @@ impl Escalate {
         if transitions.is_empty() {
             return Ok(outputs);
         }
-        let n = tx
-            .execute(
-                "UPDATE tickets SET version = $3, updated_at = now() WHERE id = $1 AND version = $2",
-                &[&t.id, &t.version, &after.version],
-            )
-            .await?;
+        let n = tickets::bump_version(tx, t.id, t.version, after.version).await?;
         if n != 1 {
             return Err(StoreError::Conflict(format!(
                 "ticket {} changed under the lock",

@@ -12,6 +12,7 @@ use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
+use crate::store::intake as store;
 use crate::store::ledger;
 use crate::store::tickets::insert_transitions;
 use deadpool_postgres::Transaction;
@@ -118,11 +119,7 @@ impl Stage for Intake {
                         .map(|k| format!("customer:{k}")),
                 );
             }
-            tx.execute(
-                &crate::store::prepared(tx, "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) k ORDER BY h) s").await?,
-                &[&lock_keys],
-            )
-            .await?;
+            store::lock_conversations(tx, &lock_keys).await?;
 
             let keys: Vec<String> = requests.iter().map(|(_, r)| dedup_key(r)).collect();
             let done = ledger::lookup(tx, &keys).await?;
@@ -143,24 +140,16 @@ impl Stage for Intake {
             let open_threads: HashMap<String, (i64, String)> = if all_tokens.is_empty() {
                 HashMap::new()
             } else {
-                tx.query(
-                    &crate::store::prepared(
-                        tx,
-                        "SELECT k.key, t.id, t.number, t.state FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
-                     WHERE k.key = ANY($1) AND t.state <> 'closed'",
-                    )
-                    .await?,
-                    &[&all_tokens],
-                )
-                .await?
-                .iter()
-                .map(|r| {
-                    if r.get::<_, &str>(3) == TicketState::WaitingForCustomer.as_str() {
-                        waiting.insert(r.get(1));
-                    }
-                    (r.get::<_, String>(0), (r.get::<_, i64>(1), r.get::<_, String>(2)))
-                })
-                .collect()
+                store::open_threads(tx, &all_tokens)
+                    .await?
+                    .into_iter()
+                    .map(|o| {
+                        if o.state == TicketState::WaitingForCustomer.as_str() {
+                            waiting.insert(o.ticket_id);
+                        }
+                        (o.key, (o.ticket_id, o.number))
+                    })
+                    .collect()
             };
 
             // Decide targets in batch order; a later message may thread onto a ticket an
@@ -215,18 +204,7 @@ impl Stage for Intake {
             let mut numbers: HashMap<usize, String> = HashMap::new();
             for (p, members) in &per_period {
                 let count = members.len() as i64;
-                let last: i64 = tx
-                    .query_one(
-                        &crate::store::prepared(
-                            tx,
-                            "INSERT INTO ticket_counters (period, last) VALUES ($1, $2)
-                         ON CONFLICT (period) DO UPDATE SET last = ticket_counters.last + EXCLUDED.last RETURNING last",
-                        )
-                        .await?,
-                        &[p, &count],
-                    )
-                    .await?
-                    .get(0);
+                let last = store::reserve_numbers(tx, p, count).await?;
                 for (k, n) in members.iter().enumerate() {
                     numbers.insert(
                         *n,
@@ -240,41 +218,22 @@ impl Stage for Intake {
                 .filter(|n| matches!(targets[*n], Target::New))
                 .collect();
             let mut ticket_ids: HashMap<usize, (i64, String)> = HashMap::new();
-            if !new_idx.is_empty() {
-                let nums: Vec<&str> = new_idx.iter().map(|n| numbers[n].as_str()).collect();
-                let channels: Vec<&str> = new_idx.iter().map(|n| requests[*n].1.channel.as_str()).collect();
-                let cmids: Vec<&str> = new_idx
-                    .iter()
-                    .map(|n| requests[*n].1.channel_message_id.as_str())
-                    .collect();
-                let customers: Vec<serde_json::Value> = new_idx
-                    .iter()
-                    .map(|n| serde_json::to_value(&requests[*n].1.customer).unwrap_or_default())
-                    .collect();
-                let subjects: Vec<Option<&str>> = new_idx.iter().map(|n| requests[*n].1.subject.as_deref()).collect();
-                let bodies: Vec<&str> = new_idx.iter().map(|n| requests[*n].1.body.as_str()).collect();
-                let received: Vec<chrono::DateTime<chrono::Utc>> =
-                    new_idx.iter().map(|n| requests[*n].1.received_at).collect();
-                let customer_refs: Vec<i64> = new_idx.iter().map(|n| customer_refs[n]).collect();
-                let rows = tx
-                    .query(
-                        &crate::store::prepared(tx, "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref)
-                         SELECT n, c, m, cu, s, b, r, 'received', 1, cr
-                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[])
-                              AS u(n, c, m, cu, s, b, r, cr)
-                         ON CONFLICT (channel, channel_message_id) DO NOTHING
-                         RETURNING id, number").await?,
-                        &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received, &customer_refs],
-                    )
-                    .await?;
-                let by_number: HashMap<String, i64> = rows
-                    .iter()
-                    .map(|r| (r.get::<_, String>(1), r.get::<_, i64>(0)))
-                    .collect();
-                for n in &new_idx {
-                    if let Some(id) = by_number.get(&numbers[n]) {
-                        ticket_ids.insert(*n, (*id, numbers[n].clone()));
-                    }
+            let new_tickets: Vec<store::NewTicket<'_>> = new_idx
+                .iter()
+                .map(|n| store::NewTicket {
+                    number: numbers[n].as_str(),
+                    request: &requests[*n].1,
+                    customer_ref: customer_refs[n],
+                })
+                .collect();
+            let by_number: HashMap<String, i64> = store::insert_tickets(tx, &new_tickets)
+                .await?
+                .into_iter()
+                .map(|(id, number)| (number, id))
+                .collect();
+            for n in &new_idx {
+                if let Some(id) = by_number.get(&numbers[n]) {
+                    ticket_ids.insert(*n, (*id, numbers[n].clone()));
                 }
             }
 
@@ -289,38 +248,12 @@ impl Stage for Intake {
                 });
             }
             let live: Vec<usize> = (0..requests.len()).filter(|n| resolved[*n].is_some()).collect();
-            let msg_rows = {
-                let tids: Vec<i64> = live
-                    .iter()
-                    .map(|n| resolved[*n].as_ref().map(|x| x.0).unwrap_or_default())
-                    .collect();
-                let channels: Vec<&str> = live.iter().map(|n| requests[*n].1.channel.as_str()).collect();
-                let cmids: Vec<&str> = live
-                    .iter()
-                    .map(|n| requests[*n].1.channel_message_id.as_str())
-                    .collect();
-                let received: Vec<chrono::DateTime<chrono::Utc>> =
-                    live.iter().map(|n| requests[*n].1.received_at).collect();
-                let subjects: Vec<Option<&str>> = live.iter().map(|n| requests[*n].1.subject.as_deref()).collect();
-                let bodies: Vec<&str> = live.iter().map(|n| requests[*n].1.body.as_str()).collect();
-                let quoted: Vec<Option<&str>> = live.iter().map(|n| requests[*n].1.quoted_history.as_deref()).collect();
-                let attachments: Vec<serde_json::Value> = live
-                    .iter()
-                    .map(|n| serde_json::to_value(&requests[*n].1.attachments).unwrap_or_default())
-                    .collect();
-                tx.query(
-                    &crate::store::prepared(tx, "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments)
-                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
-                     ON CONFLICT (channel, channel_message_id) DO NOTHING
-                     RETURNING channel, channel_message_id").await?,
-                    &[&tids, &channels, &cmids, &received, &subjects, &bodies, &quoted, &attachments],
-                )
-                .await?
-            };
-            let stored: std::collections::HashSet<(String, String)> = msg_rows
+            let messages: Vec<(i64, &IntakeRequest)> = live
                 .iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                .map(|n| (resolved[*n].as_ref().map(|x| x.0).unwrap_or_default(), &requests[*n].1))
                 .collect();
+            let stored: std::collections::HashSet<(String, String)> =
+                store::insert_messages(tx, &messages).await?.into_iter().collect();
 
             // Thread keys: the ticket number, each message id, and every conversation named.
             let mut tk_keys = Vec::new();
@@ -337,19 +270,7 @@ impl Stage for Intake {
                     tk_ids.push(tid);
                 }
             }
-            if !tk_keys.is_empty() {
-                tx.execute(
-                    &crate::store::prepared(
-                        tx,
-                        "INSERT INTO thread_keys (key, ticket_id)
-                     SELECT DISTINCT ON (k) k, t FROM unnest($1::text[], $2::bigint[]) AS u(k, t)
-                     ON CONFLICT (key) DO UPDATE SET ticket_id = EXCLUDED.ticket_id",
-                    )
-                    .await?,
-                    &[&tk_keys, &tk_ids],
-                )
-                .await?;
-            }
+            store::register_thread_keys(tx, &tk_keys, &tk_ids).await?;
 
             // Transitions and outputs.
             let now = chrono::Utc::now();

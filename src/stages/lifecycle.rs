@@ -5,10 +5,11 @@ use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
 use crate::core::lifecycle::Action;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
-use crate::stages::actions::{ActionError, apply, lock_by_number};
+use crate::stages::actions::{ActionError, apply};
 use crate::stages::{Context, finish};
 use crate::store::StoreError;
 use crate::store::ledger;
+use crate::store::tickets::lock_by_number;
 use deadpool_postgres::Transaction;
 use tracing::Instrument;
 
@@ -39,19 +40,7 @@ async fn lock_agents(
     if numbers.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        &crate::store::prepared(
-            tx,
-            "SELECT 1 FROM agents
-         WHERE id IN (SELECT assignee FROM tickets WHERE number = ANY($1) AND assignee IS NOT NULL)
-            OR id = ANY($2)
-         ORDER BY id FOR UPDATE",
-        )
-        .await?,
-        &[&numbers, &named],
-    )
-    .await?;
-    Ok(())
+    crate::store::agents::lock_for_actions(tx, &numbers, &named).await
 }
 
 impl Stage for Lifecycle {

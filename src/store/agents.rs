@@ -2,6 +2,8 @@
 
 use super::{Db, StoreError};
 use crate::core::routing::{Agent, Presence};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use serde::Deserialize;
 
 /// One CSV row: `id,name,team,languages,channels,skills,max_open,presence`; list columns are
@@ -193,4 +195,116 @@ mod tests {
         .unwrap();
         assert_eq!(list(&ok[0].languages), vec!["zh", "en"]);
     }
+}
+
+/// Whether an agent with this id exists.
+pub async fn agent_exists(tx: &Transaction<'_>, id: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_opt(
+            &super::prepared(tx, "SELECT 1 FROM agents WHERE id = $1").await?,
+            &[&id],
+        )
+        .await?
+        .is_some())
+}
+
+/// The team of an agent.
+pub async fn team_of(tx: &Transaction<'_>, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .query_opt(
+            &super::prepared(tx, "SELECT team FROM agents WHERE id = $1").await?,
+            &[&id],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// An agent's load after a change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadAfter {
+    pub team: String,
+    pub online: bool,
+    pub open_tickets: i32,
+    pub max_open: i32,
+}
+
+/// Adds `delta` to an agent's open tickets (never below 0); taking one restarts the idle clock.
+pub async fn adjust_load(
+    tx: &Transaction<'_>,
+    id: &str,
+    delta: i32,
+    now: DateTime<Utc>,
+) -> Result<Option<LoadAfter>, StoreError> {
+    let row = tx
+        .query_opt(
+            &super::prepared(
+                tx,
+                "UPDATE agents SET open_tickets = greatest(open_tickets + $2, 0),
+                   idle_since = CASE WHEN $2 > 0 THEN $3 ELSE idle_since END, updated_at = now()
+                 WHERE id = $1 RETURNING team, presence, open_tickets, max_open",
+            )
+            .await?,
+            &[&id, &delta, &now],
+        )
+        .await?;
+    Ok(row.map(|r| LoadAfter {
+        team: r.get(0),
+        online: r.get::<_, &str>(1) == "online",
+        open_tickets: r.get(2),
+        max_open: r.get(3),
+    }))
+}
+
+/// Locks, in id order, the assignees of the tickets `numbers` and the agents `named`: the one
+/// lock order for agents (assign takes its teams' agents the same way).
+pub async fn lock_for_actions(tx: &Transaction<'_>, numbers: &[&str], named: &[&str]) -> Result<(), StoreError> {
+    tx.execute(
+        &super::prepared(
+            tx,
+            "SELECT 1 FROM agents
+         WHERE id IN (SELECT assignee FROM tickets WHERE number = ANY($1) AND assignee IS NOT NULL)
+            OR id = ANY($2)
+         ORDER BY id FOR UPDATE",
+        )
+        .await?,
+        &[&numbers, &named],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Locks the agents of `teams`, in id order (the one lock order for agents), and reads them.
+pub async fn lock_teams(tx: &Transaction<'_>, teams: &[String]) -> Result<Vec<Agent>, StoreError> {
+    let rows = tx
+        .query(
+            &super::prepared(
+                tx,
+                "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
+                     FROM agents WHERE team = ANY($1) ORDER BY id FOR UPDATE",
+            )
+            .await?,
+            &[&teams],
+        )
+        .await?;
+    Ok(rows.iter().map(agent_from_row).collect())
+}
+
+/// Writes the loads and idle times of agents after an assignment batch.
+pub async fn set_loads(
+    tx: &Transaction<'_>,
+    ids: &[String],
+    loads: &[i32],
+    idles: &[DateTime<Utc>],
+) -> Result<(), StoreError> {
+    tx.execute(
+        &super::prepared(
+            tx,
+            "UPDATE agents a SET open_tickets = u.load, idle_since = u.idle, updated_at = now()
+                     FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS u(id, load, idle) WHERE a.id = u.id",
+        )
+        .await?,
+        &[&ids, &loads, &idles],
+    )
+    .await?;
+    Ok(())
 }

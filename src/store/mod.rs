@@ -5,11 +5,13 @@ pub mod agents;
 pub mod customers;
 pub mod dashboard;
 pub mod gauges;
+pub mod intake;
 pub mod keys;
 pub mod ledger;
 pub mod outbox;
 pub mod reports;
 pub mod retention;
+pub mod sla;
 pub mod tickets;
 pub mod timers;
 

@@ -74,6 +74,97 @@ pub async fn lock_tickets(tx: &Transaction<'_>, ids: &[i64]) -> Result<HashMap<i
     rows.iter().map(|r| ticket_from_row(r).map(|t| (t.id, t))).collect()
 }
 
+/// Locks up to `limit` queued tickets of `teams`, earliest resolution deadline first, skipping
+/// those another worker holds.
+pub async fn lock_queued(tx: &Transaction<'_>, teams: &[String], limit: i64) -> Result<Vec<Ticket>, StoreError> {
+    let rows = tx
+        .query(
+            &crate::store::prepared(
+                tx,
+                &format!(
+                    "SELECT {TICKET_COLUMNS} FROM tickets WHERE state = 'queued' AND team = ANY($1)
+                             ORDER BY resolution_due NULLS LAST, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                ),
+            )
+            .await?,
+            &[&teams, &limit],
+        )
+        .await?;
+    rows.iter().map(ticket_from_row).collect()
+}
+
+/// Locks one ticket by number (`FOR UPDATE`).
+pub async fn lock_by_number(tx: &Transaction<'_>, number: &str) -> Result<Option<Ticket>, StoreError> {
+    let row = tx
+        .query_opt(
+            &crate::store::prepared(
+                tx,
+                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1 FOR UPDATE"),
+            )
+            .await?,
+            &[&number],
+        )
+        .await?;
+    row.as_ref().map(ticket_from_row).transpose()
+}
+
+/// Locks one ticket by id: [`lock_tickets`] with one id.
+pub async fn lock_by_id(tx: &Transaction<'_>, id: i64) -> Result<Option<Ticket>, StoreError> {
+    Ok(lock_tickets(tx, &[id]).await?.remove(&id))
+}
+
+/// Writes a ticket changed by a lifecycle action (every field an action can change), guarded
+/// by the version it was read at. Returns the rows written: 0 means it changed under the lock.
+pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &Ticket) -> Result<u64, StoreError> {
+    Ok(tx
+        .execute(
+            &crate::store::prepared(
+                tx,
+                "UPDATE tickets SET state = $3, assignee = $4, team = $5, priority = $6, sla_rule = $7,
+                first_response_due = $8, resolution_due = $9, assigned_at = $10,
+                first_responded_at = $11, last_update_at = $12, resolved_at = $13, closed_at = $14,
+                sla_restarted_at = $15, resolution = $16, rating = $17, rating_comment = $18, supervisor = $19,
+                version = $20, updated_at = now()
+             WHERE id = $1 AND version = $2",
+            )
+            .await?,
+            &[
+                &before.id,
+                &before.version,
+                &after.state.as_str(),
+                &after.assignee,
+                &after.team,
+                &after.priority,
+                &after.sla_rule,
+                &after.first_response_due,
+                &after.resolution_due,
+                &after.assigned_at,
+                &after.life.first_responded_at,
+                &after.life.last_update_at,
+                &after.life.resolved_at,
+                &after.life.closed_at,
+                &after.life.sla_restarted_at,
+                &after.life.resolution,
+                &after.life.rating,
+                &after.life.rating_comment,
+                &after.life.supervisor,
+                &after.version,
+            ],
+        )
+        .await?)
+}
+
+/// Bumps a ticket's version for same-state transitions (breaches, escalation steps), guarded by
+/// the version it was read at. Returns the rows written.
+pub async fn bump_version(tx: &Transaction<'_>, id: i64, from: i32, to: i32) -> Result<u64, StoreError> {
+    Ok(tx
+        .execute(
+            "UPDATE tickets SET version = $3, updated_at = now() WHERE id = $1 AND version = $2",
+            &[&id, &from, &to],
+        )
+        .await?)
+}
+
 pub async fn get_by_number<C: GenericClient>(client: &C, number: &str) -> Result<Option<Ticket>, StoreError> {
     let row = client
         .query_opt(

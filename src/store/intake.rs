@@ -1,0 +1,165 @@
+//! What the intake stage writes: conversation locks, thread keys, the monthly number counters,
+//! new tickets and every stored customer message. Each is one statement for the whole batch.
+
+use super::{StoreError, prepared};
+use crate::contracts::intake::IntakeRequest;
+use deadpool_postgres::Transaction;
+
+/// Takes a transaction-scoped advisory lock on each key, in hash order so that batches cannot
+/// deadlock: two workers never both open a ticket for one conversation or one message.
+pub async fn lock_conversations(tx: &Transaction<'_>, keys: &[String]) -> Result<(), StoreError> {
+    tx.execute(
+        &prepared(
+            tx,
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) k ORDER BY h) s",
+        )
+        .await?,
+        &[&keys],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A thread key that points at a ticket still open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenThread {
+    pub key: String,
+    pub ticket_id: i64,
+    pub number: String,
+    pub state: String,
+}
+
+/// The open tickets the thread keys `keys` point at.
+pub async fn open_threads(tx: &Transaction<'_>, keys: &[String]) -> Result<Vec<OpenThread>, StoreError> {
+    let rows = tx
+        .query(
+            &prepared(
+                tx,
+                "SELECT k.key, t.id, t.number, t.state FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
+                     WHERE k.key = ANY($1) AND t.state <> 'closed'",
+            )
+            .await?,
+            &[&keys],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| OpenThread {
+            key: r.get(0),
+            ticket_id: r.get(1),
+            number: r.get(2),
+            state: r.get(3),
+        })
+        .collect())
+}
+
+/// Reserves `count` numbers of `period` and returns the last one: the batch's numbers are
+/// `last - count + 1 ..= last`. The counter row stays locked until the transaction ends.
+pub async fn reserve_numbers(tx: &Transaction<'_>, period: &str, count: i64) -> Result<i64, StoreError> {
+    Ok(tx
+        .query_one(
+            &prepared(
+                tx,
+                "INSERT INTO ticket_counters (period, last) VALUES ($1, $2)
+                         ON CONFLICT (period) DO UPDATE SET last = ticket_counters.last + EXCLUDED.last RETURNING last",
+            )
+            .await?,
+            &[&period, &count],
+        )
+        .await?
+        .get(0))
+}
+
+/// A ticket to open: its number, the request that opens it and its customer record.
+pub struct NewTicket<'a> {
+    pub number: &'a str,
+    pub request: &'a IntakeRequest,
+    pub customer_ref: i64,
+}
+
+/// Inserts new tickets (state `received`, version 1). Returns `(id, number)` of those inserted;
+/// a request whose message already opened a ticket inserts nothing.
+pub async fn insert_tickets(tx: &Transaction<'_>, new: &[NewTicket<'_>]) -> Result<Vec<(i64, String)>, StoreError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nums: Vec<&str> = new.iter().map(|t| t.number).collect();
+    let channels: Vec<&str> = new.iter().map(|t| t.request.channel.as_str()).collect();
+    let cmids: Vec<&str> = new.iter().map(|t| t.request.channel_message_id.as_str()).collect();
+    let customers: Vec<serde_json::Value> = new
+        .iter()
+        .map(|t| serde_json::to_value(&t.request.customer).unwrap_or_default())
+        .collect();
+    let subjects: Vec<Option<&str>> = new.iter().map(|t| t.request.subject.as_deref()).collect();
+    let bodies: Vec<&str> = new.iter().map(|t| t.request.body.as_str()).collect();
+    let received: Vec<chrono::DateTime<chrono::Utc>> = new.iter().map(|t| t.request.received_at).collect();
+    let customer_refs: Vec<i64> = new.iter().map(|t| t.customer_ref).collect();
+    let rows = tx
+        .query(
+            &prepared(
+                tx,
+                "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref)
+                         SELECT n, c, m, cu, s, b, r, 'received', 1, cr
+                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[])
+                              AS u(n, c, m, cu, s, b, r, cr)
+                         ON CONFLICT (channel, channel_message_id) DO NOTHING
+                         RETURNING id, number",
+            )
+            .await?,
+            &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received, &customer_refs],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Stores each request's message on its ticket. Returns `(channel, channel_message_id)` of the
+/// messages stored; one stored before (an old duplicate) is skipped.
+pub async fn insert_messages(
+    tx: &Transaction<'_>,
+    messages: &[(i64, &IntakeRequest)],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let tids: Vec<i64> = messages.iter().map(|(t, _)| *t).collect();
+    let channels: Vec<&str> = messages.iter().map(|(_, r)| r.channel.as_str()).collect();
+    let cmids: Vec<&str> = messages.iter().map(|(_, r)| r.channel_message_id.as_str()).collect();
+    let received: Vec<chrono::DateTime<chrono::Utc>> = messages.iter().map(|(_, r)| r.received_at).collect();
+    let subjects: Vec<Option<&str>> = messages.iter().map(|(_, r)| r.subject.as_deref()).collect();
+    let bodies: Vec<&str> = messages.iter().map(|(_, r)| r.body.as_str()).collect();
+    let quoted: Vec<Option<&str>> = messages.iter().map(|(_, r)| r.quoted_history.as_deref()).collect();
+    let attachments: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(_, r)| serde_json::to_value(&r.attachments).unwrap_or_default())
+        .collect();
+    let rows = tx
+        .query(
+            &prepared(
+                tx,
+                "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments)
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+                     ON CONFLICT (channel, channel_message_id) DO NOTHING
+                     RETURNING channel, channel_message_id",
+            )
+            .await?,
+            &[&tids, &channels, &cmids, &received, &subjects, &bodies, &quoted, &attachments],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Points each thread key at its ticket (the newest ticket wins a key).
+pub async fn register_thread_keys(tx: &Transaction<'_>, keys: &[String], ticket_ids: &[i64]) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        &prepared(
+            tx,
+            "INSERT INTO thread_keys (key, ticket_id)
+                     SELECT DISTINCT ON (k) k, t FROM unnest($1::text[], $2::bigint[]) AS u(k, t)
+                     ON CONFLICT (key) DO UPDATE SET ticket_id = EXCLUDED.ticket_id",
+        )
+        .await?,
+        &[&keys, &ticket_ids],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The SLA record of a ticket beside its row: pauses (waiting for the customer) and escalations
+//! (a breached target and how far up its ladder it went).
+
+use super::{StoreError, prepared};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
+use tokio_postgres::GenericClient;
+
+/// A ticket's waiting intervals, oldest first; the last may still be open.
+pub type Pauses = Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>;
+
+pub async fn pauses<C: GenericClient>(c: &C, ticket_id: i64) -> Result<Pauses, StoreError> {
+    let rows = c
+        .query(
+            "SELECT started_at, ended_at FROM ticket_pauses WHERE ticket_id = $1 ORDER BY started_at",
+            &[&ticket_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Starts a pause (a no-op when one is already open).
+pub async fn start_pause(tx: &Transaction<'_>, ticket_id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+    tx.execute(
+        &prepared(
+            tx,
+            "INSERT INTO ticket_pauses (ticket_id, started_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .await?,
+        &[&ticket_id, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends the open pause, if any.
+pub async fn end_pause(tx: &Transaction<'_>, ticket_id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+    tx.execute(
+        &prepared(
+            tx,
+            "UPDATE ticket_pauses SET ended_at = $2 WHERE ticket_id = $1 AND ended_at IS NULL",
+        )
+        .await?,
+        &[&ticket_id, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Targets that already have an escalation (their breach has been recorded).
+pub async fn escalated_targets<C: GenericClient>(c: &C, ticket_id: i64) -> Result<Vec<String>, StoreError> {
+    let rows = c
+        .query("SELECT target FROM escalations WHERE ticket_id = $1", &[&ticket_id])
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Escalations neither acknowledged nor stopped.
+pub async fn active_escalations(tx: &Transaction<'_>, ticket_id: i64) -> Result<i64, StoreError> {
+    Ok(tx
+        .query_one(
+            &prepared(
+                tx,
+                "SELECT count(*) FROM escalations WHERE ticket_id = $1 AND acknowledged_at IS NULL AND stopped_at IS NULL",
+            )
+            .await?,
+            &[&ticket_id],
+        )
+        .await?
+        .get(0))
+}
+
+/// Acknowledges every active escalation of a ticket, by `who`.
+pub async fn acknowledge(tx: &Transaction<'_>, ticket_id: i64, at: DateTime<Utc>, who: &str) -> Result<(), StoreError> {
+    tx.execute(
+        &prepared(
+            tx,
+            "UPDATE escalations SET acknowledged_at = $2, acknowledged_by = $3
+             WHERE ticket_id = $1 AND acknowledged_at IS NULL AND stopped_at IS NULL",
+        )
+        .await?,
+        &[&ticket_id, &at, &who],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stops the escalations of targets that have been met.
+pub async fn stop_met(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    at: DateTime<Utc>,
+    met: &[String],
+) -> Result<(), StoreError> {
+    tx.execute(
+        &prepared(
+            tx,
+            "UPDATE escalations SET stopped_at = $2, stop_reason = 'target met'
+             WHERE ticket_id = $1 AND target = ANY($3) AND stopped_at IS NULL",
+        )
+        .await?,
+        &[&ticket_id, &at, &met],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One escalation as the escalate stage needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Escalation {
+    pub ladder: String,
+    pub breached_at: DateTime<Utc>,
+    pub last_step: Option<i32>,
+    pub last_repeat: Option<i32>,
+    pub last_fired_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// The escalation of `target` on a ticket, if its breach has been recorded.
+pub async fn escalation(tx: &Transaction<'_>, ticket_id: i64, target: &str) -> Result<Option<Escalation>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT ladder, breached_at, last_step, last_repeat, last_fired_at, acknowledged_at, stopped_at
+             FROM escalations WHERE ticket_id = $1 AND target = $2",
+            &[&ticket_id, &target],
+        )
+        .await?;
+    Ok(row.map(|r| Escalation {
+        ladder: r.get(0),
+        breached_at: r.get(1),
+        last_step: r.get(2),
+        last_repeat: r.get(3),
+        last_fired_at: r.get(4),
+        acknowledged_at: r.get(5),
+        stopped_at: r.get(6),
+    }))
+}
+
+/// Records the breach of `target`, to be escalated along `ladder` (empty: none).
+pub async fn record_breach(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    target: &str,
+    ladder: &str,
+    breached_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO escalations (ticket_id, target, ladder, breached_at) VALUES ($1, $2, $3, $4)",
+        &[&ticket_id, &target, &ladder, &breached_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stops the escalation of a target met (or paused) before its next step.
+pub async fn stop_unbreached(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    target: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE escalations SET stopped_at = $3, stop_reason = 'target met or paused'
+         WHERE ticket_id = $1 AND target = $2",
+        &[&ticket_id, &target, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records that a ladder step fired and whom it notified.
+pub async fn record_step(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    target: &str,
+    step: i32,
+    repeat: i32,
+    at: DateTime<Utc>,
+    notified: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE escalations SET last_step = $3, last_repeat = $4, last_fired_at = $5, last_notified = $6
+         WHERE ticket_id = $1 AND target = $2",
+        &[&ticket_id, &target, &step, &repeat, &at, &notified],
+    )
+    .await?;
+    Ok(())
+}
