@@ -11,7 +11,7 @@ use crate::core::lifecycle::Action;
 use crate::core::sla::SlaFacts;
 use crate::runtime::Services;
 use crate::stages::actions::{ActionError, apply};
-use crate::store::ledger;
+use crate::stages::{Applied, once};
 use crate::store::sla::pauses;
 use crate::store::tickets::lock_by_number;
 use crate::store::{outbox, tickets};
@@ -194,14 +194,20 @@ async fn apply_http(s: &ApiState, msg: &ActionMessage, key: &str) -> Result<(boo
     let Some(t) = lock_by_number(&tx, &msg.ticket).await? else {
         return Err(ActionError::NotFound(msg.ticket.clone()));
     };
-    if ledger::lookup(&tx, std::slice::from_ref(&ledger_key))
-        .await?
-        .contains_key(&ledger_key)
-    {
-        return Ok((true, false));
-    }
-    let (_, outputs) = apply(&tx, &s.app.policy, &t, msg, chrono::Utc::now()).await?;
-    ledger::record(&tx, "api", &[(ledger_key, outputs.clone())]).await?;
+    let now = chrono::Utc::now();
+    let applied = once(&tx, "api", &ledger_key, || async {
+        match apply(&tx, &s.app.policy, &t, msg, now).await {
+            Ok((_, outputs)) => Ok(Ok(outputs)),
+            Err(ActionError::Store(e)) => Err(e),
+            Err(refusal) => Ok(Err(refusal)),
+        }
+    })
+    .await?;
+    let outputs = match applied {
+        Applied::Done(outputs) => outputs,
+        Applied::Duplicate(_) => return Ok((true, false)),
+        Applied::Refused(e) => return Err(e),
+    };
     outbox::insert(&tx, &outputs).await?;
     tx.commit().await?;
     // Return the connection before the relay takes one: holding two per request would let a

@@ -13,8 +13,7 @@ use crate::core::sla::{ClockState, SlaFacts, Target};
 use crate::core::ticket::{Ticket, Transition};
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::stages::actions::{fired_of, resolve_notify};
-use crate::stages::{Context, finish};
-use crate::store::ledger;
+use crate::stages::{Applied, Context, finish, once};
 use crate::store::sla::{self, pauses};
 use crate::store::tickets::{self, lock_by_id};
 use crate::store::{StoreError, timers};
@@ -58,20 +57,13 @@ impl Stage for Escalate {
                 )));
                 continue;
             };
-            if let Some(out) = ledger::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
-                settled[i] = Some(Outcome::Duplicate(out));
-                continue;
-            }
             let span = tracing::info_span!("message", stage = StageName::Escalate.as_str(), ticket = %ticket.number, message_id = %key, purpose = %msg.purpose);
-            let outputs = match self.fire(tx, &ticket, &msg).instrument(span).await? {
-                Ok(outputs) => outputs,
-                Err(reason) => {
-                    settled[i] = Some(Outcome::Dead(reason));
-                    continue;
-                }
-            };
-            ledger::record(tx, self.name(), &[(key, outputs.clone())]).await?;
-            settled[i] = Some(Outcome::Done(outputs));
+            let applied = once(tx, self.name(), &key, || self.fire(tx, &ticket, &msg).instrument(span)).await?;
+            settled[i] = Some(match applied {
+                Applied::Done(outputs) => Outcome::Done(outputs),
+                Applied::Duplicate(outputs) => Outcome::Duplicate(outputs),
+                Applied::Refused(reason) => Outcome::Dead(reason),
+            });
         }
         Ok(finish(settled, &copies))
     }

@@ -6,9 +6,8 @@ use crate::contracts::action::ActionMessage;
 use crate::core::lifecycle::Action;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::stages::actions::{ActionError, apply};
-use crate::stages::{Context, finish};
+use crate::stages::{Applied, Context, finish, once};
 use crate::store::StoreError;
-use crate::store::ledger;
 use crate::store::tickets::lock_by_number;
 use deadpool_postgres::Transaction;
 use tracing::Instrument;
@@ -92,22 +91,23 @@ impl Stage for Lifecycle {
                 continue;
             };
             let span = tracing::info_span!("message", stage = StageName::Lifecycle.as_str(), ticket = %ticket.number, message_id = %id, action = msg.action.kind());
-            if let Some(out) = ledger::lookup(tx, std::slice::from_ref(&key)).await?.remove(&key) {
-                settled[i] = Some(Outcome::Duplicate(out));
-                continue;
-            }
-            match apply(tx, policy, &ticket, &msg, chrono::Utc::now())
-                .instrument(span)
-                .await
-            {
-                Ok((_, outputs)) => {
-                    ledger::record(tx, self.name(), &[(key, outputs.clone())]).await?;
-                    settled[i] = Some(Outcome::Done(outputs));
+            let applied = once(tx, self.name(), &key, || async {
+                match apply(tx, policy, &ticket, &msg, chrono::Utc::now())
+                    .instrument(span)
+                    .await
+                {
+                    Ok((_, outputs)) => Ok(Ok(outputs)),
+                    Err(ActionError::Store(e)) => Err(e),
+                    Err(refusal) => Ok(Err(refusal)),
                 }
-                Err(ActionError::Refused(r)) => settled[i] = Some(Outcome::Dead(format!("refused: {r}"))),
-                Err(ActionError::NotFound(n)) => settled[i] = Some(Outcome::Dead(format!("no ticket {n:?}"))),
-                Err(ActionError::Store(e)) => return Err(e),
-            }
+            })
+            .await?;
+            settled[i] = Some(match applied {
+                Applied::Done(outputs) => Outcome::Done(outputs),
+                Applied::Duplicate(outputs) => Outcome::Duplicate(outputs),
+                Applied::Refused(ActionError::NotFound(n)) => Outcome::Dead(format!("no ticket {n:?}")),
+                Applied::Refused(r) => Outcome::Dead(format!("refused: {r}")),
+            });
         }
         Ok(finish(settled, &copies))
     }

@@ -105,6 +105,43 @@ impl Decision {
     }
 }
 
+/// What became of a message applied through [`once`].
+pub enum Applied<E> {
+    /// Applied now; publish these.
+    Done(Vec<Outgoing>),
+    /// Applied before (a redelivery or a retry): publish what it published then.
+    Duplicate(Vec<Outgoing>),
+    /// Not applied, and never will be: the reason.
+    Refused(E),
+}
+
+/// The ledger bookkeeping for one message, written once for every per-message path (the
+/// lifecycle and escalate stages, the HTTP action API). Call it with the message's locks held:
+/// a message the ledger already has under `key` is a duplicate; otherwise `apply` runs and what
+/// it publishes is recorded under `key` by `recorder`, in the same transaction. `apply`'s outer
+/// error is the database's (the transaction fails); its inner error refuses the message.
+pub async fn once<E, F, Fut>(
+    tx: &Transaction<'_>,
+    recorder: &str,
+    key: &str,
+    apply: F,
+) -> Result<Applied<E>, StoreError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Result<Vec<Outgoing>, E>, StoreError>>,
+{
+    if let Some(out) = ledger::lookup(tx, &[key.to_owned()]).await?.remove(key) {
+        return Ok(Applied::Duplicate(out));
+    }
+    match apply().await? {
+        Ok(outputs) => {
+            ledger::record(tx, recorder, &[(key.to_owned(), outputs.clone())]).await?;
+            Ok(Applied::Done(outputs))
+        }
+        Err(e) => Ok(Applied::Refused(e)),
+    }
+}
+
 /// A batch of work messages decoded, de-duplicated and with their tickets locked.
 pub struct WorkBatch {
     /// Final outcomes already known (bad messages, redeliveries), by batch index.
