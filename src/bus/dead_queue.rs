@@ -10,7 +10,7 @@
 //! then goes *round* the queue: it republishes each message unchanged to the tail of the
 //! dead-letter queue, in the order taken, waits for the broker's confirms, and only then acks
 //! the originals, with one multiple ack. Having gone all the way round, the queue is in its old
-//! order (tested in `tests/dead_letters.rs`, with more messages than the limits above). Nothing
+//! order (tested in `tests/it/dead_letters.rs`, with more messages than the limits above). Nothing
 //! is acked before its copy is confirmed, so a crash or a broken connection mid-browse can
 //! leave a message twice, never lose it (one not yet copied is returned by the broker). The
 //! costs: every browse moves the whole queue through the CLI (fine for the hundreds a

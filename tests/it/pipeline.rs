@@ -1,6 +1,6 @@
 //! End to end on the real servers: intake → classify → prioritize → assign.
 
-mod common;
+use crate::common;
 
 use common::{Harness, header};
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! SLA clocks, escalation ladders and the lifecycle on the real servers, with a test policy
 //! whose targets are seconds long (tests/fixtures/policy-fast.toml).
 
-mod common;
+use crate::common;
 
 use common::process::Running;
 use common::{Harness, header, manifest_dir, test_settings};

@@ -2,9 +2,8 @@
 //! insert path), anonymising and purging expired tickets with legal holds, dropping expired
 //! months whole, and the `switchboard retention` commands.
 
-#[path = "support/backdate.rs"]
-mod backdate;
-mod common;
+use crate::backdate;
+use crate::common;
 
 use backdate::OldTicket;
 use chrono::{DateTime, Duration, Months, Utc};

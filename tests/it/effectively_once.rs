@@ -2,7 +2,7 @@
 //! concurrent copies serialise, and `kill -9` of a running pipeline at random moments changes
 //! nothing in the end result.
 
-mod common;
+use crate::common;
 
 use common::process::{Running, spawn};
 use common::{Harness, inbound, run_once};

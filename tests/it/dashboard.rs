@@ -2,7 +2,7 @@
 //! small seeded state (in-process router), and the page rendered by headless Chromium against a
 //! real listener (skipped with a message when Chromium is not installed).
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -1,9 +1,8 @@
 //! `switchboard report` on the real Postgres: exact figures over tickets written with chosen
 //! timestamps, the CLI in every format, and a report over tickets driven through the pipeline.
 
-#[path = "support/backdate.rs"]
-mod backdate;
-mod common;
+use crate::backdate;
+use crate::common;
 
 use backdate::OldTicket;
 use chrono::{Datelike, Duration, NaiveDate, Utc};

@@ -3,7 +3,7 @@
 //! with a reason naming its problem, every HTTP case gets its 4xx with a JSON error, nothing is
 //! lost or added, and the pipeline still runs and routes a valid request afterwards.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::body::Body;

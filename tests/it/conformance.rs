@@ -4,7 +4,7 @@
 //!
 //! CI installs pika (`.ci/run`). Where pika cannot be imported the test says so and skips.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! Most tests call the router in-process (`tower::ServiceExt::oneshot`); the first one goes over
 //! a real TCP socket with the gateway's own HTTP client, as an integration would.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::body::Body;

@@ -3,7 +3,7 @@
 //! replay of an unfixed message dead-letters again with the same reason; a replay that cannot
 //! be published leaves the message where it was; purge empties the queue.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use common::process::run_cli;

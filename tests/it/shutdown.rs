@@ -2,7 +2,7 @@
 //! exits 0 and, after a restart, nothing is lost or doubled; a batch stuck past the grace
 //! period is handed back to the broker and the process still exits 0 in time.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use common::process::{

@@ -1,7 +1,7 @@
 //! The ops endpoints of real processes: `switchboard run` and a single-stage worker serve
 //! `/metrics` (every documented metric family appears under load), `/healthz` and `/readyz`.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use common::process::{free_port, http_get, sigterm, spawn_bin, spawn_run, wait_exit, wait_ready, without_replies};

@@ -1,0 +1,26 @@
+//! The ordinary integration tests, in one binary: one link instead of one per file. Each test
+//! works in its own queue prefix and Postgres schema, so they run in parallel.
+//!
+//! Binaries of their own: `tests/chaos.rs` and `tests/recovery.rs` stop and restart the shared
+//! RabbitMQ and Postgres (cargo runs test binaries one after another, so nothing else runs
+//! meanwhile), and `tests/cluster.rs` needs the three-node cluster (`scripts/cluster-proof`).
+
+#[path = "../support/backdate.rs"]
+mod backdate;
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_input;
+mod compose;
+mod conformance;
+mod contracts;
+mod dashboard;
+mod dead_letters;
+mod effectively_once;
+mod gateway;
+mod ops_endpoints;
+mod pipeline;
+mod reports;
+mod retention;
+mod shutdown;
+mod sla;
