@@ -18,10 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["stages"],
     &["http"],
     &["app"],
-    // Still in the library until they move to the tools crate; nothing may import them.
-    &["bench", "demo", "gateway"],
 ];
-const SAME_LAYER_ALLOWED: &[(&str, &str)] = &[("bench", "demo"), ("gateway", "demo")];
+const SAME_LAYER_ALLOWED: &[(&str, &str)] = &[];
 
 fn src() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -231,7 +229,7 @@ fn sql_outside_store() -> Vec<String> {
     let mut found = Vec::new();
     for file in library_files() {
         let here = module_path(&file);
-        if ["store", "bench", "demo", "gateway"].contains(&here[0].as_str()) {
+        if here[0] == "store" {
             continue;
         }
         let text = std::fs::read_to_string(&file).expect("readable");
@@ -255,7 +253,7 @@ fn only_the_bus_publishes() {
     let mut found = Vec::new();
     for file in library_files() {
         let here = module_path(&file);
-        if ["bus", "bench", "demo", "gateway"].contains(&here[0].as_str()) {
+        if here[0] == "bus" {
             continue;
         }
         let text = std::fs::read_to_string(&file).expect("readable");
@@ -282,7 +280,7 @@ fn stage_names_are_spelled_only_in_the_registry() {
     let mut found = Vec::new();
     for file in library_files() {
         let here = module_path(&file);
-        if here[0] == "contracts" || ["bench", "demo", "gateway"].contains(&here[0].as_str()) {
+        if here[0] == "contracts" {
             continue;
         }
         let text = std::fs::read_to_string(&file).expect("readable");

@@ -35,25 +35,5 @@ pub mod runtime;
 pub mod stages;
 pub mod store;
 
-pub mod bench;
-pub mod demo;
-pub mod gateway;
-
-// Transitional: the tools (bench, load generator, demo traffic) still name these paths until
-// they move to their own crate.
-#[doc(hidden)]
-pub mod domain {
-    pub mod intake {
-        pub use crate::contracts::intake::*;
-        pub use crate::core::customer::{Customer, Tier};
-    }
-    pub mod lifecycle {
-        pub use crate::contracts::action::ActionMessage;
-        pub use crate::core::lifecycle::Action;
-    }
-}
-#[doc(hidden)]
-pub use crate::runtime::runner as pipeline;
-
 #[cfg(test)]
 mod layout_tests;

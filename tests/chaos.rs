@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use switchboard::config::Settings;
 use switchboard::contracts::Exchange;
 use switchboard::contracts::stage::QUEUES as ALL_QUEUES;
-use switchboard::demo::{Kind, Publication, traffic};
 use switchboard::store::Db;
+use switchboard_tools::demo::{Kind, Publication, traffic};
 use tokio_util::sync::CancellationToken;
 
 /// New requests in the load (plus the demo traffic's duplicates, thread replies and invalid

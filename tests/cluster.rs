@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use switchboard::contracts::Exchange;
 use switchboard::contracts::stage::QUEUES as ALL_QUEUES;
-use switchboard::demo::{Kind, traffic};
+use switchboard_tools::demo::{Kind, traffic};
 
 /// Requests in the load (each opens a ticket; every 25th is also sent twice).
 const REQUESTS: usize = 3000;

@@ -17,7 +17,7 @@ use common::servers::{
 };
 use std::time::Duration;
 use switchboard::contracts::Exchange;
-use switchboard::demo::{Kind, traffic};
+use switchboard_tools::demo::{Kind, traffic};
 
 async fn routed(h: &Harness) -> i64 {
     h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')")

@@ -1,11 +1,10 @@
 //! Subcommands of the `switchboard` CLI.
 
-mod bench;
 mod dead;
-mod demo;
 mod gateway;
 mod report;
 mod retention;
+mod tools;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -56,8 +55,9 @@ enum Command {
         concurrency: usize,
     },
     /// Quick start: run the whole pipeline on built-in sample traffic from all four channels,
-    /// with a live progress line and a closing summary.
-    Demo(demo::DemoArgs),
+    /// with a live progress line and a closing summary (runs `switchboard-tools demo`).
+    #[command(disable_help_flag = true)]
+    Demo(tools::Forwarded),
     /// Measure the classifier and priority rules on a labelled set: accuracy per category and
     /// confusion matrices.
     Eval {
@@ -83,9 +83,10 @@ enum Command {
         #[command(subcommand)]
         command: gateway::KeysCommand,
     },
-    /// Drive a running gateway over HTTP with a mix of all four channels; prints accepted
-    /// requests/s and latency percentiles.
-    Loadgen(gateway::LoadgenArgs),
+    /// Drive a gateway with all four channels: accepted/s and latency (runs
+    /// `switchboard-tools loadgen`).
+    #[command(disable_help_flag = true)]
+    Loadgen(tools::Forwarded),
     /// Dead letters: list them with the reason each one failed, show one, replay, purge.
     Dead {
         #[command(subcommand)]
@@ -101,19 +102,9 @@ enum Command {
     },
     /// Benchmark: intake → assigned throughput, latency per stage and peak RSS per stage
     /// process, at full speed and at fixed rates, against the ceiling of the same broker and
-    /// database (forwarding stages; then one transaction per hop).
-    Bench(bench::BenchArgs),
-    /// Internal: one forwarding stage of the benchmark's ceiling (started by `bench`).
-    #[command(hide = true)]
-    BenchStage {
-        #[arg(long)]
-        stage: String,
-        #[arg(long, short = 'c', default_value_t = 2)]
-        concurrency: usize,
-        /// Write one row per message (the broker + database ceiling).
-        #[arg(long)]
-        write: bool,
-    },
+    /// database (runs `switchboard-tools bench`).
+    #[command(disable_help_flag = true)]
+    Bench(tools::Forwarded),
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,11 +135,6 @@ impl Cli {
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
             Command::Run { .. } | Command::Gateway { .. } => "info,lapin=warn",
-            // The demo's invalid messages are expected: their reasons are in its summary and in
-            // `switchboard dead list`, not interleaved with the progress line.
-            Command::Demo(_) => "error,lapin=off",
-            // The benchmark closes its own connections mid-stream on purpose; lapin reports that.
-            Command::Bench(_) => "warn,lapin=off",
             _ => "warn,lapin=error",
         }
     }
@@ -192,23 +178,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             app.run(&stages, concurrency, shutdown).await?;
             tracing::info!("stopped cleanly");
         }
-        Command::Demo(args) => demo::run(settings, args).await?,
+        Command::Demo(args) => tools::run("demo", cli.config.as_deref(), args)?,
         Command::Eval { file } => eval(&settings, &file)?,
         Command::Agents { command } => agents_cmd(settings, command).await?,
         Command::Publish { file } => publish(settings, &file).await?,
         Command::Ticket { number } => show_ticket(settings, &number).await?,
         Command::Gateway(args) => gateway::serve(settings, args).await?,
         Command::Keys { command } => gateway::keys(settings, command).await?,
-        Command::Loadgen(args) => gateway::loadgen(args).await?,
+        Command::Loadgen(args) => tools::run("loadgen", cli.config.as_deref(), args)?,
         Command::Dead { command } => dead::run(settings, command).await?,
         Command::Report(args) => report::run(settings, args).await?,
         Command::Retention { command } => retention::run(settings, command).await?,
-        Command::Bench(args) => bench::run(settings, cli.config, args).await?,
-        Command::BenchStage {
-            stage,
-            concurrency,
-            write,
-        } => bench::stage(settings, stage, concurrency, write).await?,
+        Command::Bench(args) => tools::run("bench", cli.config.as_deref(), args)?,
     }
     Ok(())
 }

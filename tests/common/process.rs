@@ -214,9 +214,9 @@ pub async fn assert_all_routed_once(h: &Harness, new: i64) {
 /// Demo traffic without its thread replies. A reply published right behind its first message
 /// can reach the other intake consumer first and then, correctly, opens a ticket of its own;
 /// that makes the ticket count depend on timing, and these tests count tickets.
-pub fn without_replies(pubs: Vec<switchboard::demo::Publication>) -> Vec<switchboard::demo::Publication> {
+pub fn without_replies(pubs: Vec<switchboard_tools::demo::Publication>) -> Vec<switchboard_tools::demo::Publication> {
     pubs.into_iter()
-        .filter(|p| p.kind != switchboard::demo::Kind::Reply)
+        .filter(|p| p.kind != switchboard_tools::demo::Kind::Reply)
         .collect()
 }
 

@@ -8,7 +8,7 @@ use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Connection};
 use std::time::{Duration, Instant};
 use switchboard::bus::{self, rotation::Rotation};
-use switchboard::demo::Publication;
+use switchboard_tools::demo::Publication;
 
 /// How long one message (or window) may go unconfirmed, across reconnections, before the test
 /// gives up.

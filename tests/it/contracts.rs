@@ -27,7 +27,7 @@ fn assert_valid(v: &jsonschema::Validator, instance: &Value, what: &str) {
 fn sample_traffic_matches_the_intake_schema_and_invalid_messages_do_not() {
     let v = schema("schemas/intake-request.v1.json");
     let channels: Vec<String> = ["phone", "chat", "email", "app"].map(String::from).to_vec();
-    for p in switchboard::demo::traffic("c", 0..200, true, chrono::Utc::now()) {
+    for p in switchboard_tools::demo::traffic("c", 0..200, true, chrono::Utc::now()) {
         let parsed: Result<Value, _> = serde_json::from_slice(&p.payload);
         let accepted = IntakeRequest::decode(&p.payload, &channels).is_ok();
         match (parsed, accepted) {

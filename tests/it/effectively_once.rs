@@ -9,9 +9,9 @@ use common::{Harness, inbound, run_once};
 use std::time::Duration;
 use switchboard::app::StageName;
 use switchboard::contracts::Outgoing;
-use switchboard::demo::{Kind, traffic};
 use switchboard::runtime::runner::Outcome;
 use switchboard::stages::{classify::Classify, intake::Intake};
+use switchboard_tools::demo::{Kind, traffic};
 
 fn outputs(o: &Outcome) -> Vec<Outgoing> {
     match o {

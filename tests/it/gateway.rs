@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::app::{App, StageName};
-use switchboard::gateway::client::HttpClient;
 use switchboard::http::{self as gateway, Gateway, auth};
+use switchboard_tools::client::HttpClient;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 

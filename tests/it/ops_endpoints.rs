@@ -6,7 +6,7 @@ use crate::common;
 use common::Harness;
 use common::process::{free_port, http_get, sigterm, spawn_bin, spawn_run, wait_exit, wait_ready, without_replies};
 use std::time::{Duration, Instant};
-use switchboard::demo::{Kind, traffic};
+use switchboard_tools::demo::{Kind, traffic};
 
 /// Every metric family the README's Operations table promises from `switchboard run` (the SLA
 /// ones appear once a breach or a timer happens, which this load does not cause).

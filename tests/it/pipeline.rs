@@ -6,7 +6,7 @@ use common::{Harness, header};
 use std::collections::HashMap;
 use std::time::Duration;
 use switchboard::app::StageName;
-use switchboard::demo::{Kind, traffic};
+use switchboard_tools::demo::{Kind, traffic};
 
 /// A few hundred mixed requests from all channels, with duplicates, thread replies and invalid
 /// messages: every valid one ends assigned or queued with exactly one transition per stage, and

@@ -16,6 +16,11 @@ use switchboard::store::{Db, tickets};
 
 use common::process::cli;
 
+/// A retention run takes a database-wide advisory lock (one run at a time per database, by
+/// design), and the purge test holds it on purpose: the retention tests, which share the test
+/// database, take turns.
+static RETENTION_RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn exists(db: &Db, table: &str) -> bool {
     let client = db.pool.get().await.unwrap();
     client
@@ -68,6 +73,7 @@ fn old_closed(number: &str, received: DateTime<Utc>) -> OldTicket {
 /// V4 turns the V3 table into monthly partitions and keeps every row, in its month.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn existing_transitions_survive_the_conversion_to_monthly_partitions() {
+    let _one_run_at_a_time = RETENTION_RUNS.lock().await;
     let settings = test_settings("ret_migrate");
     switchboard::store::ensure_database(&settings.database_url)
         .await
@@ -151,6 +157,7 @@ async fn existing_transitions_survive_the_conversion_to_monthly_partitions() {
 /// The stages' batched insert lands in the current month's partition and reads back in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_writes_its_transitions_into_the_current_month() {
+    let _one_run_at_a_time = RETENTION_RUNS.lock().await;
     let mut h = Harness::new("ret_insert").await;
     h.import_sample_roster().await;
     h.start_stages(&StageName::PIPELINE, 1);
@@ -204,6 +211,7 @@ fn same_plan(dry: &RunReport, real: &RunReport) {
 /// nothing; a released hold lets the next run take the ticket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymising_respects_holds_and_drops_the_months_only_expired_tickets_used() {
+    let _one_run_at_a_time = RETENTION_RUNS.lock().await;
     let h = Harness::new("ret_anon").await;
     let db = &h.app.db;
     let base = months_ago(40);
@@ -436,6 +444,7 @@ async fn anonymising_respects_holds_and_drops_the_months_only_expired_tickets_us
 /// email) stay; two runs at once are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purging_deletes_expired_tickets_with_everything_attached() {
+    let _one_run_at_a_time = RETENTION_RUNS.lock().await;
     let h = Harness::new("ret_purge").await;
     let db = &h.app.db;
     let base = months_ago(36);

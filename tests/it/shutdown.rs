@@ -10,7 +10,7 @@ use common::process::{
     without_replies,
 };
 use std::time::{Duration, Instant};
-use switchboard::demo::{Kind, traffic};
+use switchboard_tools::demo::{Kind, traffic};
 
 async fn wait_routed(h: &Harness, new: i64) {
     h.wait_for("every ticket routed", Duration::from_secs(120), || async {

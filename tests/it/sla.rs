@@ -472,8 +472,8 @@ async fn every_tickets_events_arrive_without_gaps() {
     h.import_roster("id,name,team,languages,channels,skills,max_open,presence\na,A,front_line,,,,500,online\nb,B,technical_support,,,,500,online\nc,C,customer_relations,,,,500,online\nd,D,product_management,,,,500,online\ne,E,green_channel,,,,500,online\n").await;
     let events = h.event_queue("#").await;
     h.start_stages(&StageName::ALL, 2);
-    let pubs = switchboard::demo::traffic("gap", 0..60, false, chrono::Utc::now());
-    for p in pubs.iter().filter(|p| p.kind == switchboard::demo::Kind::New) {
+    let pubs = switchboard_tools::demo::traffic("gap", 0..60, false, chrono::Utc::now());
+    for p in pubs.iter().filter(|p| p.kind == switchboard_tools::demo::Kind::New) {
         h.publish_intake(&p.routing_key, &p.message_id, &p.payload).await;
     }
     h.wait_for("all assigned", Duration::from_secs(60), || async {

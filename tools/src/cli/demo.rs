@@ -9,8 +9,8 @@ use switchboard::app::{App, StageName};
 use switchboard::bus;
 use switchboard::config::Settings;
 use switchboard::contracts::Exchange;
-use switchboard::demo::{Kind, traffic};
 use switchboard::store::agents::parse_roster;
+use switchboard_tools::demo::{Kind, traffic};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {

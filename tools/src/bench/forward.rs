@@ -3,10 +3,10 @@
 //! forward each message to the next queue (the last hop publishes a `ticket.assigned` event) — optionally writing one row per message, so the
 //! second ceiling pays for exactly one Postgres transaction per hop and no business logic.
 
-use crate::bus::{Exchange, Outgoing};
-use crate::pipeline::{Inbound, Outcome, Stage};
-use crate::store::StoreError;
 use deadpool_postgres::Transaction;
+use switchboard::contracts::{Exchange, Outgoing};
+use switchboard::runtime::runner::{Inbound, Outcome, Stage};
+use switchboard::store::StoreError;
 
 /// The four hops of intake → assigned, each with the queue it forwards to.
 pub const HOPS: [(&str, Option<&str>); 4] = [

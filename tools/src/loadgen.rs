@@ -7,9 +7,8 @@
 //! unique to the run, so each one is a new ticket. Latency is measured from sending the request
 //! to reading the whole response, i.e. it includes the broker's confirm.
 
-use super::client::{ClientError, HttpClient};
+use crate::client::{ClientError, HttpClient};
 use crate::demo::{Sample, samples};
-use crate::domain::intake::{Customer, IntakeRequest};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -21,6 +20,8 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use switchboard::contracts::intake::IntakeRequest;
+use switchboard::core::customer::Customer;
 
 pub const CHANNELS: [&str; 4] = ["app", "email", "phone", "chat"];
 
@@ -449,7 +450,7 @@ pub async fn run(spec: LoadSpec) -> Result<Report, ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::normalize::{chat, email, phone};
+    use switchboard::channels::{chat, email, phone};
 
     #[test]
     fn every_prepared_request_normalises() {

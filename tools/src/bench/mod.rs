@@ -20,10 +20,6 @@
 pub mod forward;
 pub mod stats;
 
-use crate::app::App;
-use crate::bus::{self, BusError, Exchange, Outgoing};
-use crate::config::Settings;
-use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
@@ -33,11 +29,16 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use switchboard::app::App;
+use switchboard::bus::{self, BusError};
+use switchboard::config::Settings;
+use switchboard::contracts::{Exchange, Outgoing};
+use switchboard::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(transparent)]
-    App(#[from] crate::app::AppError),
+    App(#[from] switchboard::app::AppError),
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error("AMQP: {0}")]
@@ -51,7 +52,7 @@ pub enum BenchError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("roster: {0}")]
-    Roster(#[from] crate::store::agents::RosterError),
+    Roster(#[from] switchboard::store::agents::RosterError),
     #[error(
         "{what}: {done} of {want} after {secs:.0} s; the worker logs in {logs} say why (is a stage failing or the broker blocked?)"
     )]
@@ -331,19 +332,19 @@ impl Isolated {
         Ok(Isolated { app, logs })
     }
 
-    /// Starts one process per stage: `args(stage)` after the executable.
+    /// Starts one process of `exe` per stage: `args(stage)` after the executable.
     fn spawn(
         &self,
+        exe: &Path,
         opts: &Options,
         stages: &[&str],
         args: impl Fn(&str) -> Vec<String>,
     ) -> Result<Workers, BenchError> {
-        let exe = std::env::current_exe()?;
         let mut children = Vec::new();
         for stage in stages {
             let log = self.logs.join(format!("{stage}.log"));
             let out = std::fs::File::create(&log)?;
-            let mut cmd = tokio::process::Command::new(&exe);
+            let mut cmd = tokio::process::Command::new(exe);
             if let Some(c) = &opts.config {
                 cmd.arg("--config").arg(c);
             }
@@ -568,7 +569,7 @@ async fn publish_paced(app: &App, messages: Vec<Outgoing>, rate: Rate) -> Result
     Ok(())
 }
 
-fn bench_roster(app: &App) -> Result<Vec<crate::store::agents::RosterRow>, BenchError> {
+fn bench_roster(app: &App) -> Result<Vec<switchboard::store::agents::RosterRow>, BenchError> {
     let teams: Vec<String> = app.policy.doc.teams.keys().cloned().collect();
     let mut csv = String::from("id,name,team,languages,channels,skills,max_open,presence\n");
     for team in &teams {
@@ -578,7 +579,7 @@ fn bench_roster(app: &App) -> Result<Vec<crate::store::agents::RosterRow>, Bench
             ));
         }
     }
-    Ok(crate::store::agents::parse_roster(
+    Ok(switchboard::store::agents::parse_roster(
         "bench roster",
         csv.as_bytes(),
         &teams,
@@ -625,7 +626,8 @@ async fn ceiling_pass(base: &Settings, opts: &Options, write: bool) -> Result<Pa
             .await?;
         let stages: Vec<&str> = forward::HOPS.iter().map(|(n, _)| *n).collect();
         let consumers = opts.consumers.to_string();
-        let mut workers = iso.spawn(opts, &stages, |stage| {
+        // The ceiling's forwarding stages are this program's hidden `bench-stage`.
+        let mut workers = iso.spawn(&std::env::current_exe()?, opts, &stages, |stage| {
             let mut a = vec![
                 "bench-stage".into(),
                 "--stage".into(),
@@ -766,7 +768,8 @@ async fn lifecycle_waves(
         let messages: Vec<Outgoing> = tickets
             .iter()
             .map(|(number, agent)| {
-                use crate::domain::lifecycle::{Action, ActionMessage};
+                use switchboard::contracts::action::ActionMessage;
+                use switchboard::core::lifecycle::Action;
                 let act = match action {
                     "respond" => Action::Respond { message: None },
                     "resolve" => Action::Resolve {
@@ -856,7 +859,7 @@ async fn switchboard_pass(
         }
         progress(&format!("{label}: starting {} stage processes", stages.len()));
         let consumers = opts.consumers.to_string();
-        let mut workers = iso.spawn(opts, &stages, |stage| {
+        let mut workers = iso.spawn(&service_exe(), opts, &stages, |stage| {
             vec![
                 "run".into(),
                 "--stage".into(),
@@ -978,4 +981,14 @@ pub async fn run(settings: Settings, opts: Options) -> Result<Vec<PassResult>, B
         all.extend(passes);
     }
     Ok(all)
+}
+
+/// The `switchboard` executable whose stages a Switchboard pass runs: the one beside this
+/// program (both come out of the same build), else the one on PATH.
+fn service_exe() -> PathBuf {
+    let name = format!("switchboard{}", std::env::consts::EXE_SUFFIX);
+    match std::env::current_exe() {
+        Ok(me) if me.with_file_name(&name).exists() => me.with_file_name(&name),
+        _ => PathBuf::from(name),
+    }
 }

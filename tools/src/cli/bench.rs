@@ -1,17 +1,17 @@
-//! `switchboard bench`: the benchmark against this machine's ceiling (see `switchboard::bench`),
+//! `switchboard bench`: the benchmark against this machine's ceiling (see `switchboard_tools::bench`),
 //! and the hidden `bench-stage` it starts for the ceiling's forwarding processes.
 
 use anyhow::Result;
 use std::sync::Arc;
 use switchboard::app::{App, shutdown_on_signals};
-use switchboard::bench::{self, Options, Rate, forward::Forward};
 use switchboard::config::Settings;
+use switchboard_tools::bench::{self, Options, Rate, forward::Forward};
 
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Every pass runs in a schema and queue prefix of its own on the configured \
     servers (SWITCHBOARD_DATABASE_URL, SWITCHBOARD_AMQP_URL) and removes them afterwards; each \
-    stage runs as its own process, started from this executable. Progress goes to stderr, \
+    stage runs as its own process (the `switchboard` executable beside this one; the ceiling's forwarding stages are this one). Progress goes to stderr, \
     figures to stdout.\n\nExamples:\n  switchboard bench\n  switchboard bench --requests 20000 \
     --rate full --rate 1000 --lifecycle\n  switchboard bench --no-ceiling --rate 500"
 )]

@@ -1,12 +1,13 @@
 //! Built-in sample traffic: realistic requests from all four channels, with duplicates, thread
 //! replies and a few broken messages, for the quick start and for load tests.
 
-use crate::domain::intake::{Customer, IntakeRequest, Tier};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use switchboard::contracts::intake::IntakeRequest;
+use switchboard::core::customer::{Customer, Tier};
 
 /// The labelled requests shipped in `config/eval/requests.jsonl`, reused as sample traffic.
-pub const SAMPLE_REQUESTS: &str = include_str!("../config/eval/requests.jsonl");
+pub const SAMPLE_REQUESTS: &str = include_str!("../../config/eval/requests.jsonl");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Sample {

@@ -1,0 +1,5 @@
+//! Subcommands of `switchboard-tools`.
+
+pub mod bench;
+pub mod demo;
+pub mod loadgen;
