@@ -1,6 +1,6 @@
 //! The message on the actions exchange: someone asks for something to be done to a ticket.
 
-use crate::core::lifecycle::Action;
+use crate::core::actions::Action;
 use serde::{Deserialize, Serialize};
 
 /// The message on the actions exchange.

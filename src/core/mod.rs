@@ -1,11 +1,11 @@
 //! The functional core: plain data and pure functions, tested without a broker or a database.
 //! Nothing here does I/O or reads the clock: the time is always a parameter.
 
+pub mod actions;
 pub mod calendar;
 pub mod classify;
 pub mod customer;
 pub mod escalation;
-pub mod lifecycle;
 pub mod numbering;
 pub mod policy;
 pub mod privacy;

@@ -4,10 +4,10 @@
 //! It is validated as a whole at start so that a typo stops a worker with a message naming the
 //! file and line, instead of mis-routing tickets for hours.
 
+use crate::core::actions::LifecyclePolicy;
 use crate::core::calendar::BusinessCalendar;
 use crate::core::classify::{ClassificationPolicy, Classifier, PriorityPolicy};
 use crate::core::escalation::Ladder;
-use crate::core::lifecycle::LifecyclePolicy;
 use crate::core::retention::RetentionPolicy;
 use crate::core::routing::RoutingPolicy;
 use crate::core::sla::SlaPolicy;

@@ -27,14 +27,14 @@ pub struct Ticket {
     pub received_at: DateTime<Utc>,
     pub assigned_at: Option<DateTime<Utc>>,
     pub version: i32,
-    /// Lifecycle facts the SLA clocks are computed from.
+    /// What has happened to the ticket since assignment: the facts its SLA clocks run on.
     #[serde(default)]
-    pub life: Lifecycle,
+    pub life: Progress,
 }
 
 /// What happened to a ticket after assignment.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Lifecycle {
+pub struct Progress {
     pub first_responded_at: Option<DateTime<Utc>>,
     pub last_update_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,

@@ -7,7 +7,7 @@
 //! published right after the commit; the scheduler's relay publishes anything a crash left.
 
 use crate::contracts::action::ActionMessage;
-use crate::core::lifecycle::Action;
+use crate::core::actions::Action;
 use crate::core::sla::SlaFacts;
 use crate::runtime::Services;
 use crate::stages::actions::{ActionError, apply};

@@ -14,7 +14,7 @@ use crate::bus::{self, BusError, Topology};
 use crate::contracts::action::ActionMessage;
 use crate::contracts::timer::TimerMessage;
 use crate::contracts::{Exchange, Outgoing, StageName};
-use crate::core::lifecycle::Action;
+use crate::core::actions::Action;
 use crate::runtime::ops::health::Health;
 use crate::runtime::relay;
 use crate::store::{Db, StoreError, outbox, timers};

@@ -1,13 +1,13 @@
 //! Applying lifecycle actions and SLA timer bookkeeping to the database: the shell around
-//! `core::lifecycle::plan`, shared by the lifecycle stage (AMQP) and the HTTP API.
+//! `core::actions::plan`, shared by the lifecycle stage (AMQP) and the HTTP API.
 
 use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
 use crate::contracts::work::DrainMessage;
 use crate::contracts::{Exchange, Outgoing};
+use crate::core::actions::{Context as ActionContext, LoadChange, PauseChange, Refusal, plan};
 use crate::core::escalation::Fired;
-use crate::core::lifecycle::{Context as ActionContext, LoadChange, PauseChange, Refusal, plan};
 use crate::core::policy::Policy;
 use crate::core::sla::{SlaFacts, Target};
 use crate::core::state::TicketState;
@@ -86,7 +86,7 @@ pub async fn apply(
     msg: &ActionMessage,
     now: DateTime<Utc>,
 ) -> Result<(Ticket, Vec<Outgoing>), ActionError> {
-    use crate::core::lifecycle::Action;
+    use crate::core::actions::Action;
     let active = sla::active_escalations(tx, t.id).await?;
     let agent_exists = match &msg.action {
         Action::Reassign { agent, .. } => agents::agent_exists(tx, agent).await?,

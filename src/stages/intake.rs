@@ -6,7 +6,7 @@ use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
 use crate::contracts::intake::IntakeRequest;
-use crate::core::lifecycle::Action;
+use crate::core::actions::Action;
 use crate::core::numbering::{find_numbers, format_number, period};
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};

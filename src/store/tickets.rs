@@ -41,7 +41,7 @@ pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
         received_at: r.get("received_at"),
         assigned_at: r.get("assigned_at"),
         version: r.get("version"),
-        life: crate::core::ticket::Lifecycle {
+        life: crate::core::ticket::Progress {
             first_responded_at: r.get("first_responded_at"),
             last_update_at: r.get("last_update_at"),
             resolved_at: r.get("resolved_at"),

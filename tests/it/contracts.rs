@@ -4,8 +4,8 @@ use serde_json::{Value, json};
 use switchboard::contracts::action::ActionMessage;
 use switchboard::contracts::intake::IntakeRequest;
 use switchboard::contracts::work::WorkMessage;
+use switchboard::core::actions::Action;
 use switchboard::core::customer::Customer;
-use switchboard::core::lifecycle::Action;
 use switchboard::core::state::TicketState;
 use switchboard::core::ticket::{Ticket, Transition};
 

@@ -769,7 +769,7 @@ async fn lifecycle_waves(
             .iter()
             .map(|(number, agent)| {
                 use switchboard::contracts::action::ActionMessage;
-                use switchboard::core::lifecycle::Action;
+                use switchboard::core::actions::Action;
                 let act = match action {
                     "respond" => Action::Respond { message: None },
                     "resolve" => Action::Resolve {
