@@ -61,10 +61,48 @@ pub fn dedup_key(r: &IntakeRequest) -> String {
 
 /// Where a request goes: onto a ticket already in the database, onto one opened earlier in
 /// this batch, or into a new ticket.
+#[derive(Debug, Clone, PartialEq)]
 enum Target {
     Existing { ticket_id: i64, number: String },
     InBatch(usize),
     New,
+}
+
+/// Which ticket each request of a batch goes to, in batch order: an open ticket one of its
+/// thread keys names (`open_threads`: key → (id, number)); else the new ticket an earlier request
+/// of this batch opens for the same conversation (its keys or its message id); else a new one.
+/// `tokens[n]` are request n's thread keys; `message_ids[n]` its channel message id.
+fn decide_targets(
+    message_ids: &[&str],
+    tokens: &[Vec<String>],
+    open_threads: &HashMap<String, (i64, String)>,
+) -> Vec<Target> {
+    let mut targets: Vec<Target> = Vec::with_capacity(tokens.len());
+    let mut batch_keys: HashMap<String, usize> = HashMap::new();
+    for (n, (id, toks)) in message_ids.iter().zip(tokens).enumerate() {
+        let existing = toks.iter().find_map(|k| open_threads.get(k));
+        let in_batch = toks.iter().find_map(|k| batch_keys.get(k).copied());
+        let target = match (existing, in_batch) {
+            (Some((id, number)), _) => Target::Existing {
+                ticket_id: *id,
+                number: number.clone(),
+            },
+            (None, Some(owner)) => Target::InBatch(owner),
+            (None, None) => Target::New,
+        };
+        let owner = match target {
+            Target::InBatch(o) => Some(o),
+            Target::New => Some(n),
+            Target::Existing { .. } => None,
+        };
+        if let Some(o) = owner {
+            for k in toks.iter().cloned().chain([format!("msg:{id}")]) {
+                batch_keys.entry(k).or_insert(o);
+            }
+        }
+        targets.push(target);
+    }
+    targets
 }
 
 impl Stage for Intake {
@@ -152,33 +190,8 @@ impl Stage for Intake {
                     .collect()
             };
 
-            // Decide targets in batch order; a later message may thread onto a ticket an
-            // earlier message of this batch opens.
-            let mut targets: Vec<Target> = Vec::with_capacity(requests.len());
-            let mut batch_keys: HashMap<String, usize> = HashMap::new();
-            for (n, ((_, r), toks)) in requests.iter().zip(&tokens).enumerate() {
-                let existing = toks.iter().find_map(|k| open_threads.get(k));
-                let in_batch = toks.iter().find_map(|k| batch_keys.get(k).copied());
-                let target = match (existing, in_batch) {
-                    (Some((id, number)), _) => Target::Existing {
-                        ticket_id: *id,
-                        number: number.clone(),
-                    },
-                    (None, Some(owner)) => Target::InBatch(owner),
-                    (None, None) => Target::New,
-                };
-                let owner = match target {
-                    Target::InBatch(o) => Some(o),
-                    Target::New => Some(n),
-                    Target::Existing { .. } => None,
-                };
-                if let Some(o) = owner {
-                    for k in toks.iter().cloned().chain([format!("msg:{}", r.channel_message_id)]) {
-                        batch_keys.entry(k).or_insert(o);
-                    }
-                }
-                targets.push(target);
-            }
+            let message_ids: Vec<&str> = requests.iter().map(|(_, r)| r.channel_message_id.as_str()).collect();
+            let targets = decide_targets(&message_ids, &tokens, &open_threads);
 
             // Customers first: the counter bump below locks the month's row until commit, and
             // every other intake batch waits on it, so as little as possible comes after it.
@@ -386,5 +399,55 @@ mod tests {
             vec!["ticket:202406-00001", "msg:回复"]
         );
         assert!(thread_tokens(None).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn requests_join_open_tickets_or_the_ticket_an_earlier_request_of_the_batch_opens() {
+        let open: HashMap<String, (i64, String)> = [("chat:s1".to_owned(), (7, "202612-00007".to_owned()))]
+            .into_iter()
+            .collect();
+        let targets = decide_targets(
+            &["m1", "m2", "m3", "m4", "m5"],
+            &[
+                keys(&["chat:s1"]), // an open conversation
+                keys(&["chat:s2"]), // a new one
+                keys(&["chat:s2"]), // the same new one, later in the batch
+                keys(&["msg:m2"]),  // an email reply to the second request
+                keys(&[]),          // nothing to thread on
+            ],
+            &open,
+        );
+        assert_eq!(
+            targets,
+            vec![
+                Target::Existing {
+                    ticket_id: 7,
+                    number: "202612-00007".into()
+                },
+                Target::New,
+                Target::InBatch(1),
+                Target::InBatch(1),
+                Target::New,
+            ]
+        );
+    }
+
+    #[test]
+    fn an_open_ticket_wins_over_a_ticket_opened_in_the_batch() {
+        let open: HashMap<String, (i64, String)> = [("chat:s1".to_owned(), (3, "202612-00003".to_owned()))]
+            .into_iter()
+            .collect();
+        let targets = decide_targets(&["a", "b"], &[keys(&["chat:s9"]), keys(&["chat:s9", "chat:s1"])], &open);
+        assert_eq!(targets[0], Target::New);
+        assert!(matches!(targets[1], Target::Existing { ticket_id: 3, .. }));
     }
 }
