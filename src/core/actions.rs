@@ -2,6 +2,8 @@
 //! it is refused. Pure: the lifecycle stage and the HTTP API both call `plan` and then write
 //! what it says.
 
+use super::calendar::BusinessCalendar;
+use super::sla::SlaPolicy;
 use super::state::TicketState;
 use super::ticket::Ticket;
 use chrono::{DateTime, Utc};
@@ -158,6 +160,65 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The ticket after this plan's marks at `now`, before its steps move state and version:
+    /// first response, update, resolution, reopening, closing, rating, assignee (with its team,
+    /// `assignee_team`, read by the caller), supervisor, and a new priority with the due times
+    /// its SLA rule gives from the ticket's receipt.
+    pub fn ticket_after(
+        &self,
+        t: &Ticket,
+        now: DateTime<Utc>,
+        assignee_team: Option<String>,
+        sla: &SlaPolicy,
+        calendar: &BusinessCalendar,
+    ) -> Ticket {
+        let mut after = t.clone();
+        if self.mark_first_response {
+            after.life.first_responded_at = Some(now);
+        }
+        if self.mark_update {
+            after.life.last_update_at = Some(now);
+        }
+        if let Some(r) = &self.resolution {
+            after.life.resolution = Some(r.clone());
+            after.life.resolved_at = Some(now);
+        }
+        if self.reopen {
+            after.life.resolved_at = None;
+            after.life.closed_at = None;
+            after.life.sla_restarted_at = Some(now);
+        }
+        if self.close {
+            after.life.closed_at = Some(now);
+        }
+        if let Some((score, comment)) = &self.rating {
+            after.life.rating = Some(*score);
+            after.life.rating_comment = comment.clone();
+        }
+        if let Some(a) = &self.assignee {
+            after.assignee = Some(a.clone());
+            if t.state == TicketState::Queued {
+                after.assigned_at = Some(now);
+            }
+            if let Some(team) = assignee_team {
+                after.team = Some(team);
+            }
+        }
+        if let Some(s) = &self.supervisor {
+            after.life.supervisor = Some(s.clone());
+        }
+        if let Some(pr) = &self.priority {
+            after.priority = Some(pr.clone());
+            let category = after.category.clone().unwrap_or_default();
+            if let Some(due) = sla.due(calendar, &category, pr, after.received_at) {
+                after.sla_rule = Some(due.rule);
+                after.first_response_due = Some(due.first_response_due);
+                after.resolution_due = Some(due.resolution_due);
+            }
+        }
+        after
+    }
+
     fn new() -> Plan {
         Plan {
             steps: Vec::new(),
@@ -561,6 +622,73 @@ mod tests {
         )
         .unwrap();
         assert_eq!(good.steps.last().unwrap().to, TicketState::Closed);
+    }
+
+    #[test]
+    fn the_ticket_after_a_plan_carries_its_marks() {
+        let policy = crate::core::policy::Policy::load(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml"),
+        )
+        .unwrap();
+        let (sla, cal) = (&policy.doc.sla, policy.calendar());
+        let now = Utc::now();
+        let mut queued = ticket(TicketState::Queued);
+        queued.category = Some("fault".into());
+        queued.priority = Some("normal".into());
+        let p = plan(
+            &queued,
+            ACTOR,
+            &Action::Reassign {
+                agent: "ts-2".into(),
+                reason: None,
+            },
+            &ctx(),
+            &LifecyclePolicy::default(),
+            now,
+        )
+        .unwrap();
+        let after = p.ticket_after(&queued, now, Some("technical_support".into()), sla, cal);
+        assert_eq!(after.assignee.as_deref(), Some("ts-2"));
+        assert_eq!(after.assigned_at, Some(now), "leaving the queue is an assignment");
+        assert_eq!(after.team.as_deref(), Some("technical_support"));
+
+        let mut resolved = ticket(TicketState::Resolved);
+        resolved.life.resolved_at = Some(now);
+        let low = plan(
+            &resolved,
+            ACTOR,
+            &Action::Rate {
+                score: 1,
+                comment: Some("still broken".into()),
+            },
+            &ctx(),
+            &LifecyclePolicy::default(),
+            now,
+        )
+        .unwrap();
+        let after = low.ticket_after(&resolved, now, None, sla, cal);
+        assert_eq!(after.life.resolved_at, None, "reopened");
+        assert_eq!(after.life.sla_restarted_at, Some(now));
+        assert_eq!(after.life.rating, Some(1));
+        assert_eq!(after.life.supervisor.as_deref(), Some("sup"));
+
+        let p = plan(
+            &queued,
+            ACTOR,
+            &Action::SetPriority {
+                priority: "urgent".into(),
+                reason: "outage".into(),
+            },
+            &ctx(),
+            &LifecyclePolicy::default(),
+            now,
+        )
+        .unwrap();
+        let after = p.ticket_after(&queued, now, None, sla, cal);
+        let due = sla.due(cal, "fault", "urgent", queued.received_at).unwrap();
+        assert_eq!(after.priority.as_deref(), Some("urgent"));
+        assert_eq!(after.resolution_due, Some(due.resolution_due));
+        assert_eq!(after.sla_rule, Some(due.rule));
     }
 
     #[test]

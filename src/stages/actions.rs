@@ -100,50 +100,11 @@ pub async fn apply(
     };
     let p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
 
-    let mut after = t.clone();
-    if p.mark_first_response {
-        after.life.first_responded_at = Some(now);
-    }
-    if p.mark_update {
-        after.life.last_update_at = Some(now);
-    }
-    if let Some(r) = &p.resolution {
-        after.life.resolution = Some(r.clone());
-        after.life.resolved_at = Some(now);
-    }
-    if p.reopen {
-        after.life.resolved_at = None;
-        after.life.closed_at = None;
-        after.life.sla_restarted_at = Some(now);
-    }
-    if p.close {
-        after.life.closed_at = Some(now);
-    }
-    if let Some((score, comment)) = &p.rating {
-        after.life.rating = Some(*score);
-        after.life.rating_comment = comment.clone();
-    }
-    if let Some(a) = &p.assignee {
-        after.assignee = Some(a.clone());
-        if t.state == TicketState::Queued {
-            after.assigned_at = Some(now);
-        }
-        if let Some(team) = agents::team_of(tx, a).await? {
-            after.team = Some(team);
-        }
-    }
-    if let Some(s) = &p.supervisor {
-        after.life.supervisor = Some(s.clone());
-    }
-    if let Some(pr) = &p.priority {
-        after.priority = Some(pr.clone());
-        let category = after.category.clone().unwrap_or_default();
-        if let Some(due) = policy.doc.sla.due(policy.calendar(), &category, pr, after.received_at) {
-            after.sla_rule = Some(due.rule);
-            after.first_response_due = Some(due.first_response_due);
-            after.resolution_due = Some(due.resolution_due);
-        }
-    }
+    let assignee_team = match &p.assignee {
+        Some(a) => agents::team_of(tx, a).await?,
+        None => None,
+    };
+    let mut after = p.ticket_after(t, now, assignee_team, &policy.doc.sla, policy.calendar());
 
     // Transitions: one per step, each bumping the version (the event sequence).
     let mut outputs = Vec::new();
