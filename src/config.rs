@@ -50,6 +50,9 @@ pub struct Settings {
     pub gateway_channels: usize,
     /// How long a looked-up API key is trusted before the database is asked again (revocation delay).
     pub gateway_key_cache_ms: u64,
+    /// Key look-ups the cache cannot answer (unknown, revoked or new keys) per second per client
+    /// address, before the gateway answers 429 without asking the database (burst: twice this).
+    pub gateway_auth_misses_per_sec: u32,
 }
 
 impl Default for Settings {
@@ -75,6 +78,7 @@ impl Default for Settings {
             gateway_publish_timeout_ms: 5_000,
             gateway_channels: 4,
             gateway_key_cache_ms: 5_000,
+            gateway_auth_misses_per_sec: 10,
         }
     }
 }
@@ -173,9 +177,13 @@ impl Settings {
         if let Some(v) = get("SWITCHBOARD_GATEWAY_LISTEN") {
             self.gateway_listen = v;
         }
-        let gateway_u32: [(&str, &mut u32); 2] = [
+        let gateway_u32: [(&str, &mut u32); 3] = [
             ("SWITCHBOARD_GATEWAY_RATE_PER_SEC", &mut self.gateway_rate_per_sec),
             ("SWITCHBOARD_GATEWAY_RATE_BURST", &mut self.gateway_rate_burst),
+            (
+                "SWITCHBOARD_GATEWAY_AUTH_MISSES_PER_SEC",
+                &mut self.gateway_auth_misses_per_sec,
+            ),
         ];
         for (name, slot) in gateway_u32 {
             if let Some(v) = get(name) {

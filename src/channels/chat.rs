@@ -168,6 +168,7 @@ pub fn normalize_chat(m: &ChatMessage, received_at: DateTime<Utc>) -> Result<Int
         quoted_history: None,
         thread_ref: Some(refs.join(" ")),
         attachments: m.attachments.clone(),
+        submitted_by: None,
     };
     let size = serde_json::to_vec(&request)
         .map_err(|e| ChatError::Malformed(e.to_string()))?

@@ -206,6 +206,7 @@ pub fn normalize_call(ev: &CallEvent, received_at: DateTime<Utc>) -> Result<Inta
         quoted_history: None,
         thread_ref: None,
         attachments: Vec::new(),
+        submitted_by: None,
     };
     let size = serde_json::to_vec(&request)
         .map_err(|e| PhoneError::Malformed(e.to_string()))?

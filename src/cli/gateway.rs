@@ -4,6 +4,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use switchboard::app::{App, shutdown_on_signals};
 use switchboard::config::Settings;
+use switchboard::core::access::Role;
 use switchboard::http::{self as gateway, auth};
 
 #[derive(Debug, Args)]
@@ -15,15 +16,28 @@ pub struct GatewayArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create an API key for a channel integration. The key is printed once and only its hash is
-    /// stored: keep it.
+    /// Create an API key. The key is printed once and only its hash is stored: keep it.
+    ///
+    /// Roles (docs/SECURITY.md): `integration` (default) submits requests for its channel and
+    /// reads their status; `agent` (with --agent) reads the team's tickets and works its own;
+    /// `supervisor` acts on every ticket, or on one team's with --team; `admin` may do everything.
     Create {
-        /// Who uses the key (e.g. "mail-relay", "ivr-platform").
+        /// Who uses the key (e.g. "mail-relay", "ivr-platform", a supervisor's name).
         #[arg(long)]
         name: String,
-        /// Restrict the key to one channel (phone, chat, email, app, …); default: every channel.
+        /// integration, agent, supervisor or admin.
+        #[arg(long, default_value = "integration")]
+        role: String,
+        /// Restrict an integration key to one channel (phone, chat, email, app, …); default:
+        /// every channel.
         #[arg(long)]
         channel: Option<String>,
+        /// The agent (roster id) an agent key acts as.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The team a supervisor key covers; default: every team.
+        #[arg(long)]
+        team: Option<String>,
         /// Requests per second for this key (default: the gateway_rate_per_sec setting).
         #[arg(long)]
         rate: Option<u32>,
@@ -52,12 +66,36 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
     match command {
         KeysCommand::Create {
             name,
+            role,
             channel,
+            agent,
+            team,
             rate,
             burst,
         } => {
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
+            }
+            let Some(role) = Role::parse(&role) else {
+                bail!("unknown role {role:?}; use integration, agent, supervisor or admin");
+            };
+            if channel.is_some() && role != Role::Integration {
+                bail!("--channel is for integration keys");
+            }
+            match (role, &agent) {
+                (Role::Agent, None) => bail!("an agent key needs --agent <roster id>"),
+                (Role::Agent, Some(a)) => {
+                    let mut client = app.db.pool.get().await?;
+                    let tx = client.transaction().await?;
+                    if !switchboard::store::agents::agent_exists(&tx, a).await? {
+                        bail!("no agent {a:?} in the roster (see `switchboard agents import`)");
+                    }
+                }
+                (_, Some(_)) => bail!("--agent is for agent keys"),
+                _ => {}
+            }
+            if team.is_some() && role != Role::Supervisor {
+                bail!("--team is for supervisor keys");
             }
             if let Some(c) = &channel
                 && !app.policy.doc.channels.contains(c)
@@ -70,13 +108,26 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
             if rate == Some(0) || burst == Some(0) {
                 bail!("--rate and --burst must be at least 1");
             }
-            let (key, secret) = auth::create_key(&app.db, name.trim(), channel.as_deref(), rate, burst).await?;
-            println!(
-                "created API key {} ({}) for {}",
-                key.id,
-                key.name,
-                key.channel.as_deref().unwrap_or("every channel")
-            );
+            let spec = auth::KeySpec {
+                name: name.trim(),
+                role,
+                channel: channel.as_deref(),
+                agent: agent.as_deref(),
+                team: team.as_deref(),
+                rate_per_sec: rate,
+                burst,
+            };
+            let (key, secret) = auth::create(&app.db, &spec).await?;
+            let scope = match role {
+                Role::Integration => key.channel.as_deref().unwrap_or("every channel").to_owned(),
+                Role::Agent => format!("agent {}", key.agent.as_deref().unwrap_or_default()),
+                Role::Supervisor => match &key.team {
+                    Some(t) => format!("team {t}"),
+                    None => "every team".to_owned(),
+                },
+                Role::Admin => "everything".to_owned(),
+            };
+            println!("created {} key {} ({}) for {scope}", role.as_str(), key.id, key.name);
             println!("\n  {secret}\n");
             println!("This is the only time the key is shown: only its SHA-256 is stored.");
             println!("Send it as `Authorization: Bearer <key>` (or `X-Api-Key: <key>`).");
@@ -84,16 +135,23 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
         KeysCommand::List => {
             let keys = auth::list_keys(&app.db).await?;
             println!(
-                "{:<16} {:<24} {:<8} {:>8} {:>8}  {:<20} revoked",
-                "id", "name", "channel", "rate/s", "burst", "created"
+                "{:<16} {:<24} {:<11} {:<12} {:>8} {:>8}  {:<20} revoked",
+                "id", "name", "role", "scope", "rate/s", "burst", "created"
             );
             for k in keys {
                 let num = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_else(|| "default".into());
+                let scope = k
+                    .channel
+                    .as_deref()
+                    .or(k.agent.as_deref())
+                    .or(k.team.as_deref())
+                    .unwrap_or("any");
                 println!(
-                    "{:<16} {:<24} {:<8} {:>8} {:>8}  {:<20} {}",
+                    "{:<16} {:<24} {:<11} {:<12} {:>8} {:>8}  {:<20} {}",
                     k.id,
                     k.name,
-                    k.channel.as_deref().unwrap_or("any"),
+                    k.role.as_str(),
+                    scope,
                     num(k.rate_per_sec),
                     num(k.burst),
                     k.created_at.format("%Y-%m-%d %H:%M:%S"),

@@ -46,6 +46,11 @@ pub struct IntakeRequest {
     pub thread_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// The id of the gateway API key that submitted the request, set by the gateway (whatever a
+    /// client sends is replaced). It decides who may read the request's status and speak for
+    /// the customer on the ticket it opens; absent for requests published to RabbitMQ directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

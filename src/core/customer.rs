@@ -62,6 +62,14 @@ pub fn match_keys(c: &Customer) -> Vec<String> {
     keys
 }
 
+/// Whether two requests come from the same customer: they share a customer id, a phone number
+/// or an email address (normalised as in [`match_keys`]). A name never identifies anyone.
+/// This decides whether a message may join a ticket it refers to.
+pub fn same_customer(a: &Customer, b: &Customer) -> bool {
+    let theirs = match_keys(b);
+    match_keys(a).iter().any(|k| theirs.contains(k))
+}
+
 /// Digits only; a +86 country code is dropped so local and international forms match.
 pub fn normal_phone(p: &str) -> String {
     let digits: String = p.chars().filter(char::is_ascii_digit).collect();
@@ -88,5 +96,33 @@ mod tests {
             vec!["id:C1", "phone:13812345678", "email:zhang@example.com"]
         );
         assert_eq!(normal_phone("138 1234 5678"), "13812345678");
+    }
+
+    #[test]
+    fn the_same_customer_shares_an_id_a_phone_or_an_email_never_just_a_name() {
+        let phone = |p: &str| Customer {
+            phone: Some(p.into()),
+            ..Default::default()
+        };
+        let email = |e: &str| Customer {
+            email: Some(e.into()),
+            name: Some("Wang".into()),
+            ..Default::default()
+        };
+        assert!(same_customer(&phone("+86 138 1234 5678"), &phone("13812345678")));
+        assert!(!same_customer(&phone("13812345678"), &phone("13912345678")));
+        assert!(same_customer(&email("A@x.com"), &email("a@X.com")));
+        assert!(!same_customer(&email("a@x.com"), &email("b@x.com")));
+        let both = Customer {
+            phone: Some("13812345678".into()),
+            email: Some("a@x.com".into()),
+            ..Default::default()
+        };
+        assert!(same_customer(&both, &email("a@x.com")));
+        let named = |n: &str| Customer {
+            name: Some(n.into()),
+            ..Default::default()
+        };
+        assert!(!same_customer(&named("Wang"), &named("Wang")));
     }
 }

@@ -1,6 +1,7 @@
 //! The functional core: plain data and pure functions, tested without a broker or a database.
 //! Nothing here does I/O or reads the clock: the time is always a parameter.
 
+pub mod access;
 pub mod actions;
 pub mod calendar;
 pub mod classify;

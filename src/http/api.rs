@@ -2,19 +2,27 @@
 //! escalations, and lifecycle actions on it. Served by the gateway process next to the channel
 //! endpoints (and by `switchboard api` on its own).
 //!
+//! Every request carries a principal (the gateway's key middleware puts its key in the
+//! request): an integration key reads no ticket, an agent reads the team's tickets and acts on
+//! their own, a supervisor acts on the team's (`core::access`). The transition's actor is the
+//! principal, never the body.
+//!
 //! Actions are applied synchronously in one transaction (so the caller learns at once whether
 //! the state machine allowed it: 200 or 409), with their events written to the outbox and
 //! published right after the commit; the scheduler's relay publishes anything a crash left.
 
 use crate::contracts::action::ActionMessage;
+use crate::core::access::{Principal, TicketFacts};
 use crate::core::actions::Action;
 use crate::core::sla::SlaFacts;
+use crate::http::auth::ApiKey;
 use crate::runtime::Services;
 use crate::stages::actions::{ActionError, apply};
 use crate::stages::{Applied, once};
 use crate::store::sla::pauses;
 use crate::store::tickets::lock_by_number;
 use crate::store::{outbox, tickets};
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -114,7 +122,68 @@ pub async fn ticket_json(app: &Services, number: &str) -> Result<Option<Value>, 
     })))
 }
 
-async fn get_ticket(State(s): State<ApiState>, Path(number): Path<String>) -> Response {
+/// The caller, or 401: the router only ever runs behind the gateway's key middleware, and a
+/// request that somehow reached it without a key gets nothing.
+fn principal_of(key: Option<Extension<Arc<ApiKey>>>) -> Result<Principal, Box<Response>> {
+    key.map(|Extension(k)| k.principal()).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing API key: send `Authorization: Bearer <key>`".into(),
+        ))
+    })
+}
+
+fn forbidden(d: crate::core::access::Denied) -> Response {
+    error(StatusCode::FORBIDDEN, "forbidden", d.0)
+}
+
+/// What the access rules need to know about a ticket.
+async fn facts_of<C: tokio_postgres::GenericClient>(
+    client: &C,
+    t: &crate::core::ticket::Ticket,
+) -> Result<(Option<String>, Option<String>, Option<String>), crate::store::StoreError> {
+    Ok((
+        t.team.clone(),
+        t.assignee.clone(),
+        tickets::opening_key(client, t).await?,
+    ))
+}
+
+fn facts(f: &(Option<String>, Option<String>, Option<String>)) -> TicketFacts<'_> {
+    TicketFacts {
+        team: f.0.as_deref(),
+        assignee: f.1.as_deref(),
+        opened_by_key: f.2.as_deref(),
+    }
+}
+
+async fn get_ticket(
+    State(s): State<ApiState>,
+    key: Option<Extension<Arc<ApiKey>>>,
+    Path(number): Path<String>,
+) -> Response {
+    let principal = match principal_of(key) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let checked = async {
+        let client = s.app.db.pool.get().await?;
+        let Some(t) = tickets::get_by_number(&**client, &number).await? else {
+            return Ok(None);
+        };
+        Ok::<_, crate::store::StoreError>(Some(facts_of(&**client, &t).await?))
+    }
+    .await;
+    match checked {
+        Ok(Some(f)) => {
+            if let Err(d) = principal.may_read(&facts(&f)) {
+                return forbidden(d);
+            }
+        }
+        Ok(None) => return error(StatusCode::NOT_FOUND, "not_found", format!("no ticket {number:?}")),
+        Err(e) => return internal(e),
+    }
     match ticket_json(&s.app, &number).await {
         Ok(Some(v)) => Json(v).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "not_found", format!("no ticket {number:?}")),
@@ -125,16 +194,27 @@ async fn get_ticket(State(s): State<ApiState>, Path(number): Path<String>) -> Re
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
-    actor: String,
+    /// Accepted for older clients and ignored: the actor is the authenticated principal.
+    #[serde(default)]
+    #[allow(dead_code)]
+    actor: Option<String>,
     action: Action,
 }
 
+/// Longest `Idempotency-Key` accepted (a UUID is 36).
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
 async fn post_action(
     State(s): State<ApiState>,
+    key: Option<Extension<Arc<ApiKey>>>,
     Path(number): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let principal = match principal_of(key) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
     let parsed: ActionBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) if e.is_syntax() || e.is_eof() => {
@@ -152,24 +232,23 @@ async fn post_action(
             );
         }
     };
-    if parsed.actor.trim().is_empty() {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_action",
-            "field `actor` must name who acts".into(),
-        );
-    }
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let idempotency_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => uuid::Uuid::new_v4().to_string(),
+        Some(Ok(k)) if !k.trim().is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => k.trim().to_owned(),
+        Some(_) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_idempotency_key",
+                format!("header `Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            );
+        }
+    };
     let msg = ActionMessage {
         ticket: number.clone(),
-        actor: parsed.actor,
+        actor: principal.actor(),
         action: parsed.action,
     };
-    match apply_http(&s, &msg, &key).await {
+    match apply_http(&s, &principal, &msg, &idempotency_key).await {
         Ok((duplicate, published)) => {
             let view = match ticket_json(&s.app, &number).await {
                 Ok(v) => v.unwrap_or(Value::Null),
@@ -180,6 +259,7 @@ async fn post_action(
                 .into_response()
         }
         Err(ActionError::NotFound(n)) => error(StatusCode::NOT_FOUND, "not_found", format!("no ticket {n:?}")),
+        Err(ActionError::Forbidden(d)) => forbidden(d),
         Err(ActionError::Refused(r)) => error(StatusCode::CONFLICT, "refused", r.to_string()),
         Err(ActionError::Store(e)) => internal(e),
     }
@@ -187,13 +267,23 @@ async fn post_action(
 
 /// Applies an action in one transaction with its outputs in the outbox; then tries to publish
 /// them at once. Returns (was a duplicate, published now).
-async fn apply_http(s: &ApiState, msg: &ActionMessage, key: &str) -> Result<(bool, bool), ActionError> {
-    let ledger_key = format!("action:{key}");
+///
+/// The idempotency key is the caller's own: it is scoped by the principal's key and the
+/// ticket, so one caller's key can neither replay nor block another caller's action, a
+/// timer's or a queued action's (`action:…` in the same ledger).
+async fn apply_http(
+    s: &ApiState,
+    principal: &Principal,
+    msg: &ActionMessage,
+    idempotency_key: &str,
+) -> Result<(bool, bool), ActionError> {
     let mut client = s.app.db.pool.get().await.map_err(crate::store::StoreError::from)?;
     let tx = client.transaction().await?;
     let Some(t) = lock_by_number(&tx, &msg.ticket).await? else {
         return Err(ActionError::NotFound(msg.ticket.clone()));
     };
+    principal.may_act(&msg.action, &facts(&facts_of(&*tx, &t).await?))?;
+    let ledger_key = format!("api:{}:{}:{idempotency_key}", principal.key_id, t.id);
     let now = chrono::Utc::now();
     let applied = once(&tx, "api", &ledger_key, || async {
         match apply(&tx, &s.app.policy, &t, msg, now).await {

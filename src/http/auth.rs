@@ -5,8 +5,11 @@
 //! here (no password stretching): the key has 256 bits of entropy, so nobody can guess it from
 //! the hash, and a fast hash keeps the per-request check cheap.
 //!
-//! Look-ups are cached for `gateway_key_cache_ms` (unknown keys too, so a client hammering with
-//! a bad key does not hammer the database): a revoked key stops working within that time.
+//! Look-ups are cached for `gateway_key_cache_ms`: a revoked key stops working within that
+//! time. Known and unknown keys are cached apart, so spraying random keys cannot push the good
+//! ones out. Every look-up the cache cannot answer costs the client's address a token from its
+//! own bucket (`gateway_auth_misses_per_sec`) *before* the database is asked: a client trying
+//! many keys is refused with 429 after a few, while a client with a good key never gets near it.
 //! The rate limit is a token bucket per key, in memory, per gateway process.
 
 use crate::http::error::GatewayError;
@@ -24,20 +27,8 @@ const MAX_PRESENTED_KEY: usize = 256;
 /// Cached look-ups kept at most; past this the cache starts over (bounded memory under attack).
 const MAX_CACHED: usize = 10_000;
 
+use crate::core::access::Role;
 pub use crate::store::keys::ApiKey;
-
-impl ApiKey {
-    /// Whether this key may submit or read requests of `channel`.
-    pub fn allows(&self, channel: &str) -> Result<(), GatewayError> {
-        match &self.channel {
-            Some(allowed) if allowed != channel => Err(GatewayError::Forbidden {
-                allowed: allowed.clone(),
-                channel: channel.to_owned(),
-            }),
-            _ => Ok(()),
-        }
-    }
-}
 
 /// Lower-case hex SHA-256 of the key as presented.
 pub fn hash_key(key: &str) -> String {
@@ -55,7 +46,80 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What a new key is for: who holds it, its role and its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    /// An integration's channel (`None`: every channel).
+    pub channel: Option<&'a str>,
+    /// The agent an agent key acts as.
+    pub agent: Option<&'a str>,
+    /// A supervisor's team (`None`: every team).
+    pub team: Option<&'a str>,
+    pub rate_per_sec: Option<u32>,
+    pub burst: Option<u32>,
+}
+
+impl<'a> KeySpec<'a> {
+    /// A channel integration's key.
+    pub fn integration(name: &'a str, channel: Option<&'a str>) -> Self {
+        KeySpec {
+            name,
+            role: Role::Integration,
+            channel,
+            agent: None,
+            team: None,
+            rate_per_sec: None,
+            burst: None,
+        }
+    }
+
+    /// A person's key: an agent's (`agent` names them) or a supervisor's or admin's.
+    pub fn person(name: &'a str, role: Role) -> Self {
+        KeySpec {
+            role,
+            ..KeySpec::integration(name, None)
+        }
+    }
+}
+
 /// Creates a key and returns it with its secret, which is not stored and cannot be shown again.
+pub async fn create(db: &Db, spec: &KeySpec<'_>) -> Result<(ApiKey, String), StoreError> {
+    let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?));
+    let id = format!("key_{}", hex(&random_bytes::<6>()?));
+    let created_at = keys::insert(
+        db,
+        &keys::NewKey {
+            id: &id,
+            name: spec.name,
+            role: spec.role,
+            channel: spec.channel,
+            agent: spec.agent,
+            team: spec.team,
+            key_hash: &hash_key(&secret),
+            rate_per_sec: spec.rate_per_sec.map(|r| r as i32),
+            burst: spec.burst.map(|b| b as i32),
+        },
+    )
+    .await?;
+    let key = ApiKey {
+        id,
+        name: spec.name.to_owned(),
+        channel: spec.channel.map(str::to_owned),
+        rate_per_sec: spec.rate_per_sec,
+        burst: spec.burst,
+        created_at,
+        revoked_at: None,
+        role: spec.role,
+        agent: spec.agent.map(str::to_owned),
+        agent_team: None,
+        team: spec.team.map(str::to_owned),
+    };
+    Ok((key, secret))
+}
+
+/// Creates an integration key (see [`create`]).
 pub async fn create_key(
     db: &Db,
     name: &str,
@@ -63,21 +127,15 @@ pub async fn create_key(
     rate_per_sec: Option<u32>,
     burst: Option<u32>,
 ) -> Result<(ApiKey, String), StoreError> {
-    let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?));
-    let id = format!("key_{}", hex(&random_bytes::<6>()?));
-    let rate = rate_per_sec.map(|r| r as i32);
-    let burst_i = burst.map(|b| b as i32);
-    let created_at = keys::insert(db, &id, name, channel, &hash_key(&secret), rate, burst_i).await?;
-    let key = ApiKey {
-        id,
-        name: name.to_owned(),
-        channel: channel.map(str::to_owned),
-        rate_per_sec,
-        burst,
-        created_at,
-        revoked_at: None,
-    };
-    Ok((key, secret))
+    create(
+        db,
+        &KeySpec {
+            rate_per_sec,
+            burst,
+            ..KeySpec::integration(name, channel)
+        },
+    )
+    .await
 }
 
 /// Every key, newest first, revoked ones included.
@@ -115,25 +173,73 @@ type CacheEntry = (Instant, Option<Arc<ApiKey>>);
 pub struct KeyCache {
     db: Db,
     ttl: Duration,
+    /// Known keys, by hash.
     entries: Mutex<HashMap<String, CacheEntry>>,
+    /// Hashes that matched no active key, kept apart so they cannot evict the known ones.
+    unknown: Mutex<HashMap<String, Instant>>,
+    /// Look-ups the cache could not answer, per client address.
+    misses: Mutex<HashMap<std::net::IpAddr, Bucket>>,
+    miss_rate: u32,
+    miss_burst: u32,
 }
 
 impl KeyCache {
     pub fn new(db: Db, ttl: Duration) -> Self {
+        KeyCache::with_miss_limit(db, ttl, 10, 20)
+    }
+
+    /// A cache whose per-address look-up budget is `miss_rate` per second, `miss_burst` at once.
+    pub fn with_miss_limit(db: Db, ttl: Duration, miss_rate: u32, miss_burst: u32) -> Self {
         KeyCache {
             db,
             ttl,
             entries: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
+            misses: Mutex::new(HashMap::new()),
+            miss_rate,
+            miss_burst,
         }
     }
 
-    /// The key behind the presented credential, or 401. A database outage is 503: the caller
-    /// cannot tell whether its key is good, and nothing was accepted.
-    pub async fn authenticate(&self, presented: Option<&str>) -> Result<Arc<ApiKey>, GatewayError> {
+    /// Takes a look-up token from `client`'s bucket, or says when to come back.
+    fn charge_miss(&self, client: Option<std::net::IpAddr>) -> Result<(), GatewayError> {
+        let Some(ip) = client else { return Ok(()) };
+        let now = Instant::now();
+        let mut misses = self
+            .misses
+            .lock()
+            .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
+        if misses.len() >= MAX_CACHED && !misses.contains_key(&ip) {
+            // Many addresses at once: forget the full buckets, keep the ones still paying.
+            let (rate, burst) = (self.miss_rate, self.miss_burst);
+            misses.retain(|_, b| {
+                let mut probe = *b;
+                probe.take(now, rate, burst).is_err()
+            });
+        }
+        misses
+            .entry(ip)
+            .or_insert_with(|| Bucket::full(self.miss_burst, now))
+            .take(now, self.miss_rate, self.miss_burst)
+            .map_err(|retry_after| {
+                metrics::counter!("switchboard_gateway_auth_throttled_total").increment(1);
+                GatewayError::RateLimited { retry_after }
+            })
+    }
+
+    /// The key behind the presented credential, or 401; 429 when `client` has asked about too
+    /// many unknown keys lately. A database outage is 503: the caller cannot tell whether its
+    /// key is good, and nothing was accepted.
+    pub async fn authenticate(
+        &self,
+        presented: Option<&str>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Arc<ApiKey>, GatewayError> {
         const MISSING: &str = "missing API key: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`";
         const INVALID: &str = "invalid or revoked API key";
         let presented = presented.ok_or(GatewayError::Unauthorized(MISSING))?;
         if presented.len() > MAX_PRESENTED_KEY || !presented.starts_with(KEY_PREFIX) {
+            self.charge_miss(client)?;
             return Err(GatewayError::Unauthorized(INVALID));
         }
         let hash = hash_key(presented);
@@ -147,22 +253,46 @@ impl KeyCache {
                 .filter(|(at, _)| at.elapsed() < self.ttl)
                 .map(|(_, k)| k.clone())
         };
+        let known_unknown = cached.is_none() && {
+            let unknown = self
+                .unknown
+                .lock()
+                .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
+            unknown.get(&hash).is_some_and(|at| at.elapsed() < self.ttl)
+        };
+        if known_unknown {
+            self.charge_miss(client)?;
+            return Err(GatewayError::Unauthorized(INVALID));
+        }
         let found = match cached {
             Some(found) => found,
             None => {
+                self.charge_miss(client)?;
                 let found = find_key(&self.db, &hash).await.map_err(|e| {
                     tracing::warn!(error = %e, "API key look-up failed");
                     GatewayError::Unavailable("the key store is unavailable".into())
                 })?;
                 let found = found.map(Arc::new);
-                let mut entries = self
-                    .entries
-                    .lock()
-                    .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
-                if entries.len() >= MAX_CACHED {
-                    entries.clear();
+                if found.is_some() {
+                    let mut entries = self
+                        .entries
+                        .lock()
+                        .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
+                    if entries.len() >= MAX_CACHED {
+                        let ttl = self.ttl;
+                        entries.retain(|_, (at, _)| at.elapsed() < ttl);
+                    }
+                    entries.insert(hash, (Instant::now(), found.clone()));
+                } else {
+                    let mut unknown = self
+                        .unknown
+                        .lock()
+                        .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
+                    if unknown.len() >= MAX_CACHED {
+                        unknown.clear();
+                    }
+                    unknown.insert(hash, Instant::now());
                 }
-                entries.insert(hash, (Instant::now(), found.clone()));
                 found
             }
         };
@@ -238,7 +368,6 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use axum::http::{HeaderMap, HeaderValue};
-    use chrono::Utc;
 
     #[test]
     fn hash_is_hex_sha256() {
@@ -270,23 +399,6 @@ mod tests {
             assert_eq!(b.take(t2, 10, 3), Ok(()));
         }
         assert!(b.take(t2, 10, 3).is_err());
-    }
-
-    #[test]
-    fn channel_restriction() {
-        let mut k = ApiKey {
-            id: "key_1".into(),
-            name: "mail".into(),
-            channel: Some("email".into()),
-            rate_per_sec: None,
-            burst: None,
-            created_at: Utc::now(),
-            revoked_at: None,
-        };
-        assert_eq!(k.allows("email"), Ok(()));
-        assert!(matches!(k.allows("chat"), Err(GatewayError::Forbidden { .. })));
-        k.channel = None;
-        assert_eq!(k.allows("chat"), Ok(()));
     }
 
     #[test]

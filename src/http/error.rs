@@ -15,6 +15,12 @@ use std::time::Duration;
 /// What the client is told to wait before retrying when the broker or database is down.
 pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
 
+impl From<crate::core::access::Denied> for GatewayError {
+    fn from(d: crate::core::access::Denied) -> Self {
+        GatewayError::Forbidden(d.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
     /// The bytes are not what the Content-Type says: broken JSON, not an email at all.
@@ -22,8 +28,9 @@ pub enum GatewayError {
     Malformed { message: String, field: Option<String> },
     #[error("{0}")]
     Unauthorized(&'static str),
-    #[error("this API key is restricted to the {allowed} channel; it cannot submit or read {channel} requests")]
-    Forbidden { allowed: String, channel: String },
+    /// The principal may not do this (`core::access`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -72,7 +79,7 @@ impl GatewayError {
         match self {
             GatewayError::Malformed { .. } => StatusCode::BAD_REQUEST,
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,7 +96,7 @@ impl GatewayError {
         match self {
             GatewayError::Malformed { .. } => "malformed",
             GatewayError::Unauthorized(_) => "unauthorized",
-            GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::Forbidden(_) => "forbidden",
             GatewayError::NotFound(_) => "not_found",
             GatewayError::MethodNotAllowed(_) => "method_not_allowed",
             GatewayError::TooLarge { .. } => "payload_too_large",

@@ -55,7 +55,11 @@ pub fn routes(gw: Shared) -> Router {
 
 /// 401 without a valid key, 429 over its rate; the key goes to the handler as an extension.
 pub(crate) async fn authenticate(State(gw): State<Shared>, mut req: Request, next: Next) -> Response {
-    let key = match gw.keys.authenticate(presented_key(req.headers())).await {
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let key = match gw.keys.authenticate(presented_key(req.headers()), client).await {
         Ok(key) => key,
         Err(e) => return refuse(e, None),
     };
@@ -153,8 +157,9 @@ async fn body(req: Request, limit: usize) -> Result<Bytes, GatewayError> {
 async fn submit(gw: &Gateway, key: &ApiKey, native: &'static Native, req: Request) -> Response {
     let started = Instant::now();
     let result = async {
+        let principal = key.principal();
         if let Some(channel) = native.channel {
-            key.allows(channel)?;
+            principal.may_submit(channel)?;
         }
         require(native.format, req.headers())?;
         let limit = match native.format {
@@ -171,9 +176,12 @@ async fn submit(gw: &Gateway, key: &ApiKey, native: &'static Native, req: Reques
         } else {
             (native.normalize)(&bytes, now)?
         };
+        let mut request = request;
         if native.channel.is_none() {
-            key.allows(&request.channel)?;
+            principal.may_submit(&request.channel)?;
         }
+        // Who submitted it is the gateway's to say, never the body's.
+        request.submitted_by = Some(key.id.clone());
         Ok(request)
     }
     .await;
@@ -282,22 +290,27 @@ async fn get_request(
 async fn lookup(gw: &Gateway, key: &ApiKey, reference: &str) -> Result<RequestStatus, GatewayError> {
     let not_found = || GatewayError::NotFound(format!("{reference:?} is not a request reference"));
     let (channel, channel_message_id) = reference::decode(reference).ok_or_else(not_found)?;
-    key.allows(&channel)?;
+    let principal = key.principal();
+    // Before intake stores it nobody can tell whose it is, and "accepted" tells nothing.
+    principal.may_read_request(&channel, Some(&key.id))?;
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::warn!(error = %e, "request status look-up failed");
         GatewayError::Unavailable("the ticket store is unavailable".into())
     };
     let ticket = crate::store::tickets::of_request(&gw.db, &channel, &channel_message_id)
         .await
-        .map_err(|e| unavailable(&e))?
-        .map(|t| TicketRef {
-            number: t.number,
-            state: t.state,
-            opened_by_request: t.opened_by_request,
-            category: t.category,
-            priority: t.priority,
-            team: t.team,
-        });
+        .map_err(|e| unavailable(&e))?;
+    if let Some(t) = &ticket {
+        principal.may_read_request(&channel, t.submitted_by.as_deref())?;
+    }
+    let ticket = ticket.map(|t| TicketRef {
+        number: t.number,
+        state: t.state,
+        opened_by_request: t.opened_by_request,
+        category: t.category,
+        priority: t.priority,
+        team: t.team,
+    });
     Ok(RequestStatus {
         reference: reference.to_owned(),
         channel,

@@ -59,7 +59,12 @@ impl Gateway {
             },
             channels: app.policy.doc.channels.clone(),
             db: app.db.clone(),
-            keys: auth::KeyCache::new(app.db.clone(), Duration::from_millis(s.gateway_key_cache_ms)),
+            keys: auth::KeyCache::with_miss_limit(
+                app.db.clone(),
+                Duration::from_millis(s.gateway_key_cache_ms),
+                s.gateway_auth_misses_per_sec.max(1),
+                s.gateway_auth_misses_per_sec.max(1).saturating_mul(2),
+            ),
             limiter: auth::RateLimiter::new(s.gateway_rate_per_sec, s.gateway_rate_burst),
             publisher: crate::bus::publisher::Publisher::new(
                 s.amqp_urls(),
@@ -103,9 +108,13 @@ pub async fn serve(app: &Services, listener: TcpListener, shutdown: Cancellation
         tracing::warn!(error = %e, "gateway starting without RabbitMQ; requests get 503 until it is back");
     }
     let service = router(app, gateway.clone());
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    // The client's address feeds the per-address limit on key look-ups (`auth`).
+    axum::serve(
+        listener,
+        service.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
     gateway.publisher.close().await;
     Ok(())
 }

@@ -24,6 +24,9 @@ pub enum ActionError {
     NotFound(String),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The caller may not take this action on this ticket (`core::access`).
+    #[error(transparent)]
+    Forbidden(#[from] crate::core::access::Denied),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -7,6 +7,7 @@ use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
 use crate::contracts::intake::IntakeRequest;
 use crate::core::actions::Action;
+use crate::core::customer::{Customer, same_customer};
 use crate::core::numbering::{find_numbers, format_number, period};
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
@@ -63,41 +64,80 @@ pub fn dedup_key(r: &IntakeRequest) -> String {
 /// this batch, or into a new ticket.
 #[derive(Debug, Clone, PartialEq)]
 enum Target {
-    Existing { ticket_id: i64, number: String },
+    Existing {
+        ticket_id: i64,
+        number: String,
+    },
     InBatch(usize),
-    New,
+    /// A new ticket. `refused` is the thread key that led to another customer's conversation,
+    /// which this message therefore did not join.
+    New {
+        refused: Option<String>,
+    },
 }
 
-/// Which ticket each request of a batch goes to, in batch order: an open ticket one of its
-/// thread keys names (`open_threads`: key → (id, number)); else the new ticket an earlier request
-/// of this batch opens for the same conversation (its keys or its message id); else a new one.
-/// `tokens[n]` are request n's thread keys; `message_ids[n]` its channel message id.
+/// An open ticket a thread key leads to.
+#[derive(Debug, Clone, PartialEq)]
+struct OpenTicket {
+    ticket_id: i64,
+    number: String,
+    customer: Customer,
+}
+
+/// Which ticket each request of a batch goes to, in batch order: an open ticket of the same
+/// customer that one of its thread keys leads to (`open_threads`: key → tickets, newest first);
+/// else the new ticket an earlier request of this batch, from the same customer, opens for the
+/// same conversation (its keys or its message id); else a new one. A key that leads only to
+/// another customer's conversation is never followed: whoever quotes a ticket number, a chat
+/// session or an email's References cannot join a stranger's ticket.
+/// `tokens[n]` are request n's thread keys, `message_ids[n]` its channel message id and
+/// `customers[n]` who sent it.
 fn decide_targets(
     message_ids: &[&str],
     tokens: &[Vec<String>],
-    open_threads: &HashMap<String, (i64, String)>,
+    customers: &[&Customer],
+    open_threads: &HashMap<String, Vec<OpenTicket>>,
 ) -> Vec<Target> {
     let mut targets: Vec<Target> = Vec::with_capacity(tokens.len());
-    let mut batch_keys: HashMap<String, usize> = HashMap::new();
+    let mut batch_keys: HashMap<String, Vec<usize>> = HashMap::new();
     for (n, (id, toks)) in message_ids.iter().zip(tokens).enumerate() {
-        let existing = toks.iter().find_map(|k| open_threads.get(k));
-        let in_batch = toks.iter().find_map(|k| batch_keys.get(k).copied());
+        let who = customers[n];
+        let mut refused: Option<String> = None;
+        let existing = toks.iter().find_map(|k| {
+            let tickets = open_threads.get(k)?;
+            let same = tickets.iter().find(|t| same_customer(who, &t.customer));
+            if same.is_none() && refused.is_none() {
+                refused = Some(k.clone());
+            }
+            same
+        });
+        let in_batch = toks.iter().find_map(|k| {
+            let owners = batch_keys.get(k)?;
+            let same = owners.iter().copied().find(|o| same_customer(who, customers[*o]));
+            if same.is_none() && refused.is_none() {
+                refused = Some(k.clone());
+            }
+            same
+        });
         let target = match (existing, in_batch) {
-            (Some((id, number)), _) => Target::Existing {
-                ticket_id: *id,
-                number: number.clone(),
+            (Some(t), _) => Target::Existing {
+                ticket_id: t.ticket_id,
+                number: t.number.clone(),
             },
             (None, Some(owner)) => Target::InBatch(owner),
-            (None, None) => Target::New,
+            (None, None) => Target::New { refused },
         };
         let owner = match target {
             Target::InBatch(o) => Some(o),
-            Target::New => Some(n),
+            Target::New { .. } => Some(n),
             Target::Existing { .. } => None,
         };
         if let Some(o) = owner {
             for k in toks.iter().cloned().chain([format!("msg:{id}")]) {
-                batch_keys.entry(k).or_insert(o);
+                let owners = batch_keys.entry(k).or_default();
+                if !owners.contains(&o) {
+                    owners.push(o);
+                }
             }
         }
         targets.push(target);
@@ -175,29 +215,29 @@ impl Stage for Intake {
                 .collect();
             let all_tokens: Vec<String> = tokens.iter().flatten().cloned().collect();
             let mut waiting: std::collections::HashSet<i64> = std::collections::HashSet::new();
-            let open_threads: HashMap<String, (i64, String)> = if all_tokens.is_empty() {
-                HashMap::new()
-            } else {
-                store::open_threads(tx, &all_tokens)
-                    .await?
-                    .into_iter()
-                    .map(|o| {
-                        if o.state == TicketState::WaitingForCustomer.as_str() {
-                            waiting.insert(o.ticket_id);
-                        }
-                        (o.key, (o.ticket_id, o.number))
-                    })
-                    .collect()
-            };
+            let mut open_threads: HashMap<String, Vec<OpenTicket>> = HashMap::new();
+            if !all_tokens.is_empty() {
+                for o in store::open_threads(tx, &all_tokens).await? {
+                    if o.state == TicketState::WaitingForCustomer.as_str() {
+                        waiting.insert(o.ticket_id);
+                    }
+                    open_threads.entry(o.key).or_default().push(OpenTicket {
+                        ticket_id: o.ticket_id,
+                        number: o.number,
+                        customer: o.customer,
+                    });
+                }
+            }
 
             let message_ids: Vec<&str> = requests.iter().map(|(_, r)| r.channel_message_id.as_str()).collect();
-            let targets = decide_targets(&message_ids, &tokens, &open_threads);
+            let customers: Vec<&Customer> = requests.iter().map(|(_, r)| &r.customer).collect();
+            let targets = decide_targets(&message_ids, &tokens, &customers, &open_threads);
 
             // Customers first: the counter bump below locks the month's row until commit, and
             // every other intake batch waits on it, so as little as possible comes after it.
             let customer_refs: HashMap<usize, i64> = {
                 let new: Vec<usize> = (0..requests.len())
-                    .filter(|n| matches!(targets[*n], Target::New))
+                    .filter(|n| matches!(targets[*n], Target::New { .. }))
                     .collect();
                 let who: Vec<&crate::core::customer::Customer> = new.iter().map(|n| &requests[*n].1.customer).collect();
                 let ids = crate::store::customers::resolve(tx, &who).await?;
@@ -207,7 +247,7 @@ impl Stage for Intake {
             // Number the new tickets: one counter bump per month for the whole batch.
             let mut per_period: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for (n, t) in targets.iter().enumerate() {
-                if matches!(t, Target::New) {
+                if matches!(t, Target::New { .. }) {
                     per_period
                         .entry(period(requests[n].1.received_at, policy.tz))
                         .or_default()
@@ -228,7 +268,7 @@ impl Stage for Intake {
 
             // Insert the new tickets.
             let new_idx: Vec<usize> = (0..requests.len())
-                .filter(|n| matches!(targets[*n], Target::New))
+                .filter(|n| matches!(targets[*n], Target::New { .. }))
                 .collect();
             let mut ticket_ids: HashMap<usize, (i64, String)> = HashMap::new();
             let new_tickets: Vec<store::NewTicket<'_>> = new_idx
@@ -256,7 +296,7 @@ impl Stage for Intake {
             for (n, t) in targets.iter().enumerate() {
                 resolved.push(match t {
                     Target::Existing { ticket_id, number } => Some((*ticket_id, number.clone())),
-                    Target::New => ticket_ids.get(&n).cloned(),
+                    Target::New { .. } => ticket_ids.get(&n).cloned(),
                     Target::InBatch(o) => ticket_ids.get(o).cloned(),
                 });
             }
@@ -268,7 +308,8 @@ impl Stage for Intake {
             let stored: std::collections::HashSet<(String, String)> =
                 store::insert_messages(tx, &messages).await?.into_iter().collect();
 
-            // Thread keys: the ticket number, each message id, and every conversation named.
+            // Thread keys: the ticket number, each message id, and every conversation named
+            // (a ticket number only ever leads to its own ticket).
             let mut tk_keys = Vec::new();
             let mut tk_ids = Vec::new();
             for n in &live {
@@ -276,6 +317,7 @@ impl Stage for Intake {
                 let r = &requests[*n].1;
                 for k in tokens[*n]
                     .iter()
+                    .filter(|k| !k.starts_with("ticket:"))
                     .cloned()
                     .chain([format!("msg:{}", r.channel_message_id), format!("ticket:{number}")])
                 {
@@ -301,7 +343,7 @@ impl Stage for Intake {
                 let mut outputs = Vec::new();
                 let _span =
                     tracing::info_span!("message", stage = StageName::Intake.as_str(), ticket = %number, message_id = %r.channel_message_id).entered();
-                if matches!(targets[n], Target::New) {
+                if let Target::New { refused } = &targets[n] {
                     let ticket = Ticket {
                         id: tid,
                         number: number.clone(),
@@ -332,9 +374,15 @@ impl Stage for Intake {
                         to: TicketState::Received,
                         at: now,
                         actor: StageName::Intake.as_str().into(),
-                        reason: format!("opened from {} message {}", r.channel, r.channel_message_id),
+                        reason: match refused {
+                            None => format!("opened from {} message {}", r.channel, r.channel_message_id),
+                            Some(key) => format!(
+                                "opened from {} message {}: its thread reference {key} leads to another customer's ticket, which it did not join",
+                                r.channel, r.channel_message_id
+                            ),
+                        },
                         policy_version: policy.version().to_owned(),
-                        details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len() }),
+                        details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len(), "thread_ref_refused": refused }),
                     };
                     outputs.push(events::ticket_event(
                         &ticket,
@@ -410,11 +458,29 @@ mod target_tests {
         k.iter().map(|s| s.to_string()).collect()
     }
 
+    fn phone(p: &str) -> Customer {
+        Customer {
+            phone: Some(p.into()),
+            ..Default::default()
+        }
+    }
+
+    fn open(entries: &[(&str, i64, &Customer)]) -> HashMap<String, Vec<OpenTicket>> {
+        let mut m: HashMap<String, Vec<OpenTicket>> = HashMap::new();
+        for (k, id, c) in entries {
+            m.entry(k.to_string()).or_default().push(OpenTicket {
+                ticket_id: *id,
+                number: format!("202612-{id:05}"),
+                customer: (*c).clone(),
+            });
+        }
+        m
+    }
+
     #[test]
     fn requests_join_open_tickets_or_the_ticket_an_earlier_request_of_the_batch_opens() {
-        let open: HashMap<String, (i64, String)> = [("chat:s1".to_owned(), (7, "202612-00007".to_owned()))]
-            .into_iter()
-            .collect();
+        let li = phone("13800000001");
+        let open = open(&[("chat:s1", 7, &li)]);
         let targets = decide_targets(
             &["m1", "m2", "m3", "m4", "m5"],
             &[
@@ -424,6 +490,7 @@ mod target_tests {
                 keys(&["msg:m2"]),  // an email reply to the second request
                 keys(&[]),          // nothing to thread on
             ],
+            &[&li; 5],
             &open,
         );
         assert_eq!(
@@ -433,21 +500,71 @@ mod target_tests {
                     ticket_id: 7,
                     number: "202612-00007".into()
                 },
-                Target::New,
+                Target::New { refused: None },
                 Target::InBatch(1),
                 Target::InBatch(1),
-                Target::New,
+                Target::New { refused: None },
             ]
         );
     }
 
     #[test]
     fn an_open_ticket_wins_over_a_ticket_opened_in_the_batch() {
-        let open: HashMap<String, (i64, String)> = [("chat:s1".to_owned(), (3, "202612-00003".to_owned()))]
-            .into_iter()
-            .collect();
-        let targets = decide_targets(&["a", "b"], &[keys(&["chat:s9"]), keys(&["chat:s9", "chat:s1"])], &open);
-        assert_eq!(targets[0], Target::New);
+        let li = phone("13800000001");
+        let open = open(&[("chat:s1", 3, &li)]);
+        let targets = decide_targets(
+            &["a", "b"],
+            &[keys(&["chat:s9"]), keys(&["chat:s9", "chat:s1"])],
+            &[&li, &li],
+            &open,
+        );
+        assert_eq!(targets[0], Target::New { refused: None });
         assert!(matches!(targets[1], Target::Existing { ticket_id: 3, .. }));
+    }
+
+    #[test]
+    fn thread_hijack_a_stranger_quoting_a_ticket_opens_their_own() {
+        let victim = phone("13800000001");
+        let stranger = phone("13900000002");
+        let open = open(&[("ticket:202612-00007", 7, &victim), ("chat:s1", 7, &victim)]);
+        let targets = decide_targets(
+            &["x1", "x2", "x3"],
+            &[
+                keys(&["ticket:202612-00007"]),
+                keys(&["chat:s1"]),
+                keys(&["chat:s1"]), // the victim, after the stranger used the session key
+            ],
+            &[&stranger, &stranger, &victim],
+            &open,
+        );
+        assert_eq!(
+            targets[0],
+            Target::New {
+                refused: Some("ticket:202612-00007".into())
+            }
+        );
+        // The session key leads only to the victim's ticket: refused too.
+        assert_eq!(
+            targets[1],
+            Target::New {
+                refused: Some("chat:s1".into())
+            }
+        );
+        assert!(matches!(targets[2], Target::Existing { ticket_id: 7, .. }));
+    }
+
+    #[test]
+    fn a_key_shared_by_two_customers_leads_each_to_their_own_ticket() {
+        let a = phone("13800000001");
+        let b = phone("13900000002");
+        let open = open(&[("chat:s1", 9, &b), ("chat:s1", 7, &a)]);
+        let targets = decide_targets(
+            &["m1", "m2"],
+            &[keys(&["chat:s1"]), keys(&["chat:s1"])],
+            &[&a, &b],
+            &open,
+        );
+        assert!(matches!(targets[0], Target::Existing { ticket_id: 7, .. }));
+        assert!(matches!(targets[1], Target::Existing { ticket_id: 9, .. }));
     }
 }

@@ -27,16 +27,19 @@ pub struct OpenThread {
     pub ticket_id: i64,
     pub number: String,
     pub state: String,
+    /// Who the ticket is for: a message joins it only when it comes from the same customer.
+    pub customer: crate::core::customer::Customer,
 }
 
-/// The open tickets the thread keys `keys` point at.
+/// The open tickets the thread keys `keys` lead to, newest ticket first.
 pub async fn open_threads(tx: &Transaction<'_>, keys: &[String]) -> Result<Vec<OpenThread>, StoreError> {
     let rows = tx
         .query(
             &prepared(
                 tx,
-                "SELECT k.key, t.id, t.number, t.state FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
-                     WHERE k.key = ANY($1) AND t.state <> 'closed'",
+                "SELECT k.key, t.id, t.number, t.state, t.customer FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
+                     WHERE k.key = ANY($1) AND t.state <> 'closed'
+                     ORDER BY t.id DESC",
             )
             .await?,
             &[&keys],
@@ -49,6 +52,8 @@ pub async fn open_threads(tx: &Transaction<'_>, keys: &[String]) -> Result<Vec<O
             ticket_id: r.get(1),
             number: r.get(2),
             state: r.get(3),
+            // A customer that no longer decodes matches nobody: the message opens its own ticket.
+            customer: serde_json::from_value(r.get(4)).unwrap_or_default(),
         })
         .collect())
 }
@@ -129,23 +134,25 @@ pub async fn insert_messages(
         .iter()
         .map(|(_, r)| serde_json::to_value(&r.attachments).unwrap_or_default())
         .collect();
+    let submitted_by: Vec<Option<&str>> = messages.iter().map(|(_, r)| r.submitted_by.as_deref()).collect();
     let rows = tx
         .query(
             &prepared(
                 tx,
-                "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments)
-                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+                "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments, submitted_by)
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[])
                      ON CONFLICT (channel, channel_message_id) DO NOTHING
                      RETURNING channel, channel_message_id",
             )
             .await?,
-            &[&tids, &channels, &cmids, &received, &subjects, &bodies, &quoted, &attachments],
+            &[&tids, &channels, &cmids, &received, &subjects, &bodies, &quoted, &attachments, &submitted_by],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Points each thread key at its ticket (the newest ticket wins a key).
+/// Records that each thread key leads to its ticket. A key already leading to a ticket keeps
+/// it: a later message never re-points a conversation.
 pub async fn register_thread_keys(tx: &Transaction<'_>, keys: &[String], ticket_ids: &[i64]) -> Result<(), StoreError> {
     if keys.is_empty() {
         return Ok(());
@@ -154,8 +161,8 @@ pub async fn register_thread_keys(tx: &Transaction<'_>, keys: &[String], ticket_
         &prepared(
             tx,
             "INSERT INTO thread_keys (key, ticket_id)
-                     SELECT DISTINCT ON (k) k, t FROM unnest($1::text[], $2::bigint[]) AS u(k, t)
-                     ON CONFLICT (key) DO UPDATE SET ticket_id = EXCLUDED.ticket_id",
+                     SELECT DISTINCT k, t FROM unnest($1::text[], $2::bigint[]) AS u(k, t)
+                     ON CONFLICT (key, ticket_id) DO NOTHING",
         )
         .await?,
         &[&keys, &ticket_ids],

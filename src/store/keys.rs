@@ -1,6 +1,8 @@
-//! The gateway's API keys (`api_keys`, migration V3): only each key's SHA-256 is stored.
+//! The gateway's API keys (`api_keys`, migrations V3 and V6): only each key's SHA-256 is
+//! stored, with the principal it stands for.
 
 use super::{Db, StoreError};
+use crate::core::access::{Principal, Role};
 use chrono::{DateTime, Utc};
 
 /// A stored key, without its secret.
@@ -14,9 +16,49 @@ pub struct ApiKey {
     pub burst: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub role: Role,
+    /// The agent an agent key acts as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// That agent's team when the key was looked up.
+    #[serde(skip)]
+    pub agent_team: Option<String>,
+    /// A supervisor key's team (`None`: every team).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, channel, rate_per_sec, burst, created_at, revoked_at";
+impl ApiKey {
+    /// The principal this key stands for.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            key_id: self.id.clone(),
+            name: self.name.clone(),
+            role: self.role,
+            channel: self.channel.clone(),
+            agent: self.agent.clone(),
+            agent_team: self.agent_team.clone(),
+            team: self.team.clone(),
+        }
+    }
+}
+
+/// What a new key is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub channel: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub key_hash: &'a str,
+    pub rate_per_sec: Option<i32>,
+    pub burst: Option<i32>,
+}
+
+const COLUMNS: &str = "k.id, k.name, k.channel, k.rate_per_sec, k.burst, k.created_at, k.revoked_at, k.role, k.agent, k.team, a.team AS agent_team";
+const FROM: &str = "api_keys k LEFT JOIN agents a ON a.id = k.agent";
 
 fn from_row(r: &tokio_postgres::Row) -> ApiKey {
     let positive = |v: Option<i32>| v.and_then(|n| u32::try_from(n).ok());
@@ -28,25 +70,33 @@ fn from_row(r: &tokio_postgres::Row) -> ApiKey {
         burst: positive(r.get("burst")),
         created_at: r.get("created_at"),
         revoked_at: r.get("revoked_at"),
+        // The column's CHECK allows only the four roles; an unknown one grants nothing.
+        role: Role::parse(r.get("role")).unwrap_or(Role::Integration),
+        agent: r.get("agent"),
+        agent_team: r.get("agent_team"),
+        team: r.get("team"),
     }
 }
 
 /// Stores a new key by its hash; returns when it was created.
-pub async fn insert(
-    db: &Db,
-    id: &str,
-    name: &str,
-    channel: Option<&str>,
-    key_hash: &str,
-    rate_per_sec: Option<i32>,
-    burst: Option<i32>,
-) -> Result<DateTime<Utc>, StoreError> {
+pub async fn insert(db: &Db, k: &NewKey<'_>) -> Result<DateTime<Utc>, StoreError> {
     let client = db.pool.get().await?;
     let row = client
         .query_one(
-            "INSERT INTO api_keys (id, name, channel, key_hash, rate_per_sec, burst) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO api_keys (id, name, channel, key_hash, rate_per_sec, burst, role, agent, team)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              RETURNING created_at",
-            &[&id, &name, &channel, &key_hash, &rate_per_sec, &burst],
+            &[
+                &k.id,
+                &k.name,
+                &k.channel,
+                &k.key_hash,
+                &k.rate_per_sec,
+                &k.burst,
+                &k.role.as_str(),
+                &k.agent,
+                &k.team,
+            ],
         )
         .await?;
     Ok(row.get(0))
@@ -57,7 +107,7 @@ pub async fn list(db: &Db) -> Result<Vec<ApiKey>, StoreError> {
     let client = db.pool.get().await?;
     let rows = client
         .query(
-            &format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
+            &format!("SELECT {COLUMNS} FROM {FROM} ORDER BY k.created_at DESC, k.id"),
             &[],
         )
         .await?;
@@ -81,7 +131,7 @@ pub async fn find(db: &Db, key_hash: &str) -> Result<Option<ApiKey>, StoreError>
     let client = db.pool.get().await?;
     let row = client
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"),
+            &format!("SELECT {COLUMNS} FROM {FROM} WHERE k.key_hash = $1 AND k.revoked_at IS NULL"),
             &[&key_hash],
         )
         .await?;

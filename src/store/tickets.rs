@@ -269,6 +269,20 @@ pub struct RequestTicket {
     pub category: Option<String>,
     pub priority: Option<String>,
     pub team: Option<String>,
+    /// The gateway key that submitted the message.
+    pub submitted_by: Option<String>,
+}
+
+/// The gateway key that submitted the request which opened the ticket (`None`: it came
+/// straight from RabbitMQ, or before keys were recorded).
+pub async fn opening_key<C: GenericClient>(client: &C, t: &Ticket) -> Result<Option<String>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT submitted_by FROM ticket_messages WHERE channel = $1 AND channel_message_id = $2",
+            &[&t.channel, &t.channel_message_id],
+        )
+        .await?;
+    Ok(row.and_then(|r| r.get(0)))
 }
 
 /// The ticket that holds the message `channel_message_id` of `channel`, once intake stored it.
@@ -277,7 +291,7 @@ pub async fn of_request(db: &Db, channel: &str, channel_message_id: &str) -> Res
     let row = client
         .query_opt(
             "SELECT t.number, t.state, t.channel = m.channel AND t.channel_message_id = m.channel_message_id,
-                    t.category, t.priority, t.team
+                    t.category, t.priority, t.team, m.submitted_by
              FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id
              WHERE m.channel = $1 AND m.channel_message_id = $2",
             &[&channel, &channel_message_id],
@@ -290,6 +304,7 @@ pub async fn of_request(db: &Db, channel: &str, channel_message_id: &str) -> Res
         category: r.get(3),
         priority: r.get(4),
         team: r.get(5),
+        submitted_by: r.get(6),
     }))
 }
 

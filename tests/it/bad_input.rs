@@ -807,10 +807,11 @@ fn http_cases(t1: &str, t2: &str) -> Vec<HttpCase> {
             "invalid_action",
         ),
         http(
-            "action_empty_actor",
+            // `actor` is ignored (the key is the actor) but must still be a string.
+            "action_actor_not_a_string",
             &actions,
             JSON,
-            serde_json::to_vec(&json!({"actor": " ", "action": {"kind": "respond"}})).unwrap(),
+            serde_json::to_vec(&json!({"actor": 5, "action": {"kind": "respond"}})).unwrap(),
             S::UNPROCESSABLE_ENTITY,
             "invalid_action",
         ),
@@ -910,10 +911,14 @@ async fn malformed_input_is_dead_lettered_with_its_reason_or_refused_with_a_4xx(
     h.import_sample_roster().await;
     h.start_stages(&StageName::ALL, 1);
     let router = gateway::router(&h.app, Arc::new(Gateway::new(&h.app)));
-    let key = auth::create_key(&h.app.db, "bad-input", None, None, None)
-        .await
-        .expect("key")
-        .1;
+    // An admin key: it may both submit requests and act on tickets.
+    let key = auth::create(
+        &h.app.db,
+        &auth::KeySpec::person("bad-input", switchboard::core::access::Role::Admin),
+    )
+    .await
+    .expect("key")
+    .1;
 
     // Two real tickets for the work and action cases: t1 assigned, t2 resolved.
     let (t1_id, t1) = assigned_ticket(&h, "bad-t1", "APP 付款页面一直报错，无法下单").await;

@@ -132,8 +132,12 @@ fn chat_message(session: &str, id: &str, text: &str) -> Vec<u8> {
 }
 
 fn email(message_id: &str, subject: &str, body: &str) -> Vec<u8> {
+    email_from("Li Lei <li.lei@example.com>", message_id, subject, body)
+}
+
+fn email_from(from: &str, message_id: &str, subject: &str, body: &str) -> Vec<u8> {
     format!(
-        "From: Li Lei <li.lei@example.com>\r\nTo: support@switchboard.example\r\nSubject: {subject}\r\n\
+        "From: {from}\r\nTo: support@switchboard.example\r\nSubject: {subject}\r\n\
          Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
     )
     .into_bytes()
@@ -323,8 +327,11 @@ async fn an_email_reply_and_a_quoted_ticket_number_thread_onto_the_ticket() {
     let router = router_for(&h.app);
     let key = new_key(&h, Some("email")).await;
 
-    // The message reply_english.eml answers (its In-Reply-To).
-    let original = email(
+    // The message reply_english.eml answers (its In-Reply-To), from the same sender: a
+    // reply joins only a ticket of the same customer.
+    let jane = "Jane Doe <jane.doe@gmail.example>";
+    let original = email_from(
+        jane,
         "CAFx8=abc123XYZ@mail.gmail.example",
         "Printer offline",
         "Our office printer shows offline.",
@@ -348,7 +355,8 @@ async fn an_email_reply_and_a_quoted_ticket_number_thread_onto_the_ticket() {
     assert_eq!(reply["ticket"]["opened_by_request"], false);
 
     // A new message quoting the ticket number in its subject joins it too.
-    let quoted = email(
+    let quoted = email_from(
+        jane,
         "gw-thread-3@example.com",
         &format!("Re: [{number}] still offline"),
         "Any news?",
@@ -951,7 +959,12 @@ async fn the_ticket_api_needs_a_key() {
     let router = router_for(&h.app);
     let r = call(&router, "GET", "/v1/tickets/202611-00001", &[], None, Vec::new()).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
-    let key = new_key(&h, None).await;
+    let (_, key) = auth::create(
+        &h.app.db,
+        &auth::KeySpec::person("boss", switchboard::core::access::Role::Supervisor),
+    )
+    .await
+    .unwrap();
     let r = get(&router, &key, "/v1/tickets/202611-00001").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.json);
     h.cleanup().await;

@@ -22,5 +22,6 @@ mod ops_endpoints;
 mod pipeline;
 mod reports;
 mod retention;
+mod security;
 mod shutdown;
 mod sla;

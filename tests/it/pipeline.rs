@@ -139,8 +139,8 @@ async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_let
     h.cleanup().await;
 }
 
-/// Messages of one chat session thread onto one ticket; an email reply quoting the ticket
-/// number in its subject does too.
+/// Messages of one chat session thread onto one ticket; an email reply of the same customer
+/// quoting the ticket number in its subject does too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversations_thread_onto_their_open_ticket() {
     let mut h = Harness::new("thread").await;
@@ -167,7 +167,7 @@ async fn conversations_thread_onto_their_open_ticket() {
         .unwrap()
         .get(0);
     let reply = format!(
-        r#"{{"channel":"email","channel_message_id":"e-1","received_at":"{now}","customer":{{"email":"a@example.com"}},"subject":"Re: [{number}] 订单","body":"还没收到","thread_ref":"ticket:{number}"}}"#
+        r#"{{"channel":"email","channel_message_id":"e-1","received_at":"{now}","customer":{{"customer_id":"C1","email":"a@example.com"}},"subject":"Re: [{number}] 订单","body":"还没收到","thread_ref":"ticket:{number}"}}"#
     );
     h.publish_intake("intake.email", "e-1", reply.as_bytes()).await;
     h.wait_for("reply stored", Duration::from_secs(30), || async {

@@ -330,10 +330,11 @@ async fn illegal_actions_are_refused_with_the_reason() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = switchboard::http::api::router(h.app.clone());
+    let (router, key) = supervisor_api(&h).await;
     tokio::spawn(async move { axum::serve(listener, router).await });
     let (status, body) = http(
         addr,
+        &key,
         "POST",
         &format!("/v1/tickets/{number}/actions"),
         r#"{"actor":"agent:fl-1","action":{"kind":"rate","score":5}}"#,
@@ -343,13 +344,14 @@ async fn illegal_actions_are_refused_with_the_reason() {
     assert!(body.contains("only a resolved or closed ticket can be rated"), "{body}");
     let (status, body) = http(
         addr,
+        &key,
         "POST",
         &format!("/v1/tickets/{number}/actions"),
         r#"{"actor":"agent:fl-1","action":{"kind":"respond"}}"#,
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = http(addr, "GET", &format!("/v1/tickets/{number}"), "").await;
+    let (status, body) = http(addr, &key, "GET", &format!("/v1/tickets/{number}"), "").await;
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["ticket"]["state"], "in_progress");
@@ -361,19 +363,33 @@ async fn illegal_actions_are_refused_with_the_reason() {
         .unwrap();
     assert!(fr["state"] == "met" || fr["state"] == "met_late", "{fr}");
     assert!(v["transitions"].as_array().unwrap().len() >= 5);
-    let (status, _) = http(addr, "GET", "/v1/tickets/209901-99999", "").await;
+    let (status, _) = http(addr, &key, "GET", "/v1/tickets/209901-99999", "").await;
     assert_eq!(status, 404);
-    let (status, _) = http(addr, "POST", &format!("/v1/tickets/{number}/actions"), "{nope").await;
+    let (status, _) = http(addr, &key, "POST", &format!("/v1/tickets/{number}/actions"), "{nope").await;
     assert_eq!(status, 400);
     h.cleanup().await;
 }
 
 /// Minimal HTTP/1.1 client over a TCP stream (the API is JSON over HTTP; no client crate needed).
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+/// The gateway's router (ticket API included) and a supervisor's key for it.
+async fn supervisor_api(h: &Harness) -> (axum::Router, String) {
+    use switchboard::core::access::Role;
+    use switchboard::http::{Gateway, auth};
+    let router = switchboard::http::router(&h.app, std::sync::Arc::new(Gateway::new(&h.app)));
+    let spec = auth::KeySpec {
+        rate_per_sec: Some(100_000),
+        burst: Some(100_000),
+        ..auth::KeySpec::person("sla-supervisor", Role::Supervisor)
+    };
+    let (_, key) = auth::create(&h.app.db, &spec).await.expect("supervisor key");
+    (router, key)
+}
+
+async fn http(addr: std::net::SocketAddr, key: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -482,7 +498,7 @@ async fn every_tickets_events_arrive_without_gaps() {
     .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = switchboard::http::api::router(h.app.clone());
+    let (router, key) = supervisor_api(&h).await;
     tokio::spawn(async move { axum::serve(listener, router).await });
     let client = h.app.db.pool.get().await.unwrap();
     let numbers: Vec<String> = client
@@ -494,6 +510,7 @@ async fn every_tickets_events_arrive_without_gaps() {
         .collect();
     let mut tasks = Vec::new();
     for n in numbers.clone() {
+        let key = key.clone();
         tasks.push(tokio::spawn(async move {
             for action in [
                 r#"{"kind":"respond"}"#,
@@ -504,6 +521,7 @@ async fn every_tickets_events_arrive_without_gaps() {
             ] {
                 let (status, body) = http(
                     addr,
+                    &key,
                     "POST",
                     &format!("/v1/tickets/{n}/actions"),
                     &format!(r#"{{"actor":"agent:x","action":{action}}}"#),

@@ -91,6 +91,7 @@ pub fn traffic(run: &str, range: std::ops::Range<usize>, with_invalid: bool, now
             quoted_history: None,
             thread_ref,
             attachments: vec![],
+            submitted_by: None,
         };
         let payload = serde_json::to_vec(&req).unwrap_or_default();
         out.push(Publication {

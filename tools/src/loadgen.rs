@@ -95,6 +95,7 @@ pub fn prepare(corpus: &Corpus, run: &str, i: usize, now: DateTime<Utc>) -> Prep
                 quoted_history: None,
                 thread_ref: None,
                 attachments: vec![],
+                submitted_by: None,
             };
             json("app", "/v1/requests", &request)
         }
