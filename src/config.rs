@@ -53,6 +53,12 @@ pub struct Settings {
     /// Key look-ups the cache cannot answer (unknown, revoked or new keys) per second per client
     /// address, before the gateway answers 429 without asking the database (burst: twice this).
     pub gateway_auth_misses_per_sec: u32,
+    /// How far before the gateway's clock a request's `received_at` may be (seconds); older
+    /// ones are refused with 422, so a backdated request cannot jump the queue.
+    pub gateway_max_backdate_s: u64,
+    /// How far after the gateway's clock a request's `received_at` may be (seconds: clock skew);
+    /// later ones are refused with 422, so a future-dated request cannot dodge its SLA.
+    pub gateway_max_ahead_s: u64,
 }
 
 impl Default for Settings {
@@ -79,6 +85,8 @@ impl Default for Settings {
             gateway_channels: 4,
             gateway_key_cache_ms: 5_000,
             gateway_auth_misses_per_sec: 10,
+            gateway_max_backdate_s: 24 * 3600,
+            gateway_max_ahead_s: 300,
         }
     }
 }
@@ -200,12 +208,14 @@ impl Settings {
                 *slot = num(name, v)?;
             }
         }
-        let gateway_u64: [(&str, &mut u64); 2] = [
+        let gateway_u64: [(&str, &mut u64); 4] = [
             (
                 "SWITCHBOARD_GATEWAY_PUBLISH_TIMEOUT_MS",
                 &mut self.gateway_publish_timeout_ms,
             ),
             ("SWITCHBOARD_GATEWAY_KEY_CACHE_MS", &mut self.gateway_key_cache_ms),
+            ("SWITCHBOARD_GATEWAY_MAX_BACKDATE_S", &mut self.gateway_max_backdate_s),
+            ("SWITCHBOARD_GATEWAY_MAX_AHEAD_S", &mut self.gateway_max_ahead_s),
         ];
         for (name, slot) in gateway_u64 {
             if let Some(v) = get(name) {

@@ -8,13 +8,27 @@
 //! It works on `&str` and only ever slices at indices returned by `str::find` or at ASCII
 //! bytes, so it cannot panic on a char boundary whatever the input.
 
-/// Convert an HTML document or fragment to plain text with `\n` line breaks.
+/// Quote levels written as `> ` prefixes; deeper quotes are shown at this depth. Without a cap
+/// a few hundred KiB of nested `<blockquote>` would write every line with thousands of
+/// prefixes: output quadratic in the input (an email bomb).
+pub(crate) const MAX_QUOTE_PREFIXES: usize = 8;
+
+/// Text written at most, whatever the input: past it the rest is dropped (the body and the
+/// quoted history are cut far below this anyway).
+pub(crate) const MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Convert an HTML document or fragment to plain text with `\n` line breaks. The work and the
+/// output are linear in the input: every search starts where the last one ended or is done
+/// once, quote prefixes are capped, and the text stops at [`MAX_TEXT_BYTES`].
 pub(crate) fn html_to_text(html: &str) -> String {
     let mut out = Writer::default();
     let lower = html.to_ascii_lowercase(); // same byte offsets as `html`
+    // Where the last `</head` is: looked up once, so a thousand unclosed `<head>` tags cost
+    // one search, not a thousand searches to the end.
+    let last_head_close = lower.rfind("</head");
     let mut lists: Vec<Option<usize>> = Vec::new(); // None: <ul>, Some(n): <ol> at item n
     let mut i = 0;
-    while i < html.len() {
+    while i < html.len() && out.buf.len() < MAX_TEXT_BYTES {
         let Some(rel) = html[i..].find('<') else {
             out.text(&decode_entities(&html[i..]));
             break;
@@ -54,7 +68,9 @@ pub(crate) fn html_to_text(html: &str) -> String {
         }
         if !tag.closing && name == "head" {
             // Skip the head only when it is closed; a missing </head> must not eat the body.
-            if let Some(end) = lower[i..].find("</head") {
+            if last_head_close.is_some_and(|last| last >= i)
+                && let Some(end) = lower[i..].find("</head")
+            {
                 i = skip_past(&lower, i + end, ">");
             }
             continue;
@@ -226,7 +242,7 @@ impl Writer {
 
     fn push(&mut self, ch: char) {
         if self.at_line_start() {
-            for _ in 0..self.quote {
+            for _ in 0..self.quote.min(MAX_QUOTE_PREFIXES) {
                 self.buf.push_str("> ");
             }
         } else if self.pending_space {
@@ -497,6 +513,36 @@ mod tests {
         assert_eq!(decode_entities("a&shy;b &#20013;&#x6587;"), "ab 中文");
         assert_eq!(decode_entities("&;&#;&#x;"), "&;&#;&#x;");
         assert_eq!(decode_entities("中&文&"), "中&文&");
+    }
+
+    #[test]
+    fn nested_quote_bomb_output_is_linear_in_the_input() {
+        // 336 KiB of nested blockquotes, each with a line of its own (the reproduced bomb).
+        let level = "<blockquote><div>quoted line</div>";
+        let html = level.repeat(336 * 1024 / level.len());
+        let text = html_to_text(&html);
+        assert!(
+            text.len() <= html.len(),
+            "{} bytes of text from {} bytes of HTML",
+            text.len(),
+            html.len()
+        );
+        let deepest = text.lines().last().unwrap();
+        assert_eq!(deepest, format!("{}quoted line", "> ".repeat(MAX_QUOTE_PREFIXES)));
+    }
+
+    #[test]
+    fn thousands_of_unclosed_heads_are_one_search() {
+        let html = format!("{}<p>hello</p>", "<head>".repeat(100_000));
+        assert_eq!(html_to_text(&html), "hello");
+        let html = format!("<head><title>t</title></head>{}<p>hi</p>", "<head>x".repeat(50_000));
+        assert!(html_to_text(&html).ends_with("hi"));
+    }
+
+    #[test]
+    fn output_is_capped() {
+        let html = "<p>word</p>".repeat(MAX_TEXT_BYTES / 4);
+        assert!(html_to_text(&html).len() <= MAX_TEXT_BYTES + 16);
     }
 
     #[test]

@@ -25,10 +25,18 @@ pub(crate) fn non_blank(value: Option<&str>) -> Option<String> {
     value.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-/// Append `refs` to a space-separated thread reference list, skipping duplicates.
+/// References one message keeps: enough for any real thread, few enough that a hostile header
+/// costs nothing (the intake stage looks at no more keys than this either).
+pub(crate) const MAX_REFS: usize = 32;
+
+/// Append `refs` to a space-separated thread reference list, skipping duplicates, ids longer
+/// than the contract allows, and anything past [`MAX_REFS`].
 pub(crate) fn push_refs(list: &mut Vec<String>, refs: impl IntoIterator<Item = String>) {
     for r in refs {
-        if !r.is_empty() && !list.contains(&r) {
+        if list.len() >= MAX_REFS {
+            return;
+        }
+        if !r.is_empty() && r.len() <= crate::contracts::intake::MAX_THREAD_REF_TOKEN_BYTES && !list.contains(&r) {
             list.push(r);
         }
     }

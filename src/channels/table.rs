@@ -156,7 +156,9 @@ impl From<EmailError> for ChannelError {
             EmailError::NoContent | EmailError::BodyTooLarge { .. } => {
                 ChannelError::invalid(Some("body"), e.to_string())
             }
-            EmailError::EncodedTooLarge { .. } => ChannelError::invalid(None, e.to_string()),
+            EmailError::EncodedTooLarge { .. } | EmailError::TooManyParts { .. } | EmailError::NestedTooDeep { .. } => {
+                ChannelError::invalid(None, e.to_string())
+            }
             EmailError::Encode(_) => ChannelError::Internal(e.to_string()),
         }
     }

@@ -12,6 +12,29 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest encoded intake message (body, subject, attachments' metadata and envelope).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
+/// Longest value of each short field, in bytes. Each is stored in an indexed column (a B-tree
+/// entry holds at most about 2.7 KB) or shown on one line; a request over them could be accepted
+/// but never stored, so it is refused where the integrator can still fix it.
+pub const FIELD_LIMITS: &[(&str, usize)] = &[
+    ("customer.customer_id", 256),
+    ("customer.phone", 64),
+    ("customer.email", 320),
+    ("customer.name", 256),
+    ("thread_ref", 16 * 1024),
+    ("attachments.filename", 1024),
+    ("attachments.content_type", 255),
+    ("attachments.url", 4096),
+];
+/// Longest single id in `thread_ref` (each becomes an indexed thread key).
+pub const MAX_THREAD_REF_TOKEN_BYTES: usize = 1000;
+/// Attachments one request may list.
+pub const MAX_ATTACHMENTS: usize = 250;
+
+/// `received_at` outside these years is refused: a timestamp Postgres can store and a clock
+/// that is plausibly right. The gateway holds it to a tighter window around its own clock
+/// ([`IntakeRequest::check_clock`]).
+pub const RECEIVED_AT_YEARS: std::ops::RangeInclusive<i32> = 2000..=2999;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
@@ -137,6 +160,39 @@ impl IntakeRequest {
         {
             return invalid("subject", "longer than 1000 bytes");
         }
+        if let Some((field, limit)) = self.field_over_limit() {
+            return Err(IntakeError::Invalid {
+                field,
+                problem: format!("longer than {limit} bytes"),
+            });
+        }
+        if let Some(r) = &self.thread_ref
+            && r.split(|c: char| c.is_whitespace() || c == ',')
+                .any(|t| t.len() > MAX_THREAD_REF_TOKEN_BYTES)
+        {
+            return Err(IntakeError::Invalid {
+                field: "thread_ref",
+                problem: format!("holds an id longer than {MAX_THREAD_REF_TOKEN_BYTES} bytes"),
+            });
+        }
+        if self.attachments.len() > MAX_ATTACHMENTS {
+            return Err(IntakeError::Invalid {
+                field: "attachments",
+                problem: format!("{} listed; at most {MAX_ATTACHMENTS}", self.attachments.len()),
+            });
+        }
+        use chrono::Datelike as _;
+        if !RECEIVED_AT_YEARS.contains(&self.received_at.year()) {
+            return Err(IntakeError::Invalid {
+                field: "received_at",
+                problem: format!(
+                    "{} is not a plausible time (years {} to {})",
+                    self.received_at.to_rfc3339(),
+                    RECEIVED_AT_YEARS.start(),
+                    RECEIVED_AT_YEARS.end()
+                ),
+            });
+        }
         let c = &self.customer;
         let has = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
         if !(has(&c.phone) || has(&c.email) || has(&c.customer_id)) {
@@ -153,6 +209,64 @@ impl IntakeRequest {
             return invalid("customer.phone", "has fewer than 3 digits");
         }
         Ok(())
+    }
+
+    /// Whether `received_at` lies within `max_age` before `now` and `max_ahead` after it: a
+    /// backdated request would jump the queue (its deadlines already past), a future one would
+    /// dodge its SLA. The gateway checks this; the intake stage does not (a message may wait
+    /// on the broker longer than any window).
+    pub fn check_clock(
+        &self,
+        now: DateTime<Utc>,
+        max_age: chrono::Duration,
+        max_ahead: chrono::Duration,
+    ) -> Result<(), IntakeError> {
+        let at = self.received_at;
+        let earliest = now.checked_sub_signed(max_age).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let latest = now.checked_add_signed(max_ahead).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let problem = if at < earliest {
+            format!(
+                "{} is more than {} h before the gateway's clock ({}); send the time the channel received it",
+                at.to_rfc3339(),
+                max_age.num_hours(),
+                now.to_rfc3339()
+            )
+        } else if at > latest {
+            format!(
+                "{} is more than {} s after the gateway's clock ({}); check the sender's clock",
+                at.to_rfc3339(),
+                max_ahead.num_seconds(),
+                now.to_rfc3339()
+            )
+        } else {
+            return Ok(());
+        };
+        Err(IntakeError::Invalid {
+            field: "received_at",
+            problem,
+        })
+    }
+
+    /// The first field longer than its [`FIELD_LIMITS`] entry, with that limit.
+    fn field_over_limit(&self) -> Option<(&'static str, usize)> {
+        let len = |v: &Option<String>| v.as_deref().map_or(0, str::len);
+        let c = &self.customer;
+        let longest = |f: fn(&Attachment) -> usize| self.attachments.iter().map(f).max().unwrap_or(0);
+        let lengths = [
+            len(&c.customer_id),
+            len(&c.phone),
+            len(&c.email),
+            len(&c.name),
+            len(&self.thread_ref),
+            longest(|a| a.filename.len()),
+            longest(|a| a.content_type.as_deref().map_or(0, str::len)),
+            longest(|a| a.url.as_deref().map_or(0, str::len)),
+        ];
+        FIELD_LIMITS
+            .iter()
+            .zip(lengths)
+            .find(|((_, limit), n)| n > limit)
+            .map(|((field, limit), _)| (*field, *limit))
     }
 
     /// The first text field holding a NUL character, if any.
@@ -193,6 +307,53 @@ impl IntakeRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_a_database_index_cannot_hold_are_refused_naming_the_field() {
+        let base: IntakeRequest = serde_json::from_str(&request("hi", "C1")).unwrap();
+        let check = |change: &dyn Fn(&mut IntakeRequest), field: &str| {
+            let mut r = base.clone();
+            change(&mut r);
+            match r.validate(&channels()) {
+                Err(IntakeError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        };
+        check(
+            &|r| r.customer.customer_id = Some("x".repeat(300)),
+            "customer.customer_id",
+        );
+        check(
+            &|r| r.customer.email = Some(format!("{}@x", "a".repeat(400))),
+            "customer.email",
+        );
+        check(&|r| r.customer.phone = Some("1".repeat(65)), "customer.phone");
+        check(
+            &|r| r.thread_ref = Some(format!("<{}@x>", "r".repeat(1200))),
+            "thread_ref",
+        );
+        check(
+            &|r| {
+                r.received_at = "9999-01-01T00:00:00Z".parse().unwrap();
+            },
+            "received_at",
+        );
+        assert_eq!(base.validate(&channels()), Ok(()));
+    }
+
+    #[test]
+    fn the_gateway_window_refuses_backdated_and_future_requests() {
+        let mut r: IntakeRequest = serde_json::from_str(&request("hi", "C1")).unwrap();
+        let now: DateTime<Utc> = "2026-12-05T12:00:00Z".parse().unwrap();
+        let (age, ahead) = (chrono::Duration::hours(24), chrono::Duration::minutes(5));
+        for (offset, ok) in [(-86_000, true), (-86_500, false), (290, true), (310, false), (0, true)] {
+            r.received_at = now + chrono::Duration::seconds(offset);
+            assert_eq!(r.check_clock(now, age, ahead).is_ok(), ok, "{offset}");
+        }
+        // A window too wide to compute is no window, not a panic.
+        r.received_at = now;
+        assert!(r.check_clock(now, chrono::Duration::MAX, chrono::Duration::MAX).is_ok());
+    }
 
     fn channels() -> Vec<String> {
         vec!["app".to_owned()]

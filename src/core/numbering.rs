@@ -31,24 +31,30 @@ pub fn find_numbers(text: &str) -> Vec<String> {
     let b = text.as_bytes();
     let digit = |k: usize| b.get(k).is_some_and(u8::is_ascii_digit);
     let mut found: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut i = 0;
     while i + 7 + MIN_SEQ <= b.len() {
         let period = (i..i + 6).all(digit) && b[i + 6] == b'-';
         // Only read the month once the bytes are known to be digits.
         let month = period && matches!((b[i + 4], b[i + 5]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'));
+        if !month {
+            i += 1;
+            continue;
+        }
+        // Counted only after a `YYYYMM-`: each digit run follows one `-`, so it is counted once.
         let seq = (i + 7..).take_while(|&k| digit(k)).count();
         let end = i + 7 + seq;
         let bounded_after = b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
-        if month && (MIN_SEQ..=MAX_SEQ).contains(&seq) && bounded_after {
+        if (MIN_SEQ..=MAX_SEQ).contains(&seq) && bounded_after {
             let mut start = i;
             while start > 0 && i - start < MAX_PREFIX && b[start - 1].is_ascii_alphabetic() {
                 start -= 1;
             }
             let bounded_before = start == 0 || !b[start - 1].is_ascii_alphanumeric();
             if bounded_before {
-                let number = text[start..end].to_owned();
-                if !found.contains(&number) {
-                    found.push(number);
+                let number = &text[start..end];
+                if seen.insert(number) {
+                    found.push(number.to_owned());
                 }
                 i = end;
                 continue;
@@ -71,6 +77,21 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2024, 5, 31, 17, 0, 0).unwrap();
         assert_eq!(period(at, chrono_tz::Asia::Shanghai), "202406");
         assert_eq!(period(at, chrono_tz::UTC), "202405");
+    }
+
+    #[test]
+    fn long_digit_runs_and_many_numbers_cost_their_length() {
+        // Quadratic scans of these took minutes in a debug build; linear ones take milliseconds.
+        let digits = "1".repeat(2_000_000);
+        assert!(find_numbers(&digits).is_empty());
+        let dashes = "202405-".repeat(300_000);
+        assert_eq!(find_numbers(&dashes), vec!["202405-202405"]);
+        let many: String = (0..200_000).map(|n| format!("202405-{n:05} ")).collect();
+        let found = find_numbers(&many);
+        assert_eq!(found.len(), 200_000);
+        assert_eq!(found[199_999], "202405-199999");
+        let repeated = "202405-00001 ".repeat(200_000);
+        assert_eq!(find_numbers(&repeated), vec!["202405-00001"]);
     }
 
     #[test]

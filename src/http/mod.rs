@@ -34,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 pub struct GatewaySettings {
     pub json_limit: usize,
     pub email_limit: usize,
+    /// The window around the gateway's clock a request's `received_at` must fall in.
+    pub max_backdate: chrono::Duration,
+    pub max_ahead: chrono::Duration,
 }
 
 /// Everything a request handler needs, shared by all of them.
@@ -56,6 +59,8 @@ impl Gateway {
                 email_limit: s
                     .gateway_max_email_bytes
                     .clamp(1, crate::channels::email::MAX_RAW_EMAIL_BYTES),
+                max_backdate: chrono::Duration::seconds(s.gateway_max_backdate_s.min(i64::MAX as u64 / 2000) as i64),
+                max_ahead: chrono::Duration::seconds(s.gateway_max_ahead_s.min(i64::MAX as u64 / 2000) as i64),
             },
             channels: app.policy.doc.channels.clone(),
             db: app.db.clone(),

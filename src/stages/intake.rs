@@ -24,8 +24,12 @@ pub struct Intake {
     pub ctx: Context,
 }
 
+/// Thread keys one message may name; a longer References chain keeps its newest ids (each key
+/// is a lock and a look-up, so a hostile header must not cost thousands).
+pub const MAX_THREAD_KEYS: usize = 32;
+
 /// Thread keys a message refers to, most specific first: quoted ticket numbers, chat sessions,
-/// then message ids (email In-Reply-To / References).
+/// then message ids (email In-Reply-To / References), at most [`MAX_THREAD_KEYS`].
 pub fn thread_tokens(thread_ref: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let Some(r) = thread_ref else { return out };
@@ -48,8 +52,12 @@ pub fn thread_tokens(thread_ref: Option<&str>) -> Vec<String> {
     }
     // References list the oldest message first; the newest is the best anchor.
     others.reverse();
+    let mut seen = std::collections::HashSet::new();
     for k in tickets.into_iter().chain(others) {
-        if !out.contains(&k) {
+        if out.len() == MAX_THREAD_KEYS {
+            break;
+        }
+        if seen.insert(k.clone()) {
             out.push(k);
         }
     }
@@ -447,6 +455,14 @@ mod tests {
             vec!["ticket:202406-00001", "msg:回复"]
         );
         assert!(thread_tokens(None).is_empty());
+    }
+
+    #[test]
+    fn a_hostile_references_chain_names_at_most_the_cap_newest_first() {
+        let refs: String = (0..100_000).map(|n| format!("<m{n}@x> ")).collect();
+        let toks = thread_tokens(Some(&refs));
+        assert_eq!(toks.len(), MAX_THREAD_KEYS);
+        assert_eq!(toks[0], "msg:m99999@x");
     }
 }
 

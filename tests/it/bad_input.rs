@@ -525,7 +525,7 @@ fn fixture(name: &str) -> Vec<u8> {
 fn call_event(change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Vec<u8> {
     let mut v = json!({
         "call_id": "bad-call-1", "caller_number": "+86 138 0013 8000", "line_called": "400-820-1234",
-        "started_at": "2026-05-06T02:00:00Z", "ended_at": "2026-05-06T02:03:10Z", "outcome": "answered",
+        "started_at": chrono::Utc::now() - chrono::Duration::minutes(5), "ended_at": chrono::Utc::now() - chrono::Duration::minutes(2), "outcome": "answered",
         "transcript": "你好，打印机打不了了",
     });
     change(v.as_object_mut().unwrap());
@@ -534,7 +534,7 @@ fn call_event(change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Vec<u
 
 fn chat(change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Vec<u8> {
     let mut v = json!({
-        "session_id": "bad-session", "message_id": "bad-chat-1", "sent_at": "2026-05-06T02:00:00Z",
+        "session_id": "bad-session", "message_id": "bad-chat-1", "sent_at": chrono::Utc::now(),
         "visitor": {"name": "访客", "phone": "13900001111"}, "text": "付不了款", "platform": "web",
     });
     change(v.as_object_mut().unwrap());
@@ -859,6 +859,65 @@ fn http_cases(t1: &str, t2: &str) -> Vec<HttpCase> {
         "not_found",
     ));
     cases.push(get("unknown_route", "/v1/fax", S::NOT_FOUND, "not_found"));
+    // Requests Postgres could never store, or whose clock would cheat the SLA: refused at the
+    // edge (a 202 here used to end in a dead letter).
+    let unstorable: [(&'static str, Box<dyn FnOnce(&mut serde_json::Map<String, Value>)>); 6] = [
+        (
+            "request_customer_id_longer_than_an_index_row",
+            Box::new(|m| {
+                m.insert("customer".into(), json!({"customer_id": "C".repeat(3000)}));
+            }),
+        ),
+        (
+            "request_customer_email_longer_than_an_index_row",
+            Box::new(|m| {
+                m.insert(
+                    "customer".into(),
+                    json!({"email": format!("{}@x.com", "a".repeat(3000))}),
+                );
+            }),
+        ),
+        (
+            "request_thread_ref_id_longer_than_an_index_row",
+            Box::new(|m| {
+                m.insert("thread_ref".into(), json!(format!("<{}@x>", "r".repeat(3000))));
+            }),
+        ),
+        (
+            "request_received_at_in_year_9999",
+            Box::new(|m| {
+                m.insert("received_at".into(), json!("9999-12-31T23:59:59Z"));
+            }),
+        ),
+        (
+            "request_received_at_an_hour_ahead_dodges_the_sla",
+            Box::new(|m| {
+                m.insert(
+                    "received_at".into(),
+                    json!((chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()),
+                );
+            }),
+        ),
+        (
+            "request_received_at_backdated_a_month_jumps_the_queue",
+            Box::new(|m| {
+                m.insert(
+                    "received_at".into(),
+                    json!((chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339()),
+                );
+            }),
+        ),
+    ];
+    for (n, (name, change)) in unstorable.into_iter().enumerate() {
+        cases.push(http(
+            name,
+            req,
+            JSON,
+            with(&format!("h-unstorable-{n}"), change),
+            S::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ));
+    }
     cases.push(get(
         "get_on_post_route",
         "/v1/channels/chat",

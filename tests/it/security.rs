@@ -478,3 +478,46 @@ async fn thread_hijack_a_stranger_quoting_a_ticket_number_or_session_opens_their
     assert_eq!(ticket_of(&h, "v-2").await, victims);
     h.cleanup().await;
 }
+
+/// Peak resident memory of this process so far (kB).
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_bomb_nested_quotes_are_accepted_without_the_gateway_blowing_up() {
+    let h = Harness::new("sec_bomb").await;
+    let mut gw = Served::start(&h).await;
+    let mail = key(&h, auth::KeySpec::integration("mail-relay", Some("email"))).await;
+    // 336 KiB of nested <blockquote>: this took a gateway to 1.3 GiB before quote prefixes
+    // were capped.
+    let mut html = String::from("<p>Please see below.</p>");
+    while html.len() < 336 * 1024 {
+        html.push_str("<blockquote><div>On Mon, someone wrote:</div>");
+    }
+    let raw = format!(
+        "From: a@example.com\r\nMessage-ID: <bomb-1@x>\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+    );
+    let before = peak_rss_kb();
+    let auth = format!("Bearer {mail}");
+    let r = gw
+        .client
+        .post(
+            "/v1/channels/email",
+            "message/rfc822",
+            &[("authorization", &auth)],
+            raw.into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 202, "{:?}", r.json());
+    let grown_mb = peak_rss_kb().saturating_sub(before) / 1024;
+    assert!(grown_mb < 200, "the peak RSS grew by {grown_mb} MiB");
+    h.cleanup().await;
+}

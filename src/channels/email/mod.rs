@@ -78,8 +78,52 @@ pub enum EmailError {
          (too many attachments or references)"
     )]
     EncodedTooLarge { size: usize, limit: usize },
+    #[error("the message has {count} MIME parts; at most {limit} are accepted")]
+    TooManyParts { count: usize, limit: usize },
+    #[error("MIME parts are nested {depth} deep; at most {limit} levels are accepted")]
+    NestedTooDeep { depth: usize, limit: usize },
     #[error("cannot encode the request: {0}")]
     Encode(String),
+}
+
+/// MIME parts a message may have: real mail has a handful (text, HTML, a few attachments); a
+/// message of thousands of tiny parts is built to make every step after parsing expensive.
+pub const MAX_MIME_PARTS: usize = 500;
+/// Multipart levels inside one another (a forwarded message inside a signed reply inside an
+/// alternative is 4).
+pub const MAX_MIME_DEPTH: usize = 16;
+
+/// Checks the part tree against [`MAX_MIME_PARTS`] and [`MAX_MIME_DEPTH`], in one pass over
+/// the parts (each part is visited once from its parent).
+fn check_structure(message: &Message<'_>) -> Result<(), EmailError> {
+    let count = message.parts.len();
+    if count > MAX_MIME_PARTS {
+        return Err(EmailError::TooManyParts {
+            count,
+            limit: MAX_MIME_PARTS,
+        });
+    }
+    let mut depth_of = vec![0usize; count];
+    let mut deepest = 0;
+    for id in 0..count {
+        if let PartType::Multipart(children) = &message.parts[id].body {
+            let depth = depth_of[id] + 1;
+            deepest = deepest.max(depth);
+            for child in children {
+                // Children come after their parent; a malformed back-reference is ignored.
+                if let Some(d) = depth_of.get_mut(*child as usize).filter(|_| *child as usize > id) {
+                    *d = depth;
+                }
+            }
+        }
+    }
+    if deepest > MAX_MIME_DEPTH {
+        return Err(EmailError::NestedTooDeep {
+            depth: deepest,
+            limit: MAX_MIME_DEPTH,
+        });
+    }
+    Ok(())
 }
 
 impl EmailError {
@@ -135,6 +179,7 @@ pub fn parse_email(raw: &[u8], received_at: DateTime<Utc>) -> Result<IntakeReque
     if message.headers().is_empty() {
         return Err(EmailError::NotAMessage("no header fields found"));
     }
+    check_structure(&message)?;
     let known = |name: &str| MESSAGE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name));
     if !message.headers().iter().any(|h| known(h.name.as_str())) {
         return Err(EmailError::NotAMessage(
@@ -316,7 +361,10 @@ fn subject(message: &Message<'_>) -> Result<Option<String>, EmailError> {
 /// the newest, best anchor, and the parent is the last entry of a well-formed `References`.
 fn thread_ref(message: &Message<'_>, subject: Option<&str>) -> Option<String> {
     let mut refs: Vec<String> = Vec::new();
-    push_refs(&mut refs, message_ids(message.references()));
+    // References lists the oldest first: a chain longer than we keep keeps its newest ids.
+    let references = message_ids(message.references());
+    let newest = references.len().saturating_sub(crate::channels::MAX_REFS - 8);
+    push_refs(&mut refs, references.into_iter().skip(newest));
     push_refs(&mut refs, message_ids(message.in_reply_to()));
     if let Some(subject) = subject {
         push_refs(&mut refs, ticket_refs(subject));

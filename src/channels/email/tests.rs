@@ -561,8 +561,8 @@ fn too_many_attachments_exceed_the_encoded_limit() {
     assert!(
         matches!(
             err,
-            EmailError::EncodedTooLarge {
-                limit: MAX_MESSAGE_BYTES,
+            EmailError::TooManyParts {
+                limit: MAX_MIME_PARTS,
                 ..
             }
         ),
@@ -769,4 +769,71 @@ proptest! {
         let _ = html_to_text(&html);
         let _ = split_quoted(&html);
     }
+}
+
+/// The reproduced bomb: 336 KiB of HTML nested `<blockquote>`, each quoting a line.
+fn nested_quote_email(levels: usize) -> Vec<u8> {
+    let mut html = String::from("<p>Please look at the thread below.</p>");
+    for _ in 0..levels {
+        html.push_str("<blockquote><div>On Mon, someone wrote:</div>");
+    }
+    format!(
+        "From: a@example.com\r\nMessage-ID: <bomb@x>\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn email_bomb_nested_quotes_cost_work_and_memory_linear_in_the_message() {
+    let raw = nested_quote_email(336 * 1024 / 48);
+    assert!(raw.len() > 300 * 1024);
+    let r = ok(&raw);
+    assert_eq!(r.body, "Please look at the thread below.");
+    let history = r.quoted_history.unwrap_or_default();
+    assert!(history.len() <= MAX_QUOTED_HISTORY_BYTES + 64, "{}", history.len());
+    // The text before splitting is what the parser holds in memory: bounded by the input.
+    let message = MessageParser::default().parse(&raw[..]).unwrap();
+    assert!(body_text(&message).len() <= raw.len());
+}
+
+fn multipart(parts: usize) -> Vec<u8> {
+    let mut raw = String::from(
+        "From: a@example.com\r\nMessage-ID: <parts@x>\r\nSubject: many\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+    );
+    for n in 0..parts {
+        raw.push_str(&format!("--b\r\nContent-Type: text/plain\r\n\r\npart {n}\r\n"));
+    }
+    raw.push_str("--b--\r\n");
+    raw.into_bytes()
+}
+
+#[test]
+fn email_bomb_thousands_of_mime_parts_is_refused_naming_the_limit() {
+    assert!(parse(&multipart(20)).is_ok());
+    let err = parse(&multipart(MAX_MIME_PARTS + 10)).unwrap_err();
+    assert!(matches!(err, EmailError::TooManyParts { .. }), "{err}");
+    assert!(err.to_string().contains("MIME parts"), "{err}");
+}
+
+#[test]
+fn email_bomb_deeply_nested_multiparts_is_refused_naming_the_limit() {
+    let nested = |depth: usize| {
+        let mut raw =
+            String::from("From: a@example.com\r\nMessage-ID: <deep@x>\r\nSubject: deep\r\nMIME-Version: 1.0\r\n");
+        for d in 0..depth {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{d}\"\r\n\r\n--b{d}\r\n"
+            ));
+        }
+        raw.push_str("Content-Type: text/plain\r\n\r\nhello\r\n");
+        for d in (0..depth).rev() {
+            raw.push_str(&format!("--b{d}--\r\n"));
+        }
+        raw.into_bytes()
+    };
+    assert_eq!(ok(&nested(3)).body, "hello");
+    let err = parse(&nested(MAX_MIME_DEPTH + 4)).unwrap_err();
+    assert!(matches!(err, EmailError::NestedTooDeep { .. }), "{err}");
 }
