@@ -861,7 +861,8 @@ fn http_cases(t1: &str, t2: &str) -> Vec<HttpCase> {
     cases.push(get("unknown_route", "/v1/fax", S::NOT_FOUND, "not_found"));
     // Requests Postgres could never store, or whose clock would cheat the SLA: refused at the
     // edge (a 202 here used to end in a dead letter).
-    let unstorable: [(&'static str, Box<dyn FnOnce(&mut serde_json::Map<String, Value>)>); 6] = [
+    type Change = Box<dyn FnOnce(&mut serde_json::Map<String, Value>)>;
+    let unstorable: [(&'static str, Change); 6] = [
         (
             "request_customer_id_longer_than_an_index_row",
             Box::new(|m| {
