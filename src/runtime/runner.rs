@@ -387,6 +387,17 @@ async fn process_with_retry<S: Stage>(
                 return Some(outcomes);
             }
             Err(e) => {
+                // Dead-letter only against a healthy database: an outage can surface as an
+                // error we did not list as transient (a new SQLSTATE, a proxy's message).
+                if !db.accepts_writes().await {
+                    warn!(stage = stage.name(), error = %e, retry_in = ?backoff, "message failed while the database takes no writes; holding it and retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
                 error!(stage = stage.name(), error = ?e, "message failed permanently");
                 return Some(vec![Outcome::Dead(format!("{} stage failed: {e}", stage.name()))]);
             }

@@ -76,8 +76,11 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 }
 
 impl StoreError {
-    /// Transient errors are retried in place (the connection, a deadlock, a serialization
-    /// failure); anything else points at the message or a bug and is not worth repeating.
+    /// Transient errors are retried in place: they belong to the database, not the message (the
+    /// connection, a deadlock, a serialization failure, a read-only standby after a failover,
+    /// a full disk, memory or connection limits, credentials or privileges being rotated, an
+    /// administrator's shutdown). Anything else points at the message or a bug; even then the
+    /// runner checks the database before it dead-letters ([`Db::accepts_writes`]).
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Unreachable { .. } | StoreError::Pool(_) => true,
@@ -90,10 +93,15 @@ impl StoreError {
                         let c = code.code();
                         c.starts_with("08") // connection exception
                             || c.starts_with("57") // operator intervention (shutdown)
+                            || c.starts_with("53") // insufficient resources: disk full, out of memory, too many connections
+                            || c.starts_with("58") // system error: I/O
+                            || c.starts_with("28") // invalid authorization: a password being rotated
+                            || c == "25006" // read-only transaction: a standby, a failover in progress
+                            || c == "42501" // insufficient privilege: grants being changed
                             || c == "40001" // serialization failure
                             || c == "40P01" // deadlock
-                            || c == "53300" // too many connections
                             || c == "55P03" // lock not available
+                            || c == "55006" // object in use
                     }
                     // No SQLSTATE: the socket failed underneath us.
                     None => true,
@@ -101,6 +109,28 @@ impl StoreError {
             }
             StoreError::Migration(_) | StoreError::BadUrl { .. } | StoreError::Conflict(_) => false,
         }
+    }
+}
+
+impl Db {
+    /// Whether the database takes writes now: reachable, not a standby, not read-only. The
+    /// runner asks before dead-lettering a message that failed on its own, so an outage that
+    /// shows up as an unexpected error still holds the message instead of losing it.
+    pub async fn accepts_writes(&self) -> bool {
+        let probe = async {
+            let client = self.pool.get().await?;
+            let row = client
+                .query_one(
+                    "SELECT current_setting('transaction_read_only') = 'off' AND NOT pg_is_in_recovery()",
+                    &[],
+                )
+                .await?;
+            Ok::<bool, StoreError>(row.get(0))
+        };
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), probe).await,
+            Ok(Ok(true))
+        )
     }
 }
 

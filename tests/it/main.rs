@@ -10,6 +10,7 @@ mod backdate;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bad_day;
 mod bad_input;
 mod compose;
 mod conformance;
