@@ -59,6 +59,14 @@ pub struct Settings {
     /// How far after the gateway's clock a request's `received_at` may be (seconds: clock skew);
     /// later ones are refused with 422, so a future-dated request cannot dodge its SLA.
     pub gateway_max_ahead_s: u64,
+    /// Connections the gateway holds open at once; past it new ones are closed at once.
+    pub gateway_max_connections: usize,
+    /// How long a client may take to send a request's headers (slow-loris; idle keep-alive).
+    pub gateway_header_timeout_ms: u64,
+    /// How long a request may take from its headers to the response (a trickled body): 408.
+    pub gateway_request_timeout_ms: u64,
+    /// Requests handled at once; past it a request is answered 503 with Retry-After at once.
+    pub gateway_max_in_flight: usize,
 }
 
 impl Default for Settings {
@@ -87,6 +95,10 @@ impl Default for Settings {
             gateway_auth_misses_per_sec: 10,
             gateway_max_backdate_s: 24 * 3600,
             gateway_max_ahead_s: 300,
+            gateway_max_connections: 10_000,
+            gateway_header_timeout_ms: 10_000,
+            gateway_request_timeout_ms: 30_000,
+            gateway_max_in_flight: 2_000,
         }
     }
 }
@@ -198,7 +210,9 @@ impl Settings {
                 *slot = num(name, v)?;
             }
         }
-        let gateway_usize: [(&str, &mut usize); 3] = [
+        let gateway_usize: [(&str, &mut usize); 5] = [
+            ("SWITCHBOARD_GATEWAY_MAX_CONNECTIONS", &mut self.gateway_max_connections),
+            ("SWITCHBOARD_GATEWAY_MAX_IN_FLIGHT", &mut self.gateway_max_in_flight),
             ("SWITCHBOARD_GATEWAY_MAX_JSON_BYTES", &mut self.gateway_max_json_bytes),
             ("SWITCHBOARD_GATEWAY_MAX_EMAIL_BYTES", &mut self.gateway_max_email_bytes),
             ("SWITCHBOARD_GATEWAY_CHANNELS", &mut self.gateway_channels),
@@ -208,7 +222,15 @@ impl Settings {
                 *slot = num(name, v)?;
             }
         }
-        let gateway_u64: [(&str, &mut u64); 4] = [
+        let gateway_u64: [(&str, &mut u64); 6] = [
+            (
+                "SWITCHBOARD_GATEWAY_HEADER_TIMEOUT_MS",
+                &mut self.gateway_header_timeout_ms,
+            ),
+            (
+                "SWITCHBOARD_GATEWAY_REQUEST_TIMEOUT_MS",
+                &mut self.gateway_request_timeout_ms,
+            ),
             (
                 "SWITCHBOARD_GATEWAY_PUBLISH_TIMEOUT_MS",
                 &mut self.gateway_publish_timeout_ms,

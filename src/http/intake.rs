@@ -327,7 +327,19 @@ async fn healthz() -> Response {
 }
 
 /// Readiness: the broker takes publishes and the database answers (keys, status look-ups).
+/// One check at a time and at most one a second: callers in between get the last answer.
 async fn readyz(State(gw): State<Shared>) -> Response {
+    let mut last = gw.readiness.lock().await;
+    if let Some((at, ok, body)) = last.as_ref()
+        && at.elapsed() < std::time::Duration::from_secs(1)
+    {
+        let status = if *ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        return (status, Json(body.clone())).into_response();
+    }
     let broker = gw.publisher.ready().await.map_err(|e| e.to_string());
     let database = gw.db.ping().await.map_err(|_| "unreachable".to_owned());
     let status = if broker.is_ok() && database.is_ok() {
@@ -340,6 +352,7 @@ async fn readyz(State(gw): State<Shared>) -> Response {
         Err(e) => e.clone(),
     };
     let body = serde_json::json!({"broker": describe(&broker), "database": describe(&database)});
+    *last = Some((Instant::now(), status == StatusCode::OK, body.clone()));
     (status, Json(body)).into_response()
 }
 

@@ -18,6 +18,7 @@ pub mod dashboard;
 pub mod error;
 pub mod intake;
 pub mod reference;
+pub mod server;
 
 pub use error::GatewayError;
 
@@ -48,6 +49,9 @@ pub struct Gateway {
     pub keys: auth::KeyCache,
     pub limiter: auth::RateLimiter,
     pub publisher: crate::bus::publisher::Publisher,
+    /// The last readiness answer: `/readyz` asks the broker and the database at most once a
+    /// second, however often it is polled, so it cannot take the connections key checks need.
+    pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool, serde_json::Value)>>,
 }
 
 impl Gateway {
@@ -77,6 +81,7 @@ impl Gateway {
                 s.gateway_channels,
                 Duration::from_millis(s.gateway_publish_timeout_ms.max(1)),
             ),
+            readiness: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -112,14 +117,9 @@ pub async fn serve(app: &Services, listener: TcpListener, shutdown: Cancellation
     if let Err(e) = gateway.publisher.ready().await {
         tracing::warn!(error = %e, "gateway starting without RabbitMQ; requests get 503 until it is back");
     }
-    let service = router(app, gateway.clone());
-    // The client's address feeds the per-address limit on key look-ups (`auth`).
-    axum::serve(
-        listener,
-        service.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await?;
+    let limits = server::Limits::from_settings(&app.settings);
+    let service = server::limit(router(app, gateway.clone()), limits);
+    server::serve(listener, service, limits, shutdown).await;
     gateway.publisher.close().await;
     Ok(())
 }

@@ -18,19 +18,27 @@ use tokio_util::sync::CancellationToken;
 struct Served {
     client: HttpClient,
     stop: CancellationToken,
+    addr: std::net::SocketAddr,
 }
 
 impl Served {
     async fn start(h: &Harness) -> Served {
+        Served::start_with(h, |_| {}).await
+    }
+
+    /// A gateway with changed settings (same database schema and topology).
+    async fn start_with(h: &Harness, change: impl FnOnce(&mut switchboard::config::Settings)) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let (app, token) = (h.app.clone(), stop.clone());
+        let mut app = h.app.clone();
+        change(&mut app.settings);
+        let token = stop.clone();
         tokio::spawn(async move { gateway::serve(&app, listener, token).await });
         let client = HttpClient::new(&format!("http://{addr}"))
             .unwrap()
             .with_timeout(Duration::from_secs(10));
-        Served { client, stop }
+        Served { client, stop, addr }
     }
 
     async fn get(&mut self, key: &str, path: &str) -> Reply {
@@ -519,5 +527,97 @@ async fn email_bomb_nested_quotes_are_accepted_without_the_gateway_blowing_up() 
     assert_eq!(r.status.as_u16(), 202, "{:?}", r.json());
     let grown_mb = peak_rss_kb().saturating_sub(before) / 1024;
     assert!(grown_mb < 200, "the peak RSS grew by {grown_mb} MiB");
+    h.cleanup().await;
+}
+
+/// Reads until the server closes the connection or `within` passes; returns what was read,
+/// or `None` if the connection was still open.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|_| String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_headers_never_finished_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::new("sec_loris").await;
+    let gw = Served::start_with(&h, |s| s.gateway_header_timeout_ms = 500).await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut s, Duration::from_secs(5)).await.is_some(),
+        "a connection that never finished its headers was still open after 5 s"
+    );
+    // An idle keep-alive connection is closed the same way.
+    let mut idle = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    assert!(read_until_closed(&mut idle, Duration::from_secs(5)).await.is_some());
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_beyond_the_cap_are_closed_at_once() {
+    let h = Harness::new("sec_conns").await;
+    let mut gw = Served::start_with(&h, |s| s.gateway_max_connections = 4).await;
+    // The client's own keep-alive connection takes one place.
+    assert_eq!(gw.client.get("/healthz", &[]).await.unwrap().status.as_u16(), 200);
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    assert!(
+        read_until_closed(&mut extra, Duration::from_secs(2)).await.is_some(),
+        "the fifth connection was kept open"
+    );
+    // Free a place: a new connection is served again.
+    drop(idle.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fresh = HttpClient::new(&format!("http://{}", gw.addr)).unwrap();
+    assert_eq!(fresh.get("/healthz", &[]).await.unwrap().status.as_u16(), 200);
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_gets_408_and_holds_no_place_for_others() {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::new("sec_trickle").await;
+    let boss = key(&h, auth::KeySpec::person("boss", Role::Admin)).await;
+    let mut gw = Served::start_with(&h, |s| {
+        s.gateway_request_timeout_ms = 700;
+        s.gateway_max_in_flight = 1;
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/requests HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {boss}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"channel\""
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // While it holds the only place in flight, another request is shed at once.
+    let r = gw.get(&boss, "/v1/tickets/209901-00001").await;
+    assert_eq!(r.status.as_u16(), 503, "{:?}", r.json());
+    assert_eq!(r.json()["error"]["code"], "overloaded");
+    assert!(r.headers.contains_key("retry-after"));
+    let answer = read_until_closed(&mut s, Duration::from_secs(5))
+        .await
+        .expect("the trickled request was never answered");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // The place is free again.
+    let r = gw.get(&boss, "/v1/tickets/209901-00001").await;
+    assert_eq!(r.status.as_u16(), 404, "{:?}", r.json());
     h.cleanup().await;
 }
