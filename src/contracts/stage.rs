@@ -104,6 +104,18 @@ impl StageName {
     }
 
     /// The stages that consume a queue, in pipeline order.
+    /// The stage a ticket in `state` waits for, if the pipeline still owes it a step
+    /// (received → classify, classified → prioritize, prioritized → assign).
+    pub fn awaited_in(state: crate::core::state::TicketState) -> Option<StageName> {
+        use crate::core::state::TicketState as S;
+        match state {
+            S::Received => Some(StageName::Classify),
+            S::Classified => Some(StageName::Prioritize),
+            S::Prioritized => Some(StageName::Assign),
+            _ => None,
+        }
+    }
+
     pub fn consumers() -> impl Iterator<Item = StageName> {
         StageName::ALL.into_iter().filter(|s| s.binding().is_some())
     }

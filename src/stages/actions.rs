@@ -218,6 +218,12 @@ pub async fn apply(
         timers::cancel_except(tx, t.id, "", &[]).await?;
     }
 
+    // An action before assignment (a priority set by a supervisor while the ticket is still
+    // being classified) moves the version on; the pipeline's pending work message is then
+    // superseded, so the step it asked for is asked again, at the new version.
+    if let Some(stage) = StageName::awaited_in(after.state) {
+        outputs.push(super::work_message(&after, stage));
+    }
     for team in drain_teams {
         outputs.push(drain_message(
             &team,

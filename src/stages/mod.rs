@@ -201,7 +201,7 @@ pub async fn prepare_work(
     let mut ids: Vec<i64> = decoded.iter().map(|(_, w)| w.ticket_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut locked = tickets::lock_tickets(tx, &ids).await?;
+    let locked = tickets::lock_tickets(tx, &ids).await?;
     let keys: Vec<String> = decoded.iter().map(|(_, w)| w.message_id()).collect();
     let done = ledger::lookup(tx, &keys).await?;
     decoded.retain(|(i, w)| match done.get(&w.message_id()) {
@@ -213,12 +213,21 @@ pub async fn prepare_work(
     });
     let mut pending = Vec::with_capacity(decoded.len());
     for (i, w) in decoded {
-        match locked.remove(&w.ticket_id) {
+        // `get`, not `remove`: a superseded message and its successor can share a batch.
+        match locked.get(&w.ticket_id).cloned() {
             None => {
                 settled[i] = Some(Outcome::Dead(format!(
                     "ticket {} (id {}) does not exist",
                     w.number, w.ticket_id
                 )))
+            }
+            Some(t) if t.version > w.version => {
+                // Superseded: something (an action before assignment, a reprioritisation) moved
+                // the ticket on and published the work message for its new version. Nothing
+                // is wrong with this one; it is simply no longer needed.
+                tracing::debug!(ticket = %t.number, message_version = w.version, ticket_version = t.version, "superseded work message");
+                metrics::counter!("switchboard_work_superseded_total", "stage" => stage.to_owned()).increment(1);
+                settled[i] = Some(Outcome::Duplicate(Vec::new()));
             }
             Some(t) if t.version != w.version || !expected.contains(&t.state) => {
                 settled[i] = Some(Outcome::Dead(format!(

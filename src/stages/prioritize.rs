@@ -28,7 +28,7 @@ impl Stage for Prioritize {
                 let _span =
                     tracing::info_span!("message", stage = StageName::Prioritize.as_str(), ticket = %t.number, message_id = %msg.message_id()).entered();
                 let category = t.category.clone().unwrap_or_default();
-                let p = prioritize(
+                let mut p = prioritize(
                     &policy.doc.priority,
                     &PriorityInput {
                         subject: t.subject.as_deref(),
@@ -38,6 +38,19 @@ impl Stage for Prioritize {
                         channel: &t.channel,
                     },
                 );
+                // A priority set before this stage ran (a supervisor's `set_priority` while the
+                // ticket was still being classified) stands: people outrank the rules.
+                let kept = t
+                    .priority
+                    .clone()
+                    .filter(|set| policy.doc.priority.levels.contains(set));
+                if let Some(set) = &kept {
+                    p.reasons.push(format!(
+                        "kept the priority {set} set before prioritisation (rules said {})",
+                        p.priority
+                    ));
+                    p.priority = set.clone();
+                }
                 let Some(due) = policy
                     .doc
                     .sla

@@ -368,9 +368,10 @@ fn work_cases(t1: (i64, &str)) -> Vec<AmqpCase> {
             "work message for stage \"classify\" arrived at prioritize",
         ),
         w(
+            // A version the ticket never had (an older one is superseded and acked quietly).
             "work_stale_version",
             "classify",
-            work("classify", id, number, 2),
+            work("classify", id, number, 99),
             "stale work message",
         ),
         w("timer_garbage", "escalate", b"[1,2,3]".to_vec(), "not a timer message"),

@@ -621,3 +621,62 @@ async fn a_trickled_body_gets_408_and_holds_no_place_for_others() {
     assert_eq!(r.status.as_u16(), 404, "{:?}", r.json());
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_priority_before_assignment_strands_no_ticket() {
+    let mut h = Harness::new("sec_early_priority").await;
+    h.import_sample_roster().await;
+    h.start_stages(&[StageName::Intake], 1);
+    let mut gw = Served::start(&h).await;
+    let app_key = key(&h, auth::KeySpec::integration("app-backend", Some("app"))).await;
+    let lead = key(&h, auth::KeySpec::person("night-lead", Role::Supervisor)).await;
+    let r = gw
+        .post(
+            &app_key,
+            "/v1/requests",
+            app_request("early-1", "13812340031", "APP 付款页面一直报错，无法下单"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 202);
+    h.wait_for("received", Duration::from_secs(20), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'received'").await == 1
+    })
+    .await;
+    let number: String = h
+        .app
+        .db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT number FROM tickets", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // While the classify work message for version 1 waits, a supervisor sets the priority.
+    let r = gw
+        .act(
+            &lead,
+            &number,
+            json!({"action": {"kind": "set_priority", "priority": "low", "reason": "a known issue"}}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.json());
+    h.stop_stages().await;
+    h.start_stages(&StageName::ALL, 1);
+    h.wait_for("the ticket moves on to an agent", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')")
+            .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        priority(&h, &number).await.as_deref(),
+        Some("low"),
+        "the supervisor's priority stands"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.depth(&h.topo().dead_queue()).await, 0, "{}", h.snapshot().await);
+    h.cleanup().await;
+}
