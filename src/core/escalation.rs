@@ -49,6 +49,39 @@ pub struct NextStep {
 }
 
 impl Ladder {
+    /// The ladder as it runs: a repeating step without its own `max_repeats` stops after
+    /// `default_max_repeats` reminders, and when the last step's reminders run out the
+    /// escalation climbs one more rung, to `beyond` (notified once). Without this a reminder
+    /// on a ticket nobody can take (every agent full) would repeat forever and reach nobody new.
+    pub fn bounded(&self, default_max_repeats: u32, beyond: &str) -> Ladder {
+        let mut steps = self.steps.clone();
+        for s in &mut steps {
+            if s.repeat.is_some() && s.max_repeats.is_none() {
+                s.max_repeats = Some(default_max_repeats);
+            }
+        }
+        if let Some(last) = steps.last().cloned()
+            && let Some(every) = last.repeat
+            && last.notify != beyond
+        {
+            // When the last reminder would have been followed by one more.
+            let reminders = last.max_repeats.unwrap_or(default_max_repeats);
+            let after = (0..=reminders).try_fold(last.after, |at, _| at.checked_add(every));
+            if let Some(after) = after {
+                steps.push(LadderStep {
+                    after,
+                    notify: beyond.to_owned(),
+                    repeat: None,
+                    max_repeats: None,
+                });
+            }
+        }
+        Ladder {
+            steps,
+            service_hours_only: self.service_hours_only,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.steps.is_empty() {
             return Err("a ladder needs at least one step".into());
@@ -149,6 +182,61 @@ mod tests {
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn reminders_without_end_stop_and_climb_one_rung() {
+        let cal = BusinessCalendar::default();
+        let endless = Ladder {
+            steps: vec![LadderStep {
+                after: d("0m"),
+                notify: "supervisor".into(),
+                repeat: Some(d("30m")),
+                max_repeats: None,
+            }],
+            service_hours_only: false,
+        };
+        let ladder = endless.bounded(3, "department_head");
+        let mut last: Option<Fired> = None;
+        let mut fired = Vec::new();
+        while let Some(n) = ladder.next_step(t0(), last.as_ref(), &cal) {
+            fired.push((n.notify.clone(), n.repeat, (n.due - t0()).num_minutes()));
+            last = Some(Fired {
+                step: n.step,
+                repeat: n.repeat,
+                at: n.due,
+            });
+            assert!(fired.len() < 100, "the ladder never ends: {fired:?}");
+        }
+        assert_eq!(
+            fired,
+            vec![
+                ("supervisor".to_owned(), 0, 0),
+                ("supervisor".to_owned(), 1, 30),
+                ("supervisor".to_owned(), 2, 60),
+                ("supervisor".to_owned(), 3, 90),
+                ("department_head".to_owned(), 0, 120),
+            ]
+        );
+        // An explicit cap is kept; a ladder whose last step does not repeat gains nothing.
+        let capped = Ladder {
+            steps: vec![LadderStep {
+                max_repeats: Some(1),
+                ..endless.steps[0].clone()
+            }],
+            service_hours_only: false,
+        }
+        .bounded(3, "department_head");
+        assert_eq!(capped.steps[0].max_repeats, Some(1));
+        assert_eq!(capped.steps[1].after, d("60m"));
+        let once = Ladder {
+            steps: vec![LadderStep {
+                repeat: None,
+                ..endless.steps[0].clone()
+            }],
+            service_hours_only: false,
+        };
+        assert_eq!(once.bounded(3, "department_head"), once);
     }
 
     #[test]

@@ -53,11 +53,36 @@ pub struct PolicyDocument {
 }
 
 /// Escalation ladders by name; SLA rules name the ladder their breaches climb.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationPolicy {
     #[serde(default)]
     pub ladders: BTreeMap<String, Ladder>,
+    /// Reminders a repeating step sends when it does not set `max_repeats` itself.
+    #[serde(default = "default_max_repeats")]
+    pub max_repeats: u32,
+    /// Who is told, once, when the last step's reminders run out (seed 004: a complaint nobody
+    /// closes goes to the department head).
+    #[serde(default = "default_beyond")]
+    pub beyond_last_rung: String,
+}
+
+impl Default for EscalationPolicy {
+    fn default() -> Self {
+        EscalationPolicy {
+            ladders: BTreeMap::new(),
+            max_repeats: default_max_repeats(),
+            beyond_last_rung: default_beyond(),
+        }
+    }
+}
+
+fn default_max_repeats() -> u32 {
+    6
+}
+
+fn default_beyond() -> String {
+    "department_head".into()
 }
 
 fn default_tz() -> String {
@@ -174,6 +199,18 @@ impl Policy {
             ladder
                 .validate()
                 .map_err(|e| invalid(&format!("[escalation.ladders.{name}"), format!("ladder {name}: {e}")))?;
+        }
+        if doc.escalation.beyond_last_rung.trim().is_empty() {
+            return Err(invalid(
+                "beyond_last_rung",
+                "[escalation] beyond_last_rung must name someone".into(),
+            ));
+        }
+        // Every ladder runs bounded: no reminder repeats forever.
+        let mut doc = doc;
+        let (cap, beyond) = (doc.escalation.max_repeats, doc.escalation.beyond_last_rung.clone());
+        for ladder in doc.escalation.ladders.values_mut() {
+            *ladder = ladder.bounded(cap, &beyond);
         }
         for rule in &doc.sla.rules {
             if let Some(l) = &rule.escalation

@@ -659,3 +659,79 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     drop(b_client);
     h.cleanup().await;
 }
+
+/// A reminder on a ticket nobody takes does not repeat forever: after the policy's cap the
+/// escalation climbs one rung and stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_reminders_without_end_are_capped_and_climb_to_the_next_rung() {
+    let mut s = test_settings("remind_cap");
+    s.policy_path = manifest_dir().join("tests/fixtures/policy-fast-capped.toml");
+    let mut h = Harness::with_settings(s).await;
+    // Nobody can take it: the only agent is full.
+    h.import_roster(
+        "id,name,team,languages,channels,skills,max_open,presence\nfl-1,Agent One,front_line,zh;en,,,0,online\n",
+    )
+    .await;
+    h.start_stages(&StageName::ALL, 1);
+    let now = chrono::Utc::now().to_rfc3339();
+    let req = json!({"channel": "chat", "channel_message_id": "cap-1", "received_at": now,
+                     "customer": {"customer_id": "C-cap"}, "body": "我的订单怎么还没发货？"});
+    h.publish_intake("intake.chat", "cap-1", req.to_string().as_bytes())
+        .await;
+    h.wait_for("queued", Duration::from_secs(20), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'queued'").await == 1
+    })
+    .await;
+    let number: String = h
+        .app
+        .db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT number FROM tickets", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let escalated = |h: &Harness, number: String| {
+        let h = h.app.clone();
+        async move {
+            let client = h.db.pool.get().await.unwrap();
+            client
+                .query(
+                    "SELECT tr.details->>'notify' FROM ticket_transitions tr JOIN tickets t ON t.id = tr.ticket_id
+                     WHERE t.number = $1 AND tr.actor = 'escalate' AND tr.details ? 'step'
+                       AND tr.details->>'target' = 'first_response' ORDER BY tr.seq",
+                    &[&number],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+                .collect::<Vec<String>>()
+        }
+    };
+    // Breach at 2 s, reminders at 4 s and 6 s, the next rung at 8 s; then nothing more.
+    h.wait_for("the next rung", Duration::from_secs(20), || async {
+        escalated(&h, number.clone()).await.len() >= 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let fired = escalated(&h, number.clone()).await;
+    assert_eq!(fired.len(), 4, "{fired:?}");
+    assert_eq!(
+        fired.last().map(String::as_str),
+        Some("operations_manager"),
+        "{fired:?}"
+    );
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) FROM sla_timers t JOIN tickets k ON k.id = t.ticket_id
+             WHERE k.number = '{number}' AND t.state = 'pending' AND t.purpose LIKE 'escalate:first_response%'"
+        ))
+        .await,
+        0,
+        "an escalation timer is still pending"
+    );
+    h.cleanup().await;
+}
