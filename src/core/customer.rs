@@ -62,6 +62,25 @@ pub fn match_keys(c: &Customer) -> Vec<String> {
     keys
 }
 
+/// The key that identifies who sent a request, if any: what the channel itself vouches for.
+///
+/// - a `customer_id`: the integration saw the customer signed in (the app, a chat widget on a
+///   logged-in page), so it is the strongest identity;
+/// - otherwise the channel's own address: the caller's number on `phone`, the sender on
+///   `email`;
+/// - anything else the request says (a phone number typed into a chat, an email in an app
+///   form) is a *claim*: it is kept on the ticket, but it neither finds nor changes a customer
+///   record, so whoever types someone's number sees nothing of theirs and renames nobody.
+pub fn identity_key(c: &Customer, channel: &str) -> Option<String> {
+    let keys = match_keys(c);
+    let of = |prefix: &str| keys.iter().find(|k| k.starts_with(prefix)).cloned();
+    of("id:").or_else(|| match channel {
+        "phone" => of("phone:"),
+        "email" => of("email:"),
+        _ => None,
+    })
+}
+
 /// Whether two requests come from the same customer: they share a customer id, a phone number
 /// or an email address (normalised as in [`match_keys`]). A name never identifies anyone.
 /// This decides whether a message may join a ticket it refers to.
@@ -70,13 +89,39 @@ pub fn same_customer(a: &Customer, b: &Customer) -> bool {
     match_keys(a).iter().any(|k| theirs.contains(k))
 }
 
-/// Digits only; a +86 country code is dropped so local and international forms match.
+/// The service's country code: national numbers (`139…`, `010-…`) are read as Chinese.
+pub const HOME_COUNTRY_CODE: &str = "86";
+
+/// A phone number in E.164 (`+8613912345678`) when it can be placed: `+86 139…`, `0086139…`,
+/// `86139…` and `139 1234 5678` are one number, and a landline's trunk 0 goes (`010-6552 9988`
+/// is `+861065529988`). A number that fits none of these (a service number such as 95555 or
+/// 400-820-1234, an extension) is kept as its digits, so it still matches itself.
 pub fn normal_phone(p: &str) -> String {
+    let trimmed = p.trim_start();
     let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-    match digits.strip_prefix("86") {
-        Some(rest) if p.trim_start().starts_with('+') && rest.len() == 11 => rest.to_owned(),
-        _ => digits,
+    if trimmed.starts_with('+') && digits.len() >= 8 {
+        return format!("+{digits}");
     }
+    if let Some(international) = digits.strip_prefix("00")
+        && international.len() >= 8
+    {
+        return format!("+{international}");
+    }
+    let cc = HOME_COUNTRY_CODE;
+    let mobile = |d: &str| d.len() == 11 && d.starts_with('1');
+    if mobile(&digits) {
+        return format!("+{cc}{digits}");
+    }
+    if let Some(rest) = digits.strip_prefix(cc)
+        && mobile(rest)
+    {
+        return format!("+{digits}");
+    }
+    // A landline with its trunk prefix: 0 + area code (2–3 digits) + 7–8 digits.
+    if digits.starts_with('0') && (10..=12).contains(&digits.len()) {
+        return format!("+{cc}{}", &digits[1..]);
+    }
+    digits
 }
 
 #[cfg(test)]
@@ -93,9 +138,45 @@ mod tests {
         };
         assert_eq!(
             match_keys(&c),
-            vec!["id:C1", "phone:13812345678", "email:zhang@example.com"]
+            vec!["id:C1", "phone:+8613812345678", "email:zhang@example.com"]
         );
-        assert_eq!(normal_phone("138 1234 5678"), "13812345678");
+    }
+
+    #[test]
+    fn phone_numbers_are_one_person_in_any_notation() {
+        for form in [
+            "+86 139 1234 5678",
+            "0086 13912345678",
+            "8613912345678",
+            "139-1234-5678",
+            "(139) 1234 5678",
+        ] {
+            assert_eq!(normal_phone(form), "+8613912345678", "{form}");
+        }
+        assert_eq!(normal_phone("010-6552 9988"), "+861065529988");
+        assert_eq!(normal_phone("+1 415 555 0100"), "+14155550100");
+        assert_eq!(normal_phone("001 415 555 0100"), "+14155550100");
+        // Service numbers stay as their digits.
+        assert_eq!(normal_phone("95555"), "95555");
+        assert_eq!(normal_phone("400-820-1234"), "4008201234");
+    }
+
+    #[test]
+    fn only_the_channel_vouches_for_an_identity() {
+        let c = Customer {
+            phone: Some("13912345678".into()),
+            email: Some("li@example.com".into()),
+            ..Default::default()
+        };
+        assert_eq!(identity_key(&c, "phone").as_deref(), Some("phone:+8613912345678"));
+        assert_eq!(identity_key(&c, "email").as_deref(), Some("email:li@example.com"));
+        assert_eq!(identity_key(&c, "chat"), None);
+        assert_eq!(identity_key(&c, "app"), None);
+        let signed_in = Customer {
+            customer_id: Some("C-9".into()),
+            ..c
+        };
+        assert_eq!(identity_key(&signed_in, "chat").as_deref(), Some("id:C-9"));
     }
 
     #[test]

@@ -243,11 +243,14 @@ impl Stage for Intake {
 
             // Customers first: the counter bump below locks the month's row until commit, and
             // every other intake batch waits on it, so as little as possible comes after it.
-            let customer_refs: HashMap<usize, i64> = {
+            let customer_refs: HashMap<usize, Option<i64>> = {
                 let new: Vec<usize> = (0..requests.len())
                     .filter(|n| matches!(targets[*n], Target::New { .. }))
                     .collect();
-                let who: Vec<&crate::core::customer::Customer> = new.iter().map(|n| &requests[*n].1.customer).collect();
+                let who: Vec<(&Customer, &str)> = new
+                    .iter()
+                    .map(|n| (&requests[*n].1.customer, requests[*n].1.channel.as_str()))
+                    .collect();
                 let ids = crate::store::customers::resolve(tx, &who).await?;
                 new.into_iter().zip(ids).collect()
             };

@@ -1,22 +1,41 @@
-//! Customer records: a request is matched to a customer by customer id, then phone, then
-//! email, and a new customer is created when none matches.
+//! Customer records. A request finds its customer only by what its channel vouches for
+//! (`core::customer::identity_key`: a customer id, the caller's number, the sender's address);
+//! a contact a request merely claims neither finds a record nor changes one. A new customer is
+//! created when the identity is new; a request with no identity (an anonymous chat) gets none.
 
 use super::StoreError;
-use crate::core::customer::{Customer, match_keys};
+use crate::core::customer::{Customer, identity_key, match_keys};
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;
 
-/// Finds or creates the customer of each request; returns their ids in order. The caller holds
-/// advisory locks on every match key, so two workers never create the same customer twice.
+/// Finds or creates the customer of each request (`customer`, `channel`); returns their ids in
+/// order (`None`: no identity to file it under). The caller holds advisory locks on every match
+/// key, so two workers never create the same customer twice.
+///
+/// What a request may change on a record it found:
+/// - found by customer id: it fills in missing contacts and updates the name and tier (the
+///   integration vouches for the signed-in customer);
+/// - found by the channel's own address: it may fill in a missing name, nothing else.
 ///
 /// A batch costs a constant number of statements: one indexed lookup, one id allocation and one
 /// insert for all new customers, plus an update only for a known customer we learn something
-/// about (a first phone number, say). Requests of one batch from the same new customer share one
-/// new record, filled in from all of them.
-pub async fn resolve(tx: &Transaction<'_>, customers: &[&Customer]) -> Result<Vec<i64>, StoreError> {
-    let keys: Vec<Vec<String>> = customers.iter().map(|c| match_keys(c)).collect();
+/// about. Requests of one batch from the same new customer share one new record.
+pub async fn resolve(tx: &Transaction<'_>, requests: &[(&Customer, &str)]) -> Result<Vec<Option<i64>>, StoreError> {
+    let idents: Vec<Option<String>> = requests.iter().map(|(c, ch)| identity_key(c, ch)).collect();
+    // The keys each request may find a record by: a signed-in customer's vouched contacts too
+    // (a caller's record gains the account that owns the number), otherwise the identity alone.
+    let lookups: Vec<Vec<String>> = requests
+        .iter()
+        .zip(&idents)
+        .map(|((c, _), ident)| match ident {
+            Some(i) if i.starts_with("id:") => match_keys(c),
+            Some(i) => vec![i.clone()],
+            None => Vec::new(),
+        })
+        .collect();
     let by_kind = |kind: &str| -> Vec<String> {
-        keys.iter()
+        lookups
+            .iter()
             .flatten()
             .filter_map(|k| k.strip_prefix(kind).map(str::to_owned))
             .collect()
@@ -48,26 +67,62 @@ pub async fn resolve(tx: &Transaction<'_>, customers: &[&Customer]) -> Result<Ve
             }
         }
     }
-    let mut matches: Vec<Match> = Vec::with_capacity(customers.len());
+    let mut matches: Vec<Option<Match>> = Vec::with_capacity(requests.len());
     let mut fresh: Vec<[Option<String>; 5]> = Vec::new();
-    for (c, ks) in customers.iter().zip(&keys) {
-        let learned = [field(ks, "id"), field(ks, "phone"), field(ks, "email")];
+    for (((c, _), ident), lookup) in requests.iter().zip(&idents).zip(&lookups) {
+        let Some(ident) = ident else {
+            matches.push(None);
+            continue;
+        };
+        let signed_in = ident.starts_with("id:");
+        let ks = match_keys(c);
+        // A signed-in customer's contacts are vouched for; otherwise only the identity itself.
+        let learned = if signed_in {
+            [field(&ks, "id"), field(&ks, "phone"), field(&ks, "email")]
+        } else {
+            let only = |kind: &str| ident.strip_prefix(&format!("{kind}:")).map(str::to_owned);
+            [None, only("phone"), only("email")]
+        };
         let name = c.name.clone();
-        let tier = c.tier.map(|t| t.as_str().to_owned());
-        let m = match ks.iter().find_map(|k| known.get(k)).copied() {
+        let tier = if signed_in {
+            c.tier.map(|t| t.as_str().to_owned())
+        } else {
+            None
+        };
+        // The first record found that does not belong to another signed-in customer.
+        let own_id = field(&ks, "id");
+        let compatible = |m: &Match| {
+            let stored_id = match m {
+                Match::Stored(id) => held.get(id).and_then(|h| h[0].clone()),
+                Match::New(k) => fresh[*k][0].clone(),
+            };
+            stored_id.is_none() || own_id.is_none() || stored_id == own_id
+        };
+        let found = lookup
+            .iter()
+            .filter_map(|k| known.get(k).copied())
+            .find(|m| compatible(m));
+        let m = match found {
             Some(Match::Stored(id)) => {
-                let learns = held.get(&id).is_none_or(|h| {
+                let h = held.get(&id);
+                let learns = h.is_none_or(|h| {
                     learned.iter().zip(h.iter()).any(|(n, o)| n.is_some() && o.is_none())
-                        || (name.is_some() && name != h[3])
+                        || (name.is_some() && (if signed_in { name != h[3] } else { h[3].is_none() }))
                         || (tier.is_some() && tier != h[4])
                 });
                 if learns {
-                    // Fill in what we learn; never overwrite what we know.
+                    // Fill in what we learn; only a signed-in customer renames the record.
                     tx.execute(
-                        &crate::store::prepared(tx, "UPDATE customers SET customer_id = COALESCE(customer_id, $2), phone = COALESCE(phone, $3),
-                           email = COALESCE(email, $4), name = COALESCE($5, name), tier = COALESCE($6, tier), updated_at = now()
-                         WHERE id = $1 AND (customer_id IS NULL OR $2::text IS NULL OR customer_id = $2)").await?,
-                        &[&id, &learned[0], &learned[1], &learned[2], &name, &tier],
+                        &crate::store::prepared(
+                            tx,
+                            "UPDATE customers SET customer_id = COALESCE(customer_id, $2), phone = COALESCE(phone, $3),
+                           email = COALESCE(email, $4),
+                           name = CASE WHEN $7 THEN COALESCE($5, name) ELSE COALESCE(name, $5) END,
+                           tier = COALESCE($6, tier), updated_at = now()
+                         WHERE id = $1 AND (customer_id IS NULL OR $2::text IS NULL OR customer_id = $2)",
+                        )
+                        .await?,
+                        &[&id, &learned[0], &learned[1], &learned[2], &name, &tier, &signed_in],
                     )
                     .await?;
                     // The update's guard: a record with another customer id is left as it is.
@@ -75,33 +130,38 @@ pub async fn resolve(tx: &Transaction<'_>, customers: &[&Customer]) -> Result<Ve
                         .get_mut(&id)
                         .filter(|h| h[0].is_none() || learned[0].is_none() || h[0] == learned[0])
                     {
+                        let name = if signed_in || h[3].is_none() { name } else { None };
                         fill(h, learned, name, tier);
                     }
                 }
                 Match::Stored(id)
             }
             Some(Match::New(k)) => {
+                let name = if signed_in || fresh[k][3].is_none() { name } else { None };
                 fill(&mut fresh[k], learned, name, tier);
                 Match::New(k)
             }
             None => {
                 fresh.push([None, None, None, None, None]);
                 let k = fresh.len() - 1;
-                fill(&mut fresh[k], learned, name, tier);
+                fill(&mut fresh[k], learned.clone(), name, tier);
                 Match::New(k)
             }
         };
-        for k in ks {
-            known.entry(k.clone()).or_insert(m);
+        // The record is found again by the identity and, when signed in, by the contacts.
+        for k in lookup.iter().cloned() {
+            known.entry(k).or_insert(m);
         }
-        matches.push(m);
+        matches.push(Some(m));
     }
     let new_ids = insert_new(tx, &fresh).await?;
     Ok(matches
         .into_iter()
-        .map(|m| match m {
-            Match::Stored(id) => id,
-            Match::New(k) => new_ids[k],
+        .map(|m| {
+            m.map(|m| match m {
+                Match::Stored(id) => id,
+                Match::New(k) => new_ids[k],
+            })
         })
         .collect())
 }

@@ -79,7 +79,8 @@ pub async fn reserve_numbers(tx: &Transaction<'_>, period: &str, count: i64) -> 
 pub struct NewTicket<'a> {
     pub number: &'a str,
     pub request: &'a IntakeRequest,
-    pub customer_ref: i64,
+    /// `None`: the request names no identity to file it under.
+    pub customer_ref: Option<i64>,
 }
 
 /// Inserts new tickets (state `received`, version 1). Returns `(id, number)` of those inserted;
@@ -98,7 +99,7 @@ pub async fn insert_tickets(tx: &Transaction<'_>, new: &[NewTicket<'_>]) -> Resu
     let subjects: Vec<Option<&str>> = new.iter().map(|t| t.request.subject.as_deref()).collect();
     let bodies: Vec<&str> = new.iter().map(|t| t.request.body.as_str()).collect();
     let received: Vec<chrono::DateTime<chrono::Utc>> = new.iter().map(|t| t.request.received_at).collect();
-    let customer_refs: Vec<i64> = new.iter().map(|t| t.customer_ref).collect();
+    let customer_refs: Vec<Option<i64>> = new.iter().map(|t| t.customer_ref).collect();
     let rows = tx
         .query(
             &prepared(

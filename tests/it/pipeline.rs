@@ -377,7 +377,7 @@ async fn one_batch_creates_each_new_customer_once_with_everything_it_learned() {
     assert_eq!(h.count("SELECT count(*) FROM customers").await, 2);
     assert_eq!(
         h.count(
-            "SELECT count(*) FROM customers WHERE customer_id = 'C77' AND phone = '13812345678'
+            "SELECT count(*) FROM customers WHERE customer_id = 'C77' AND phone = '+8613812345678'
              AND email = 'li@example.com' AND name = '李雷' AND tier = 'vip'"
         )
         .await,

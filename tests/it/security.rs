@@ -680,3 +680,65 @@ async fn set_priority_before_assignment_strands_no_ticket() {
     assert_eq!(h.depth(&h.topo().dead_queue()).await, 0, "{}", h.snapshot().await);
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_record_poisoning_a_claimed_contact_renames_nobody_and_sees_no_history() {
+    let mut h = Harness::new("sec_poison").await;
+    h.start_stages(&[StageName::Intake], 1);
+    let send = |id: &'static str, channel: &'static str, customer: Value| {
+        let h = &h;
+        async move {
+            let body = json!({"channel": channel, "channel_message_id": id, "received_at": chrono::Utc::now(),
+                              "customer": customer, "body": "我的订单怎么还没发货？"});
+            h.publish_intake(&format!("intake.{channel}"), id, &serde_json::to_vec(&body).unwrap())
+                .await;
+            ticket_of(h, id).await
+        }
+    };
+    // The real customer calls: the phone channel vouches for the number.
+    send("p-1", "phone", json!({"name": "王芳", "phone": "139 1234 5678"})).await;
+    // Someone types her number (and then her email) into a chat and an app form.
+    let chat = send("x-1", "chat", json!({"name": "Mallory", "phone": "+86 139 1234 5678"})).await;
+    send(
+        "x-2",
+        "app",
+        json!({"name": "Mallory", "email": "wang.fang@example.com"}),
+    )
+    .await;
+    let names: Vec<String> = h
+        .app
+        .db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query("SELECT coalesce(name, '') FROM customers ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, vec!["王芳"], "a claim created or renamed a customer record");
+    let view = switchboard::http::api::ticket_json(&h.app, &chat)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        view["customer_tickets"],
+        json!([]),
+        "the chat ticket shows her history: {view:#}"
+    );
+    // Her next call, dialled with the international prefix, finds her record and history.
+    let again = send("p-2", "phone", json!({"phone": "0086-139-1234-5678"})).await;
+    let view = switchboard::http::api::ticket_json(&h.app, &again)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view["customer_tickets"].as_array().map(Vec::len), Some(1), "{view:#}");
+    assert_eq!(
+        h.count("SELECT count(*) FROM customers WHERE phone = '+8613912345678'")
+            .await,
+        1
+    );
+    h.cleanup().await;
+}
