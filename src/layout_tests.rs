@@ -267,6 +267,30 @@ fn only_the_bus_publishes() {
 }
 
 #[test]
+fn row_locks_that_wait_are_taken_only_in_the_one_lock_order() {
+    let mut found = Vec::new();
+    for file in library_files() {
+        if module_path(&file) == ["store", "locks"] {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for (n, line) in code_lines(&text) {
+            let upper = line.to_ascii_uppercase();
+            if (upper.contains("FOR UPDATE") || upper.contains("FOR NO KEY UPDATE") || upper.contains("FOR SHARE"))
+                && !upper.contains("SKIP LOCKED")
+            {
+                found.push(format!("{}:{n}: {}", file.display(), line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "row locks outside store::locks (agents by id, then tickets by id):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn stage_names_are_spelled_only_in_the_registry() {
     // "intake" is also an exchange's name, so only the other stages are looked for.
     const NAMES: [&str; 6] = [

@@ -19,8 +19,8 @@ use crate::http::auth::ApiKey;
 use crate::runtime::Services;
 use crate::stages::actions::{ActionError, apply};
 use crate::stages::{Applied, once};
+use crate::store::locks::lock_by_number;
 use crate::store::sla::pauses;
-use crate::store::tickets::lock_by_number;
 use crate::store::{outbox, tickets};
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -279,6 +279,20 @@ async fn apply_http(
 ) -> Result<(bool, bool), ActionError> {
     let mut client = s.app.db.pool.get().await.map_err(crate::store::StoreError::from)?;
     let tx = client.transaction().await?;
+    // The one lock order (`store::locks`): the ticket's assignee and any agent a reassignment
+    // names, then the ticket.
+    let named: Vec<&str> = match &msg.action {
+        Action::Reassign { agent, .. } => vec![agent.as_str()],
+        _ => Vec::new(),
+    };
+    let numbers = [msg.ticket.as_str()];
+    let set = crate::store::locks::LockSet {
+        agents: &named,
+        assignees_of: &numbers,
+        ticket_numbers: &numbers,
+        ..Default::default()
+    };
+    crate::store::locks::lock(&tx, &set).await?;
     let Some(t) = lock_by_number(&tx, &msg.ticket).await? else {
         return Err(ActionError::NotFound(msg.ticket.clone()));
     };

@@ -5,7 +5,7 @@
 //! message (sent when an agent comes online, gets a higher cap or finishes a ticket) runs the
 //! same code with no new tickets.
 
-use super::{Because, Context, Decision, commit_decisions, finish, prepare_work};
+use super::{Because, Context, Decision, commit_decisions, decode_work, finish, settle_work};
 use crate::contracts::StageName;
 use crate::contracts::work::DrainMessage;
 use crate::core::routing::{Agent, Need, choose_agent, choose_team};
@@ -58,7 +58,34 @@ impl Stage for Assign {
         {
             let policy = &self.ctx.policy;
             let routing = &policy.doc.routing;
-            let mut work = prepare_work(tx, batch, self.name(), &[TicketState::Prioritized], true).await?;
+            // The one lock order (`store::locks`): agents, then tickets. Which teams' agents a
+            // batch needs depends on its tickets, so read them first without a lock, then lock
+            // both in one call; a ticket that changed in between is superseded (or retried).
+            let decoded = decode_work(batch, self.name(), true);
+            let ids = decoded.ticket_ids();
+            let route = |t: &crate::core::ticket::Ticket| {
+                choose_team(
+                    routing,
+                    t.category.as_deref().unwrap_or(""),
+                    t.priority.as_deref().unwrap_or(""),
+                    &t.channel,
+                )
+            };
+            let mut wanted: BTreeSet<String> = decoded.drains.iter().map(|(_, d)| d.drain_team.clone()).collect();
+            for t in tickets::read_tickets(tx, &ids).await? {
+                wanted.insert(route(&t).team);
+            }
+            let wanted: Vec<String> = wanted.into_iter().collect();
+            let locked = crate::store::locks::lock(
+                tx,
+                &crate::store::locks::LockSet {
+                    teams: &wanted,
+                    ticket_ids: &ids,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let mut work = settle_work(tx, decoded, locked.tickets, self.name(), &[TicketState::Prioritized]).await?;
 
             let mut drains: Vec<(usize, String, DrainMessage)> = Vec::new();
             for (i, d) in std::mem::take(&mut work.drains) {
@@ -85,12 +112,12 @@ impl Stage for Assign {
             let mut candidates: Vec<Candidate> = Vec::new();
             let mut team_reason: HashMap<i64, String> = HashMap::new();
             for (i, msg, t) in work.pending {
-                let choice = choose_team(
-                    routing,
-                    t.category.as_deref().unwrap_or(""),
-                    t.priority.as_deref().unwrap_or(""),
-                    &t.channel,
-                );
+                let choice = route(&t);
+                if !wanted.contains(&choice.team) {
+                    // Changed between the read and the lock: its team's agents are not held.
+                    work.settled[i] = Some(Outcome::Retry(format!("ticket {} changed while locking", t.number)));
+                    continue;
+                }
                 teams.insert(choice.team.clone());
                 team_reason.insert(t.id, choice.reason);
                 let mut ticket = t;
@@ -107,8 +134,10 @@ impl Stage for Assign {
             let team_list: Vec<String> = teams.into_iter().collect();
 
             let mut agents_by_team: HashMap<String, Vec<Agent>> = HashMap::new();
-            for a in agents::lock_teams(tx, &team_list).await? {
-                agents_by_team.entry(a.team.clone()).or_default().push(a);
+            for a in locked.agents {
+                if team_list.contains(&a.team) {
+                    agents_by_team.entry(a.team.clone()).or_default().push(a);
+                }
             }
             // Only teams with a free slot can take a queued ticket, and only as many as their free
             // slots (with slack for skills that do not match): scanning a long queue that

@@ -8,7 +8,7 @@ use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::stages::actions::{ActionError, apply};
 use crate::stages::{Applied, Context, finish, once};
 use crate::store::StoreError;
-use crate::store::tickets::lock_by_number;
+use crate::store::locks::lock_by_number;
 use deadpool_postgres::Transaction;
 use tracing::Instrument;
 
@@ -39,7 +39,15 @@ async fn lock_agents(
     if numbers.is_empty() {
         return Ok(());
     }
-    crate::store::agents::lock_for_actions(tx, &numbers, &named).await
+    // Agents, then every ticket of the batch, in one call: the one lock order.
+    let set = crate::store::locks::LockSet {
+        agents: &named,
+        assignees_of: &numbers,
+        ticket_numbers: &numbers,
+        ..Default::default()
+    };
+    crate::store::locks::lock(tx, &set).await?;
+    Ok(())
 }
 
 impl Stage for Lifecycle {

@@ -154,17 +154,29 @@ pub struct WorkBatch {
     pub drains: Vec<(usize, DrainMessage)>,
 }
 
-/// Decodes work messages for `stage` and locks their tickets, settling whatever needs no
-/// decision: undecodable (dead), already processed (duplicate), stale or missing (dead).
-pub async fn prepare_work(
-    tx: &Transaction<'_>,
-    batch: &[Inbound],
-    stage: &str,
-    expected: &[TicketState],
-    takes_drains: bool,
-) -> Result<WorkBatch, StoreError> {
+/// Work messages decoded, before any lock: what `settle_work` needs after the caller locked.
+pub struct DecodedWork {
+    pub settled: Vec<Option<Outcome>>,
+    pub work: Vec<(usize, WorkMessage)>,
+    pub copies: Vec<(usize, usize)>,
+    pub drains: Vec<(usize, DrainMessage)>,
+}
+
+impl DecodedWork {
+    /// The tickets the work messages are about, each once, in id order.
+    pub fn ticket_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.work.iter().map(|(_, w)| w.ticket_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Decodes work messages for `stage`, settling what needs no ticket: undecodable (dead), for
+/// another stage (dead), copies within the batch.
+pub fn decode_work(batch: &[Inbound], stage: &str, takes_drains: bool) -> DecodedWork {
     let mut settled: Vec<Option<Outcome>> = vec![None; batch.len()];
-    let mut decoded: Vec<(usize, WorkMessage)> = Vec::new();
+    let mut work: Vec<(usize, WorkMessage)> = Vec::new();
     let mut copies = Vec::new();
     let mut first_by_id: HashMap<String, usize> = HashMap::new();
     let mut drains = Vec::new();
@@ -190,18 +202,54 @@ pub async fn prepare_work(
                     copies.push((i, j));
                 } else {
                     first_by_id.insert(id, i);
-                    decoded.push((i, w));
+                    work.push((i, w));
                 }
             }
         }
     }
-    // Lock first, then look up the ledger: a concurrent worker that applied the same message
-    // has committed by the time we hold the lock, so its record is visible and this copy is a
+    DecodedWork {
+        settled,
+        work,
+        copies,
+        drains,
+    }
+}
+
+/// Decodes work messages for `stage` and locks their tickets (`store::locks`, tickets only),
+/// settling whatever needs no decision. A stage that also locks agents decodes, locks both in
+/// one call, then calls [`settle_work`].
+pub async fn prepare_work(
+    tx: &Transaction<'_>,
+    batch: &[Inbound],
+    stage: &str,
+    expected: &[TicketState],
+    takes_drains: bool,
+) -> Result<WorkBatch, StoreError> {
+    let decoded = decode_work(batch, stage, takes_drains);
+    let ids = decoded.ticket_ids();
+    let locked = crate::store::locks::lock(tx, &crate::store::locks::LockSet::tickets(&ids)).await?;
+    settle_work(tx, decoded, locked.tickets, stage, expected).await
+}
+
+/// With the tickets locked: already processed (duplicate), superseded (acked), stale or
+/// missing (dead), or pending a decision.
+pub async fn settle_work(
+    tx: &Transaction<'_>,
+    decoded: DecodedWork,
+    locked: Vec<Ticket>,
+    stage: &str,
+    expected: &[TicketState],
+) -> Result<WorkBatch, StoreError> {
+    let DecodedWork {
+        mut settled,
+        work: mut decoded,
+        copies,
+        drains,
+    } = decoded;
+    let locked: HashMap<i64, Ticket> = locked.into_iter().map(|t| (t.id, t)).collect();
+    // Locked first, then the ledger: a concurrent worker that applied the same message has
+    // committed by the time we hold the lock, so its record is visible and this copy is a
     // duplicate, not a stale message.
-    let mut ids: Vec<i64> = decoded.iter().map(|(_, w)| w.ticket_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let locked = tickets::lock_tickets(tx, &ids).await?;
     let keys: Vec<String> = decoded.iter().map(|(_, w)| w.message_id()).collect();
     let done = ledger::lookup(tx, &keys).await?;
     decoded.retain(|(i, w)| match done.get(&w.message_id()) {

@@ -255,40 +255,6 @@ pub async fn adjust_load(
     }))
 }
 
-/// Locks, in id order, the assignees of the tickets `numbers` and the agents `named`: the one
-/// lock order for agents (assign takes its teams' agents the same way).
-pub async fn lock_for_actions(tx: &Transaction<'_>, numbers: &[&str], named: &[&str]) -> Result<(), StoreError> {
-    tx.execute(
-        &super::prepared(
-            tx,
-            "SELECT 1 FROM agents
-         WHERE id IN (SELECT assignee FROM tickets WHERE number = ANY($1) AND assignee IS NOT NULL)
-            OR id = ANY($2)
-         ORDER BY id FOR UPDATE",
-        )
-        .await?,
-        &[&numbers, &named],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Locks the agents of `teams`, in id order (the one lock order for agents), and reads them.
-pub async fn lock_teams(tx: &Transaction<'_>, teams: &[String]) -> Result<Vec<Agent>, StoreError> {
-    let rows = tx
-        .query(
-            &super::prepared(
-                tx,
-                "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
-                     FROM agents WHERE team = ANY($1) ORDER BY id FOR UPDATE",
-            )
-            .await?,
-            &[&teams],
-        )
-        .await?;
-    Ok(rows.iter().map(agent_from_row).collect())
-}
-
 /// Writes the loads and idle times of agents after an assignment batch.
 pub async fn set_loads(
     tx: &Transaction<'_>,

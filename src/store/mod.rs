@@ -8,6 +8,7 @@ pub mod gauges;
 pub mod intake;
 pub mod keys;
 pub mod ledger;
+pub mod locks;
 pub mod outbox;
 pub mod reports;
 pub mod retention;

@@ -6,7 +6,6 @@ use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use std::collections::HashMap;
 use tokio_postgres::{GenericClient, Row};
 
 pub const TICKET_COLUMNS: &str = "id, number, channel, channel_message_id, customer, subject, body, language, category, \
@@ -55,23 +54,16 @@ pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
     })
 }
 
-/// Loads and row-locks tickets, in id order so that concurrent batches lock in the same order
-/// and cannot deadlock each other.
-pub async fn lock_tickets(tx: &Transaction<'_>, ids: &[i64]) -> Result<HashMap<i64, Ticket>, StoreError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
+/// Reads tickets without locking them (to learn which agents a batch will need before taking
+/// the locks in order).
+pub async fn read_tickets(tx: &Transaction<'_>, ids: &[i64]) -> Result<Vec<Ticket>, StoreError> {
     let rows = tx
         .query(
-            &crate::store::prepared(
-                tx,
-                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
-            )
-            .await?,
+            &crate::store::prepared(tx, &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1)")).await?,
             &[&ids],
         )
         .await?;
-    rows.iter().map(|r| ticket_from_row(r).map(|t| (t.id, t))).collect()
+    rows.iter().map(ticket_from_row).collect()
 }
 
 /// Locks up to `limit` queued tickets of `teams`, earliest resolution deadline first, skipping
@@ -91,26 +83,6 @@ pub async fn lock_queued(tx: &Transaction<'_>, teams: &[String], limit: i64) -> 
         )
         .await?;
     rows.iter().map(ticket_from_row).collect()
-}
-
-/// Locks one ticket by number (`FOR UPDATE`).
-pub async fn lock_by_number(tx: &Transaction<'_>, number: &str) -> Result<Option<Ticket>, StoreError> {
-    let row = tx
-        .query_opt(
-            &crate::store::prepared(
-                tx,
-                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1 FOR UPDATE"),
-            )
-            .await?,
-            &[&number],
-        )
-        .await?;
-    row.as_ref().map(ticket_from_row).transpose()
-}
-
-/// Locks one ticket by id: [`lock_tickets`] with one id.
-pub async fn lock_by_id(tx: &Transaction<'_>, id: i64) -> Result<Option<Ticket>, StoreError> {
-    Ok(lock_tickets(tx, &[id]).await?.remove(&id))
 }
 
 /// Writes a ticket changed by a lifecycle action (every field an action can change), guarded

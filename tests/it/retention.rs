@@ -347,7 +347,7 @@ async fn anonymising_respects_holds_and_drops_the_months_only_expired_tickets_us
     assert_eq!(c1.get::<_, Option<String>>(4).as_deref(), Some("vip"));
     let c4 = customer_row("OLD4").await;
     assert_eq!(c4.get::<_, Option<String>>(0).as_deref(), Some("C-BACK"));
-    assert_eq!(c4.get::<_, Option<String>>(1).as_deref(), Some("13812345678"));
+    assert_eq!(c4.get::<_, Option<String>>(1).as_deref(), Some("+8613812345678"));
     for n in ["OLD2", "OLD5"] {
         let c = customer_row(n).await;
         assert!(

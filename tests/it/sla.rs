@@ -660,6 +660,91 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     h.cleanup().await;
 }
 
+/// Deadlocks: two transactions that meet the same tickets in opposite orders. A lifecycle batch
+/// resolving T2 then T1 takes both tickets in id order up front (`store::locks`), so while it
+/// waits for T1 (held by B) it holds nothing B then asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlock_a_lifecycle_batch_locks_its_tickets_in_id_order_whatever_the_arrival_order() {
+    use switchboard::runtime::runner::{Outcome, Stage};
+    let mut s = test_settings("lock_tickets");
+    s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
+    let mut h = Harness::with_settings(s).await;
+    h.import_roster("id,name,team,languages,channels,skills,max_open,presence\na1,A1,front_line,zh;en,,,5,online\n")
+        .await;
+    h.start_stages(&StageName::PIPELINE, 1);
+    open_ticket(&h, "lt-1", "订单一直没发货").await;
+    open_ticket(&h, "lt-2", "订单一直没发货").await;
+    h.stop_stages().await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let numbers: Vec<String> = client
+        .query("SELECT number FROM tickets ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (t1, t2) = (numbers[0].clone(), numbers[1].clone());
+    let resolve = |number: &str| {
+        let action = json!({"ticket": number, "actor": "agent:a1", "action": {"kind": "resolve", "result": "done"}});
+        common::inbound(
+            "action.resolve",
+            &format!("lt-{number}"),
+            action.to_string().into_bytes(),
+        )
+    };
+    // The batch meets T2 first.
+    let batch = vec![resolve(&t2), resolve(&t1)];
+    let mut b_client = h.app.db.pool.get().await.unwrap();
+    let b = b_client.transaction().await.unwrap();
+    b.execute("SELECT 1 FROM tickets WHERE number = $1 FOR UPDATE", &[&t1])
+        .await
+        .unwrap();
+    let lifecycle = switchboard::stages::lifecycle::Lifecycle { ctx: h.app.context() };
+    let app = h.app.clone();
+    let a = tokio::spawn(async move {
+        let mut client = app.db.pool.get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let out = lifecycle.process(&tx, &batch).await?;
+        tx.commit().await?;
+        Ok::<_, switchboard::store::StoreError>(out)
+    });
+    h.wait_for(
+        "the lifecycle batch to wait for T1",
+        Duration::from_secs(10),
+        || async {
+            client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            >= 1
+        },
+    )
+    .await;
+    let got = tokio::time::timeout(
+        Duration::from_millis(500),
+        b.execute("SELECT 1 FROM tickets WHERE number = $1 FOR UPDATE", &[&t2]),
+    )
+    .await;
+    assert!(
+        matches!(got, Ok(Ok(_))),
+        "B could not lock T2: the lifecycle batch holds it while waiting for T1 ({got:?})"
+    );
+    b.commit().await.unwrap();
+    let out = a.await.unwrap().expect("the lifecycle batch commits");
+    assert!(out.iter().all(|o| matches!(o, Outcome::Done(_))), "{out:?}");
+    assert_eq!(
+        h.count("SELECT count(*) FROM tickets WHERE state = 'resolved'").await,
+        2
+    );
+    drop(client);
+    drop(b_client);
+    h.cleanup().await;
+}
+
 /// A reminder on a ticket nobody takes does not repeat forever: after the policy's cap the
 /// escalation climbs one rung and stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
