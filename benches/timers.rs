@@ -68,6 +68,7 @@ async fn run(app: &App) -> anyhow::Result<()> {
             app.db.clone(),
             app.topo.clone(),
             app.settings.amqp_urls(),
+            Duration::from_secs(app.settings.sweep_after_s),
             app.health.clone(),
             stop.clone(),
         )));

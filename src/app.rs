@@ -109,8 +109,7 @@ impl App {
     /// Declares exchanges and queues (idempotent).
     pub async fn declare_topology(&self) -> Result<(), BusError> {
         let conn = bus::connect(&self.settings.amqp_urls(), "switchboard-setup").await?;
-        let ch = conn.create_channel().await?;
-        self.topo.declare(&ch).await?;
+        self.topo.declare(&conn).await?;
         let _ = conn.close(200, "done".into()).await;
         Ok(())
     }

@@ -22,7 +22,8 @@ pub struct Settings {
     /// Prefix of every exchange and queue name (`switchboard.intake`, …).
     pub topology_prefix: String,
     pub policy_path: PathBuf,
-    /// Unacknowledged deliveries a consumer may hold.
+    /// Unacknowledged deliveries a consumer may hold; at most twice `batch_max` is used
+    /// ([`Settings::effective_prefetch`]).
     pub prefetch: u16,
     /// Most deliveries one transaction takes.
     pub batch_max: usize,
@@ -34,6 +35,9 @@ pub struct Settings {
     pub metrics_addr: Option<String>,
     /// How long a stopping worker may take to finish what it holds.
     pub shutdown_grace_ms: u64,
+    /// How long a ticket may wait in a pipeline state (received, classified, prioritized) or
+    /// in a queue with a free agent before the scheduler's sweeper re-drives it (seconds).
+    pub sweep_after_s: u64,
     /// Where `switchboard gateway` listens (`host:port`).
     pub gateway_listen: String,
     /// Requests per second each API key may make (token bucket refill), unless the key has its own.
@@ -69,6 +73,17 @@ pub struct Settings {
     pub gateway_max_in_flight: usize,
 }
 
+impl Settings {
+    /// The prefetch a consumer really asks for: at most two batches (the one in hand and the
+    /// next). Every delivery a consumer holds when its connection drops comes back with one more
+    /// delivery counted against the queue's `delivery_limit`, so deliveries held but untouched
+    /// would burn their limit on every reconnect for nothing.
+    pub fn effective_prefetch(&self) -> u16 {
+        let two_batches = self.batch_max.max(1).saturating_mul(2).min(u16::MAX as usize) as u16;
+        self.prefetch.clamp(1, two_batches)
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -95,6 +110,7 @@ impl Default for Settings {
             gateway_auth_misses_per_sec: 10,
             gateway_max_backdate_s: 24 * 3600,
             gateway_max_ahead_s: 300,
+            sweep_after_s: 120,
             gateway_max_connections: 10_000,
             gateway_header_timeout_ms: 10_000,
             gateway_request_timeout_ms: 30_000,
@@ -190,6 +206,9 @@ impl Settings {
         }
         if let Some(v) = get("SWITCHBOARD_DELIVERY_LIMIT") {
             self.delivery_limit = num("SWITCHBOARD_DELIVERY_LIMIT", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_SWEEP_AFTER_S") {
+            self.sweep_after_s = num("SWITCHBOARD_SWEEP_AFTER_S", v)?;
         }
         if let Some(v) = get("SWITCHBOARD_SHUTDOWN_GRACE_MS") {
             self.shutdown_grace_ms = num("SWITCHBOARD_SHUTDOWN_GRACE_MS", v)?;
@@ -327,6 +346,23 @@ mod tests {
         s.apply_env(env).unwrap();
         assert_eq!(s.batch_max, 7);
         assert_eq!(s.amqp_urls(), vec!["amqp://a:5672/%2f", "amqp://b:5672/%2f"]);
+    }
+
+    #[test]
+    fn a_consumer_holds_at_most_two_batches() {
+        let mut s = Settings::default();
+        assert_eq!((s.prefetch, s.batch_max), (300, 100));
+        assert_eq!(
+            s.effective_prefetch(),
+            200,
+            "300 would leave 200 untouched deliveries per consumer"
+        );
+        s.prefetch = 50;
+        assert_eq!(s.effective_prefetch(), 50);
+        s.batch_max = 0;
+        assert_eq!(s.effective_prefetch(), 2);
+        s.prefetch = 0;
+        assert_eq!(s.effective_prefetch(), 1);
     }
 
     #[test]

@@ -8,9 +8,9 @@
 //! duplicates, thread replies, invalid messages) published with confirms, while a driver acting
 //! as agents answers and resolves some of the assigned tickets through the actions exchange.
 //!
-//! ONE test function on purpose: it stops the shared RabbitMQ and Postgres, so nothing else may
-//! run beside it (cargo runs test binaries one after another; `scripts/test` runs this one on
-//! its own). The seed of its choices (which worker dies when, which tickets get actions) is
+//! Its tests stop the shared RabbitMQ and Postgres or raise the broker's memory alarm, so nothing
+//! else may run beside them: `scripts/test` runs this binary on its own, one test at a time
+//! (`--test-threads=1`). The seed of its choices (which worker dies when, which tickets get actions) is
 //! printed; `CHAOS_SEED=<seed>` replays those choices, though not the timing around them.
 
 mod common;
@@ -19,7 +19,8 @@ use common::Harness;
 use common::process::{Running, log_path, log_tail, sigterm, spawn_bin, wait_exit};
 use common::publisher::Publisher;
 use common::servers::{
-    PostgresGuard, RabbitGuard, pg_version, start_postgres, start_rabbitmq, stop_postgres, stop_rabbitmq,
+    PostgresGuard, RabbitGuard, WatermarkGuard, pg_version, set_memory_watermark, start_postgres, start_rabbitmq,
+    stop_postgres, stop_rabbitmq,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -692,5 +693,64 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
         dead.len() - dead_ids.len()
     );
     let _ = std::fs::remove_file(log_path(&s));
+    h.cleanup().await;
+}
+
+/// A broker alarm: RabbitMQ's memory alarm blocks every publishing connection while a load is in
+/// flight. The stages consume on one connection and publish on another, hold no database
+/// transaction while the broker makes them wait, and carry on when the alarm clears: every
+/// request becomes a routed ticket and nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_broker_memory_alarm_blocks_publishers_without_deadlock_or_loss() {
+    use switchboard::app::StageName;
+    let mut h = Harness::new("alarm").await;
+    let _watermark = WatermarkGuard;
+    h.import_sample_roster().await;
+    let now = chrono::Utc::now();
+    for n in 0..40 {
+        let id = format!("alarm-{n}");
+        let body = json!({"channel": "app", "channel_message_id": id, "received_at": now,
+                          "customer": {"customer_id": format!("C-{n}")}, "body": "APP 付款页面一直报错，无法下单"});
+        h.publish_intake("intake.app", &id, &serde_json::to_vec(&body).unwrap())
+            .await;
+    }
+    set_memory_watermark("0.0001");
+    h.start_stages(&StageName::ALL, 2);
+    println!("alarm: memory alarm raised with 40 requests queued; stages started");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let stored = query(&h, "SELECT count(*) FROM tickets").await[0].get::<_, i64>(0);
+    // While the broker blocks publishers, no transaction waits on it.
+    let idle_in_tx = query(
+        &h,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+           AND state = 'idle in transaction' AND now() - state_change > interval '2 seconds'",
+    )
+    .await[0]
+        .get::<_, i64>(0);
+    assert_eq!(idle_in_tx, 0, "a transaction stayed open across the broker's alarm");
+    assert!(
+        stored > 0,
+        "intake consumed nothing during the alarm: consuming must not be blocked"
+    );
+    let routed_during =
+        query(&h, "SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')").await[0].get::<_, i64>(0);
+    set_memory_watermark("0.4");
+    println!("alarm: cleared ({stored} stored by intake and {routed_during} of 40 routed while it lasted)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let routed =
+            query(&h, "SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')").await[0].get::<_, i64>(0);
+        if routed == 40 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {routed} of 40 routed a minute after the alarm: {}",
+            h.snapshot().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(h.depth(&h.topo().dead_queue()).await, 0, "{}", h.snapshot().await);
+    println!("alarm: 40 of 40 routed, 0 dead letters");
     h.cleanup().await;
 }

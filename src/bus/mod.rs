@@ -34,6 +34,8 @@ pub enum BusError {
     NoUrl,
     #[error("the connection to RabbitMQ was lost")]
     ConnectionLost,
+    #[error("the broker did not confirm {what} within {after:?} (a memory or disk alarm blocks publishers?)")]
+    ConfirmTimeout { what: String, after: std::time::Duration },
     #[error(
         "RabbitMQ at {target} did not answer within {after:?}. Is the address right and the node up? Check SWITCHBOARD_AMQP_URL"
     )]
@@ -126,8 +128,52 @@ impl Topology {
         args
     }
 
-    /// Declares everything idempotently. Safe to run from every worker at start.
-    pub async fn declare(&self, ch: &Channel) -> Result<(), BusError> {
+    /// Declares everything idempotently, on channels of its own. Safe to run from every worker
+    /// at start.
+    pub async fn declare(&self, conn: &lapin::Connection) -> Result<(), BusError> {
+        self.declare_dead_queue(conn).await?;
+        let ch = conn.create_channel().await?;
+        let declared = self.declare_on(&ch).await;
+        let _ = ch.close(200, "declared".into()).await;
+        declared
+    }
+
+    /// The dead-letter queue, with its length limit ([`DEAD_LETTER_MAX`]; past it the oldest
+    /// dead letters are dropped, `drop-head`, so a flood of garbage cannot fill the broker's
+    /// disk or stop the stages). A queue declared by a version without the limit keeps its
+    /// arguments (the broker refuses to change them): it is used as it is, with a warning that
+    /// says how to add the limit by policy.
+    async fn declare_dead_queue(&self, conn: &lapin::Connection) -> Result<(), BusError> {
+        let ch = conn.create_channel().await?;
+        let mut args = self.quorum_args(false);
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(DEAD_LETTER_MAX as i64));
+        args.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(DEAD_LETTER_MAX_BYTES as i64),
+        );
+        args.insert("x-overflow".into(), AMQPValue::LongString("drop-head".into()));
+        let opts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        match ch.queue_declare(self.dead_queue().into(), opts, args).await {
+            Ok(_) => {
+                let _ = ch.close(200, "declared".into()).await;
+                Ok(())
+            }
+            Err(e) if e.to_string().contains("PRECONDITION_FAILED") || e.to_string().contains("inequivalent") => {
+                tracing::warn!(
+                    queue = %self.dead_queue(),
+                    "the dead-letter queue was declared without a length limit by an earlier version; add one with: rabbitmqctl set_policy switchboard-dead '^{}$' '{{\"max-length\":{DEAD_LETTER_MAX},\"max-length-bytes\":{DEAD_LETTER_MAX_BYTES},\"overflow\":\"drop-head\"}}' --apply-to queues",
+                    self.dead_queue().replace('.', "\\.")
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn declare_on(&self, ch: &Channel) -> Result<(), BusError> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..Default::default()
@@ -147,8 +193,6 @@ impl Topology {
             durable: true,
             ..Default::default()
         };
-        ch.queue_declare(self.dead_queue().into(), qopts, self.quorum_args(false))
-            .await?;
         ch.queue_bind(
             self.dead_queue().into(),
             self.exchange(Exchange::Dlx).into(),
@@ -241,16 +285,37 @@ pub struct Pending {
     what: String,
 }
 
+/// Dead letters the dead-letter queue keeps, and their bytes; past either the oldest go.
+pub const DEAD_LETTER_MAX: u32 = 100_000;
+pub const DEAD_LETTER_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Longest wait for one confirm. A broker under a memory or disk alarm blocks publishers
+/// (`connection.blocked`) and confirms nothing until the alarm clears; past this the caller
+/// gives up, reconnects, and the unacknowledged inputs are redelivered (publishes are
+/// idempotent by message id), instead of hanging for ever on a broker that stopped answering.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Pending {
+    async fn confirmation(self) -> Result<(lapin::Confirmation, String), BusError> {
+        match tokio::time::timeout(CONFIRM_TIMEOUT, self.confirm).await {
+            Ok(c) => Ok((c?, self.what)),
+            Err(_) => Err(BusError::ConfirmTimeout {
+                what: self.what,
+                after: CONFIRM_TIMEOUT,
+            }),
+        }
+    }
+
     /// Waits for the broker: `Ok` once it holds the message durably; an error if it refused
-    /// (nack) or, for a mandatory publish, no queue took it (returned).
+    /// (nack), for a mandatory publish no queue took it (returned), or no confirm came within
+    /// [`CONFIRM_TIMEOUT`].
     pub async fn confirmed(self) -> Result<(), BusError> {
-        let confirmation = self.confirm.await?;
+        let (confirmation, what) = self.confirmation().await?;
         if confirmation.is_nack() {
-            return Err(BusError::Nacked(self.what));
+            return Err(BusError::Nacked(what));
         }
         if confirmation.take_message().is_some() {
-            return Err(BusError::Unroutable(self.what));
+            return Err(BusError::Unroutable(what));
         }
         Ok(())
     }
@@ -258,9 +323,9 @@ impl Pending {
     /// Like [`Pending::confirmed`], but a returned message is not an error (a dead letter with
     /// no dead-letter queue bound has nowhere else to go either).
     pub async fn accepted(self) -> Result<(), BusError> {
-        let confirmation = self.confirm.await?;
+        let (confirmation, what) = self.confirmation().await?;
         if confirmation.is_nack() {
-            return Err(BusError::Nacked(self.what));
+            return Err(BusError::Nacked(what));
         }
         Ok(())
     }
@@ -288,22 +353,27 @@ pub async fn send(
     props: BasicProperties,
     what: impl Into<String>,
 ) -> Result<Pending, BusError> {
-    let confirm = ch
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions {
-                mandatory,
-                ..Default::default()
-            },
-            payload,
-            props,
-        )
-        .await?;
-    Ok(Pending {
-        confirm,
-        what: what.into(),
-    })
+    let what = what.into();
+    let publish = ch.basic_publish(
+        exchange.into(),
+        routing_key.into(),
+        BasicPublishOptions {
+            mandatory,
+            ..Default::default()
+        },
+        payload,
+        props,
+    );
+    let confirm = match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+        Ok(c) => c?,
+        Err(_) => {
+            return Err(BusError::ConfirmTimeout {
+                what,
+                after: CONFIRM_TIMEOUT,
+            });
+        }
+    };
+    Ok(Pending { confirm, what })
 }
 
 /// Publishes every message, then waits for all confirms (pipelined, not one round trip each).

@@ -89,9 +89,7 @@ impl Publisher {
             let conn = bus::connect(&self.urls, "switchboard-gateway").await?;
             // Idempotent, and it means a gateway started before any worker still has somewhere
             // to put what it accepts (the intake exchange and queue).
-            let ch = conn.create_channel().await?;
-            self.topo.declare(&ch).await?;
-            let _ = ch.close(200, "declared".into()).await;
+            self.topo.declare(&conn).await?;
             Ok::<_, BusError>(conn)
         };
         match tokio::time::timeout(self.timeout, attempt).await {

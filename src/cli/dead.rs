@@ -56,7 +56,7 @@ pub async fn run(settings: Settings, command: DeadCommand) -> Result<()> {
     let conn = bus::connect(&settings.amqp_urls(), "switchboard-dead").await?;
     let ch = bus::confirm_channel(&conn).await?;
     // A fresh install has no dead-letter queue yet; declaring is idempotent.
-    topo.declare(&ch).await?;
+    topo.declare(&conn).await?;
     let result = match command {
         DeadCommand::List { limit, json } => list(&conn, &topo, limit, json).await,
         DeadCommand::Show { id, json } => show(&conn, &topo, &id, json).await,

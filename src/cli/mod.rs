@@ -281,7 +281,7 @@ async fn request_drains(app: &App, teams: &[String], reason: &str) -> Result<()>
     }
     let conn = bus::connect(&app.settings.amqp_urls(), "switchboard-cli").await?;
     let ch = bus::confirm_channel(&conn).await?;
-    app.topo.declare(&ch).await?;
+    app.topo.declare(&conn).await?;
     let msgs: Vec<bus::Outgoing> = teams
         .iter()
         .map(|t| bus::Outgoing {
@@ -309,7 +309,7 @@ async fn publish(settings: Settings, file: &PathBuf) -> Result<()> {
     let topo = bus::Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
     let conn = bus::connect(&settings.amqp_urls(), "switchboard-publish").await?;
     let ch = bus::confirm_channel(&conn).await?;
-    topo.declare(&ch).await?;
+    topo.declare(&conn).await?;
     let mut n = 0;
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let req = IntakeRequest::decode(line.as_bytes(), &policy.doc.channels)

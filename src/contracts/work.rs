@@ -21,6 +21,24 @@ impl WorkMessage {
     pub fn message_id(&self) -> String {
         format!("{}:{}:{}", self.number, self.stage, self.version)
     }
+
+    /// The work message asking `stage` to take `t` at its current version, ready to publish.
+    pub fn for_ticket(t: &crate::core::ticket::Ticket, stage: super::StageName) -> super::Outgoing {
+        let msg = WorkMessage {
+            ticket_id: t.id,
+            number: t.number.clone(),
+            version: t.version,
+            stage: stage.as_str().to_owned(),
+            received_at: t.received_at,
+        };
+        super::Outgoing {
+            exchange: super::Exchange::Work,
+            routing_key: stage.as_str().to_owned(),
+            message_id: msg.message_id(),
+            body: serde_json::to_value(&msg).unwrap_or_default(),
+            headers: vec![],
+        }
+    }
 }
 
 /// Asks the assign stage to hand queued tickets of `team` to agents with free capacity.
@@ -29,6 +47,23 @@ impl WorkMessage {
 pub struct DrainMessage {
     pub drain_team: String,
     pub reason: String,
+}
+
+impl DrainMessage {
+    /// A request to the assign stage to drain `team`'s queue, ready to publish.
+    pub fn for_team(team: &str, reason: &str) -> super::Outgoing {
+        super::Outgoing {
+            exchange: super::Exchange::Work,
+            routing_key: super::StageName::Assign.as_str().into(),
+            message_id: format!("drain:{}", uuid::Uuid::new_v4()),
+            body: serde_json::to_value(DrainMessage {
+                drain_team: team.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .unwrap_or_default(),
+            headers: vec![],
+        }
+    }
 }
 
 /// Anything that arrives on a stage's work queue.

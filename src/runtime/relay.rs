@@ -24,17 +24,18 @@ impl From<tokio_postgres::Error> for RelayError {
     }
 }
 
-/// Publishes up to `limit` outbox messages and deletes them, in one transaction held across the
-/// publish: a crash before the commit leaves the rows for the next relay (consumers see a
-/// duplicate, recognisable by message id), never a loss. Returns how many were published.
+/// Publishes up to `limit` outbox messages and deletes them. The rows are claimed in a short
+/// transaction of their own, published, and deleted once the broker confirmed: no transaction
+/// (and no row lock or pooled connection) is held while the broker may be blocking publishers.
+/// A crash in between leaves a lapsing claim: the rows are published again (a duplicate,
+/// recognisable by message id), never lost. Returns how many were published.
 pub async fn relay(db: &Db, ch: &lapin::Channel, topo: &Topology, limit: i64) -> Result<usize, RelayError> {
-    let mut client = db.pool.get().await.map_err(StoreError::from)?;
-    let tx = client.transaction().await?;
-    let messages = outbox::take(&tx, limit).await?;
-    if messages.is_empty() {
+    let claimed = outbox::claim(db, limit).await?;
+    if claimed.is_empty() {
         return Ok(0);
     }
+    let (ids, messages): (Vec<i64>, Vec<_>) = claimed.into_iter().unzip();
     bus::publish_all(ch, topo, &messages).await?;
-    tx.commit().await?;
+    outbox::delete(db, &ids).await?;
     Ok(messages.len())
 }

@@ -112,15 +112,36 @@ pub async fn run_stage<S: Stage>(
                 continue;
             }
         };
+        // Outputs go out on a connection of their own: when a memory or disk alarm makes the
+        // broker block publishing connections, the consuming one stays unblocked (its
+        // heartbeats, acks and deliveries keep flowing) and nothing waits on itself.
+        let publisher = match nodes.connect(&format!("switchboard-{name}-publish")).await {
+            Ok((c, _)) => c,
+            Err(e) => {
+                close_quietly(&conn, 320, "no publishing connection").await;
+                warn!(stage = name, error = %e, retry_in = ?backoff, "waiting for RabbitMQ");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
         info!(stage = name, node = %node, "connected to RabbitMQ");
         health.set_connected(name, true);
         backoff = Duration::from_millis(200);
         let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        let links = Links {
+            consume: &conn,
+            publish: &publisher,
+        };
         let outcome = tokio::select! {
-            r = run_connected(&stage, settings, &topo, &db, &conn, concurrency, &shutdown, &health) => Some(r),
+            r = run_connected(&stage, settings, &topo, &db, links, concurrency, &shutdown, &health) => Some(r),
             _ = grace_expired(&shutdown, grace) => None,
         };
         health.set_connected(name, false);
+        close_quietly(&publisher, 200, "consumer stopping").await;
         match outcome {
             None => {
                 warn!(stage = name, grace = ?grace, "shutdown grace period over with batches still in flight: closing the connection, which returns every delivery still held to the queue");
@@ -143,6 +164,13 @@ pub async fn run_stage<S: Stage>(
     }
 }
 
+/// The two connections of a stage worker: one consumes (and acks), one publishes.
+#[derive(Clone, Copy)]
+struct Links<'a> {
+    consume: &'a Connection,
+    publish: &'a Connection,
+}
+
 /// Resolves `grace` after `shutdown` is cancelled; never before.
 pub async fn grace_expired(shutdown: &CancellationToken, grace: Duration) {
     shutdown.cancelled().await;
@@ -160,21 +188,20 @@ async fn run_connected<S: Stage>(
     settings: &Settings,
     topo: &Topology,
     db: &Db,
-    conn: &Connection,
+    links: Links<'_>,
     concurrency: usize,
     shutdown: &CancellationToken,
     health: &Arc<Health>,
 ) -> Result<(), RunError> {
-    let setup = conn.create_channel().await.map_err(BusError::from)?;
-    topo.declare(&setup).await?;
-    let _ = setup.close(200, "declared".into()).await;
+    topo.declare(links.consume).await?;
 
     // A failing slot stops its siblings, so the whole connection is rebuilt together.
     let failed = shutdown.child_token();
     let tracker = TaskTracker::new();
     let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<RunError>(concurrency.max(1));
     for slot in 0..concurrency.max(1) {
-        let ch = bus::confirm_channel(conn).await?;
+        let ch = links.consume.create_channel().await.map_err(BusError::from)?;
+        let pub_ch = bus::confirm_channel(links.publish).await?;
         let stage = stage.clone();
         let topo = topo.clone();
         let db = db.clone();
@@ -183,11 +210,12 @@ async fn run_connected<S: Stage>(
         let err_tx = err_tx.clone();
         let health = health.clone();
         tracker.spawn(async move {
-            if let Err(e) = consume(&*stage, &settings, &topo, &db, &ch, slot, &stop, &health).await {
+            if let Err(e) = consume(&*stage, &settings, &topo, &db, (&ch, &pub_ch), slot, &stop, &health).await {
                 let _ = err_tx.send(e).await;
                 stop.cancel();
             }
             let _ = ch.close(200, "bye".into()).await;
+            let _ = pub_ch.close(200, "bye".into()).await;
         });
     }
     tracker.close();
@@ -205,12 +233,12 @@ async fn consume<S: Stage>(
     settings: &Settings,
     topo: &Topology,
     db: &Db,
-    ch: &Channel,
+    (ch, pub_ch): (&Channel, &Channel),
     slot: usize,
     stop: &CancellationToken,
     health: &Arc<Health>,
 ) -> Result<(), RunError> {
-    ch.basic_qos(settings.prefetch, BasicQosOptions::default())
+    ch.basic_qos(settings.effective_prefetch(), BasicQosOptions::default())
         .await
         .map_err(BusError::from)?;
     let mut consumer = ch
@@ -245,7 +273,9 @@ async fn consume<S: Stage>(
         // Instrumented, not entered: an entered span held across awaits leaks into whatever
         // else runs on the thread.
         let span = info_span!("batch", stage = stage.name(), size = batch.len());
-        handle_batch(stage, topo, db, ch, batch, stop).instrument(span).await?;
+        handle_batch(stage, topo, db, (ch, pub_ch), batch, stop)
+            .instrument(span)
+            .await?;
     }
 }
 
@@ -266,7 +296,7 @@ async fn handle_batch<S: Stage>(
     stage: &S,
     topo: &Topology,
     db: &Db,
-    ch: &Channel,
+    (ch, pub_ch): (&Channel, &Channel),
     batch: Vec<Inbound>,
     stop: &CancellationToken,
 ) -> Result<(), RunError> {
@@ -305,14 +335,14 @@ async fn handle_batch<S: Stage>(
                 warn!(message_id = m.message_id().unwrap_or("-"), reason = %reason, "dead-lettering");
                 let props =
                     dead::dead_letter_properties(&m.properties, stage.name(), &m.exchange, &m.routing_key, reason);
-                dead_confirms.push(dead::publish(ch, topo, &m.data, props).await?);
+                dead_confirms.push(dead::publish(pub_ch, topo, &m.data, props).await?);
                 "dead"
             }
             Outcome::Retry(_) => "retry",
         };
         metrics::counter!("switchboard_messages_total", "stage" => stage.name(), "outcome" => label).increment(1);
     }
-    bus::publish_all(ch, topo, &to_publish).await?;
+    bus::publish_all(pub_ch, topo, &to_publish).await?;
     let dead_count = dead_confirms.len() as u64;
     for c in dead_confirms {
         c.accepted().await?;

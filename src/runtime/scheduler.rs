@@ -13,6 +13,7 @@ use crate::bus::rotation::Rotation;
 use crate::bus::{self, BusError, Topology};
 use crate::contracts::action::ActionMessage;
 use crate::contracts::timer::TimerMessage;
+use crate::contracts::work::{DrainMessage, WorkMessage};
 use crate::contracts::{Exchange, Outgoing, StageName};
 use crate::core::actions::Action;
 use crate::runtime::ops::health::Health;
@@ -86,6 +87,49 @@ pub async fn fire_due(db: &Db) -> Result<usize, StoreError> {
     }
 }
 
+/// Re-drives of one ticket at one version before the sweeper leaves it to a person (it is in
+/// the dead-letter queue for a reason, then).
+pub const MAX_REDRIVES: i32 = 3;
+
+fn sweep_every(after: Duration) -> Duration {
+    (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30))
+}
+
+/// The sweeper: a ticket whose next pipeline step never happened gets its work message again
+/// (at its current version, so a copy still on its way is recognised as a duplicate), and a
+/// team whose queue waits beside a free agent gets a drain request. Without it a work message
+/// lost on the way, or dead-lettered by the broker after too many deliveries (every reconnect
+/// counts against the delivery limit of what a consumer holds), would strand its ticket.
+pub async fn sweep(db: &Db, after: Duration) -> Result<usize, StoreError> {
+    let mut client = db.pool.get().await?;
+    let tx = client.transaction().await?;
+    let secs = after.as_secs_f64();
+    let stuck = crate::store::sweep::stuck_tickets(&tx, secs, MAX_REDRIVES, CLAIM_LIMIT).await?;
+    let mut messages: Vec<Outgoing> = stuck
+        .iter()
+        .filter_map(|t| StageName::awaited_in(t.state).map(|stage| WorkMessage::for_ticket(t, stage)))
+        .collect();
+    let teams = crate::store::sweep::teams_to_drain(&tx, secs).await?;
+    for team in &teams {
+        messages.push(DrainMessage::for_team(
+            team,
+            "sweeper: queued tickets wait beside a free agent",
+        ));
+    }
+    outbox::insert(&tx, &messages).await?;
+    tx.commit().await?;
+    if !stuck.is_empty() || !teams.is_empty() {
+        warn!(
+            tickets = stuck.len(),
+            teams = teams.len(),
+            "sweeper re-drove stalled tickets and queues"
+        );
+        metrics::counter!("switchboard_sweeper_redriven_total", "kind" => "ticket").increment(stuck.len() as u64);
+        metrics::counter!("switchboard_sweeper_redriven_total", "kind" => "queue").increment(teams.len() as u64);
+    }
+    Ok(stuck.len() + teams.len())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     #[error(transparent)]
@@ -100,6 +144,7 @@ pub async fn run(
     db: Db,
     topo: Topology,
     amqp_urls: Vec<String>,
+    sweep_after: Duration,
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
@@ -120,7 +165,7 @@ pub async fn run(
                     return Err(e);
                 }
             };
-            if let Err(e) = topo.declare(&ch).await {
+            if let Err(e) = topo.declare(&conn).await {
                 let _ = conn.close(320, "declare failed".into()).await;
                 return Err(e);
             }
@@ -139,7 +184,7 @@ pub async fn run(
         backoff = Duration::from_millis(200);
         health.set_connected(NAME, true);
         info!(node = %node, "scheduler running");
-        let result = tick_loop(&db, &topo, &ch, &shutdown).await;
+        let result = tick_loop(&db, &topo, &ch, sweep_after, &shutdown).await;
         health.set_connected(NAME, false);
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
         match result {
@@ -156,9 +201,11 @@ async fn tick_loop(
     db: &Db,
     topo: &Topology,
     ch: &lapin::Channel,
+    sweep_after: Duration,
     shutdown: &CancellationToken,
 ) -> Result<(), BusError> {
     let mut db_backoff = Duration::from_millis(100);
+    let mut next_sweep = tokio::time::Instant::now() + sweep_every(sweep_after);
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
@@ -169,6 +216,10 @@ async fn tick_loop(
             return Err(BusError::ConnectionLost);
         }
         let round: Result<Duration, relay::RelayError> = async {
+            if tokio::time::Instant::now() >= next_sweep {
+                next_sweep = tokio::time::Instant::now() + sweep_every(sweep_after);
+                sweep(db, sweep_after).await?;
+            }
             let fired = fire_due(db).await?;
             while relay::relay(db, ch, topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}
             if fired > 0 {

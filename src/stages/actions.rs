@@ -1,11 +1,11 @@
 //! Applying lifecycle actions and SLA timer bookkeeping to the database: the shell around
 //! `core::actions::plan`, shared by the lifecycle stage (AMQP) and the HTTP API.
 
+use crate::contracts::Outgoing;
 use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
 use crate::contracts::work::DrainMessage;
-use crate::contracts::{Exchange, Outgoing};
 use crate::core::actions::{Context as ActionContext, LoadChange, PauseChange, Refusal, plan};
 use crate::core::escalation::Fired;
 use crate::core::policy::Policy;
@@ -234,17 +234,7 @@ pub async fn apply(
 }
 
 pub fn drain_message(team: &str, reason: &str) -> Outgoing {
-    Outgoing {
-        exchange: Exchange::Work,
-        routing_key: StageName::Assign.as_str().into(),
-        message_id: format!("drain:{}", uuid::Uuid::new_v4()),
-        body: serde_json::to_value(DrainMessage {
-            drain_team: team.to_owned(),
-            reason: reason.to_owned(),
-        })
-        .unwrap_or_default(),
-        headers: vec![],
-    }
+    DrainMessage::for_team(team, reason)
 }
 
 /// Who a ladder step's `notify` means for this ticket.

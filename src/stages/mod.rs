@@ -14,7 +14,7 @@ pub mod registry;
 use crate::bus::Topology;
 use crate::contracts::events;
 use crate::contracts::work::{DrainMessage, StageInput, WorkMessage};
-use crate::contracts::{Exchange, Outgoing, StageName};
+use crate::contracts::{Outgoing, StageName};
 use crate::core::policy::Policy;
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
@@ -34,20 +34,7 @@ pub struct Context {
 
 /// The work message to hand `t` (at its current version) to `stage`.
 pub fn work_message(t: &Ticket, stage: StageName) -> Outgoing {
-    let msg = WorkMessage {
-        ticket_id: t.id,
-        number: t.number.clone(),
-        version: t.version,
-        stage: stage.as_str().to_owned(),
-        received_at: t.received_at,
-    };
-    Outgoing {
-        exchange: Exchange::Work,
-        routing_key: stage.as_str().to_owned(),
-        message_id: msg.message_id(),
-        body: serde_json::to_value(&msg).unwrap_or_default(),
-        headers: vec![],
-    }
+    WorkMessage::for_ticket(t, stage)
 }
 
 /// Who made a change and why: the transition's actor, reason and structured details.

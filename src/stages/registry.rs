@@ -35,11 +35,18 @@ pub async fn run(
         StageName::Assign => run_stage(Arc::new(Assign { ctx }), s, topo, db, c, stop, health).await,
         StageName::Escalate => run_stage(Arc::new(Escalate { ctx }), s, topo, db, c, stop, health).await,
         StageName::Lifecycle => run_stage(Arc::new(Lifecycle { ctx }), s, topo, db, c, stop, health).await,
-        StageName::Scheduler => scheduler::run(db, topo, s.amqp_urls(), health, stop)
-            .await
-            .map_err(|e| match e {
-                SchedulerError::Bus(b) => RunError::Bus(b),
-                SchedulerError::Store(s) => RunError::Store(s),
-            }),
+        StageName::Scheduler => scheduler::run(
+            db,
+            topo,
+            s.amqp_urls(),
+            std::time::Duration::from_secs(s.sweep_after_s.max(1)),
+            health,
+            stop,
+        )
+        .await
+        .map_err(|e| match e {
+            SchedulerError::Bus(b) => RunError::Bus(b),
+            SchedulerError::Store(s) => RunError::Store(s),
+        }),
     }
 }

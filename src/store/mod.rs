@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod reports;
 pub mod retention;
 pub mod sla;
+pub mod sweep;
 pub mod tickets;
 pub mod timers;
 

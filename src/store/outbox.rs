@@ -22,26 +22,51 @@ pub async fn insert(tx: &Transaction<'_>, messages: &[Outgoing]) -> Result<(), S
     Ok(())
 }
 
-/// Takes up to `limit` outbox messages, oldest first, deleting their rows in `tx`: the caller
-/// publishes them and commits only after the broker confirmed, so a crash before the commit
-/// leaves the rows for the next relay (a duplicate, recognisable by message id), never a loss.
-/// Rows skipped by another relay's lock are left to it.
-pub async fn take(tx: &Transaction<'_>, limit: i64) -> Result<Vec<Outgoing>, StoreError> {
-    let rows = tx
+/// How long a claimed outbox row is left to the relay that claimed it before another takes it.
+pub const CLAIM_FOR_SECONDS: f64 = 60.0;
+
+/// Claims up to `limit` outbox messages, oldest first, for [`CLAIM_FOR_SECONDS`], and commits
+/// the claim at once: no transaction stays open while the broker confirms. The caller publishes
+/// them and then [`delete`]s them; a relay that dies in between leaves a claim that lapses, and
+/// the rows are published again (a duplicate, recognisable by message id), never lost.
+pub async fn claim(db: &super::Db, limit: i64) -> Result<Vec<(i64, Outgoing)>, StoreError> {
+    let client = db.pool.get().await?;
+    let rows = client
         .query(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
+             WHERE id IN (SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()
+                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING id, message",
-            &[&limit],
+            &[&limit, &CLAIM_FOR_SECONDS],
         )
         .await?;
     let mut rows: Vec<(i64, serde_json::Value)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     rows.sort_by_key(|r| r.0);
     let mut messages = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
     for (id, value) in rows {
         match serde_json::from_value::<Outgoing>(value) {
-            Ok(m) => messages.push(m),
-            Err(e) => tracing::error!(outbox_id = id, error = %e, "dropping an unreadable outbox row"),
+            Ok(m) => messages.push((id, m)),
+            Err(e) => {
+                tracing::error!(outbox_id = id, error = %e, "dropping an unreadable outbox row");
+                unreadable.push(id);
+            }
         }
     }
+    if !unreadable.is_empty() {
+        client
+            .execute("DELETE FROM outbox WHERE id = ANY($1)", &[&unreadable])
+            .await?;
+    }
     Ok(messages)
+}
+
+/// Deletes published outbox rows.
+pub async fn delete(db: &super::Db, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let client = db.pool.get().await?;
+    client.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await?;
+    Ok(())
 }

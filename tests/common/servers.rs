@@ -83,3 +83,21 @@ impl Drop for PostgresGuard {
         );
     }
 }
+
+/// Sets RabbitMQ's memory high watermark (a fraction of RAM): 0.0001 raises the memory alarm at
+/// once, which blocks every publishing connection.
+pub fn set_memory_watermark(fraction: &str) {
+    assert!(
+        run("rabbitmqctl", &["set_vm_memory_high_watermark", fraction]),
+        "rabbitmqctl set_vm_memory_high_watermark {fraction}"
+    );
+}
+
+/// Restores the default memory watermark (0.4) when dropped, so a failing test clears the alarm.
+pub struct WatermarkGuard;
+
+impl Drop for WatermarkGuard {
+    fn drop(&mut self) {
+        let _ = quiet("rabbitmqctl", &["set_vm_memory_high_watermark", "0.4"]);
+    }
+}

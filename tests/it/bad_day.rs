@@ -100,3 +100,48 @@ async fn read_only_postgres_for_10_seconds_holds_every_request_and_dead_letters_
         .await
         .unwrap();
 }
+
+/// A work message lost on its way (or dead-lettered by the broker after its delivery limit) no
+/// longer strands its ticket: the scheduler's sweeper re-drives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_limit_a_ticket_whose_work_message_is_lost_is_redriven_by_the_sweeper() {
+    let mut settings = test_settings("sweeper");
+    settings.sweep_after_s = 1;
+    let mut h = Harness::with_settings(settings).await;
+    h.import_sample_roster().await;
+    h.start_stages(&[StageName::Intake], 1);
+    h.publish_intake("intake.app", "lost-1", &intake("lost-1")).await;
+    h.wait_for("received", Duration::from_secs(20), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'received'").await == 1
+    })
+    .await;
+    // The classify work message disappears (as if dead-lettered after too many deliveries).
+    let classify = h.topo().queue("classify");
+    h.wait_for("the work message queued", Duration::from_secs(10), || async {
+        h.depth(&classify).await == 1
+    })
+    .await;
+    h.ch.queue_purge(classify.as_str().into(), lapin::options::QueuePurgeOptions::default())
+        .await
+        .unwrap();
+    h.stop_stages().await;
+    h.start_stages(&StageName::ALL, 1);
+    h.wait_for("re-driven and routed", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')")
+            .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        h.count("SELECT count(*) FROM ticket_redrives").await,
+        1,
+        "the sweeper recorded its re-drive"
+    );
+    // One transition per stage: the re-drive applied nothing twice.
+    assert_eq!(
+        h.count("SELECT count(*) FROM ticket_transitions WHERE actor = 'classify'")
+            .await,
+        1
+    );
+    h.cleanup().await;
+}
