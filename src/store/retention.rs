@@ -164,6 +164,26 @@ pub async fn partitions<C: GenericClient>(c: &C) -> Result<Vec<String>, StoreErr
         .collect())
 }
 
+/// Monthly tables of the transition log in this schema that are not attached to it (left by a
+/// run that stopped between detaching and dropping).
+async fn detached_months<C: GenericClient>(c: &C) -> Result<Vec<String>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT c.relname::text FROM pg_class c
+             WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+               AND c.relname LIKE 'ticket\\_transitions\\_p%'
+               AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+             ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|n| partition_range(n).is_some())
+        .collect())
+}
+
 async fn inspect<C: GenericClient>(c: &C, name: &str, cutoff: DateTime<Utc>) -> Result<PartitionInfo, StoreError> {
     // `name` passed partition_range (prefix + six digits), so quoting it is enough.
     let row = c
@@ -585,24 +605,60 @@ async fn expired_partitions(
         }
         return Ok((partitions_dropped, partitions_kept));
     }
+    // A run that died between detaching a month and dropping it left the month detached:
+    // finish its work (drop it, or put it back) before anything else.
+    for name in detached_months(&***client).await? {
+        let info = inspect(&***client, &name, cutoff).await?;
+        if info.live_rows == 0 && partition_expired(&name, cutoff) {
+            client.batch_execute(&format!("DROP TABLE \"{name}\"")).await?;
+            partitions_dropped.push(info);
+        } else if let Some((from, to)) = crate::core::retention::partition_range(&name) {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE ticket_transitions ATTACH PARTITION \"{name}\" FOR VALUES FROM ('{}') TO ('{}')",
+                    from.to_rfc3339(),
+                    to.to_rfc3339()
+                ))
+                .await?;
+        }
+    }
     for name in partitions(&***client).await? {
         if !partition_expired(&name, cutoff) {
             continue;
         }
+        // Scan first, with no lock on the log: the month's rows are old, and writers only add
+        // rows for now. A month with live rows is kept without ever taking a lock.
+        let info = inspect(&***client, &name, cutoff).await?;
+        if info.live_rows > 0 {
+            partitions_kept.push(info);
+            continue;
+        }
+        // Lock only to detach: the parent is held exclusively for the catalogue change alone.
         let tx = client.transaction().await?;
         tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'; LOCK TABLE ticket_transitions IN ACCESS EXCLUSIVE MODE"
+            "SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'; ALTER TABLE ticket_transitions DETACH PARTITION \"{name}\""
         ))
         .await?;
-        // Checked under the lock: no transition can be written meanwhile.
-        let info = inspect(&*tx, &name, cutoff).await?;
+        tx.commit().await?;
+        // Detached, the month is a table of its own: check it again (a legal hold placed since
+        // the scan keeps it) and drop it, or put it back.
+        let info = inspect(&***client, &name, cutoff).await?;
         if info.live_rows == 0 {
-            tx.batch_execute(&format!("DROP TABLE \"{name}\"")).await?;
-            tx.commit().await?;
+            client.batch_execute(&format!("DROP TABLE \"{name}\"")).await?;
             tracing::info!(partition = %name, rows = info.rows, "dropped an expired month of the transition log");
             partitions_dropped.push(info);
         } else {
-            tx.rollback().await?;
+            let Some((from, to)) = crate::core::retention::partition_range(&name) else {
+                continue;
+            };
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE ticket_transitions ATTACH PARTITION \"{name}\" FOR VALUES FROM ('{}') TO ('{}')",
+                    from.to_rfc3339(),
+                    to.to_rfc3339()
+                ))
+                .await?;
+            tracing::info!(partition = %name, "kept a month of the transition log: a hold arrived during the run");
             partitions_kept.push(info);
         }
     }
