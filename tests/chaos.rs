@@ -19,8 +19,8 @@ use common::Harness;
 use common::process::{Running, log_path, log_tail, sigterm, spawn_bin, wait_exit};
 use common::publisher::Publisher;
 use common::servers::{
-    PostgresGuard, RabbitGuard, WatermarkGuard, pg_version, set_memory_watermark, start_postgres, start_rabbitmq,
-    stop_postgres, stop_rabbitmq,
+    PostgresGuard, RabbitGuard, TestCerts, WatermarkGuard, pg_version, set_memory_watermark, start_postgres,
+    start_rabbitmq, stop_postgres, stop_rabbitmq,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -752,5 +752,131 @@ async fn chaos_broker_memory_alarm_blocks_publishers_without_deadlock_or_loss() 
     }
     assert_eq!(h.depth(&h.topo().dead_queue()).await, 0, "{}", h.snapshot().await);
     println!("alarm: 40 of 40 routed, 0 dead letters");
+    h.cleanup().await;
+}
+
+/// Turns Postgres's TLS on with `certs` (reloading the configuration) and off again when dropped.
+struct PostgresTls;
+
+impl PostgresTls {
+    async fn on(admin: &tokio_postgres::Client, certs: &TestCerts) -> PostgresTls {
+        for sql in [
+            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", certs.cert.display()),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", certs.key.display()),
+            "ALTER SYSTEM SET ssl = on".to_owned(),
+            "SELECT pg_reload_conf()".to_owned(),
+        ] {
+            admin.batch_execute(&sql).await.expect("turn Postgres TLS on");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        PostgresTls
+    }
+}
+
+impl Drop for PostgresTls {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                "ALTER SYSTEM RESET ssl",
+                "-c",
+                "ALTER SYSTEM RESET ssl_cert_file",
+                "-c",
+                "ALTER SYSTEM RESET ssl_key_file",
+                "-c",
+                "SELECT pg_reload_conf()",
+            ])
+            .output();
+    }
+}
+
+/// Starts a TLS listener of RabbitMQ on `port` with `certs`, and stops it when dropped.
+struct RabbitTls(u16);
+
+impl RabbitTls {
+    fn on(port: u16, certs: &TestCerts) -> RabbitTls {
+        let expr = format!(
+            "rabbit_networking:start_ssl_listener({port}, [{{cacertfile,\"{}\"}},{{certfile,\"{}\"}},{{keyfile,\"{}\"}}], 1, 1).",
+            certs.ca.display(),
+            certs.cert.display(),
+            certs.rabbit_key.display()
+        );
+        let out = Command::new("rabbitmqctl")
+            .args(["eval", &expr])
+            .output()
+            .expect("rabbitmqctl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        RabbitTls(port)
+    }
+}
+
+impl Drop for RabbitTls {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["eval", &format!("rabbit_networking:stop_tcp_listener({}).", self.0)])
+            .output();
+    }
+}
+
+/// TLS to both servers, with certificates the test makes: the whole pipeline's intake runs over
+/// `amqps://` and `sslmode=verify-full`, and a server whose certificate does not chain to the
+/// configured CA is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_tls_to_rabbitmq_and_postgres_with_certificates_made_by_the_test() {
+    use switchboard::app::StageName;
+    let certs = TestCerts::make("servers");
+    let stranger = TestCerts::make("stranger");
+    let plain = common::test_settings("tls");
+    let (admin, conn) = {
+        let mut cfg: tokio_postgres::Config = plain.database_url.parse().unwrap();
+        cfg.dbname("postgres");
+        cfg.connect(tokio_postgres::NoTls).await.unwrap()
+    };
+    tokio::spawn(conn);
+    let _pg_tls = PostgresTls::on(&admin, &certs).await;
+    let port = common::process::free_port();
+    let _rabbit_tls = RabbitTls::on(port, &certs);
+
+    let with_tls = |ca: &std::path::Path| {
+        let mut s = plain.clone();
+        s.database_url = format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            plain.database_url,
+            ca.display()
+        );
+        s.amqp_url = format!("amqps://guest:guest@localhost:{port}/%2f?cacertfile={}", ca.display());
+        s
+    };
+    // The wrong CA: both servers are refused.
+    let wrong = with_tls(&stranger.ca);
+    assert!(
+        Db::connect(&wrong).await.is_err(),
+        "Postgres accepted with a certificate from another CA"
+    );
+    assert!(
+        switchboard::bus::connect(&wrong.amqp_urls(), "tls-test").await.is_err(),
+        "RabbitMQ accepted with a certificate from another CA"
+    );
+
+    let mut h = Harness::with_settings(with_tls(&certs.ca)).await;
+    let encrypted: bool = query(&h, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").await[0].get(0);
+    assert!(encrypted, "the pool's connection is not encrypted");
+    h.start_stages(&[StageName::Intake], 1);
+    let body = json!({"channel": "app", "channel_message_id": "tls-1", "received_at": chrono::Utc::now(),
+                      "customer": {"customer_id": "C-tls"}, "body": "APP 付款页面一直报错"});
+    h.publish_intake("intake.app", "tls-1", &serde_json::to_vec(&body).unwrap())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while query(&h, "SELECT count(*) FROM tickets").await[0].get::<_, i64>(0) < 1 {
+        assert!(Instant::now() < deadline, "the request never became a ticket over TLS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("tls: a request went through amqps:// and sslmode=verify-full; the wrong CA was refused by both");
     h.cleanup().await;
 }

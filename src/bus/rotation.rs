@@ -70,11 +70,42 @@ impl Rotation {
     }
 }
 
+/// The `cacertfile` query parameter of an `amqps://` URL (percent-decoding `%2F` for paths).
+pub fn ca_file(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "cacertfile").then(|| v.replace("%2F", "/").replace("%2f", "/"))
+    })
+}
+
 /// One connection attempt, bounded by [`CONNECT_TIMEOUT`] (a node that drops packets would
 /// otherwise hold the worker for the operating system's TCP timeout).
 pub async fn connect_one(url: &str, name: &str) -> Result<Connection, BusError> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, props)).await {
+    let connecting = async {
+        if !url.starts_with("amqps://") {
+            return Connection::connect(url, props).await;
+        }
+        // TLS: the server's certificate must chain to `cacertfile` (RabbitMQ's URI query
+        // parameter) or, without it, to the system's roots, and name the host.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let cert_chain = match ca_file(url) {
+            Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                lapin::Error::from(lapin::ErrorKind::IOError(std::sync::Arc::new(std::io::Error::new(
+                    e.kind(),
+                    format!("cacertfile {path}: {e}"),
+                ))))
+            })?),
+            None => None,
+        };
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain,
+        };
+        Connection::connect_with_config(url, props, tls, lapin::runtime::default_runtime()?).await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(source)) => Err(BusError::Unreachable {
             target: display_url(url),

@@ -16,10 +16,10 @@ pub mod sla;
 pub mod sweep;
 pub mod tickets;
 pub mod timers;
+pub mod tls;
 
 use crate::config::Settings;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
@@ -162,33 +162,76 @@ fn describe(cfg: &tokio_postgres::Config) -> String {
     )
 }
 
-fn parse_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl {
-        url: url.into(),
-        message: e.to_string(),
-    })
+/// A database URL for messages: the password, if any, replaced by `***`.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=***"
+            } else {
+                kv
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Connects once with the URL's TLS choice; the connection runs on its own task.
+async fn connect_once(
+    target: &tls::Target,
+    config: &tokio_postgres::Config,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
+    match &target.tls {
+        Some(tls) => {
+            let (client, conn) = config.connect(tls.clone()).await?;
+            Ok((
+                client,
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                }),
+            ))
+        }
+        None => {
+            let (client, conn) = config.connect(NoTls).await?;
+            Ok((
+                client,
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                }),
+            ))
+        }
+    }
 }
 
 /// Creates the database named in the URL when it does not exist yet (connecting to `postgres`),
 /// so a fresh machine needs no manual `createdb`.
 pub async fn ensure_database(url: &str) -> Result<(), StoreError> {
-    let cfg = parse_config(url)?;
+    let target = tls::parse(url)?;
+    let cfg = target.config.clone();
     let Some(dbname) = cfg.get_dbname().map(str::to_owned) else {
         return Ok(());
     };
-    match cfg.connect(NoTls).await {
-        Ok((_client, conn)) => {
-            drop(conn);
+    match connect_once(&target, &cfg).await {
+        Ok((client, handle)) => {
+            drop(client);
+            let _ = handle.await;
             Ok(())
         }
         Err(e) if e.code().map(|c| c.code()) == Some("3D000") => {
             let mut admin = cfg.clone();
             admin.dbname("postgres");
-            let (client, conn) = admin.connect(NoTls).await.map_err(|source| StoreError::Unreachable {
-                target: describe(&admin),
-                source,
-            })?;
-            let handle = tokio::spawn(conn);
+            let (client, handle) = connect_once(&target, &admin)
+                .await
+                .map_err(|source| StoreError::Unreachable {
+                    target: describe(&admin),
+                    source,
+                })?;
             let quoted = format!("\"{}\"", dbname.replace('"', "\"\""));
             let result = client.batch_execute(&format!("CREATE DATABASE {quoted}")).await;
             drop(client);
@@ -218,20 +261,21 @@ impl Db {
     }
 
     pub async fn connect_url(url: &str, schema: Option<&str>, pool_size: usize) -> Result<Db, StoreError> {
-        let mut cfg = parse_config(url)?;
+        let parsed = tls::parse(url)?;
+        let mut cfg = parsed.config.clone();
         if let Some(schema) = schema {
             cfg.options(format!("-c search_path={schema}"));
         }
         cfg.connect_timeout(Duration::from_secs(5));
         cfg.application_name("switchboard");
         let target = describe(&cfg);
-        let mgr = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let mgr_cfg = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let mgr = match parsed.tls {
+            Some(tls) => Manager::from_config(cfg, tls, mgr_cfg),
+            None => Manager::from_config(cfg, NoTls, mgr_cfg),
+        };
         let pool = Pool::builder(mgr)
             .max_size(pool_size.max(1))
             .wait_timeout(Some(Duration::from_secs(10)))

@@ -101,3 +101,88 @@ impl Drop for WatermarkGuard {
         let _ = quiet("rabbitmqctl", &["set_vm_memory_high_watermark", "0.4"]);
     }
 }
+
+/// A certificate authority and a server certificate for `localhost` / 127.0.0.1, made with
+/// openssl in a directory of their own; the key is readable by the postgres user only.
+pub struct TestCerts {
+    pub dir: std::path::PathBuf,
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// The same key, for RabbitMQ's user.
+    pub rabbit_key: std::path::PathBuf,
+}
+
+impl TestCerts {
+    pub fn make(name: &str) -> TestCerts {
+        let dir = std::env::temp_dir().join(format!("switchboard-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("cert dir");
+        let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        let ok = |args: &[&str]| assert!(run("openssl", args), "openssl {args:?}");
+        ok(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=switchboard test CA {name}"),
+        ]);
+        ok(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("ext");
+        ok(&[
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &p("server.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &p("ext.cnf"),
+        ]);
+        // Each server reads the key as its own user, and Postgres refuses one others can read.
+        let _ = std::fs::copy(dir.join("server.key"), dir.join("rabbit.key"));
+        let _ = quiet("chown", &["postgres", &p("server.key")]);
+        let _ = quiet("chmod", &["600", &p("server.key")]);
+        let _ = quiet("chown", &["rabbitmq", &p("rabbit.key")]);
+        let _ = quiet("chmod", &["600", &p("rabbit.key")]);
+        let _ = quiet("chmod", &["755", &dir.to_string_lossy()]);
+        TestCerts {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+            rabbit_key: dir.join("rabbit.key"),
+            dir,
+        }
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
