@@ -152,6 +152,11 @@ impl Topology {
             AMQPValue::LongLongInt(DEAD_LETTER_MAX_BYTES as i64),
         );
         args.insert("x-overflow".into(), AMQPValue::LongString("drop-head".into()));
+        // Dead letters are whole requests, contacts included: they are not kept for ever.
+        args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(DEAD_LETTER_TTL_MS as i64),
+        );
         let opts = QueueDeclareOptions {
             durable: true,
             ..Default::default()
@@ -164,7 +169,7 @@ impl Topology {
             Err(e) if e.to_string().contains("PRECONDITION_FAILED") || e.to_string().contains("inequivalent") => {
                 tracing::warn!(
                     queue = %self.dead_queue(),
-                    "the dead-letter queue was declared without a length limit by an earlier version; add one with: rabbitmqctl set_policy switchboard-dead '^{}$' '{{\"max-length\":{DEAD_LETTER_MAX},\"max-length-bytes\":{DEAD_LETTER_MAX_BYTES},\"overflow\":\"drop-head\"}}' --apply-to queues",
+                    "the dead-letter queue was declared without a length limit and expiry by an earlier version; add them with: rabbitmqctl set_policy switchboard-dead '^{}$' '{{\"max-length\":{DEAD_LETTER_MAX},\"max-length-bytes\":{DEAD_LETTER_MAX_BYTES},\"overflow\":\"drop-head\",\"message-ttl\":{DEAD_LETTER_TTL_MS}}}' --apply-to queues",
                     self.dead_queue().replace('.', "\\.")
                 );
                 Ok(())
@@ -288,6 +293,9 @@ pub struct Pending {
 /// Dead letters the dead-letter queue keeps, and their bytes; past either the oldest go.
 pub const DEAD_LETTER_MAX: u32 = 100_000;
 pub const DEAD_LETTER_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+/// How long a dead letter is kept (30 days): long enough to inspect and replay, not for ever,
+/// since it holds the whole request, contacts included.
+pub const DEAD_LETTER_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// Longest wait for one confirm. A broker under a memory or disk alarm blocks publishers
 /// (`connection.blocked`) and confirms nothing until the alarm clears; past this the caller

@@ -90,3 +90,31 @@ pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition, source: &str) -> O
         headers: vec![],
     }
 }
+
+/// `ticket.anonymised`: retention removed (or, `purged`, deleted) the ticket's personal data.
+/// Consumers that keep copies of earlier events erase theirs. The id is
+/// `<ticket number>.anonymised`, so a redelivery is recognised.
+pub fn anonymised_event(number: &str, at: chrono::DateTime<chrono::Utc>, purged: bool) -> Outgoing {
+    let id = format!("{number}.anonymised");
+    let body = json!({
+        "specversion": SPEC_VERSION,
+        "id": id,
+        "source": "switchboard/retention",
+        "type": "switchboard.ticket.anonymised.v1",
+        "subject": number,
+        "time": at,
+        "datacontenttype": "application/json",
+        "data": {
+            "number": number,
+            "anonymised_at": at,
+            "purged": purged,
+        }
+    });
+    Outgoing {
+        exchange: Exchange::Events,
+        routing_key: "ticket.anonymised".into(),
+        message_id: id,
+        body,
+        headers: vec![],
+    }
+}

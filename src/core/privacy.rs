@@ -64,10 +64,37 @@ pub fn mask_digits_in_text(text: &str) -> String {
     out
 }
 
+/// Free text with the personal data a machine can spot masked: email addresses and phone-like
+/// runs of 7+ digits. For what leaves the service in a log line or a dead letter's reason (a
+/// serde error quotes the value it choked on; a database error can quote a row).
+pub fn redact_personal(text: &str) -> String {
+    static EMAIL: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+").ok());
+    let without_emails = match EMAIL.as_ref() {
+        Some(re) => re
+            .replace_all(text, |c: &regex::Captures<'_>| mask_email(&c[0]))
+            .into_owned(),
+        None => text.to_owned(),
+    };
+    mask_digits_in_text(&without_emails)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn reasons_lose_emails_and_phone_numbers_but_keep_ticket_numbers() {
+        assert_eq!(
+            redact_personal("field `customer.phone`: invalid type: integer `13812345678`, expected a string"),
+            "field `customer.phone`: invalid type: integer `138****5678`, expected a string"
+        );
+        assert_eq!(
+            redact_personal("duplicate zhang.san@example.com on 202612-00042"),
+            "duplicate z***@example.com on 202612-00042"
+        );
+    }
 
     #[test]
     fn masks_like_the_seed_documents() {

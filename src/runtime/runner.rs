@@ -332,6 +332,8 @@ async fn handle_batch<S: Stage>(
                 "duplicate"
             }
             Outcome::Dead(reason) => {
+                // The reason travels with the dead letter and into the log: no contacts in it.
+                let reason = &crate::core::privacy::redact_personal(reason);
                 warn!(message_id = m.message_id().unwrap_or("-"), reason = %reason, "dead-lettering");
                 let props =
                     dead::dead_letter_properties(&m.properties, stage.name(), &m.exchange, &m.routing_key, reason);
@@ -428,7 +430,8 @@ async fn process_with_retry<S: Stage>(
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
-                error!(stage = stage.name(), error = ?e, "message failed permanently");
+                // Display, not Debug: a database error's detail can quote the row.
+                error!(stage = stage.name(), error = %crate::core::privacy::redact_personal(&e.to_string()), "message failed permanently");
                 return Some(vec![Outcome::Dead(format!("{} stage failed: {e}", stage.name()))]);
             }
         }

@@ -73,9 +73,16 @@ fn held_sql_on(t: &str) -> String {
             h.ticket_id = {t}.id
             OR h.customer = {t}.customer->>'customer_id'
             OR lower(h.customer) = lower({t}.customer->>'email')
-            OR (h.customer ~ '^[+0-9 ()-]+$' AND length({hold}) >= 7 AND {hold} = {ticket})))",
+            OR (h.customer ~ '^[+0-9 ()-]+$' AND length({hold}) >= 7 AND {hold} = {ticket})
+            -- The customer's record: a hold on one contact covers every ticket of that
+            -- customer, whichever contact each was opened with.
+            OR EXISTS (SELECT 1 FROM customers c WHERE c.id = {t}.customer_ref AND (
+                h.customer = c.customer_id
+                OR lower(h.customer) = c.email
+                OR (h.customer ~ '^[+0-9 ()-]+$' AND length({hold}) >= 7 AND {hold} = {record})))))",
         hold = phone_digits("h.customer"),
-        ticket = phone_digits(&format!("{t}.customer->>'phone'"))
+        ticket = phone_digits(&format!("{t}.customer->>'phone'")),
+        record = phone_digits("c.phone")
     )
 }
 
@@ -346,7 +353,11 @@ pub async fn release(db: &Db, subject: &HoldSubject) -> Result<bool, RetentionEr
         HoldSubject::Customer(c) => {
             client
                 .execute(
-                    "UPDATE legal_holds SET released_at = now() WHERE customer = $1 AND released_at IS NULL",
+                    // A released hold keeps only a hash of the contact it named: the record says a
+                    // hold existed and until when, not whose number it was.
+                    "UPDATE legal_holds SET released_at = now(),
+                            customer = 'released:' || encode(sha256(convert_to(customer, 'UTF8')), 'hex')
+                     WHERE customer = $1 AND released_at IS NULL",
                     &[&c.trim()],
                 )
                 .await?
@@ -758,6 +769,36 @@ async fn prune_ledger(client: &Client, cutoff: DateTime<Utc>, dry_run: bool) -> 
     })
 }
 
+/// A `ticket.anonymised` event per ticket, through the outbox (the scheduler's relay publishes
+/// it): consumers that kept earlier events erase their copies.
+async fn announce(
+    tx: &tokio_postgres::Transaction<'_>,
+    ids: &[i64],
+    at: DateTime<Utc>,
+    purged: bool,
+) -> Result<(), StoreError> {
+    let numbers: Vec<String> = tx
+        .query("SELECT number FROM tickets WHERE id = ANY($1) ORDER BY id", &[&ids])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let events: Vec<crate::contracts::Outgoing> = numbers
+        .iter()
+        .map(|n| crate::contracts::events::anonymised_event(n, at, purged))
+        .collect();
+    let values: Vec<serde_json::Value> = events
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap_or(serde_json::Value::Null))
+        .collect();
+    tx.execute(
+        "INSERT INTO outbox (message) SELECT * FROM unnest($1::jsonb[])",
+        &[&values],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Removes contacts, names and free text; keeps numbers, categories, channels, teams, times,
 /// ratings and the SLA record, so reports over old periods still add up.
 /// Returns the transition rows scrubbed and the customer records anonymised.
@@ -766,6 +807,29 @@ async fn anonymise(
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<(i64, i64), StoreError> {
+    announce(tx, ids, now, false).await?;
+    // Message ids name people (an email's Message-ID embeds the sender's address): they leave
+    // the transitions' reasons and details first, then become one-way hashes (still unique).
+    tx.execute(
+        "UPDATE ticket_transitions tr SET
+            reason = CASE WHEN tr.actor = 'intake' THEN 'opened from ' || coalesce(tr.details->>'channel', 'a') || ' message (id removed by retention)'
+                          ELSE replace(tr.reason, t.channel_message_id, '[message id removed]') END,
+            details = tr.details - 'channel_message_id' #- '{data,message}'
+         FROM tickets t WHERE t.id = tr.ticket_id AND tr.ticket_id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
+    for table in ["ticket_messages", "tickets"] {
+        let id_column = if table == "tickets" { "id" } else { "ticket_id" };
+        tx.execute(
+            &format!(
+                "UPDATE {table} SET channel_message_id = 'anonymised:' || encode(sha256(convert_to(channel_message_id, 'UTF8')), 'hex')
+                 WHERE {id_column} = ANY($1) AND channel_message_id NOT LIKE 'anonymised:%'"
+            ),
+            &[&ids],
+        )
+        .await?;
+    }
     tx.execute(
         "UPDATE tickets SET
             customer = jsonb_strip_nulls(jsonb_build_object('tier', customer->'tier')),
@@ -818,6 +882,7 @@ async fn anonymise(
 /// Deletes the tickets and everything attached to them, and customer records left without a
 /// ticket. Returns the transition rows and customer records deleted.
 async fn purge(tx: &tokio_postgres::Transaction<'_>, ids: &[i64]) -> Result<(i64, i64), StoreError> {
+    announce(tx, ids, Utc::now(), true).await?;
     let refs: Vec<i64> = tx
         .query(
             "SELECT DISTINCT customer_ref FROM tickets WHERE id = ANY($1) AND customer_ref IS NOT NULL",

@@ -201,3 +201,14 @@ fn the_asyncapi_document_names_the_exchanges_and_schemas_that_exist() {
         );
     }
 }
+
+#[test]
+fn the_anonymised_event_matches_its_schema() {
+    let v = schema("schemas/events/ticket-anonymised.v1.json");
+    for purged in [false, true] {
+        let out = switchboard::contracts::events::anonymised_event("202612-00042", chrono::Utc::now(), purged);
+        assert_eq!(out.routing_key, "ticket.anonymised");
+        assert_eq!(out.message_id, "202612-00042.anonymised");
+        assert_valid(&v, &out.body, "ticket.anonymised");
+    }
+}

@@ -183,3 +183,37 @@ async fn dead_letters_can_be_listed_shown_replayed_and_purged() {
     h.stop_stages().await;
     h.cleanup().await;
 }
+
+/// A flood of garbage cannot fill the broker's disk: the dead-letter queue is bounded (count and
+/// bytes, the oldest dropped first) and its letters expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_queue_is_bounded_and_its_letters_expire() {
+    let h = common::Harness::new("dlq_bounds").await;
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "name", "arguments", "--formatter", "json"])
+        .output()
+        .expect("rabbitmqctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let queues: serde_json::Value = serde_json::from_str(text.trim()).expect("json");
+    let dead = h.topo().dead_queue();
+    let q = queues
+        .as_array()
+        .and_then(|a| a.iter().find(|q| q["name"] == dead.as_str()))
+        .unwrap_or_else(|| panic!("{dead} not listed: {text}"));
+    let args = q["arguments"].to_string();
+    for (key, value) in [
+        ("x-max-length", switchboard::bus::DEAD_LETTER_MAX.to_string()),
+        (
+            "x-max-length-bytes",
+            switchboard::bus::DEAD_LETTER_MAX_BYTES.to_string(),
+        ),
+        ("x-overflow", "drop-head".to_owned()),
+        ("x-message-ttl", switchboard::bus::DEAD_LETTER_TTL_MS.to_string()),
+    ] {
+        assert!(
+            args.contains(key) && args.contains(&value),
+            "{key}={value} missing from {args}"
+        );
+    }
+    h.cleanup().await;
+}

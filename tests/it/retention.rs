@@ -529,3 +529,105 @@ async fn purging_deletes_expired_tickets_with_everything_attached() {
     assert!(out.contains("purged now:") && out.contains("deleted"), "{out}");
     h.cleanup().await;
 }
+
+/// Privacy: anonymising removes what still names a person after the contacts are gone (an
+/// email's Message-ID embeds the sender's address), tells consumers through `ticket.anonymised`,
+/// and a hold on one contact of a customer covers every ticket of that customer, whichever
+/// contact opened it; a released hold keeps no contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymisation_erases_message_ids_tells_consumers_and_a_customer_hold_covers_every_contact() {
+    let _one_run_at_a_time = RETENTION_RUNS.lock().await;
+    let h = Harness::new("ret_privacy").await;
+    let db = &h.app.db;
+    let long_ago = months_ago(30);
+    let mut mail = old_closed("PRIV-MAIL", long_ago);
+    mail.channel = "email".into();
+    mail.customer = json!({"name": "Alice Smith", "email": "Alice.Smith@example.com", "customer_id": "C-alice"});
+    let mut call = old_closed("PRIV-CALL", long_ago + Duration::days(1));
+    call.channel = "phone".into();
+    call.customer = json!({"phone": "13900002222", "customer_id": "C-alice"});
+    let other = old_closed("PRIV-OTHER", long_ago);
+    let message_id = "CAB+alice.smith=example.com@mail.gmail.example";
+    {
+        let client = db.pool.get().await.unwrap();
+        for t in [&mail, &call, &other] {
+            backdate::insert(&**client, t).await;
+        }
+        for table in ["tickets", "ticket_messages"] {
+            client
+                .execute(
+                    &format!("UPDATE {table} SET channel_message_id = $1 WHERE channel_message_id = 'PRIV-MAIL'"),
+                    &[&message_id],
+                )
+                .await
+                .unwrap();
+        }
+        client
+            .execute(
+                "UPDATE ticket_transitions tr SET reason = 'opened from email message ' || $1,
+                        details = details || jsonb_build_object('channel', 'email', 'channel_message_id', $1::text), actor = 'intake'
+                 FROM tickets t WHERE t.id = tr.ticket_id AND t.number = 'PRIV-MAIL' AND tr.seq = 1",
+                &[&message_id],
+            )
+            .await
+            .unwrap();
+    }
+    let anonymised = |n: &'static str| {
+        let h = &h;
+        async move {
+            h.count(&format!(
+                "SELECT count(*) FROM tickets WHERE number = '{n}' AND anonymised_at IS NOT NULL"
+            ))
+            .await
+                == 1
+        }
+    };
+    // A hold on Alice's email covers the call too: same customer, another contact.
+    let alice = retention::HoldSubject::Customer("alice.smith@example.com".into());
+    assert!(retention::hold(db, &alice, "court order").await.unwrap());
+    let policy = RetentionPolicy::default();
+    retention::run(db, &policy, Utc::now(), false).await.unwrap();
+    assert!(anonymised("PRIV-OTHER").await);
+    assert!(!anonymised("PRIV-MAIL").await, "the held email ticket was anonymised");
+    assert!(
+        !anonymised("PRIV-CALL").await,
+        "the hold did not cover the same customer's call"
+    );
+
+    assert!(retention::release(db, &alice).await.unwrap());
+    assert_eq!(
+        h.count("SELECT count(*) FROM legal_holds WHERE customer ILIKE '%alice%'")
+            .await,
+        0,
+        "a released hold still names the contact"
+    );
+    retention::run(db, &policy, Utc::now(), false).await.unwrap();
+    assert!(anonymised("PRIV-MAIL").await && anonymised("PRIV-CALL").await);
+    for (table, text) in [
+        (
+            "tickets",
+            "customer::text || channel_message_id || coalesce(subject, '') || body",
+        ),
+        (
+            "ticket_messages",
+            "channel_message_id || body || coalesce(quoted_history, '')",
+        ),
+        ("ticket_transitions", "reason || details::text"),
+        (
+            "customers",
+            "coalesce(customer_id, '') || coalesce(email, '') || coalesce(name, '')",
+        ),
+    ] {
+        assert_eq!(
+            h.count(&format!("SELECT count(*) FROM {table} WHERE ({text}) ILIKE '%alice%'"))
+                .await,
+            0,
+            "{table} still names Alice"
+        );
+    }
+    let announced = h
+        .count("SELECT count(*) FROM outbox WHERE message->>'routing_key' = 'ticket.anonymised'")
+        .await;
+    assert_eq!(announced, 3, "one ticket.anonymised event per ticket");
+    h.cleanup().await;
+}
