@@ -19,6 +19,23 @@ pub struct RetentionPolicy {
     /// Monthly partitions of `ticket_transitions` kept ready ahead of the current month.
     #[serde(default = "default_ahead")]
     pub partition_months_ahead: u32,
+    /// How long the processed-message ledger keeps an entry: it only recognises redeliveries,
+    /// and its entries quote ticket views, so they go long before the tickets do (never later
+    /// than `period`), including entries written after a ticket closed.
+    #[serde(default = "default_ledger_keep")]
+    pub ledger_keep: RetentionPeriod,
+}
+
+fn default_ledger_keep() -> RetentionPeriod {
+    RetentionPeriod::Days(30)
+}
+
+impl RetentionPolicy {
+    /// Ledger entries processed before this are deleted: `ledger_keep` ago, or the tickets'
+    /// cutoff if that is sooner.
+    pub fn ledger_cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.ledger_keep.before(now).max(self.cutoff(now))
+    }
 }
 
 fn default_period() -> RetentionPeriod {
@@ -35,6 +52,7 @@ impl Default for RetentionPolicy {
             period: default_period(),
             mode: RetentionMode::default(),
             partition_months_ahead: default_ahead(),
+            ledger_keep: default_ledger_keep(),
         }
     }
 }
@@ -214,6 +232,18 @@ pub fn partition_expired(name: &str, cutoff: DateTime<Utc>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ledger_goes_long_before_the_tickets_and_never_after_them() {
+        let now: DateTime<Utc> = "2026-12-05T00:00:00Z".parse().unwrap();
+        let p = RetentionPolicy::default();
+        assert_eq!(p.ledger_cutoff(now), now - chrono::Duration::days(30));
+        let short = RetentionPolicy {
+            period: RetentionPeriod::Days(7),
+            ..RetentionPolicy::default()
+        };
+        assert_eq!(short.ledger_cutoff(now), now - chrono::Duration::days(7));
+    }
     use proptest::prelude::*;
 
     fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {

@@ -538,7 +538,7 @@ async fn run_locked(
     } else {
         expired_tickets_applied(&mut client, policy, cutoff, now).await?
     };
-    let ledger_entries_pruned = prune_ledger(&client, cutoff, dry_run).await?;
+    let ledger_entries_pruned = prune_ledger(&client, policy.ledger_cutoff(now), dry_run).await?;
     Ok(RunReport {
         dry_run,
         mode: policy.mode,
