@@ -631,3 +631,45 @@ async fn anonymisation_erases_message_ids_tells_consumers_and_a_customer_hold_co
     assert_eq!(announced, 3, "one ticket.anonymised event per ticket");
     h.cleanup().await;
 }
+
+/// A retention run scans an expired month of the transition log without locking the log: a
+/// reader holding the log open (as every transaction that writes a transition does) does not
+/// stop it, where a run that locked the whole log first waited for it and gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_scan_takes_no_exclusive_lock_on_the_transition_log() {
+    let _one_run_at_a_time = RETENTION_RUNS.lock().await;
+    let h = Harness::new("ret_nolock").await;
+    let db = &h.app.db;
+    let held = old_closed("NOLOCK-HELD", months_ago(30));
+    {
+        let client = db.pool.get().await.unwrap();
+        backdate::insert(&**client, &held).await;
+    }
+    let hold = retention::HoldSubject::Ticket("NOLOCK-HELD".into());
+    assert!(retention::hold(db, &hold, "litigation").await.unwrap());
+    let policy = RetentionPolicy::default();
+    // The first run moves the old rows into their month (that needs the log briefly).
+    retention::run(db, &policy, Utc::now(), false).await.unwrap();
+    let month = partition_name(month_start(held.received_at));
+    assert!(exists(db, &month).await, "{month} was not created");
+
+    // A transaction holds the log open while the next run looks at the expired month.
+    let mut reader_client = db.pool.get().await.unwrap();
+    let reader = reader_client.transaction().await.unwrap();
+    reader
+        .query("SELECT 1 FROM ticket_transitions LIMIT 1", &[])
+        .await
+        .unwrap();
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        retention::run(db, &policy, Utc::now(), false),
+    )
+    .await
+    .expect("the run waited on the open transaction")
+    .expect("the run failed");
+    assert!(report.partitions_kept.iter().any(|p| p.name == month), "{report:?}");
+    assert!(exists(db, &month).await, "the held month was dropped");
+    reader.rollback().await.unwrap();
+    drop(reader_client);
+    h.cleanup().await;
+}
