@@ -135,7 +135,7 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
         KeysCommand::List => {
             let keys = auth::list_keys(&app.db).await?;
             println!(
-                "{:<16} {:<24} {:<11} {:<12} {:>8} {:>8}  {:<20} revoked",
+                "{:<16} {:<24} {:<11} {:<18} {:>8} {:>8}  {:<20} revoked",
                 "id", "name", "role", "scope", "rate/s", "burst", "created"
             );
             for k in keys {
@@ -147,7 +147,7 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
                     .or(k.team.as_deref())
                     .unwrap_or("any");
                 println!(
-                    "{:<16} {:<24} {:<11} {:<12} {:>8} {:>8}  {:<20} {}",
+                    "{:<16} {:<24} {:<11} {:<18} {:>8} {:>8}  {:<20} {}",
                     k.id,
                     k.name,
                     k.role.as_str(),
