@@ -57,6 +57,9 @@ pub struct Settings {
     /// Key look-ups the cache cannot answer (unknown, revoked or new keys) per second per client
     /// address, before the gateway answers 429 without asking the database (burst: twice this).
     pub gateway_auth_misses_per_sec: u32,
+    /// Proxies in front of the gateway (addresses or CIDR blocks, comma separated): for a
+    /// request from one of them, the client's address is taken from `X-Forwarded-For`.
+    pub gateway_trusted_proxies: String,
     /// How far before the gateway's clock a request's `received_at` may be (seconds); older
     /// ones are refused with 422, so a backdated request cannot jump the queue.
     pub gateway_max_backdate_s: u64,
@@ -108,6 +111,7 @@ impl Default for Settings {
             gateway_channels: 4,
             gateway_key_cache_ms: 5_000,
             gateway_auth_misses_per_sec: 10,
+            gateway_trusted_proxies: String::new(),
             gateway_max_backdate_s: 24 * 3600,
             gateway_max_ahead_s: 300,
             sweep_after_s: 120,
@@ -212,6 +216,9 @@ impl Settings {
         }
         if let Some(v) = get("SWITCHBOARD_SHUTDOWN_GRACE_MS") {
             self.shutdown_grace_ms = num("SWITCHBOARD_SHUTDOWN_GRACE_MS", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_GATEWAY_TRUSTED_PROXIES") {
+            self.gateway_trusted_proxies = v;
         }
         if let Some(v) = get("SWITCHBOARD_GATEWAY_LISTEN") {
             self.gateway_listen = v;

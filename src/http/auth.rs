@@ -166,6 +166,80 @@ pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// An address or a CIDR block (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBlock {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpBlock {
+    pub fn parse(s: &str) -> Option<IpBlock> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a.parse::<std::net::IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.trim().parse::<std::net::IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpBlock { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        match (self.addr, ip) {
+            (V4(a), V4(b)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (V6(a), V6(b)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+
+    /// Every block of a comma-separated list; what does not parse is left out (and logged).
+    pub fn parse_list(list: &str) -> Vec<IpBlock> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| {
+                let block = IpBlock::parse(s);
+                if block.is_none() {
+                    tracing::warn!(
+                        entry = s,
+                        "gateway_trusted_proxies: not an address or CIDR block; ignored"
+                    );
+                }
+                block
+            })
+            .collect()
+    }
+}
+
+/// The client a request comes from: the peer, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not one (addresses further left can be forged by the
+/// client, so the walk goes from the right and stops at the first untrusted one).
+pub fn client_address(peer: std::net::IpAddr, forwarded_for: Option<&str>, trusted: &[IpBlock]) -> std::net::IpAddr {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|b| b.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let Some(chain) = forwarded_for else { return peer };
+    let mut client = peer;
+    for hop in chain.rsplit(',') {
+        let Ok(ip) = hop.trim().parse::<std::net::IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
 /// A cached look-up: when it was made, and the key (`None`: no such active key).
 type CacheEntry = (Instant, Option<Arc<ApiKey>>);
 
@@ -399,6 +473,31 @@ mod tests {
             assert_eq!(b.take(t2, 10, 3), Ok(()));
         }
         assert!(b.take(t2, 10, 3).is_err());
+    }
+
+    #[test]
+    fn the_client_behind_trusted_proxies_is_the_first_untrusted_hop_from_the_right() {
+        let trusted = IpBlock::parse_list("10.0.0.0/8, 192.168.1.5, not-an-ip");
+        assert_eq!(trusted.len(), 2);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // A direct client: its own address, whatever it claims.
+        assert_eq!(
+            client_address(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        // Through the proxy: the address the proxy saw; a forged entry further left is ignored.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("6.6.6.6, 198.51.100.7, 10.9.9.9"), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_address(ip("192.168.1.5"), None, &trusted), ip("192.168.1.5"));
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("garbage"), &trusted),
+            ip("10.1.2.3")
+        );
+        assert!(IpBlock::parse("::1/128").unwrap().contains(ip("::1")));
+        assert!(!IpBlock::parse("10.0.0.0/8").unwrap().contains(ip("11.0.0.1")));
+        assert!(IpBlock::parse("10.0.0.0/33").is_none());
     }
 
     #[test]

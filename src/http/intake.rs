@@ -55,10 +55,11 @@ pub fn routes(gw: Shared) -> Router {
 
 /// 401 without a valid key, 429 over its rate; the key goes to the handler as an extension.
 pub(crate) async fn authenticate(State(gw): State<Shared>, mut req: Request, next: Next) -> Response {
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| super::auth::client_address(c.0.ip(), forwarded, &gw.trusted_proxies));
     let key = match gw.keys.authenticate(presented_key(req.headers()), client).await {
         Ok(key) => key,
         Err(e) => return refuse(e, None),

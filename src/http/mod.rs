@@ -48,6 +48,8 @@ pub struct Gateway {
     pub db: Db,
     pub keys: auth::KeyCache,
     pub limiter: auth::RateLimiter,
+    /// Proxies whose `X-Forwarded-For` names the client (for the per-address key-spray limit).
+    pub trusted_proxies: Vec<auth::IpBlock>,
     pub publisher: crate::bus::publisher::Publisher,
     /// The last readiness answer: `/readyz` asks the broker and the database at most once a
     /// second, however often it is polled, so it cannot take the connections key checks need.
@@ -75,6 +77,7 @@ impl Gateway {
                 s.gateway_auth_misses_per_sec.max(1).saturating_mul(2),
             ),
             limiter: auth::RateLimiter::new(s.gateway_rate_per_sec, s.gateway_rate_burst),
+            trusted_proxies: auth::IpBlock::parse_list(&s.gateway_trusted_proxies),
             publisher: crate::bus::publisher::Publisher::new(
                 s.amqp_urls(),
                 app.topo.clone(),

@@ -742,3 +742,45 @@ async fn customer_record_poisoning_a_claimed_contact_renames_nobody_and_sees_no_
     );
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_spraying_behind_a_trusted_proxy_is_charged_to_the_forwarded_client() {
+    let h = Harness::new("sec_spray_proxy").await;
+    let mut gw = Served::start_with(&h, |s| s.gateway_trusted_proxies = "127.0.0.1".into()).await;
+    let spray = |n: usize, client: &'static str| (format!("sbk_{n:043}"), client);
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        let (fake, client) = spray(n, "198.51.100.7");
+        let auth = format!("Bearer {fake}");
+        let r = gw
+            .client
+            .get(
+                "/v1/tickets/209901-00001",
+                &[("authorization", &auth), ("x-forwarded-for", client)],
+            )
+            .await
+            .unwrap();
+        statuses.push(r.status.as_u16());
+    }
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 15, "{statuses:?}");
+    // Another client behind the same proxy has its own budget; a forged hop further left
+    // does not change whose budget pays.
+    let auth = format!("Bearer {}", spray(99, "").0);
+    let r = gw
+        .client
+        .get(
+            "/v1/tickets/209901-00001",
+            &[
+                ("authorization", &auth),
+                ("x-forwarded-for", "198.51.100.7, 203.0.113.5"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status.as_u16(),
+        401,
+        "the other client was charged the first one's budget"
+    );
+    h.cleanup().await;
+}
