@@ -312,7 +312,7 @@ async fn apply_http(
         Applied::Duplicate(_) => return Ok((true, false)),
         Applied::Refused(e) => return Err(e),
     };
-    outbox::insert(&tx, &outputs).await?;
+    outbox::insert(&*tx, &outputs).await?;
     tx.commit().await?;
     // Return the connection before the relay takes one: holding two per request would let a
     // burst of requests starve the pool.

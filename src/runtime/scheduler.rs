@@ -74,7 +74,7 @@ pub async fn fire_due(db: &Db) -> Result<usize, StoreError> {
         let tx = client.transaction().await?;
         let due = timers::claim_due(&tx, Utc::now(), CLAIM_LIMIT).await?;
         let messages: Vec<Outgoing> = due.iter().map(message_for).collect();
-        outbox::insert(&tx, &messages).await?;
+        outbox::insert(&*tx, &messages).await?;
         tx.commit().await?;
         for t in &due {
             let late = (t.fired_at - t.due_at).num_milliseconds().max(0) as f64 / 1000.0;
@@ -116,7 +116,7 @@ pub async fn sweep(db: &Db, after: Duration) -> Result<usize, StoreError> {
             "sweeper: queued tickets wait beside a free agent",
         ));
     }
-    outbox::insert(&tx, &messages).await?;
+    outbox::insert(&*tx, &messages).await?;
     tx.commit().await?;
     if !stuck.is_empty() || !teams.is_empty() {
         warn!(

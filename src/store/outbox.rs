@@ -4,9 +4,11 @@
 
 use super::StoreError;
 use crate::contracts::Outgoing;
-use deadpool_postgres::Transaction;
+use tokio_postgres::GenericClient;
 
-pub async fn insert(tx: &Transaction<'_>, messages: &[Outgoing]) -> Result<(), StoreError> {
+/// Writes `messages` to the outbox in the caller's transaction (a `tokio_postgres`
+/// transaction; pass `&*tx` for a pooled one).
+pub async fn insert<C: GenericClient>(tx: &C, messages: &[Outgoing]) -> Result<(), StoreError> {
     if messages.is_empty() {
         return Ok(());
     }

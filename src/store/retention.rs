@@ -787,15 +787,7 @@ async fn announce(
         .iter()
         .map(|n| crate::contracts::events::anonymised_event(n, at, purged))
         .collect();
-    let values: Vec<serde_json::Value> = events
-        .iter()
-        .map(|m| serde_json::to_value(m).unwrap_or(serde_json::Value::Null))
-        .collect();
-    tx.execute(
-        "INSERT INTO outbox (message) SELECT * FROM unnest($1::jsonb[])",
-        &[&values],
-    )
-    .await?;
+    super::outbox::insert(tx, &events).await?;
     Ok(())
 }
 
