@@ -156,12 +156,21 @@ pub struct PartitionInfo {
 
 /// Monthly partitions, oldest first.
 pub async fn partitions<C: GenericClient>(c: &C) -> Result<Vec<String>, StoreError> {
+    month_tables(c, true).await
+}
+
+/// Monthly tables of the transition log in this schema, attached to it or (`attached: false`)
+/// not: left by a run that stopped between detaching a month and dropping it.
+async fn month_tables<C: GenericClient>(c: &C, attached: bool) -> Result<Vec<String>, StoreError> {
     let rows = c
         .query(
-            "SELECT child.relname::text FROM pg_inherits i
-             JOIN pg_class child ON child.oid = i.inhrelid
-             WHERE i.inhparent = 'ticket_transitions'::regclass ORDER BY 1",
-            &[],
+            "SELECT c.relname::text FROM pg_class c
+             WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+               AND c.relname LIKE 'ticket\\_transitions\\_p%'
+               AND EXISTS (SELECT 1 FROM pg_inherits i
+                           WHERE i.inhrelid = c.oid AND i.inhparent = 'ticket_transitions'::regclass) = $1
+             ORDER BY 1",
+            &[&attached],
         )
         .await?;
     Ok(rows
@@ -171,24 +180,30 @@ pub async fn partitions<C: GenericClient>(c: &C) -> Result<Vec<String>, StoreErr
         .collect())
 }
 
-/// Monthly tables of the transition log in this schema that are not attached to it (left by a
-/// run that stopped between detaching and dropping).
-async fn detached_months<C: GenericClient>(c: &C) -> Result<Vec<String>, StoreError> {
-    let rows = c
-        .query(
-            "SELECT c.relname::text FROM pg_class c
-             WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
-               AND c.relname LIKE 'ticket\\_transitions\\_p%'
-               AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
-             ORDER BY 1",
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.get::<_, String>(0))
-        .filter(|n| partition_range(n).is_some())
-        .collect())
+/// A detached month: dropped when it is expired and no live or held ticket has rows in it,
+/// otherwise attached again. Returns what it held and whether it was dropped.
+async fn drop_or_reattach(
+    client: &Client,
+    name: &str,
+    cutoff: DateTime<Utc>,
+) -> Result<(PartitionInfo, bool), StoreError> {
+    let info = inspect(&***client, name, cutoff).await?;
+    if info.live_rows == 0 && partition_expired(name, cutoff) {
+        client.batch_execute(&format!("DROP TABLE \"{name}\"")).await?;
+        tracing::info!(partition = %name, rows = info.rows, "dropped an expired month of the transition log");
+        return Ok((info, true));
+    }
+    if let Some((from, to)) = partition_range(name) {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE ticket_transitions ATTACH PARTITION \"{name}\" FOR VALUES FROM ('{}') TO ('{}')",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            ))
+            .await?;
+        tracing::info!(partition = %name, "kept a month of the transition log: a live or held ticket has rows in it");
+    }
+    Ok((info, false))
 }
 
 async fn inspect<C: GenericClient>(c: &C, name: &str, cutoff: DateTime<Utc>) -> Result<PartitionInfo, StoreError> {
@@ -618,20 +633,15 @@ async fn expired_partitions(
     }
     // A run that died between detaching a month and dropping it left the month detached:
     // finish its work (drop it, or put it back) before anything else.
-    for name in detached_months(&***client).await? {
-        let info = inspect(&***client, &name, cutoff).await?;
-        if info.live_rows == 0 && partition_expired(&name, cutoff) {
-            client.batch_execute(&format!("DROP TABLE \"{name}\"")).await?;
+    let mut settle = |(info, dropped): (PartitionInfo, bool)| {
+        if dropped {
             partitions_dropped.push(info);
-        } else if let Some((from, to)) = crate::core::retention::partition_range(&name) {
-            client
-                .batch_execute(&format!(
-                    "ALTER TABLE ticket_transitions ATTACH PARTITION \"{name}\" FOR VALUES FROM ('{}') TO ('{}')",
-                    from.to_rfc3339(),
-                    to.to_rfc3339()
-                ))
-                .await?;
+        } else {
+            partitions_kept.push(info);
         }
+    };
+    for name in month_tables(&***client, false).await? {
+        settle(drop_or_reattach(client, &name, cutoff).await?);
     }
     for name in partitions(&***client).await? {
         if !partition_expired(&name, cutoff) {
@@ -641,7 +651,7 @@ async fn expired_partitions(
         // rows for now. A month with live rows is kept without ever taking a lock.
         let info = inspect(&***client, &name, cutoff).await?;
         if info.live_rows > 0 {
-            partitions_kept.push(info);
+            settle((info, false));
             continue;
         }
         // Lock only to detach: the parent is held exclusively for the catalogue change alone.
@@ -653,25 +663,7 @@ async fn expired_partitions(
         tx.commit().await?;
         // Detached, the month is a table of its own: check it again (a legal hold placed since
         // the scan keeps it) and drop it, or put it back.
-        let info = inspect(&***client, &name, cutoff).await?;
-        if info.live_rows == 0 {
-            client.batch_execute(&format!("DROP TABLE \"{name}\"")).await?;
-            tracing::info!(partition = %name, rows = info.rows, "dropped an expired month of the transition log");
-            partitions_dropped.push(info);
-        } else {
-            let Some((from, to)) = crate::core::retention::partition_range(&name) else {
-                continue;
-            };
-            client
-                .batch_execute(&format!(
-                    "ALTER TABLE ticket_transitions ATTACH PARTITION \"{name}\" FOR VALUES FROM ('{}') TO ('{}')",
-                    from.to_rfc3339(),
-                    to.to_rfc3339()
-                ))
-                .await?;
-            tracing::info!(partition = %name, "kept a month of the transition log: a hold arrived during the run");
-            partitions_kept.push(info);
-        }
+        settle(drop_or_reattach(client, &name, cutoff).await?);
     }
     Ok((partitions_dropped, partitions_kept))
 }
