@@ -19,7 +19,6 @@ use crate::http::auth::ApiKey;
 use crate::runtime::Services;
 use crate::stages::actions::{ActionError, apply};
 use crate::stages::{Applied, once};
-use crate::store::locks::lock_by_number;
 use crate::store::sla::pauses;
 use crate::store::{outbox, tickets};
 use axum::Extension;
@@ -292,8 +291,7 @@ async fn apply_http(
         ticket_numbers: &numbers,
         ..Default::default()
     };
-    crate::store::locks::lock(&tx, &set).await?;
-    let Some(t) = lock_by_number(&tx, &msg.ticket).await? else {
+    let Some(t) = crate::store::locks::lock(&tx, &set).await?.tickets.pop() else {
         return Err(ActionError::NotFound(msg.ticket.clone()));
     };
     principal.may_act(&msg.action, &facts(&facts_of(&*tx, &t).await?))?;

@@ -51,61 +51,25 @@ pub struct Locked {
 pub async fn lock(tx: &Transaction<'_>, set: &LockSet<'_>) -> Result<Locked, StoreError> {
     let mut locked = Locked::default();
     if !(set.teams.is_empty() && set.agents.is_empty() && set.assignees_of.is_empty()) {
-        // One statement per shape, each with a plain index condition: an OR across the three
-        // would leave the planner a worse plan on the hot path (assign locks by team only).
-        const AGENT_COLUMNS: &str =
-            "id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since";
-        let rows = if set.agents.is_empty() && set.assignees_of.is_empty() {
-            tx.query(
+        let rows = tx
+            .query(
                 &super::prepared(
                     tx,
-                    &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE team = ANY($1) ORDER BY id FOR UPDATE"),
-                )
-                .await?,
-                &[&set.teams],
-            )
-            .await?
-        } else {
-            tx.query(
-                &super::prepared(
-                    tx,
-                    &format!(
-                        "SELECT {AGENT_COLUMNS} FROM agents
-                         WHERE team = ANY($1) OR id = ANY($2)
-                            OR id IN (SELECT assignee FROM tickets WHERE number = ANY($3) AND assignee IS NOT NULL)
-                         ORDER BY id FOR UPDATE"
-                    ),
+                    "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
+                     FROM agents
+                     WHERE team = ANY($1) OR id = ANY($2)
+                        OR id IN (SELECT assignee FROM tickets WHERE number = ANY($3) AND assignee IS NOT NULL)
+                     ORDER BY id FOR UPDATE",
                 )
                 .await?,
                 &[&set.teams, &set.agents, &set.assignees_of],
             )
-            .await?
-        };
+            .await?;
         locked.agents = rows.iter().map(agent_from_row).collect();
     }
     if !(set.ticket_ids.is_empty() && set.ticket_numbers.is_empty()) {
-        let rows = if set.ticket_numbers.is_empty() {
-            tx.query(
-                &super::prepared(
-                    tx,
-                    &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
-                )
-                .await?,
-                &[&set.ticket_ids],
-            )
-            .await?
-        } else if set.ticket_ids.is_empty() {
-            tx.query(
-                &super::prepared(
-                    tx,
-                    &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = ANY($1) ORDER BY id FOR UPDATE"),
-                )
-                .await?,
-                &[&set.ticket_numbers],
-            )
-            .await?
-        } else {
-            tx.query(
+        let rows = tx
+            .query(
                 &super::prepared(
                     tx,
                     &format!(
@@ -115,8 +79,7 @@ pub async fn lock(tx: &Transaction<'_>, set: &LockSet<'_>) -> Result<Locked, Sto
                 .await?,
                 &[&set.ticket_ids, &set.ticket_numbers],
             )
-            .await?
-        };
+            .await?;
         locked.tickets = rows.iter().map(ticket_from_row).collect::<Result<_, _>>()?;
     }
     Ok(locked)
