@@ -43,21 +43,21 @@ impl Role {
     }
 }
 
-/// The authenticated caller of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+/// The authenticated caller of one request, borrowed from its key (no copy per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal<'a> {
     /// The key's id (`key_…`): what the audit trail and request ownership refer to.
-    pub key_id: String,
+    pub key_id: &'a str,
     /// Who holds the key (a relay's name, a supervisor's name).
-    pub name: String,
+    pub name: &'a str,
     pub role: Role,
     /// An integration restricted to one channel.
-    pub channel: Option<String>,
+    pub channel: Option<&'a str>,
     /// The agent an agent key acts as, and that agent's team now.
-    pub agent: Option<String>,
-    pub agent_team: Option<String>,
+    pub agent: Option<&'a str>,
+    pub agent_team: Option<&'a str>,
     /// A supervisor's team; `None`: every team.
-    pub team: Option<String>,
+    pub team: Option<&'a str>,
 }
 
 /// What the rules need to know about a ticket.
@@ -69,6 +69,17 @@ pub struct TicketFacts<'a> {
     pub opened_by_key: Option<&'a str>,
 }
 
+impl<'a> TicketFacts<'a> {
+    /// The facts of `t`, opened by the request that `opened_by_key` submitted.
+    pub fn of(t: &'a crate::core::ticket::Ticket, opened_by_key: Option<&'a str>) -> Self {
+        TicketFacts {
+            team: t.team.as_deref(),
+            assignee: t.assignee.as_deref(),
+            opened_by_key,
+        }
+    }
+}
+
 /// Why a principal may not do something: the 403's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -78,13 +89,13 @@ fn deny<T>(message: impl Into<String>) -> Result<T, Denied> {
     Err(Denied(message.into()))
 }
 
-impl Principal {
+impl Principal<'_> {
     /// The transition actor: `agent:<id>`, `supervisor:<name>`, `admin:<name>`, or for an
     /// integration acting for the customer, `customer:<key id>`.
     pub fn actor(&self) -> String {
         match self.role {
             Role::Integration => format!("customer:{}", self.key_id),
-            Role::Agent => format!("agent:{}", self.agent.as_deref().unwrap_or(&self.name)),
+            Role::Agent => format!("agent:{}", self.agent.unwrap_or(self.name)),
             Role::Supervisor => format!("supervisor:{}", self.name),
             Role::Admin => format!("admin:{}", self.name),
         }
@@ -93,7 +104,7 @@ impl Principal {
     /// Whether this principal may submit a request of `channel`.
     pub fn may_submit(&self, channel: &str) -> Result<(), Denied> {
         match self.role {
-            Role::Integration => match &self.channel {
+            Role::Integration => match self.channel {
                 Some(allowed) if allowed != channel => {
                     deny(format!("this key may only submit {allowed} requests, not {channel}"))
                 }
@@ -126,10 +137,10 @@ impl Principal {
     fn covers_team(&self, ticket: &TicketFacts<'_>) -> bool {
         match self.role {
             Role::Admin => true,
-            Role::Supervisor => self.team.is_none() || self.team.as_deref() == ticket.team,
+            Role::Supervisor => self.team.is_none() || self.team == ticket.team,
             Role::Agent => {
-                self.agent.is_some() && self.agent.as_deref() == ticket.assignee
-                    || self.agent_team.is_some() && self.agent_team.as_deref() == ticket.team
+                self.agent.is_some() && self.agent == ticket.assignee
+                    || self.agent_team.is_some() && self.agent_team == ticket.team
             }
             Role::Integration => false,
         }
@@ -172,7 +183,7 @@ impl Principal {
                 if matches!(action, Action::SetPriority { .. }) {
                     return deny("changing a ticket's priority is for a supervisor");
                 }
-                if self.agent.is_some() && self.agent.as_deref() == ticket.assignee {
+                if self.agent.is_some() && self.agent == ticket.assignee {
                     Ok(())
                 } else {
                     deny("only the ticket's assignee or a supervisor may act on it")
@@ -186,10 +197,10 @@ impl Principal {
 mod tests {
     use super::*;
 
-    fn principal(role: Role) -> Principal {
+    fn principal(role: Role) -> Principal<'static> {
         Principal {
-            key_id: "key_1".into(),
-            name: "p".into(),
+            key_id: "key_1",
+            name: "p",
             role,
             channel: None,
             agent: None,
@@ -198,10 +209,10 @@ mod tests {
         }
     }
 
-    fn agent(id: &str, team: &str) -> Principal {
+    fn agent(id: &'static str, team: &'static str) -> Principal<'static> {
         Principal {
-            agent: Some(id.into()),
-            agent_team: Some(team.into()),
+            agent: Some(id),
+            agent_team: Some(team),
             ..principal(Role::Agent)
         }
     }
@@ -238,7 +249,7 @@ mod tests {
     #[test]
     fn an_integration_reads_no_ticket_and_speaks_only_for_the_customer_of_its_own_tickets() {
         let p = Principal {
-            channel: Some("email".into()),
+            channel: Some("email"),
             ..principal(Role::Integration)
         };
         let own = TicketFacts {
@@ -262,7 +273,7 @@ mod tests {
     #[test]
     fn a_channel_key_submits_and_reads_only_its_channel_and_its_own_requests() {
         let p = Principal {
-            channel: Some("email".into()),
+            channel: Some("email"),
             ..principal(Role::Integration)
         };
         assert!(p.may_submit("email").is_ok());
@@ -317,12 +328,12 @@ mod tests {
     #[test]
     fn a_supervisor_acts_on_their_team_or_on_every_team() {
         let all = Principal {
-            name: "boss".into(),
+            name: "boss",
             ..principal(Role::Supervisor)
         };
         let billing = Principal {
-            team: Some("billing".into()),
-            ..all.clone()
+            team: Some("billing"),
+            ..all
         };
         let t = TicketFacts {
             team: Some("tech"),

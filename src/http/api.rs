@@ -71,11 +71,20 @@ pub async fn ticket_json(app: &Services, number: &str) -> Result<Option<Value>, 
     let Some(t) = tickets::get_by_number(&**client, number).await? else {
         return Ok(None);
     };
+    Ok(Some(view_of(app, &**client, &t).await?))
+}
+
+/// [`ticket_json`] of a ticket already read.
+async fn view_of<C: tokio_postgres::GenericClient>(
+    app: &Services,
+    client: &C,
+    t: &crate::core::ticket::Ticket,
+) -> Result<Value, crate::store::StoreError> {
     let now = chrono::Utc::now();
-    let facts = SlaFacts::of(&t, pauses(&**client, t.id).await?);
+    let facts = SlaFacts::of(t, pauses(client, t.id).await?);
     let clocks = app.policy.doc.sla.clocks(app.policy.calendar(), &facts, now);
-    let transitions = tickets::transitions_of(&**client, t.id).await?;
-    let escalations: Vec<Value> = tickets::escalations_of(&**client, t.id)
+    let transitions = tickets::transitions_of(client, t.id).await?;
+    let escalations: Vec<Value> = tickets::escalations_of(client, t.id)
         .await?
         .into_iter()
         .map(|e| {
@@ -89,7 +98,7 @@ pub async fn ticket_json(app: &Services, number: &str) -> Result<Option<Value>, 
             })
         })
         .collect();
-    let messages: Vec<Value> = tickets::messages_of(&**client, t.id)
+    let messages: Vec<Value> = tickets::messages_of(client, t.id)
         .await?
         .into_iter()
         .map(|m| {
@@ -98,7 +107,7 @@ pub async fn ticket_json(app: &Services, number: &str) -> Result<Option<Value>, 
                     "body": m.body, "attachments": m.attachments })
         })
         .collect();
-    let earlier: Vec<Value> = tickets::customer_tickets_of(&**client, t.id, 20)
+    let earlier: Vec<Value> = tickets::customer_tickets_of(client, t.id, 20)
         .await?
         .into_iter()
         .map(|e| {
@@ -106,55 +115,33 @@ pub async fn ticket_json(app: &Services, number: &str) -> Result<Option<Value>, 
                     "priority": e.priority, "received_at": e.received_at })
         })
         .collect();
-    let mut view = crate::contracts::events::ticket_view(&t);
+    let mut view = crate::contracts::events::ticket_view(t);
     // The ticket record is the one place the full contact is shown (to the service team).
     view["customer"] = serde_json::to_value(&t.customer).unwrap_or_default();
     view["subject"] = json!(t.subject);
     view["body"] = json!(t.body);
-    Ok(Some(json!({
+    Ok(json!({
         "ticket": view,
         "sla": clocks,
         "transitions": transitions,
         "escalations": escalations,
         "messages": messages,
         "customer_tickets": earlier,
-    })))
+    }))
 }
 
-/// The caller, or 401: the router only ever runs behind the gateway's key middleware, and a
-/// request that somehow reached it without a key gets nothing.
-fn principal_of(key: Option<Extension<Arc<ApiKey>>>) -> Result<Principal, Box<Response>> {
-    key.map(|Extension(k)| k.principal()).ok_or_else(|| {
-        Box::new(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing API key: send `Authorization: Bearer <key>`".into(),
-        ))
-    })
+/// 401: the router only ever runs behind the gateway's key middleware, and a request that
+/// somehow reached it without a key gets nothing.
+fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing API key: send `Authorization: Bearer <key>`".into(),
+    )
 }
 
 fn forbidden(d: crate::core::access::Denied) -> Response {
     error(StatusCode::FORBIDDEN, "forbidden", d.0)
-}
-
-/// What the access rules need to know about a ticket.
-async fn facts_of<C: tokio_postgres::GenericClient>(
-    client: &C,
-    t: &crate::core::ticket::Ticket,
-) -> Result<(Option<String>, Option<String>, Option<String>), crate::store::StoreError> {
-    Ok((
-        t.team.clone(),
-        t.assignee.clone(),
-        tickets::opening_key(client, t).await?,
-    ))
-}
-
-fn facts(f: &(Option<String>, Option<String>, Option<String>)) -> TicketFacts<'_> {
-    TicketFacts {
-        team: f.0.as_deref(),
-        assignee: f.1.as_deref(),
-        opened_by_key: f.2.as_deref(),
-    }
 }
 
 async fn get_ticket(
@@ -162,29 +149,24 @@ async fn get_ticket(
     key: Option<Extension<Arc<ApiKey>>>,
     Path(number): Path<String>,
 ) -> Response {
-    let principal = match principal_of(key) {
-        Ok(p) => p,
-        Err(r) => return *r,
+    let Some(Extension(key)) = key else {
+        return unauthorized();
     };
-    let checked = async {
+    let view = async {
         let client = s.app.db.pool.get().await?;
         let Some(t) = tickets::get_by_number(&**client, &number).await? else {
             return Ok(None);
         };
-        Ok::<_, crate::store::StoreError>(Some(facts_of(&**client, &t).await?))
+        let opened_by = tickets::opening_key(&**client, &t).await?;
+        if let Err(d) = key.principal().may_read(&TicketFacts::of(&t, opened_by.as_deref())) {
+            return Ok(Some(Err(d)));
+        }
+        Ok::<_, crate::store::StoreError>(Some(Ok(view_of(&s.app, &**client, &t).await?)))
     }
     .await;
-    match checked {
-        Ok(Some(f)) => {
-            if let Err(d) = principal.may_read(&facts(&f)) {
-                return forbidden(d);
-            }
-        }
-        Ok(None) => return error(StatusCode::NOT_FOUND, "not_found", format!("no ticket {number:?}")),
-        Err(e) => return internal(e),
-    }
-    match ticket_json(&s.app, &number).await {
-        Ok(Some(v)) => Json(v).into_response(),
+    match view {
+        Ok(Some(Ok(v))) => Json(v).into_response(),
+        Ok(Some(Err(d))) => forbidden(d),
         Ok(None) => error(StatusCode::NOT_FOUND, "not_found", format!("no ticket {number:?}")),
         Err(e) => internal(e),
     }
@@ -210,10 +192,10 @@ async fn post_action(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let principal = match principal_of(key) {
-        Ok(p) => p,
-        Err(r) => return *r,
+    let Some(Extension(key)) = key else {
+        return unauthorized();
     };
+    let principal = key.principal();
     let parsed: ActionBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) if e.is_syntax() || e.is_eof() => {
@@ -272,7 +254,7 @@ async fn post_action(
 /// timer's or a queued action's (`action:…` in the same ledger).
 async fn apply_http(
     s: &ApiState,
-    principal: &Principal,
+    principal: &Principal<'_>,
     msg: &ActionMessage,
     idempotency_key: &str,
 ) -> Result<(bool, bool), ActionError> {
@@ -294,7 +276,8 @@ async fn apply_http(
     let Some(t) = crate::store::locks::lock(&tx, &set).await?.tickets.pop() else {
         return Err(ActionError::NotFound(msg.ticket.clone()));
     };
-    principal.may_act(&msg.action, &facts(&facts_of(&*tx, &t).await?))?;
+    let opened_by = tickets::opening_key(&*tx, &t).await?;
+    principal.may_act(&msg.action, &TicketFacts::of(&t, opened_by.as_deref()))?;
     let ledger_key = format!("api:{}:{}:{idempotency_key}", principal.key_id, t.id);
     let now = chrono::Utc::now();
     let applied = once(&tx, "api", &ledger_key, || async {

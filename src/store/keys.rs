@@ -30,15 +30,15 @@ pub struct ApiKey {
 
 impl ApiKey {
     /// The principal this key stands for.
-    pub fn principal(&self) -> Principal {
+    pub fn principal(&self) -> Principal<'_> {
         Principal {
-            key_id: self.id.clone(),
-            name: self.name.clone(),
+            key_id: &self.id,
+            name: &self.name,
             role: self.role,
-            channel: self.channel.clone(),
-            agent: self.agent.clone(),
-            agent_team: self.agent_team.clone(),
-            team: self.team.clone(),
+            channel: self.channel.as_deref(),
+            agent: self.agent.as_deref(),
+            agent_team: self.agent_team.as_deref(),
+            team: self.team.as_deref(),
         }
     }
 }
