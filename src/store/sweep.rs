@@ -17,20 +17,16 @@ pub async fn stuck_tickets(
     max_attempts: i32,
     limit: i64,
 ) -> Result<Vec<Ticket>, StoreError> {
-    let columns = TICKET_COLUMNS
-        .split(',')
-        .map(|c| format!("t.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
     let rows = tx
         .query(
             &format!(
-                "SELECT {columns} FROM tickets t LEFT JOIN ticket_redrives r ON r.ticket_id = t.id
+                "SELECT {TICKET_COLUMNS} FROM tickets t
                  WHERE t.state IN ('received', 'classified', 'prioritized')
                    AND t.updated_at < now() - make_interval(secs => $1)
-                   AND (r.ticket_id IS NULL OR r.version <> t.version
-                        OR (r.attempts < $2 AND r.last_at < now() - make_interval(secs => $1)))
-                 ORDER BY t.id LIMIT $3 FOR UPDATE OF t SKIP LOCKED"
+                   AND NOT EXISTS (SELECT 1 FROM ticket_redrives r
+                                   WHERE r.ticket_id = t.id AND r.version = t.version
+                                     AND (r.attempts >= $2 OR r.last_at >= now() - make_interval(secs => $1)))
+                 ORDER BY t.id LIMIT $3 FOR UPDATE SKIP LOCKED"
             ),
             &[&stale_after_s, &max_attempts, &limit],
         )
