@@ -166,7 +166,8 @@ impl Topology {
                 let _ = ch.close(200, "declared".into()).await;
                 Ok(())
             }
-            Err(e) if e.to_string().contains("PRECONDITION_FAILED") || e.to_string().contains("inequivalent") => {
+            // 406 PRECONDITION_FAILED: the queue exists with other arguments.
+            Err(e) if matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 406) => {
                 tracing::warn!(
                     queue = %self.dead_queue(),
                     "the dead-letter queue was declared without a length limit and expiry by an earlier version; add them with: rabbitmqctl set_policy switchboard-dead '^{}$' '{{\"max-length\":{DEAD_LETTER_MAX},\"max-length-bytes\":{DEAD_LETTER_MAX_BYTES},\"overflow\":\"drop-head\",\"message-ttl\":{DEAD_LETTER_TTL_MS}}}' --apply-to queues",

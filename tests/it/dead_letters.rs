@@ -217,3 +217,34 @@ async fn the_dead_letter_queue_is_bounded_and_its_letters_expire() {
     }
     h.cleanup().await;
 }
+
+/// A dead-letter queue declared by an earlier version (no limits) is used as it is: declaring
+/// the topology does not fail on the broker's refusal to change its arguments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_dead_letter_queue_without_limits_is_kept_and_used() {
+    let settings = common::test_settings("dlq_older");
+    let conn = switchboard::bus::connect(&settings.amqp_urls(), "dlq-older")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut args = lapin::types::FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    let dead = format!("{}.dead", settings.topology_prefix);
+    ch.queue_declare(
+        dead.as_str().into(),
+        lapin::options::QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .unwrap();
+    let _ = conn.close(200, "declared".into()).await;
+    let h = Harness::with_settings(settings).await;
+    assert_eq!(h.depth(&h.topo().dead_queue()).await, 0);
+    h.cleanup().await;
+}
