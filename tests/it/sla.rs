@@ -565,13 +565,46 @@ async fn every_tickets_events_arrive_without_gaps() {
     h.cleanup().await;
 }
 
+/// Runs one lifecycle batch in its own transaction on its own task, committing at the end.
+fn spawn_lifecycle_batch(
+    h: &Harness,
+    batch: Vec<switchboard::runtime::runner::Inbound>,
+) -> tokio::task::JoinHandle<Result<Vec<switchboard::runtime::runner::Outcome>, switchboard::store::StoreError>> {
+    use switchboard::runtime::runner::Stage;
+    let lifecycle = switchboard::stages::lifecycle::Lifecycle { ctx: h.app.context() };
+    let app = h.app.clone();
+    tokio::spawn(async move {
+        let mut client = app.db.pool.get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let out = lifecycle.process(&tx, &batch).await?;
+        tx.commit().await?;
+        Ok(out)
+    })
+}
+
+/// Waits until some transaction of this database waits on a lock.
+async fn wait_for_a_lock_wait(h: &Harness, client: &deadpool_postgres::Object, what: &str) {
+    h.wait_for(what, Duration::from_secs(10), || async {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            >= 1
+    })
+    .await;
+}
+
 /// A lifecycle batch that frees two agents must not deadlock with an assign batch, which locks
 /// a team's agents in id order. Here "assign" (tx B) holds agent a1 while the lifecycle batch
 /// resolves a ticket of a2 and then one of a1; B then asks for a2. Taking the batch's agents up
 /// front in id order means the lifecycle waits for a1 holding nothing, so B gets a2 at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
-    use switchboard::runtime::runner::{Outcome, Stage};
+    use switchboard::runtime::runner::Outcome;
     let mut s = test_settings("lock_order");
     s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
     let mut h = Harness::with_settings(s).await;
@@ -611,32 +644,9 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     b.execute("SELECT 1 FROM agents WHERE id = 'a1' FOR UPDATE", &[])
         .await
         .unwrap();
-    let lifecycle = switchboard::stages::lifecycle::Lifecycle { ctx: h.app.context() };
-    let app = h.app.clone();
-    let a = tokio::spawn(async move {
-        let mut client = app.db.pool.get().await.unwrap();
-        let tx = client.transaction().await.unwrap();
-        let out = lifecycle.process(&tx, &batch).await?;
-        tx.commit().await?;
-        Ok::<_, switchboard::store::StoreError>(out)
-    });
+    let a = spawn_lifecycle_batch(&h, batch);
     // Wait until the lifecycle transaction is blocked on a lock (on a1, held by B).
-    h.wait_for(
-        "the lifecycle batch to wait for a1",
-        Duration::from_secs(10),
-        || async {
-            client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            >= 1
-        },
-    )
-    .await;
+    wait_for_a_lock_wait(&h, &client, "the lifecycle batch to wait for a1").await;
     // B now asks for a2: it must get it, not wait on the lifecycle batch (a deadlock).
     let got = tokio::time::timeout(
         Duration::from_millis(500),
@@ -665,7 +675,7 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
 /// waits for T1 (held by B) it holds nothing B then asks for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadlock_a_lifecycle_batch_locks_its_tickets_in_id_order_whatever_the_arrival_order() {
-    use switchboard::runtime::runner::{Outcome, Stage};
+    use switchboard::runtime::runner::Outcome;
     let mut s = test_settings("lock_tickets");
     s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
     let mut h = Harness::with_settings(s).await;
@@ -699,31 +709,8 @@ async fn deadlock_a_lifecycle_batch_locks_its_tickets_in_id_order_whatever_the_a
     b.execute("SELECT 1 FROM tickets WHERE number = $1 FOR UPDATE", &[&t1])
         .await
         .unwrap();
-    let lifecycle = switchboard::stages::lifecycle::Lifecycle { ctx: h.app.context() };
-    let app = h.app.clone();
-    let a = tokio::spawn(async move {
-        let mut client = app.db.pool.get().await.unwrap();
-        let tx = client.transaction().await.unwrap();
-        let out = lifecycle.process(&tx, &batch).await?;
-        tx.commit().await?;
-        Ok::<_, switchboard::store::StoreError>(out)
-    });
-    h.wait_for(
-        "the lifecycle batch to wait for T1",
-        Duration::from_secs(10),
-        || async {
-            client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            >= 1
-        },
-    )
-    .await;
+    let a = spawn_lifecycle_batch(&h, batch);
+    wait_for_a_lock_wait(&h, &client, "the lifecycle batch to wait for T1").await;
     let got = tokio::time::timeout(
         Duration::from_millis(500),
         b.execute("SELECT 1 FROM tickets WHERE number = $1 FOR UPDATE", &[&t2]),
