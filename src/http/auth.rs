@@ -75,11 +75,19 @@ impl<'a> KeySpec<'a> {
         }
     }
 
-    /// A person's key: an agent's (`agent` names them) or a supervisor's or admin's.
+    /// A person's key: a supervisor's or an admin's (an agent's: [`KeySpec::agent`]).
     pub fn person(name: &'a str, role: Role) -> Self {
         KeySpec {
             role,
             ..KeySpec::integration(name, None)
+        }
+    }
+
+    /// An agent's key, acting as the roster's `agent`.
+    pub fn agent(name: &'a str, agent: &'a str) -> Self {
+        KeySpec {
+            agent: Some(agent),
+            ..KeySpec::person(name, Role::Agent)
         }
     }
 }

@@ -214,6 +214,12 @@ impl Harness {
         client.query_one(sql, &[]).await.unwrap().get(0)
     }
 
+    /// The one text value `sql` selects (a ticket number, say).
+    pub async fn text(&self, sql: &str) -> String {
+        let client = self.app.db.pool.get().await.unwrap();
+        client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
     /// Polls `check` until it holds, or panics with `what` after `timeout`.
     pub async fn wait_for<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
     where

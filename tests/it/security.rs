@@ -208,14 +208,7 @@ async fn actor_spoofing_the_transition_actor_is_the_key_never_the_body() {
     let (number, assignee) = assigned_via(&h, &mut gw, &app_key, "sec-actor-1", "13812340011").await;
 
     // The assignee's own key: the body claims a supervisor, the log says the agent.
-    let agent_key = key(
-        &h,
-        auth::KeySpec {
-            agent: Some(&assignee),
-            ..auth::KeySpec::person("agent", Role::Agent)
-        },
-    )
-    .await;
+    let agent_key = key(&h, auth::KeySpec::agent("agent", &assignee)).await;
     let r = gw
         .act(
             &agent_key,
@@ -251,14 +244,7 @@ async fn actor_spoofing_the_transition_actor_is_the_key_never_the_body() {
         .await
         .unwrap()
         .get(0);
-    let stranger_key = key(
-        &h,
-        auth::KeySpec {
-            agent: Some(&stranger),
-            ..auth::KeySpec::person("stranger", Role::Agent)
-        },
-    )
-    .await;
+    let stranger_key = key(&h, auth::KeySpec::agent("stranger", &stranger)).await;
     assert_forbidden(
         &gw.get(&stranger_key, &format!("/v1/tickets/{number}")).await,
         "an agent of another team reads the ticket",
@@ -643,17 +629,7 @@ async fn set_priority_before_assignment_strands_no_ticket() {
         h.count("SELECT count(*) FROM tickets WHERE state = 'received'").await == 1
     })
     .await;
-    let number: String = h
-        .app
-        .db
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query_one("SELECT number FROM tickets", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let number = h.text("SELECT number FROM tickets").await;
     // While the classify work message for version 1 waits, a supervisor sets the priority.
     let r = gw
         .act(

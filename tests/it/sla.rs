@@ -754,17 +754,7 @@ async fn escalation_reminders_without_end_are_capped_and_climb_to_the_next_rung(
         h.count("SELECT count(*) FROM tickets WHERE state = 'queued'").await == 1
     })
     .await;
-    let number: String = h
-        .app
-        .db
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query_one("SELECT number FROM tickets", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let number = h.text("SELECT number FROM tickets").await;
     let escalated = |h: &Harness, number: String| {
         let h = h.app.clone();
         async move {
