@@ -169,7 +169,7 @@ async fn submit(gw: &Gateway, key: &ApiKey, native: &'static Native, req: Reques
         };
         let bytes = body(req, limit).await?;
         let now = chrono::Utc::now();
-        let request = if native.heavy {
+        let mut request = if native.heavy {
             // Parsing a large MIME message is CPU work: keep it off the I/O threads.
             tokio::task::spawn_blocking(move || (native.normalize)(&bytes, now))
                 .await
@@ -177,7 +177,6 @@ async fn submit(gw: &Gateway, key: &ApiKey, native: &'static Native, req: Reques
         } else {
             (native.normalize)(&bytes, now)?
         };
-        let mut request = request;
         if native.channel.is_none() {
             principal.may_submit(&request.channel)?;
         }

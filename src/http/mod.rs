@@ -56,6 +56,14 @@ pub struct Gateway {
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool, serde_json::Value)>>,
 }
 
+/// A setting in seconds as a duration; one too large to represent is no limit.
+fn seconds(s: u64) -> chrono::Duration {
+    i64::try_from(s)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX)
+}
+
 impl Gateway {
     pub fn new(app: &Services) -> Gateway {
         let s = &app.settings;
@@ -65,8 +73,8 @@ impl Gateway {
                 email_limit: s
                     .gateway_max_email_bytes
                     .clamp(1, crate::channels::email::MAX_RAW_EMAIL_BYTES),
-                max_backdate: chrono::Duration::seconds(s.gateway_max_backdate_s.min(i64::MAX as u64 / 2000) as i64),
-                max_ahead: chrono::Duration::seconds(s.gateway_max_ahead_s.min(i64::MAX as u64 / 2000) as i64),
+                max_backdate: seconds(s.gateway_max_backdate_s),
+                max_ahead: seconds(s.gateway_max_ahead_s),
             },
             channels: app.policy.doc.channels.clone(),
             db: app.db.clone(),
