@@ -6,8 +6,9 @@
 //!   channel and reads the status of the requests it submitted. For the customer it may only
 //!   report a reply (`customer_replied`) or a rating (`rate`), and only on a ticket its own
 //!   request opened. It never reads a ticket.
-//! - An **agent** reads the tickets of their team and works the tickets assigned to them; a
-//!   priority change is for a supervisor.
+//! - An **agent** reads the tickets of their team, claims from their team's queue, notes on
+//!   the team's tickets and works the tickets assigned to them; reassigning, acknowledging an
+//!   escalation, changing the priority or a deadline is for a supervisor.
 //! - A **supervisor** reads and acts on every ticket of their team (or of every team when the
 //!   key names none).
 //! - An **admin** may do everything.
@@ -158,13 +159,17 @@ impl Principal<'_> {
 
     /// Whether this principal may take `action` on the ticket.
     pub fn may_act(&self, action: &Action, ticket: &TicketFacts<'_>) -> Result<(), Denied> {
+        self.may_act_kind(action.kind(), ticket)
+    }
+
+    /// [`Principal::may_act`] by the action's kind (`respond`, `claim`, …).
+    pub fn may_act_kind(&self, kind: &str, ticket: &TicketFacts<'_>) -> Result<(), Denied> {
         match self.role {
             Role::Admin => Ok(()),
             Role::Integration => {
-                if !matches!(action, Action::CustomerReplied { .. } | Action::Rate { .. }) {
+                if !CUSTOMER_ACTIONS.contains(&kind) {
                     return deny(format!(
-                        "an integration key may only report the customer's reply or rating, not {}",
-                        action.kind()
+                        "an integration key may only report the customer's reply or rating, not {kind}"
                     ));
                 }
                 match ticket.opened_by_key {
@@ -173,25 +178,45 @@ impl Principal<'_> {
                 }
             }
             Role::Supervisor => {
-                if self.covers_team(ticket) {
+                if kind == "claim" {
+                    deny("claiming is for agents: reassign the ticket to one")
+                } else if self.covers_team(ticket) {
                     Ok(())
                 } else {
                     deny("this ticket belongs to another team")
                 }
             }
             Role::Agent => {
-                if matches!(action, Action::SetPriority { .. }) {
-                    return deny("changing a ticket's priority is for a supervisor");
-                }
-                if self.agent.is_some() && self.agent == ticket.assignee {
-                    Ok(())
-                } else {
-                    deny("only the ticket's assignee or a supervisor may act on it")
+                let mine = self.agent.is_some() && self.agent == ticket.assignee;
+                let my_team = self.agent_team.is_some() && self.agent_team == ticket.team;
+                match kind {
+                    _ if SUPERVISOR_ACTIONS.contains(&kind) => {
+                        deny(format!("{kind} is for a supervisor of the ticket's team"))
+                    }
+                    "claim" if my_team => Ok(()),
+                    "claim" => deny("an agent claims only from their own team's queue"),
+                    // A note helps whoever works the ticket: anyone who may read it may add one.
+                    "note" if mine || my_team => Ok(()),
+                    _ if mine => Ok(()),
+                    _ => deny("only the ticket's assignee or a supervisor may act on it"),
                 }
             }
         }
     }
+
+    /// The action kinds this principal may take on the ticket, of those `possible` (by state).
+    pub fn allowed_actions(&self, ticket: &TicketFacts<'_>, possible: impl Fn(&str) -> bool) -> Vec<&'static str> {
+        Action::KINDS
+            .into_iter()
+            .filter(|k| possible(k) && self.may_act_kind(k, ticket).is_ok())
+            .collect()
+    }
 }
+
+/// What an integration may report for the customer.
+const CUSTOMER_ACTIONS: [&str; 2] = ["customer_replied", "rate"];
+/// What only a supervisor (or an admin) may do: overrule the plan the pipeline made.
+pub const SUPERVISOR_ACTIONS: [&str; 4] = ["reassign", "acknowledge_escalation", "set_priority", "set_due"];
 
 #[cfg(test)]
 mod tests {
@@ -317,7 +342,7 @@ mod tests {
         assert!(p.may_read(&colleague).is_ok());
         assert!(p.may_read(&elsewhere).is_err());
         for a in every_action() {
-            let allowed = !matches!(a, Action::SetPriority { .. });
+            let allowed = !SUPERVISOR_ACTIONS.contains(&a.kind());
             assert_eq!(p.may_act(&a, &mine).is_ok(), allowed, "{}", a.kind());
             assert!(p.may_act(&a, &colleague).is_err(), "{}", a.kind());
             assert!(p.may_act(&a, &elsewhere).is_err(), "{}", a.kind());
@@ -349,6 +374,99 @@ mod tests {
         assert!(billing.may_read(&t).is_err() && billing.may_act(&set, &t).is_err());
         assert!(billing.may_act(&set, &unrouted).is_err());
         assert_eq!(all.actor(), "supervisor:boss");
+    }
+
+    /// Every role × action × ticket relation, as a table a person can check: `Y` allowed,
+    /// `.` refused. Columns: the principal's own ticket (assigned to the agent / opened by the
+    /// integration), a team colleague's ticket, another team's ticket, a queued ticket of the
+    /// principal's team (unassigned). The state is the plan's to decide (a claim of a ticket
+    /// that is not queued is refused there, with 409).
+    #[test]
+    fn every_role_and_action_is_decided_as_the_table_says() {
+        const TABLE: &[(&str, &str, &str, &str, &str)] = &[
+            // kind                    integration  agent   team-sup  all-sup/admin
+            ("claim", "....", "YY.Y", "....", "YYYY"),
+            ("start", "....", "Y...", "YY.Y", "YYYY"),
+            ("respond", "....", "Y...", "YY.Y", "YYYY"),
+            ("note", "....", "YY.Y", "YY.Y", "YYYY"),
+            ("wait_for_customer", "....", "Y...", "YY.Y", "YYYY"),
+            ("customer_replied", "Y...", "Y...", "YY.Y", "YYYY"),
+            ("resolve", "....", "Y...", "YY.Y", "YYYY"),
+            ("reopen", "....", "Y...", "YY.Y", "YYYY"),
+            ("close", "....", "Y...", "YY.Y", "YYYY"),
+            ("rate", "Y...", "Y...", "YY.Y", "YYYY"),
+            ("reassign", "....", "....", "YY.Y", "YYYY"),
+            ("transfer", "....", "Y...", "YY.Y", "YYYY"),
+            ("escalate", "....", "Y...", "YY.Y", "YYYY"),
+            ("acknowledge_escalation", "....", "....", "YY.Y", "YYYY"),
+            ("set_priority", "....", "....", "YY.Y", "YYYY"),
+            ("reclassify", "....", "Y...", "YY.Y", "YYYY"),
+            ("set_due", "....", "....", "YY.Y", "YYYY"),
+            ("link", "....", "Y...", "YY.Y", "YYYY"),
+            ("merge", "....", "Y...", "YY.Y", "YYYY"),
+            ("attach", "....", "Y...", "YY.Y", "YYYY"),
+        ];
+        assert_eq!(TABLE.len(), Action::KINDS.len());
+        let own = TicketFacts {
+            team: Some("billing"),
+            assignee: Some("a1"),
+            opened_by_key: Some("key_1"),
+        };
+        let colleague = TicketFacts {
+            team: Some("billing"),
+            assignee: Some("a2"),
+            opened_by_key: Some("key_2"),
+        };
+        let elsewhere = TicketFacts {
+            team: Some("tech"),
+            assignee: Some("a3"),
+            opened_by_key: Some("key_2"),
+        };
+        let queued = TicketFacts {
+            team: Some("billing"),
+            assignee: None,
+            opened_by_key: Some("key_2"),
+        };
+        let relations = [own, colleague, elsewhere, queued];
+        let team_sup = Principal {
+            team: Some("billing"),
+            ..principal(Role::Supervisor)
+        };
+        let all_sup = principal(Role::Supervisor);
+        let admin = principal(Role::Admin);
+        let integration = principal(Role::Integration);
+        let agent = agent("a1", "billing");
+        for (kind, integ, ag, sup, top) in TABLE {
+            assert!(Action::KINDS.contains(kind), "{kind} is not an action");
+            for (who, row) in [(&integration, integ), (&agent, ag), (&team_sup, sup), (&admin, top)] {
+                for (i, facts) in relations.iter().enumerate() {
+                    let want = row.as_bytes()[i] == b'Y';
+                    let got = who.may_act_kind(kind, facts).is_ok();
+                    assert_eq!(got, want, "{:?} {kind} on relation {i}", who.role);
+                }
+            }
+            // A supervisor of every team may do what an admin may, except claim.
+            for facts in &relations {
+                assert_eq!(
+                    all_sup.may_act_kind(kind, facts).is_ok(),
+                    *kind != "claim",
+                    "all-team supervisor {kind}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn allowed_actions_are_the_permitted_ones_that_the_state_allows() {
+        let a = agent("a1", "billing");
+        let own = TicketFacts {
+            team: Some("billing"),
+            assignee: Some("a1"),
+            opened_by_key: None,
+        };
+        let allowed = a.allowed_actions(&own, |k| k != "close");
+        assert!(allowed.contains(&"respond") && allowed.contains(&"note"));
+        assert!(!allowed.contains(&"close") && !allowed.contains(&"set_priority"));
     }
 
     #[test]

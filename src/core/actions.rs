@@ -60,6 +60,54 @@ pub enum Action {
         priority: String,
         reason: String,
     },
+    /// An internal note for colleagues; the customer does not see it and no state changes.
+    Note {
+        text: String,
+    },
+    /// An agent takes a ticket from their team's queue.
+    Claim,
+    /// The ticket goes to another team's queue (unassigned).
+    Transfer {
+        team: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Escalates by hand to the next rung of the ticket's escalation ladder.
+    Escalate {
+        reason: String,
+    },
+    /// Corrects the category (recorded as a correction for the classifier).
+    Reclassify {
+        category: String,
+        reason: String,
+    },
+    /// A deadline renegotiated with the customer (seed 004: an obstacle appears).
+    SetDue {
+        target: super::sla::Target,
+        due: DateTime<Utc>,
+        reason: String,
+    },
+    /// Links another ticket as related.
+    Link {
+        ticket: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// This ticket duplicates `into`: it is closed and linked to it.
+    Merge {
+        into: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// A file kept elsewhere (object storage, the channel's CDN), recorded by reference.
+    Attach {
+        name: String,
+        #[serde(default)]
+        content_type: Option<String>,
+        #[serde(default)]
+        size: Option<u64>,
+        url: String,
+    },
 }
 
 impl Action {
@@ -76,9 +124,55 @@ impl Action {
             Action::Reassign { .. } => "reassign",
             Action::AcknowledgeEscalation { .. } => "acknowledge_escalation",
             Action::SetPriority { .. } => "set_priority",
+            Action::Note { .. } => "note",
+            Action::Claim => "claim",
+            Action::Transfer { .. } => "transfer",
+            Action::Escalate { .. } => "escalate",
+            Action::Reclassify { .. } => "reclassify",
+            Action::SetDue { .. } => "set_due",
+            Action::Link { .. } => "link",
+            Action::Merge { .. } => "merge",
+            Action::Attach { .. } => "attach",
         }
     }
+
+    /// The agent whose load this action changes besides the assignee's (a reassignment's new
+    /// agent, a claiming agent): locked with the ticket's assignee, in the one lock order.
+    pub fn agent_named<'a>(&'a self, actor: &'a str) -> Option<&'a str> {
+        match self {
+            Action::Reassign { agent, .. } => Some(agent),
+            Action::Claim => actor.strip_prefix("agent:"),
+            _ => None,
+        }
+    }
+
+    /// Every kind, in the order a desk shows them.
+    pub const KINDS: [&'static str; 20] = [
+        "claim",
+        "start",
+        "respond",
+        "note",
+        "wait_for_customer",
+        "customer_replied",
+        "resolve",
+        "reopen",
+        "close",
+        "rate",
+        "reassign",
+        "transfer",
+        "escalate",
+        "acknowledge_escalation",
+        "set_priority",
+        "reclassify",
+        "set_due",
+        "link",
+        "merge",
+        "attach",
+    ];
 }
+
+/// Longest free text an action carries (a note, a reason, a reply): bigger belongs in an attachment.
+pub const MAX_ACTION_TEXT: usize = 20_000;
 
 /// Settings of the lifecycle from the policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +251,16 @@ pub struct Plan {
     pub priority: Option<String>,
     pub supervisor: Option<String>,
     pub acknowledge: bool,
+    /// Moved to this team's queue, unassigned.
+    pub transfer_to: Option<String>,
+    pub category: Option<String>,
+    /// A correction for the classifier: (what it said, what is right, why).
+    pub correction: Option<(Option<String>, String, String)>,
+    pub due_override: Option<(super::sla::Target, DateTime<Utc>)>,
+    /// A link to write: (other ticket's number, kind of link from this ticket).
+    pub link: Option<(String, &'static str)>,
+    /// A rung climbed by hand: (ladder step index, who it notifies).
+    pub escalated: Option<(usize, String)>,
 }
 
 impl Plan {
@@ -207,13 +311,38 @@ impl Plan {
         if let Some(s) = &self.supervisor {
             after.life.supervisor = Some(s.clone());
         }
+        if let Some(team) = &self.transfer_to {
+            after.team = Some(team.clone());
+            after.assignee = None;
+            after.assigned_at = None;
+        }
+        if self.reopen {
+            after.life.due_overrides.clear();
+        }
         if let Some(pr) = &self.priority {
             after.priority = Some(pr.clone());
+        }
+        if let Some(c) = &self.category {
+            after.category = Some(c.clone());
+        }
+        if self.priority.is_some() || self.category.is_some() {
             let category = after.category.clone().unwrap_or_default();
-            if let Some(due) = sla.due(calendar, &category, pr, after.received_at) {
+            let priority = after.priority.clone().unwrap_or_default();
+            if let Some(due) = sla.due(calendar, &category, &priority, after.received_at) {
                 after.sla_rule = Some(due.rule);
                 after.first_response_due = Some(due.first_response_due);
                 after.resolution_due = Some(due.resolution_due);
+            }
+        }
+        if let Some((target, at)) = self.due_override {
+            after.life.due_overrides.insert(target, at);
+        }
+        // The stored due times (what the work list sorts by) show an agreed time.
+        for (target, at) in &after.life.due_overrides {
+            match target {
+                super::sla::Target::FirstResponse => after.first_response_due = Some(*at),
+                super::sla::Target::Resolution => after.resolution_due = Some(*at),
+                super::sla::Target::NextUpdate => {}
             }
         }
         after
@@ -234,6 +363,12 @@ impl Plan {
             priority: None,
             supervisor: None,
             acknowledge: false,
+            transfer_to: None,
+            category: None,
+            correction: None,
+            due_override: None,
+            link: None,
+            escalated: None,
         }
     }
 
@@ -256,6 +391,16 @@ pub struct Context {
     /// The team's supervisor (from the policy), who takes reopened tickets.
     pub supervisor: Option<String>,
     pub agent_exists: bool,
+    /// Teams a ticket may be transferred to.
+    pub teams: Vec<String>,
+    /// Categories a ticket may be given.
+    pub categories: Vec<String>,
+    /// The roster agent acting (a claim needs one).
+    pub actor_agent: Option<String>,
+    /// The next rung of the ticket's ladder: (step index, who it notifies); `None`: no ladder.
+    pub next_rung: Option<(usize, String)>,
+    /// The other ticket a link or merge names: (number, state); `None`: there is none.
+    pub other: Option<(String, TicketState)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -517,6 +662,215 @@ pub fn plan(
             p.priority = Some(priority.clone());
             p
         }
+        Action::Note { text } => {
+            if text.trim().is_empty() {
+                return Err(refuse("a note needs text"));
+            }
+            Plan::new().step(s, "noted", format!("note by {actor}"), json!({ "text": text }))
+        }
+        Action::Claim => {
+            if s != Queued {
+                return Err(refuse("only a queued ticket can be claimed"));
+            }
+            let Some(agent) = &ctx.actor_agent else {
+                return Err(refuse("claiming is for agents: this principal is not a roster agent"));
+            };
+            let mut p = Plan::new().step(
+                Assigned,
+                "claimed",
+                format!(
+                    "claimed from the {} queue by {agent}",
+                    t.team.as_deref().unwrap_or("team")
+                ),
+                json!({ "agent": agent }),
+            );
+            p.assignee = Some(agent.clone());
+            p.load = LoadChange::Move {
+                from: None,
+                to: agent.clone(),
+            };
+            p
+        }
+        Action::Transfer { team, reason } => {
+            if !(working || s == Queued) {
+                return Err(refuse(
+                    "only a queued, assigned, in-progress or waiting ticket can be transferred",
+                ));
+            }
+            if !ctx.teams.contains(team) {
+                return Err(refuse(&format!(
+                    "there is no team {team:?}; teams: {}",
+                    ctx.teams.join(", ")
+                )));
+            }
+            if t.team.as_deref() == Some(team.as_str()) && s == Queued {
+                return Err(refuse(&format!("the ticket is already in the {team} queue")));
+            }
+            let mut p = Plan::new().step(
+                Queued,
+                "transferred",
+                format!(
+                    "transferred from {} to the {team} queue by {actor}: {}",
+                    t.team.as_deref().unwrap_or("no team"),
+                    reason.as_deref().unwrap_or("by hand")
+                ),
+                json!({ "from_team": t.team, "to_team": team, "from_agent": t.assignee, "reason": reason }),
+            );
+            p.transfer_to = Some(team.clone());
+            if let Some(a) = t.assignee.as_ref().filter(|_| s != Queued) {
+                p.load = LoadChange::Free(a.clone());
+            }
+            if s == WaitingForCustomer {
+                p.pause = PauseChange::End;
+            }
+            p
+        }
+        Action::Escalate { reason } => {
+            if !(working || s == Queued) {
+                return Err(refuse("only an open ticket can be escalated"));
+            }
+            if reason.trim().is_empty() {
+                return Err(refuse("an escalation by hand needs a reason"));
+            }
+            let Some((step, who)) = &ctx.next_rung else {
+                return Err(refuse("the ticket's SLA rule has no escalation ladder"));
+            };
+            let mut p = Plan::new().step(
+                s,
+                "escalated",
+                format!("escalated by hand to {who} (step {}) by {actor}: {reason}", step + 1),
+                json!({ "manual": true, "step": step + 1, "notified": who, "reason": reason }),
+            );
+            p.escalated = Some((*step, who.clone()));
+            p.supervisor = Some(who.clone());
+            p
+        }
+        Action::Reclassify { category, reason } => {
+            if matches!(s, Received | Classified | Closed) {
+                return Err(refuse(
+                    "only a ticket past classification and not closed can be reclassified",
+                ));
+            }
+            if !ctx.categories.contains(category) {
+                return Err(refuse(&format!(
+                    "unknown category {category:?}; categories: {}",
+                    ctx.categories.join(", ")
+                )));
+            }
+            if t.category.as_deref() == Some(category.as_str()) {
+                return Err(refuse(&format!("the category is already {category}")));
+            }
+            if reason.trim().is_empty() {
+                return Err(refuse("a reclassification needs a reason"));
+            }
+            let mut p = Plan::new().step(
+                s,
+                "reclassified",
+                format!(
+                    "category {} → {category} by {actor}: {reason}",
+                    t.category.as_deref().unwrap_or("-")
+                ),
+                json!({ "from": t.category, "to": category, "reason": reason }),
+            );
+            p.category = Some(category.clone());
+            p.correction = Some((t.category.clone(), category.clone(), reason.clone()));
+            p
+        }
+        Action::SetDue { target, due, reason } => {
+            if !(working || s == Queued) {
+                return Err(refuse("only an open ticket's deadline can be changed"));
+            }
+            if *target == super::sla::Target::NextUpdate {
+                return Err(refuse(
+                    "the next-update clock restarts with every update; set first_response or resolution",
+                ));
+            }
+            if *target == super::sla::Target::FirstResponse && t.life.first_responded_at.is_some() {
+                return Err(refuse("the first response was already given"));
+            }
+            if *due <= now {
+                return Err(refuse("a new deadline must be in the future"));
+            }
+            if reason.trim().is_empty() {
+                return Err(refuse("a changed deadline needs a reason"));
+            }
+            let mut p = Plan::new().step(
+                s,
+                "due_changed",
+                format!("{} due {} by {actor}: {reason}", target.as_str(), due.to_rfc3339()),
+                json!({ "target": target, "due": due, "reason": reason }),
+            );
+            p.due_override = Some((*target, *due));
+            p
+        }
+        Action::Link { ticket, reason } => {
+            let Some((other, _)) = &ctx.other else {
+                return Err(refuse(&format!("there is no ticket {ticket:?}")));
+            };
+            if other == &t.number {
+                return Err(refuse("a ticket cannot be linked to itself"));
+            }
+            let mut p = Plan::new().step(
+                s,
+                "linked",
+                format!("linked to {other} by {actor}"),
+                json!({ "ticket": other, "reason": reason }),
+            );
+            p.link = Some((other.clone(), "related"));
+            p
+        }
+        Action::Merge { into, reason } => {
+            if !(working || s == Queued) {
+                return Err(refuse("only an open ticket can be merged into another"));
+            }
+            let Some((other, other_state)) = &ctx.other else {
+                return Err(refuse(&format!("there is no ticket {into:?}")));
+            };
+            if other == &t.number {
+                return Err(refuse("a ticket cannot be merged into itself"));
+            }
+            if *other_state == Closed {
+                return Err(refuse(&format!("{other} is closed: merge into an open ticket")));
+            }
+            let resolution = json!({ "merged_into": other, "reason": reason, "by": actor, "at": now });
+            let mut p = Plan::new().step(
+                Closed,
+                "merged",
+                format!("duplicate of {other}, merged by {actor}"),
+                json!({ "into": other, "reason": reason }),
+            );
+            p.close = true;
+            p.resolution = Some(resolution);
+            p.link = Some((other.clone(), "duplicate_of"));
+            if let Some(a) = t.assignee.as_ref().filter(|_| s != Queued) {
+                p.load = LoadChange::Free(a.clone());
+            }
+            if s == WaitingForCustomer {
+                p.pause = PauseChange::End;
+            }
+            p
+        }
+        Action::Attach {
+            name,
+            content_type,
+            size,
+            url,
+        } => {
+            if name.trim().is_empty() {
+                return Err(refuse("an attachment needs a name"));
+            }
+            if !valid_reference(url) {
+                return Err(refuse(
+                    "an attachment's url must be an absolute URI (https://…, s3://…) of at most 2000 characters",
+                ));
+            }
+            Plan::new().step(
+                s,
+                "attached",
+                format!("{name} attached by {actor}"),
+                json!({ "name": name, "content_type": content_type, "size": size, "url": url }),
+            )
+        }
     };
     // A state change must be one the state machine allows; same-state steps record events.
     let mut from = s;
@@ -527,6 +881,48 @@ pub fn plan(
         from = step.to;
     }
     Ok(plan)
+}
+
+/// Whether an action of `kind` can apply to a ticket in `state` (`active_escalations`: one is
+/// waiting for acknowledgement): what a desk offers. The plan has the last word.
+pub fn kind_possible(kind: &str, state: TicketState, active_escalations: bool) -> bool {
+    use TicketState::*;
+    let working = matches!(state, Assigned | InProgress | WaitingForCustomer);
+    let open = working || state == Queued;
+    match kind {
+        "claim" => state == Queued,
+        "start" => state == Assigned,
+        "respond" | "resolve" => working,
+        "wait_for_customer" => matches!(state, Assigned | InProgress),
+        "customer_replied" => state == WaitingForCustomer,
+        "reopen" | "rate" => matches!(state, Resolved | Closed),
+        "close" => state == Resolved,
+        "reassign" | "transfer" | "escalate" | "set_due" | "merge" => open,
+        "acknowledge_escalation" => active_escalations,
+        "set_priority" => state != Closed,
+        "reclassify" => !matches!(state, Received | Classified | Closed),
+        "note" | "link" | "attach" => true,
+        _ => false,
+    }
+}
+
+/// A storage reference: `scheme:` then something, no spaces or control characters. Not
+/// `javascript:` or `data:`: a desk renders it as a link.
+fn valid_reference(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return false;
+    };
+    url.len() <= 2000
+        && !rest.is_empty()
+        && scheme.len() >= 2
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "javascript" | "data" | "vbscript" | "file"
+        )
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -569,7 +965,309 @@ mod tests {
             priority_levels: vec!["urgent".into(), "normal".into(), "low".into()],
             supervisor: Some("sup".into()),
             agent_exists: true,
+            teams: vec!["technical_support".into(), "billing".into()],
+            categories: vec!["fault".into(), "complaint".into()],
+            actor_agent: Some("ts-2".into()),
+            next_rung: Some((0, "sup".into())),
+            other: Some(("202611-00002".into(), TicketState::InProgress)),
         }
+    }
+
+    fn real() -> &'static crate::core::policy::Policy {
+        static POLICY: std::sync::OnceLock<crate::core::policy::Policy> = std::sync::OnceLock::new();
+        POLICY.get_or_init(|| {
+            crate::core::policy::Policy::load(
+                &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml"),
+            )
+            .unwrap()
+        })
+    }
+
+    fn act(state: TicketState, action: Action) -> Result<Plan, Refusal> {
+        plan(
+            &ticket(state),
+            ACTOR,
+            &action,
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn a_claim_takes_a_queued_ticket_for_the_claiming_agent() {
+        let mut t = ticket(TicketState::Queued);
+        t.assignee = None;
+        let p = plan(
+            &t,
+            ACTOR,
+            &Action::Claim,
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(p.steps[0].to, TicketState::Assigned);
+        assert_eq!(p.assignee.as_deref(), Some("ts-2"));
+        assert_eq!(
+            p.load,
+            LoadChange::Move {
+                from: None,
+                to: "ts-2".into()
+            }
+        );
+        assert!(act(TicketState::Assigned, Action::Claim).is_err());
+        let no_agent = Context {
+            actor_agent: None,
+            ..ctx()
+        };
+        assert!(
+            plan(
+                &t,
+                "supervisor:x",
+                &Action::Claim,
+                &no_agent,
+                &LifecyclePolicy::default(),
+                Utc::now()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_transfer_queues_the_ticket_for_the_other_team_and_frees_the_agent() {
+        let transfer = |team: &str| Action::Transfer {
+            team: team.into(),
+            reason: Some("billing question".into()),
+        };
+        let p = act(TicketState::InProgress, transfer("billing")).unwrap();
+        assert_eq!(p.steps[0].to, TicketState::Queued);
+        assert_eq!(p.load, LoadChange::Free("ts-1".into()));
+        let after = p.ticket_after(
+            &ticket(TicketState::InProgress),
+            Utc::now(),
+            None,
+            &real().doc.sla,
+            real().calendar(),
+        );
+        assert_eq!((after.team.as_deref(), after.assignee), (Some("billing"), None));
+        assert!(act(TicketState::InProgress, transfer("nowhere")).is_err());
+        assert!(act(TicketState::Resolved, transfer("billing")).is_err());
+        assert_eq!(
+            act(TicketState::WaitingForCustomer, transfer("billing")).unwrap().pause,
+            PauseChange::End
+        );
+    }
+
+    #[test]
+    fn a_merge_closes_the_duplicate_and_links_it() {
+        let merge = Action::Merge {
+            into: "202611-00002".into(),
+            reason: None,
+        };
+        for s in [
+            TicketState::Queued,
+            TicketState::Assigned,
+            TicketState::InProgress,
+            TicketState::WaitingForCustomer,
+        ] {
+            let p = act(s, merge.clone()).unwrap();
+            assert_eq!(p.steps.last().unwrap().to, TicketState::Closed, "{s}");
+            assert_eq!(p.link, Some(("202611-00002".into(), "duplicate_of")));
+            assert!(p.close);
+        }
+        let closed_other = Context {
+            other: Some(("202611-00002".into(), TicketState::Closed)),
+            ..ctx()
+        };
+        assert!(
+            plan(
+                &ticket(TicketState::Assigned),
+                ACTOR,
+                &merge,
+                &closed_other,
+                &LifecyclePolicy::default(),
+                Utc::now()
+            )
+            .is_err()
+        );
+        let missing = Context { other: None, ..ctx() };
+        assert!(
+            plan(
+                &ticket(TicketState::Assigned),
+                ACTOR,
+                &merge,
+                &missing,
+                &LifecyclePolicy::default(),
+                Utc::now()
+            )
+            .is_err()
+        );
+        let itself = Context {
+            other: Some(("202611-00001".into(), TicketState::Assigned)),
+            ..ctx()
+        };
+        assert!(
+            plan(
+                &ticket(TicketState::Assigned),
+                ACTOR,
+                &merge,
+                &itself,
+                &LifecyclePolicy::default(),
+                Utc::now()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_renegotiated_deadline_replaces_the_rule_until_reopened() {
+        let due = Utc::now() + chrono::Duration::hours(30);
+        let set = Action::SetDue {
+            target: crate::core::sla::Target::Resolution,
+            due,
+            reason: "part on order".into(),
+        };
+        let t = ticket(TicketState::InProgress);
+        let p = act(TicketState::InProgress, set.clone()).unwrap();
+        let after = p.ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar());
+        assert_eq!(after.resolution_due, Some(due));
+        assert_eq!(
+            after.life.due_overrides.get(&crate::core::sla::Target::Resolution),
+            Some(&due)
+        );
+        let past = Action::SetDue {
+            target: crate::core::sla::Target::Resolution,
+            due: Utc::now() - chrono::Duration::hours(1),
+            reason: "x".into(),
+        };
+        assert!(act(TicketState::InProgress, past).is_err());
+        let no_reason = Action::SetDue {
+            target: crate::core::sla::Target::Resolution,
+            due,
+            reason: " ".into(),
+        };
+        assert!(act(TicketState::InProgress, no_reason).is_err());
+        let mut reopened = after.clone();
+        reopened.state = TicketState::Resolved;
+        let p = plan(
+            &reopened,
+            ACTOR,
+            &Action::Reopen { reason: "again".into() },
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        )
+        .unwrap();
+        assert!(
+            p.ticket_after(&reopened, Utc::now(), None, &real().doc.sla, real().calendar())
+                .life
+                .due_overrides
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_reclassification_is_recorded_as_a_correction() {
+        let p = act(
+            TicketState::Assigned,
+            Action::Reclassify {
+                category: "complaint".into(),
+                reason: "charged twice".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            p.correction,
+            Some((Some("fault".into()), "complaint".into(), "charged twice".into()))
+        );
+        assert!(
+            act(
+                TicketState::Assigned,
+                Action::Reclassify {
+                    category: "fault".into(),
+                    reason: "x".into()
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            act(
+                TicketState::Assigned,
+                Action::Reclassify {
+                    category: "weather".into(),
+                    reason: "x".into()
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn an_escalation_by_hand_climbs_to_the_next_rung_and_notes_and_attachments_change_no_state() {
+        let p = act(
+            TicketState::InProgress,
+            Action::Escalate {
+                reason: "customer threatens to leave".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(p.escalated, Some((0, "sup".into())));
+        let none = Context {
+            next_rung: None,
+            ..ctx()
+        };
+        assert!(
+            plan(
+                &ticket(TicketState::InProgress),
+                ACTOR,
+                &Action::Escalate { reason: "x".into() },
+                &none,
+                &LifecyclePolicy::default(),
+                Utc::now()
+            )
+            .is_err()
+        );
+        let n = act(
+            TicketState::Closed,
+            Action::Note {
+                text: "called back".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(n.steps[0].to, TicketState::Closed);
+        let ok = Action::Attach {
+            name: "photo.jpg".into(),
+            content_type: None,
+            size: Some(10),
+            url: "s3://bucket/k".into(),
+        };
+        assert!(act(TicketState::InProgress, ok).is_ok());
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "no-scheme",
+            "https://a b",
+            "",
+        ] {
+            let a = Action::Attach {
+                name: "x".into(),
+                content_type: None,
+                size: None,
+                url: bad.into(),
+            };
+            assert!(act(TicketState::InProgress, a).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_kind_s_possibility_matches_what_plan_accepts_in_some_state() {
+        for kind in Action::KINDS {
+            assert!(TicketState::ALL.iter().any(|s| kind_possible(kind, *s, true)), "{kind}");
+        }
+        assert!(kind_possible("claim", TicketState::Queued, false));
+        assert!(!kind_possible("claim", TicketState::Assigned, false));
+        assert!(!kind_possible("acknowledge_escalation", TicketState::InProgress, false));
     }
 
     #[test]

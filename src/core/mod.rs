@@ -13,6 +13,7 @@ pub mod privacy;
 pub mod report;
 pub mod retention;
 pub mod routing;
+pub mod search;
 pub mod sla;
 pub mod state;
 pub mod ticket;

@@ -50,6 +50,47 @@ pub struct PolicyDocument {
     /// How long closed tickets are kept and what happens to them then (`switchboard retention`).
     #[serde(default)]
     pub retention: RetentionPolicy,
+    /// How the desk and the work API treat people's queues.
+    #[serde(default)]
+    pub desk: DeskPolicy,
+}
+
+/// The people side: presence and the work list.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeskPolicy {
+    /// What happens to an agent's tickets nobody has started when the agent goes offline:
+    /// `return_unstarted` hands them back to the team queue (a colleague or the next free agent
+    /// takes them), `keep` leaves them with the agent.
+    #[serde(default = "default_on_offline")]
+    pub on_offline: OnOffline,
+    /// A target due within this many minutes counts as at risk (`at_risk=true`, the board).
+    #[serde(default = "default_at_risk_minutes")]
+    pub at_risk_minutes: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOffline {
+    ReturnUnstarted,
+    Keep,
+}
+
+fn default_on_offline() -> OnOffline {
+    OnOffline::ReturnUnstarted
+}
+
+fn default_at_risk_minutes() -> u32 {
+    60
+}
+
+impl Default for DeskPolicy {
+    fn default() -> Self {
+        DeskPolicy {
+            on_offline: default_on_offline(),
+            at_risk_minutes: default_at_risk_minutes(),
+        }
+    }
 }
 
 /// Escalation ladders by name; SLA rules name the ladder their breaches climb.

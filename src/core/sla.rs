@@ -120,6 +120,8 @@ pub struct SlaFacts {
     pub closed: bool,
     /// A reopened ticket's resolution clock starts again here.
     pub restarted_at: Option<DateTime<Utc>>,
+    /// Due times agreed by hand (`set_due`): they replace the rule's.
+    pub overrides: std::collections::BTreeMap<Target, DateTime<Utc>>,
 }
 
 impl SlaFacts {
@@ -134,6 +136,7 @@ impl SlaFacts {
             pauses,
             closed: t.life.closed_at.is_some(),
             restarted_at: t.life.sla_restarted_at,
+            overrides: t.life.due_overrides.clone(),
         }
     }
 }
@@ -196,7 +199,11 @@ impl SlaPolicy {
             }
         };
         let waiting = f.pauses.last().is_some_and(|(_, end)| end.is_none());
-        let first = cal.deadline(f.received_at, rule.first_response, rule.first_response_clock);
+        let first = f
+            .overrides
+            .get(&Target::FirstResponse)
+            .copied()
+            .unwrap_or_else(|| cal.deadline(f.received_at, rule.first_response, rule.first_response_clock));
         // The resolution clock stops while waiting for the customer; an open pause leaves the
         // due time unknown until the customer answers.
         let resolution_from = f.restarted_at.unwrap_or(f.received_at).max(f.received_at);
@@ -206,7 +213,13 @@ impl SlaPolicy {
             .filter(|(_, end)| end.is_none_or(|e| e > resolution_from))
             .copied()
             .collect();
-        let resolution = cal.deadline_with_pauses(resolution_from, rule.resolution, rule.resolution_clock, &pauses);
+        let resolution = match f.overrides.get(&Target::Resolution) {
+            // An agreed time is a time: a pause after it does not move it (while waiting the
+            // clock shows paused, as always).
+            Some(agreed) if !waiting => Some(*agreed),
+            Some(_) => None,
+            None => cal.deadline_with_pauses(resolution_from, rule.resolution, rule.resolution_clock, &pauses),
+        };
         let open = f.resolved_at.is_none() && !f.closed;
         let update_from = f.last_update_at.unwrap_or(f.received_at).max(f.received_at);
         let next_update = cal.deadline(update_from, self.next_update, Clock::Wall);

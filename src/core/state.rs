@@ -64,6 +64,14 @@ impl TicketState {
                 | (Prioritized, Queued)
                 | (Queued, Assigned)
                 | (Assigned, Queued)
+                // Transferred to another team's queue.
+                | (InProgress, Queued)
+                | (WaitingForCustomer, Queued)
+                // Merged into another ticket as its duplicate.
+                | (Queued, Closed)
+                | (Assigned, Closed)
+                | (InProgress, Closed)
+                | (WaitingForCustomer, Closed)
                 | (Assigned, InProgress)
                 | (Assigned, WaitingForCustomer)
                 | (Assigned, Resolved)

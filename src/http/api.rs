@@ -262,10 +262,7 @@ async fn apply_http(
     let tx = client.transaction().await?;
     // The one lock order (`store::locks`): the ticket's assignee and any agent a reassignment
     // names, then the ticket.
-    let named: Vec<&str> = match &msg.action {
-        Action::Reassign { agent, .. } => vec![agent.as_str()],
-        _ => Vec::new(),
-    };
+    let named: Vec<&str> = msg.action.agent_named(&msg.actor).into_iter().collect();
     let numbers = [msg.ticket.as_str()];
     let set = crate::store::locks::LockSet {
         agents: &named,

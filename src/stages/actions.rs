@@ -95,11 +95,30 @@ pub async fn apply(
         Action::Reassign { agent, .. } => agents::agent_exists(tx, agent).await?,
         _ => false,
     };
+    // A claim is made by the roster agent the actor names.
+    let actor_agent = match (&msg.action, msg.actor.strip_prefix("agent:")) {
+        (Action::Claim, Some(a)) if agents::agent_exists(tx, a).await? => Some(a.to_owned()),
+        _ => None,
+    };
+    let other = match &msg.action {
+        Action::Link { ticket, .. } => tickets::get_by_number(&**tx, ticket).await?,
+        Action::Merge { into, .. } => tickets::get_by_number(&**tx, into).await?,
+        _ => None,
+    };
+    let next_rung = match &msg.action {
+        Action::Escalate { .. } => next_rung(tx, policy, t).await?,
+        _ => None,
+    };
     let ctx = ActionContext {
         active_escalations: active as usize,
         priority_levels: policy.doc.priority.levels.clone(),
         supervisor: policy.supervisor_of(t.team.as_deref()),
         agent_exists,
+        teams: policy.doc.teams.keys().cloned().collect(),
+        categories: policy.doc.classification.category_ids(),
+        actor_agent,
+        next_rung: next_rung.as_ref().map(|(step, who, _)| (*step, who.clone())),
+        other: other.as_ref().map(|o| (o.number.clone(), o.state)),
     };
     let p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
 
@@ -173,6 +192,20 @@ pub async fn apply(
         timers::cancel_except(tx, t.id, "escalate:", &[]).await?;
     }
 
+    if let Some((from, to, reason)) = &p.correction {
+        tickets::record_correction(tx, t.id, now, from.as_deref(), to, &msg.actor, reason).await?;
+    }
+    if let (Some((_, kind)), Some(o)) = (&p.link, &other) {
+        tickets::link(tx, t.id, o.id, kind, &msg.actor, now).await?;
+    }
+    if let (Some((step, who)), Some((_, _, Some(target)))) = (&p.escalated, &next_rung) {
+        // The automatic ladder goes on from the rung climbed by hand.
+        sla::record_step(tx, t.id, target, *step as i32, 0, now, who).await?;
+    }
+    if let Some(team) = &p.transfer_to {
+        drain_teams.push(team.clone());
+    }
+
     let written = tickets::write_after_action(tx, t, &after).await?;
     if written != 1 {
         return Err(StoreError::Conflict(format!("ticket {} changed under the lock", t.number)).into());
@@ -231,6 +264,33 @@ pub async fn apply(
         ));
     }
     Ok((after, outputs))
+}
+
+/// The next rung of `t`'s escalation ladder: (step index, who it notifies, the target whose
+/// running escalation it continues, if any). The first rung when nothing has fired; the last
+/// rung again when the ladder is climbed to the top.
+async fn next_rung(
+    tx: &Transaction<'_>,
+    policy: &Policy,
+    t: &Ticket,
+) -> Result<Option<(usize, String, Option<String>)>, StoreError> {
+    let Some(ladder) = policy
+        .doc
+        .sla
+        .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""))
+        .and_then(|r| r.escalation.as_ref())
+        .and_then(|name| policy.doc.escalation.ladders.get(name))
+        .filter(|l| !l.steps.is_empty())
+    else {
+        return Ok(None);
+    };
+    let running = sla::highest_running_step(tx, t.id).await?;
+    let step = match &running {
+        Some((_, last)) => usize::try_from(last + 1).unwrap_or(0).min(ladder.steps.len() - 1),
+        None => 0,
+    };
+    let who = resolve_notify(policy, t, &ladder.steps[step].notify);
+    Ok(Some((step, who, running.map(|(target, _)| target))))
 }
 
 pub fn drain_message(team: &str, reason: &str) -> Outgoing {

@@ -31,8 +31,8 @@ async fn lock_agents(
     let mut numbers = Vec::new();
     let mut named = Vec::new();
     for msg in actions.iter().flatten() {
-        if let Action::Reassign { agent, .. } = &msg.action {
-            named.push(agent.as_str());
+        if let Some(agent) = msg.action.agent_named(&msg.actor) {
+            named.push(agent);
         }
         numbers.push(msg.ticket.as_str());
     }

@@ -100,19 +100,24 @@ pub async fn insert_tickets(tx: &Transaction<'_>, new: &[NewTicket<'_>]) -> Resu
     let bodies: Vec<&str> = new.iter().map(|t| t.request.body.as_str()).collect();
     let received: Vec<chrono::DateTime<chrono::Utc>> = new.iter().map(|t| t.request.received_at).collect();
     let customer_refs: Vec<Option<i64>> = new.iter().map(|t| t.customer_ref).collect();
+    // Terms hold no spaces (`core::search`): one string per ticket, split again in SQL.
+    let terms: Vec<String> = new
+        .iter()
+        .map(|t| crate::core::search::document_terms(t.request.subject.as_deref(), &t.request.body).join(" "))
+        .collect();
     let rows = tx
         .query(
             &prepared(
                 tx,
-                "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref)
-                         SELECT n, c, m, cu, s, b, r, 'received', 1, cr
-                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[])
-                              AS u(n, c, m, cu, s, b, r, cr)
+                "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref, search_terms)
+                         SELECT n, c, m, cu, s, b, r, 'received', 1, cr, string_to_array(st, ' ')
+                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[], $9::text[])
+                              AS u(n, c, m, cu, s, b, r, cr, st)
                          ON CONFLICT (channel, channel_message_id) DO NOTHING
                          RETURNING id, number",
             )
             .await?,
-            &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received, &customer_refs],
+            &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received, &customer_refs, &terms],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

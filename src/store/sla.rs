@@ -170,6 +170,19 @@ pub async fn stop_unbreached(
 }
 
 /// Records that a ladder step fired and whom it notified.
+/// The running (unacknowledged, unstopped) escalation that climbed highest: (target, last step).
+pub async fn highest_running_step(tx: &Transaction<'_>, ticket_id: i64) -> Result<Option<(String, i32)>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT target, coalesce(last_step, -1) FROM escalations
+             WHERE ticket_id = $1 AND acknowledged_at IS NULL AND stopped_at IS NULL
+             ORDER BY coalesce(last_step, -1) DESC, target LIMIT 1",
+            &[&ticket_id],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
 pub async fn record_step(
     tx: &Transaction<'_>,
     ticket_id: i64,

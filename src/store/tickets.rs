@@ -11,7 +11,7 @@ use tokio_postgres::{GenericClient, Row};
 pub const TICKET_COLUMNS: &str = "id, number, channel, channel_message_id, customer, subject, body, language, category, \
      category_confidence, priority, state, team, assignee, sla_rule, first_response_due, resolution_due, \
      received_at, assigned_at, version, first_responded_at, last_update_at, resolved_at, closed_at, \
-     sla_restarted_at, resolution, rating, rating_comment, supervisor";
+     sla_restarted_at, resolution, rating, rating_comment, supervisor, due_overrides";
 
 pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
     let state: &str = r.get("state");
@@ -50,6 +50,10 @@ pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
             rating: r.get("rating"),
             rating_comment: r.get("rating_comment"),
             supervisor: r.get("supervisor"),
+            due_overrides: r
+                .get::<_, Option<serde_json::Value>>("due_overrides")
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
         },
     })
 }
@@ -96,7 +100,7 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 first_response_due = $8, resolution_due = $9, assigned_at = $10,
                 first_responded_at = $11, last_update_at = $12, resolved_at = $13, closed_at = $14,
                 sla_restarted_at = $15, resolution = $16, rating = $17, rating_comment = $18, supervisor = $19,
-                version = $20, updated_at = now()
+                version = $20, due_overrides = $21, updated_at = now()
              WHERE id = $1 AND version = $2",
             )
             .await?,
@@ -121,9 +125,16 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 &after.life.rating_comment,
                 &after.life.supervisor,
                 &after.version,
+                &overrides_json(&after.life.due_overrides),
             ],
         )
         .await?)
+}
+
+fn overrides_json(
+    o: &std::collections::BTreeMap<crate::core::sla::Target, DateTime<Utc>>,
+) -> Option<serde_json::Value> {
+    (!o.is_empty()).then(|| serde_json::to_value(o).unwrap_or_default())
 }
 
 /// Bumps a ticket's version for same-state transitions (breaches, escalation steps), guarded by
@@ -392,4 +403,56 @@ pub async fn customer_tickets_of<C: GenericClient>(
             received_at: r.get(4),
         })
         .collect())
+}
+
+/// Records a category a person corrected: the classifier's training signal.
+pub async fn record_correction(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    at: DateTime<Utc>,
+    from: Option<&str>,
+    to: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO classifier_corrections (ticket_id, at, from_category, to_category, actor, reason)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        &[&ticket_id, &at, &from, &to, &actor, &reason],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Links two tickets both ways: `kind` from `ticket_id` (`related`, `duplicate_of`) and its
+/// converse from the other (`related`, `duplicate`). A link made again changes its kind.
+pub async fn link(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    other_id: i64,
+    kind: &str,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let converse = if kind == "duplicate_of" { "duplicate" } else { kind };
+    tx.execute(
+        "INSERT INTO ticket_links (ticket_id, other_id, kind, actor, at)
+         VALUES ($1, $2, $3, $5, $6), ($2, $1, $4, $5, $6)
+         ON CONFLICT (ticket_id, other_id) DO UPDATE SET kind = EXCLUDED.kind, actor = EXCLUDED.actor, at = EXCLUDED.at",
+        &[&ticket_id, &other_id, &kind, &converse, &actor, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A ticket's links: (other ticket's number, kind, state).
+pub async fn links_of<C: GenericClient>(c: &C, ticket_id: i64) -> Result<Vec<(String, String, String)>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT t.number, l.kind, t.state FROM ticket_links l JOIN tickets t ON t.id = l.other_id
+             WHERE l.ticket_id = $1 ORDER BY l.at, t.number",
+            &[&ticket_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }

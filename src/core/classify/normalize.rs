@@ -38,7 +38,7 @@ pub(crate) fn is_word_char(c: char) -> bool {
 
 /// Per-character folding: full-width forms to ASCII, typographic quotes to plain ones, every kind
 /// of line break to `\n` and every other space to ` `.
-fn fold_char(c: char) -> char {
+pub(crate) fn fold_char(c: char) -> char {
     match c {
         '\u{3000}' => ' ',
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),

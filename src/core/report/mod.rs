@@ -243,6 +243,7 @@ impl Report {
                     last_update_at: t.last_update_at,
                     pauses: t.pauses.clone(),
                     closed: t.closed_at.is_some(),
+                    overrides: Default::default(),
                     restarted_at: t.restarted_at,
                 };
                 sla.clocks(calendar, &facts, input.generated_at)
