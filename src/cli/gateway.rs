@@ -1,4 +1,5 @@
-//! `switchboard gateway` and `switchboard keys …`: the HTTP intake gateway and its API keys.
+//! `switchboard gateway`, `switchboard keys …` and `switchboard users …`: the HTTP gateway, its
+//! API keys and the people who sign in to it.
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
@@ -49,6 +50,143 @@ pub enum KeysCommand {
     List,
     /// Revoke a key by id; gateways stop accepting it within gateway_key_cache_ms.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user. Their personal token (`sbu_…`) is printed once and only its hash is
+    /// stored: hand it to the person, who signs in to the desk (/desk) or the API with it.
+    ///
+    /// Roles: `agent` (with --agent: the roster agent this person is) works their own tickets
+    /// and claims from their team's queue; `supervisor` acts on their team's tickets (--team) or
+    /// every team's; `admin` may do everything.
+    Create {
+        /// The person's sign-in name (unique among enabled users; an SSO claim can name it).
+        #[arg(long)]
+        name: String,
+        /// agent, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// The roster agent (`switchboard agents list`) an agent user is.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The team a supervisor covers; default: every team.
+        #[arg(long)]
+        team: Option<String>,
+        /// The person's email (unique among enabled users; an SSO claim can name it).
+        #[arg(long)]
+        email: Option<String>,
+        /// Create no token: the person signs in only through the identity provider (SSO).
+        #[arg(long)]
+        sso_only: bool,
+    },
+    /// List users (never their tokens), disabled ones included.
+    List,
+    /// Disable a user by id or name: their token and SSO sign-ins stop working within
+    /// gateway_key_cache_ms.
+    Disable { user: String },
+}
+
+pub async fn users(settings: Settings, command: UsersCommand) -> Result<()> {
+    let app = App::start(settings).await?;
+    match command {
+        UsersCommand::Create {
+            name,
+            role,
+            agent,
+            team,
+            email,
+            sso_only,
+        } => {
+            let name = name.trim();
+            if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                bail!("--name must be 1 to 100 printable characters");
+            }
+            let role = match Role::parse(&role) {
+                Some(Role::Integration) => bail!("integrations get API keys: `switchboard keys create`"),
+                Some(r) => r,
+                None => bail!("unknown role {role:?}; use agent, supervisor or admin"),
+            };
+            match (role, &agent) {
+                (Role::Agent, None) => bail!("an agent user needs --agent <roster id> (see `switchboard agents list`)"),
+                (Role::Agent, Some(a)) => {
+                    let mut client = app.db.pool.get().await?;
+                    let tx = client.transaction().await?;
+                    if !switchboard::store::agents::agent_exists(&tx, a).await? {
+                        bail!("no agent {a:?} in the roster (see `switchboard agents import`)");
+                    }
+                }
+                (_, Some(_)) => bail!("--agent is for agent users"),
+                _ => {}
+            }
+            if let Some(t) = &team {
+                if role != Role::Supervisor {
+                    bail!("--team is for supervisors");
+                }
+                if !app.policy.doc.teams.contains_key(t) {
+                    let teams: Vec<&str> = app.policy.doc.teams.keys().map(String::as_str).collect();
+                    bail!("unknown team {t:?}; the policy knows: {}", teams.join(", "));
+                }
+            }
+            if let Some(e) = &email
+                && !(e.contains('@') && e.len() <= 254)
+            {
+                bail!("--email {e:?} is not an email address");
+            }
+            let spec = auth::UserSpec {
+                name,
+                role,
+                agent: agent.as_deref(),
+                team: team.as_deref(),
+                email: email.as_deref(),
+                token: !sso_only,
+            };
+            let (user, token) = auth::create_user(&app.db, &spec).await?;
+            let scope = match (role, &user.agent, &user.team) {
+                (Role::Agent, Some(a), _) => format!("agent {a}"),
+                (Role::Supervisor, _, Some(t)) => format!("team {t}"),
+                (Role::Supervisor, _, None) => "every team".to_owned(),
+                _ => "everything".to_owned(),
+            };
+            println!("created {} user {} ({}) for {scope}", role.as_str(), user.id, user.name);
+            match token {
+                Some(token) => {
+                    println!("\n  {token}\n");
+                    println!("This is the only time the token is shown: only its SHA-256 is stored.");
+                    println!("Sign in at <gateway>/desk with it, or send `Authorization: Bearer <token>` to the API.");
+                }
+                None => println!("No token: this user signs in through the identity provider (SSO) only."),
+            }
+        }
+        UsersCommand::List => {
+            let users = switchboard::store::users::list(&app.db).await?;
+            println!(
+                "{:<16} {:<20} {:<11} {:<16} {:<28} {:<6} {:<20} disabled",
+                "id", "name", "role", "scope", "email", "token", "created"
+            );
+            for u in users {
+                let scope = u.agent.as_deref().or(u.team.as_deref()).unwrap_or("any");
+                println!(
+                    "{:<16} {:<20} {:<11} {:<16} {:<28} {:<6} {:<20} {}",
+                    u.id,
+                    u.name,
+                    u.role.as_str(),
+                    scope,
+                    u.email.as_deref().unwrap_or("-"),
+                    if u.has_token { "yes" } else { "no" },
+                    u.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    u.disabled_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        UsersCommand::Disable { user } => match switchboard::store::users::disable(&app.db, &user).await? {
+            Some(id) => println!("disabled user {id}; their token stops working within the gateway's key cache time"),
+            None => bail!("no enabled user with id or name {user:?} (see `switchboard users list`)"),
+        },
+    }
+    Ok(())
 }
 
 pub async fn serve(settings: Settings, args: GatewayArgs) -> Result<()> {

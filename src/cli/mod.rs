@@ -83,6 +83,12 @@ enum Command {
         #[command(subcommand)]
         command: gateway::KeysCommand,
     },
+    /// Manage the people who sign in to the desk and the work API: create (prints a personal
+    /// token once), list, disable.
+    Users {
+        #[command(subcommand)]
+        command: gateway::UsersCommand,
+    },
     /// Drive a gateway with all four channels: accepted/s and latency (runs
     /// `switchboard-tools loadgen`).
     #[command(disable_help_flag = true)]
@@ -185,6 +191,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ticket { number } => show_ticket(settings, &number).await?,
         Command::Gateway(args) => gateway::serve(settings, args).await?,
         Command::Keys { command } => gateway::keys(settings, command).await?,
+        Command::Users { command } => gateway::users(settings, command).await?,
         Command::Loadgen(args) => tools::run("loadgen", cli.config.as_deref(), args)?,
         Command::Dead { command } => dead::run(settings, command).await?,
         Command::Report(args) => report::run(settings, args).await?,

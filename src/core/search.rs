@@ -37,6 +37,39 @@ pub fn document_terms(subject: Option<&str>, body: &str) -> Vec<String> {
     terms.into_iter().take(MAX_TERMS).collect()
 }
 
+/// The terms a ticket is found by its customer: `cid:` the customer id, `tel:` the phone in
+/// E.164, `mail:` the email lower-cased. They hold characters no text term has, so a text
+/// search never matches them by accident.
+pub fn identity_terms(c: &crate::core::customer::Customer) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(id) = c.customer_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        out.push(format!("cid:{id}"));
+    }
+    if let Some(p) = c.phone.as_deref() {
+        let p = crate::core::customer::normal_phone(p);
+        if p.chars().filter(char::is_ascii_digit).count() >= 5 {
+            out.push(format!("tel:{p}"));
+        }
+    }
+    if let Some(e) = c.email.as_deref().map(str::trim).filter(|e| e.contains('@')) {
+        out.push(format!("mail:{}", e.to_lowercase()));
+    }
+    out
+}
+
+/// The identity terms a `customer=` filter looks for: what `q` would be as a customer id, a
+/// phone or an email (a ticket holding any of them matches).
+pub fn customer_query_terms(q: &str) -> Vec<String> {
+    let q = q.trim();
+    let as_customer = crate::core::customer::Customer {
+        customer_id: Some(q.to_owned()),
+        phone: (q.chars().filter(char::is_ascii_digit).count() >= 5 && !q.contains('@')).then(|| q.to_owned()),
+        email: q.contains('@').then(|| q.to_owned()),
+        ..Default::default()
+    };
+    identity_terms(&as_customer)
+}
+
 /// The terms a ticket must hold to match `query`; empty when the query has nothing to search
 /// for (only punctuation). A run of one Han character searches the character itself.
 pub fn query_terms(query: &str) -> Vec<String> {
@@ -140,6 +173,24 @@ mod tests {
         assert!(found(&doc, "router"));
         assert!(!found(&doc, "modem"));
         assert!(query_terms("  ,,, !!").is_empty());
+    }
+
+    #[test]
+    fn a_customer_is_found_by_id_phone_in_any_form_or_email() {
+        let c = crate::core::customer::Customer {
+            phone: Some("138 1234 5678".into()),
+            email: Some("Wang@Example.com".into()),
+            customer_id: Some("C-1001".into()),
+            ..Default::default()
+        };
+        let doc = identity_terms(&c);
+        for q in ["13812345678", "+86 138-1234-5678", "wang@example.com", "C-1001"] {
+            assert!(customer_query_terms(q).iter().any(|t| doc.contains(t)), "{q}");
+        }
+        for q in ["13812345679", "li@example.com", "C-1002"] {
+            assert!(!customer_query_terms(q).iter().any(|t| doc.contains(t)), "{q}");
+        }
+        assert!(query_terms("tel").iter().all(|t| !doc.contains(t)), "text terms never hit identities");
     }
 
     #[test]

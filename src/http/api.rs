@@ -37,26 +37,37 @@ pub struct ApiState {
     pub app: Services,
     /// A confirm channel for publishing outbox rows right after a commit; rebuilt on failure.
     channel: Arc<Mutex<Option<(lapin::Connection, lapin::Channel)>>>,
+    /// The live feed behind `GET /v1/stream`.
+    pub feed: Arc<super::stream::Feed>,
 }
 
-/// Routes under `/v1/tickets`. Merged into the gateway's router.
+/// The ticket and work API, with its own live feed.
 pub fn router(app: impl Into<Services>) -> Router {
     let app: Services = app.into();
+    let feed = super::stream::Feed::new(app.settings.amqp_urls(), app.topo.clone());
+    router_with(app, feed)
+}
+
+/// The ticket and work API, streaming changes from `feed`.
+pub fn router_with(app: Services, feed: Arc<super::stream::Feed>) -> Router {
     let state = ApiState {
         app,
         channel: Arc::new(Mutex::new(None)),
+        feed,
     };
     Router::new()
         .route("/v1/tickets/{number}", get(get_ticket))
         .route("/v1/tickets/{number}/actions", post(post_action))
+        .route("/v1/stream", get(super::stream::serve_stream))
+        .merge(super::work::routes())
         .with_state(state)
 }
 
-fn error(status: StatusCode, code: &str, message: String) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: String) -> Response {
     (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "API request failed");
     error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -120,6 +131,30 @@ async fn view_of<C: tokio_postgres::GenericClient>(
     view["customer"] = serde_json::to_value(&t.customer).unwrap_or_default();
     view["subject"] = json!(t.subject);
     view["body"] = json!(t.body);
+    view["due_overrides"] = json!(t.life.due_overrides);
+    let links: Vec<Value> = tickets::links_of(client, t.id)
+        .await?
+        .into_iter()
+        .map(|(number, kind, state)| json!({ "number": number, "kind": kind, "state": state }))
+        .collect();
+    // Notes and attachments live in the transition log (one audit trail); shown apart too.
+    let by_event = |event: &str| -> Vec<Value> {
+        transitions
+            .iter()
+            .filter(|tr| tr.details.get("event").and_then(Value::as_str) == Some(event))
+            .map(|tr| {
+                let mut v = tr.details.get("data").cloned().unwrap_or(Value::Null);
+                v["at"] = json!(tr.at);
+                v["actor"] = json!(tr.actor);
+                v
+            })
+            .collect()
+    };
+    let notes = by_event("noted");
+    let attachments = by_event("attached");
+    let active_escalation = escalations
+        .iter()
+        .any(|e| e["acknowledged_at"].is_null() && e["stopped_at"].is_null());
     Ok(json!({
         "ticket": view,
         "sla": clocks,
@@ -127,12 +162,24 @@ async fn view_of<C: tokio_postgres::GenericClient>(
         "escalations": escalations,
         "messages": messages,
         "customer_tickets": earlier,
+        "links": links,
+        "notes": notes,
+        "attachments": attachments,
+        "active_escalation": active_escalation,
     }))
+}
+
+/// What `principal` may do to the ticket now: permitted and possible in its state.
+fn allowed_actions(principal: &Principal<'_>, t: &crate::core::ticket::Ticket, facts: &TicketFacts<'_>, active_escalation: bool) -> Vec<&'static str> {
+    principal.allowed_actions(facts, |kind| {
+        crate::core::actions::kind_possible(kind, t.state, active_escalation)
+            && (kind != "claim" || principal.agent.is_some())
+    })
 }
 
 /// 401: the router only ever runs behind the gateway's key middleware, and a request that
 /// somehow reached it without a key gets nothing.
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     error(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -140,7 +187,7 @@ fn unauthorized() -> Response {
     )
 }
 
-fn forbidden(d: crate::core::access::Denied) -> Response {
+pub(crate) fn forbidden(d: crate::core::access::Denied) -> Response {
     error(StatusCode::FORBIDDEN, "forbidden", d.0)
 }
 
@@ -158,10 +205,15 @@ async fn get_ticket(
             return Ok(None);
         };
         let opened_by = tickets::opening_key(&**client, &t).await?;
-        if let Err(d) = key.principal().may_read(&TicketFacts::of(&t, opened_by.as_deref())) {
+        let principal = key.principal();
+        let facts = TicketFacts::of(&t, opened_by.as_deref());
+        if let Err(d) = principal.may_read(&facts) {
             return Ok(Some(Err(d)));
         }
-        Ok::<_, crate::store::StoreError>(Some(Ok(view_of(&s.app, &**client, &t).await?)))
+        let mut v = view_of(&s.app, &**client, &t).await?;
+        let active = v["active_escalation"].as_bool().unwrap_or(false);
+        v["allowed_actions"] = json!(allowed_actions(&principal, &t, &facts, active));
+        Ok::<_, crate::store::StoreError>(Some(Ok(v)))
     }
     .await;
     match view {
@@ -252,7 +304,7 @@ async fn post_action(
 /// The idempotency key is the caller's own: it is scoped by the principal's key and the
 /// ticket, so one caller's key can neither replay nor block another caller's action, a
 /// timer's or a queued action's (`action:…` in the same ledger).
-async fn apply_http(
+pub(crate) async fn apply_http(
     s: &ApiState,
     principal: &Principal<'_>,
     msg: &ActionMessage,
@@ -275,6 +327,19 @@ async fn apply_http(
     };
     let opened_by = tickets::opening_key(&*tx, &t).await?;
     principal.may_act(&msg.action, &TicketFacts::of(&t, opened_by.as_deref()))?;
+    // A link or merge shows the other ticket's number on this one: the principal must be able
+    // to read it (else linking would probe other teams' tickets).
+    let other = match &msg.action {
+        Action::Link { ticket, .. } => Some(ticket),
+        Action::Merge { into, .. } => Some(into),
+        _ => None,
+    };
+    if let Some(number) = other
+        && let Some(o) = tickets::get_by_number(&*tx, number).await?
+    {
+        let o_opened = tickets::opening_key(&*tx, &o).await?;
+        principal.may_read(&TicketFacts::of(&o, o_opened.as_deref()))?;
+    }
     let ledger_key = format!("api:{}:{}:{idempotency_key}", principal.key_id, t.id);
     let now = chrono::Utc::now();
     let applied = once(&tx, "api", &ledger_key, || async {
@@ -296,6 +361,22 @@ async fn apply_http(
     // burst of requests starve the pool.
     drop(client);
     Ok((false, relay_now(s).await))
+}
+
+/// Asks the assign stage to hand `team`'s queued tickets to agents with capacity (through the
+/// outbox, so a broker outage delays it instead of losing it).
+pub(crate) async fn request_drain(s: &ApiState, team: &str, reason: &str) {
+    let written = async {
+        let client = s.app.db.pool.get().await?;
+        outbox::insert(&**client, &[crate::stages::actions::drain_message(team, reason)]).await
+    }
+    .await;
+    match written {
+        Ok(()) => {
+            relay_now(s).await;
+        }
+        Err(e) => tracing::warn!(error = %e, team, "could not ask for the team queue to be drained"),
+    }
 }
 
 async fn relay_now(s: &ApiState) -> bool {

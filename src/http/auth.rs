@@ -13,7 +13,7 @@
 //! The rate limit is a token bucket per key, in memory, per gateway process.
 
 use crate::http::error::GatewayError;
-use crate::store::{Db, StoreError, keys};
+use crate::store::{Db, StoreError, keys, users};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const KEY_PREFIX: &str = "sbk_";
+/// A person's token (`switchboard users create`): the same 256 bits, looked up among users.
+const USER_TOKEN_PREFIX: &str = "sbu_";
 /// Longest credential we bother hashing; real keys are 47 characters.
 const MAX_PRESENTED_KEY: usize = 256;
 /// Cached look-ups kept at most; past this the cache starts over (bounded memory under attack).
@@ -159,6 +161,98 @@ pub async fn revoke_key(db: &Db, id: &str) -> Result<bool, StoreError> {
 /// The unrevoked key whose hash this is.
 pub async fn find_key(db: &Db, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
     keys::find(db, key_hash).await
+}
+
+/// Who a new user is (`switchboard users create`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    /// The roster agent an agent user is.
+    pub agent: Option<&'a str>,
+    /// A supervisor's team (`None`: every team).
+    pub team: Option<&'a str>,
+    pub email: Option<&'a str>,
+    /// Issue a personal token (`false`: the user signs in only through SSO).
+    pub token: bool,
+}
+
+impl<'a> UserSpec<'a> {
+    /// An agent user, tied to the roster's `agent`, with a token.
+    pub fn agent(name: &'a str, agent: &'a str) -> Self {
+        UserSpec {
+            name,
+            role: Role::Agent,
+            agent: Some(agent),
+            team: None,
+            email: None,
+            token: true,
+        }
+    }
+
+    /// A supervisor (of `team`, or of every team) or an admin, with a token.
+    pub fn person(name: &'a str, role: Role, team: Option<&'a str>) -> Self {
+        UserSpec {
+            name,
+            role,
+            agent: None,
+            team,
+            email: None,
+            token: true,
+        }
+    }
+}
+
+/// Creates a user; returns it with its personal token (`None` for an SSO-only user), which is
+/// not stored and cannot be shown again.
+pub async fn create_user(db: &Db, spec: &UserSpec<'_>) -> Result<(users::User, Option<String>), StoreError> {
+    if spec.role == Role::Integration {
+        return Err(StoreError::Conflict(
+            "a user is a person (agent, supervisor or admin); integrations get API keys".into(),
+        ));
+    }
+    let secret = if spec.token {
+        Some(format!("{USER_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)))
+    } else {
+        None
+    };
+    let id = format!("usr_{}", hex(&random_bytes::<6>()?));
+    let hash = secret.as_deref().map(hash_key);
+    let email = spec.email.map(str::trim).filter(|e| !e.is_empty());
+    let created_at = users::insert(
+        db,
+        &users::NewUser {
+            id: &id,
+            name: spec.name,
+            role: spec.role,
+            agent: spec.agent,
+            team: spec.team,
+            email,
+            token_hash: hash.as_deref(),
+        },
+    )
+    .await?;
+    let user = users::User {
+        id,
+        name: spec.name.to_owned(),
+        role: spec.role,
+        agent: spec.agent.map(str::to_owned),
+        team: spec.team.map(str::to_owned),
+        email: email.map(str::to_lowercase),
+        created_at,
+        disabled_at: None,
+        has_token: secret.is_some(),
+    };
+    Ok((user, secret))
+}
+
+/// The principal behind a presented key or personal token (by its hash).
+async fn find_credential(db: &Db, presented: &str, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+    if presented.starts_with(USER_TOKEN_PREFIX) {
+        users::find_by_token(db, hash).await
+    } else {
+        keys::find(db, hash).await
+    }
 }
 
 /// The credential of a request: `Authorization: Bearer <key>`, else `X-Api-Key: <key>`.
@@ -320,7 +414,9 @@ impl KeyCache {
         const MISSING: &str = "missing API key: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`";
         const INVALID: &str = "invalid or revoked API key";
         let presented = presented.ok_or(GatewayError::Unauthorized(MISSING))?;
-        if presented.len() > MAX_PRESENTED_KEY || !presented.starts_with(KEY_PREFIX) {
+        if presented.len() > MAX_PRESENTED_KEY
+            || !(presented.starts_with(KEY_PREFIX) || presented.starts_with(USER_TOKEN_PREFIX))
+        {
             self.charge_miss(client)?;
             return Err(GatewayError::Unauthorized(INVALID));
         }
@@ -350,7 +446,7 @@ impl KeyCache {
             Some(found) => found,
             None => {
                 self.charge_miss(client)?;
-                let found = find_key(&self.db, &hash).await.map_err(|e| {
+                let found = find_credential(&self.db, presented, &hash).await.map_err(|e| {
                     tracing::warn!(error = %e, "API key look-up failed");
                     GatewayError::Unavailable("the key store is unavailable".into())
                 })?;

@@ -19,6 +19,8 @@ pub mod error;
 pub mod intake;
 pub mod reference;
 pub mod server;
+pub mod stream;
+pub mod work;
 
 pub use error::GatewayError;
 
@@ -54,6 +56,8 @@ pub struct Gateway {
     /// The last readiness answer: `/readyz` asks the broker and the database at most once a
     /// second, however often it is polled, so it cannot take the connections key checks need.
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool, serde_json::Value)>>,
+    /// Ticket changes for the desks' live streams (`GET /v1/stream`).
+    pub feed: Arc<stream::Feed>,
 }
 
 /// A setting in seconds as a duration; one too large to represent is no limit.
@@ -93,6 +97,7 @@ impl Gateway {
                 Duration::from_millis(s.gateway_publish_timeout_ms.max(1)),
             ),
             readiness: tokio::sync::Mutex::new(None),
+            feed: stream::Feed::new(s.amqp_urls(), app.topo.clone()),
         }
     }
 }
@@ -100,7 +105,7 @@ impl Gateway {
 /// The whole HTTP surface: intake routes, health checks, the ticket API and the dashboard.
 pub fn router(app: &Services, gateway: Arc<Gateway>) -> Router {
     // The ticket API shows full contact details: it sits behind the same API keys.
-    let tickets = crate::http::api::router(app.clone()).route_layer(axum::middleware::from_fn_with_state(
+    let tickets = crate::http::api::router_with(app.clone(), gateway.feed.clone()).route_layer(axum::middleware::from_fn_with_state(
         gateway.clone(),
         intake::authenticate,
     ));
@@ -128,6 +133,14 @@ pub async fn serve(app: &Services, listener: TcpListener, shutdown: Cancellation
     if let Err(e) = gateway.publisher.ready().await {
         tracing::warn!(error = %e, "gateway starting without RabbitMQ; requests get 503 until it is back");
     }
+    // Live streams never finish on their own: end them when shutdown begins, so connections
+    // close within the grace period.
+    let feed_stop = gateway.feed.stop.clone();
+    let stopping = shutdown.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        feed_stop.cancel();
+    });
     let limits = server::Limits::from_settings(&app.settings);
     let service = server::limit(router(app, gateway.clone()), limits);
     server::serve(listener, service, limits, shutdown).await;

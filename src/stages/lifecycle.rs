@@ -3,7 +3,6 @@
 
 use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
-use crate::core::actions::Action;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::stages::actions::{ActionError, apply};
 use crate::stages::{Applied, Context, finish, once};

@@ -103,7 +103,11 @@ pub async fn insert_tickets(tx: &Transaction<'_>, new: &[NewTicket<'_>]) -> Resu
     // Terms hold no spaces (`core::search`): one string per ticket, split again in SQL.
     let terms: Vec<String> = new
         .iter()
-        .map(|t| crate::core::search::document_terms(t.request.subject.as_deref(), &t.request.body).join(" "))
+        .map(|t| {
+            let mut terms = crate::core::search::document_terms(t.request.subject.as_deref(), &t.request.body);
+            terms.extend(crate::core::search::identity_terms(&t.request.customer));
+            terms.join(" ")
+        })
         .collect();
     let rows = tx
         .query(

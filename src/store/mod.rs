@@ -17,6 +17,8 @@ pub mod sweep;
 pub mod tickets;
 pub mod timers;
 pub mod tls;
+pub mod users;
+pub mod worklist;
 
 use crate::config::Settings;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -817,7 +817,7 @@ async fn anonymise(
     tx.execute(
         "UPDATE tickets SET
             customer = jsonb_strip_nulls(jsonb_build_object('tier', customer->'tier')),
-            subject = NULL, body = '[anonymised]', rating_comment = NULL,
+            subject = NULL, body = '[anonymised]', rating_comment = NULL, search_terms = '{}',
             resolution = CASE WHEN resolution IS NULL THEN NULL
                               ELSE jsonb_build_object('anonymised', true, 'at', resolution->'at') END,
             anonymised_at = $2, updated_at = now()
@@ -844,11 +844,16 @@ async fn anonymise(
                               THEN coalesce(details->>'event', details->>'action') || ' (text removed by retention)'
                               ELSE reason END,
                 details = details #- '{data,message}' #- '{data,comment}' #- '{data,result}' #- '{data,notes}'
-                                  #- '{data,root_cause}' #- '{data,reason}'
+                                  #- '{data,root_cause}' #- '{data,reason}' #- '{data,text}' #- '{data,url}' #- '{data,name}'
              WHERE ticket_id = ANY($1)",
             &[&ids],
         )
         .await?;
+    tx.execute(
+        "UPDATE classifier_corrections SET reason = '(text removed by retention)' WHERE ticket_id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
     // The customer record keeps its contacts while any ticket still needs them (open, recent,
     // held); after its last ticket only the tier stays.
     let customers = tx
@@ -884,10 +889,17 @@ async fn purge(tx: &tokio_postgres::Transaction<'_>, ids: &[i64]) -> Result<(i64
         "escalations",
         // Released holds only: an active one keeps the ticket out of the batch.
         "legal_holds",
+        "ticket_redrives",
+        "classifier_corrections",
     ] {
         tx.execute(&format!("DELETE FROM {table} WHERE ticket_id = ANY($1)"), &[&ids])
             .await?;
     }
+    tx.execute(
+        "DELETE FROM ticket_links WHERE ticket_id = ANY($1) OR other_id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
     let n = tx
         .execute("DELETE FROM ticket_transitions WHERE ticket_id = ANY($1)", &[&ids])
         .await?;

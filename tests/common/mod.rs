@@ -6,6 +6,7 @@
 
 pub mod process;
 pub mod publisher;
+pub mod served;
 pub mod servers;
 
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};

@@ -20,6 +20,7 @@ mod dead_letters;
 mod effectively_once;
 mod gateway;
 mod ops_endpoints;
+mod people;
 mod pipeline;
 mod reports;
 mod retention;

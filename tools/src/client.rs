@@ -146,7 +146,19 @@ impl HttpClient {
         all.extend_from_slice(headers);
         self.send(Method::POST, path, &all, body.into()).await
     }
+    pub async fn put(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        let mut all = vec![("content-type", content_type)];
+        all.extend_from_slice(headers);
+        self.send(Method::PUT, path, &all, body.into()).await
+    }
 }
+
 
 #[cfg(test)]
 mod tests {
@@ -159,4 +171,5 @@ mod tests {
         assert!(HttpClient::new("https://gw").is_err());
         assert!(HttpClient::new("http://").is_err());
     }
+
 }
