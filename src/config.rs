@@ -74,6 +74,28 @@ pub struct Settings {
     pub gateway_request_timeout_ms: u64,
     /// Requests handled at once; past it a request is answered 503 with Retry-After at once.
     pub gateway_max_in_flight: usize,
+    /// The OpenID Connect provider whose tokens the gateway accepts as bearer credentials: a
+    /// token's `iss` must equal it exactly. Unset: single sign-on is off, only API keys work.
+    pub oidc_issuer: Option<String>,
+    /// The `aud` a token must name: the client id Switchboard is registered under at the provider.
+    pub oidc_audience: String,
+    /// Where the provider publishes its signing keys (a JWKS, over HTTPS): fetched on first use,
+    /// every `oidc_jwks_refresh_s`, and when a token names a key not seen yet (at most every 30 s).
+    pub oidc_jwks_url: Option<String>,
+    /// A JWKS file instead of the URL (re-read every `oidc_jwks_refresh_s`).
+    pub oidc_jwks_file: Option<PathBuf>,
+    /// Clock skew allowed between the provider and the gateway on `exp`, `nbf` and `iat` (seconds).
+    pub oidc_leeway_s: u64,
+    /// The claim naming the Switchboard user (its `sub` when the token has no such claim).
+    pub oidc_user_claim: String,
+    /// The claim carrying the role (`agent`, `supervisor`, `admin`; never `integration`).
+    pub oidc_role_claim: String,
+    /// The claim carrying the agent's roster id.
+    pub oidc_agent_claim: String,
+    /// The claim carrying the supervisor's or agent's team.
+    pub oidc_team_claim: String,
+    /// How often the signing keys are fetched (or the file re-read) again (seconds).
+    pub oidc_jwks_refresh_s: u64,
 }
 
 impl Settings {
@@ -119,6 +141,16 @@ impl Default for Settings {
             gateway_header_timeout_ms: 10_000,
             gateway_request_timeout_ms: 30_000,
             gateway_max_in_flight: 2_000,
+            oidc_issuer: None,
+            oidc_audience: String::new(),
+            oidc_jwks_url: None,
+            oidc_jwks_file: None,
+            oidc_leeway_s: 60,
+            oidc_user_claim: "preferred_username".into(),
+            oidc_role_claim: "switchboard_role".into(),
+            oidc_agent_claim: "switchboard_agent".into(),
+            oidc_team_claim: "switchboard_team".into(),
+            oidc_jwks_refresh_s: 300,
         }
     }
 }
@@ -270,6 +302,36 @@ impl Settings {
                 *slot = num(name, v)?;
             }
         }
+        if let Some(v) = get("SWITCHBOARD_OIDC_ISSUER") {
+            self.oidc_issuer = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = get("SWITCHBOARD_OIDC_JWKS_URL") {
+            self.oidc_jwks_url = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = get("SWITCHBOARD_OIDC_JWKS_FILE") {
+            self.oidc_jwks_file = Some(v).filter(|s| !s.is_empty()).map(PathBuf::from);
+        }
+        let oidc_strings: [(&str, &mut String); 5] = [
+            ("SWITCHBOARD_OIDC_AUDIENCE", &mut self.oidc_audience),
+            ("SWITCHBOARD_OIDC_USER_CLAIM", &mut self.oidc_user_claim),
+            ("SWITCHBOARD_OIDC_ROLE_CLAIM", &mut self.oidc_role_claim),
+            ("SWITCHBOARD_OIDC_AGENT_CLAIM", &mut self.oidc_agent_claim),
+            ("SWITCHBOARD_OIDC_TEAM_CLAIM", &mut self.oidc_team_claim),
+        ];
+        for (name, slot) in oidc_strings {
+            if let Some(v) = get(name) {
+                *slot = v;
+            }
+        }
+        let oidc_u64: [(&str, &mut u64); 2] = [
+            ("SWITCHBOARD_OIDC_LEEWAY_S", &mut self.oidc_leeway_s),
+            ("SWITCHBOARD_OIDC_JWKS_REFRESH_S", &mut self.oidc_jwks_refresh_s),
+        ];
+        for (name, slot) in oidc_u64 {
+            if let Some(v) = get(name) {
+                *slot = num(name, v)?;
+            }
+        }
         if self.batch_max == 0 {
             self.batch_max = 1;
         }
@@ -400,6 +462,41 @@ mod tests {
             .apply_env(|k| (k == "SWITCHBOARD_GATEWAY_RATE_BURST").then(|| "-1".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("SWITCHBOARD_GATEWAY_RATE_BURST"), "{err}");
+    }
+
+    #[test]
+    fn oidc_settings_from_env() {
+        let mut s = Settings::default();
+        assert_eq!(s.oidc_issuer, None, "single sign-on is off unless asked for");
+        assert_eq!(
+            (
+                s.oidc_leeway_s,
+                s.oidc_jwks_refresh_s,
+                s.oidc_user_claim.as_str(),
+                s.oidc_role_claim.as_str()
+            ),
+            (60, 300, "preferred_username", "switchboard_role")
+        );
+        let env = |k: &str| match k {
+            "SWITCHBOARD_OIDC_ISSUER" => Some("https://id.example.com/realms/cc".to_string()),
+            "SWITCHBOARD_OIDC_AUDIENCE" => Some("switchboard".to_string()),
+            "SWITCHBOARD_OIDC_JWKS_FILE" => Some("/etc/switchboard/jwks.json".to_string()),
+            "SWITCHBOARD_OIDC_TEAM_CLAIM" => Some("team".to_string()),
+            "SWITCHBOARD_OIDC_LEEWAY_S" => Some("5".to_string()),
+            _ => None,
+        };
+        s.apply_env(env).unwrap();
+        assert_eq!(s.oidc_issuer.as_deref(), Some("https://id.example.com/realms/cc"));
+        assert_eq!(s.oidc_audience, "switchboard");
+        assert_eq!(s.oidc_jwks_file, Some(PathBuf::from("/etc/switchboard/jwks.json")));
+        assert_eq!((s.oidc_team_claim.as_str(), s.oidc_leeway_s), ("team", 5));
+        s.apply_env(|k| (k == "SWITCHBOARD_OIDC_ISSUER").then(String::new))
+            .unwrap();
+        assert_eq!(s.oidc_issuer, None, "an empty value turns it off again");
+        let err = s
+            .apply_env(|k| (k == "SWITCHBOARD_OIDC_JWKS_REFRESH_S").then(|| "soon".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_OIDC_JWKS_REFRESH_S"), "{err}");
     }
 
     #[test]

@@ -14,9 +14,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod client;
 pub mod dashboard;
 pub mod error;
 pub mod intake;
+pub mod oidc;
 pub mod reference;
 pub mod server;
 pub mod stream;
