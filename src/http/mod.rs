@@ -16,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod dashboard;
+pub mod desk;
 pub mod error;
 pub mod intake;
 pub mod oidc;
@@ -115,6 +116,7 @@ pub fn router(app: &Services, gateway: Arc<Gateway>) -> Router {
     intake::routes(gateway)
         .merge(tickets)
         .merge(dashboard::router(app.clone()))
+        .merge(desk::router())
         .fallback(intake::not_found)
 }
 
