@@ -8,6 +8,7 @@ pub mod process;
 pub mod publisher;
 pub mod served;
 pub mod servers;
+pub mod webdriver;
 
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;

@@ -17,6 +17,7 @@ mod conformance;
 mod contracts;
 mod dashboard;
 mod dead_letters;
+mod desk;
 mod effectively_once;
 mod gateway;
 mod ops_endpoints;

@@ -1,0 +1,385 @@
+//! The web desk (`GET /desk`) on the real RabbitMQ and Postgres: the page and its security
+//! headers over a real socket, and the whole flow in headless Chromium driven over WebDriver:
+//! an agent signs in, finds the ticket in "My tickets", opens it with the keyboard, replies and
+//! resolves it, while a supervisor's window shows each change live, without a reload. The flow
+//! writes the screenshots in `docs/screenshots/`.
+
+use crate::common;
+
+use common::served::Served;
+use common::webdriver::{self, Browser, Driver, ESCAPE, Session};
+use common::{Harness, manifest_dir};
+use serde_json::{Value, json};
+use std::time::Duration;
+use switchboard::app::StageName;
+use switchboard::core::access::Role;
+use switchboard::http::{auth, desk};
+use switchboard_tools::client::Reply;
+
+/// How long the browser gets for anything to show.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
+    r.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn desk_page_is_served_without_a_key_under_a_strict_policy() {
+    let h = Harness::new("desk_page").await;
+    let mut gw = Served::start(&h).await;
+    let r = gw.client.get("/desk", &[]).await.unwrap();
+    assert_eq!(r.status.as_u16(), 200);
+    assert_eq!(header(&r, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&r, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&r, "referrer-policy"), "no-referrer");
+    assert_eq!(header(&r, "cache-control"), "no-store");
+
+    let csp = header(&r, "content-security-policy");
+    assert_eq!(csp, desk::CONTENT_SECURITY_POLICY.as_str());
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    for d in [
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ] {
+        assert!(directives.contains(&d), "{d} in {csp}");
+    }
+    let script = directives
+        .iter()
+        .find(|d| d.starts_with("script-src "))
+        .expect("a script-src");
+    assert!(
+        script.starts_with("script-src 'sha256-") && !script.contains("unsafe"),
+        "the one inline script by hash only: {script}"
+    );
+
+    let page = String::from_utf8(r.body.to_vec()).unwrap();
+    assert_eq!(page, desk::PAGE);
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "nothing fetched from elsewhere"
+    );
+    assert!(!page.contains("<script src") && !page.contains("<link rel=\"stylesheet\""));
+    for test_id in ["token", "signin", "queue", "ticket", "board", "live", "reply"] {
+        assert!(page.contains(&format!("data-test=\"{test_id}\"")), "{test_id}");
+    }
+    // The API behind it still wants a key.
+    assert_eq!(gw.client.get("/v1/tickets/x", &[]).await.unwrap().status.as_u16(), 401);
+    h.cleanup().await;
+}
+
+/// A user's personal token (`sbu_…`, as `switchboard users create` issues): an agent's
+/// (`agent` set) or a team supervisor's.
+async fn person_token(h: &Harness, name: &str, agent: Option<&str>, team: Option<&str>) -> String {
+    let spec = match agent {
+        Some(a) => auth::UserSpec::agent(name, a),
+        None => auth::UserSpec::person(name, Role::Supervisor, team),
+    };
+    let (_, token) = auth::create_user(&h.app.db, &spec).await.expect("create user");
+    token.expect("a user with a token")
+}
+
+/// Submits an app request and waits until the pipeline has assigned its ticket; returns the
+/// ticket's number and assignee.
+async fn assigned(
+    h: &Harness,
+    gw: &mut Served,
+    key: &str,
+    id: &str,
+    name: &str,
+    phone: &str,
+    body: &str,
+) -> (String, String) {
+    let request = json!({
+        "channel": "app",
+        "channel_message_id": id,
+        "received_at": chrono::Utc::now(),
+        "customer": {"name": name, "phone": phone},
+        "body": body,
+    });
+    let r = gw.post(key, "/v1/requests", request, &[]).await;
+    assert_eq!(r.status.as_u16(), 202, "{:?}", r.json());
+    let sql = format!("SELECT count(*) FROM tickets WHERE channel_message_id = '{id}' AND state = 'assigned'");
+    h.wait_for(&format!("{id} assigned"), Duration::from_secs(30), || async {
+        h.count(&sql).await == 1
+    })
+    .await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT number, assignee FROM tickets WHERE channel_message_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+fn sel(test: &str) -> String {
+    format!("[data-test=\"{test}\"]")
+}
+
+async fn sign_in(w: &Session, url: &str, token: &str) {
+    w.goto(url).await.unwrap();
+    let input = w.wait_visible(&sel("token"), WAIT).await;
+    w.send_keys(&input, token).await.unwrap();
+    w.click(&w.find(&sel("signin")).await.unwrap()).await.unwrap();
+    w.wait_visible(&sel("whoami"), WAIT).await;
+    let url: Value = w.execute("return location.href", vec![]).await.unwrap();
+    assert!(
+        !url.as_str().unwrap_or_default().contains(token),
+        "the token stays out of the URL: {url}"
+    );
+}
+
+async fn wait_live(w: &Session) {
+    w.wait_until("the live indicator", WAIT, || async {
+        let e = w.find(&sel("live")).await?;
+        Ok((w.attribute(&e, "data-state").await?.as_deref() == Some("live")).then_some(()))
+    })
+    .await;
+}
+
+/// The value of `data-state` of the open ticket's state.
+async fn ticket_state(w: &Session) -> Option<String> {
+    let e = w.find(&sel("ticket-state")).await.ok()?;
+    w.attribute(&e, "data-state").await.ok().flatten()
+}
+
+async fn shot(w: &Session, name: &str) {
+    let path = manifest_dir().join("docs/screenshots").join(name);
+    w.screenshot_to(&path).await.unwrap();
+    let png = std::fs::read(&path).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name} is a PNG");
+    assert!(png.len() > 20_000, "{name} of {} bytes looks empty", png.len());
+    println!("screenshot: {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
+    let Some(chromedriver) = webdriver::chromedriver_or_skip("desk_an_agent_resolves_a_ticket") else {
+        return;
+    };
+    let mut h = Harness::new("desk_flow").await;
+    h.import_sample_roster().await;
+    h.start_stages(&StageName::ALL, 1);
+    let mut gw = Served::start(&h).await;
+    let intake = auth::create(&h.app.db, &auth::KeySpec::integration("app-backend", Some("app")))
+        .await
+        .unwrap()
+        .1;
+
+    let (number, agent) = assigned(
+        &h,
+        &mut gw,
+        &intake,
+        "desk-1",
+        "王先生",
+        "13812340101",
+        "APP 登录以后一直报错，页面打不开",
+    )
+    .await;
+    let team = h.text(&format!("SELECT team FROM agents WHERE id = '{agent}'")).await;
+    // The rest of the team is away: the next requests go to the same agent, and the board shows
+    // both presences.
+    h.app
+        .db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE agents SET presence = 'away' WHERE team = $1 AND id <> $2",
+            &[&team, &agent],
+        )
+        .await
+        .unwrap();
+    for (i, (name, body)) in [
+        ("李女士", "APP 更新以后一直报错，订单页面打不开"),
+        ("Mr. Smith", "The app keeps crashing when I open my orders"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("desk-{}", i + 2);
+        let (other, to) = assigned(&h, &mut gw, &intake, &id, name, &format!("1381234020{i}"), body).await;
+        assert_eq!(to, agent, "{other} goes to the one agent of {team} online");
+    }
+    let agent_token = person_token(&h, "desk-agent", Some(&agent), None).await;
+    let lead_token = person_token(&h, "desk-lead", None, Some(&team)).await;
+
+    let driver = Driver::start(&chromedriver).await;
+    let url = format!("http://{}/desk", gw.addr);
+    let row = format!("{} {}[data-number=\"{number}\"]", sel("queue"), sel("row"));
+
+    // The agent, in English: the ticket is in "My tickets", soonest deadline first.
+    let aw = driver.session(&Browser::default()).await;
+    sign_in(&aw, &url, &agent_token).await;
+    aw.wait_text(&sel("role"), WAIT, |t| t == "Agent").await;
+    aw.wait_visible(&row, WAIT).await;
+    let left = aw
+        .wait_text(&format!("{row} {}", sel("row-due")), WAIT, |t| t.contains('m'))
+        .await;
+    assert!(!left.contains("overdue"), "due in 30 minutes: {left}");
+    wait_live(&aw).await;
+
+    // The supervisor, in Chinese: the team queue with every open state, the ticket opened.
+    let lw = driver
+        .session(&Browser {
+            lang: "zh-CN".into(),
+            ..Browser::default()
+        })
+        .await;
+    sign_in(&lw, &url, &lead_token).await;
+    lw.wait_text(&sel("role"), WAIT, |t| t == "主管").await;
+    lw.click(
+        &lw.find(&format!("{} option[value=\"{team}\"]", sel("team")))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    lw.click(
+        &lw.find(&format!("{} option[value^=\"received,\"]", sel("filter-state")))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let lead_row = lw.wait_visible(&row, WAIT).await;
+    lw.click(&lead_row).await.unwrap();
+    lw.wait_text(&sel("ticket-number"), WAIT, |t| t == number).await;
+    lw.wait_text(&sel("ticket-state"), WAIT, |t| t == "已分配").await;
+    wait_live(&lw).await;
+    // Anything the page reloads would lose this.
+    lw.execute("window.__deskMarker = 42; return true", vec![])
+        .await
+        .unwrap();
+
+    // The agent: `?` shows the shortcuts, Escape closes them; `j` walks the list to the ticket
+    // and Enter opens it.
+    aw.press("?").await.unwrap();
+    let open = || async {
+        aw.execute(
+            &format!("return document.querySelector('{}').open", sel("shortcuts")),
+            vec![],
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(open().await, true, "? opens the shortcuts");
+    aw.press(ESCAPE).await.unwrap();
+    assert_eq!(open().await, false, "Escape closes them");
+    let rows = aw.find_all(&format!("{} {}", sel("queue"), sel("row"))).await.unwrap();
+    assert_eq!(rows.len(), 3, "the agent's three tickets");
+    let mut found = false;
+    for _ in 0..rows.len() {
+        aw.press("j").await.unwrap();
+        let current: Value = aw
+            .execute("return document.activeElement.dataset.number || null", vec![])
+            .await
+            .unwrap();
+        if current == number.as_str() {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "j reaches {number}");
+    shot(&aw, "desk-queue.png").await;
+    aw.press(webdriver::ENTER).await.unwrap();
+    aw.wait_text(&sel("ticket-number"), WAIT, |t| t == number).await;
+    aw.wait_text(&sel("ticket-state"), WAIT, |t| t == "Assigned").await;
+    aw.wait_text(&sel("messages"), WAIT, |t| t.contains("登录以后一直报错"))
+        .await;
+
+    // `r` goes to the reply box; the reply is sent with its own idempotency key.
+    aw.execute("document.activeElement.blur(); return true", vec![])
+        .await
+        .unwrap();
+    aw.press("r").await.unwrap();
+    let focused: Value = aw
+        .execute("return document.activeElement.dataset.test || null", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, "reply", "r focuses the reply box");
+    let reply = aw.find(&sel("reply")).await.unwrap();
+    aw.send_keys(&reply, "您好，我们已经定位到登录页面的问题，正在修复。")
+        .await
+        .unwrap();
+    aw.click(&aw.find(&sel("action-respond")).await.unwrap()).await.unwrap();
+    aw.wait_text(&sel("action-status"), WAIT, |t| t.contains("Respond: done"))
+        .await;
+    aw.wait_text(&sel("ticket-state"), WAIT, |t| t == "In progress").await;
+    // The supervisor's window follows, on its own.
+    lw.wait_text(&sel("ticket-state"), WAIT, |t| t == "处理中").await;
+    lw.wait_text(&format!("{row} {}", sel("row-state")), WAIT, |t| t == "处理中")
+        .await;
+
+    // Resolve, with the result and root cause.
+    aw.click(&aw.wait_visible(&sel("action-resolve"), WAIT).await)
+        .await
+        .unwrap();
+    let result = aw.wait_visible(&sel("field-result"), WAIT).await;
+    aw.send_keys(&result, "修复了登录服务的证书配置，客户确认可以正常登录。")
+        .await
+        .unwrap();
+    aw.send_keys(&aw.find(&sel("field-root_cause")).await.unwrap(), "登录服务证书过期")
+        .await
+        .unwrap();
+    shot(&aw, "desk-ticket.png").await;
+    aw.click(&aw.find(&sel("action-submit")).await.unwrap()).await.unwrap();
+    aw.wait_text(&sel("ticket-state"), WAIT, |t| t == "Resolved").await;
+    assert_eq!(ticket_state(&aw).await.as_deref(), Some("resolved"));
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) FROM tickets WHERE number = '{number}' AND state = 'resolved'"
+        ))
+        .await,
+        1
+    );
+    // It leaves the agent's list (resolved is not in "My tickets").
+    aw.wait_until("the resolved ticket to leave My tickets", WAIT, || async {
+        Ok(aw.find_all(&row).await?.is_empty().then_some(()))
+    })
+    .await;
+
+    // The supervisor sees it resolved, live: same page, no reload.
+    lw.wait_text(&sel("ticket-state"), WAIT, |t| t == "已解决").await;
+    assert_eq!(ticket_state(&lw).await.as_deref(), Some("resolved"));
+    let marker = lw.execute("return window.__deskMarker", vec![]).await.unwrap();
+    assert_eq!(marker, 42, "the supervisor's page was not reloaded");
+    lw.wait_text(&sel("timeline"), WAIT, |t| t.contains("已解决")).await;
+
+    // The team board: agents with presence and load, the queue, tickets at risk.
+    lw.click(&lw.find(&sel("tab-board")).await.unwrap()).await.unwrap();
+    lw.wait_visible(&sel("board-queued"), WAIT).await;
+    let agents = lw.find_all(&sel("board-agent")).await.unwrap();
+    assert!(!agents.is_empty(), "the board lists the team's agents");
+    lw.wait_text(&format!("{}[data-agent=\"{agent}\"]", sel("board-agent")), WAIT, |t| {
+        t.contains("在线") && t.contains("2 /")
+    })
+    .await;
+    shot(&lw, "desk-board.png").await;
+
+    // Signing out forgets the token.
+    aw.click(&aw.find(&sel("signout")).await.unwrap()).await.unwrap();
+    aw.wait_visible(&sel("token"), WAIT).await;
+    let kept = aw
+        .execute(
+            "return [sessionStorage.length, localStorage.getItem('switchboard.desk.token')]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, json!([0, null]), "nothing kept after sign-out");
+
+    aw.quit().await;
+    lw.quit().await;
+    drop(driver);
+    drop(gw);
+    h.cleanup().await;
+}
