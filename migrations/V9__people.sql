@@ -26,6 +26,8 @@ CREATE UNIQUE INDEX users_agent ON users (agent) WHERE disabled_at IS NULL;
 -- by the intake stage. NULL until written; the scheduler fills in tickets stored before.
 ALTER TABLE tickets ADD COLUMN search_terms text[];
 CREATE INDEX tickets_search ON tickets USING gin (search_terms);
+-- What the scheduler still has to index (empty once caught up).
+CREATE INDEX tickets_unindexed ON tickets (id) WHERE search_terms IS NULL;
 
 -- Deadlines renegotiated by a supervisor (`set_due`): target name -> due time; they replace what
 -- the SLA rule gives until the ticket is reopened.

@@ -307,9 +307,13 @@ fn stage_names_are_spelled_only_in_the_registry() {
         if here[0] == "contracts" {
             continue;
         }
+        // Action kinds are a namespace of their own: `escalate` is an action (by hand) as
+        // well as a stage, and `core::actions` and `core::access` name actions.
+        let names_actions = here == ["core", "actions"] || here == ["core", "access"];
         let text = std::fs::read_to_string(&file).expect("readable");
         for (n, line) in code_lines(&text) {
-            if NAMES.iter().any(|k| line.contains(k)) {
+            let action_kind = names_actions && line.contains("\"escalate\"") && !line.contains("StageName");
+            if NAMES.iter().any(|k| line.contains(k)) && !action_kind {
                 found.push(format!("{}:{n}: {}", file.display(), line.trim()));
             }
         }

@@ -335,14 +335,14 @@ impl Plan {
             }
         }
         if let Some((target, at)) = self.due_override {
-            after.life.due_overrides.insert(target, at);
+            after.life.due_overrides.insert(target.as_str().to_owned(), at);
         }
         // The stored due times (what the work list sorts by) show an agreed time.
         for (target, at) in &after.life.due_overrides {
-            match target {
-                super::sla::Target::FirstResponse => after.first_response_due = Some(*at),
-                super::sla::Target::Resolution => after.resolution_due = Some(*at),
-                super::sla::Target::NextUpdate => {}
+            match super::sla::Target::parse(target) {
+                Some(super::sla::Target::FirstResponse) => after.first_response_due = Some(*at),
+                Some(super::sla::Target::Resolution) => after.resolution_due = Some(*at),
+                _ => {}
             }
         }
         after
@@ -665,6 +665,11 @@ pub fn plan(
         Action::Note { text } => {
             if text.trim().is_empty() {
                 return Err(refuse("a note needs text"));
+            }
+            if text.len() > MAX_ACTION_TEXT {
+                return Err(refuse(&format!(
+                    "a note is at most {MAX_ACTION_TEXT} bytes; attach longer documents"
+                )));
             }
             Plan::new().step(s, "noted", format!("note by {actor}"), json!({ "text": text }))
         }
@@ -1133,7 +1138,7 @@ mod tests {
         let after = p.ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar());
         assert_eq!(after.resolution_due, Some(due));
         assert_eq!(
-            after.life.due_overrides.get(&crate::core::sla::Target::Resolution),
+            after.life.due_overrides.get("resolution"),
             Some(&due)
         );
         let past = Action::SetDue {

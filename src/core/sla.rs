@@ -136,7 +136,12 @@ impl SlaFacts {
             pauses,
             closed: t.life.closed_at.is_some(),
             restarted_at: t.life.sla_restarted_at,
-            overrides: t.life.due_overrides.clone(),
+            overrides: t
+                .life
+                .due_overrides
+                .iter()
+                .filter_map(|(target, at)| Some((Target::parse(target)?, *at)))
+                .collect(),
         }
     }
 }

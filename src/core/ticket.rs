@@ -44,9 +44,10 @@ pub struct Progress {
     pub rating: Option<i16>,
     pub rating_comment: Option<String>,
     pub supervisor: Option<String>,
-    /// Deadlines renegotiated by hand (`set_due`), replacing the SLA rule's until a reopening.
+    /// Deadlines renegotiated by hand (`set_due`), by target name (`first_response`,
+    /// `resolution`), replacing the SLA rule's until a reopening.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub due_overrides: std::collections::BTreeMap<super::sla::Target, DateTime<Utc>>,
+    pub due_overrides: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 /// One state change. `seq` equals the ticket's version after the change, so the transition

@@ -37,30 +37,23 @@ pub struct ApiState {
     pub app: Services,
     /// A confirm channel for publishing outbox rows right after a commit; rebuilt on failure.
     channel: Arc<Mutex<Option<(lapin::Connection, lapin::Channel)>>>,
-    /// The live feed behind `GET /v1/stream`.
-    pub feed: Arc<super::stream::Feed>,
 }
 
-/// The ticket and work API, with its own live feed.
-pub fn router(app: impl Into<Services>) -> Router {
-    let app: Services = app.into();
-    let feed = super::stream::Feed::new(app.settings.amqp_urls(), app.topo.clone());
-    router_with(app, feed)
+impl ApiState {
+    pub fn new(app: Services) -> ApiState {
+        ApiState {
+            app,
+            channel: Arc::new(Mutex::new(None)),
+        }
+    }
 }
 
-/// The ticket and work API, streaming changes from `feed`.
-pub fn router_with(app: Services, feed: Arc<super::stream::Feed>) -> Router {
-    let state = ApiState {
-        app,
-        channel: Arc::new(Mutex::new(None)),
-        feed,
-    };
+/// The ticket routes: a ticket's view and actions on it (`http::router` adds the work API and
+/// the stream beside them, behind the credential check).
+pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/tickets/{number}", get(get_ticket))
         .route("/v1/tickets/{number}/actions", post(post_action))
-        .route("/v1/stream", get(super::stream::serve_stream))
-        .merge(super::work::routes())
-        .with_state(state)
 }
 
 pub(crate) fn error(status: StatusCode, code: &str, message: String) -> Response {

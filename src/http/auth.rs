@@ -357,6 +357,8 @@ pub struct KeyCache {
     misses: Mutex<HashMap<std::net::IpAddr, Bucket>>,
     miss_rate: u32,
     miss_burst: u32,
+    /// Single sign-on: OpenID Connect tokens checked against the identity provider's keys.
+    oidc: Option<Arc<crate::http::oidc::Verifier>>,
 }
 
 impl KeyCache {
@@ -374,7 +376,14 @@ impl KeyCache {
             misses: Mutex::new(HashMap::new()),
             miss_rate,
             miss_burst,
+            oidc: None,
         }
+    }
+
+    /// Accepts OpenID Connect bearer tokens checked by `verifier` as well as keys and tokens.
+    pub fn with_oidc(mut self, verifier: Option<Arc<crate::http::oidc::Verifier>>) -> Self {
+        self.oidc = verifier;
+        self
     }
 
     /// Takes a look-up token from `client`'s bucket, or says when to come back.
@@ -414,6 +423,11 @@ impl KeyCache {
         const MISSING: &str = "missing API key: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`";
         const INVALID: &str = "invalid or revoked API key";
         let presented = presented.ok_or(GatewayError::Unauthorized(MISSING))?;
+        if let Some(verifier) = &self.oidc
+            && looks_like_jwt(presented)
+        {
+            return self.authenticate_sso(verifier, presented, client).await;
+        }
         if presented.len() > MAX_PRESENTED_KEY
             || !(presented.starts_with(KEY_PREFIX) || presented.starts_with(USER_TOKEN_PREFIX))
         {
@@ -475,6 +489,118 @@ impl KeyCache {
             }
         };
         found.ok_or(GatewayError::Unauthorized(INVALID))
+    }
+}
+
+/// Three dot-separated base64url parts: a JWT (keys and user tokens have no dots).
+fn looks_like_jwt(presented: &str) -> bool {
+    presented.len() <= crate::http::oidc::MAX_TOKEN_BYTES
+        && presented.split('.').count() == 3
+        && presented
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+}
+
+impl KeyCache {
+    /// The principal an SSO token stands for: the enabled Switchboard user its claims name
+    /// (by name, else email), whose role and scope apply; else, for a person Switchboard does
+    /// not know, the role, agent and team claims. A token naming a disabled user gets nothing.
+    async fn authenticate_sso(
+        &self,
+        verifier: &crate::http::oidc::Verifier,
+        token: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Arc<ApiKey>, GatewayError> {
+        const INVALID: &str = "invalid or expired single sign-on token";
+        const NOBODY: &str = "the single sign-on token names no enabled Switchboard user and carries no role";
+        let hash = hash_key(token);
+        let cached = {
+            let entries = self
+                .entries
+                .lock()
+                .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
+            entries
+                .get(&hash)
+                .filter(|(at, _)| at.elapsed() < self.ttl)
+                .and_then(|(_, k)| k.clone())
+        };
+        if let Some(found) = cached {
+            return Ok(found);
+        }
+        self.charge_miss(client)?;
+        let identity = match verifier.verify(token).await {
+            Ok(i) => i,
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "identity provider keys unavailable");
+                return Err(GatewayError::Unavailable(
+                    "the identity provider's keys cannot be fetched".into(),
+                ));
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "single sign-on token refused");
+                return Err(GatewayError::Unauthorized(INVALID));
+            }
+        };
+        let unavailable = |e: StoreError| {
+            tracing::warn!(error = %e, "user look-up failed");
+            GatewayError::Unavailable("the user store is unavailable".into())
+        };
+        let email = identity.email.as_deref();
+        let principal = match users::find_by_identity(&self.db, &identity.username, email)
+            .await
+            .map_err(unavailable)?
+        {
+            Some(user) => user,
+            None => {
+                if users::known_identity(&self.db, &identity.username, email)
+                    .await
+                    .map_err(unavailable)?
+                {
+                    return Err(GatewayError::Unauthorized(NOBODY));
+                }
+                let Some(role) = identity.role else {
+                    return Err(GatewayError::Unauthorized(NOBODY));
+                };
+                let agent_team = match (&role, &identity.agent) {
+                    (Role::Agent, Some(a)) => Some(
+                        users::agent_team(&self.db, a)
+                            .await
+                            .map_err(unavailable)?
+                            .ok_or(GatewayError::Unauthorized(NOBODY))?,
+                    ),
+                    (Role::Agent, None) => return Err(GatewayError::Unauthorized(NOBODY)),
+                    _ => None,
+                };
+                ApiKey {
+                    id: format!("oidc:{}", identity.subject),
+                    name: identity.username.clone(),
+                    channel: None,
+                    rate_per_sec: None,
+                    burst: None,
+                    created_at: chrono::Utc::now(),
+                    revoked_at: None,
+                    role,
+                    agent: if role == Role::Agent { identity.agent.clone() } else { None },
+                    agent_team,
+                    team: if role == Role::Supervisor { identity.team.clone() } else { None },
+                }
+            }
+        };
+        let principal = Arc::new(principal);
+        // Cached only while the token itself stays valid for the whole cache time.
+        let lasts = identity.expires_at - chrono::Utc::now();
+        if lasts.to_std().is_ok_and(|d| d > self.ttl) {
+            let mut entries = self
+                .entries
+                .lock()
+                .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
+            if entries.len() >= MAX_CACHED {
+                let ttl = self.ttl;
+                entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            }
+            entries.insert(hash, (Instant::now(), Some(principal.clone())));
+        }
+        Ok(principal)
     }
 }
 

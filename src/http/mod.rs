@@ -90,7 +90,8 @@ impl Gateway {
                 Duration::from_millis(s.gateway_key_cache_ms),
                 s.gateway_auth_misses_per_sec.max(1),
                 s.gateway_auth_misses_per_sec.max(1).saturating_mul(2),
-            ),
+            )
+            .with_oidc(oidc_verifier(s)),
             limiter: auth::RateLimiter::new(s.gateway_rate_per_sec, s.gateway_rate_burst),
             trusted_proxies: auth::IpBlock::parse_list(&s.gateway_trusted_proxies),
             publisher: crate::bus::publisher::Publisher::new(
@@ -105,10 +106,26 @@ impl Gateway {
     }
 }
 
+/// The SSO verifier the settings ask for. A broken SSO configuration is logged and SSO stays
+/// off (tokens are refused), rather than keeping every key and user token from working.
+fn oidc_verifier(s: &crate::config::Settings) -> Option<Arc<oidc::Verifier>> {
+    match oidc::Verifier::from_settings(s) {
+        Ok(v) => v.map(Arc::new),
+        Err(e) => {
+            tracing::error!(error = %e, "single sign-on is misconfigured and stays off; fix the oidc_* settings");
+            None
+        }
+    }
+}
+
 /// The whole HTTP surface: intake routes, health checks, the ticket API and the dashboard.
 pub fn router(app: &Services, gateway: Arc<Gateway>) -> Router {
     // The ticket API shows full contact details: it sits behind the same API keys.
-    let tickets = crate::http::api::router_with(app.clone(), gateway.feed.clone()).route_layer(axum::middleware::from_fn_with_state(
+    let people = api::routes()
+        .merge(work::routes())
+        .with_state(api::ApiState::new(app.clone()))
+        .merge(stream::router(gateway.feed.clone()));
+    let tickets = people.route_layer(axum::middleware::from_fn_with_state(
         gateway.clone(),
         intake::authenticate,
     ));

@@ -99,9 +99,14 @@ impl Feed {
         if start {
             let feed = self.clone();
             tokio::spawn(async move {
-                feed.run().await;
-                if let Ok(mut running) = feed.running.lock() {
-                    *running = false;
+                loop {
+                    feed.run().await;
+                    let Ok(mut running) = feed.running.lock() else { return };
+                    // Someone subscribed while the feed was closing: it must go on for them.
+                    if feed.stop.is_cancelled() || feed.sender.receiver_count() == 0 {
+                        *running = false;
+                        return;
+                    }
                 }
             });
         }
@@ -187,9 +192,16 @@ impl Feed {
     }
 }
 
+/// `GET /v1/stream`, streaming from `feed` (behind the gateway's credential check).
+pub fn router(feed: Arc<Feed>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/stream", axum::routing::get(serve_stream))
+        .with_state(feed)
+}
+
 /// `GET /v1/stream`: the changes this principal may read, as server-sent events.
-pub(crate) async fn serve_stream(
-    axum::extract::State(s): axum::extract::State<super::api::ApiState>,
+async fn serve_stream(
+    axum::extract::State(feed): axum::extract::State<Arc<Feed>>,
     key: Option<axum::Extension<Arc<crate::http::auth::ApiKey>>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
@@ -200,8 +212,8 @@ pub(crate) async fn serve_stream(
     if let Err(d) = super::work::scope_of(&key.principal()) {
         return super::api::forbidden(d);
     }
-    let rx = s.feed.subscribe();
-    let stop = s.feed.stop.clone();
+    let rx = feed.subscribe();
+    let stop = feed.stop.clone();
     let hello = futures::stream::once(async { Ok::<_, std::convert::Infallible>(Event::default().event("ready").data("{}")) });
     let changes = futures::stream::unfold((rx, key, stop), |(mut rx, key, stop)| async move {
         loop {

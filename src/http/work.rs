@@ -52,12 +52,15 @@ pub(crate) fn scope_of(p: &Principal<'_>) -> Result<Scope, Denied> {
     }
 }
 
-fn bad(message: String) -> Response {
-    error(StatusCode::BAD_REQUEST, "invalid_query", message)
+/// A refusal, boxed: a `Response` is large to carry through `Result`s.
+type Refusal = Box<Response>;
+
+fn bad(message: String) -> Refusal {
+    Box::new(error(StatusCode::BAD_REQUEST, "invalid_query", message))
 }
 
 /// Query parameters, each at most once, none unknown.
-fn parse_params(raw: Option<&str>) -> Result<HashMap<String, String>, Response> {
+fn parse_params(raw: Option<&str>) -> Result<HashMap<String, String>, Refusal> {
     let mut out = HashMap::new();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
         .map_err(|e| bad(format!("the query string does not parse: {e}")))?;
@@ -83,7 +86,7 @@ fn list(v: Option<&String>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-fn flag(params: &HashMap<String, String>, name: &str) -> Result<bool, Response> {
+fn flag(params: &HashMap<String, String>, name: &str) -> Result<bool, Refusal> {
     match params.get(name).map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
@@ -114,8 +117,8 @@ pub(crate) fn summary_json(s: &Summary, now: chrono::DateTime<Utc>) -> Value {
 }
 
 /// The query a request asks for, or a 400 naming the bad parameter.
-fn build_query(state: &ApiState, p: &Principal<'_>, params: &HashMap<String, String>) -> Result<Query, Response> {
-    let scope = scope_of(p).map_err(forbidden)?;
+fn build_query(state: &ApiState, p: &Principal<'_>, params: &HashMap<String, String>) -> Result<Query, Refusal> {
+    let scope = scope_of(p).map_err(|d| Box::new(forbidden(d)))?;
     let policy = &state.app.policy.doc;
     let now = Utc::now();
     let assignee = match params.get("assignee").map(String::as_str) {
@@ -223,11 +226,11 @@ async fn list_tickets(
     }
     let params = match parse_params(raw.as_deref()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let q = match build_query(&s, &principal, &params) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let started = std::time::Instant::now();
     match worklist::list(&s.app.db, &q).await {

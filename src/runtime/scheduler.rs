@@ -100,6 +100,9 @@ fn sweep_every(after: Duration) -> Duration {
 /// team whose queue waits beside a free agent gets a drain request. Without it a work message
 /// lost on the way, or dead-lettered by the broker after too many deliveries (every reconnect
 /// counts against the delivery limit of what a consumer holds), would strand its ticket.
+/// Tickets indexed for search per sweep while older tickets lack their terms.
+const SEARCH_INDEX_BATCH: i64 = 2_000;
+
 pub async fn sweep(db: &Db, after: Duration) -> Result<usize, StoreError> {
     let mut client = db.pool.get().await?;
     let tx = client.transaction().await?;
@@ -219,6 +222,12 @@ async fn tick_loop(
             if tokio::time::Instant::now() >= next_sweep {
                 next_sweep = tokio::time::Instant::now() + sweep_every(sweep_after);
                 sweep(db, sweep_after).await?;
+                // Tickets stored before the work list's search existed are indexed a batch
+                // per sweep, so a large upgrade never holds a long transaction.
+                let indexed = crate::store::worklist::index_unindexed(db, SEARCH_INDEX_BATCH).await?;
+                if indexed > 0 {
+                    metrics::counter!("switchboard_search_backfilled_total").increment(indexed);
+                }
             }
             let fired = fire_due(db).await?;
             while relay::relay(db, ch, topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}

@@ -131,9 +131,7 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
         .await?)
 }
 
-fn overrides_json(
-    o: &std::collections::BTreeMap<crate::core::sla::Target, DateTime<Utc>>,
-) -> Option<serde_json::Value> {
+fn overrides_json(o: &std::collections::BTreeMap<String, DateTime<Utc>>) -> Option<serde_json::Value> {
     (!o.is_empty()).then(|| serde_json::to_value(o).unwrap_or_default())
 }
 

@@ -538,3 +538,129 @@ async fn the_live_stream_carries_each_change_to_those_who_may_see_it() {
     );
     h.cleanup().await;
 }
+
+/// A signing key the test makes (ES256), and the JWKS file an identity provider would publish.
+struct TestIdp {
+    encoding: jsonwebtoken::EncodingKey,
+    jwks_file: std::path::PathBuf,
+}
+
+const ISSUER: &str = "https://sso.example.com/realms/cc";
+
+impl TestIdp {
+    fn new(name: &str) -> TestIdp {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        use base64::Engine as _;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "k1",
+                                    "x": b64(&point[1..33]), "y": b64(&point[33..])}]});
+        let jwks_file = std::env::temp_dir().join(format!("switchboard-jwks-{name}-{}.json", std::process::id()));
+        std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+        TestIdp {
+            encoding: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwks_file,
+        }
+    }
+
+    fn token(&self, kid: &str, claims: Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
+    }
+}
+
+impl Drop for TestIdp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.jwks_file);
+    }
+}
+
+fn claims(user: &str, extra: Value) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut c = json!({"iss": ISSUER, "aud": "switchboard", "sub": format!("sub-{user}"), "preferred_username": user,
+                       "iat": now, "exp": now + 600});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sign_on_maps_a_token_to_its_user_or_its_role_claims_and_refuses_bad_tokens() {
+    let h = Harness::with_settings(switchboard::config::Settings {
+        gateway_key_cache_ms: 100,
+        ..common::test_settings("ppl_sso")
+    })
+    .await;
+    h.import_sample_roster().await;
+    let idp = TestIdp::new("sso");
+    let path = idp.jwks_file.clone();
+    let mut gw = Served::start_with(&h, move |s| {
+        s.oidc_issuer = Some(ISSUER.into());
+        s.oidc_audience = "switchboard".into();
+        s.oidc_jwks_file = Some(path);
+    })
+    .await;
+    // A Switchboard user named by the token: the user's role applies, not the token's claim.
+    auth::create_user(
+        &h.app.db,
+        &UserSpec {
+            email: Some("li.na@example.com"),
+            token: false,
+            ..UserSpec::agent("li.na", "fl-002")
+        },
+    )
+    .await
+    .unwrap();
+    let t = idp.token("k1", claims("li.na", json!({"switchboard_role": "admin"})));
+    let me = gw.get(&t, "/v1/me").await;
+    assert_eq!(status(&me), 200, "{:?}", me.json());
+    assert_eq!(me.json()["principal"]["kind"], "user");
+    assert_eq!(me.json()["principal"]["role"], "agent", "the stored role wins over the claim");
+    assert_eq!(me.json()["principal"]["actor"], "agent:fl-002");
+    // Found by email when the username differs.
+    let by_mail = idp.token("k1", claims("lina-sso", json!({"email": "LI.NA@example.com"})));
+    assert_eq!(gw.get(&by_mail, "/v1/me").await.json()["principal"]["agent"], "fl-002");
+
+    // A person Switchboard does not know: the role claims decide.
+    let sup = idp.token("k1", claims("chen", json!({"switchboard_role": "supervisor", "switchboard_team": "front_line"})));
+    let me = gw.get(&sup, "/v1/me").await.json();
+    assert_eq!(me["principal"]["kind"], "sso");
+    assert_eq!(me["principal"]["role"], "supervisor");
+    assert_eq!(me["principal"]["team"], "front_line");
+    assert_eq!(status(&gw.get(&sup, "/v1/teams/front_line/board").await), 200);
+    assert_eq!(status(&gw.get(&sup, "/v1/teams/technical_support/board").await), 403);
+    // No role and no user: nobody. An integration role is never taken from a token.
+    for c in [json!({}), json!({"switchboard_role": "integration"}), json!({"switchboard_role": "agent"})] {
+        let t = idp.token("k1", claims("stranger", c.clone()));
+        assert_eq!(status(&gw.get(&t, "/v1/me").await), 401, "{c}");
+    }
+
+    // Bad tokens: expired, not yet valid, another audience or issuer, an unknown key, tampered.
+    let now = chrono::Utc::now().timestamp();
+    let bad = [
+        ("expired", idp.token("k1", claims("li.na", json!({"exp": now - 3600})))),
+        ("wrong audience", idp.token("k1", claims("li.na", json!({"aud": "another-app"})))),
+        ("wrong issuer", idp.token("k1", claims("li.na", json!({"iss": "https://evil.example.com"})))),
+        ("unknown key", idp.token("k2", claims("li.na", json!({})))),
+        ("not yet valid", idp.token("k1", claims("li.na", json!({"nbf": now + 3600})))),
+    ];
+    for (what, token) in &bad {
+        assert_eq!(status(&gw.get(token, "/v1/me").await), 401, "{what}");
+    }
+    let good = idp.token("k1", claims("chen", json!({"switchboard_role": "admin"})));
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    assert_eq!(status(&gw.get(&parts.join("."), "/v1/me").await), 401, "tampered claims");
+
+    // A disabled user's SSO sign-in stops too, whatever role the token claims.
+    switchboard::store::users::disable(&h.app.db, "li.na").await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let t = idp.token("k1", claims("li.na", json!({"switchboard_role": "admin"})));
+    assert_eq!(status(&gw.get(&t, "/v1/me").await), 401);
+    h.cleanup().await;
+}
