@@ -353,6 +353,16 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
     let marker = lw.execute("return window.__deskMarker", vec![]).await.unwrap();
     assert_eq!(marker, 42, "the supervisor's page was not reloaded");
     lw.wait_text(&sel("timeline"), WAIT, |t| t.contains("已解决")).await;
+    // An action the server refuses (starting a resolved ticket) shows its message.
+    lw.execute("send('start', {}, null); return true", vec![])
+        .await
+        .unwrap();
+    let refused = lw.wait_text(&sel("action-error"), WAIT, |t| !t.is_empty()).await;
+    assert!(
+        refused.starts_with("被拒绝：") || refused.starts_with("无权操作："),
+        "{refused}"
+    );
+    assert_eq!(ticket_state(&lw).await.as_deref(), Some("resolved"));
 
     // The team board: agents with presence and load, the queue, tickets at risk.
     lw.click(&lw.find(&sel("tab-board")).await.unwrap()).await.unwrap();
@@ -364,6 +374,18 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
     })
     .await;
     shot(&lw, "desk-board.png").await;
+
+    // The agent steps away from the presence selector (PUT /v1/me/presence).
+    aw.click(
+        &aw.find(&format!("{} option[value=\"away\"]", sel("presence")))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let away = format!("SELECT count(*) FROM agents WHERE id = '{agent}' AND presence = 'away'");
+    h.wait_for("the agent away", WAIT, || async { h.count(&away).await == 1 })
+        .await;
 
     // Signing out forgets the token.
     aw.click(&aw.find(&sel("signout")).await.unwrap()).await.unwrap();
