@@ -212,3 +212,159 @@ fn the_anonymised_event_matches_its_schema() {
         assert_valid(&v, &out.body, "ticket.anonymised");
     }
 }
+
+/// The ticket API's action body in `schemas/openapi.yaml` (`components/schemas/Action*`) is what
+/// `core::actions::Action` is: every kind is documented, every action the code produces fits
+/// the document, and what the code refuses the document refuses too. The ticket states and
+/// roles it lists are the code's.
+#[test]
+fn the_openapi_action_body_states_and_roles_are_the_codes() {
+    use switchboard::core::access::Role;
+    use switchboard::core::sla::Target;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("schemas/openapi.yaml")).unwrap();
+    let doc: Value = serde_yaml::from_str(&text).expect("openapi.yaml is YAML");
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // The action schemas refer only to each other: lift them out as one schema's `$defs`.
+    let defs: serde_json::Map<String, Value> = schemas
+        .iter()
+        .filter(|(name, _)| name.starts_with("Action"))
+        .map(|(name, s)| (name.clone(), s.clone()))
+        .collect();
+    let body_schema = json!({ "$ref": "#/$defs/ActionRequest", "$defs": defs })
+        .to_string()
+        .replace("#/components/schemas/", "#/$defs/");
+    let v = jsonschema::validator_for(&serde_json::from_str(&body_schema).unwrap())
+        .unwrap_or_else(|e| panic!("the openapi.yaml action schemas are not a valid schema: {e}"));
+
+    assert_eq!(strings(&schemas["ActionKind"]["enum"]), Action::KINDS, "ActionKind");
+    let mut mapped: Vec<&String> = schemas["Action"]["discriminator"]["mapping"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    mapped.sort();
+    let mut kinds = Action::KINDS.to_vec();
+    kinds.sort_unstable();
+    assert_eq!(mapped, kinds, "the discriminator maps every kind");
+
+    let text = |s: &str| Some(s.to_owned());
+    let actions = vec![
+        Action::Respond { message: text("hi") },
+        Action::Respond { message: None },
+        Action::Start,
+        Action::WaitForCustomer {
+            reason: text("the order number"),
+        },
+        Action::CustomerReplied { message: None },
+        Action::Resolve {
+            result: "fixed".into(),
+            root_cause: text("stale cache"),
+            notes: None,
+        },
+        Action::Rate {
+            score: 5,
+            comment: text("quick"),
+        },
+        Action::Reopen { reason: "r".into() },
+        Action::Close { reason: None },
+        Action::Reassign {
+            agent: "fl-001".into(),
+            reason: text("r"),
+        },
+        Action::AcknowledgeEscalation { note: None },
+        Action::SetPriority {
+            priority: "urgent".into(),
+            reason: "r".into(),
+        },
+        Action::Note {
+            text: "客户说周末也要用".into(),
+        },
+        Action::Claim,
+        Action::Transfer {
+            team: "billing".into(),
+            reason: None,
+        },
+        Action::Escalate { reason: "r".into() },
+        Action::Reclassify {
+            category: "fault".into(),
+            reason: "r".into(),
+        },
+        Action::SetDue {
+            target: Target::Resolution,
+            due: chrono::Utc::now() + chrono::Duration::days(2),
+            reason: "r".into(),
+        },
+        Action::SetDue {
+            target: Target::FirstResponse,
+            due: chrono::Utc::now(),
+            reason: "r".into(),
+        },
+        Action::Link {
+            ticket: "202611-00002".into(),
+            reason: text("same line"),
+        },
+        Action::Merge {
+            into: "202611-00002".into(),
+            reason: None,
+        },
+        Action::Attach {
+            name: "photo.jpg".into(),
+            content_type: text("image/jpeg"),
+            size: Some(284_113),
+            url: "s3://evidence/photo.jpg".into(),
+        },
+        Action::Attach {
+            name: "a.pdf".into(),
+            content_type: None,
+            size: None,
+            url: "https://cdn.example.com/a.pdf".into(),
+        },
+    ];
+    for kind in Action::KINDS {
+        assert!(actions.iter().any(|a| a.kind() == kind), "no sample of {kind}");
+    }
+    for a in &actions {
+        let body = json!({ "action": a });
+        assert_valid(&v, &body, a.kind());
+        let back: Action = serde_json::from_value(body["action"].clone()).unwrap();
+        assert_eq!(&back, a);
+    }
+    // The older clients' `actor` is accepted (and ignored).
+    assert_valid(
+        &v,
+        &json!({ "actor": "agent:x", "action": { "kind": "start" } }),
+        "actor",
+    );
+    for bad in [
+        json!({ "kind": "fly" }),
+        json!({ "kind": "note" }),
+        json!({ "kind": "note", "text": "x", "colour": "red" }),
+        json!({ "kind": "transfer" }),
+        json!({ "kind": "set_due", "target": "resolution", "reason": "r" }),
+        json!({ "kind": "set_due", "target": "sometime", "due": "2030-01-01T00:00:00Z", "reason": "r" }),
+        json!({ "kind": "attach", "name": "a", "url": "s3://x", "size": -1 }),
+        json!({ "kind": "rate", "score": "five" }),
+        json!({ "message": "no kind" }),
+    ] {
+        assert!(
+            serde_json::from_value::<Action>(bad.clone()).is_err(),
+            "the code takes {bad}"
+        );
+        assert!(!v.is_valid(&json!({ "action": bad })), "openapi.yaml takes {bad}");
+    }
+    assert!(!v.is_valid(&json!({ "action": { "kind": "start" }, "ticket": "x" })));
+
+    let states: Vec<&str> = TicketState::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(strings(&schemas["TicketState"]["enum"]), states, "TicketState");
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(strings(&schemas["Role"]["enum"]), roles, "Role");
+}
