@@ -385,6 +385,19 @@ impl Session {
         .await
     }
 
+    /// Clicks the element matching `css` once it is there and displayed, finding it again if
+    /// the page redrew it in between.
+    pub async fn click_when(&self, css: &str, timeout: Duration) {
+        self.wait_until(&format!("a click on {css}"), timeout, || async {
+            let e = self.find(css).await?;
+            if !self.is_displayed(&e).await? {
+                return Ok(None);
+            }
+            self.click(&e).await.map(Some)
+        })
+        .await
+    }
+
     /// Waits until the text of the element matching `css` satisfies `ok`; returns the text.
     pub async fn wait_text(&self, css: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
         self.wait_until(&format!("the text of {css}"), timeout, || async {

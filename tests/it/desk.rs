@@ -250,8 +250,7 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
     )
     .await
     .unwrap();
-    let lead_row = lw.wait_visible(&row, WAIT).await;
-    lw.click(&lead_row).await.unwrap();
+    lw.click_when(&row, WAIT).await;
     lw.wait_text(&sel("ticket-number"), WAIT, |t| t == number).await;
     lw.wait_text(&sel("ticket-state"), WAIT, |t| t == "已分配").await;
     wait_live(&lw).await;
@@ -320,9 +319,7 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
         .await;
 
     // Resolve, with the result and root cause.
-    aw.click(&aw.wait_visible(&sel("action-resolve"), WAIT).await)
-        .await
-        .unwrap();
+    aw.click_when(&sel("action-resolve"), WAIT).await;
     let result = aw.wait_visible(&sel("field-result"), WAIT).await;
     aw.send_keys(&result, "修复了登录服务的证书配置，客户确认可以正常登录。")
         .await
@@ -387,6 +384,47 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
     h.wait_for("the agent away", WAIT, || async { h.count(&away).await == 1 })
         .await;
 
+    // With nobody online the next request waits in the team queue; the agent claims it from
+    // the "Team queue" tab and leaves a note.
+    let r = gw
+        .post(
+            &intake,
+            "/v1/requests",
+            json!({
+                "channel": "app",
+                "channel_message_id": "desk-4",
+                "received_at": chrono::Utc::now(),
+                "customer": {"name": "赵女士", "phone": "13812340301"},
+                "body": "APP 登录以后一直报错，页面打不开，换了手机也一样",
+            }),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 202, "{:?}", r.json());
+    let queued = "SELECT count(*) FROM tickets WHERE channel_message_id = 'desk-4' AND state = 'queued'";
+    h.wait_for("desk-4 queued", Duration::from_secs(30), || async {
+        h.count(queued).await == 1
+    })
+    .await;
+    let waiting = h
+        .text("SELECT number FROM tickets WHERE channel_message_id = 'desk-4'")
+        .await;
+    aw.click(&aw.find(&sel("tab-team")).await.unwrap()).await.unwrap();
+    let queued_row = format!("{} {}[data-number=\"{waiting}\"]", sel("queue"), sel("row"));
+    aw.click_when(&queued_row, WAIT).await;
+    aw.wait_text(&sel("ticket-number"), WAIT, |t| t == waiting).await;
+    aw.wait_text(&sel("ticket-state"), WAIT, |t| t == "Queued").await;
+    aw.click_when(&sel("action-claim"), WAIT).await;
+    aw.wait_text(&sel("ticket-state"), WAIT, |t| t == "Assigned").await;
+    aw.wait_text(&sel("ticket-assignee"), WAIT, |t| t == agent).await;
+    aw.click_when(&sel("action-note"), WAIT).await;
+    let text = aw.wait_visible(&sel("field-text"), WAIT).await;
+    aw.send_keys(&text, "客户说支付成功但订单没有生成，先查支付回调。")
+        .await
+        .unwrap();
+    aw.click(&aw.find(&sel("action-submit")).await.unwrap()).await.unwrap();
+    aw.wait_text(&sel("notes"), WAIT, |t| t.contains("先查支付回调")).await;
+
     // Signing out forgets the token.
     aw.click(&aw.find(&sel("signout")).await.unwrap()).await.unwrap();
     aw.wait_visible(&sel("token"), WAIT).await;
@@ -398,6 +436,12 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
         .await
         .unwrap();
     assert_eq!(kept, json!([0, null]), "nothing kept after sign-out");
+
+    // The language switch redraws the page's text.
+    aw.click(&aw.find(&format!("{} option[value=\"zh\"]", sel("lang"))).await.unwrap())
+        .await
+        .unwrap();
+    aw.wait_text(&sel("signin"), WAIT, |t| t == "登录").await;
 
     aw.quit().await;
     lw.quit().await;
