@@ -32,9 +32,9 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 const MAX_LIMIT: i64 = 200;
 const DEFAULT_LIMIT: i64 = 50;
-const LIST_PARAMS: [&str; 15] = [
+const LIST_PARAMS: [&str; 14] = [
     "assignee", "team", "state", "priority", "category", "channel", "at_risk", "within", "breached", "customer", "q",
-    "sort", "limit", "cursor", "order",
+    "sort", "limit", "cursor",
 ];
 
 /// Which tickets a principal may list; integrations list none.

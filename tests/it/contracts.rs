@@ -160,7 +160,39 @@ fn actions_and_work_messages_match_their_schemas() {
             priority: "urgent".into(),
             reason: "r".into(),
         },
+        Action::Note { text: "n".into() },
+        Action::Claim,
+        Action::Transfer {
+            team: "billing".into(),
+            reason: None,
+        },
+        Action::Escalate { reason: "r".into() },
+        Action::Reclassify {
+            category: "complaint".into(),
+            reason: "r".into(),
+        },
+        Action::SetDue {
+            target: switchboard::core::sla::Target::Resolution,
+            due: chrono::Utc::now(),
+            reason: "r".into(),
+        },
+        Action::Link {
+            ticket: "202611-00002".into(),
+            reason: None,
+        },
+        Action::Merge {
+            into: "202611-00002".into(),
+            reason: Some("dup".into()),
+        },
+        Action::Attach {
+            name: "a.jpg".into(),
+            content_type: Some("image/jpeg".into()),
+            size: Some(10),
+            url: "s3://b/k".into(),
+        },
     ];
+    let kinds: Vec<&str> = actions.iter().map(|a| a.kind()).collect();
+    assert_eq!(kinds.len(), Action::KINDS.len(), "every kind has an example here");
     for a in actions {
         let m = ActionMessage {
             ticket: "202611-00001".into(),
