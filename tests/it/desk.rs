@@ -350,6 +350,50 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
     let marker = lw.execute("return window.__deskMarker", vec![]).await.unwrap();
     assert_eq!(marker, 42, "the supervisor's page was not reloaded");
     lw.wait_text(&sel("timeline"), WAIT, |t| t.contains("已解决")).await;
+
+    // One of the agent's other tickets missed its first response and escalated to the
+    // supervisor (written as the escalation stage would, five minutes ago).
+    let escalated = h
+        .text("SELECT number FROM tickets WHERE channel_message_id = 'desk-2'")
+        .await;
+    h.app
+        .db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO escalations (ticket_id, target, ladder, breached_at, last_step, last_fired_at, last_notified)
+             SELECT id, 'first_response', 'normal', now() - interval '5 minutes', 0, now() - interval '5 minutes', 'supervisor'
+             FROM tickets WHERE number = $1",
+            &[&escalated],
+        )
+        .await
+        .unwrap();
+
+    // The team board: agents with presence and load, the queue, tickets at risk, escalations.
+    lw.click(&lw.find(&sel("tab-board")).await.unwrap()).await.unwrap();
+    lw.wait_visible(&sel("board-queued"), WAIT).await;
+    let agents = lw.find_all(&sel("board-agent")).await.unwrap();
+    assert!(!agents.is_empty(), "the board lists the team's agents");
+    lw.wait_text(&format!("{}[data-agent=\"{agent}\"]", sel("board-agent")), WAIT, |t| {
+        t.contains("在线") && t.contains("2 /")
+    })
+    .await;
+    let ack = format!("{}[data-number=\"{escalated}\"]", sel("ack"));
+    lw.wait_visible(&ack, WAIT).await;
+    shot(&lw, "desk-board.png").await;
+    // Acknowledged from the board: it leaves the list.
+    lw.click_when(&ack, WAIT).await;
+    lw.wait_until("the escalation to leave the board", WAIT, || async {
+        Ok(lw.find_all(&sel("board-escalation")).await?.is_empty().then_some(()))
+    })
+    .await;
+    let acked = format!(
+        "SELECT count(*) FROM escalations e JOIN tickets t ON t.id = e.ticket_id
+         WHERE t.number = '{escalated}' AND e.acknowledged_at IS NOT NULL"
+    );
+    assert_eq!(h.count(&acked).await, 1);
     // An action the server refuses (starting a resolved ticket) shows its message.
     lw.execute("send('start', {}, null); return true", vec![])
         .await
@@ -360,17 +404,6 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
         "{refused}"
     );
     assert_eq!(ticket_state(&lw).await.as_deref(), Some("resolved"));
-
-    // The team board: agents with presence and load, the queue, tickets at risk.
-    lw.click(&lw.find(&sel("tab-board")).await.unwrap()).await.unwrap();
-    lw.wait_visible(&sel("board-queued"), WAIT).await;
-    let agents = lw.find_all(&sel("board-agent")).await.unwrap();
-    assert!(!agents.is_empty(), "the board lists the team's agents");
-    lw.wait_text(&format!("{}[data-agent=\"{agent}\"]", sel("board-agent")), WAIT, |t| {
-        t.contains("在线") && t.contains("2 /")
-    })
-    .await;
-    shot(&lw, "desk-board.png").await;
 
     // The agent steps away from the presence selector (PUT /v1/me/presence).
     aw.click(
