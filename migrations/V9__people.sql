@@ -11,6 +11,9 @@ CREATE TABLE users (
     team         text,
     email        text,
     token_hash   text UNIQUE,
+    -- The identity provider's `sub` this user signs in as: bound by an admin or at the first
+    -- SSO sign-in, after which a token with another `sub` naming this user is refused.
+    sso_subject  text UNIQUE,
     created_at   timestamptz NOT NULL DEFAULT now(),
     disabled_at  timestamptz,
     CONSTRAINT users_agent_role CHECK ((role = 'agent') = (agent IS NOT NULL)),

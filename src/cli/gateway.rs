@@ -79,6 +79,10 @@ pub enum UsersCommand {
         /// Create no token: the person signs in only through the identity provider (SSO).
         #[arg(long)]
         sso_only: bool,
+        /// The person's `sub` at the identity provider. Without it the user is bound to the
+        /// subject of their first SSO sign-in (by name, or verified email).
+        #[arg(long)]
+        sso_subject: Option<String>,
     },
     /// List users (never their tokens), disabled ones included.
     List,
@@ -97,6 +101,7 @@ pub async fn users(settings: Settings, command: UsersCommand) -> Result<()> {
             team,
             email,
             sso_only,
+            sso_subject,
         } => {
             let name = name.trim();
             if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
@@ -140,6 +145,7 @@ pub async fn users(settings: Settings, command: UsersCommand) -> Result<()> {
                 team: team.as_deref(),
                 email: email.as_deref(),
                 token: !sso_only,
+                sso_subject: sso_subject.as_deref(),
             };
             let (user, token) = auth::create_user(&app.db, &spec).await?;
             let scope = match (role, &user.agent, &user.team) {

@@ -49,6 +49,24 @@ pub fn ticket_view(t: &Ticket) -> Value {
     })
 }
 
+/// A transition's details as events show them: an internal note's text and an attachment's
+/// location stay inside (a note is for colleagues, and a storage URL is often a bearer link).
+fn public_details(details: &Value) -> Value {
+    let mut d = details.clone();
+    if let Some(data) = d.get_mut("data").and_then(Value::as_object_mut) {
+        match details.get("event").and_then(Value::as_str) {
+            Some("noted") => {
+                data.remove("text");
+            }
+            Some("attached") => {
+                data.remove("url");
+            }
+            _ => {}
+        }
+    }
+    d
+}
+
 /// `event` is the short name (`received`, `classified`, …): the type becomes
 /// `switchboard.ticket.<event>.v1` and the routing key `ticket.<event>`. A name with its own
 /// domain (`sla.breached`) keeps it: `switchboard.sla.breached.v1`, key `sla.breached`.
@@ -78,7 +96,7 @@ pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition, source: &str) -> O
                 "actor": tr.actor,
                 "reason": tr.reason,
                 "policy_version": tr.policy_version,
-                "details": tr.details,
+                "details": public_details(&tr.details),
             }
         }
     });
@@ -116,5 +134,21 @@ pub fn anonymised_event(number: &str, at: chrono::DateTime<chrono::Utc>, purged:
         message_id: id,
         body,
         headers: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_and_attachment_locations_stay_inside() {
+        let note = json!({"action": "note", "event": "noted", "data": {"text": "客户手机 13812345678"}});
+        assert_eq!(public_details(&note)["data"], json!({}));
+        let file =
+            json!({"action": "attach", "event": "attached", "data": {"name": "a.jpg", "url": "https://s3/x?sig=1"}});
+        assert_eq!(public_details(&file)["data"], json!({"name": "a.jpg"}));
+        let other = json!({"action": "resolve", "event": "resolved", "data": {"result": "ok"}});
+        assert_eq!(public_details(&other), other);
     }
 }

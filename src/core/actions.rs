@@ -146,6 +146,15 @@ impl Action {
         }
     }
 
+    /// The other ticket a link or merge names: locked with this one, in the one lock order.
+    pub fn other_ticket(&self) -> Option<&str> {
+        match self {
+            Action::Link { ticket, .. } => Some(ticket),
+            Action::Merge { into, .. } => Some(into),
+            _ => None,
+        }
+    }
+
     /// Every kind, in the order a desk shows them.
     pub const KINDS: [&'static str; 20] = [
         "claim",
@@ -325,7 +334,10 @@ impl Plan {
         if let Some(c) = &self.category {
             after.category = Some(c.clone());
         }
-        if self.priority.is_some() || self.category.is_some() {
+        // A new priority re-derives the deadlines; a corrected category does not (the
+        // deadline given to the customer stands, and an agent cannot loosen their own clock by
+        // reclassifying).
+        if self.priority.is_some() {
             let category = after.category.clone().unwrap_or_default();
             let priority = after.priority.clone().unwrap_or_default();
             if let Some(due) = sla.due(calendar, &category, &priority, after.received_at) {
@@ -537,7 +549,7 @@ pub fn plan(
             p.rating = Some((i16::from(*score), comment.clone()));
             if *score <= policy.reopen_rating_at_or_below {
                 p = p.step(
-                    InProgress,
+                    if t.assignee.is_some() { InProgress } else { Queued },
                     "reopened",
                     format!(
                         "rating {score} is at or below {}: reopened to supervisor {}",
@@ -566,8 +578,10 @@ pub fn plan(
             if !matches!(s, Resolved | Closed) {
                 return Err(refuse("only a resolved or closed ticket can be reopened"));
             }
+            // Nobody to take it up (a duplicate merged from the queue): back to the queue.
+            let to = if t.assignee.is_some() { InProgress } else { Queued };
             let mut p = Plan::new().step(
-                InProgress,
+                to,
                 "reopened",
                 format!("reopened by {actor}: {reason}"),
                 json!({ "reason": reason }),
@@ -747,7 +761,6 @@ pub fn plan(
                 json!({ "manual": true, "step": step + 1, "notified": who, "reason": reason }),
             );
             p.escalated = Some((*step, who.clone()));
-            p.supervisor = Some(who.clone());
             p
         }
         Action::Reclassify { category, reason } => {
@@ -837,7 +850,8 @@ pub fn plan(
             if *other_state == Closed {
                 return Err(refuse(&format!("{other} is closed: merge into an open ticket")));
             }
-            let resolution = json!({ "merged_into": other, "reason": reason, "by": actor, "at": now });
+            // Closed, not resolved: a duplicate is not a solved problem (reports count
+            // resolutions), and its SLA clocks stop with the closing.
             let mut p = Plan::new().step(
                 Closed,
                 "merged",
@@ -845,7 +859,6 @@ pub fn plan(
                 json!({ "into": other, "reason": reason }),
             );
             p.close = true;
-            p.resolution = Some(resolution);
             p.link = Some((other.clone(), "duplicate_of"));
             if let Some(a) = t.assignee.as_ref().filter(|_| s != Queued) {
                 p.load = LoadChange::Free(a.clone());
@@ -1137,10 +1150,7 @@ mod tests {
         let p = act(TicketState::InProgress, set.clone()).unwrap();
         let after = p.ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar());
         assert_eq!(after.resolution_due, Some(due));
-        assert_eq!(
-            after.life.due_overrides.get("resolution"),
-            Some(&due)
-        );
+        assert_eq!(after.life.due_overrides.get("resolution"), Some(&due));
         let past = Action::SetDue {
             target: crate::core::sla::Target::Resolution,
             due: Utc::now() - chrono::Duration::hours(1),

@@ -39,19 +39,30 @@ pub fn document_terms(subject: Option<&str>, body: &str) -> Vec<String> {
 
 /// The terms a ticket is found by its customer: `cid:` the customer id, `tel:` the phone in
 /// E.164, `mail:` the email lower-cased. They hold characters no text term has, so a text
-/// search never matches them by accident.
-pub fn identity_terms(c: &crate::core::customer::Customer) -> Vec<String> {
+/// search never matches them by accident. Only what the channel vouches for counts (as for the
+/// customer record, `core::customer::identity_key`): the customer id an integration gives, the
+/// caller's number on `phone`, the sender on `email`; a number typed into a chat finds nobody's
+/// tickets, so nobody's history can be padded with a stranger's ticket by claiming a contact.
+pub fn identity_terms(c: &crate::core::customer::Customer, channel: &str) -> Vec<String> {
+    // No whitespace inside a term: terms travel space-separated.
+    let tight = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
     let mut out = Vec::new();
-    if let Some(id) = c.customer_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(id) = c.customer_id.as_deref().map(tight).filter(|s| !s.is_empty()) {
         out.push(format!("cid:{id}"));
     }
-    if let Some(p) = c.phone.as_deref() {
-        let p = crate::core::customer::normal_phone(p);
+    if let Some(p) = c.phone.as_deref().filter(|_| channel == "phone") {
+        let p = tight(&crate::core::customer::normal_phone(p));
         if p.chars().filter(char::is_ascii_digit).count() >= 5 {
             out.push(format!("tel:{p}"));
         }
     }
-    if let Some(e) = c.email.as_deref().map(str::trim).filter(|e| e.contains('@')) {
+    if let Some(e) = c
+        .email
+        .as_deref()
+        .filter(|_| channel == "email")
+        .map(tight)
+        .filter(|e| e.contains('@'))
+    {
         out.push(format!("mail:{}", e.to_lowercase()));
     }
     out
@@ -61,13 +72,26 @@ pub fn identity_terms(c: &crate::core::customer::Customer) -> Vec<String> {
 /// phone or an email (a ticket holding any of them matches).
 pub fn customer_query_terms(q: &str) -> Vec<String> {
     let q = q.trim();
-    let as_customer = crate::core::customer::Customer {
+    let mut out = Vec::new();
+    let as_id = crate::core::customer::Customer {
         customer_id: Some(q.to_owned()),
-        phone: (q.chars().filter(char::is_ascii_digit).count() >= 5 && !q.contains('@')).then(|| q.to_owned()),
-        email: q.contains('@').then(|| q.to_owned()),
         ..Default::default()
     };
-    identity_terms(&as_customer)
+    out.extend(identity_terms(&as_id, ""));
+    if q.contains('@') {
+        let as_mail = crate::core::customer::Customer {
+            email: Some(q.to_owned()),
+            ..Default::default()
+        };
+        out.extend(identity_terms(&as_mail, "email"));
+    } else {
+        let as_phone = crate::core::customer::Customer {
+            phone: Some(q.to_owned()),
+            ..Default::default()
+        };
+        out.extend(identity_terms(&as_phone, "phone"));
+    }
+    out
 }
 
 /// The terms a ticket must hold to match `query`; empty when the query has nothing to search
@@ -183,14 +207,26 @@ mod tests {
             customer_id: Some("C-1001".into()),
             ..Default::default()
         };
-        let doc = identity_terms(&c);
+        let mut doc = identity_terms(&c, "phone");
+        doc.extend(identity_terms(&c, "email"));
         for q in ["13812345678", "+86 138-1234-5678", "wang@example.com", "C-1001"] {
             assert!(customer_query_terms(q).iter().any(|t| doc.contains(t)), "{q}");
         }
         for q in ["13812345679", "li@example.com", "C-1002"] {
             assert!(!customer_query_terms(q).iter().any(|t| doc.contains(t)), "{q}");
         }
-        assert!(query_terms("tel").iter().all(|t| !doc.contains(t)), "text terms never hit identities");
+        assert!(
+            query_terms("tel").iter().all(|t| !doc.contains(t)),
+            "text terms never hit identities"
+        );
+        // A contact typed into a chat vouches for nothing; the customer id does.
+        assert_eq!(identity_terms(&c, "chat"), vec!["cid:C-1001".to_owned()]);
+        // No term carries a space (terms travel space-separated).
+        let spaced = crate::core::customer::Customer {
+            customer_id: Some("C 1 tel:+8613800000000".into()),
+            ..Default::default()
+        };
+        assert!(identity_terms(&spaced, "chat").iter().all(|t| !t.contains(' ')));
     }
 
     #[test]

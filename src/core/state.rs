@@ -72,6 +72,9 @@ impl TicketState {
                 | (Assigned, Closed)
                 | (InProgress, Closed)
                 | (WaitingForCustomer, Closed)
+                // Reopened with nobody assigned (a merged duplicate): back to the queue.
+                | (Resolved, Queued)
+                | (Closed, Queued)
                 | (Assigned, InProgress)
                 | (Assigned, WaitingForCustomer)
                 | (Assigned, Resolved)

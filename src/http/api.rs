@@ -163,7 +163,12 @@ async fn view_of<C: tokio_postgres::GenericClient>(
 }
 
 /// What `principal` may do to the ticket now: permitted and possible in its state.
-fn allowed_actions(principal: &Principal<'_>, t: &crate::core::ticket::Ticket, facts: &TicketFacts<'_>, active_escalation: bool) -> Vec<&'static str> {
+fn allowed_actions(
+    principal: &Principal<'_>,
+    t: &crate::core::ticket::Ticket,
+    facts: &TicketFacts<'_>,
+    active_escalation: bool,
+) -> Vec<&'static str> {
     principal.allowed_actions(facts, |kind| {
         crate::core::actions::kind_possible(kind, t.state, active_escalation)
             && (kind != "claim" || principal.agent.is_some())
@@ -303,37 +308,81 @@ pub(crate) async fn apply_http(
     msg: &ActionMessage,
     idempotency_key: &str,
 ) -> Result<(bool, bool), ActionError> {
+    apply_http_if(s, principal, msg, idempotency_key, None).await
+}
+
+/// What must still hold for a ticket, checked under its lock, and why the action is refused
+/// when it does not.
+pub(crate) type Precondition<'a> = (&'a str, fn(&crate::core::ticket::Ticket) -> bool);
+
+/// [`apply_http`], applied only if `still` holds for the ticket as locked (a decision made on
+/// an earlier read, such as "not started yet", is checked again under the lock).
+pub(crate) async fn apply_http_if(
+    s: &ApiState,
+    principal: &Principal<'_>,
+    msg: &ActionMessage,
+    idempotency_key: &str,
+    still: Option<Precondition<'_>>,
+) -> Result<(bool, bool), ActionError> {
     let mut client = s.app.db.pool.get().await.map_err(crate::store::StoreError::from)?;
     let tx = client.transaction().await?;
+    // A retry of an action this caller already applied answers as a duplicate, before any lock
+    // (a retry must not hold the ticket while the assign stage drains its queue) and even when
+    // the action moved the ticket out of the caller's reach (a transfer to another team).
+    let Some(id) = tickets::get_by_number(&*tx, &msg.ticket).await?.map(|t| t.id) else {
+        return Err(ActionError::NotFound(msg.ticket.clone()));
+    };
+    // The caller's key, scoped by principal and ticket; the key id's length first, so no two
+    // (principal, ticket, key) triples give one string whatever their characters.
+    let ledger_key = format!(
+        "api:{}:{}:{id}:{idempotency_key}",
+        principal.key_id.len(),
+        principal.key_id,
+    );
+    if crate::store::ledger::lookup(&tx, std::slice::from_ref(&ledger_key))
+        .await?
+        .contains_key(&ledger_key)
+    {
+        return Ok((true, false));
+    }
     // The one lock order (`store::locks`): the ticket's assignee and any agent a reassignment
     // names, then the ticket.
     let named: Vec<&str> = msg.action.agent_named(&msg.actor).into_iter().collect();
-    let numbers = [msg.ticket.as_str()];
+    // A link or merge locks the other ticket too (in id order, with this one): its state is
+    // read under the lock, and two merges of a pair into each other cannot deadlock.
+    let numbers: Vec<&str> = std::iter::once(msg.ticket.as_str())
+        .chain(msg.action.other_ticket())
+        .collect();
     let set = crate::store::locks::LockSet {
         agents: &named,
-        assignees_of: &numbers,
+        assignees_of: &numbers[..1],
         ticket_numbers: &numbers,
         ..Default::default()
     };
-    let Some(t) = crate::store::locks::lock(&tx, &set).await?.tickets.pop() else {
+    let locked = crate::store::locks::lock(&tx, &set).await?.tickets;
+    let Some(t) = locked.into_iter().find(|t| t.number == msg.ticket) else {
         return Err(ActionError::NotFound(msg.ticket.clone()));
     };
+    if let Some((why, holds)) = still
+        && !holds(&t)
+    {
+        return Err(ActionError::Refused(crate::core::actions::Refusal {
+            action: msg.action.kind(),
+            ticket: t.number.clone(),
+            state: t.state,
+            why: why.to_owned(),
+        }));
+    }
     let opened_by = tickets::opening_key(&*tx, &t).await?;
     principal.may_act(&msg.action, &TicketFacts::of(&t, opened_by.as_deref()))?;
     // A link or merge shows the other ticket's number on this one: the principal must be able
     // to read it (else linking would probe other teams' tickets).
-    let other = match &msg.action {
-        Action::Link { ticket, .. } => Some(ticket),
-        Action::Merge { into, .. } => Some(into),
-        _ => None,
-    };
-    if let Some(number) = other
+    if let Some(number) = msg.action.other_ticket()
         && let Some(o) = tickets::get_by_number(&*tx, number).await?
     {
         let o_opened = tickets::opening_key(&*tx, &o).await?;
         principal.may_read(&TicketFacts::of(&o, o_opened.as_deref()))?;
     }
-    let ledger_key = format!("api:{}:{}:{idempotency_key}", principal.key_id, t.id);
     let now = chrono::Utc::now();
     let applied = once(&tx, "api", &ledger_key, || async {
         match apply(&tx, &s.app.policy, &t, msg, now).await {

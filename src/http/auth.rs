@@ -175,6 +175,8 @@ pub struct UserSpec<'a> {
     pub email: Option<&'a str>,
     /// Issue a personal token (`false`: the user signs in only through SSO).
     pub token: bool,
+    /// The identity provider's `sub` of this person (else bound at their first SSO sign-in).
+    pub sso_subject: Option<&'a str>,
 }
 
 impl<'a> UserSpec<'a> {
@@ -187,6 +189,7 @@ impl<'a> UserSpec<'a> {
             team: None,
             email: None,
             token: true,
+            sso_subject: None,
         }
     }
 
@@ -199,6 +202,7 @@ impl<'a> UserSpec<'a> {
             team,
             email: None,
             token: true,
+            sso_subject: None,
         }
     }
 }
@@ -212,7 +216,10 @@ pub async fn create_user(db: &Db, spec: &UserSpec<'_>) -> Result<(users::User, O
         ));
     }
     let secret = if spec.token {
-        Some(format!("{USER_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)))
+        Some(format!(
+            "{USER_TOKEN_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
+        ))
     } else {
         None
     };
@@ -229,6 +236,7 @@ pub async fn create_user(db: &Db, spec: &UserSpec<'_>) -> Result<(users::User, O
             team: spec.team,
             email,
             token_hash: hash.as_deref(),
+            sso_subject: spec.sso_subject,
         },
     )
     .await?;
@@ -502,9 +510,10 @@ fn looks_like_jwt(presented: &str) -> bool {
 }
 
 impl KeyCache {
-    /// The principal an SSO token stands for: the enabled Switchboard user its claims name
-    /// (by name, else email), whose role and scope apply; else, for a person Switchboard does
-    /// not know, the role, agent and team claims. A token naming a disabled user gets nothing.
+    /// The principal an SSO token stands for: the enabled Switchboard user bound to its subject
+    /// (or, at a first sign-in, named by it: by name, else verified email), whose role and
+    /// scope apply; else, for a person Switchboard does not know at all, the role, agent and
+    /// team claims. A token naming a disabled user, or an agent some user holds, gets nothing.
     async fn authenticate_sso(
         &self,
         verifier: &crate::http::oidc::Verifier,
@@ -546,15 +555,21 @@ impl KeyCache {
             GatewayError::Unavailable("the user store is unavailable".into())
         };
         let email = identity.email.as_deref();
-        let principal = match users::find_by_identity(&self.db, &identity.username, email)
+        let principal = match users::find_for_sso(&self.db, &identity.subject, &identity.username, email)
             .await
             .map_err(unavailable)?
         {
             Some(user) => user,
             None => {
-                if users::known_identity(&self.db, &identity.username, email)
-                    .await
-                    .map_err(unavailable)?
+                if users::claims_someone(
+                    &self.db,
+                    &identity.subject,
+                    &identity.username,
+                    email,
+                    identity.agent.as_deref(),
+                )
+                .await
+                .map_err(unavailable)?
                 {
                     return Err(GatewayError::Unauthorized(NOBODY));
                 }
@@ -571,6 +586,14 @@ impl KeyCache {
                     (Role::Agent, None) => return Err(GatewayError::Unauthorized(NOBODY)),
                     _ => None,
                 };
+                // A supervisor's scope must be stated: a team, or `*` for every team. A
+                // missing claim grants nothing rather than everything.
+                let team = match (role, identity.team.as_deref()) {
+                    (Role::Supervisor, None) => return Err(GatewayError::Unauthorized(NOBODY)),
+                    (Role::Supervisor, Some("*")) => None,
+                    (Role::Supervisor, Some(t)) => Some(t.to_owned()),
+                    _ => None,
+                };
                 ApiKey {
                     id: format!("oidc:{}", identity.subject),
                     name: identity.username.clone(),
@@ -580,9 +603,13 @@ impl KeyCache {
                     created_at: chrono::Utc::now(),
                     revoked_at: None,
                     role,
-                    agent: if role == Role::Agent { identity.agent.clone() } else { None },
+                    agent: if role == Role::Agent {
+                        identity.agent.clone()
+                    } else {
+                        None
+                    },
                     agent_team,
-                    team: if role == Role::Supervisor { identity.team.clone() } else { None },
+                    team,
                 }
             }
         };

@@ -226,7 +226,7 @@ pub struct OidcIdentity {
     pub subject: String,
     /// The `oidc_user_claim` (default `preferred_username`), or `sub` when the token has none.
     pub username: String,
-    /// `email`, unless the provider says it is unverified (`email_verified: false`).
+    /// `email`, only when the provider says it verified it (`email_verified: true`).
     pub email: Option<String>,
     pub name: Option<String>,
     /// The first person's role in `oidc_role_claim`; never `Integration`.
@@ -596,11 +596,12 @@ impl Verifier {
             .ok_or_else(|| OidcError::Malformed("the exp claim is not a time".into()))?;
         let expires_at = DateTime::from_timestamp(exp as i64, 0)
             .ok_or_else(|| OidcError::Malformed("the exp claim is out of range".into()))?;
-        // An address the provider says it has not verified is only what the person typed.
-        let email_unverified = claims.get("email_verified").and_then(Value::as_bool) == Some(false);
+        // An address the provider has not said it verified is only what the person typed: it
+        // names nobody (a self-registered account could claim an admin's address).
+        let email_verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
         Ok(OidcIdentity {
             username: text(&self.config.user_claim).unwrap_or_else(|| subject.clone()),
-            email: text("email").filter(|_| !email_unverified),
+            email: text("email").filter(|_| email_verified),
             name: text("name"),
             role: person_role(claims.get(&self.config.role_claim)),
             agent: text(&self.config.agent_claim),

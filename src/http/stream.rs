@@ -7,7 +7,9 @@
 //! (`core::access`). The feed connects on the first subscriber and closes when the last one
 //! has gone, so a gateway nobody watches holds no queue. A stream that falls behind gets a
 //! `resync` event (re-read what you show) instead of unbounded buffering; the broker side is
-//! bounded too (`x-max-length`, oldest dropped).
+//! bounded too (`x-max-length`, oldest dropped). Streams are counted per principal and per
+//! gateway (429 past either), and each ends after [`STREAM_LIFETIME`]: the desk reconnects, and
+//! its credential is checked again.
 
 use crate::bus::Topology;
 use crate::contracts::Exchange;
@@ -27,6 +29,13 @@ const PER_STREAM_BUFFER: usize = 1024;
 const BROKER_BUFFER: i64 = 10_000;
 /// How often an idle feed checks whether anyone still listens.
 const IDLE_CHECK: Duration = Duration::from_secs(10);
+/// Streams one principal may hold open at once (a desk needs one; a few tabs are fine).
+pub const STREAMS_PER_PRINCIPAL: usize = 8;
+/// Streams one gateway holds open at once: the rest of its connections stay for intake.
+pub const STREAMS_PER_GATEWAY: usize = 2_000;
+/// A stream ends after this long and the desk reconnects: its credential is checked again
+/// (a disabled user or a revoked key stops receiving within this time).
+pub const STREAM_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
 /// One change, as streams filter and send it.
 #[derive(Debug, Clone)]
@@ -73,8 +82,29 @@ pub struct Feed {
     topo: Topology,
     sender: broadcast::Sender<Arc<Change>>,
     running: Mutex<bool>,
+    /// Open streams per principal (key or user id).
+    open: Mutex<std::collections::HashMap<String, usize>>,
     /// Cancelled when the gateway shuts down: every stream ends, so connections can close.
     pub stop: CancellationToken,
+}
+
+/// An open stream's place in the counts; given back when the stream ends.
+pub struct Slot {
+    feed: Arc<Feed>,
+    principal: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.feed.open.lock()
+            && let Some(n) = open.get_mut(&self.principal)
+        {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.principal);
+            }
+        }
+    }
 }
 
 impl Feed {
@@ -85,7 +115,25 @@ impl Feed {
             topo,
             sender,
             running: Mutex::new(false),
+            open: Mutex::new(std::collections::HashMap::new()),
             stop: CancellationToken::new(),
+        })
+    }
+
+    /// A place for one more stream of `principal`, or why not.
+    pub fn admit(self: &Arc<Self>, principal: &str) -> Result<Slot, &'static str> {
+        let mut open = self.open.lock().map_err(|_| "the stream table is poisoned")?;
+        if open.values().sum::<usize>() >= STREAMS_PER_GATEWAY {
+            return Err("this gateway holds as many live streams as it serves; retry shortly or use another gateway");
+        }
+        let mine = open.entry(principal.to_owned()).or_insert(0);
+        if *mine >= STREAMS_PER_PRINCIPAL {
+            return Err("too many live streams open with this credential; close one (a desk needs one)");
+        }
+        *mine += 1;
+        Ok(Slot {
+            feed: self.clone(),
+            principal: principal.to_owned(),
         })
     }
 
@@ -212,24 +260,39 @@ async fn serve_stream(
     if let Err(d) = super::work::scope_of(&key.principal()) {
         return super::api::forbidden(d);
     }
+    let slot = match feed.admit(&key.id) {
+        Ok(slot) => slot,
+        Err(why) => {
+            return super::api::error(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                why.into(),
+            );
+        }
+    };
     let rx = feed.subscribe();
     let stop = feed.stop.clone();
-    let hello = futures::stream::once(async { Ok::<_, std::convert::Infallible>(Event::default().event("ready").data("{}")) });
-    let changes = futures::stream::unfold((rx, key, stop), |(mut rx, key, stop)| async move {
+    let ends = tokio::time::Instant::now() + STREAM_LIFETIME;
+    let hello =
+        futures::stream::once(async { Ok::<_, std::convert::Infallible>(Event::default().event("ready").data("{}")) });
+    let changes = futures::stream::unfold((rx, key, stop, slot), move |(mut rx, key, stop, slot)| async move {
         loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep_until(ends) => return None,
                 next = rx.recv() => next,
             };
             match next {
                 Ok(change) if change.visible_to(&key.principal()) => {
                     let event = Event::default().event("ticket").data(change.data.clone());
-                    return Some((Ok::<_, std::convert::Infallible>(event), (rx, key, stop)));
+                    return Some((Ok::<_, std::convert::Infallible>(event), (rx, key, stop, slot)));
                 }
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let event = Event::default().event("resync").data(json!({ "missed": missed }).to_string());
-                    return Some((Ok(event), (rx, key, stop)));
+                    let event = Event::default()
+                        .event("resync")
+                        .data(json!({ "missed": missed }).to_string());
+                    return Some((Ok(event), (rx, key, stop, slot)));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
@@ -252,6 +315,18 @@ mod tests {
         })
         .to_string()
         .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn streams_are_counted_per_principal_and_given_back() {
+        let feed = Feed::new(vec![], Topology::new("t", 5));
+        let held: Vec<Slot> = (0..STREAMS_PER_PRINCIPAL)
+            .map(|_| feed.admit("usr_a").unwrap())
+            .collect();
+        assert!(feed.admit("usr_a").is_err(), "one more than the cap");
+        assert!(feed.admit("usr_b").is_ok(), "another principal is not affected");
+        drop(held);
+        assert!(feed.admit("usr_a").is_ok(), "slots come back when streams end");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (`GET /v1/teams/{team}/board`). Every answer is cut to what the principal may see
 //! (`core::access`); integration keys get 403 on all of it.
 
-use super::api::{ApiState, apply_http, error, forbidden, internal, unauthorized};
+use super::api::{ApiState, apply_http_if, error, forbidden, internal, unauthorized};
 use crate::contracts::action::ActionMessage;
 use crate::core::access::{Denied, Principal, Role};
 use crate::core::actions::Action;
@@ -66,10 +66,15 @@ fn parse_params(raw: Option<&str>) -> Result<HashMap<String, String>, Refusal> {
         .map_err(|e| bad(format!("the query string does not parse: {e}")))?;
     for (k, v) in pairs {
         if !LIST_PARAMS.contains(&k.as_str()) {
-            return Err(bad(format!("unknown parameter {k:?}; known: {}", LIST_PARAMS.join(", "))));
+            return Err(bad(format!(
+                "unknown parameter {k:?}; known: {}",
+                LIST_PARAMS.join(", ")
+            )));
         }
         if out.insert(k.clone(), v).is_some() {
-            return Err(bad(format!("parameter {k:?} given twice; give a comma-separated list instead")));
+            return Err(bad(format!(
+                "parameter {k:?} given twice; give a comma-separated list instead"
+            )));
         }
     }
     Ok(out)
@@ -109,7 +114,9 @@ fn decode_cursor(s: &str) -> Option<Cursor> {
 pub(crate) fn summary_json(s: &Summary, now: chrono::DateTime<Utc>) -> Value {
     let mut v = serde_json::to_value(s).unwrap_or_default();
     v["next_due"] = match (s.next_target(), s.next_due) {
-        (Some(target), Some(due)) => json!({ "target": target, "due_at": due, "seconds_left": (due - now).num_seconds() }),
+        (Some(target), Some(due)) => {
+            json!({ "target": target, "due_at": due, "seconds_left": (due - now).num_seconds() })
+        }
         _ => Value::Null,
     };
     v["breached"] = json!(s.next_due.is_some_and(|d| d <= now));
@@ -131,7 +138,10 @@ fn build_query(state: &ApiState, p: &Principal<'_>, params: &HashMap<String, Str
         Some(id) => Some(Assignee::Agent(id.to_owned())),
     };
     let states = list(params.get("state"));
-    if let Some(s) = states.iter().find(|s| crate::core::state::TicketState::parse(s).is_none()) {
+    if let Some(s) = states
+        .iter()
+        .find(|s| crate::core::state::TicketState::parse(s).is_none())
+    {
         return Err(bad(format!("unknown state {s:?}")));
     }
     let priorities = list(params.get("priority"));
@@ -187,7 +197,9 @@ fn build_query(state: &ApiState, p: &Principal<'_>, params: &HashMap<String, Str
         Some(q) => {
             let t = crate::core::search::query_terms(q);
             if t.is_empty() {
-                return Err(bad(format!("q {q:?} has no letters, digits or Chinese characters to search for")));
+                return Err(bad(format!(
+                    "q {q:?} has no letters, digits or Chinese characters to search for"
+                )));
             }
             t
         }
@@ -236,7 +248,9 @@ async fn list_tickets(
     match worklist::list(&s.app.db, &q).await {
         Ok((rows, more)) => {
             metrics::histogram!("switchboard_api_list_seconds").record(started.elapsed().as_secs_f64());
-            let next = more.then(|| rows.last().map(|r| encode_cursor(&r.cursor(q.sort)))).flatten();
+            let next = more
+                .then(|| rows.last().map(|r| encode_cursor(&r.cursor(q.sort))))
+                .flatten();
             let tickets: Vec<Value> = rows.iter().map(|r| summary_json(r, q.now)).collect();
             Json(json!({ "tickets": tickets, "next_cursor": next })).into_response()
         }
@@ -285,7 +299,9 @@ async fn me(State(s): State<ApiState>, key: Option<Extension<Arc<ApiKey>>>) -> R
                 scope: scope_of(&p).unwrap_or(Scope::Everything),
                 assignee: Some(Assignee::Agent(a.to_owned())),
                 team: None,
-                states: ["assigned", "in_progress", "waiting_for_customer"].map(str::to_owned).to_vec(),
+                states: ["assigned", "in_progress", "waiting_for_customer"]
+                    .map(str::to_owned)
+                    .to_vec(),
                 priorities: Vec::new(),
                 category: None,
                 channel: None,
@@ -315,6 +331,12 @@ async fn me(State(s): State<ApiState>, key: Option<Extension<Arc<ApiKey>>>) -> R
         "open_tickets": open,
         "teams": teams_of(&s, &p),
         "at_risk_minutes": s.app.policy.doc.desk.at_risk_minutes,
+        // What a desk offers in its pickers (transfer, reclassify, set_priority).
+        "policy": {
+            "priorities": s.app.policy.doc.priority.levels,
+            "categories": s.app.policy.doc.classification.category_ids(),
+            "teams": s.app.policy.doc.teams.keys().collect::<Vec<_>>(),
+        },
     }))
     .into_response()
 }
@@ -335,7 +357,9 @@ async fn set_presence(
     };
     let p = key.principal();
     let (Role::Agent, Some(agent)) = (p.role, p.agent) else {
-        return forbidden(Denied("presence is an agent's: this principal is not a roster agent".into()));
+        return forbidden(Denied(
+            "presence is an agent's: this principal is not a roster agent".into(),
+        ));
     };
     let presence = match serde_json::from_slice::<PresenceBody>(&body) {
         Ok(b) => match crate::core::routing::Presence::parse(&b.presence) {
@@ -382,7 +406,10 @@ async fn set_presence(
                     reason: Some("the agent went offline before starting it".into()),
                 },
             };
-            match apply_http(&s, &p, &msg, &format!("offline:{idempotency}")).await {
+            let unstarted: fn(&crate::core::ticket::Ticket) -> bool =
+                |t| t.state == crate::core::state::TicketState::Assigned && t.life.first_responded_at.is_none();
+            let still = Some(("it was started meanwhile", unstarted));
+            match apply_http_if(&s, &p, &msg, &format!("offline:{idempotency}"), still).await {
                 Ok(_) => returned.push(number),
                 // Started or moved meanwhile: it stays where it is.
                 Err(e) => tracing::info!(ticket = %number, error = %e, "not handed back on going offline"),

@@ -202,8 +202,33 @@ pub async fn apply(
         // The automatic ladder goes on from the rung climbed by hand.
         sla::record_step(tx, t.id, target, *step as i32, 0, now, who).await?;
     }
-    if let Some(team) = &p.transfer_to {
+    // A ticket that lands in a queue is offered to the team's free agents.
+    if after.state == TicketState::Queued
+        && t.state != TicketState::Queued
+        && let Some(team) = &after.team
+    {
         drain_teams.push(team.clone());
+    }
+    if let Some((target, _)) = &p.due_override {
+        sla::forget_escalation(tx, t.id, target.as_str()).await?;
+        timers::cancel_except(tx, t.id, &timers::escalate_purpose(target.as_str()), &[]).await?;
+    }
+    if after.state == TicketState::Closed {
+        sla::stop_running(tx, t.id, now, "ticket closed").await?;
+    }
+
+    // Clocks, with the pauses as they now are: the stored due times become the effective ones
+    // (a wait moves the resolution deadline, a reopening restarts it; none while waiting), so
+    // the work list sorts and filters by what the clocks say.
+    let paused = pauses(&**tx, t.id).await?;
+    let facts = SlaFacts::of(&after, paused.clone());
+    let clocks = policy.doc.sla.clocks(policy.calendar(), &facts, now);
+    for c in &clocks {
+        match c.target {
+            Target::FirstResponse => after.first_response_due = c.due.or(after.first_response_due),
+            Target::Resolution => after.resolution_due = c.due,
+            Target::NextUpdate => {}
+        }
     }
 
     let written = tickets::write_after_action(tx, t, &after).await?;
@@ -214,12 +239,7 @@ pub async fn apply(
     insert_transitions(tx, &refs).await?;
 
     // Clocks: targets met stop their escalations; the rest get their timers moved.
-    let paused = pauses(&**tx, t.id).await?;
-    let facts = SlaFacts::of(&after, paused.clone());
-    let met: Vec<String> = policy
-        .doc
-        .sla
-        .clocks(policy.calendar(), &facts, now)
+    let met: Vec<String> = clocks
         .into_iter()
         .filter(|c| c.met_at.is_some())
         .map(|c| c.target.as_str().to_owned())

@@ -35,13 +35,15 @@ async fn lock_agents(
         }
         numbers.push(msg.ticket.as_str());
     }
+    let assignees_of = numbers.clone();
+    numbers.extend(actions.iter().flatten().filter_map(|m| m.action.other_ticket()));
     if numbers.is_empty() {
         return Ok(());
     }
     // Agents, then every ticket of the batch, in one call: the one lock order.
     let set = crate::store::locks::LockSet {
         agents: &named,
-        assignees_of: &numbers,
+        assignees_of: &assignees_of,
         ticket_numbers: &numbers,
         ..Default::default()
     };

@@ -105,7 +105,10 @@ pub async fn insert_tickets(tx: &Transaction<'_>, new: &[NewTicket<'_>]) -> Resu
         .iter()
         .map(|t| {
             let mut terms = crate::core::search::document_terms(t.request.subject.as_deref(), &t.request.body);
-            terms.extend(crate::core::search::identity_terms(&t.request.customer));
+            terms.extend(crate::core::search::identity_terms(
+                &t.request.customer,
+                &t.request.channel,
+            ));
             terms.join(" ")
         })
         .collect();

@@ -105,6 +105,33 @@ pub async fn stop_met(
     Ok(())
 }
 
+/// Stops every running escalation of a ticket (it closed: nobody is to be reminded any more).
+pub async fn stop_running(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE escalations SET stopped_at = $2, stop_reason = $3
+         WHERE ticket_id = $1 AND stopped_at IS NULL AND acknowledged_at IS NULL",
+        &[&ticket_id, &at, &reason],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Forgets a target's recorded breach and escalation: its deadline was renegotiated, and the new
+/// one is watched from scratch (the transitions keep the history).
+pub async fn forget_escalation(tx: &Transaction<'_>, ticket_id: i64, target: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM escalations WHERE ticket_id = $1 AND target = $2",
+        &[&ticket_id, &target],
+    )
+    .await?;
+    Ok(())
+}
+
 /// One escalation as the escalate stage needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Escalation {

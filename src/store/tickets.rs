@@ -100,7 +100,7 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 first_response_due = $8, resolution_due = $9, assigned_at = $10,
                 first_responded_at = $11, last_update_at = $12, resolved_at = $13, closed_at = $14,
                 sla_restarted_at = $15, resolution = $16, rating = $17, rating_comment = $18, supervisor = $19,
-                version = $20, due_overrides = $21, updated_at = now()
+                version = $20, due_overrides = $21, category = $22, updated_at = now()
              WHERE id = $1 AND version = $2",
             )
             .await?,
@@ -126,6 +126,7 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 &after.life.supervisor,
                 &after.version,
                 &overrides_json(&after.life.due_overrides),
+                &after.category,
             ],
         )
         .await?)
@@ -423,7 +424,8 @@ pub async fn record_correction(
 }
 
 /// Links two tickets both ways: `kind` from `ticket_id` (`related`, `duplicate_of`) and its
-/// converse from the other (`related`, `duplicate`). A link made again changes its kind.
+/// converse from the other (`related`, `duplicate`). Linking a related pair again changes
+/// nothing; merging it records the duplicate.
 pub async fn link(
     tx: &Transaction<'_>,
     ticket_id: i64,
@@ -436,7 +438,8 @@ pub async fn link(
     tx.execute(
         "INSERT INTO ticket_links (ticket_id, other_id, kind, actor, at)
          VALUES ($1, $2, $3, $5, $6), ($2, $1, $4, $5, $6)
-         ON CONFLICT (ticket_id, other_id) DO UPDATE SET kind = EXCLUDED.kind, actor = EXCLUDED.actor, at = EXCLUDED.at",
+         ON CONFLICT (ticket_id, other_id) DO UPDATE SET kind = EXCLUDED.kind, actor = EXCLUDED.actor, at = EXCLUDED.at
+         WHERE ticket_links.kind = 'related'",
         &[&ticket_id, &other_id, &kind, &converse, &actor, &at],
     )
     .await?;

@@ -33,9 +33,11 @@ pub struct NewUser<'a> {
     pub team: Option<&'a str>,
     pub email: Option<&'a str>,
     pub token_hash: Option<&'a str>,
+    pub sso_subject: Option<&'a str>,
 }
 
-const PRINCIPAL: &str = "SELECT u.id, u.name, u.role, u.agent, u.team, u.created_at, u.disabled_at, a.team AS agent_team
+const PRINCIPAL: &str =
+    "SELECT u.id, u.name, u.role, u.agent, u.team, u.created_at, u.disabled_at, a.team AS agent_team
      FROM users u LEFT JOIN agents a ON a.id = u.agent";
 
 fn principal_of(r: &tokio_postgres::Row) -> ApiKey {
@@ -64,9 +66,18 @@ pub async fn insert(db: &Db, u: &NewUser<'_>) -> Result<DateTime<Utc>, StoreErro
     let client = db.pool.get().await?;
     let row = client
         .query_one(
-            "INSERT INTO users (id, name, role, agent, team, email, token_hash)
-             VALUES ($1, $2, $3, $4, $5, lower($6), $7) RETURNING created_at",
-            &[&u.id, &u.name, &u.role.as_str(), &u.agent, &u.team, &u.email, &u.token_hash],
+            "INSERT INTO users (id, name, role, agent, team, email, token_hash, sso_subject)
+             VALUES ($1, $2, $3, $4, $5, lower($6), $7, $8) RETURNING created_at",
+            &[
+                &u.id,
+                &u.name,
+                &u.role.as_str(),
+                &u.agent,
+                &u.team,
+                &u.email,
+                &u.token_hash,
+                &u.sso_subject,
+            ],
         )
         .await
         .map_err(|e| match e.as_db_error().map(|d| (d.code().code(), d.constraint())) {
@@ -77,6 +88,9 @@ pub async fn insert(db: &Db, u: &NewUser<'_>) -> Result<DateTime<Utc>, StoreErro
                 "an enabled user already has the email {:?}",
                 u.email.unwrap_or_default()
             )),
+            Some(("23505", Some("users_sso_subject_key"))) => {
+                StoreError::Conflict("another user already signs in with that SSO subject".into())
+            }
             Some(("23505", Some("users_agent"))) => StoreError::Conflict(format!(
                 "agent {:?} already has an enabled user",
                 u.agent.unwrap_or_default()
@@ -138,30 +152,65 @@ pub async fn find_by_token(db: &Db, token_hash: &str) -> Result<Option<ApiKey>, 
     Ok(row.as_ref().map(principal_of))
 }
 
-/// The enabled user an identity provider's claims name: by name, else by email (either may be
-/// absent). A disabled user is not found, so disabling works for SSO sign-ins too.
-pub async fn find_by_identity(db: &Db, name: &str, email: Option<&str>) -> Result<Option<ApiKey>, StoreError> {
+/// The enabled user an SSO token stands for: the one bound to its `subject`; else the one its
+/// claims name (by name, else verified email) that is bound to no subject yet, which is then
+/// bound to this one. A user bound to another subject is not found: whoever controls a
+/// username or an address at the provider cannot take over an account that has signed in.
+pub async fn find_for_sso(
+    db: &Db,
+    subject: &str,
+    name: &str,
+    email: Option<&str>,
+) -> Result<Option<ApiKey>, StoreError> {
     let client = db.pool.get().await?;
-    let row = client
+    if let Some(row) = client
         .query_opt(
-            &format!(
-                "{PRINCIPAL} WHERE u.disabled_at IS NULL AND (lower(u.name) = lower($1) OR ($2::text IS NOT NULL AND u.email = lower($2)))
-                 ORDER BY lower(u.name) = lower($1) DESC LIMIT 1"
-            ),
-            &[&name, &email],
+            &format!("{PRINCIPAL} WHERE u.sso_subject = $1 AND u.disabled_at IS NULL"),
+            &[&subject],
         )
+        .await?
+    {
+        return Ok(Some(principal_of(&row)));
+    }
+    let bound = client
+        .query_opt(
+            "UPDATE users SET sso_subject = $1
+             WHERE id = (SELECT id FROM users
+                         WHERE disabled_at IS NULL AND sso_subject IS NULL
+                           AND (lower(name) = lower($2) OR ($3::text IS NOT NULL AND email = lower($3)))
+                         ORDER BY lower(name) = lower($2) DESC LIMIT 1)
+               AND sso_subject IS NULL
+             RETURNING id",
+            &[&subject, &name, &email],
+        )
+        .await?;
+    let Some(id) = bound.map(|r| r.get::<_, String>(0)) else {
+        return Ok(None);
+    };
+    let row = client
+        .query_opt(&format!("{PRINCIPAL} WHERE u.id = $1"), &[&id])
         .await?;
     Ok(row.as_ref().map(principal_of))
 }
 
-/// Whether a user with this name or email exists, enabled or not: an SSO token whose claims
-/// name a disabled user must not sign in by its role claim instead.
-pub async fn known_identity(db: &Db, name: &str, email: Option<&str>) -> Result<bool, StoreError> {
+/// Whether a user (enabled or not) is bound to this subject, named by these claims or holds
+/// this roster agent: a
+/// token naming such a person must not sign in by its role claims instead (disabling a user
+/// would not stop them, and an agent's work would be done under two identities).
+pub async fn claims_someone(
+    db: &Db,
+    subject: &str,
+    name: &str,
+    email: Option<&str>,
+    agent: Option<&str>,
+) -> Result<bool, StoreError> {
     let client = db.pool.get().await?;
     let row = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower($1) OR ($2::text IS NOT NULL AND email = lower($2)))",
-            &[&name, &email],
+            "SELECT EXISTS (SELECT 1 FROM users WHERE sso_subject = $4 OR lower(name) = lower($1)
+                              OR ($2::text IS NOT NULL AND email = lower($2))
+                              OR ($3::text IS NOT NULL AND agent = $3))",
+            &[&name, &email, &agent, &subject],
         )
         .await?;
     Ok(row.get(0))

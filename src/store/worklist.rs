@@ -14,7 +14,10 @@ pub enum Scope {
     /// A supervisor's team.
     Team(String),
     /// An agent: their team's tickets and the ones assigned to them.
-    Agent { agent: String, team: Option<String> },
+    Agent {
+        agent: String,
+        team: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +164,8 @@ impl Conditions {
 }
 
 const PREVIEW_CHARS: i32 = 140;
+/// The longest a list query may run (milliseconds).
+const LIST_TIMEOUT_MS: u32 = 5_000;
 
 /// A page of tickets and whether more follow.
 pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError> {
@@ -273,9 +278,15 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
                 t.version, left(t.body, {PREVIEW_CHARS}) AS preview, {rank} AS rank
          FROM tickets t {filter} ORDER BY {order} LIMIT {limit}"
     );
-    let client = db.pool.get().await?;
+    let mut client = db.pool.get().await?;
     let params: Vec<&(dyn ToSql + Sync)> = c.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-    let rows = client.query(&sql, &params).await?;
+    // A list that runs long is cut off by the server, not left running after its caller gave
+    // up: people's queries must not take the connections intake and actions need.
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = {LIST_TIMEOUT_MS}"))
+        .await?;
+    let rows = tx.query(&sql, &params).await?;
+    tx.commit().await?;
     let mut out: Vec<Summary> = rows
         .iter()
         .map(|r| Summary {
@@ -408,7 +419,7 @@ pub async fn index_unindexed(db: &Db, batch: i64) -> Result<u64, StoreError> {
     let client = db.pool.get().await?;
     let rows = client
         .query(
-            "SELECT id, subject, body, customer FROM tickets WHERE search_terms IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, subject, body, customer, channel FROM tickets WHERE search_terms IS NULL ORDER BY id LIMIT $1",
             &[&batch],
         )
         .await?;
@@ -420,9 +431,8 @@ pub async fn index_unindexed(db: &Db, batch: i64) -> Result<u64, StoreError> {
         .iter()
         .map(|r| {
             let mut terms = crate::core::search::document_terms(r.get(1), r.get(2));
-            let customer: crate::core::customer::Customer =
-                serde_json::from_value(r.get(3)).unwrap_or_default();
-            terms.extend(crate::core::search::identity_terms(&customer));
+            let customer: crate::core::customer::Customer = serde_json::from_value(r.get(3)).unwrap_or_default();
+            terms.extend(crate::core::search::identity_terms(&customer, r.get(4)));
             terms.join(" ")
         })
         .collect();

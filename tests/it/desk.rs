@@ -2,7 +2,8 @@
 //! headers over a real socket, and the whole flow in headless Chromium driven over WebDriver:
 //! an agent signs in, finds the ticket in "My tickets", opens it with the keyboard, replies and
 //! resolves it, while a supervisor's window shows each change live, without a reload. The flow
-//! writes the screenshots in `docs/screenshots/`.
+//! writes the screenshots in `target/screenshots/` (`docs/screenshots/` with
+//! `SWITCHBOARD_UPDATE_SCREENSHOTS=1`).
 
 use crate::common;
 
@@ -150,8 +151,16 @@ async fn ticket_state(w: &Session) -> Option<String> {
     w.attribute(&e, "data-state").await.ok().flatten()
 }
 
+/// Screenshots go to `target/screenshots/`, or to the README's `docs/screenshots/` when
+/// `SWITCHBOARD_UPDATE_SCREENSHOTS=1` (so an ordinary test run leaves the checkout clean).
 async fn shot(w: &Session, name: &str) {
-    let path = manifest_dir().join("docs/screenshots").join(name);
+    let dir = if std::env::var("SWITCHBOARD_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        manifest_dir().join("docs/screenshots")
+    } else {
+        manifest_dir().join("target/screenshots")
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
     w.screenshot_to(&path).await.unwrap();
     let png = std::fs::read(&path).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name} is a PNG");

@@ -914,7 +914,9 @@ fn openapi_request_examples(text: &str) -> Vec<(String, String, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_examples_are_what_the_gateway_accepts() {
     let text = std::fs::read_to_string(manifest_dir().join("schemas/openapi.yaml")).unwrap();
-    let examples = openapi_request_examples(&text);
+    // The intake routes' examples (the people's API has examples of its own bodies).
+    let mut examples = openapi_request_examples(&text);
+    examples.retain(|(p, _, _)| p == "/v1/requests" || p.starts_with("/v1/channels/"));
     for path in [
         "/v1/requests",
         "/v1/channels/email",

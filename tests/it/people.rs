@@ -33,7 +33,7 @@ fn request(id: &str, phone: &str, subject: &str, body: &str) -> Value {
         "channel": "app",
         "channel_message_id": id,
         "received_at": chrono::Utc::now(),
-        "customer": {"name": format!("客户{id}"), "phone": phone},
+        "customer": {"name": format!("客户{id}"), "phone": phone, "customer_id": format!("C-{id}")},
         "subject": subject,
         "body": body,
     })
@@ -51,7 +51,9 @@ async fn submit(gw: &mut Served, key: &str, req: Value) {
 /// Waits until `n` tickets have left the pipeline (assigned or queued).
 async fn settled(h: &Harness, n: i64) {
     h.wait_for(&format!("{n} tickets settled"), Duration::from_secs(60), || async {
-        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')").await == n
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')")
+            .await
+            == n
     })
     .await;
 }
@@ -119,7 +121,12 @@ async fn people_sign_in_with_personal_tokens_and_a_disabled_user_cannot() {
     assert_eq!(status(&gw.client.get("/v1/me", &[]).await.unwrap()), 401);
 
     // Disabled: the token stops working once the cache lapses.
-    assert!(switchboard::store::users::disable(&h.app.db, "li.na").await.unwrap().is_some());
+    assert!(
+        switchboard::store::users::disable(&h.app.db, "li.na")
+            .await
+            .unwrap()
+            .is_some()
+    );
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(status(&gw.get(&li, "/v1/me").await), 401, "a disabled user's token");
     // The name is free again for a new person.
@@ -178,7 +185,11 @@ async fn work_list_filters_searches_and_pages_within_the_principal_s_scope() {
     }
 
     // Text search, Chinese (Traditional finds Simplified) and English.
-    let find = |rows: Vec<Value>| -> Vec<String> { rows.iter().map(|t| t["subject"].as_str().unwrap_or_default().to_owned()).collect() };
+    let find = |rows: Vec<Value>| -> Vec<String> {
+        rows.iter()
+            .map(|t| t["subject"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
     let q = |s: &str| format!("q={}", urlencode(s));
     assert_eq!(find(all_pages(&mut gw, &boss, &q("退款")).await), vec!["退款申请"]);
     assert_eq!(find(all_pages(&mut gw, &boss, &q("營業時間")).await), vec!["營業時間"]);
@@ -186,9 +197,11 @@ async fn work_list_filters_searches_and_pages_within_the_principal_s_scope() {
     assert_eq!(find(all_pages(&mut gw, &boss, &q("router wifi")).await), vec!["Router"]);
     assert!(all_pages(&mut gw, &boss, &q("不存在的词")).await.is_empty());
 
-    // Customer by phone in any form.
-    let by_phone = all_pages(&mut gw, &boss, "customer=138-1234-0102").await;
-    assert_eq!(find(by_phone), vec!["Router"]);
+    // A customer by the id the integration vouches for; a phone merely typed into an app
+    // form finds nobody's tickets (it would let anyone pad a stranger's history).
+    let by_id = all_pages(&mut gw, &boss, "customer=C-list-2").await;
+    assert_eq!(find(by_id), vec!["Router"]);
+    assert!(all_pages(&mut gw, &boss, "customer=138-1234-0102").await.is_empty());
 
     // State and team filters agree with the database.
     let queued_db = h.count("SELECT count(*) FROM tickets WHERE state = 'queued'").await;
@@ -199,11 +212,19 @@ async fn work_list_filters_searches_and_pages_within_the_principal_s_scope() {
     assert_eq!(open.len(), texts.len());
 
     // An agent sees their team's and their own tickets only; assignee=me is theirs.
-    let agent_id = one(&h, "SELECT assignee FROM tickets WHERE team = 'front_line' AND assignee IS NOT NULL LIMIT 1").await;
+    let agent_id = one(
+        &h,
+        "SELECT assignee FROM tickets WHERE team = 'front_line' AND assignee IS NOT NULL LIMIT 1",
+    )
+    .await;
     let agent = user(&h, UserSpec::agent("agent", &agent_id)).await;
     let seen = all_pages(&mut gw, &agent, "").await;
     assert!(!seen.is_empty());
-    assert!(seen.iter().all(|t| t["team"] == "front_line" || t["assignee"] == agent_id.as_str()), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|t| t["team"] == "front_line" || t["assignee"] == agent_id.as_str()),
+        "{seen:?}"
+    );
     let outside = h.count("SELECT count(*) FROM tickets WHERE team <> 'front_line'").await;
     assert_eq!(seen.len() as i64, texts.len() as i64 - outside);
     let mine = all_pages(&mut gw, &agent, "assignee=me").await;
@@ -266,12 +287,25 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     h.start_stages(&StageName::ALL, 1);
     let mut gw = Served::start(&h).await;
     let relay = key(&h, auth::KeySpec::integration("app", Some("app"))).await;
-    submit(&mut gw, &relay, request("act-1", "13900000001", "营业时间", "请问你们周末营业吗？")).await;
-    submit(&mut gw, &relay, request("act-2", "13900000001", "营业时间", "请问你们周末营业吗？重复发一次")).await;
+    submit(
+        &mut gw,
+        &relay,
+        request("act-1", "13900000001", "营业时间", "请问你们周末营业吗？"),
+    )
+    .await;
+    submit(
+        &mut gw,
+        &relay,
+        request("act-2", "13900000001", "营业时间", "请问你们周末营业吗？重复发一次"),
+    )
+    .await;
     settled(&h, 2).await;
     let first = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'act-1'").await;
     let second = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'act-2'").await;
-    assert_eq!(one(&h, &format!("SELECT state FROM tickets WHERE number = '{first}'")).await, "queued");
+    assert_eq!(
+        one(&h, &format!("SELECT state FROM tickets WHERE number = '{first}'")).await,
+        "queued"
+    );
 
     let wang = user(&h, UserSpec::agent("wang", "fl-001")).await;
     let zhao = user(&h, UserSpec::agent("zhao", "ts-001")).await;
@@ -282,18 +316,31 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     let queue = all_pages(&mut gw, &wang, "team=front_line&state=queued").await;
     assert_eq!(queue.len(), 2);
     assert_eq!(status(&gw.act(&zhao, &first, act(json!({"kind": "claim"}))).await), 403);
-    assert_eq!(status(&gw.act(&fl_boss, &first, act(json!({"kind": "claim"}))).await), 403, "supervisors do not claim");
+    assert_eq!(
+        status(&gw.act(&fl_boss, &first, act(json!({"kind": "claim"}))).await),
+        403,
+        "supervisors do not claim"
+    );
     let r = gw.act(&wang, &first, act(json!({"kind": "claim"}))).await;
     assert_eq!(status(&r), 200, "{:?}", r.json());
     assert_eq!(r.json()["ticket"]["assignee"], "fl-001");
     assert_eq!(r.json()["ticket"]["state"], "assigned");
-    assert_eq!(h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'").await, 1);
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'")
+            .await,
+        1
+    );
     // Claimed twice: the state machine says no.
     assert_eq!(status(&gw.act(&wang, &first, act(json!({"kind": "claim"}))).await), 409);
 
     // The ticket view offers what this principal may do now.
     let view = gw.get(&wang, &format!("/v1/tickets/{first}")).await.json();
-    let allowed: Vec<&str> = view["allowed_actions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let allowed: Vec<&str> = view["allowed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     for k in ["respond", "start", "note", "resolve", "transfer", "merge"] {
         assert!(allowed.contains(&k), "{k} in {allowed:?}");
     }
@@ -301,19 +348,44 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
         assert!(!allowed.contains(&k), "{k} in {allowed:?}");
     }
 
-    // A note, a correction for the classifier, an attachment by reference.
-    let r = gw.act(&wang, &first, act(json!({"kind": "note", "text": "客户说周末也要用"}))).await;
-    assert_eq!(status(&r), 200, "{:?}", r.json());
+    // A note, a correction for the classifier (which leaves the deadlines given alone), an
+    // attachment by reference.
     let r = gw
-        .act(&wang, &first, act(json!({"kind": "reclassify", "category": "complaint", "reason": "actually a complaint about hours"})))
+        .act(&wang, &first, act(json!({"kind": "note", "text": "客户说周末也要用"})))
+        .await;
+    assert_eq!(status(&r), 200, "{:?}", r.json());
+    let rule_before = one(
+        &h,
+        &format!("SELECT sla_rule || ' ' || resolution_due::text FROM tickets WHERE number = '{first}'"),
+    )
+    .await;
+    let r = gw
+        .act(
+            &wang,
+            &first,
+            act(json!({"kind": "reclassify", "category": "complaint", "reason": "actually a complaint about hours"})),
+        )
         .await;
     assert_eq!(status(&r), 200, "{:?}", r.json());
     assert_eq!(
         h.count("SELECT count(*) FROM classifier_corrections WHERE from_category = 'inquiry' AND to_category = 'complaint' AND actor = 'agent:fl-001'").await,
         1
     );
+    assert_eq!(
+        one(
+            &h,
+            &format!("SELECT sla_rule || ' ' || resolution_due::text FROM tickets WHERE number = '{first}'")
+        )
+        .await,
+        rule_before,
+        "an agent's reclassification does not move their own deadlines"
+    );
     let bad = gw
-        .act(&wang, &first, act(json!({"kind": "attach", "name": "x.html", "url": "javascript:alert(1)"})))
+        .act(
+            &wang,
+            &first,
+            act(json!({"kind": "attach", "name": "x.html", "url": "javascript:alert(1)"})),
+        )
         .await;
     assert_eq!(status(&bad), 409);
     let r = gw
@@ -325,8 +397,21 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     assert_eq!(view["attachments"][0]["url"], "s3://evidence/act-1/photo.jpg");
 
     // Deadlines are a supervisor's: the agent may not, the team's supervisor may, with a reason.
+    // A target already breached and escalating is watched afresh at its new time.
+    {
+        let client = h.app.db.pool.get().await.unwrap();
+        client
+            .execute(
+                "INSERT INTO escalations (ticket_id, target, ladder, breached_at, last_step)
+                 SELECT id, 'resolution', 'standard', now() - interval '1 hour', 0 FROM tickets WHERE number = $1",
+                &[&first],
+            )
+            .await
+            .unwrap();
+    }
     let due = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
-    let set_due = act(json!({"kind": "set_due", "target": "resolution", "due": due, "reason": "spare part arrives Tuesday"}));
+    let set_due =
+        act(json!({"kind": "set_due", "target": "resolution", "due": due, "reason": "spare part arrives Tuesday"}));
     assert_eq!(status(&gw.act(&wang, &first, set_due.clone()).await), 403);
     let r = gw.act(&fl_boss, &first, set_due).await;
     assert_eq!(status(&r), 200, "{:?}", r.json());
@@ -344,6 +429,43 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     )
     .await;
     assert_eq!(timer, "1", "the breach timer moved to the agreed time");
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) FROM escalations e JOIN tickets t ON t.id = e.ticket_id WHERE t.number = '{first}'"
+        ))
+        .await,
+        0,
+        "the old breach no longer stands for the renegotiated deadline"
+    );
+
+    // Waiting for the customer holds the resolution clock: no stored deadline meanwhile (the
+    // list does not call it breached), and it is back when the customer answers.
+    let r = gw
+        .act(
+            &wang,
+            &first,
+            act(json!({"kind": "wait_for_customer", "reason": "photo of the receipt"})),
+        )
+        .await;
+    assert_eq!(status(&r), 200, "{:?}", r.json());
+    assert_eq!(
+        one(
+            &h,
+            &format!("SELECT coalesce(resolution_due::text, 'none') FROM tickets WHERE number = '{first}'")
+        )
+        .await,
+        "none"
+    );
+    let r = gw.act(&wang, &first, act(json!({"kind": "customer_replied"}))).await;
+    assert_eq!(status(&r), 200, "{:?}", r.json());
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) FROM tickets WHERE number = '{first}' AND abs(extract(epoch FROM resolution_due - '{due}'::timestamptz)) < 0.01"
+        ))
+        .await,
+        1,
+        "the agreed time stands after the wait"
+    );
 
     // Merging the duplicate (still queued) closes it and links both ways; the other team may not.
     let merge = act(json!({"kind": "merge", "into": first, "reason": "same question twice"}));
@@ -351,25 +473,62 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     let r = gw.act(&fl_boss, &second, merge).await;
     assert_eq!(status(&r), 200, "{:?}", r.json());
     assert_eq!(r.json()["ticket"]["state"], "closed");
+    assert_eq!(
+        one(
+            &h,
+            &format!("SELECT coalesce(resolved_at::text, 'none') FROM tickets WHERE number = '{second}'")
+        )
+        .await,
+        "none",
+        "a duplicate is closed, not counted as resolved"
+    );
     let view = gw.get(&wang, &format!("/v1/tickets/{first}")).await.json();
     assert_eq!(view["links"][0]["number"], second.as_str());
     assert_eq!(view["links"][0]["kind"], "duplicate");
 
     // Linking to a ticket the agent may not read is refused (no probing other teams).
-    submit(&mut gw, &relay, request("act-3", "13900000003", "故障", "路由器坏了，一直掉线，无法上网")).await;
-    settled(&h, 2).await; // first (assigned) + act-3
+    submit(
+        &mut gw,
+        &relay,
+        request("act-3", "13900000003", "故障", "路由器坏了，一直掉线，无法上网"),
+    )
+    .await;
+    h.wait_for("act-3 settled", Duration::from_secs(60), || async {
+        h.count("SELECT count(*) FROM tickets WHERE channel_message_id = 'act-3' AND state IN ('assigned', 'queued')")
+            .await
+            == 1
+    })
+    .await;
     let tech = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'act-3'").await;
-    let tech_team = one(&h, &format!("SELECT coalesce(team, '') FROM tickets WHERE number = '{tech}'")).await;
+    let tech_team = one(
+        &h,
+        &format!("SELECT coalesce(team, '') FROM tickets WHERE number = '{tech}'"),
+    )
+    .await;
     assert_ne!(tech_team, "front_line");
     let link = act(json!({"kind": "link", "ticket": tech}));
-    assert_eq!(status(&gw.act(&wang, &first, link).await), 403, "linking to another team's ticket");
+    assert_eq!(
+        status(&gw.act(&wang, &first, link).await),
+        403,
+        "linking to another team's ticket"
+    );
 
-    // Transfer by the assignee: into the other team's queue, the agent's slot freed.
+    // Transfer by the assignee: into the other team's queue, the agent's slot freed. A retry
+    // of it is a duplicate, though the ticket is now out of the agent's reach.
+    let transfer = act(json!({"kind": "transfer", "team": "customer_relations", "reason": "complaint"}));
+    let path = format!("/v1/tickets/{first}/actions");
     let r = gw
-        .act(&wang, &first, act(json!({"kind": "transfer", "team": "customer_relations", "reason": "complaint"})))
+        .post(&wang, &path, transfer.clone(), &[("idempotency-key", "tr-1")])
         .await;
     assert_eq!(status(&r), 200, "{:?}", r.json());
-    assert_eq!(h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'").await, 0);
+    let again = gw.post(&wang, &path, transfer, &[("idempotency-key", "tr-1")]).await;
+    assert_eq!(status(&again), 200, "{:?}", again.json());
+    assert_eq!(again.json()["duplicate"], true);
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'")
+            .await,
+        0
+    );
     h.wait_for("the transferred ticket is assigned in its new team", Duration::from_secs(30), || async {
         h.count(&format!(
             "SELECT count(*) FROM tickets t JOIN agents a ON a.id = t.assignee WHERE t.number = '{first}' AND a.team = 'customer_relations' AND t.state = 'assigned'"
@@ -379,7 +538,10 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     })
     .await;
     // The former assignee no longer acts on it.
-    assert_eq!(status(&gw.act(&wang, &first, act(json!({"kind": "respond"}))).await), 403);
+    assert_eq!(
+        status(&gw.act(&wang, &first, act(json!({"kind": "respond"}))).await),
+        403
+    );
     h.cleanup().await;
 }
 
@@ -399,13 +561,32 @@ async fn going_offline_hands_back_unstarted_tickets_and_the_board_shows_the_team
     h.start_stages(&StageName::ALL, 1);
     let mut gw = Served::start(&h).await;
     let relay = key(&h, auth::KeySpec::integration("app", Some("app"))).await;
-    submit(&mut gw, &relay, request("off-1", "13900000011", "营业时间", "请问你们周末营业吗？")).await;
-    submit(&mut gw, &relay, request("off-2", "13900000012", "发票", "请问怎么开发票？")).await;
+    submit(
+        &mut gw,
+        &relay,
+        request("off-1", "13900000011", "营业时间", "请问你们周末营业吗？"),
+    )
+    .await;
+    submit(
+        &mut gw,
+        &relay,
+        request("off-2", "13900000012", "发票", "请问怎么开发票？"),
+    )
+    .await;
     settled(&h, 2).await;
-    assert_eq!(h.count("SELECT count(*) FROM tickets WHERE assignee = 'fl-001'").await, 2);
+    assert_eq!(
+        h.count("SELECT count(*) FROM tickets WHERE assignee = 'fl-001'").await,
+        2
+    );
     let started = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'off-1'").await;
     let wang = user(&h, UserSpec::agent("wang", "fl-001")).await;
-    let r = gw.act(&wang, &started, json!({"action": {"kind": "respond", "message": "您好"}})).await;
+    let r = gw
+        .act(
+            &wang,
+            &started,
+            json!({"action": {"kind": "respond", "message": "您好"}}),
+        )
+        .await;
     assert_eq!(status(&r), 200);
 
     let me = gw.get(&wang, "/v1/me").await.json();
@@ -414,7 +595,11 @@ async fn going_offline_hands_back_unstarted_tickets_and_the_board_shows_the_team
 
     // A supervisor sees the board; an agent and another team's supervisor may not.
     let fl_boss = user(&h, UserSpec::person("fl-boss", Role::Supervisor, Some("front_line"))).await;
-    let ts_boss = user(&h, UserSpec::person("ts-boss", Role::Supervisor, Some("technical_support"))).await;
+    let ts_boss = user(
+        &h,
+        UserSpec::person("ts-boss", Role::Supervisor, Some("technical_support")),
+    )
+    .await;
     let board = gw.get(&fl_boss, "/v1/teams/front_line/board").await;
     assert_eq!(status(&board), 200, "{:?}", board.json());
     let board = board.json();
@@ -436,9 +621,27 @@ async fn going_offline_hands_back_unstarted_tickets_and_the_board_shows_the_team
     // The unstarted one went back; the one already answered stays.
     let unstarted = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'off-2'").await;
     assert_eq!(r["returned"], json!([unstarted]));
-    assert_eq!(one(&h, "SELECT coalesce(assignee, '-') FROM tickets WHERE channel_message_id = 'off-1'").await, "fl-001");
-    assert_eq!(one(&h, "SELECT state || '/' || coalesce(assignee, '-') FROM tickets WHERE channel_message_id = 'off-2'").await, "queued/-");
-    assert_eq!(h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'").await, 1);
+    assert_eq!(
+        one(
+            &h,
+            "SELECT coalesce(assignee, '-') FROM tickets WHERE channel_message_id = 'off-1'"
+        )
+        .await,
+        "fl-001"
+    );
+    assert_eq!(
+        one(
+            &h,
+            "SELECT state || '/' || coalesce(assignee, '-') FROM tickets WHERE channel_message_id = 'off-2'"
+        )
+        .await,
+        "queued/-"
+    );
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'")
+            .await,
+        1
+    );
     let board = gw.get(&fl_boss, "/v1/teams/front_line/board").await.json();
     assert_eq!(board["queued"], 1);
     // A supervisor has no presence of their own.
@@ -455,7 +658,9 @@ struct Stream {
 impl Stream {
     async fn open(addr: std::net::SocketAddr, token: &str) -> Stream {
         let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET /v1/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n");
+        let req = format!(
+            "GET /v1/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+        );
         socket.write_all(req.as_bytes()).await.unwrap();
         let mut lines = BufReader::new(socket).lines();
         let status = lines.next_line().await.unwrap().unwrap();
@@ -512,13 +717,27 @@ async fn the_live_stream_carries_each_change_to_those_who_may_see_it() {
     let mut boss_stream = Stream::open(gw.addr, &fl_boss).await;
     let mut other_stream = Stream::open(gw.addr, &ts_agent).await;
 
-    submit(&mut gw, &relay, request("live-1", "13900000021", "营业时间", "请问你们周末营业吗？")).await;
+    submit(
+        &mut gw,
+        &relay,
+        request("live-1", "13900000021", "营业时间", "请问你们周末营业吗？"),
+    )
+    .await;
     settled(&h, 1).await;
     let number = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'live-1'").await;
-    assert_eq!(one(&h, &format!("SELECT team FROM tickets WHERE number = '{number}'")).await, "front_line");
+    assert_eq!(
+        one(&h, &format!("SELECT team FROM tickets WHERE number = '{number}'")).await,
+        "front_line"
+    );
     let assignee = one(&h, &format!("SELECT assignee FROM tickets WHERE number = '{number}'")).await;
     let agent = user(&h, UserSpec::agent("agent", &assignee)).await;
-    let r = gw.act(&agent, &number, json!({"action": {"kind": "respond", "message": "您好"}})).await;
+    let r = gw
+        .act(
+            &agent,
+            &number,
+            json!({"action": {"kind": "respond", "message": "您好"}}),
+        )
+        .await;
     assert_eq!(status(&r), 200);
 
     // The team's supervisor sees it move, live, up to the response.
@@ -616,26 +835,83 @@ async fn single_sign_on_maps_a_token_to_its_user_or_its_role_claims_and_refuses_
     )
     .await
     .unwrap();
-    let t = idp.token("k1", claims("li.na", json!({"switchboard_role": "admin"})));
-    let me = gw.get(&t, "/v1/me").await;
+    // An address the provider has not verified names nobody.
+    let unverified = idp.token("k1", claims("lina-sso", json!({"email": "li.na@example.com"})));
+    assert_eq!(status(&gw.get(&unverified, "/v1/me").await), 401);
+    // A verified one does, and binds the user to this subject at the first sign-in.
+    let first = idp.token(
+        "k1",
+        claims(
+            "lina-sso",
+            json!({"email": "LI.NA@example.com", "email_verified": true, "switchboard_role": "admin"}),
+        ),
+    );
+    let me = gw.get(&first, "/v1/me").await;
     assert_eq!(status(&me), 200, "{:?}", me.json());
     assert_eq!(me.json()["principal"]["kind"], "user");
-    assert_eq!(me.json()["principal"]["role"], "agent", "the stored role wins over the claim");
+    assert_eq!(
+        me.json()["principal"]["role"],
+        "agent",
+        "the stored role wins over the claim"
+    );
     assert_eq!(me.json()["principal"]["actor"], "agent:fl-002");
-    // Found by email when the username differs.
-    let by_mail = idp.token("k1", claims("lina-sso", json!({"email": "LI.NA@example.com"})));
-    assert_eq!(gw.get(&by_mail, "/v1/me").await.json()["principal"]["agent"], "fl-002");
+    assert_eq!(
+        h.text("SELECT sso_subject FROM users WHERE name = 'li.na'").await,
+        "sub-lina-sso"
+    );
+    // Someone else who got the username `li.na` at the provider cannot take the account over.
+    let takeover = idp.token(
+        "k1",
+        claims("li.na", json!({"sub": "sub-attacker", "switchboard_role": "admin"})),
+    );
+    assert_eq!(
+        status(&gw.get(&takeover, "/v1/me").await),
+        401,
+        "a second subject for a bound user"
+    );
+    // Nor claim li.na's roster agent by role claims.
+    let agent_claim = idp.token(
+        "k1",
+        claims(
+            "mallory",
+            json!({"switchboard_role": "agent", "switchboard_agent": "fl-002"}),
+        ),
+    );
+    assert_eq!(
+        status(&gw.get(&agent_claim, "/v1/me").await),
+        401,
+        "an agent some user holds"
+    );
 
-    // A person Switchboard does not know: the role claims decide.
-    let sup = idp.token("k1", claims("chen", json!({"switchboard_role": "supervisor", "switchboard_team": "front_line"})));
+    // A person Switchboard does not know: the role claims decide, and a supervisor's team
+    // must be stated (`*` for every team).
+    let sup = idp.token(
+        "k1",
+        claims(
+            "chen",
+            json!({"switchboard_role": "supervisor", "switchboard_team": "front_line"}),
+        ),
+    );
     let me = gw.get(&sup, "/v1/me").await.json();
     assert_eq!(me["principal"]["kind"], "sso");
     assert_eq!(me["principal"]["role"], "supervisor");
     assert_eq!(me["principal"]["team"], "front_line");
     assert_eq!(status(&gw.get(&sup, "/v1/teams/front_line/board").await), 200);
     assert_eq!(status(&gw.get(&sup, "/v1/teams/technical_support/board").await), 403);
-    // No role and no user: nobody. An integration role is never taken from a token.
-    for c in [json!({}), json!({"switchboard_role": "integration"}), json!({"switchboard_role": "agent"})] {
+    let all = idp.token(
+        "k1",
+        claims("wu", json!({"switchboard_role": "supervisor", "switchboard_team": "*"})),
+    );
+    assert_eq!(status(&gw.get(&all, "/v1/teams/technical_support/board").await), 200);
+    // No role, an integration role, an agent without an agent, a supervisor without a team:
+    // nobody.
+    for c in [
+        json!({}),
+        json!({"switchboard_role": "integration"}),
+        json!({"switchboard_role": "agent"}),
+        json!({"switchboard_role": "supervisor"}),
+        json!({"switchboard_role": "supervisor", "switchboard_team": ["front_line"]}),
+    ] {
         let t = idp.token("k1", claims("stranger", c.clone()));
         assert_eq!(status(&gw.get(&t, "/v1/me").await), 401, "{c}");
     }
@@ -643,11 +919,23 @@ async fn single_sign_on_maps_a_token_to_its_user_or_its_role_claims_and_refuses_
     // Bad tokens: expired, not yet valid, another audience or issuer, an unknown key, tampered.
     let now = chrono::Utc::now().timestamp();
     let bad = [
-        ("expired", idp.token("k1", claims("li.na", json!({"exp": now - 3600})))),
-        ("wrong audience", idp.token("k1", claims("li.na", json!({"aud": "another-app"})))),
-        ("wrong issuer", idp.token("k1", claims("li.na", json!({"iss": "https://evil.example.com"})))),
-        ("unknown key", idp.token("k2", claims("li.na", json!({})))),
-        ("not yet valid", idp.token("k1", claims("li.na", json!({"nbf": now + 3600})))),
+        (
+            "expired",
+            idp.token("k1", claims("lina-sso", json!({"exp": now - 3600}))),
+        ),
+        (
+            "wrong audience",
+            idp.token("k1", claims("lina-sso", json!({"aud": "another-app"}))),
+        ),
+        (
+            "wrong issuer",
+            idp.token("k1", claims("lina-sso", json!({"iss": "https://evil.example.com"}))),
+        ),
+        ("unknown key", idp.token("k2", claims("lina-sso", json!({})))),
+        (
+            "not yet valid",
+            idp.token("k1", claims("lina-sso", json!({"nbf": now + 3600}))),
+        ),
     ];
     for (what, token) in &bad {
         assert_eq!(status(&gw.get(token, "/v1/me").await), 401, "{what}");
@@ -655,11 +943,20 @@ async fn single_sign_on_maps_a_token_to_its_user_or_its_role_claims_and_refuses_
     let good = idp.token("k1", claims("chen", json!({"switchboard_role": "admin"})));
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
     parts[1] = parts[1].chars().rev().collect();
-    assert_eq!(status(&gw.get(&parts.join("."), "/v1/me").await), 401, "tampered claims");
+    assert_eq!(
+        status(&gw.get(&parts.join("."), "/v1/me").await),
+        401,
+        "tampered claims"
+    );
 
     // A disabled user's SSO sign-in stops too, whatever role the token claims.
-    switchboard::store::users::disable(&h.app.db, "li.na").await.unwrap().unwrap();
+    switchboard::store::users::disable(&h.app.db, "li.na")
+        .await
+        .unwrap()
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(250)).await;
+    let t = idp.token("k1", claims("lina-sso", json!({"switchboard_role": "admin"})));
+    assert_eq!(status(&gw.get(&t, "/v1/me").await), 401);
     let t = idp.token("k1", claims("li.na", json!({"switchboard_role": "admin"})));
     assert_eq!(status(&gw.get(&t, "/v1/me").await), 401);
     h.cleanup().await;
