@@ -52,7 +52,12 @@ impl Served {
     pub async fn put(&mut self, key: &str, path: &str, body: &str) -> Reply {
         let auth = format!("Bearer {key}");
         self.client
-            .put(path, "application/json", &[("authorization", auth.as_str())], body.to_owned())
+            .put(
+                path,
+                "application/json",
+                &[("authorization", auth.as_str())],
+                body.to_owned(),
+            )
             .await
             .unwrap()
     }

@@ -159,7 +159,6 @@ impl HttpClient {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +170,4 @@ mod tests {
         assert!(HttpClient::new("https://gw").is_err());
         assert!(HttpClient::new("http://").is_err());
     }
-
 }
