@@ -111,6 +111,11 @@ enum Command {
     /// database (runs `switchboard-tools bench`).
     #[command(disable_help_flag = true)]
     Bench(tools::Forwarded),
+    /// Benchmark of the work list (`GET /v1/tickets`) on 1,000,000 seeded tickets in a schema of
+    /// its own: p50/p90/p99 per query shape against the 50 ms p99 target (runs
+    /// `switchboard-tools bench-list`).
+    #[command(disable_help_flag = true)]
+    BenchList(tools::Forwarded),
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +202,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => report::run(settings, args).await?,
         Command::Retention { command } => retention::run(settings, command).await?,
         Command::Bench(args) => tools::run("bench", cli.config.as_deref(), args)?,
+        Command::BenchList(args) => tools::run("bench-list", cli.config.as_deref(), args)?,
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
-//! `switchboard bench`, `loadgen` and `demo` are programs of their own (`switchboard-tools`, the
-//! `tools/` crate), so that the service's library and binaries carry none of their code. These
-//! subcommands run that program, found beside this one (both come out of the same build) or on
-//! PATH, with the same arguments.
+//! `switchboard bench`, `bench-list`, `loadgen` and `demo` are programs of their own
+//! (`switchboard-tools`, the `tools/` crate), so that the service's library and binaries carry
+//! none of their code. These subcommands run that program, found beside this one (both come out
+//! of the same build) or on PATH, with the same arguments.
 
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};

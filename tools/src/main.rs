@@ -1,5 +1,5 @@
 //! `switchboard-tools`: the benchmark, the load generator and the quick-start demo. The
-//! `switchboard` CLI forwards `switchboard bench|loadgen|demo` here.
+//! `switchboard` CLI forwards `switchboard bench|bench-list|loadgen|demo` here.
 
 mod cli;
 
@@ -13,8 +13,8 @@ use switchboard::config::Settings;
     version,
     about = "Switchboard's benchmark, HTTP load generator and quick-start demo.",
     long_about = "Switchboard's benchmark, HTTP load generator and quick-start demo, kept out of \
-        the service's own binaries. `switchboard bench`, `switchboard loadgen` and \
-        `switchboard demo` run this program.\n\n\
+        the service's own binaries. `switchboard bench`, `switchboard bench-list`, \
+        `switchboard loadgen` and `switchboard demo` run this program.\n\n\
         Connections: SWITCHBOARD_AMQP_URL and SWITCHBOARD_DATABASE_URL (or --config), as for \
         `switchboard`."
 )]
@@ -47,6 +47,10 @@ enum Command {
     },
     /// Drive a gateway with all four channels; accepted/s and latency.
     Loadgen(cli::loadgen::LoadgenArgs),
+    /// Benchmark of the work list (`GET /v1/tickets`) on a large ticket table (default
+    /// 1,000,000): p50/p90/p99 per query shape against a p99 target.
+    #[command(long_about = cli::bench_list::LONG_ABOUT)]
+    BenchList(cli::bench_list::BenchListArgs),
 }
 
 #[tokio::main]
@@ -56,7 +60,7 @@ async fn main() -> std::process::ExitCode {
         // The demo's invalid messages are expected: their reasons are in its summary.
         Command::Demo(_) => "error,lapin=off",
         // The benchmark closes its own connections mid-stream on purpose; lapin reports that.
-        Command::Bench(_) => "warn,lapin=off",
+        Command::Bench(_) | Command::BenchList(_) => "warn,lapin=off",
         _ => "warn,lapin=error",
     };
     switchboard::runtime::telemetry::init_with_default(filter);
@@ -83,5 +87,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             write,
         } => cli::bench::stage(settings()?, stage, concurrency, write).await,
         Command::Loadgen(args) => cli::loadgen::loadgen(args).await,
+        Command::BenchList(args) => cli::bench_list::run(settings()?, args).await,
     }
 }
