@@ -173,6 +173,7 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
         clauses: Vec::new(),
         params: Vec::new(),
     };
+    let mut branches: Option<(String, String)> = None;
     match &q.scope {
         Scope::Everything => {}
         Scope::Team(team) => {
@@ -182,9 +183,11 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
         Scope::Agent { agent, team } => {
             let a = c.param(agent.clone());
             match team {
+                // Two branches, each walking its own index in order (see below): an OR of the
+                // two would read the whole team to sort it.
                 Some(team) => {
                     let tp = c.param(team.clone());
-                    c.add(format!("(t.team = {tp} OR t.assignee = {a})"));
+                    branches = Some((format!("t.team = {tp}"), format!("t.assignee = {a}")));
                 }
                 None => c.add(format!("t.assignee = {a}")),
             }
@@ -237,11 +240,16 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
     }
     let levels = c.param(q.levels.clone());
     let rank = format!("coalesce(array_position({levels}::text[], t.priority), 2147483647)");
-    let order = match q.sort {
-        Sort::Due => "t.next_due ASC NULLS LAST, t.id ASC".to_owned(),
-        Sort::Received => "t.received_at DESC, t.id DESC".to_owned(),
-        Sort::Priority => format!("{rank} ASC, t.next_due ASC NULLS LAST, t.id ASC"),
+    // One priority asked for: every row has the same rank, so the order is the deadline's
+    // (which an index serves; the rank expression none does).
+    let one_rank = q.sort == Sort::Priority && q.priorities.len() == 1;
+    let order_of = |prefix: &str, rank: &str| match q.sort {
+        Sort::Due => format!("{prefix}next_due ASC NULLS LAST, {prefix}id ASC"),
+        Sort::Received => format!("{prefix}received_at DESC, {prefix}id DESC"),
+        Sort::Priority if one_rank => format!("{prefix}next_due ASC NULLS LAST, {prefix}id ASC"),
+        Sort::Priority => format!("{rank} ASC, {prefix}next_due ASC NULLS LAST, {prefix}id ASC"),
     };
+    let order = order_of("t.", &rank);
     if let Some(cur) = &q.after {
         let id = c.param(cur.id);
         let after_due = |c: &mut Conditions, at: Option<DateTime<Utc>>| match at {
@@ -257,6 +265,7 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
                 let p = c.param(cur.at.unwrap_or(q.now));
                 format!("(t.received_at, t.id) < ({p}, {id})")
             }
+            Sort::Priority if one_rank => after_due(&mut c, cur.at),
             Sort::Priority => {
                 let r = c.param(cur.rank.unwrap_or(i32::MAX));
                 let same = after_due(&mut c, cur.at);
@@ -266,18 +275,37 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
         c.add(clause);
     }
     let limit = c.param(q.limit + 1);
-    let filter = if c.clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", c.clauses.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT t.id, t.number, t.state, t.channel, t.category, t.priority, t.team, t.assignee, t.subject,
-                t.received_at, t.first_response_due, t.resolution_due, t.next_due,
-                t.first_responded_at IS NOT NULL AS first_responded, t.customer->>'name' AS customer_name,
-                t.version, left(t.body, {PREVIEW_CHARS}) AS preview, {rank} AS rank
-         FROM tickets t {filter} ORDER BY {order} LIMIT {limit}"
+    let columns = format!(
+        "t.id, t.number, t.state, t.channel, t.category, t.priority, t.team, t.assignee, t.subject,
+         t.received_at, t.first_response_due, t.resolution_due, t.next_due,
+         t.first_responded_at IS NOT NULL AS first_responded, t.customer->>'name' AS customer_name,
+         t.version, left(t.body, {PREVIEW_CHARS}) AS preview, {rank} AS rank"
     );
+    let filter = |extra: Option<&str>| {
+        let all: Vec<&str> = c.clauses.iter().map(String::as_str).chain(extra).collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", all.join(" AND "))
+        }
+    };
+    let sql = match &branches {
+        None => format!(
+            "SELECT {columns} FROM tickets t {} ORDER BY {order} LIMIT {limit}",
+            filter(None)
+        ),
+        // An agent: the team's page and the own page, each in index order, merged.
+        Some((team, mine)) => format!(
+            "SELECT * FROM (
+               (SELECT {columns} FROM tickets t {} ORDER BY {order} LIMIT {limit})
+               UNION
+               (SELECT {columns} FROM tickets t {} ORDER BY {order} LIMIT {limit})
+             ) u ORDER BY {} LIMIT {limit}",
+            filter(Some(team)),
+            filter(Some(mine)),
+            order_of("u.", "u.rank")
+        ),
+    };
     let mut client = db.pool.get().await?;
     let params: Vec<&(dyn ToSql + Sync)> = c.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
     // A list that runs long is cut off by the server, not left running after its caller gave
