@@ -304,8 +304,9 @@ async fn measure(base: &str, token: &str, shape: &Shape, requests: usize, concur
     for _ in 0..concurrency.max(1) {
         let (next, paths, auth) = (next.clone(), paths.clone(), auth.clone());
         let mut client = HttpClient::new(base)?.with_timeout(Duration::from_secs(60));
+        // 1 µs to 10 min, 3 significant digits.
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).context("latency histogram")?;
         tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds");
             let (mut errors, mut first_error) = (0usize, None::<String>);
             let (mut rows_min, mut rows_max) = (usize::MAX, 0usize);
             loop {
