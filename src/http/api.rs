@@ -329,7 +329,7 @@ pub(crate) async fn apply_http_if(
     // A retry of an action this caller already applied answers as a duplicate, before any lock
     // (a retry must not hold the ticket while the assign stage drains its queue) and even when
     // the action moved the ticket out of the caller's reach (a transfer to another team).
-    let Some(id) = tickets::get_by_number(&*tx, &msg.ticket).await?.map(|t| t.id) else {
+    let Some(id) = tickets::id_of(&*tx, &msg.ticket).await? else {
         return Err(ActionError::NotFound(msg.ticket.clone()));
     };
     // The caller's key, scoped by principal and ticket; the key id's length first, so no two

@@ -398,10 +398,7 @@ impl KeyCache {
     fn charge_miss(&self, client: Option<std::net::IpAddr>) -> Result<(), GatewayError> {
         let Some(ip) = client else { return Ok(()) };
         let now = Instant::now();
-        let mut misses = self
-            .misses
-            .lock()
-            .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
+        let mut misses = self.misses.lock().map_err(poisoned)?;
         if misses.len() >= MAX_CACHED && !misses.contains_key(&ip) {
             // Many addresses at once: forget the full buckets, keep the ones still paying.
             let (rate, burst) = (self.miss_rate, self.miss_burst);
@@ -443,61 +440,63 @@ impl KeyCache {
             return Err(GatewayError::Unauthorized(INVALID));
         }
         let hash = hash_key(presented);
-        let cached = {
-            let entries = self
-                .entries
-                .lock()
-                .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
-            entries
-                .get(&hash)
-                .filter(|(at, _)| at.elapsed() < self.ttl)
-                .map(|(_, k)| k.clone())
-        };
+        let cached = self.known(&hash)?;
         let known_unknown = cached.is_none() && {
-            let unknown = self
-                .unknown
-                .lock()
-                .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
+            let unknown = self.unknown.lock().map_err(poisoned)?;
             unknown.get(&hash).is_some_and(|at| at.elapsed() < self.ttl)
         };
         if known_unknown {
             self.charge_miss(client)?;
             return Err(GatewayError::Unauthorized(INVALID));
         }
-        let found = match cached {
-            Some(found) => found,
-            None => {
-                self.charge_miss(client)?;
-                let found = find_credential(&self.db, presented, &hash).await.map_err(|e| {
-                    tracing::warn!(error = %e, "API key look-up failed");
-                    GatewayError::Unavailable("the key store is unavailable".into())
-                })?;
-                let found = found.map(Arc::new);
-                if found.is_some() {
-                    let mut entries = self
-                        .entries
-                        .lock()
-                        .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
-                    if entries.len() >= MAX_CACHED {
-                        let ttl = self.ttl;
-                        entries.retain(|_, (at, _)| at.elapsed() < ttl);
-                    }
-                    entries.insert(hash, (Instant::now(), found.clone()));
-                } else {
-                    let mut unknown = self
-                        .unknown
-                        .lock()
-                        .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
-                    if unknown.len() >= MAX_CACHED {
-                        unknown.clear();
-                    }
-                    unknown.insert(hash, Instant::now());
-                }
-                found
+        if let Some(found) = cached {
+            return Ok(found);
+        }
+        self.charge_miss(client)?;
+        let found = find_credential(&self.db, presented, &hash).await.map_err(|e| {
+            tracing::warn!(error = %e, "API key look-up failed");
+            GatewayError::Unavailable("the key store is unavailable".into())
+        })?;
+        match found {
+            Some(found) => {
+                let found = Arc::new(found);
+                self.remember(hash, found.clone())?;
+                Ok(found)
             }
-        };
-        found.ok_or(GatewayError::Unauthorized(INVALID))
+            None => {
+                let mut unknown = self.unknown.lock().map_err(poisoned)?;
+                if unknown.len() >= MAX_CACHED {
+                    unknown.clear();
+                }
+                unknown.insert(hash, Instant::now());
+                Err(GatewayError::Unauthorized(INVALID))
+            }
+        }
     }
+
+    /// The principal a fresh cache entry holds for this hash.
+    fn known(&self, hash: &str) -> Result<Option<Arc<ApiKey>>, GatewayError> {
+        let entries = self.entries.lock().map_err(poisoned)?;
+        Ok(entries
+            .get(hash)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .and_then(|(_, k)| k.clone()))
+    }
+
+    /// Caches a found principal (stale entries go first when the cache is full).
+    fn remember(&self, hash: String, principal: Arc<ApiKey>) -> Result<(), GatewayError> {
+        let mut entries = self.entries.lock().map_err(poisoned)?;
+        if entries.len() >= MAX_CACHED {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+        }
+        entries.insert(hash, (Instant::now(), Some(principal)));
+        Ok(())
+    }
+}
+
+fn poisoned<T>(_: T) -> GatewayError {
+    GatewayError::Internal("key cache poisoned".into())
 }
 
 /// Three dot-separated base64url parts: a JWT (keys and user tokens have no dots).
@@ -523,17 +522,7 @@ impl KeyCache {
         const INVALID: &str = "invalid or expired single sign-on token";
         const NOBODY: &str = "the single sign-on token names no enabled Switchboard user and carries no role";
         let hash = hash_key(token);
-        let cached = {
-            let entries = self
-                .entries
-                .lock()
-                .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
-            entries
-                .get(&hash)
-                .filter(|(at, _)| at.elapsed() < self.ttl)
-                .and_then(|(_, k)| k.clone())
-        };
-        if let Some(found) = cached {
+        if let Some(found) = self.known(&hash)? {
             return Ok(found);
         }
         self.charge_miss(client)?;
@@ -617,15 +606,7 @@ impl KeyCache {
         // Cached only while the token itself stays valid for the whole cache time.
         let lasts = identity.expires_at - chrono::Utc::now();
         if lasts.to_std().is_ok_and(|d| d > self.ttl) {
-            let mut entries = self
-                .entries
-                .lock()
-                .map_err(|_| GatewayError::Internal("key cache poisoned".into()))?;
-            if entries.len() >= MAX_CACHED {
-                let ttl = self.ttl;
-                entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            }
-            entries.insert(hash, (Instant::now(), Some(principal.clone())));
+            self.remember(hash, principal.clone())?;
         }
         Ok(principal)
     }

@@ -147,6 +147,14 @@ pub async fn bump_version(tx: &Transaction<'_>, id: i64, from: i32, to: i32) -> 
         .await?)
 }
 
+/// A ticket's id by its number (no lock, no other column).
+pub async fn id_of<C: GenericClient>(client: &C, number: &str) -> Result<Option<i64>, StoreError> {
+    let row = client
+        .query_opt("SELECT id FROM tickets WHERE number = $1", &[&number])
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 pub async fn get_by_number<C: GenericClient>(client: &C, number: &str) -> Result<Option<Ticket>, StoreError> {
     let row = client
         .query_opt(
