@@ -1002,11 +1002,16 @@ mod tests {
     }
 
     fn act(state: TicketState, action: Action) -> Result<Plan, Refusal> {
+        act_in(state, &action, &ctx())
+    }
+
+    /// `action` on the test ticket in `state`, with `ctx`.
+    fn act_in(state: TicketState, action: &Action, ctx: &Context) -> Result<Plan, Refusal> {
         plan(
             &ticket(state),
             ACTOR,
-            &action,
-            &ctx(),
+            action,
+            ctx,
             &LifecyclePolicy::default(),
             Utc::now(),
         )
@@ -1098,44 +1103,14 @@ mod tests {
             other: Some(("202611-00002".into(), TicketState::Closed)),
             ..ctx()
         };
-        assert!(
-            plan(
-                &ticket(TicketState::Assigned),
-                ACTOR,
-                &merge,
-                &closed_other,
-                &LifecyclePolicy::default(),
-                Utc::now()
-            )
-            .is_err()
-        );
+        assert!(act_in(TicketState::Assigned, &merge, &closed_other).is_err());
         let missing = Context { other: None, ..ctx() };
-        assert!(
-            plan(
-                &ticket(TicketState::Assigned),
-                ACTOR,
-                &merge,
-                &missing,
-                &LifecyclePolicy::default(),
-                Utc::now()
-            )
-            .is_err()
-        );
+        assert!(act_in(TicketState::Assigned, &merge, &missing).is_err());
         let itself = Context {
             other: Some(("202611-00001".into(), TicketState::Assigned)),
             ..ctx()
         };
-        assert!(
-            plan(
-                &ticket(TicketState::Assigned),
-                ACTOR,
-                &merge,
-                &itself,
-                &LifecyclePolicy::default(),
-                Utc::now()
-            )
-            .is_err()
-        );
+        assert!(act_in(TicketState::Assigned, &merge, &itself).is_err());
     }
 
     #[test]
@@ -1232,17 +1207,7 @@ mod tests {
             next_rung: None,
             ..ctx()
         };
-        assert!(
-            plan(
-                &ticket(TicketState::InProgress),
-                ACTOR,
-                &Action::Escalate { reason: "x".into() },
-                &none,
-                &LifecyclePolicy::default(),
-                Utc::now()
-            )
-            .is_err()
-        );
+        assert!(act_in(TicketState::InProgress, &Action::Escalate { reason: "x".into() }, &none).is_err());
         let n = act(
             TicketState::Closed,
             Action::Note {

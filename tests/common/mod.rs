@@ -216,6 +216,12 @@ impl Harness {
         client.query_one(sql, &[]).await.unwrap().get(0)
     }
 
+    /// Runs one statement; returns the rows it touched.
+    pub async fn execute(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> u64 {
+        let client = self.app.db.pool.get().await.unwrap();
+        client.execute(sql, params).await.unwrap()
+    }
+
     /// The one text value `sql` selects (a ticket number, say).
     pub async fn text(&self, sql: &str) -> String {
         let client = self.app.db.pool.get().await.unwrap();

@@ -4,7 +4,7 @@
 use super::Harness;
 use serde_json::Value;
 use std::time::Duration;
-use switchboard::http as gateway;
+use switchboard::http::{self as gateway, auth};
 use switchboard_tools::client::{HttpClient, Reply};
 use tokio_util::sync::CancellationToken;
 
@@ -72,4 +72,43 @@ impl Drop for Served {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// A new API key's secret.
+pub async fn key(h: &Harness, spec: auth::KeySpec<'_>) -> String {
+    auth::create(&h.app.db, &spec).await.expect("create key").1
+}
+
+/// A new user's personal token.
+pub async fn user(h: &Harness, spec: auth::UserSpec<'_>) -> String {
+    auth::create_user(&h.app.db, &spec)
+        .await
+        .expect("create user")
+        .1
+        .expect("a user with a token")
+}
+
+/// Submits an intake `request` through the gateway with `key` and waits until the pipeline has
+/// assigned its ticket; returns the ticket's number and assignee.
+pub async fn assigned(h: &Harness, gw: &mut Served, key: &str, request: Value) -> (String, String) {
+    let id = request["channel_message_id"]
+        .as_str()
+        .expect("a channel_message_id")
+        .to_owned();
+    let r = gw.post(key, "/v1/requests", request, &[]).await;
+    assert_eq!(r.status.as_u16(), 202, "{:?}", r.json());
+    let sql = format!("SELECT count(*) FROM tickets WHERE channel_message_id = '{id}' AND state = 'assigned'");
+    h.wait_for(&format!("{id} assigned"), Duration::from_secs(30), || async {
+        h.count(&sql).await == 1
+    })
+    .await;
+    let number = h
+        .text(&format!("SELECT number FROM tickets WHERE channel_message_id = '{id}'"))
+        .await;
+    let assignee = h
+        .text(&format!(
+            "SELECT assignee FROM tickets WHERE channel_message_id = '{id}'"
+        ))
+        .await;
+    (number, assignee)
 }

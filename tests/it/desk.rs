@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use common::served::Served;
+use common::served::{Served, assigned, user};
 use common::webdriver::{self, Browser, Driver, ESCAPE, Session};
 use common::{Harness, manifest_dir};
 use serde_json::{Value, json};
@@ -80,13 +80,12 @@ async fn person_token(h: &Harness, name: &str, agent: Option<&str>, team: Option
         Some(a) => auth::UserSpec::agent(name, a),
         None => auth::UserSpec::person(name, Role::Supervisor, team),
     };
-    let (_, token) = auth::create_user(&h.app.db, &spec).await.expect("create user");
-    token.expect("a user with a token")
+    user(h, spec).await
 }
 
 /// Submits an app request and waits until the pipeline has assigned its ticket; returns the
 /// ticket's number and assignee.
-async fn assigned(
+async fn app_assigned(
     h: &Harness,
     gw: &mut Served,
     key: &str,
@@ -102,22 +101,7 @@ async fn assigned(
         "customer": {"name": name, "phone": phone},
         "body": body,
     });
-    let r = gw.post(key, "/v1/requests", request, &[]).await;
-    assert_eq!(r.status.as_u16(), 202, "{:?}", r.json());
-    let sql = format!("SELECT count(*) FROM tickets WHERE channel_message_id = '{id}' AND state = 'assigned'");
-    h.wait_for(&format!("{id} assigned"), Duration::from_secs(30), || async {
-        h.count(&sql).await == 1
-    })
-    .await;
-    let client = h.app.db.pool.get().await.unwrap();
-    let row = client
-        .query_one(
-            "SELECT number, assignee FROM tickets WHERE channel_message_id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
+    assigned(h, gw, key, request).await
 }
 
 fn sel(test: &str) -> String {
@@ -182,7 +166,7 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
         .unwrap()
         .1;
 
-    let (number, agent) = assigned(
+    let (number, agent) = app_assigned(
         &h,
         &mut gw,
         &intake,
@@ -195,18 +179,11 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
     let team = h.text(&format!("SELECT team FROM agents WHERE id = '{agent}'")).await;
     // The rest of the team is away: the next requests go to the same agent, and the board shows
     // both presences.
-    h.app
-        .db
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE agents SET presence = 'away' WHERE team = $1 AND id <> $2",
-            &[&team, &agent],
-        )
-        .await
-        .unwrap();
+    h.execute(
+        "UPDATE agents SET presence = 'away' WHERE team = $1 AND id <> $2",
+        &[&team, &agent],
+    )
+    .await;
     for (i, (name, body)) in [
         ("李女士", "APP 更新以后一直报错，订单页面打不开"),
         ("Mr. Smith", "The app keeps crashing when I open my orders"),
@@ -215,7 +192,7 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
     .enumerate()
     {
         let id = format!("desk-{}", i + 2);
-        let (other, to) = assigned(&h, &mut gw, &intake, &id, name, &format!("1381234020{i}"), body).await;
+        let (other, to) = app_assigned(&h, &mut gw, &intake, &id, name, &format!("1381234020{i}"), body).await;
         assert_eq!(to, agent, "{other} goes to the one agent of {team} online");
     }
     let agent_token = person_token(&h, "desk-agent", Some(&agent), None).await;
@@ -365,20 +342,10 @@ async fn desk_an_agent_resolves_a_ticket_and_the_supervisor_sees_it_live() {
     let escalated = h
         .text("SELECT number FROM tickets WHERE channel_message_id = 'desk-2'")
         .await;
-    h.app
-        .db
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "INSERT INTO escalations (ticket_id, target, ladder, breached_at, last_step, last_fired_at, last_notified)
+    h.execute("INSERT INTO escalations (ticket_id, target, ladder, breached_at, last_step, last_fired_at, last_notified)
              SELECT id, 'first_response', 'normal', now() - interval '5 minutes', 0, now() - interval '5 minutes', 'supervisor'
              FROM tickets WHERE number = $1",
-            &[&escalated],
-        )
-        .await
-        .unwrap();
+            &[&escalated]).await;
 
     // The team board: agents with presence and load, the queue, tickets at risk, escalations.
     lw.click(&lw.find(&sel("tab-board")).await.unwrap()).await.unwrap();

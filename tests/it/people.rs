@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::Harness;
-use common::served::Served;
+use common::served::{Served, key, user};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,18 +15,6 @@ use switchboard::core::access::Role;
 use switchboard::http::auth::{self, UserSpec};
 use switchboard_tools::client::Reply;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-async fn key(h: &Harness, spec: auth::KeySpec<'_>) -> String {
-    auth::create(&h.app.db, &spec).await.expect("create key").1
-}
-
-async fn user(h: &Harness, spec: UserSpec<'_>) -> String {
-    auth::create_user(&h.app.db, &spec)
-        .await
-        .expect("create user")
-        .1
-        .expect("a token")
-}
 
 fn request(id: &str, phone: &str, subject: &str, body: &str) -> Value {
     json!({
@@ -56,10 +44,6 @@ async fn settled(h: &Harness, n: i64) {
             == n
     })
     .await;
-}
-
-async fn one(h: &Harness, sql: &str) -> String {
-    h.text(sql).await
 }
 
 /// Every page of a list, following `next_cursor`.
@@ -212,11 +196,9 @@ async fn work_list_filters_searches_and_pages_within_the_principal_s_scope() {
     assert_eq!(open.len(), texts.len());
 
     // An agent sees their team's and their own tickets only; assignee=me is theirs.
-    let agent_id = one(
-        &h,
-        "SELECT assignee FROM tickets WHERE team = 'front_line' AND assignee IS NOT NULL LIMIT 1",
-    )
-    .await;
+    let agent_id = h
+        .text("SELECT assignee FROM tickets WHERE team = 'front_line' AND assignee IS NOT NULL LIMIT 1")
+        .await;
     let agent = user(&h, UserSpec::agent("agent", &agent_id)).await;
     let seen = all_pages(&mut gw, &agent, "").await;
     assert!(!seen.is_empty());
@@ -272,11 +254,8 @@ fn urlencode(s: &str) -> String {
 
 /// Sets every agent of `team` away (nobody takes new work) or online.
 async fn team_presence(h: &Harness, team: &str, presence: &str) {
-    let client = h.app.db.pool.get().await.unwrap();
-    client
-        .execute("UPDATE agents SET presence = $2 WHERE team = $1", &[&team, &presence])
-        .await
-        .unwrap();
+    h.execute("UPDATE agents SET presence = $2 WHERE team = $1", &[&team, &presence])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,10 +279,15 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     )
     .await;
     settled(&h, 2).await;
-    let first = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'act-1'").await;
-    let second = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'act-2'").await;
+    let first = h
+        .text("SELECT number FROM tickets WHERE channel_message_id = 'act-1'")
+        .await;
+    let second = h
+        .text("SELECT number FROM tickets WHERE channel_message_id = 'act-2'")
+        .await;
     assert_eq!(
-        one(&h, &format!("SELECT state FROM tickets WHERE number = '{first}'")).await,
+        h.text(&format!("SELECT state FROM tickets WHERE number = '{first}'"))
+            .await,
         "queued"
     );
 
@@ -354,11 +338,11 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
         .act(&wang, &first, act(json!({"kind": "note", "text": "客户说周末也要用"})))
         .await;
     assert_eq!(status(&r), 200, "{:?}", r.json());
-    let rule_before = one(
-        &h,
-        &format!("SELECT sla_rule || ' ' || resolution_due::text FROM tickets WHERE number = '{first}'"),
-    )
-    .await;
+    let rule_before = h
+        .text(&format!(
+            "SELECT sla_rule || ' ' || resolution_due::text FROM tickets WHERE number = '{first}'"
+        ))
+        .await;
     let r = gw
         .act(
             &wang,
@@ -372,10 +356,9 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
         1
     );
     assert_eq!(
-        one(
-            &h,
-            &format!("SELECT sla_rule || ' ' || resolution_due::text FROM tickets WHERE number = '{first}'")
-        )
+        h.text(&format!(
+            "SELECT sla_rule || ' ' || resolution_due::text FROM tickets WHERE number = '{first}'"
+        ))
         .await,
         rule_before,
         "an agent's reclassification does not move their own deadlines"
@@ -398,17 +381,12 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
 
     // Deadlines are a supervisor's: the agent may not, the team's supervisor may, with a reason.
     // A target already breached and escalating is watched afresh at its new time.
-    {
-        let client = h.app.db.pool.get().await.unwrap();
-        client
-            .execute(
-                "INSERT INTO escalations (ticket_id, target, ladder, breached_at, last_step)
+    h.execute(
+        "INSERT INTO escalations (ticket_id, target, ladder, breached_at, last_step)
                  SELECT id, 'resolution', 'standard', now() - interval '1 hour', 0 FROM tickets WHERE number = $1",
-                &[&first],
-            )
-            .await
-            .unwrap();
-    }
+        &[&first],
+    )
+    .await;
     let due = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
     let set_due =
         act(json!({"kind": "set_due", "target": "resolution", "due": due, "reason": "spare part arrives Tuesday"}));
@@ -423,9 +401,7 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
         1,
         "the agreed resolution time is the ticket's"
     );
-    let timer = one(
-        &h,
-        &format!("SELECT count(*)::text FROM sla_timers s JOIN tickets t ON t.id = s.ticket_id WHERE t.number = '{first}' AND s.state = 'pending' AND s.purpose = 'breach:resolution' AND abs(extract(epoch FROM s.due_at - t.resolution_due)) < 0.01"),
+    let timer = h.text(&format!("SELECT count(*)::text FROM sla_timers s JOIN tickets t ON t.id = s.ticket_id WHERE t.number = '{first}' AND s.state = 'pending' AND s.purpose = 'breach:resolution' AND abs(extract(epoch FROM s.due_at - t.resolution_due)) < 0.01"),
     )
     .await;
     assert_eq!(timer, "1", "the breach timer moved to the agreed time");
@@ -449,10 +425,9 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
         .await;
     assert_eq!(status(&r), 200, "{:?}", r.json());
     assert_eq!(
-        one(
-            &h,
-            &format!("SELECT coalesce(resolution_due::text, 'none') FROM tickets WHERE number = '{first}'")
-        )
+        h.text(&format!(
+            "SELECT coalesce(resolution_due::text, 'none') FROM tickets WHERE number = '{first}'"
+        ))
         .await,
         "none"
     );
@@ -474,10 +449,9 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     assert_eq!(status(&r), 200, "{:?}", r.json());
     assert_eq!(r.json()["ticket"]["state"], "closed");
     assert_eq!(
-        one(
-            &h,
-            &format!("SELECT coalesce(resolved_at::text, 'none') FROM tickets WHERE number = '{second}'")
-        )
+        h.text(&format!(
+            "SELECT coalesce(resolved_at::text, 'none') FROM tickets WHERE number = '{second}'"
+        ))
         .await,
         "none",
         "a duplicate is closed, not counted as resolved"
@@ -499,12 +473,14 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
             == 1
     })
     .await;
-    let tech = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'act-3'").await;
-    let tech_team = one(
-        &h,
-        &format!("SELECT coalesce(team, '') FROM tickets WHERE number = '{tech}'"),
-    )
-    .await;
+    let tech = h
+        .text("SELECT number FROM tickets WHERE channel_message_id = 'act-3'")
+        .await;
+    let tech_team = h
+        .text(&format!(
+            "SELECT coalesce(team, '') FROM tickets WHERE number = '{tech}'"
+        ))
+        .await;
     assert_ne!(tech_team, "front_line");
     let link = act(json!({"kind": "link", "ticket": tech}));
     assert_eq!(
@@ -551,13 +527,8 @@ async fn going_offline_hands_back_unstarted_tickets_and_the_board_shows_the_team
     h.import_sample_roster().await;
     // One front-line agent online: every inquiry goes to them.
     team_presence(&h, "front_line", "away").await;
-    {
-        let client = h.app.db.pool.get().await.unwrap();
-        client
-            .execute("UPDATE agents SET presence = 'online' WHERE id = 'fl-001'", &[])
-            .await
-            .unwrap();
-    }
+    h.execute("UPDATE agents SET presence = 'online' WHERE id = 'fl-001'", &[])
+        .await;
     h.start_stages(&StageName::ALL, 1);
     let mut gw = Served::start(&h).await;
     let relay = key(&h, auth::KeySpec::integration("app", Some("app"))).await;
@@ -578,7 +549,9 @@ async fn going_offline_hands_back_unstarted_tickets_and_the_board_shows_the_team
         h.count("SELECT count(*) FROM tickets WHERE assignee = 'fl-001'").await,
         2
     );
-    let started = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'off-1'").await;
+    let started = h
+        .text("SELECT number FROM tickets WHERE channel_message_id = 'off-1'")
+        .await;
     let wang = user(&h, UserSpec::agent("wang", "fl-001")).await;
     let r = gw
         .act(
@@ -619,22 +592,18 @@ async fn going_offline_hands_back_unstarted_tickets_and_the_board_shows_the_team
     let r = r.json();
     assert_eq!(r["agent"]["presence"], "offline");
     // The unstarted one went back; the one already answered stays.
-    let unstarted = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'off-2'").await;
+    let unstarted = h
+        .text("SELECT number FROM tickets WHERE channel_message_id = 'off-2'")
+        .await;
     assert_eq!(r["returned"], json!([unstarted]));
     assert_eq!(
-        one(
-            &h,
-            "SELECT coalesce(assignee, '-') FROM tickets WHERE channel_message_id = 'off-1'"
-        )
-        .await,
+        h.text("SELECT coalesce(assignee, '-') FROM tickets WHERE channel_message_id = 'off-1'")
+            .await,
         "fl-001"
     );
     assert_eq!(
-        one(
-            &h,
-            "SELECT state || '/' || coalesce(assignee, '-') FROM tickets WHERE channel_message_id = 'off-2'"
-        )
-        .await,
+        h.text("SELECT state || '/' || coalesce(assignee, '-') FROM tickets WHERE channel_message_id = 'off-2'")
+            .await,
         "queued/-"
     );
     assert_eq!(
@@ -724,12 +693,17 @@ async fn the_live_stream_carries_each_change_to_those_who_may_see_it() {
     )
     .await;
     settled(&h, 1).await;
-    let number = one(&h, "SELECT number FROM tickets WHERE channel_message_id = 'live-1'").await;
+    let number = h
+        .text("SELECT number FROM tickets WHERE channel_message_id = 'live-1'")
+        .await;
     assert_eq!(
-        one(&h, &format!("SELECT team FROM tickets WHERE number = '{number}'")).await,
+        h.text(&format!("SELECT team FROM tickets WHERE number = '{number}'"))
+            .await,
         "front_line"
     );
-    let assignee = one(&h, &format!("SELECT assignee FROM tickets WHERE number = '{number}'")).await;
+    let assignee = h
+        .text(&format!("SELECT assignee FROM tickets WHERE number = '{number}'"))
+        .await;
     let agent = user(&h, UserSpec::agent("agent", &assignee)).await;
     let r = gw
         .act(

@@ -6,17 +6,13 @@
 use crate::common;
 
 use common::Harness;
-use common::served::Served;
+use common::served::{Served, assigned, key};
 use serde_json::{Value, json};
 use std::time::Duration;
 use switchboard::app::StageName;
 use switchboard::core::access::Role;
 use switchboard::http::auth;
 use switchboard_tools::client::{HttpClient, Reply};
-
-async fn key(h: &Harness, spec: auth::KeySpec<'_>) -> String {
-    auth::create(&h.app.db, &spec).await.expect("create key").1
-}
 
 fn app_request(id: &str, phone: &str, body: &str) -> Value {
     json!({
@@ -36,29 +32,7 @@ fn assert_forbidden(r: &Reply, what: &str) {
 /// Submits an app request with `key` and waits until its ticket is assigned; returns the
 /// ticket's number and assignee.
 async fn assigned_via(h: &Harness, gw: &mut Served, key: &str, id: &str, phone: &str) -> (String, String) {
-    let r = gw
-        .post(
-            key,
-            "/v1/requests",
-            app_request(id, phone, "APP 付款页面一直报错，无法下单"),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 202, "{:?}", r.json());
-    let sql = format!("SELECT count(*) FROM tickets WHERE channel_message_id = '{id}' AND state = 'assigned'");
-    h.wait_for(&format!("{id} assigned"), Duration::from_secs(30), || async {
-        h.count(&sql).await == 1
-    })
-    .await;
-    let client = h.app.db.pool.get().await.unwrap();
-    let row = client
-        .query_one(
-            "SELECT number, assignee FROM tickets WHERE channel_message_id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
+    assigned(h, gw, key, app_request(id, phone, "APP 付款页面一直报错，无法下单")).await
 }
 
 async fn last_actor(h: &Harness, number: &str) -> String {

@@ -142,10 +142,10 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<Reply, ClientError> {
-        let mut all = vec![("content-type", content_type)];
-        all.extend_from_slice(headers);
-        self.send(Method::POST, path, &all, body.into()).await
+        self.send_typed(Method::POST, path, content_type, headers, body.into())
+            .await
     }
+
     pub async fn put(
         &mut self,
         path: &str,
@@ -153,9 +153,22 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<Reply, ClientError> {
+        self.send_typed(Method::PUT, path, content_type, headers, body.into())
+            .await
+    }
+
+    /// A request with a body of `content_type`.
+    async fn send_typed(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Reply, ClientError> {
         let mut all = vec![("content-type", content_type)];
         all.extend_from_slice(headers);
-        self.send(Method::PUT, path, &all, body.into()).await
+        self.send(method, path, &all, body).await
     }
 }
 
