@@ -45,6 +45,18 @@ pub enum KeysCommand {
         /// Burst size for this key (default: the gateway_rate_burst setting).
         #[arg(long)]
         burst: Option<u32>,
+        /// Where this integration takes messages for its customers (replies, acknowledgements,
+        /// surveys on chat, app or SMS): Switchboard POSTs them here, signed (Standard
+        /// Webhooks) with a secret printed once.
+        #[arg(long)]
+        callback_url: Option<String>,
+    },
+    /// Set (or with no --url, remove) an integration key's callback URL; prints a new signing
+    /// secret.
+    SetCallback {
+        id: String,
+        #[arg(long)]
+        url: Option<String>,
     },
     /// List keys (never their secrets), revoked ones included.
     List,
@@ -205,6 +217,14 @@ pub async fn serve(settings: Settings, args: GatewayArgs) -> Result<()> {
     Ok(())
 }
 
+fn check_callback(url: &str) -> Result<()> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--callback-url {url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+        bail!("--callback-url must be an http:// or https:// URL with a host");
+    }
+    Ok(())
+}
+
 pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
     let app = App::start(settings).await?;
     match command {
@@ -216,6 +236,7 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
             team,
             rate,
             burst,
+            callback_url,
         } => {
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
@@ -252,6 +273,12 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
             if rate == Some(0) || burst == Some(0) {
                 bail!("--rate and --burst must be at least 1");
             }
+            if let Some(u) = &callback_url {
+                if role != Role::Integration {
+                    bail!("--callback-url is for integration keys");
+                }
+                check_callback(u)?;
+            }
             let spec = auth::KeySpec {
                 name: name.trim(),
                 role,
@@ -275,7 +302,28 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
             println!("\n  {secret}\n");
             println!("This is the only time the key is shown: only its SHA-256 is stored.");
             println!("Send it as `Authorization: Bearer <key>` (or `X-Api-Key: <key>`).");
+            if let Some(u) = &callback_url {
+                let secret = switchboard::outbound::signing::new_secret();
+                switchboard::store::outbound::set_callback(&app.db, &key.id, Some(u), Some(&secret)).await?;
+                println!("\nCallbacks go to {u}, signed (Standard Webhooks) with:\n\n  {secret}\n");
+            }
         }
+        KeysCommand::SetCallback { id, url } => match &url {
+            Some(u) => {
+                check_callback(u)?;
+                let secret = switchboard::outbound::signing::new_secret();
+                if !switchboard::store::outbound::set_callback(&app.db, &id, Some(u), Some(&secret)).await? {
+                    bail!("no key {id:?} (see `switchboard keys list`)");
+                }
+                println!("callbacks of {id} go to {u}, signed (Standard Webhooks) with:\n\n  {secret}\n");
+            }
+            None => {
+                if !switchboard::store::outbound::set_callback(&app.db, &id, None, None).await? {
+                    bail!("no key {id:?} (see `switchboard keys list`)");
+                }
+                println!("{id} has no callback URL now: its customers are reached by email if they gave one");
+            }
+        },
         KeysCommand::List => {
             let keys = auth::list_keys(&app.db).await?;
             println!(

@@ -16,18 +16,24 @@ pub enum StageName {
     Escalate,
     /// Actions on tickets: respond, resolve, rate, …
     Lifecycle,
+    /// Events → the deliveries they call for: staff notifications, messages to customers,
+    /// webhook posts.
+    Notify,
     /// Claims due SLA timers (not a queue consumer).
     Scheduler,
+    /// Sends due deliveries (not a queue consumer).
+    Deliver,
 }
 
 /// The name of every stage queue (the dead-letter queue aside), in pipeline order.
-pub const QUEUES: [&str; 6] = [
+pub const QUEUES: [&str; 7] = [
     StageName::Intake.as_str(),
     StageName::Classify.as_str(),
     StageName::Prioritize.as_str(),
     StageName::Assign.as_str(),
     StageName::Escalate.as_str(),
     StageName::Lifecycle.as_str(),
+    StageName::Notify.as_str(),
 ];
 
 /// How a stage's queue is bound: the exchange it takes messages from and the routing key (or
@@ -39,14 +45,16 @@ pub struct Binding {
 }
 
 impl StageName {
-    pub const ALL: [StageName; 7] = [
+    pub const ALL: [StageName; 9] = [
         StageName::Intake,
         StageName::Classify,
         StageName::Prioritize,
         StageName::Assign,
         StageName::Escalate,
         StageName::Lifecycle,
+        StageName::Notify,
         StageName::Scheduler,
+        StageName::Deliver,
     ];
     /// The intake → assigned pipeline only.
     pub const PIPELINE: [StageName; 4] = [
@@ -65,7 +73,9 @@ impl StageName {
             StageName::Assign => "assign",
             StageName::Escalate => "escalate",
             StageName::Lifecycle => "lifecycle",
+            StageName::Notify => "notify",
             StageName::Scheduler => "scheduler",
+            StageName::Deliver => "deliver",
         }
     }
 
@@ -84,12 +94,17 @@ impl StageName {
                 exchange: Exchange::Actions,
                 pattern: "action.*",
             }),
+            // Every event: webhook subscriptions may ask for any of them.
+            StageName::Notify => Some(Binding {
+                exchange: Exchange::Events,
+                pattern: "#",
+            }),
             // Work messages are routed by the receiving stage's name.
             StageName::Classify | StageName::Prioritize | StageName::Assign | StageName::Escalate => Some(Binding {
                 exchange: Exchange::Work,
                 pattern: self.as_str(),
             }),
-            StageName::Scheduler => None,
+            StageName::Scheduler | StageName::Deliver => None,
         }
     }
 

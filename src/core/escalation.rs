@@ -32,6 +32,13 @@ pub struct Ladder {
     pub service_hours_only: bool,
 }
 
+impl Ladder {
+    /// Every role the ladder's steps notify.
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().map(|s| s.notify.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fired {
     pub step: usize,

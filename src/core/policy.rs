@@ -53,6 +53,10 @@ pub struct PolicyDocument {
     /// How the desk and the work API treat people's queues.
     #[serde(default)]
     pub desk: DeskPolicy,
+    /// Who is told what, how, and in which words: staff notifications, messages to customers,
+    /// surveys and follow-up visits. Absent: nobody is notified and customers get nothing.
+    #[serde(default)]
+    pub notify: crate::core::notify::NotifyPolicy,
 }
 
 /// The people side: presence and the work list.
@@ -272,6 +276,35 @@ impl Policy {
                 "[lifecycle] reopen_rating_at_or_below must be 1 to 5".into(),
             ));
         }
+        if doc.notify.people.is_empty() && doc.notify.roles.is_empty() {
+            // No [notify.people]: staff notifications are off, so no role needs to reach anyone.
+            doc.notify
+                .validate(&std::collections::BTreeSet::new())
+                .map_err(|m| invalid("[notify", m))?;
+        } else {
+            let mut needed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+            for ladder in doc.escalation.ladders.values() {
+                for role in ladder.roles() {
+                    needed.insert(role.to_owned());
+                }
+            }
+            needed.insert(doc.escalation.beyond_last_rung.clone());
+            for team in doc.teams.values() {
+                if let Some(s) = &team.supervisor {
+                    needed.insert(s.clone());
+                }
+            }
+            // `supervisor` and a team id name the team's supervisor role, checked above.
+            needed.retain(|r| r != crate::core::notify::SUPERVISOR && !doc.teams.contains_key(r));
+            doc.notify.validate(&needed).map_err(|m| {
+                let needle = m
+                    .split('"')
+                    .nth(1)
+                    .map(|r| format!("{r} ="))
+                    .unwrap_or_else(|| "[notify".into());
+                invalid(&needle, m)
+            })?;
+        }
         if let Err(message) = doc.retention.validate() {
             return Err(invalid("[retention", message));
         }
@@ -343,7 +376,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("policy")).unwrap();
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
-        for f in ["policy/classification.toml", "policy/calendar.toml"] {
+        for f in [
+            "policy/classification.toml",
+            "policy/calendar.toml",
+            "policy/notify.toml",
+        ] {
             std::fs::copy(src.join(f), dir.join(f)).unwrap();
         }
         let main = std::fs::read_to_string(src.join("policy.toml")).unwrap();

@@ -143,6 +143,7 @@ async fn view_of<C: tokio_postgres::GenericClient>(
             })
             .collect()
     };
+    let deliveries = crate::store::outbound::ticket_deliveries(client, t.id).await?;
     let notes = by_event("noted");
     let attachments = by_event("attached");
     let active_escalation = escalations
@@ -159,6 +160,8 @@ async fn view_of<C: tokio_postgres::GenericClient>(
         "notes": notes,
         "attachments": attachments,
         "active_escalation": active_escalation,
+        // What was sent about the ticket (staff, the customer, webhooks) and whether it arrived.
+        "deliveries": deliveries,
     }))
 }
 

@@ -14,7 +14,6 @@
 
 pub mod api;
 pub mod auth;
-pub mod client;
 pub mod dashboard;
 pub mod desk;
 pub mod error;
@@ -23,6 +22,7 @@ pub mod oidc;
 pub mod reference;
 pub mod server;
 pub mod stream;
+pub mod surveys;
 pub mod work;
 
 pub use error::GatewayError;
@@ -133,6 +133,7 @@ pub fn router(app: &Services, gateway: Arc<Gateway>) -> Router {
     intake::routes(gateway)
         .merge(tickets)
         .merge(dashboard::router(app.clone()))
+        .merge(surveys::router(app.clone()))
         .merge(desk::router())
         .fallback(intake::not_found)
 }

@@ -74,6 +74,9 @@ pub enum RunError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The stage cannot start as configured (a bad SMTP URL, no TLS roots).
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Runs `concurrency` consumers of one stage until `shutdown`, reconnecting to RabbitMQ with

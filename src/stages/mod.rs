@@ -8,6 +8,7 @@ pub mod classify;
 pub mod escalate;
 pub mod intake;
 pub mod lifecycle;
+pub mod notify;
 pub mod prioritize;
 pub mod registry;
 

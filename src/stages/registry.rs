@@ -3,7 +3,13 @@
 //! variant in `contracts::stage`, and one arm here.
 
 use super::{
-    Context, assign::Assign, classify::Classify, escalate::Escalate, intake::Intake, lifecycle::Lifecycle,
+    Context,
+    assign::Assign,
+    classify::Classify,
+    escalate::Escalate,
+    intake::Intake,
+    lifecycle::Lifecycle,
+    notify::{Notify, Reach},
     prioritize::Prioritize,
 };
 use crate::config::Settings;
@@ -35,6 +41,16 @@ pub async fn run(
         StageName::Assign => run_stage(Arc::new(Assign { ctx }), s, topo, db, c, stop, health).await,
         StageName::Escalate => run_stage(Arc::new(Escalate { ctx }), s, topo, db, c, stop, health).await,
         StageName::Lifecycle => run_stage(Arc::new(Lifecycle { ctx }), s, topo, db, c, stop, health).await,
+        StageName::Notify => {
+            let reach = Reach {
+                mail_domain: s.mail_domain(),
+                public_url: s.public_url.clone(),
+            };
+            run_stage(Arc::new(Notify { ctx, reach }), s, topo, db, c, stop, health).await
+        }
+        StageName::Deliver => crate::runtime::deliver::run(db, s, health, stop)
+            .await
+            .map_err(|e| RunError::Setup(e.to_string())),
         StageName::Scheduler => scheduler::run(
             db,
             topo,

@@ -9,6 +9,7 @@ pub mod intake;
 pub mod keys;
 pub mod ledger;
 pub mod locks;
+pub mod outbound;
 pub mod outbox;
 pub mod reports;
 pub mod retention;

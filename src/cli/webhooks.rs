@@ -1,0 +1,224 @@
+//! `switchboard webhooks …`: downstream systems subscribed to events over HTTP (Standard
+//! Webhooks), and their deliveries.
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use switchboard::app::App;
+use switchboard::config::Settings;
+use switchboard::core::notify::WEBHOOK_GIVE_UP_S;
+use switchboard::outbound::signing;
+use switchboard::store::outbound as store;
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Subscribe a URL to events. Prints the endpoint's id and its signing secret (`whsec_…`),
+    /// once: the receiver verifies every delivery with it (Standard Webhooks: headers
+    /// `webhook-id` (the event id), `webhook-timestamp`, `webhook-signature`). The body is the
+    /// CloudEvent. Deliveries are at least once, in each ticket's event order, retried with
+    /// backoff for 24 hours.
+    Create {
+        /// Where to POST (https://…; http:// only for a receiver on a private network).
+        #[arg(long)]
+        url: String,
+        /// Event types, comma separated: `ticket.resolved`, `ticket.*` (every ticket event),
+        /// `sla.*`, `*` (everything).
+        #[arg(long, value_delimiter = ',', required = true)]
+        events: Vec<String>,
+        /// What the endpoint is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Print the endpoint as JSON (`{"id", "secret", "url", "events"}`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every endpoint: its events, whether it is enabled, deliveries pending and failed.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// An endpoint's latest deliveries (newest first): event, state, attempts, last error.
+    Deliveries {
+        /// The endpoint's id (`whk_…`).
+        id: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a failed delivery again now (by its number, from `deliveries` or `dead list`), or
+    /// with --endpoint every failed delivery of an endpoint (re-enabling it).
+    Retry {
+        /// The delivery's number.
+        delivery: Option<i64>,
+        #[arg(long, conflicts_with = "delivery")]
+        endpoint: Option<String>,
+    },
+    /// Stop delivering to an endpoint; its deliveries wait until it is enabled again.
+    Disable {
+        id: String,
+        #[arg(long, default_value = "disabled by an operator")]
+        reason: String,
+    },
+    /// Deliver to a disabled endpoint again (what waited goes out, in order).
+    Enable { id: String },
+}
+
+/// Checks a subscription's URL and event patterns; the patterns normalised.
+pub fn check_subscription(url: &str, events: &[String]) -> Result<Vec<String>> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--url {url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+        bail!("--url must be an http:// or https:// URL with a host");
+    }
+    let mut out = Vec::new();
+    for e in events {
+        let e = e.trim();
+        if e.is_empty() {
+            continue;
+        }
+        let ok = e == "*"
+            || e.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.' || c == '*')
+                && !e.starts_with('.')
+                && (!e.contains('*') || e.ends_with(".*") && e.matches('*').count() == 1);
+        if !ok {
+            bail!("event pattern {e:?}: use an event type (ticket.resolved), a family (ticket.*) or *");
+        }
+        out.push(e.to_owned());
+    }
+    if out.is_empty() {
+        bail!("--events must name at least one event type");
+    }
+    Ok(out)
+}
+
+pub async fn run(settings: Settings, command: WebhooksCommand) -> Result<()> {
+    let app = App::start(settings).await?;
+    match command {
+        WebhooksCommand::Create {
+            url,
+            events,
+            description,
+            json,
+        } => {
+            let events = check_subscription(&url, &events)?;
+            let id = format!("whk_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+            let secret = signing::new_secret();
+            store::create_endpoint(&app.db, &id, &url, &events, &secret, &description).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "id": id, "secret": secret, "url": url, "events": events })
+                );
+            } else {
+                println!("created webhook endpoint {id} → {url} for {}", events.join(", "));
+                println!("\n  {secret}\n");
+                println!("This is the only time the signing secret is shown: the receiver verifies each");
+                println!("delivery's `webhook-signature` with it (any Standard Webhooks library does).");
+            }
+        }
+        WebhooksCommand::List { json } => {
+            let all = store::endpoints(&app.db).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(());
+            }
+            if all.is_empty() {
+                println!(
+                    "no webhook endpoints; create one with `switchboard webhooks create --url URL --events 'ticket.*'`"
+                );
+            }
+            for e in all {
+                let state = match (&e.disabled_at, &e.failing_since) {
+                    (Some(at), _) => format!(
+                        "disabled {} ({})",
+                        at.format("%Y-%m-%d %H:%M"),
+                        e.disabled_reason.as_deref().unwrap_or("")
+                    ),
+                    (None, Some(since)) => format!("failing since {}", since.format("%Y-%m-%d %H:%M")),
+                    (None, None) => "enabled".into(),
+                };
+                println!(
+                    "{}  {}  [{}]  pending {}  failed {}  {}",
+                    e.id,
+                    e.url,
+                    e.events.join(","),
+                    e.pending,
+                    e.failed,
+                    state
+                );
+            }
+        }
+        WebhooksCommand::Deliveries { id, limit, json } => {
+            let rows = store::endpoint_deliveries(&app.db, &id, limit.clamp(1, 1000)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!(
+                "{:>8}  {:<22} {:<22} {:<10} {:>8}  last",
+                "number", "event", "type", "state", "attempts"
+            );
+            for d in rows {
+                println!(
+                    "{:>8}  {:<22} {:<22} {:<10} {:>8}  {}",
+                    d.id,
+                    d.msg_id,
+                    d.purpose,
+                    d.state,
+                    d.attempts,
+                    match (&d.last_status, &d.last_error) {
+                        (_, Some(e)) => e.clone(),
+                        (Some(s), None) => format!("HTTP {s}"),
+                        _ => String::new(),
+                    }
+                );
+            }
+        }
+        WebhooksCommand::Retry { delivery, endpoint } => {
+            if delivery.is_none() && endpoint.is_none() {
+                bail!("name a delivery number, or --endpoint ID for every failed delivery of an endpoint");
+            }
+            if let Some(e) = &endpoint
+                && !store::set_endpoint_enabled(&app.db, e, true, "").await?
+            {
+                bail!("no webhook endpoint {e:?} (see `switchboard webhooks list`)");
+            }
+            let n = store::retry(&app.db, delivery, endpoint.as_deref(), WEBHOOK_GIVE_UP_S).await?;
+            if n == 0 && delivery.is_some() {
+                bail!("no failed or waiting delivery number {}", delivery.unwrap_or_default());
+            }
+            println!("{n} deliveries will be sent again now");
+        }
+        WebhooksCommand::Disable { id, reason } => {
+            if !store::set_endpoint_enabled(&app.db, &id, false, &reason).await? {
+                bail!("no webhook endpoint {id:?} (see `switchboard webhooks list`)");
+            }
+            println!("disabled {id}: deliveries wait until `switchboard webhooks enable {id}`");
+        }
+        WebhooksCommand::Enable { id } => {
+            if !store::set_endpoint_enabled(&app.db, &id, true, "").await? {
+                bail!("no webhook endpoint {id:?} (see `switchboard webhooks list`)");
+            }
+            println!("enabled {id}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_take_types_families_and_everything_only() {
+        let ev = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            check_subscription("https://x.test/h", &ev(&["ticket.resolved", " ticket.* ", "*"])).unwrap(),
+            ev(&["ticket.resolved", "ticket.*", "*"])
+        );
+        assert!(check_subscription("ftp://x.test/h", &ev(&["*"])).is_err());
+        assert!(check_subscription("https://x.test/h", &ev(&["ticket.*.x"])).is_err());
+        assert!(check_subscription("https://x.test/h", &ev(&["Ticket.Resolved"])).is_err());
+        assert!(check_subscription("https://x.test/h", &ev(&[""])).is_err());
+    }
+}

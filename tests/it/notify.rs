@@ -1,0 +1,360 @@
+//! Reaching people end to end, against a real SMTP server (aiosmtpd) and a real HTTP receiver:
+//! the customer's acknowledgement, the agent's reply threaded on the ticket, the resolution and
+//! survey (answered through its link), the customer's email reply threading back onto the
+//! ticket, the staff escalation mail, and a webhook that sees every event once per id, in order,
+//! after failing the first tries.
+
+use crate::common::receiver::{Hit, Receiver};
+use crate::common::served::{Served, assigned, key};
+use crate::common::smtp::{Received, SmtpSink};
+use crate::common::{Harness, test_settings};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use switchboard::contracts::StageName;
+use switchboard::core::access::Role;
+use switchboard::http::auth::KeySpec;
+use switchboard::outbound::signing;
+use switchboard::store::outbound as store;
+
+async fn mail_about(sink: &SmtpSink, number: &str, what: impl Fn(&Received) -> bool, timeout: Duration) -> Received {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(m) = sink
+            .received()
+            .into_iter()
+            .find(|m| m.subject.as_deref().is_some_and(|s| s.contains(number)) && what(m))
+        {
+            return m;
+        }
+        if start.elapsed() > timeout {
+            let seen: Vec<_> = sink.received().into_iter().map(|m| (m.to, m.subject)).collect();
+            panic!("no such mail about {number} within {timeout:?}; received: {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn event_of(h: &Hit) -> Value {
+    serde_json::from_slice(&h.body).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn customers_staff_and_webhooks_hear_of_a_ticket_through_its_whole_life() {
+    let sink = SmtpSink::start().await;
+    let secret = signing::new_secret();
+    let hook = Receiver::start(Some(secret.clone()), 2).await;
+    let mut s = test_settings("notify");
+    s.smtp_url = Some(sink.url());
+    s.smtp_from = "客服中心 Service <desk@sb.test>".into();
+    s.public_url = "https://service.example".into();
+    s.deliver_first_retry_ms = 50;
+    let mut h = Harness::with_settings(s).await;
+    h.import_sample_roster().await;
+    store::create_endpoint(
+        &h.app.db,
+        "whk_test",
+        &hook.url("/hook"),
+        &["ticket.*".to_owned(), "sla.*".to_owned()],
+        &secret,
+        "test receiver",
+    )
+    .await
+    .unwrap();
+    h.start_stages(&StageName::ALL, 1);
+    let mut gw = Served::start(&h).await;
+    let relay = key(&h, KeySpec::integration("mail-relay", None)).await;
+
+    // 1. The acknowledgement, threaded on the customer's email, in their language.
+    let (number, assignee) = assigned(
+        &h,
+        &mut gw,
+        &relay,
+        json!({
+            "channel": "email",
+            "channel_message_id": "orig-1@cust.test",
+            "received_at": chrono::Utc::now(),
+            "customer": {"name": "张三", "email": "zhang@cust.test"},
+            "subject": "订单没收到",
+            "body": "我的订单三天了还没收到，请帮忙查一下物流。",
+        }),
+    )
+    .await;
+    let ack = mail_about(
+        &sink,
+        &number,
+        |m| m.subject.as_deref().is_some_and(|s| s.contains("受理")),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(ack.to, ["zhang@cust.test"]);
+    assert_eq!(ack.in_reply_to, ["orig-1@cust.test"]);
+    assert!(
+        ack.text.as_deref().unwrap_or_default().contains("张三"),
+        "{:?}",
+        ack.text
+    );
+    let ack_id = ack.message_id.clone().expect("a Message-ID");
+    assert!(ack_id.ends_with("@sb.test"), "{ack_id}");
+
+    // 2. The agent's reply goes out with the ticket number in the subject, threaded.
+    let agent = key(&h, KeySpec::agent("agent", &assignee)).await;
+    let r = gw
+        .act(
+            &agent,
+            &number,
+            json!({"action": {"kind": "respond", "message": "您好，已为您催促物流，预计明天送达。"}}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.json());
+    let reply = mail_about(
+        &sink,
+        &number,
+        |m| m.text.as_deref().is_some_and(|t| t.contains("催促物流")),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        reply
+            .subject
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&format!("[#{number}]"))
+    );
+    assert_eq!(reply.in_reply_to, ["orig-1@cust.test"]);
+
+    // 3. The customer answers our acknowledgement: it threads onto the ticket by its Message-ID.
+    let r = gw
+        .post(
+            &relay,
+            "/v1/requests",
+            json!({
+                "channel": "email",
+                "channel_message_id": "reply-2@cust.test",
+                "received_at": chrono::Utc::now(),
+                "customer": {"name": "张三", "email": "zhang@cust.test"},
+                "subject": "Re: 您的请求已受理",
+                "body": "谢谢，我等一下。",
+                "thread_ref": format!("<{ack_id}>"),
+            }),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 202, "{:?}", r.json());
+    let on_ticket = format!(
+        "SELECT count(*) FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id WHERE t.number = '{number}'"
+    );
+    h.wait_for(
+        "the customer's reply on the ticket",
+        Duration::from_secs(30),
+        || async { h.count(&on_ticket).await == 2 },
+    )
+    .await;
+    assert_eq!(h.count("SELECT count(*) FROM tickets").await, 1, "no second ticket");
+
+    // 4. Resolution and survey; the survey's link rates the ticket, once.
+    let r = gw
+        .act(
+            &agent,
+            &number,
+            json!({"action": {"kind": "resolve", "result": "已补发", "root_cause": "物流延误"}}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.json());
+    let resolution = mail_about(
+        &sink,
+        &number,
+        |m| m.text.as_deref().is_some_and(|t| t.contains("已补发")),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(resolution.text.unwrap_or_default().contains("物流延误"));
+    let survey = mail_about(
+        &sink,
+        &number,
+        |m| m.text.as_deref().is_some_and(|t| t.contains("/v1/surveys/")),
+        Duration::from_secs(30),
+    )
+    .await;
+    let text = survey.text.unwrap_or_default();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/v1/surveys/"))
+        .expect("a survey link")
+        .to_owned();
+    assert!(link.starts_with("https://service.example/v1/surveys/"), "{link}");
+    let path = link.trim_start_matches("https://service.example");
+    let shown = gw.client.get(path, &[]).await.unwrap();
+    assert_eq!(shown.status.as_u16(), 200);
+    assert!(String::from_utf8_lossy(&shown.body).contains("<form"));
+    let forged = gw
+        .client
+        .post(
+            &format!("/v1/surveys/{}", "A".repeat(43)),
+            "application/json",
+            &[],
+            br#"{"score":1}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status.as_u16(), 404, "a guessed token reaches nothing");
+    let answer = r#"{"score": 5, "comment": "很满意"}"#.as_bytes().to_vec();
+    let first = gw
+        .client
+        .post(path, "application/json", &[], answer.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.status.as_u16(), 200, "{}", String::from_utf8_lossy(&first.body));
+    let again = gw.client.post(path, "application/json", &[], answer).await.unwrap();
+    assert_eq!(again.status.as_u16(), 409, "a survey is answered once");
+    h.wait_for(
+        "the survey's rating closing the ticket",
+        Duration::from_secs(30),
+        || async {
+            h.count(&format!(
+                "SELECT count(*) FROM tickets WHERE number = '{number}' AND state = 'closed' AND rating = 5"
+            ))
+            .await
+                == 1
+        },
+    )
+    .await;
+
+    // 5. The webhook: every event of the ticket, verified, each id answered 2xx once, in order.
+    let version = h
+        .count(&format!(
+            "SELECT version::bigint FROM tickets WHERE number = '{number}'"
+        ))
+        .await;
+    let hits = hook
+        .wait_for(
+            |hits| {
+                hits.iter()
+                    .filter(|x| x.answered < 300 && event_of(x)["subject"] == number.as_str())
+                    .count() as i64
+                    >= version
+            },
+            Duration::from_secs(60),
+        )
+        .await;
+    let mine: Vec<&Hit> = hits
+        .iter()
+        .filter(|x| event_of(x)["subject"] == number.as_str())
+        .collect();
+    assert!(
+        mine.iter().all(|x| x.verified),
+        "every delivery is signed with the endpoint's secret"
+    );
+    let delivered: Vec<&Hit> = mine.iter().copied().filter(|x| x.answered < 300).collect();
+    let ids: Vec<String> = delivered.iter().map(|x| x.id.clone().unwrap_or_default()).collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "each event delivered once: {ids:?}");
+    let seqs: Vec<i64> = delivered
+        .iter()
+        .map(|x| event_of(x)["sequence"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(seqs, (1..=version).collect::<Vec<_>>(), "in the ticket's order");
+    for x in &delivered {
+        assert_eq!(
+            x.id.as_deref(),
+            event_of(x)["id"].as_str(),
+            "webhook-id is the event id"
+        );
+    }
+    let mut tries: BTreeMap<String, usize> = BTreeMap::new();
+    for x in &mine {
+        *tries.entry(x.id.clone().unwrap_or_default()).or_default() += 1;
+    }
+    assert!(
+        tries.values().all(|n| *n == 3),
+        "two failures, then the delivery: {tries:?}"
+    );
+
+    // The ticket shows what was sent.
+    let view = gw.get(&agent, &format!("/v1/tickets/{number}")).await.json();
+    let sent: Vec<&str> = view["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "customer")
+        .map(|d| d["purpose"].as_str().unwrap_or_default())
+        .collect();
+    for p in ["acknowledgement", "reply", "resolution", "survey"] {
+        assert!(sent.contains(&p), "{p} in {sent:?}");
+    }
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_escalation_mails_the_role_it_names_or_at_night_whoever_is_on_duty() {
+    let sink = SmtpSink::start().await;
+    let mut s = test_settings("notify_esc");
+    s.smtp_url = Some(sink.url());
+    s.smtp_from = "desk@sb.test".into();
+    let mut h = Harness::with_settings(s).await;
+    h.import_sample_roster().await;
+    h.start_stages(&StageName::ALL, 1);
+    let mut gw = Served::start(&h).await;
+    let relay = key(&h, KeySpec::integration("app", None)).await;
+    let (number, _) = assigned(
+        &h,
+        &mut gw,
+        &relay,
+        json!({
+            "channel": "app",
+            "channel_message_id": "esc-1",
+            "received_at": chrono::Utc::now(),
+            "customer": {"name": "李四", "phone": "13800000001", "email": "lisi@cust.test"},
+            "subject": "咨询",
+            "body": "请问你们的营业时间是几点到几点？",
+        }),
+    )
+    .await;
+    let boss = key(&h, KeySpec::person("boss", Role::Supervisor)).await;
+    let r = gw
+        .act(
+            &boss,
+            &number,
+            json!({"action": {"kind": "escalate", "reason": "客户第三次来电"}}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.json());
+    let policy = h.app.policy.clone();
+    let open = policy.calendar().is_open(chrono::Utc::now());
+    let mail = mail_about(
+        &sink,
+        &number,
+        |m| m.to.iter().any(|t| t.ends_with("@example.com")),
+        Duration::from_secs(30),
+    )
+    .await;
+    let team = h
+        .text(&format!("SELECT team FROM tickets WHERE number = '{number}'"))
+        .await;
+    let role = policy.supervisor_of(Some(&team)).unwrap();
+    let expected: Vec<String> = if open {
+        policy
+            .doc
+            .notify
+            .people_in(&role)
+            .iter()
+            .filter_map(|(_, p)| p.email.clone())
+            .collect()
+    } else {
+        policy
+            .doc
+            .notify
+            .on_duty_at(policy.calendar(), chrono::Utc::now())
+            .iter()
+            .filter_map(|(_, p)| p.email.clone())
+            .collect()
+    };
+    assert_eq!(mail.to, expected, "open: {open}");
+    let text = mail.text.unwrap_or_default();
+    assert!(text.contains(&format!("/desk#{number}")), "{text}");
+    assert!(
+        !text.contains("lisi@cust.test") && !text.contains("13800000001"),
+        "never the customer's contacts: {text}"
+    );
+    h.cleanup().await;
+}
