@@ -358,3 +358,98 @@ async fn an_escalation_mails_the_role_it_names_or_at_night_whoever_is_on_duty() 
     );
     h.cleanup().await;
 }
+
+/// kill -9 of the process running notify and deliver, while events are being planned and sent:
+/// afterwards every event reached the webhook (by id) and every customer got exactly one
+/// acknowledgement (by Message-ID), decided once.
+#[tokio::test]
+async fn killing_the_notifier_mid_flight_neither_loses_nor_doubles_a_message() {
+    use crate::common::process::spawn;
+    let sink = SmtpSink::start().await;
+    let secret = signing::new_secret();
+    let hook = Receiver::start(Some(secret.clone()), 0).await;
+    let mut s = test_settings("notify_kill");
+    s.smtp_url = Some(sink.url());
+    s.smtp_from = "desk@sb.test".into();
+    s.deliver_first_retry_ms = 50;
+    let mut h = Harness::with_settings(s).await;
+    h.import_sample_roster().await;
+    store::create_endpoint(&h.app.db, "whk_kill", &hook.url("/k"), &["*".to_owned()], &secret, "")
+        .await
+        .unwrap();
+    h.start_stages(
+        &[
+            StageName::Intake,
+            StageName::Classify,
+            StageName::Prioritize,
+            StageName::Assign,
+            StageName::Scheduler,
+        ],
+        1,
+    );
+    let env = vec![
+        ("SWITCHBOARD_SMTP_URL", sink.url()),
+        ("SWITCHBOARD_SMTP_FROM", "desk@sb.test".to_owned()),
+        ("SWITCHBOARD_DELIVER_FIRST_RETRY_MS", "50".to_owned()),
+    ];
+    let notifier = || spawn(&h.app.settings, &["run", "--stage", "notify,deliver", "--concurrency", "2"], &env);
+    let mut first = notifier();
+    const N: usize = 40;
+    for i in 0..N {
+        let body = json!({
+            "channel": "email",
+            "channel_message_id": format!("kill-{i}@cust.test"),
+            "received_at": chrono::Utc::now(),
+            "customer": {"name": format!("客户{i}"), "email": format!("c{i}@cust.test")},
+            "subject": "发票",
+            "body": format!("请帮我开第{i}张发票，谢谢。"),
+        });
+        h.publish_intake("intake.email", &format!("kill-{i}"), &serde_json::to_vec(&body).unwrap())
+            .await;
+        if i == N / 2 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            first.kill().unwrap();
+            first.wait().unwrap();
+            first = notifier();
+        }
+    }
+    h.wait_for("every ticket assigned or queued", Duration::from_secs(60), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')").await == N as i64
+    })
+    .await;
+    // A second kill while the rest is being sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let _last = notifier();
+    let events = h.count("SELECT sum(version)::bigint FROM tickets").await;
+    let delivered_ids = |hits: &[Hit]| -> HashSet<String> {
+        hits.iter().filter(|x| x.answered < 300).filter_map(|x| x.id.clone()).collect()
+    };
+    let hits = hook
+        .wait_for(|hits| delivered_ids(hits).len() as i64 >= events, Duration::from_secs(90))
+        .await;
+    assert_eq!(delivered_ids(&hits).len() as i64, events, "every event reached the webhook");
+    assert!(hits.iter().all(|x| x.verified));
+    h.wait_for("every acknowledgement sent", Duration::from_secs(60), || async {
+        h.count("SELECT count(*) FROM deliveries WHERE purpose = 'acknowledgement' AND state = 'delivered'")
+            .await
+            == N as i64
+    })
+    .await;
+    let acks: Vec<Received> = sink
+        .received()
+        .into_iter()
+        .filter(|m| m.subject.as_deref().is_some_and(|s| s.contains("受理")))
+        .collect();
+    let distinct: HashSet<String> = acks.iter().filter_map(|m| m.message_id.clone()).collect();
+    assert_eq!(distinct.len(), N, "one acknowledgement per customer, by Message-ID");
+    let per_customer: HashSet<Vec<String>> = acks.iter().map(|m| m.to.clone()).collect();
+    assert_eq!(per_customer.len(), N);
+    assert_eq!(
+        h.count("SELECT count(*) FROM deliveries WHERE state <> 'delivered'").await,
+        0,
+        "nothing left behind or given up"
+    );
+    h.cleanup().await;
+}
