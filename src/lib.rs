@@ -16,8 +16,9 @@
 //! - [`channels`] — each channel's native format (raw email, phone call events, chat messages)
 //!   turned into an intake request. Pure.
 //! - [`config`] — settings from file and environment, and loading the policy files.
-//! - [`store`] (Postgres, every SQL statement) and [`bus`] (RabbitMQ, the one publisher). Neither
-//!   imports the other.
+//! - [`store`] (Postgres, every SQL statement), [`bus`] (RabbitMQ, the one publisher) and
+//!   [`outbound`] (webhooks, chat robots and email: one delivery attempt each). None imports
+//!   another; `outbound` imports only `core` and `contracts`.
 //! - [`runtime`] — the consumer loop every stage runs in, the scheduler and outbox relay, health,
 //!   metrics, logging. Takes the parts it needs, never the whole application.
 //! - [`stages`] — one module per stage and the registry that lists them.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod contracts;
 pub mod core;
 pub mod http;
+pub mod outbound;
 pub mod runtime;
 pub mod stages;
 pub mod store;

@@ -40,7 +40,7 @@
 
 use crate::config::Settings;
 use crate::core::access::Role;
-use crate::http::client;
+use crate::outbound::client;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};

@@ -1,5 +1,5 @@
-//! The one outbound HTTP client: fetching the identity provider's keys (`oidc`) today, outbound
-//! webhooks later.
+//! The one outbound HTTP client: fetching the identity provider's keys (`http::oidc`), webhook
+//! deliveries (`outbound::post`) and group-chat robots (`outbound::robots`).
 //!
 //! TLS is rustls on aws-lc-rs (the provider the broker and database connections already build;
 //! no ring, no OpenSSL) with the system's root certificates, HTTP/1.1 only. Every request has a

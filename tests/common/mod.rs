@@ -6,8 +6,10 @@
 
 pub mod process;
 pub mod publisher;
+pub mod receiver;
 pub mod served;
 pub mod servers;
+pub mod smtp;
 pub mod webdriver;
 
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};

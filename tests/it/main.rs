@@ -21,6 +21,7 @@ mod desk;
 mod effectively_once;
 mod gateway;
 mod ops_endpoints;
+mod outbound;
 mod people;
 mod pipeline;
 mod reports;
