@@ -17,6 +17,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod desk;
 pub mod error;
+pub mod follow_ups;
 pub mod intake;
 pub mod oidc;
 pub mod reference;
@@ -123,6 +124,7 @@ pub fn router(app: &Services, gateway: Arc<Gateway>) -> Router {
     // The ticket API shows full contact details: it sits behind the same API keys.
     let people = api::routes()
         .merge(work::routes())
+        .merge(follow_ups::routes())
         .with_state(api::ApiState::new(app.clone()))
         .merge(stream::router(gateway.feed.clone()));
     let tickets = people.route_layer(axum::middleware::from_fn_with_state(

@@ -1,6 +1,6 @@
 //! The deliver stage: claims due deliveries (written by the notify stage) and sends them.
 //!
-//! A claim leases a row for `store::outbound::LEASE_S` and counts the attempt; the send's
+//! A claim leases a row for twice `deliver_timeout_ms` and counts the attempt; the send's
 //! outcome then marks it delivered, schedules the next attempt (backoff, or the receiver's
 //! `Retry-After`), or gives it up: a delivery past its give-up time, or refused for good, is
 //! marked failed and dead-lettered through the outbox (so `switchboard dead list` shows it).
@@ -40,6 +40,8 @@ pub enum DeliverError {
 pub struct Sender {
     pub http: reqwest::Client,
     pub mailer: Option<Mailer>,
+    /// How long a claimed delivery is held: twice a send's deadline, and a second more.
+    pub lease: Duration,
 }
 
 impl Sender {
@@ -52,6 +54,7 @@ impl Sender {
         Ok(Sender {
             http: client::http_client(timeout)?,
             mailer,
+            lease: timeout * 2 + Duration::from_secs(1),
         })
     }
 
@@ -241,7 +244,7 @@ pub async fn round(
     concurrency: usize,
     first_retry: chrono::Duration,
 ) -> Result<usize, StoreError> {
-    let due = store::claim_due(db, limit as i64).await?;
+    let due = store::claim_due(db, limit as i64, sender.lease).await?;
     let n = due.len();
     let results: Vec<Result<(), StoreError>> = futures::stream::iter(due)
         .map(|d| async move {

@@ -98,12 +98,25 @@ impl Stage for Notify {
         }
 
         let subscriptions = outbound::subscriptions(tx).await?;
-        let mut numbers: Vec<String> = events.iter().map(|(_, e)| e.number.clone()).collect();
+        let n = &policy.doc.notify;
+        // A ticket's facts are read only when something will be sent about it: most events
+        // (received, classified, …) call for nothing when nobody subscribed to them.
+        let mut numbers: Vec<String> = events
+            .iter()
+            .filter(|(_, e)| {
+                subscriptions
+                    .iter()
+                    .any(|s| s.events.iter().any(|p| notify::pattern_matches(p, &e.name)))
+                    || notify::needs_customer(e, n)
+                    || notify::needs_assignee(e, n)
+                    || notify::needs_ticket(e, n)
+            })
+            .map(|(_, e)| e.number.clone())
+            .collect();
         numbers.sort();
         numbers.dedup();
         let facts = outbound::ticket_facts(tx, &numbers).await?;
 
-        let n = &policy.doc.notify;
         let mut planned = Vec::new();
         let mut thread_keys: Vec<(String, i64)> = Vec::new();
         let mut records = Vec::new();

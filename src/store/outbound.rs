@@ -226,17 +226,15 @@ pub struct Due {
     pub secret: Option<String>,
 }
 
-/// How long a claimed delivery is held by its sender before another may take it (a sender
-/// killed mid-send): the same delivery, with the same id, is then sent again.
-pub const LEASE_S: i64 = 60;
-
 /// A ticket's delivery in a lane waits while an earlier one of the same lane is pending, and
 /// while the event before it has not been seen by the notify stage (its ledger record), for at
 /// most `ORDER_WAIT_S`: events can reach the notify queue out of order after a redelivery.
 pub const ORDER_WAIT_S: i64 = 30;
 
-/// Claims up to `limit` due deliveries: each is leased for [`LEASE_S`] and its attempt counted.
-pub async fn claim_due(db: &Db, limit: i64) -> Result<Vec<Due>, StoreError> {
+/// Claims up to `limit` due deliveries: each is leased for `lease` (held by its sender, longer
+/// than a send may take: a sender killed mid-send loses it then, and the delivery goes again with
+/// the same id) and its attempt counted.
+pub async fn claim_due(db: &Db, limit: i64, lease: std::time::Duration) -> Result<Vec<Due>, StoreError> {
     let client = db.pool.get().await?;
     let rows = client
         .query(
@@ -267,7 +265,7 @@ pub async fn claim_due(db: &Db, limit: i64) -> Result<Vec<Due>, StoreError> {
                                     (SELECT k.callback_secret FROM api_keys k WHERE k.id = d.key_id))",
                 )
                 .await?,
-            &[&limit, &(LEASE_S as f64), &(ORDER_WAIT_S as f64)],
+            &[&limit, &lease.as_secs_f64(), &(ORDER_WAIT_S as f64)],
         )
         .await?;
     Ok(rows

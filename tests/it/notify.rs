@@ -391,8 +391,15 @@ async fn killing_the_notifier_mid_flight_neither_loses_nor_doubles_a_message() {
         ("SWITCHBOARD_SMTP_URL", sink.url()),
         ("SWITCHBOARD_SMTP_FROM", "desk@sb.test".to_owned()),
         ("SWITCHBOARD_DELIVER_FIRST_RETRY_MS", "50".to_owned()),
+        ("SWITCHBOARD_DELIVER_TIMEOUT_MS", "2000".to_owned()),
     ];
-    let notifier = || spawn(&h.app.settings, &["run", "--stage", "notify,deliver", "--concurrency", "2"], &env);
+    let notifier = || {
+        spawn(
+            &h.app.settings,
+            &["run", "--stage", "notify,deliver", "--concurrency", "2"],
+            &env,
+        )
+    };
     let mut first = notifier();
     const N: usize = 40;
     for i in 0..N {
@@ -404,8 +411,12 @@ async fn killing_the_notifier_mid_flight_neither_loses_nor_doubles_a_message() {
             "subject": "发票",
             "body": format!("请帮我开第{i}张发票，谢谢。"),
         });
-        h.publish_intake("intake.email", &format!("kill-{i}"), &serde_json::to_vec(&body).unwrap())
-            .await;
+        h.publish_intake(
+            "intake.email",
+            &format!("kill-{i}"),
+            &serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
         if i == N / 2 {
             tokio::time::sleep(Duration::from_millis(700)).await;
             first.kill().unwrap();
@@ -414,7 +425,9 @@ async fn killing_the_notifier_mid_flight_neither_loses_nor_doubles_a_message() {
         }
     }
     h.wait_for("every ticket assigned or queued", Duration::from_secs(60), || async {
-        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')").await == N as i64
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')")
+            .await
+            == N as i64
     })
     .await;
     // A second kill while the rest is being sent.
@@ -424,12 +437,22 @@ async fn killing_the_notifier_mid_flight_neither_loses_nor_doubles_a_message() {
     let _last = notifier();
     let events = h.count("SELECT sum(version)::bigint FROM tickets").await;
     let delivered_ids = |hits: &[Hit]| -> HashSet<String> {
-        hits.iter().filter(|x| x.answered < 300).filter_map(|x| x.id.clone()).collect()
+        hits.iter()
+            .filter(|x| x.answered < 300)
+            .filter_map(|x| x.id.clone())
+            .collect()
     };
     let hits = hook
-        .wait_for(|hits| delivered_ids(hits).len() as i64 >= events, Duration::from_secs(90))
+        .wait_for(
+            |hits| delivered_ids(hits).len() as i64 >= events,
+            Duration::from_secs(90),
+        )
         .await;
-    assert_eq!(delivered_ids(&hits).len() as i64, events, "every event reached the webhook");
+    assert_eq!(
+        delivered_ids(&hits).len() as i64,
+        events,
+        "every event reached the webhook"
+    );
     assert!(hits.iter().all(|x| x.verified));
     h.wait_for("every acknowledgement sent", Duration::from_secs(60), || async {
         h.count("SELECT count(*) FROM deliveries WHERE purpose = 'acknowledgement' AND state = 'delivered'")
@@ -447,9 +470,118 @@ async fn killing_the_notifier_mid_flight_neither_loses_nor_doubles_a_message() {
     let per_customer: HashSet<Vec<String>> = acks.iter().map(|m| m.to.clone()).collect();
     assert_eq!(per_customer.len(), N);
     assert_eq!(
-        h.count("SELECT count(*) FROM deliveries WHERE state <> 'delivered'").await,
+        h.count("SELECT count(*) FROM deliveries WHERE state <> 'delivered'")
+            .await,
         0,
         "nothing left behind or given up"
+    );
+    h.cleanup().await;
+}
+
+/// A low rating reopens the ticket, tells the team's supervisor, and opens a follow-up visit
+/// (回访) that the team's agents see and finish; another team's agent can neither see nor
+/// finish it.
+#[tokio::test]
+async fn a_low_rating_tells_the_supervisor_and_opens_a_follow_up_for_the_team() {
+    let sink = SmtpSink::start().await;
+    let mut s = test_settings("notify_low");
+    s.smtp_url = Some(sink.url());
+    s.smtp_from = "desk@sb.test".into();
+    let mut h = Harness::with_settings(s).await;
+    h.import_sample_roster().await;
+    h.start_stages(&StageName::ALL, 1);
+    let mut gw = Served::start(&h).await;
+    let relay = key(&h, KeySpec::integration("app", None)).await;
+    let (number, assignee) = assigned(
+        &h,
+        &mut gw,
+        &relay,
+        json!({
+            "channel": "app",
+            "channel_message_id": "low-1",
+            "received_at": chrono::Utc::now(),
+            "customer": {"name": "王五", "phone": "13800000002"},
+            "subject": "咨询",
+            "body": "请问会员积分怎么兑换？",
+        }),
+    )
+    .await;
+    let agent = key(&h, KeySpec::agent("agent", &assignee)).await;
+    let r = gw
+        .act(
+            &agent,
+            &number,
+            json!({"action": {"kind": "resolve", "result": "已说明"}}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.json());
+    let r = gw
+        .act(
+            &relay,
+            &number,
+            json!({"action": {"kind": "rate", "score": 1, "comment": "没用"}}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.json());
+
+    let team = h
+        .text(&format!("SELECT team FROM tickets WHERE number = '{number}'"))
+        .await;
+    let policy = h.app.policy.clone();
+    let boss: Vec<String> = policy
+        .doc
+        .notify
+        .people_in(&policy.supervisor_of(Some(&team)).unwrap())
+        .iter()
+        .filter_map(|(_, p)| p.email.clone())
+        .collect();
+    let told = mail_about(&sink, &number, |m| m.to == boss, Duration::from_secs(30)).await;
+    assert!(
+        told.subject.unwrap_or_default().contains('1'),
+        "the rating is in the subject"
+    );
+
+    h.wait_for("a follow-up visit", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM follow_ups WHERE reason = 'low_rating'")
+            .await
+            == 1
+    })
+    .await;
+    let listed = gw.get(&agent, "/v1/follow-ups").await;
+    assert_eq!(listed.status.as_u16(), 200);
+    let rows = listed.json()["follow_ups"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["number"], number.as_str());
+    let id = rows[0]["id"].as_i64().unwrap();
+
+    // Another team's agent: nothing listed, and cannot finish it; an integration: 403.
+    let other = h
+        .text(&format!(
+            "SELECT id FROM agents WHERE team <> '{team}' ORDER BY id LIMIT 1"
+        ))
+        .await;
+    let stranger = key(&h, KeySpec::agent("stranger", &other)).await;
+    let theirs = gw.get(&stranger, "/v1/follow-ups").await;
+    assert_eq!(theirs.json()["follow_ups"].as_array().map(Vec::len), Some(0));
+    let done = json!({"outcome": "客户已满意"});
+    let r = gw
+        .post(&stranger, &format!("/v1/follow-ups/{id}/done"), done.clone(), &[])
+        .await;
+    assert_eq!(r.status.as_u16(), 404);
+    assert_eq!(gw.get(&relay, "/v1/follow-ups").await.status.as_u16(), 403);
+
+    let r = gw
+        .post(&agent, &format!("/v1/follow-ups/{id}/done"), done.clone(), &[])
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.json());
+    let r = gw.post(&agent, &format!("/v1/follow-ups/{id}/done"), done, &[]).await;
+    assert_eq!(r.status.as_u16(), 409);
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) FROM follow_ups WHERE id = {id} AND done_by = 'agent:{assignee}'"
+        ))
+        .await,
+        1
     );
     h.cleanup().await;
 }

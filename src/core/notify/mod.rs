@@ -382,6 +382,26 @@ fn weekday(d: &str) -> Option<Weekday> {
     })
 }
 
+/// Whose follow-up visits a principal works: `Ok(None)` every team's, `Ok(Some(team))` one
+/// team's. Integrations work none.
+pub fn follow_up_scope<'a>(p: &crate::core::access::Principal<'a>) -> Result<Option<&'a str>, String> {
+    use crate::core::access::Role;
+    match p.role {
+        Role::Admin => Ok(None),
+        Role::Supervisor => Ok(p.team),
+        Role::Agent => p
+            .agent_team
+            .map(Some)
+            .ok_or_else(|| "this agent belongs to no team, so has no follow-up visits".into()),
+        Role::Integration => Err("integration keys have no follow-up visits".into()),
+    }
+}
+
+/// May a principal with `scope` work a follow-up of `team`?
+pub fn in_scope(scope: Option<&str>, team: Option<&str>) -> bool {
+    scope.is_none_or(|s| team == Some(s))
+}
+
 /// How a delivery is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -641,6 +661,11 @@ pub fn customer_purposes(e: &EventFacts, n: &NotifyPolicy) -> Vec<&'static str> 
 /// Does this event need the customer's route looked up?
 pub fn needs_customer(e: &EventFacts, n: &NotifyPolicy) -> bool {
     !customer_purposes(e, n).is_empty() || follow_up_reason(e, n).is_some()
+}
+
+/// Does this event notify staff (whose deliveries are ordered by the ticket's id)?
+pub fn needs_ticket(e: &EventFacts, n: &NotifyPolicy) -> bool {
+    !staff_roles(e, n).is_empty()
 }
 
 /// Does this event notify the assignee personally?

@@ -405,3 +405,30 @@ fn an_event_that_is_not_ours_is_named() {
             .contains("subject")
     );
 }
+
+#[test]
+fn follow_ups_are_worked_by_the_team_its_supervisors_and_admins_only() {
+    use crate::core::access::{Principal, Role};
+    let p = |role, agent_team, team| Principal {
+        key_id: "k",
+        name: "n",
+        role,
+        channel: None,
+        agent: Some("a1"),
+        agent_team,
+        team,
+    };
+    assert_eq!(follow_up_scope(&p(Role::Admin, None, None)), Ok(None));
+    assert_eq!(
+        follow_up_scope(&p(Role::Supervisor, None, Some("front_line"))),
+        Ok(Some("front_line"))
+    );
+    assert_eq!(
+        follow_up_scope(&p(Role::Agent, Some("front_line"), None)),
+        Ok(Some("front_line"))
+    );
+    assert!(follow_up_scope(&p(Role::Agent, None, None)).is_err());
+    assert!(follow_up_scope(&p(Role::Integration, None, None)).is_err());
+    assert!(in_scope(None, Some("x")) && in_scope(Some("x"), Some("x")));
+    assert!(!in_scope(Some("x"), Some("y")) && !in_scope(Some("x"), None));
+}
