@@ -340,6 +340,21 @@ impl Policy {
             .and_then(|t| t.supervisor.clone())
     }
 
+    /// What notification planning reads of the policy.
+    pub fn notify_rules(&self) -> crate::core::notify::Rules<'_> {
+        crate::core::notify::Rules {
+            notify: &self.doc.notify,
+            supervisors: self
+                .doc
+                .teams
+                .iter()
+                .filter_map(|(id, t)| t.supervisor.as_deref().map(|s| (id.as_str(), s)))
+                .collect(),
+            calendar: self.calendar(),
+            tz: self.tz,
+        }
+    }
+
     pub fn calendar(&self) -> &BusinessCalendar {
         // Validated at load: the SLA calendar exists.
         &self.doc.calendars[&self.doc.sla.calendar]

@@ -117,6 +117,7 @@ impl Stage for Notify {
         numbers.dedup();
         let facts = outbound::ticket_facts(tx, &numbers).await?;
 
+        let rules = policy.notify_rules();
         let mut planned = Vec::new();
         let mut thread_keys: Vec<(String, i64)> = Vec::new();
         let mut records = Vec::new();
@@ -135,7 +136,7 @@ impl Stage for Notify {
                 notify::plan(
                     e,
                     &Inputs {
-                        policy,
+                        rules: &rules,
                         subscriptions: &subscriptions,
                         customer,
                         assignee: &assignee,

@@ -574,6 +574,40 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// Checks a subscription's URL (http or https, with a host) and its event patterns (an event
+/// type, a family `ticket.*`, or `*`); returns the patterns trimmed.
+pub fn check_subscription(url: &str, events: &[String]) -> Result<Vec<String>, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("url {url:?} is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if !matches!(scheme, "http" | "https") || host.is_empty() || url.chars().any(char::is_whitespace) {
+        return Err(format!("url {url:?} is not an http:// or https:// URL with a host"));
+    }
+    let mut out = Vec::new();
+    for e in events {
+        let e = e.trim();
+        if e.is_empty() {
+            continue;
+        }
+        let ok = e == "*"
+            || e.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.' || c == '*')
+                && !e.starts_with('.')
+                && (!e.contains('*') || e.ends_with(".*") && e.matches('*').count() == 1);
+        if !ok {
+            return Err(format!(
+                "event pattern {e:?}: use an event type (ticket.resolved), a family (ticket.*) or *"
+            ));
+        }
+        out.push(e.to_owned());
+    }
+    if out.is_empty() {
+        return Err("events must name at least one event type".into());
+    }
+    Ok(out)
+}
+
 /// A webhook subscription, as planning needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
@@ -598,9 +632,20 @@ pub struct CustomerRoute {
     pub thread_ref: Option<String>,
 }
 
+/// The parts of the policy planning reads (`Policy::notify_rules`).
+pub struct Rules<'a> {
+    pub notify: &'a NotifyPolicy,
+    /// Team id → the role of its supervisor.
+    pub supervisors: BTreeMap<&'a str, &'a str>,
+    /// The SLA calendar: service hours (quiet hours outside them), holidays, follow-up deadlines.
+    pub calendar: &'a BusinessCalendar,
+    /// Times in messages are local to this zone.
+    pub tz: chrono_tz::Tz,
+}
+
 /// What planning needs besides the event.
 pub struct Inputs<'a> {
-    pub policy: &'a crate::core::policy::Policy,
+    pub rules: &'a Rules<'a>,
     pub subscriptions: &'a [Subscription],
     /// The customer's route, when the event calls for a customer message.
     pub customer: Option<&'a CustomerRoute>,
@@ -732,27 +777,22 @@ fn staff_purpose(e: &EventFacts) -> &'static str {
 
 /// The people a role names for this ticket: `supervisor` is the ticket's team's supervisor
 /// role, a team id is that team's supervisor role, anything else a role under `[notify.roles]`.
-fn resolve_role<'p>(
-    role: &str,
-    team: Option<&str>,
-    policy: &'p crate::core::policy::Policy,
-) -> Vec<(&'p str, &'p Person)> {
-    let n = &policy.doc.notify;
+fn resolve_role<'p>(role: &str, team: Option<&str>, rules: &'p Rules<'_>) -> Vec<(&'p str, &'p Person)> {
     let named = if role == SUPERVISOR {
-        policy.supervisor_of(team)
-    } else if policy.doc.teams.contains_key(role) {
-        policy.supervisor_of(Some(role))
+        team.and_then(|t| rules.supervisors.get(t).copied())
+    } else if let Some(s) = rules.supervisors.get(role) {
+        Some(*s)
     } else {
-        Some(role.to_owned())
+        Some(role)
     };
-    named.map(|r| n.people_in(&r)).unwrap_or_default()
+    named.map(|r| rules.notify.people_in(r)).unwrap_or_default()
 }
 
 /// Plans every delivery `e` calls for. Pure: the stage looked up `inputs`.
 pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
     let mut out = Plan::default();
-    let policy = inputs.policy;
-    let n = &policy.doc.notify;
+    let rules = inputs.rules;
+    let n = rules.notify;
     let ticket_id_lane = |lane: &str| lane.to_owned();
 
     // Downstream subscribers: the event itself, once per endpoint.
@@ -778,7 +818,7 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
     let roles = staff_roles(e, n);
     if !roles.is_empty() {
         let team = e.ticket_str("team");
-        let calendar = policy.calendar();
+        let calendar = rules.calendar;
         let quiet = e.name == "ticket.escalated" && !n.on_duty.is_empty() && !calendar.is_open(e.at);
         let mut people: Vec<(String, Vec<Medium>)> = Vec::new();
         if quiet {
@@ -795,7 +835,7 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
                     }
                     continue;
                 }
-                for (id, p) in resolve_role(role, team, policy) {
+                for (id, p) in resolve_role(role, team, rules) {
                     if !people.iter().any(|(x, _)| x == id) {
                         people.push((id.to_owned(), p.media()));
                     }
@@ -876,8 +916,8 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
             }
         }
         if let Some(reason) = follow_up_reason(e, n) {
-            let due = policy
-                .calendar()
+            let due = rules
+                .calendar
                 .deadline(e.at, n.follow_up.within, crate::core::calendar::Clock::Business);
             out.follow_up = Some((
                 format!("{}:{}:{}", e.number, reason, e.seq.unwrap_or_default()),
@@ -887,7 +927,7 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
             if n.customer_messages {
                 let mut context = customer_context(e, route, inputs);
                 context["follow_up"] = json!({
-                    "due": due.with_timezone(&policy.tz).format("%Y-%m-%d %H:%M").to_string(),
+                    "due": due.with_timezone(&rules.tz).format("%Y-%m-%d %H:%M").to_string(),
                     "reason": reason,
                 });
                 if let Ok(r) = n.templates.render("follow_up", &language, &context)
@@ -985,13 +1025,13 @@ fn customer_delivery(
     })
 }
 
-fn local(policy: &crate::core::policy::Policy, t: Option<&str>) -> Option<String> {
+fn local(tz: chrono_tz::Tz, t: Option<&str>) -> Option<String> {
     let t = DateTime::parse_from_rfc3339(t?).ok()?;
-    Some(t.with_timezone(&policy.tz).format("%Y-%m-%d %H:%M").to_string())
+    Some(t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
 }
 
 fn staff_context(e: &EventFacts, inputs: &Inputs<'_>, quiet: bool) -> Value {
-    let policy = inputs.policy;
+    let tz = inputs.rules.tz;
     let data = e.data();
     let due = e
         .ticket_str("resolution_due")
@@ -1006,7 +1046,7 @@ fn staff_context(e: &EventFacts, inputs: &Inputs<'_>, quiet: bool) -> Value {
             "team": e.ticket_str("team"),
             "assignee": e.ticket_str("assignee"),
             "state": e.ticket_str("state"),
-            "resolution_due": local(policy, e.ticket_str("resolution_due")),
+            "resolution_due": local(tz, e.ticket_str("resolution_due")),
         },
         "minutes_left": minutes_left,
         "event": e.name,
@@ -1022,7 +1062,7 @@ fn staff_context(e: &EventFacts, inputs: &Inputs<'_>, quiet: bool) -> Value {
 }
 
 fn customer_context(e: &EventFacts, route: &CustomerRoute, inputs: &Inputs<'_>) -> Value {
-    let policy = inputs.policy;
+    let tz = inputs.rules.tz;
     let data = e.data();
     json!({
         "ticket": {
@@ -1030,8 +1070,8 @@ fn customer_context(e: &EventFacts, route: &CustomerRoute, inputs: &Inputs<'_>) 
             "subject": route.subject,
             "category": e.ticket_str("category"),
             "priority": e.ticket_str("priority"),
-            "resolution_due": local(policy, e.ticket_str("resolution_due")),
-            "first_response_due": local(policy, e.ticket_str("first_response_due")),
+            "resolution_due": local(tz, e.ticket_str("resolution_due")),
+            "first_response_due": local(tz, e.ticket_str("first_response_due")),
         },
         "customer": { "name": route.name },
         "message": data.get("message"),

@@ -1,10 +1,50 @@
 use super::*;
-use crate::core::policy::Policy;
 use chrono::TimeZone;
 use std::path::PathBuf;
 
-fn policy() -> Policy {
-    Policy::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml")).unwrap()
+/// The shipped `[notify]` section and SLA calendar, read without `core::policy` (which
+/// depends on this module).
+struct Shipped {
+    notify: NotifyPolicy,
+    calendar: BusinessCalendar,
+}
+
+impl Shipped {
+    fn notify_rules(&self) -> Rules<'_> {
+        let supervisors = [
+            ("front_line", "front_line_supervisor"),
+            ("technical_support", "tech_supervisor"),
+            ("customer_relations", "relations_supervisor"),
+            ("product_management", "product_supervisor"),
+            ("green_channel", "duty_manager"),
+            ("quality_management", "quality_manager"),
+        ];
+        Rules {
+            notify: &self.notify,
+            supervisors: supervisors.into_iter().collect(),
+            calendar: &self.calendar,
+            tz: chrono_tz::Asia::Shanghai,
+        }
+    }
+}
+
+fn policy() -> Shipped {
+    #[derive(Deserialize)]
+    struct NotifyFile {
+        notify: NotifyPolicy,
+    }
+    #[derive(Deserialize)]
+    struct CalendarFile {
+        calendars: BTreeMap<String, BusinessCalendar>,
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let notify: NotifyFile = toml::from_str(&read("notify.toml")).unwrap();
+    let mut calendars: CalendarFile = toml::from_str(&read("calendar.toml")).unwrap();
+    Shipped {
+        notify: notify.notify,
+        calendar: calendars.calendars.remove("default").unwrap(),
+    }
 }
 
 /// A CloudEvent shaped as `contracts::events::ticket_event` writes it.
@@ -41,13 +81,13 @@ fn night() -> DateTime<Utc> {
 }
 
 fn inputs<'a>(
-    p: &'a Policy,
+    rules: &'a Rules<'a>,
     subs: &'a [Subscription],
     customer: Option<&'a CustomerRoute>,
     assignee: &'a [Medium],
 ) -> Inputs<'a> {
     Inputs {
-        policy: p,
+        rules,
         subscriptions: subs,
         customer,
         assignee,
@@ -84,8 +124,8 @@ fn patterns_match_whole_segments() {
 #[test]
 fn the_shipped_policy_reaches_every_role_and_refuses_one_that_reaches_nobody() {
     let p = policy();
-    assert!(!p.doc.notify.people_in("technical_director").is_empty());
-    let mut n = p.doc.notify.clone();
+    assert!(!p.notify.people_in("technical_director").is_empty());
+    let mut n = p.notify.clone();
     n.roles.remove("technical_director");
     let needed: BTreeSet<String> = ["technical_director".to_owned()].into();
     let err = n.validate(&needed).unwrap_err();
@@ -93,14 +133,14 @@ fn the_shipped_policy_reaches_every_role_and_refuses_one_that_reaches_nobody() {
         err.contains("technical_director") && err.contains("reaches nobody"),
         "{err}"
     );
-    let mut n = p.doc.notify.clone();
+    let mut n = p.notify.clone();
     n.people.get_mut("tech_lead").unwrap().email = None;
     assert!(
         n.validate(&BTreeSet::new())
             .unwrap_err()
             .contains("no way to be reached")
     );
-    let mut n = p.doc.notify.clone();
+    let mut n = p.notify.clone();
     n.on_duty.retain(|e| !e.days.contains(&"sat".to_owned()));
     assert!(n.validate(&BTreeSet::new()).unwrap_err().contains("weekday"));
 }
@@ -108,6 +148,7 @@ fn the_shipped_policy_reaches_every_role_and_refuses_one_that_reaches_nobody() {
 #[test]
 fn a_webhook_gets_the_event_once_per_matching_subscription_with_the_event_id() {
     let p = policy();
+    let rules = p.notify_rules();
     let subs = vec![
         Subscription {
             id: "whk_a".into(),
@@ -127,7 +168,7 @@ fn a_webhook_gets_the_event_once_per_matching_subscription_with_the_event_id() {
         ticket("normal", "inquiry", "front_line", Some("a1")),
         json!({}),
     );
-    let plan = plan(&e, &inputs(&p, &subs, None, &[]));
+    let plan = plan(&e, &inputs(&rules, &subs, None, &[]));
     let hooks: Vec<&Planned> = plan.deliveries.iter().filter(|d| d.kind == Kind::Webhook).collect();
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].msg_id, "202612-00007.6");
@@ -139,11 +180,12 @@ fn a_webhook_gets_the_event_once_per_matching_subscription_with_the_event_id() {
 #[test]
 fn an_escalation_in_service_hours_reaches_the_role_and_at_night_only_the_person_on_duty() {
     let p = policy();
+    let rules = p.notify_rules();
     let details = json!({ "target": "resolution", "step": 2, "repeat": 0, "notify": "technical_director" });
     let t = ticket("urgent", "fault", "green_channel", Some("a1"));
     let day = plan(
         &event("ticket.escalated", 5, office_hours(), t.clone(), details.clone()),
-        &inputs(&p, &[], None, &[]),
+        &inputs(&rules, &[], None, &[]),
     );
     let to: Vec<&str> = day.deliveries.iter().map(|d| d.target.as_str()).collect();
     assert_eq!(to, ["cto@example.com"]);
@@ -163,7 +205,7 @@ fn an_escalation_in_service_hours_reaches_the_role_and_at_night_only_the_person_
 
     let at_night = plan(
         &event("ticket.escalated", 5, night(), t, details),
-        &inputs(&p, &[], None, &[]),
+        &inputs(&rules, &[], None, &[]),
     );
     let to: Vec<&str> = at_night.deliveries.iter().map(|d| d.target.as_str()).collect();
     assert_eq!(to, ["duty-weekday@example.com"]);
@@ -172,6 +214,7 @@ fn an_escalation_in_service_hours_reaches_the_role_and_at_night_only_the_person_
 #[test]
 fn an_urgent_assignment_reaches_the_assignee_and_the_supervisor_and_a_normal_one_nobody() {
     let p = policy();
+    let rules = p.notify_rules();
     let me = [Medium::Email("a1@example.com".into())];
     let urgent = plan(
         &event(
@@ -181,7 +224,7 @@ fn an_urgent_assignment_reaches_the_assignee_and_the_supervisor_and_a_normal_one
             ticket("urgent", "fault", "green_channel", Some("a1")),
             json!({}),
         ),
-        &inputs(&p, &[], None, &me),
+        &inputs(&rules, &[], None, &me),
     );
     let mut to: Vec<&str> = urgent.deliveries.iter().map(|d| d.target.as_str()).collect();
     to.sort();
@@ -194,7 +237,7 @@ fn an_urgent_assignment_reaches_the_assignee_and_the_supervisor_and_a_normal_one
             ticket("normal", "fault", "technical_support", Some("a1")),
             json!({}),
         ),
-        &inputs(&p, &[], None, &me),
+        &inputs(&rules, &[], None, &me),
     );
     assert!(normal.deliveries.is_empty());
 }
@@ -202,7 +245,8 @@ fn an_urgent_assignment_reaches_the_assignee_and_the_supervisor_and_a_normal_one
 #[test]
 fn without_an_smtp_server_nothing_is_planned_for_email() {
     let p = policy();
-    let mut i = inputs(&p, &[], None, &[]);
+    let rules = p.notify_rules();
+    let mut i = inputs(&rules, &[], None, &[]);
     i.mail_domain = None;
     let details = json!({ "target": "resolution", "step": 1, "repeat": 0, "notify": "technical_director" });
     let e = event(
@@ -218,6 +262,7 @@ fn without_an_smtp_server_nothing_is_planned_for_email() {
 #[test]
 fn the_customer_is_acknowledged_once_per_ticket_in_a_threaded_email_in_their_language() {
     let p = policy();
+    let rules = p.notify_rules();
     let c = email_customer();
     let a = plan(
         &event(
@@ -227,7 +272,7 @@ fn the_customer_is_acknowledged_once_per_ticket_in_a_threaded_email_in_their_lan
             ticket("normal", "inquiry", "front_line", Some("a1")),
             json!({}),
         ),
-        &inputs(&p, &[], Some(&c), &[]),
+        &inputs(&rules, &[], Some(&c), &[]),
     );
     assert_eq!(a.deliveries.len(), 1);
     let d = &a.deliveries[0];
@@ -258,7 +303,7 @@ fn the_customer_is_acknowledged_once_per_ticket_in_a_threaded_email_in_their_lan
             ticket("normal", "inquiry", "front_line", None),
             json!({}),
         ),
-        &inputs(&p, &[], Some(&en), &[]),
+        &inputs(&rules, &[], Some(&en), &[]),
     );
     assert!(
         a.deliveries[0].payload["subject"]
@@ -272,6 +317,7 @@ fn the_customer_is_acknowledged_once_per_ticket_in_a_threaded_email_in_their_lan
 #[test]
 fn a_reply_goes_to_the_integrations_callback_and_an_empty_respond_sends_nothing() {
     let p = policy();
+    let rules = p.notify_rules();
     let chat = CustomerRoute {
         channel: "chat".into(),
         callback: Some(("key_1".into(), "https://chat.test/cb".into())),
@@ -287,7 +333,7 @@ fn a_reply_goes_to_the_integrations_callback_and_an_empty_respond_sends_nothing(
             t.clone(),
             json!({ "data": { "message": "已为您补发" } }),
         ),
-        &inputs(&p, &[], Some(&chat), &[]),
+        &inputs(&rules, &[], Some(&chat), &[]),
     );
     assert_eq!(r.deliveries.len(), 1);
     let d = &r.deliveries[0];
@@ -303,7 +349,7 @@ fn a_reply_goes_to_the_integrations_callback_and_an_empty_respond_sends_nothing(
             t,
             json!({ "data": { "message": null } }),
         ),
-        &inputs(&p, &[], Some(&chat), &[]),
+        &inputs(&rules, &[], Some(&chat), &[]),
     );
     assert!(none.deliveries.is_empty());
 }
@@ -311,6 +357,7 @@ fn a_reply_goes_to_the_integrations_callback_and_an_empty_respond_sends_nothing(
 #[test]
 fn a_resolution_sends_the_result_and_a_survey_and_a_complaint_gets_a_follow_up() {
     let p = policy();
+    let rules = p.notify_rules();
     let c = email_customer();
     let e = event(
         "ticket.resolved",
@@ -319,7 +366,7 @@ fn a_resolution_sends_the_result_and_a_survey_and_a_complaint_gets_a_follow_up()
         ticket("normal", "complaint", "customer_relations", Some("a1")),
         json!({ "data": { "result": "已退款", "root_cause": "物流延误" } }),
     );
-    let r = plan(&e, &inputs(&p, &[], Some(&c), &[]));
+    let r = plan(&e, &inputs(&rules, &[], Some(&c), &[]));
     let purposes: Vec<&str> = r.deliveries.iter().map(|d| d.purpose.as_str()).collect();
     assert_eq!(purposes, ["resolution", "survey", "follow_up"]);
     assert!(r.deliveries[0].payload["text"].as_str().unwrap().contains("已退款"));
@@ -347,6 +394,7 @@ fn a_resolution_sends_the_result_and_a_survey_and_a_complaint_gets_a_follow_up()
 #[test]
 fn a_low_rating_tells_the_supervisor_and_opens_a_follow_up() {
     let p = policy();
+    let rules = p.notify_rules();
     let c = email_customer();
     let t = ticket("normal", "inquiry", "front_line", Some("a1"));
     let reopened = plan(
@@ -357,13 +405,13 @@ fn a_low_rating_tells_the_supervisor_and_opens_a_follow_up() {
             t.clone(),
             json!({ "data": { "rating": 1 } }),
         ),
-        &inputs(&p, &[], None, &[]),
+        &inputs(&rules, &[], None, &[]),
     );
     let to: Vec<&str> = reopened.deliveries.iter().map(|d| d.target.as_str()).collect();
     assert_eq!(to, ["front-line-lead@example.com"]);
     let rated = plan(
         &event("ticket.rated", 8, office_hours(), t, json!({ "data": { "score": 1 } })),
-        &inputs(&p, &[], Some(&c), &[]),
+        &inputs(&rules, &[], Some(&c), &[]),
     );
     assert_eq!(rated.follow_up.as_ref().map(|f| f.1.as_str()), Some("low_rating"));
 }
@@ -371,6 +419,7 @@ fn a_low_rating_tells_the_supervisor_and_opens_a_follow_up() {
 #[test]
 fn a_progress_update_is_sent_when_the_update_target_breaches() {
     let p = policy();
+    let rules = p.notify_rules();
     let c = email_customer();
     let e = event(
         "sla.breached",
@@ -380,7 +429,7 @@ fn a_progress_update_is_sent_when_the_update_target_breaches() {
         json!({ "target": "next_update" }),
     );
     let me = [Medium::Email("a1@example.com".into())];
-    let r = plan(&e, &inputs(&p, &[], Some(&c), &me));
+    let r = plan(&e, &inputs(&rules, &[], Some(&c), &me));
     let purposes: Vec<(&str, &str)> = r
         .deliveries
         .iter()
@@ -431,4 +480,18 @@ fn follow_ups_are_worked_by_the_team_its_supervisors_and_admins_only() {
     assert!(follow_up_scope(&p(Role::Integration, None, None)).is_err());
     assert!(in_scope(None, Some("x")) && in_scope(Some("x"), Some("x")));
     assert!(!in_scope(Some("x"), Some("y")) && !in_scope(Some("x"), None));
+}
+
+#[test]
+fn subscriptions_take_types_families_and_everything_only() {
+    let ev = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        check_subscription("https://x.test/h", &ev(&["ticket.resolved", " ticket.* ", "*"])).unwrap(),
+        ev(&["ticket.resolved", "ticket.*", "*"])
+    );
+    assert!(check_subscription("ftp://x.test/h", &ev(&["*"])).is_err());
+    assert!(check_subscription("https:///h", &ev(&["*"])).is_err());
+    assert!(check_subscription("https://x.test/h", &ev(&["ticket.*.x"])).is_err());
+    assert!(check_subscription("https://x.test/h", &ev(&["Ticket.Resolved"])).is_err());
+    assert!(check_subscription("https://x.test/h", &ev(&[""])).is_err());
 }
