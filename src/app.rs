@@ -66,7 +66,7 @@ impl App {
         store::retention::ensure_partitions(&db, policy.doc.retention.partition_months_ahead, chrono::Utc::now())
             .await?;
         db.sync_teams(&policy).await?;
-        let topo = Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
+        let topo = Topology::from_settings(&settings);
         Ok(App {
             services: Services {
                 settings,

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/switchboard";
+/// How long the events log keeps events, unless configured (RabbitMQ's `x-max-age` syntax).
+pub const DEFAULT_EVENTS_LOG_MAX_AGE: &str = "7D";
+/// Most bytes the events log keeps, unless configured (10 GiB).
+pub const DEFAULT_EVENTS_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -96,6 +100,12 @@ pub struct Settings {
     pub oidc_team_claim: String,
     /// How often the signing keys are fetched (or the file re-read) again (seconds).
     pub oidc_jwks_refresh_s: u64,
+    /// How long the events log (the stream `<prefix>.events.log`, every event ever published)
+    /// keeps an event: a whole number and a unit, `Y`, `M`, `D`, `h`, `m` or `s` (`7D`, `36h`).
+    /// Its `x-max-age`; removed a segment at a time, so an event may stay a little longer.
+    pub events_log_max_age: String,
+    /// Most bytes the events log keeps (its `x-max-length-bytes`); past it the oldest segments go.
+    pub events_log_max_bytes: u64,
 }
 
 impl Settings {
@@ -151,6 +161,8 @@ impl Default for Settings {
             oidc_agent_claim: "switchboard_agent".into(),
             oidc_team_claim: "switchboard_team".into(),
             oidc_jwks_refresh_s: 300,
+            events_log_max_age: DEFAULT_EVENTS_LOG_MAX_AGE.into(),
+            events_log_max_bytes: DEFAULT_EVENTS_LOG_MAX_BYTES,
         }
     }
 }
@@ -164,6 +176,12 @@ pub enum ConfigError {
     #[error("environment variable {name}={value:?}: {problem}")]
     Env {
         name: String,
+        value: String,
+        problem: String,
+    },
+    #[error("setting {name} = {value:?}: {problem}")]
+    Invalid {
+        name: &'static str,
         value: String,
         problem: String,
     },
@@ -186,7 +204,27 @@ impl Settings {
             None => Settings::default(),
         };
         settings.apply_env(|k| std::env::var(k).ok())?;
+        settings.validate()?;
         Ok(settings)
+    }
+
+    /// Checks what the broker would otherwise refuse later, with a less helpful message.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !valid_max_age(&self.events_log_max_age) {
+            return Err(ConfigError::Invalid {
+                name: "events_log_max_age",
+                value: self.events_log_max_age.clone(),
+                problem: "expected a whole number above 0 and a unit: Y, M, D, h, m or s (e.g. 7D, 36h)".into(),
+            });
+        }
+        if self.events_log_max_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                name: "events_log_max_bytes",
+                value: "0".into(),
+                problem: "the events log needs room for at least one event".into(),
+            });
+        }
+        Ok(())
     }
 
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -224,6 +262,12 @@ impl Settings {
         }
         if let Some(v) = get("SWITCHBOARD_POLICY") {
             self.policy_path = PathBuf::from(v);
+        }
+        if let Some(v) = get("SWITCHBOARD_EVENTS_LOG_MAX_AGE") {
+            self.events_log_max_age = v.trim().to_owned();
+        }
+        if let Some(v) = get("SWITCHBOARD_EVENTS_LOG_MAX_BYTES") {
+            self.events_log_max_bytes = num("SWITCHBOARD_EVENTS_LOG_MAX_BYTES", v)?;
         }
         if let Some(v) = get("SWITCHBOARD_METRICS_ADDR") {
             self.metrics_addr = Some(v).filter(|s| !s.is_empty());
@@ -347,6 +391,18 @@ impl Settings {
     }
 }
 
+/// RabbitMQ's `x-max-age`: a whole number above 0 and one of `Y M D h m s`.
+fn valid_max_age(text: &str) -> bool {
+    let Some(unit) = text.chars().last() else {
+        return false;
+    };
+    let digits = &text[..text.len() - unit.len_utf8()];
+    "YMDhms".contains(unit)
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.parse::<u64>().is_ok_and(|n| n > 0)
+}
+
 /// The policy is read here, at the edge; `core::policy` validates what was read.
 impl Policy {
     /// Reads `path` and every file it `include`s, then validates the whole.
@@ -415,6 +471,35 @@ mod tests {
         s.apply_env(env).unwrap();
         assert_eq!(s.batch_max, 7);
         assert_eq!(s.amqp_urls(), vec!["amqp://a:5672/%2f", "amqp://b:5672/%2f"]);
+    }
+
+    #[test]
+    fn the_events_log_keeps_a_week_or_10_gib_unless_told_otherwise() {
+        let mut s = Settings::default();
+        assert_eq!(
+            (s.events_log_max_age.as_str(), s.events_log_max_bytes),
+            ("7D", 10 << 30)
+        );
+        s.validate().unwrap();
+        let env = |k: &str| match k {
+            "SWITCHBOARD_EVENTS_LOG_MAX_AGE" => Some("36h".to_string()),
+            "SWITCHBOARD_EVENTS_LOG_MAX_BYTES" => Some("1048576".to_string()),
+            _ => None,
+        };
+        s.apply_env(env).unwrap();
+        assert_eq!(
+            (s.events_log_max_age.as_str(), s.events_log_max_bytes),
+            ("36h", 1 << 20)
+        );
+        s.validate().unwrap();
+        for bad in ["7", "D", "0D", "7d", "7 D", "-1h", "", "1.5h"] {
+            s.events_log_max_age = bad.into();
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains("events_log_max_age"), "{bad:?}: {e}");
+        }
+        s.events_log_max_age = "1Y".into();
+        s.events_log_max_bytes = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("events_log_max_bytes"));
     }
 
     #[test]

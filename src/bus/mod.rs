@@ -2,6 +2,7 @@
 
 pub mod dead;
 pub mod dead_queue;
+pub mod events_log;
 pub mod publisher;
 pub mod rotation;
 
@@ -28,6 +29,8 @@ pub enum BusError {
     Nacked(String),
     #[error("message {0} could not be routed (no queue bound); run `switchboard setup`")]
     Unroutable(String),
+    #[error("queue {queue} does not exist: {hint}")]
+    NoQueue { queue: String, hint: &'static str },
     #[error("the broker cancelled the consumer (queue deleted or node going down)")]
     ConsumerClosed,
     #[error("no AMQP URL configured")]
@@ -77,13 +80,29 @@ pub async fn confirm_channel(conn: &Connection) -> Result<Channel, BusError> {
 pub struct Topology {
     pub prefix: String,
     pub delivery_limit: u32,
+    /// The events log's retention: its `x-max-age` (`7D`) …
+    pub events_log_max_age: String,
+    /// … and its `x-max-length-bytes`.
+    pub events_log_max_bytes: u64,
 }
 
 impl Topology {
+    /// A topology with the default retention of the events log.
     pub fn new(prefix: impl Into<String>, delivery_limit: u32) -> Self {
         Topology {
             prefix: prefix.into(),
             delivery_limit,
+            events_log_max_age: crate::config::DEFAULT_EVENTS_LOG_MAX_AGE.into(),
+            events_log_max_bytes: crate::config::DEFAULT_EVENTS_LOG_MAX_BYTES,
+        }
+    }
+
+    /// The topology the settings describe: prefix, delivery limit, the events log's retention.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Topology {
+            events_log_max_age: settings.events_log_max_age.clone(),
+            events_log_max_bytes: settings.events_log_max_bytes,
+            ..Topology::new(settings.topology_prefix.clone(), settings.delivery_limit)
         }
     }
 
@@ -104,6 +123,33 @@ impl Topology {
 
     pub fn dead_queue(&self) -> String {
         self.queue("dead")
+    }
+
+    /// The events log: a stream of every event published, bound to the events exchange with `#`.
+    pub fn events_log(&self) -> String {
+        self.queue("events.log")
+    }
+
+    /// The events log's arguments. Segments are a twentieth of its size, between 1 MiB and
+    /// 100 MiB: the broker removes old events a whole segment at a time, so small segments keep
+    /// the size and age close to their limits.
+    fn events_log_args(&self) -> FieldTable {
+        let segment = (self.events_log_max_bytes / 20).clamp(EVENTS_LOG_SEGMENT_MIN, EVENTS_LOG_SEGMENT_MAX);
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString("stream".into()));
+        args.insert(
+            "x-max-age".into(),
+            AMQPValue::LongString(self.events_log_max_age.as_str().into()),
+        );
+        args.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(i64::try_from(self.events_log_max_bytes).unwrap_or(i64::MAX)),
+        );
+        args.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongLongInt(i64::try_from(segment).unwrap_or(i64::MAX)),
+        );
+        args
     }
 
     fn quorum_args(&self, dead_letter: bool) -> FieldTable {
@@ -132,6 +178,7 @@ impl Topology {
     /// at start.
     pub async fn declare(&self, conn: &lapin::Connection) -> Result<(), BusError> {
         self.declare_dead_queue(conn).await?;
+        self.declare_events_log(conn).await?;
         let ch = conn.create_channel().await?;
         let declared = self.declare_on(&ch).await;
         let _ = ch.close(200, "declared".into()).await;
@@ -179,6 +226,38 @@ impl Topology {
         }
     }
 
+    /// The events log (a durable stream), on a channel of its own. A log declared with other
+    /// retention (the settings changed) keeps it, since the broker refuses to change a queue's
+    /// arguments: it is used as it is, with a warning that says how to change it by policy.
+    async fn declare_events_log(&self, conn: &lapin::Connection) -> Result<(), BusError> {
+        let ch = conn.create_channel().await?;
+        let opts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        match ch
+            .queue_declare(self.events_log().into(), opts, self.events_log_args())
+            .await
+        {
+            Ok(_) => {
+                let _ = ch.close(200, "declared".into()).await;
+                Ok(())
+            }
+            Err(e) if matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 406) => {
+                tracing::warn!(
+                    queue = %self.events_log(),
+                    error = %e,
+                    "the events log exists with other retention arguments, which the broker does not change, so it keeps its own. A policy can lower them (the broker applies the smaller of the two): rabbitmqctl set_policy switchboard-events-log '^{}$' '{{\"max-age\":\"{}\",\"max-length-bytes\":{}}}' --apply-to queues; to raise them, delete the log (its events go with it) and run `switchboard setup`",
+                    self.events_log().replace('.', "\\."),
+                    self.events_log_max_age,
+                    self.events_log_max_bytes,
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn declare_on(&self, ch: &Channel) -> Result<(), BusError> {
         let durable = ExchangeDeclareOptions {
             durable: true,
@@ -207,6 +286,14 @@ impl Topology {
             FieldTable::default(),
         )
         .await?;
+        ch.queue_bind(
+            self.events_log().into(),
+            self.exchange(Exchange::Events).into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
         for stage in StageName::consumers() {
             let Some(binding) = stage.binding() else { continue };
             ch.queue_declare(self.queue(stage.as_str()).into(), qopts, self.quorum_args(true))
@@ -226,7 +313,7 @@ impl Topology {
     /// Removes every exchange and queue of this prefix (test clean-up).
     pub async fn delete(&self, ch: &Channel) -> Result<(), BusError> {
         let queues = StageName::consumers().map(|s| self.queue(s.as_str()));
-        for q in queues.chain([self.dead_queue()]) {
+        for q in queues.chain([self.dead_queue(), self.events_log()]) {
             ch.queue_delete(q.into(), QueueDeleteOptions::default()).await?;
         }
         for e in [
@@ -272,6 +359,13 @@ pub fn properties(m: &Outgoing) -> BasicProperties {
             .with_content_type(content_type.into())
             .with_message_id(m.message_id.as_str().into())
             .with_timestamp(chrono::Utc::now().timestamp() as u64);
+        // An event's CloudEvents type rides in the AMQP `type` too, for consumers that route or
+        // filter without parsing the body (a replay's routing key is its queue's name).
+        if m.exchange == Exchange::Events
+            && let Some(kind) = m.body.get("type").and_then(serde_json::Value::as_str)
+        {
+            props = props.with_type(kind.into());
+        }
         if !m.headers.is_empty() {
             let mut table = FieldTable::default();
             for (k, v) in &m.headers {
@@ -290,6 +384,10 @@ pub struct Pending {
     /// What errors call the message (its id, or a description).
     what: String,
 }
+
+/// Bounds of the events log's segment size (see `Topology::events_log_args`).
+const EVENTS_LOG_SEGMENT_MIN: u64 = 1024 * 1024;
+const EVENTS_LOG_SEGMENT_MAX: u64 = 100 * 1024 * 1024;
 
 /// Dead letters the dead-letter queue keeps, and their bytes; past either the oldest go.
 pub const DEAD_LETTER_MAX: u32 = 100_000;
@@ -386,22 +484,20 @@ pub async fn send(
 }
 
 /// Publishes every message, then waits for all confirms (pipelined, not one round trip each).
-/// Work messages are mandatory: a missing queue is an error, not a silent drop.
+/// Every message is mandatory: a missing queue is an error, not a silent drop. Events too: the
+/// events log is bound to every one of them, so an event no queue takes means the topology is
+/// missing, and the event would be lost for every consumer, later ones included.
 pub async fn publish_all(ch: &Channel, topo: &Topology, messages: &[Outgoing]) -> Result<(), BusError> {
     let mut pending = Vec::with_capacity(messages.len());
     for m in messages {
         let payload = serde_json::to_vec(&m.body).unwrap_or_default();
-        let mandatory = matches!(
-            m.exchange,
-            Exchange::Work | Exchange::Dlx | Exchange::Intake | Exchange::Actions
-        );
         let exchange = topo.exchange(m.exchange);
         pending.push(
             send(
                 ch,
                 &exchange,
                 &m.routing_key,
-                mandatory,
+                true,
                 &payload,
                 properties(m),
                 &m.message_id,
@@ -445,5 +541,26 @@ mod tests {
         assert_eq!(t.exchange(Exchange::Work), "t_abc.work");
         assert_eq!(t.queue("classify"), "t_abc.classify");
         assert_eq!(t.dead_queue(), "t_abc.dead");
+        assert_eq!(t.events_log(), "t_abc.events.log");
+    }
+
+    #[test]
+    fn the_events_log_is_a_stream_kept_by_age_and_size() {
+        let mut t = Topology::new("t_abc", 5);
+        let args = t.events_log_args();
+        let get = |args: &FieldTable, k: &str| args.inner().get(k).cloned();
+        assert_eq!(get(&args, "x-queue-type"), Some(AMQPValue::LongString("stream".into())));
+        assert_eq!(get(&args, "x-max-age"), Some(AMQPValue::LongString("7D".into())));
+        assert_eq!(get(&args, "x-max-length-bytes"), Some(AMQPValue::LongLongInt(10 << 30)));
+        assert_eq!(
+            get(&args, "x-stream-max-segment-size-bytes"),
+            Some(AMQPValue::LongLongInt(100 << 20))
+        );
+        t.events_log_max_bytes = 1 << 20;
+        let small = t.events_log_args();
+        assert_eq!(
+            get(&small, "x-stream-max-segment-size-bytes"),
+            Some(AMQPValue::LongLongInt(1 << 20))
+        );
     }
 }

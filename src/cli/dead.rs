@@ -52,7 +52,7 @@ pub enum DeadCommand {
 const RESTORE_FAILED: &str = "putting the browsed dead letters back in the queue failed; none is lost (the broker returns any not yet put back), but the queue's order may have changed";
 
 pub async fn run(settings: Settings, command: DeadCommand) -> Result<()> {
-    let topo = Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
+    let topo = Topology::from_settings(&settings);
     let conn = bus::connect(&settings.amqp_urls(), "switchboard-dead").await?;
     let ch = bus::confirm_channel(&conn).await?;
     // A fresh install has no dead-letter queue yet; declaring is idempotent.

@@ -1,6 +1,7 @@
 //! Subcommands of the `switchboard` CLI.
 
 mod dead;
+mod events;
 mod gateway;
 mod report;
 mod retention;
@@ -98,6 +99,12 @@ enum Command {
         #[command(subcommand)]
         command: dead::DeadCommand,
     },
+    /// The events log (a RabbitMQ stream of every event, kept for `events_log_max_age`):
+    /// replay a window of it into a queue, or print it as JSON lines. See docs/EVENTS.md.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
     /// Service report for a week, a month or given dates: volume, handling times, SLA on-time
     /// rates, escalations, resolution rate, CSAT, repeat complaints, most frequent problems.
     Report(report::ReportArgs),
@@ -146,6 +153,8 @@ impl Cli {
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
             Command::Run { .. } | Command::Gateway { .. } => "info,lapin=warn",
+            // Its errors say what is missing; lapin's own line for the closed channel is noise.
+            Command::Events { .. } => "warn,lapin=off",
             _ => "warn,lapin=error",
         }
     }
@@ -199,6 +208,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Users { command } => gateway::users(settings, command).await?,
         Command::Loadgen(args) => tools::run("loadgen", cli.config.as_deref(), args)?,
         Command::Dead { command } => dead::run(settings, command).await?,
+        Command::Events { command } => events::run(settings, command).await?,
         Command::Report(args) => report::run(settings, args).await?,
         Command::Retention { command } => retention::run(settings, command).await?,
         Command::Bench(args) => tools::run("bench", cli.config.as_deref(), args)?,
@@ -319,7 +329,7 @@ async fn publish(settings: Settings, file: &PathBuf) -> Result<()> {
     use switchboard::contracts::intake::IntakeRequest;
     let policy = Policy::load(&settings.policy_path)?;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let topo = bus::Topology::new(settings.topology_prefix.clone(), settings.delivery_limit);
+    let topo = bus::Topology::from_settings(&settings);
     let conn = bus::connect(&settings.amqp_urls(), "switchboard-publish").await?;
     let ch = bus::confirm_channel(&conn).await?;
     topo.declare(&conn).await?;

@@ -137,9 +137,46 @@ pub fn anonymised_event(number: &str, at: chrono::DateTime<chrono::Utc>, purged:
     }
 }
 
+/// Whether an event's routing key (`ticket.resolved`) matches a topic pattern as a binding on
+/// the events exchange would: words between dots, `*` one word, `#` zero or more words. Used
+/// where events are read back from the events log (`switchboard events replay --type`).
+pub fn topic_matches(pattern: &str, key: &str) -> bool {
+    fn words(p: &[&str], k: &[&str]) -> bool {
+        match (p.split_first(), k.split_first()) {
+            (None, None) => true,
+            (Some((&"#", rest)), _) => words(rest, k) || k.split_first().is_some_and(|(_, tail)| words(p, tail)),
+            (Some((&w, rest)), Some((&kw, tail))) => (w == "*" || w == kw) && words(rest, tail),
+            _ => false,
+        }
+    }
+    let p: Vec<&str> = pattern.split('.').collect();
+    let k: Vec<&str> = key.split('.').collect();
+    words(&p, &k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_patterns_match_as_the_broker_binds_them() {
+        for (pattern, key, expected) in [
+            ("ticket.resolved", "ticket.resolved", true),
+            ("ticket.resolved", "ticket.reopened", false),
+            ("ticket.*", "ticket.resolved", true),
+            ("ticket.*", "sla.breached", false),
+            ("*", "ticket.resolved", false),
+            ("#", "ticket.resolved", true),
+            ("sla.#", "sla.breached", true),
+            ("sla.#", "sla", true),
+            ("#.breached", "sla.breached", true),
+            ("ticket.#.x", "ticket.a.b.x", true),
+            ("ticket.#.x", "ticket.a.b.y", false),
+            ("ticket", "ticket.resolved", false),
+        ] {
+            assert_eq!(topic_matches(pattern, key), expected, "{pattern} ~ {key}");
+        }
+    }
 
     #[test]
     fn notes_and_attachment_locations_stay_inside() {

@@ -26,6 +26,11 @@ use switchboard::store::agents::parse_roster;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Queues a test declares outside the topology, `<prefix>.<suffix>`: the harness deletes them
+/// with the topology ([`Harness::event_queue`] is the first; [`Harness::plain_queue`] takes the
+/// others' suffixes).
+pub const TEST_QUEUES: [&str; 3] = ["test-events", "test-replay", "test-consumer"];
+
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -177,6 +182,28 @@ impl Harness {
         q
     }
 
+    /// A durable queue bound to nothing, `<prefix>.<suffix>` (`suffix` one of [`TEST_QUEUES`], so
+    /// the harness deletes it): somewhere to replay events to.
+    pub async fn plain_queue(&self, suffix: &str) -> String {
+        assert!(
+            TEST_QUEUES.contains(&suffix),
+            "{suffix} is not in TEST_QUEUES: nothing would delete it"
+        );
+        let q = format!("{}.{suffix}", self.topo().prefix);
+        self.ch
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q
+    }
+
     /// Takes every message currently in `queue` (acked).
     pub async fn drain_queue(&self, queue: &str) -> Vec<lapin::message::BasicGetMessage> {
         let mut out = Vec::new();
@@ -251,11 +278,13 @@ impl Harness {
     pub async fn cleanup(mut self) {
         self.stop_stages().await;
         let _ = self.app.topo.delete(&self.ch).await;
-        let q = format!("{}.test-events", self.app.topo.prefix);
-        let _ = self
-            .ch
-            .queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default())
-            .await;
+        for suffix in TEST_QUEUES {
+            let q = format!("{}.{suffix}", self.app.topo.prefix);
+            let _ = self
+                .ch
+                .queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default())
+                .await;
+        }
         let _ = self.app.db.drop_schema().await;
         let _ = self.conn.close(200, "bye".into()).await;
         self.cleaned = true;
@@ -280,10 +309,12 @@ impl Drop for Harness {
                     && let Ok(ch) = conn.create_channel().await
                 {
                     let _ = topo.delete(&ch).await;
-                    let q = format!("{}.test-events", topo.prefix);
-                    let _ = ch
-                        .queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default())
-                        .await;
+                    for suffix in TEST_QUEUES {
+                        let q = format!("{}.{suffix}", topo.prefix);
+                        let _ = ch
+                            .queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default())
+                            .await;
+                    }
                 }
                 if let Ok(db) = switchboard::store::Db::connect(&settings).await {
                     let _ = db.drop_schema().await;

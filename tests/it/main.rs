@@ -19,6 +19,7 @@ mod dashboard;
 mod dead_letters;
 mod desk;
 mod effectively_once;
+mod events_log;
 mod gateway;
 mod ops_endpoints;
 mod outbound;
