@@ -585,3 +585,90 @@ async fn a_low_rating_tells_the_supervisor_and_opens_a_follow_up_for_the_team() 
     );
     h.cleanup().await;
 }
+
+/// The webhook CLI end to end, and what happens when a receiver refuses: a delivery refused
+/// for good is failed on the ticket and in `switchboard dead list`, `webhooks retry` sends it
+/// again, and an endpoint answering 410 is disabled with the reason.
+#[tokio::test]
+async fn a_refused_delivery_is_dead_lettered_retried_by_hand_and_a_gone_endpoint_disabled() {
+    use crate::common::process::cli;
+    let hook = Receiver::start(None, 0).await;
+    hook.set_status(400);
+    let mut h = Harness::new("notify_refused").await;
+    h.import_sample_roster().await;
+    let (ok, out, err) = cli(
+        &h,
+        &[
+            "webhooks",
+            "create",
+            "--url",
+            &hook.url("/r"),
+            "--events",
+            "ticket.assigned",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(out.trim()).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    let (ok, _, err) = cli(&h, &["webhooks", "create", "--url", "ftp://x", "--events", "*"]);
+    assert!(!ok && err.contains("http"), "{err}");
+    h.start_stages(&StageName::ALL, 1);
+    let mut gw = Served::start(&h).await;
+    let relay = key(&h, KeySpec::integration("app", None)).await;
+    let request = |n: &str| {
+        json!({
+            "channel": "app",
+            "channel_message_id": n,
+            "received_at": chrono::Utc::now(),
+            "customer": {"name": "赵六", "phone": "13800000003"},
+            "body": "请问发票怎么开？",
+        })
+    };
+    let (number, _) = assigned(&h, &mut gw, &relay, request("refused-1")).await;
+    h.wait_for("the refused delivery failed", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM deliveries WHERE state = 'failed' AND last_status = 400")
+            .await
+            == 1
+    })
+    .await;
+    let dead_queue = h.topo().dead_queue();
+    h.wait_for("its dead letter", Duration::from_secs(30), || async {
+        h.depth(&dead_queue).await == 1
+    })
+    .await;
+    let (ok, out, err) = cli(&h, &["dead", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("deliver") && out.contains("400"), "{out}");
+    let (ok, out, _) = cli(&h, &["webhooks", "deliveries", &id]);
+    assert!(
+        ok && out.contains("failed") && out.contains(&format!("{number}.")),
+        "{out}"
+    );
+
+    // Fixed on the receiver's side: a retry by hand delivers it.
+    hook.set_status(204);
+    let n = h.text("SELECT id::text FROM deliveries WHERE state = 'failed'").await;
+    let (ok, out, err) = cli(&h, &["webhooks", "retry", &n]);
+    assert!(ok && out.contains('1'), "{out} {err}");
+    h.wait_for("the retried delivery", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
+            .await
+            == 1
+    })
+    .await;
+
+    // 410 Gone: the endpoint is disabled at once, with the reason.
+    hook.set_status(410);
+    assigned(&h, &mut gw, &relay, request("refused-2")).await;
+    h.wait_for("the endpoint disabled", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM webhook_endpoints WHERE disabled_at IS NOT NULL AND disabled_reason LIKE '%410%'")
+            .await
+            == 1
+    })
+    .await;
+    let (ok, out, _) = cli(&h, &["webhooks", "list"]);
+    assert!(ok && out.contains("disabled"), "{out}");
+    h.cleanup().await;
+}
