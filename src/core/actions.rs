@@ -24,6 +24,9 @@ pub enum Action {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// The customer wrote (`message`: the channel's message id). Resumes a ticket waiting for
+    /// them, reopens one resolved within the reopen window, and on any other open ticket is a
+    /// `customer_messaged` event; refused on a closed ticket or one resolved longer ago.
     CustomerReplied {
         #[serde(default)]
         message: Option<String>,
@@ -193,6 +196,10 @@ pub struct LifecyclePolicy {
     /// A resolved ticket not rated within this closes itself.
     #[serde(default = "default_window")]
     pub auto_close_after: super::calendar::SlaDuration,
+    /// A customer's message within this of the resolution (wall clock) reopens a resolved
+    /// ticket; a later one, or one on a closed ticket, opens a follow-up ticket linked to it.
+    #[serde(default = "default_reopen_window")]
+    pub reopen_window: super::calendar::SlaDuration,
 }
 
 fn default_threshold() -> u8 {
@@ -203,11 +210,37 @@ fn default_window() -> super::calendar::SlaDuration {
     super::calendar::SlaDuration::from_secs(72 * 3600).unwrap_or_default()
 }
 
+fn default_reopen_window() -> super::calendar::SlaDuration {
+    super::calendar::SlaDuration::from_secs(7 * 24 * 3600).unwrap_or_default()
+}
+
 impl Default for LifecyclePolicy {
     fn default() -> Self {
         LifecyclePolicy {
             reopen_rating_at_or_below: default_threshold(),
             auto_close_after: default_window(),
+            reopen_window: default_reopen_window(),
+        }
+    }
+}
+
+impl LifecyclePolicy {
+    /// Whether a customer's message at `now` joins a ticket in `state`, resolved at
+    /// `resolved_at`: every open ticket does, a resolved one within the reopen window does
+    /// (and is reopened); a closed ticket never does, nor one resolved longer ago, and the
+    /// message opens a follow-up ticket instead. Intake threads by this; `plan` applies it.
+    pub fn takes_customer_message(
+        &self,
+        state: TicketState,
+        resolved_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        match state {
+            TicketState::Closed => false,
+            TicketState::Resolved => resolved_at
+                .and_then(|at| at.checked_add_signed(self.reopen_window.wall_time()))
+                .is_none_or(|end| now < end),
+            _ => true,
         }
     }
 }
@@ -492,18 +525,46 @@ pub fn plan(
             p.pause = PauseChange::Start;
             p
         }
+        // The customer wrote (intake publishes this for every message threaded onto a ticket).
         Action::CustomerReplied { message } => {
-            if s != WaitingForCustomer {
-                return Err(refuse("the ticket is not waiting for the customer"));
+            let which = message
+                .as_deref()
+                .map(|m| format!(" (message {m})"))
+                .unwrap_or_default();
+            if !policy.takes_customer_message(s, t.life.resolved_at, now) {
+                return Err(refuse(&if s == Closed {
+                    "a closed ticket takes no customer message: intake opens a follow-up ticket".to_owned()
+                } else {
+                    format!(
+                        "resolved longer than the reopen window ({}) ago: intake opens a follow-up ticket",
+                        policy.reopen_window
+                    )
+                }));
             }
-            let mut p = Plan::new().step(
-                InProgress,
-                "customer_replied",
-                "the customer replied".into(),
-                json!({ "message": message }),
-            );
-            p.pause = PauseChange::End;
-            p
+            match s {
+                WaitingForCustomer => {
+                    let mut p = Plan::new().step(
+                        InProgress,
+                        "customer_replied",
+                        format!("the customer replied{which}"),
+                        json!({ "message": message }),
+                    );
+                    p.pause = PauseChange::End;
+                    p
+                }
+                Resolved => reopened(
+                    t,
+                    format!("reopened: the customer wrote again{which}"),
+                    json!({ "reason": "the customer wrote again", "message": message }),
+                ),
+                // Open: nothing changes but the assignee (and whoever watches) hears of it.
+                _ => Plan::new().step(
+                    s,
+                    "customer_messaged",
+                    format!("the customer wrote again{which}"),
+                    json!({ "message": message }),
+                ),
+            }
         }
         Action::Resolve {
             result,
@@ -578,19 +639,7 @@ pub fn plan(
             if !matches!(s, Resolved | Closed) {
                 return Err(refuse("only a resolved or closed ticket can be reopened"));
             }
-            // Nobody to take it up (a duplicate merged from the queue): back to the queue.
-            let to = if t.assignee.is_some() { InProgress } else { Queued };
-            let mut p = Plan::new().step(
-                to,
-                "reopened",
-                format!("reopened by {actor}: {reason}"),
-                json!({ "reason": reason }),
-            );
-            p.reopen = true;
-            if let Some(a) = &t.assignee {
-                p.load = LoadChange::Take(a.clone());
-            }
-            p
+            reopened(t, format!("reopened by {actor}: {reason}"), json!({ "reason": reason }))
         }
         Action::Close { reason } => {
             if s != Resolved {
@@ -901,6 +950,23 @@ pub fn plan(
     Ok(plan)
 }
 
+/// A resolved or closed ticket reopened: back to its assignee, who takes the load back, or to
+/// the queue when nobody holds it (a duplicate merged from the queue); the resolution clock
+/// restarts, and the auto-close timer goes with the resolved state.
+fn reopened(t: &Ticket, reason: String, details: Value) -> Plan {
+    let to = if t.assignee.is_some() {
+        TicketState::InProgress
+    } else {
+        TicketState::Queued
+    };
+    let mut p = Plan::new().step(to, "reopened", reason, details);
+    p.reopen = true;
+    if let Some(a) = &t.assignee {
+        p.load = LoadChange::Take(a.clone());
+    }
+    p
+}
+
 /// Whether an action of `kind` can apply to a ticket in `state` (`active_escalations`: one is
 /// waiting for acknowledgement): what a desk offers. The plan has the last word.
 pub fn kind_possible(kind: &str, state: TicketState, active_escalations: bool) -> bool {
@@ -912,7 +978,8 @@ pub fn kind_possible(kind: &str, state: TicketState, active_escalations: bool) -
         "start" => state == Assigned,
         "respond" | "resolve" => working,
         "wait_for_customer" => matches!(state, Assigned | InProgress),
-        "customer_replied" => state == WaitingForCustomer,
+        // Whether a resolved ticket is still within the reopen window is the plan's to say.
+        "customer_replied" => state != Closed,
         "reopen" | "rate" => matches!(state, Resolved | Closed),
         "close" => state == Resolved,
         "reassign" | "transfer" | "escalate" | "set_due" | "merge" => open,
@@ -1250,6 +1317,104 @@ mod tests {
         assert!(!kind_possible("acknowledge_escalation", TicketState::InProgress, false));
     }
 
+    fn wrote(message: &str) -> Action {
+        Action::CustomerReplied {
+            message: Some(message.into()),
+        }
+    }
+
+    #[test]
+    fn a_customer_message_resumes_a_waiting_ticket() {
+        let p = act(TicketState::WaitingForCustomer, wrote("m-2")).unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(
+            (p.steps[0].to, p.steps[0].event),
+            (TicketState::InProgress, "customer_replied")
+        );
+        assert_eq!(p.pause, PauseChange::End);
+        assert_eq!(p.load, LoadChange::None);
+        assert!(!p.reopen);
+    }
+
+    #[test]
+    fn a_customer_message_within_the_window_reopens_a_resolved_ticket_as_reopen_does() {
+        let now = Utc::now();
+        let mut t = ticket(TicketState::Resolved);
+        t.life.resolved_at = Some(now - chrono::Duration::days(6));
+        let policy = LifecyclePolicy::default();
+        let p = plan(&t, "customer", &wrote("m-3"), &ctx(), &policy, now).unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!((p.steps[0].to, p.steps[0].event), (TicketState::InProgress, "reopened"));
+        assert!(
+            p.steps[0].reason.contains("the customer wrote again"),
+            "{}",
+            p.steps[0].reason
+        );
+        assert_eq!(p.steps[0].details["message"], "m-3");
+        assert!(p.reopen);
+        assert_eq!(p.load, LoadChange::Take("ts-1".into()));
+        let by_hand = plan(&t, ACTOR, &Action::Reopen { reason: "r".into() }, &ctx(), &policy, now).unwrap();
+        assert_eq!(
+            (p.steps[0].to, p.reopen, &p.load, &p.pause),
+            (by_hand.steps[0].to, by_hand.reopen, &by_hand.load, &by_hand.pause),
+            "the same reopening as the reopen action"
+        );
+        let after = p.ticket_after(&t, now, None, &real().doc.sla, real().calendar());
+        assert_eq!((after.life.resolved_at, after.life.sla_restarted_at), (None, Some(now)));
+
+        // Nobody holds it: back to the queue, no load to take.
+        t.assignee = None;
+        let q = plan(&t, "customer", &wrote("m-4"), &ctx(), &policy, now).unwrap();
+        assert_eq!(q.steps[0].to, TicketState::Queued);
+        assert_eq!(q.load, LoadChange::None);
+    }
+
+    #[test]
+    fn past_the_window_or_closed_a_customer_message_is_refused_for_a_follow_up() {
+        let now = Utc::now();
+        let policy = LifecyclePolicy::default();
+        let mut t = ticket(TicketState::Resolved);
+        t.life.resolved_at = Some(now - chrono::Duration::days(7));
+        let e = plan(&t, "customer", &wrote("m"), &ctx(), &policy, now).unwrap_err();
+        assert!(e.why.contains("follow-up") && e.why.contains("168h"), "{e}");
+        let shorter = LifecyclePolicy {
+            reopen_window: "200h".parse().unwrap(),
+            ..policy.clone()
+        };
+        assert!(plan(&t, "customer", &wrote("m"), &ctx(), &shorter, now).is_ok());
+        let mut closed = ticket(TicketState::Closed);
+        closed.life.resolved_at = Some(now);
+        let e = plan(&closed, "customer", &wrote("m"), &ctx(), &policy, now).unwrap_err();
+        assert!(e.why.contains("closed"), "{e}");
+        assert!(!kind_possible("customer_replied", TicketState::Closed, false));
+    }
+
+    #[test]
+    fn a_customer_message_on_any_other_open_ticket_is_a_same_state_event() {
+        for s in [
+            TicketState::Received,
+            TicketState::Classified,
+            TicketState::Prioritized,
+            TicketState::Queued,
+            TicketState::Assigned,
+            TicketState::InProgress,
+        ] {
+            let p = act(s, wrote("m-9")).unwrap();
+            assert_eq!(p.steps.len(), 1, "{s}");
+            assert_eq!((p.steps[0].to, p.steps[0].event), (s, "customer_messaged"), "{s}");
+            assert_eq!(p.steps[0].details, json!({ "message": "m-9" }));
+            assert_eq!(
+                (&p.load, &p.pause, p.reopen),
+                (&LoadChange::None, &PauseChange::None, false)
+            );
+            assert!(
+                !p.mark_update && !p.mark_first_response,
+                "the customer writing is no update to them"
+            );
+            assert!(kind_possible("customer_replied", s, false), "{s}");
+        }
+    }
+
     #[test]
     fn first_response_moves_an_assigned_ticket_into_progress() {
         let p = plan(
@@ -1420,6 +1585,46 @@ mod tests {
     }
 
     proptest! {
+        /// A customer's message is taken exactly when intake would thread it onto the ticket
+        /// (`takes_customer_message`), as one step: resumed, reopened or a same-state event.
+        #[test]
+        fn a_customer_message_is_planned_exactly_when_the_ticket_takes_it(
+            state in 0usize..9,
+            resolved_hours_ago in proptest::option::of(0i64..400),
+            assigned in any::<bool>(),
+        ) {
+            let now = Utc::now();
+            let s = TicketState::ALL[state];
+            let mut t = ticket(s);
+            t.life.resolved_at = resolved_hours_ago.map(|h| now - chrono::Duration::hours(h));
+            if !assigned { t.assignee = None; }
+            let policy = LifecyclePolicy::default();
+            let takes = policy.takes_customer_message(s, t.life.resolved_at, now);
+            match plan(&t, "customer", &wrote("m"), &ctx(), &policy, now) {
+                Err(_) => prop_assert!(!takes),
+                Ok(p) => {
+                    prop_assert!(takes);
+                    prop_assert_eq!(p.steps.len(), 1);
+                    let step = &p.steps[0];
+                    match s {
+                        TicketState::WaitingForCustomer => {
+                            prop_assert_eq!((step.to, step.event), (TicketState::InProgress, "customer_replied"));
+                        }
+                        TicketState::Resolved => {
+                            let to = if assigned { TicketState::InProgress } else { TicketState::Queued };
+                            prop_assert_eq!((step.to, step.event, p.reopen), (to, "reopened", true));
+                            prop_assert_eq!(p.load.clone(), if assigned { LoadChange::Take("ts-1".into()) } else { LoadChange::None });
+                        }
+                        _ => {
+                            prop_assert_eq!((step.to, step.event), (s, "customer_messaged"));
+                            prop_assert_eq!(p.load.clone(), LoadChange::None);
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(takes, s != TicketState::Closed && (s != TicketState::Resolved || resolved_hours_ago.is_none_or(|h| h < 168)));
+        }
+
         /// Whatever sequence of actions arrives, every accepted step is a legal transition and
         /// the agent's load never goes negative.
         #[test]

@@ -1,4 +1,5 @@
-//! Intake stage: validate, de-duplicate, thread onto an open ticket or open and number a new one.
+//! Intake stage: validate, de-duplicate, thread onto a ticket that takes the message or open and
+//! number a new one (linked to the customer's closed ticket it follows up).
 
 use super::{Context, finish, work_message};
 use crate::contracts::Outgoing;
@@ -68,6 +69,52 @@ pub fn dedup_key(r: &IntakeRequest) -> String {
     format!("intake:{}:{}", r.channel, r.channel_message_id)
 }
 
+/// The action a message threaded onto ticket `number` sends the lifecycle, under the
+/// deterministic id `reply:<channel>:<message id>`: applied once however often it arrives.
+fn customer_wrote(number: &str, r: &IntakeRequest) -> Outgoing {
+    let action = ActionMessage {
+        ticket: number.to_owned(),
+        actor: "customer".into(),
+        action: Action::CustomerReplied {
+            message: Some(r.channel_message_id.clone()),
+        },
+    };
+    Outgoing {
+        exchange: crate::contracts::Exchange::Actions,
+        routing_key: format!("action.{}", action.action.kind()),
+        message_id: format!("reply:{}:{}", r.channel, r.channel_message_id),
+        body: serde_json::to_value(action).unwrap_or_default(),
+        headers: vec![],
+    }
+}
+
+/// The reason on a new ticket's `received` transition: the message that opened it, the other
+/// customer's conversation it did not join, the earlier ticket it follows up.
+fn opened_reason(
+    r: &IntakeRequest,
+    refused: Option<&str>,
+    follows: Option<&Earlier>,
+    reopen_window: crate::core::calendar::SlaDuration,
+) -> String {
+    let mut reason = format!("opened from {} message {}", r.channel, r.channel_message_id);
+    if let Some(old) = follows {
+        reason.push_str(&if old.closed {
+            format!(", a follow-up of closed ticket {}", old.number)
+        } else {
+            format!(
+                ", a follow-up of ticket {}, resolved longer than {reopen_window} ago",
+                old.number
+            )
+        });
+    }
+    if let Some(key) = refused {
+        reason.push_str(&format!(
+            ": its thread reference {key} leads to another customer's ticket, which it did not join"
+        ));
+    }
+    reason
+}
+
 /// Where a request goes: onto a ticket already in the database, onto one opened earlier in
 /// this batch, or into a new ticket.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,46 +125,75 @@ enum Target {
     },
     InBatch(usize),
     /// A new ticket. `refused` is the thread key that led to another customer's conversation,
-    /// which this message therefore did not join.
+    /// which this message therefore did not join; `follows` the customer's ticket that its keys
+    /// lead to but that takes no message (closed, or resolved longer than the reopen window
+    /// ago): the new ticket is its follow-up.
     New {
         refused: Option<String>,
+        follows: Option<Earlier>,
     },
 }
 
-/// An open ticket a thread key leads to.
+/// A ticket of the customer's that a message does not join: its new ticket follows it up.
 #[derive(Debug, Clone, PartialEq)]
-struct OpenTicket {
+struct Earlier {
+    ticket_id: i64,
+    number: String,
+    closed: bool,
+}
+
+/// A ticket a thread key leads to.
+#[derive(Debug, Clone, PartialEq)]
+struct KnownTicket {
     ticket_id: i64,
     number: String,
     customer: Customer,
+    /// Takes a message of its customer's now (`LifecyclePolicy::takes_customer_message`).
+    joinable: bool,
+    closed: bool,
 }
 
-/// Which ticket each request of a batch goes to, in batch order: an open ticket of the same
-/// customer that one of its thread keys leads to (`open_threads`: key → tickets, newest first);
-/// else the new ticket an earlier request of this batch, from the same customer, opens for the
-/// same conversation (its keys or its message id); else a new one. A key that leads only to
-/// another customer's conversation is never followed: whoever quotes a ticket number, a chat
-/// session or an email's References cannot join a stranger's ticket.
+/// Which ticket each request of a batch goes to, in batch order: a ticket of the same customer
+/// that one of its thread keys leads to and that takes the message (`threads`: key → tickets,
+/// newest first; open, or resolved within the reopen window); else the new ticket an earlier
+/// request of this batch, from the same customer, opens for the same conversation (its keys or
+/// its message id); else a new one, which follows up the customer's first ticket its keys lead
+/// to that took no message (closed, or resolved too long ago). A key that leads only to another
+/// customer's conversation is never followed: whoever quotes a ticket number, a chat session or
+/// an email's References cannot join a stranger's ticket.
 /// `tokens[n]` are request n's thread keys, `message_ids[n]` its channel message id and
 /// `customers[n]` who sent it.
 fn decide_targets(
     message_ids: &[&str],
     tokens: &[Vec<String>],
     customers: &[&Customer],
-    open_threads: &HashMap<String, Vec<OpenTicket>>,
+    threads: &HashMap<String, Vec<KnownTicket>>,
 ) -> Vec<Target> {
     let mut targets: Vec<Target> = Vec::with_capacity(tokens.len());
     let mut batch_keys: HashMap<String, Vec<usize>> = HashMap::new();
     for (n, (id, toks)) in message_ids.iter().zip(tokens).enumerate() {
         let who = customers[n];
         let mut refused: Option<String> = None;
+        let mut follows: Option<Earlier> = None;
         let existing = toks.iter().find_map(|k| {
-            let tickets = open_threads.get(k)?;
-            let same = tickets.iter().find(|t| same_customer(who, &t.customer));
-            if same.is_none() && refused.is_none() {
+            let tickets = threads.get(k)?;
+            let mut theirs = tickets.iter().filter(|t| same_customer(who, &t.customer)).peekable();
+            if theirs.peek().is_none() && refused.is_none() {
                 refused = Some(k.clone());
             }
-            same
+            for t in theirs {
+                if t.joinable {
+                    return Some(t);
+                }
+                if follows.is_none() {
+                    follows = Some(Earlier {
+                        ticket_id: t.ticket_id,
+                        number: t.number.clone(),
+                        closed: t.closed,
+                    });
+                }
+            }
+            None
         });
         let in_batch = toks.iter().find_map(|k| {
             let owners = batch_keys.get(k)?;
@@ -133,7 +209,7 @@ fn decide_targets(
                 number: t.number.clone(),
             },
             (None, Some(owner)) => Target::InBatch(owner),
-            (None, None) => Target::New { refused },
+            (None, None) => Target::New { refused, follows },
         };
         let owner = match target {
             Target::InBatch(o) => Some(o),
@@ -222,24 +298,25 @@ impl Stage for Intake {
                 .map(|(_, r)| thread_tokens(r.thread_ref.as_deref()))
                 .collect();
             let all_tokens: Vec<String> = tokens.iter().flatten().cloned().collect();
-            let mut waiting: std::collections::HashSet<i64> = std::collections::HashSet::new();
-            let mut open_threads: HashMap<String, Vec<OpenTicket>> = HashMap::new();
+            let now = chrono::Utc::now();
+            let mut threads: HashMap<String, Vec<KnownTicket>> = HashMap::new();
             if !all_tokens.is_empty() {
-                for o in store::open_threads(tx, &all_tokens).await? {
-                    if o.state == TicketState::WaitingForCustomer.as_str() {
-                        waiting.insert(o.ticket_id);
-                    }
-                    open_threads.entry(o.key).or_default().push(OpenTicket {
+                for o in store::threads(tx, &all_tokens).await? {
+                    let state = TicketState::parse(&o.state);
+                    threads.entry(o.key).or_default().push(KnownTicket {
                         ticket_id: o.ticket_id,
                         number: o.number,
                         customer: o.customer,
+                        joinable: state
+                            .is_some_and(|s| policy.doc.lifecycle.takes_customer_message(s, o.resolved_at, now)),
+                        closed: state == Some(TicketState::Closed),
                     });
                 }
             }
 
             let message_ids: Vec<&str> = requests.iter().map(|(_, r)| r.channel_message_id.as_str()).collect();
             let customers: Vec<&Customer> = requests.iter().map(|(_, r)| &r.customer).collect();
-            let targets = decide_targets(&message_ids, &tokens, &customers, &open_threads);
+            let targets = decide_targets(&message_ids, &tokens, &customers, &threads);
 
             // Customers first: the counter bump below locks the month's row until commit, and
             // every other intake batch waits on it, so as little as possible comes after it.
@@ -300,6 +377,16 @@ impl Stage for Intake {
                     ticket_ids.insert(*n, (*id, numbers[n].clone()));
                 }
             }
+            // A follow-up is linked both ways to the ticket it follows (`follow_up_of` from the
+            // new one, `follow_up` from the old).
+            let follow_ups: Vec<(i64, i64)> = new_idx
+                .iter()
+                .filter_map(|n| match (&targets[*n], ticket_ids.get(n)) {
+                    (Target::New { follows: Some(old), .. }, Some((id, _))) => Some((*id, old.ticket_id)),
+                    _ => None,
+                })
+                .collect();
+            crate::store::tickets::link_all(tx, &follow_ups, "follow_up_of", StageName::Intake.as_str(), now).await?;
 
             // Resolve every request to its ticket; one whose message is already stored is an
             // old duplicate whose processed record has been pruned: nothing to redo.
@@ -339,7 +426,6 @@ impl Stage for Intake {
             store::register_thread_keys(tx, &tk_keys, &tk_ids).await?;
 
             // Transitions and outputs.
-            let now = chrono::Utc::now();
             let mut transitions = Vec::new();
             let mut records: Vec<(String, Vec<Outgoing>)> = Vec::new();
             for (n, (i, r)) in requests.iter().enumerate() {
@@ -354,7 +440,7 @@ impl Stage for Intake {
                 let mut outputs = Vec::new();
                 let _span =
                     tracing::info_span!("message", stage = StageName::Intake.as_str(), ticket = %number, message_id = %r.channel_message_id).entered();
-                if let Target::New { refused } = &targets[n] {
+                if let Target::New { refused, follows } = &targets[n] {
                     let ticket = Ticket {
                         id: tid,
                         number: number.clone(),
@@ -385,15 +471,14 @@ impl Stage for Intake {
                         to: TicketState::Received,
                         at: now,
                         actor: StageName::Intake.as_str().into(),
-                        reason: match refused {
-                            None => format!("opened from {} message {}", r.channel, r.channel_message_id),
-                            Some(key) => format!(
-                                "opened from {} message {}: its thread reference {key} leads to another customer's ticket, which it did not join",
-                                r.channel, r.channel_message_id
-                            ),
-                        },
+                        reason: opened_reason(
+                            r,
+                            refused.as_deref(),
+                            follows.as_ref(),
+                            policy.doc.lifecycle.reopen_window,
+                        ),
                         policy_version: policy.version().to_owned(),
-                        details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len(), "thread_ref_refused": refused }),
+                        details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len(), "thread_ref_refused": refused, "follows": follows.as_ref().map(|f| &f.number) }),
                     };
                     outputs.push(events::ticket_event(
                         &ticket,
@@ -406,24 +491,10 @@ impl Stage for Intake {
                     metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "opened")
                         .increment(1);
                 } else {
-                    tracing::info!(ticket = %number, "message threaded onto its open ticket");
-                    if waiting.remove(&tid) {
-                        // The customer answered: resume the ticket and its resolution clock.
-                        let action = ActionMessage {
-                            ticket: number.clone(),
-                            actor: "customer".into(),
-                            action: Action::CustomerReplied {
-                                message: Some(r.channel_message_id.clone()),
-                            },
-                        };
-                        outputs.push(Outgoing {
-                            exchange: crate::contracts::Exchange::Actions,
-                            routing_key: "action.customer_replied".into(),
-                            message_id: format!("reply:{}:{}", r.channel, r.channel_message_id),
-                            body: serde_json::to_value(action).unwrap_or_default(),
-                            headers: vec![],
-                        });
-                    }
+                    tracing::info!(ticket = %number, "message threaded onto its ticket");
+                    // The customer wrote: the lifecycle resumes a waiting ticket, reopens a
+                    // resolved one, and tells the assignee of it on any other (`plan`).
+                    outputs.push(customer_wrote(&number, r));
                     metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "threaded").increment(1);
                 }
                 records.push((dedup_key(r), outputs.clone()));
@@ -484,16 +555,33 @@ mod target_tests {
         }
     }
 
-    fn open(entries: &[(&str, i64, &Customer)]) -> HashMap<String, Vec<OpenTicket>> {
-        let mut m: HashMap<String, Vec<OpenTicket>> = HashMap::new();
-        for (k, id, c) in entries {
-            m.entry(k.to_string()).or_default().push(OpenTicket {
+    fn open(entries: &[(&str, i64, &Customer)]) -> HashMap<String, Vec<KnownTicket>> {
+        known(&entries.iter().map(|(k, id, c)| (*k, *id, *c, true)).collect::<Vec<_>>())
+    }
+
+    /// Key → tickets, newest first as `threads` returns them; `joinable: false` is a closed one.
+    fn known(entries: &[(&str, i64, &Customer, bool)]) -> HashMap<String, Vec<KnownTicket>> {
+        let mut m: HashMap<String, Vec<KnownTicket>> = HashMap::new();
+        for (k, id, c, joinable) in entries {
+            m.entry(k.to_string()).or_default().push(KnownTicket {
                 ticket_id: *id,
                 number: format!("202612-{id:05}"),
                 customer: (*c).clone(),
+                joinable: *joinable,
+                closed: !*joinable,
             });
         }
+        for v in m.values_mut() {
+            v.sort_by_key(|t| std::cmp::Reverse(t.ticket_id));
+        }
         m
+    }
+
+    fn new() -> Target {
+        Target::New {
+            refused: None,
+            follows: None,
+        }
     }
 
     #[test]
@@ -519,10 +607,10 @@ mod target_tests {
                     ticket_id: 7,
                     number: "202612-00007".into()
                 },
-                Target::New { refused: None },
+                new(),
                 Target::InBatch(1),
                 Target::InBatch(1),
-                Target::New { refused: None },
+                new(),
             ]
         );
     }
@@ -537,7 +625,7 @@ mod target_tests {
             &[&li, &li],
             &open,
         );
-        assert_eq!(targets[0], Target::New { refused: None });
+        assert_eq!(targets[0], new());
         assert!(matches!(targets[1], Target::Existing { ticket_id: 3, .. }));
     }
 
@@ -559,14 +647,16 @@ mod target_tests {
         assert_eq!(
             targets[0],
             Target::New {
-                refused: Some("ticket:202612-00007".into())
+                refused: Some("ticket:202612-00007".into()),
+                follows: None
             }
         );
         // The session key leads only to the victim's ticket: refused too.
         assert_eq!(
             targets[1],
             Target::New {
-                refused: Some("chat:s1".into())
+                refused: Some("chat:s1".into()),
+                follows: None
             }
         );
         assert!(matches!(targets[2], Target::Existing { ticket_id: 7, .. }));
@@ -585,5 +675,96 @@ mod target_tests {
         );
         assert!(matches!(targets[0], Target::Existing { ticket_id: 7, .. }));
         assert!(matches!(targets[1], Target::Existing { ticket_id: 9, .. }));
+    }
+
+    #[test]
+    fn a_message_on_a_closed_ticket_opens_a_follow_up_and_never_joins_it() {
+        let li = phone("13800000001");
+        let stranger = phone("13900000002");
+        let threads = known(&[
+            ("ticket:202612-00003", 3, &li, false),
+            ("chat:s1", 3, &li, false),
+            ("chat:s2", 4, &li, false),
+            ("chat:s2", 2, &li, true),
+        ]);
+        let targets = decide_targets(
+            &["m1", "m2", "m3", "m4"],
+            &[
+                keys(&["ticket:202612-00003"]),
+                keys(&["chat:s1"]), // the same conversation, later in the batch
+                keys(&["chat:s2"]), // a closed ticket and an older open one: the open one
+                keys(&["ticket:202612-00003"]),
+            ],
+            &[&li, &li, &li, &stranger],
+            &threads,
+        );
+        assert_eq!(
+            targets[0],
+            Target::New {
+                refused: None,
+                follows: Some(Earlier {
+                    ticket_id: 3,
+                    number: "202612-00003".into(),
+                    closed: true
+                })
+            }
+        );
+        // chat:s1 leads only to the closed ticket; the batch's new ticket named no chat key.
+        assert!(matches!(&targets[1], Target::New { follows: Some(e), .. } if e.ticket_id == 3));
+        assert!(matches!(targets[2], Target::Existing { ticket_id: 2, .. }));
+        // Another customer's closed ticket is neither joined nor followed up.
+        assert_eq!(
+            targets[3],
+            Target::New {
+                refused: Some("ticket:202612-00003".into()),
+                follows: None
+            }
+        );
+    }
+
+    #[test]
+    fn later_messages_of_a_follow_up_s_conversation_join_it() {
+        let li = phone("13800000001");
+        // `threads` reaches the follow-up (9) of the closed ticket (3) through its link.
+        let threads = known(&[
+            ("ticket:202612-00003", 3, &li, false),
+            ("ticket:202612-00003", 9, &li, true),
+        ]);
+        let targets = decide_targets(
+            &["m1", "m2"],
+            &[keys(&["ticket:202612-00003"]), keys(&["chat:new", "msg:m1"])],
+            &[&li, &li],
+            &threads,
+        );
+        assert!(matches!(targets[0], Target::Existing { ticket_id: 9, .. }));
+        assert_eq!(targets[1], new());
+    }
+
+    #[test]
+    fn the_received_reason_names_the_ticket_followed_up() {
+        let r: IntakeRequest = serde_json::from_value(serde_json::json!({
+            "channel": "chat", "channel_message_id": "m1", "received_at": "2026-11-02T08:00:00Z",
+            "customer": {"customer_id": "C1"}, "body": "hi"
+        }))
+        .unwrap();
+        let window = "168h".parse().unwrap();
+        let closed = Earlier {
+            ticket_id: 3,
+            number: "202612-00003".into(),
+            closed: true,
+        };
+        assert_eq!(
+            opened_reason(&r, None, Some(&closed), window),
+            "opened from chat message m1, a follow-up of closed ticket 202612-00003"
+        );
+        let stale = Earlier {
+            closed: false,
+            ..closed
+        };
+        assert_eq!(
+            opened_reason(&r, None, Some(&stale), window),
+            "opened from chat message m1, a follow-up of ticket 202612-00003, resolved longer than 168h ago"
+        );
+        assert_eq!(opened_reason(&r, None, None, window), "opened from chat message m1");
     }
 }

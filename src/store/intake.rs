@@ -20,40 +20,66 @@ pub async fn lock_conversations(tx: &Transaction<'_>, keys: &[String]) -> Result
     Ok(())
 }
 
-/// A thread key that points at a ticket still open.
+/// A ticket a thread key leads to.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OpenThread {
+pub struct Thread {
     pub key: String,
     pub ticket_id: i64,
     pub number: String,
     pub state: String,
+    /// When it was resolved: a resolved ticket takes a message only within the reopen window.
+    pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Who the ticket is for: a message joins it only when it comes from the same customer.
     pub customer: crate::core::customer::Customer,
 }
 
-/// The open tickets the thread keys `keys` lead to, newest ticket first.
-pub async fn open_threads(tx: &Transaction<'_>, keys: &[String]) -> Result<Vec<OpenThread>, StoreError> {
+/// Closed tickets one key leads to that are looked at (the newest): a message never joins one,
+/// it only links its follow-up to it, and a long-lived chat session must not cost a row per
+/// ticket it ever had.
+const CLOSED_PER_KEY: i64 = 4;
+
+/// The tickets the thread keys `keys` lead to, newest ticket first: every ticket not closed,
+/// the newest closed ones ([`CLOSED_PER_KEY`] a key), and the follow-up tickets already opened
+/// for any of them (a message quoting a closed ticket's number joins its open follow-up rather
+/// than opening another).
+pub async fn threads(tx: &Transaction<'_>, keys: &[String]) -> Result<Vec<Thread>, StoreError> {
     let rows = tx
         .query(
             &prepared(
                 tx,
-                "SELECT k.key, t.id, t.number, t.state, t.customer FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
-                     WHERE k.key = ANY($1) AND t.state <> 'closed'
-                     ORDER BY t.id DESC",
+                "WITH direct AS (
+                     SELECT k.key, k.ticket_id FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
+                      WHERE k.key = ANY($1) AND t.state <> 'closed'
+                     UNION
+                     SELECT u.key, c.ticket_id FROM unnest($1::text[]) AS u(key)
+                      CROSS JOIN LATERAL (
+                          SELECT k.ticket_id FROM thread_keys k JOIN tickets t ON t.id = k.ticket_id
+                           WHERE k.key = u.key AND t.state = 'closed'
+                           ORDER BY k.ticket_id DESC LIMIT $2) c
+                 ), reach AS (
+                     SELECT key, ticket_id FROM direct
+                     UNION
+                     SELECT d.key, l.other_id FROM direct d
+                       JOIN ticket_links l ON l.ticket_id = d.ticket_id AND l.kind = 'follow_up'
+                 )
+                 SELECT r.key, t.id, t.number, t.state, t.customer, t.resolved_at
+                   FROM reach r JOIN tickets t ON t.id = r.ticket_id
+                  ORDER BY t.id DESC",
             )
             .await?,
-            &[&keys],
+            &[&keys, &CLOSED_PER_KEY],
         )
         .await?;
     Ok(rows
         .iter()
-        .map(|r| OpenThread {
+        .map(|r| Thread {
             key: r.get(0),
             ticket_id: r.get(1),
             number: r.get(2),
             state: r.get(3),
             // A customer that no longer decodes matches nobody: the message opens its own ticket.
             customer: serde_json::from_value(r.get(4)).unwrap_or_default(),
+            resolved_at: r.get(5),
         })
         .collect())
 }

@@ -431,9 +431,22 @@ pub async fn record_correction(
     Ok(())
 }
 
-/// Links two tickets both ways: `kind` from `ticket_id` (`related`, `duplicate_of`) and its
-/// converse from the other (`related`, `duplicate`). Linking a related pair again changes
-/// nothing; merging it records the duplicate.
+/// A link kind as the other ticket sees it: `duplicate_of` ↔ `duplicate` (merged into this
+/// one), `follow_up_of` ↔ `follow_up` (a later ticket of the customer's, opened by a message on
+/// this closed one), `related` both ways.
+pub fn converse_kind(kind: &str) -> &str {
+    match kind {
+        "duplicate_of" => "duplicate",
+        "duplicate" => "duplicate_of",
+        "follow_up_of" => "follow_up",
+        "follow_up" => "follow_up_of",
+        other => other,
+    }
+}
+
+/// Links two tickets both ways: `kind` from `ticket_id` (`related`, `duplicate_of`,
+/// `follow_up_of`) and its converse from the other ([`converse_kind`]). Linking a related pair
+/// again changes nothing; merging it records the duplicate.
 pub async fn link(
     tx: &Transaction<'_>,
     ticket_id: i64,
@@ -442,13 +455,29 @@ pub async fn link(
     actor: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let converse = if kind == "duplicate_of" { "duplicate" } else { kind };
+    link_all(tx, &[(ticket_id, other_id)], kind, actor, at).await
+}
+
+/// [`link`] for many pairs `(ticket, other)` in one statement.
+pub async fn link_all(
+    tx: &Transaction<'_>,
+    pairs: &[(i64, i64)],
+    kind: &str,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let (from, to): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
+    let converse = converse_kind(kind);
     tx.execute(
         "INSERT INTO ticket_links (ticket_id, other_id, kind, actor, at)
-         VALUES ($1, $2, $3, $5, $6), ($2, $1, $4, $5, $6)
+         SELECT a, b, $3::text, $5::text, $6::timestamptz FROM unnest($1::bigint[], $2::bigint[]) AS u(a, b)
+         UNION ALL SELECT b, a, $4::text, $5::text, $6::timestamptz FROM unnest($1::bigint[], $2::bigint[]) AS u(a, b)
          ON CONFLICT (ticket_id, other_id) DO UPDATE SET kind = EXCLUDED.kind, actor = EXCLUDED.actor, at = EXCLUDED.at
          WHERE ticket_links.kind = 'related'",
-        &[&ticket_id, &other_id, &kind, &converse, &actor, &at],
+        &[&from, &to, &kind, &converse, &actor, &at],
     )
     .await?;
     Ok(())
