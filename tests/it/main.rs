@@ -25,6 +25,7 @@ mod ops_endpoints;
 mod outbound;
 mod people;
 mod pipeline;
+mod replies;
 mod reports;
 mod retention;
 mod security;

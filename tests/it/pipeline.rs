@@ -9,8 +9,9 @@ use switchboard::app::StageName;
 use switchboard_tools::demo::{Kind, traffic};
 
 /// A few hundred mixed requests from all channels, with duplicates, thread replies and invalid
-/// messages: every valid one ends assigned or queued with exactly one transition per stage, and
-/// every invalid one sits in the dead-letter queue with its reason.
+/// messages: every valid one ends assigned or queued with exactly one transition per stage (and
+/// one `customer_messaged` per reply threaded onto it), and every invalid one sits in the
+/// dead-letter queue with its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_lettered() {
     let mut h = Harness::new("mixed").await;
@@ -49,6 +50,13 @@ async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_let
         h.count("SELECT count(*) FROM ticket_messages").await == new + replies
     })
     .await;
+    // Each reply tells the ticket's assignee: one same-state transition, applied once.
+    h.wait_for("replies announced", Duration::from_secs(60), || async {
+        h.count("SELECT count(*) FROM ticket_transitions WHERE details->>'event' = 'customer_messaged'")
+            .await
+            == replies
+    })
+    .await;
     let dead_queue = h.topo().dead_queue();
     h.wait_for("invalid messages dead-lettered", Duration::from_secs(30), || async {
         h.depth(&dead_queue).await >= invalid
@@ -67,17 +75,26 @@ async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_let
         new + replies,
         "replies are appended"
     );
-    // Exactly one transition per stage, in order, for every ticket.
+    // Exactly one transition per stage, in order, for every ticket, besides the replies'.
     let bad = h
         .count(
             "SELECT count(*) FROM (
-               SELECT ticket_id, string_agg(to_state, ',' ORDER BY seq) AS path, max(seq) AS last, count(*) AS n
+               SELECT ticket_id,
+                      string_agg(to_state, ',' ORDER BY seq) FILTER (WHERE details->>'event' IS DISTINCT FROM 'customer_messaged') AS path,
+                      count(*) FILTER (WHERE details->>'event' = 'customer_messaged' AND from_state = to_state) AS replies,
+                      max(seq) AS last, count(*) AS n
                FROM ticket_transitions GROUP BY ticket_id) p
-             WHERE NOT (path IN ('received,classified,prioritized,assigned', 'received,classified,prioritized,queued') AND last = 4 AND n = 4)",
+             WHERE NOT (path IN ('received,classified,prioritized,assigned', 'received,classified,prioritized,queued') AND last = n AND n = 4 + replies)",
         )
         .await;
     assert_eq!(bad, 0, "tickets whose transitions are not exactly one per stage");
-    assert_eq!(h.count("SELECT count(*) FROM tickets t WHERE version <> 4").await, 0);
+    assert_eq!(
+        h.count(
+            "SELECT count(*) FROM tickets t WHERE version <> (SELECT count(*) FROM ticket_transitions tr WHERE tr.ticket_id = t.id)"
+        )
+        .await,
+        0
+    );
     assert_eq!(
         h.count("SELECT count(*) FROM tickets WHERE state = 'assigned' AND (assignee IS NULL OR team IS NULL)")
             .await,
@@ -118,23 +135,39 @@ async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_let
     assert!(reasons.iter().any(|r| r.contains("customer")), "{reasons:?}");
 
     // Events: one per transition, gap-free per ticket; redeliveries share an id.
-    let got = h.drain_queue(&events).await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let versions: HashMap<String, i64> = client
+        .query("SELECT number, version::bigint FROM tickets", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let mut per_ticket: HashMap<String, Vec<i64>> = HashMap::new();
-    for m in &got {
-        let ev: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
-        assert_eq!(ev["specversion"], "1.0");
-        let seq = ev["sequence"].as_i64().unwrap();
-        assert_eq!(ev["id"], format!("{}.{}", ev["subject"].as_str().unwrap(), seq));
-        per_ticket
-            .entry(ev["subject"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(seq);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        for m in &h.drain_queue(&events).await {
+            let ev: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
+            assert_eq!(ev["specversion"], "1.0");
+            let seq = ev["sequence"].as_i64().unwrap();
+            assert_eq!(ev["id"], format!("{}.{}", ev["subject"].as_str().unwrap(), seq));
+            let seqs = per_ticket
+                .entry(ev["subject"].as_str().unwrap().to_owned())
+                .or_default();
+            if !seqs.contains(&seq) {
+                seqs.push(seq);
+            }
+        }
+        let seen: usize = per_ticket.values().map(Vec::len).sum();
+        if seen as i64 >= versions.values().sum::<i64>() || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(per_ticket.len() as i64, new);
     for (number, mut seqs) in per_ticket {
         seqs.sort();
-        seqs.dedup();
-        assert_eq!(seqs, vec![1, 2, 3, 4], "events of {number}");
+        assert_eq!(seqs, (1..=versions[&number]).collect::<Vec<_>>(), "events of {number}");
     }
     h.cleanup().await;
 }

@@ -717,9 +717,9 @@ async fn route_latency(app: &App, since: DateTime<Utc>) -> Result<Vec<(String, S
     let rows = client
         .query(
             "SELECT t.received_at,
-                    max(tr.at) FILTER (WHERE tr.to_state = 'received'),
-                    max(tr.at) FILTER (WHERE tr.to_state = 'classified'),
-                    max(tr.at) FILTER (WHERE tr.to_state = 'prioritized'),
+                    max(tr.at) FILTER (WHERE tr.to_state = 'received' AND tr.from_state IS NULL),
+                    max(tr.at) FILTER (WHERE tr.to_state = 'classified' AND tr.from_state <> tr.to_state),
+                    max(tr.at) FILTER (WHERE tr.to_state = 'prioritized' AND tr.from_state <> tr.to_state),
                     max(tr.at) FILTER (WHERE tr.to_state IN ('assigned', 'queued') AND tr.actor = 'assign')
              FROM tickets t JOIN ticket_transitions tr ON tr.ticket_id = t.id
              WHERE t.received_at >= $1

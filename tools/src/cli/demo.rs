@@ -212,7 +212,7 @@ async fn summary(app: &App, like: &str, expected: usize, elapsed: f64) -> Result
             "SELECT count(*),
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM tr.at - t.received_at)),
                     percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM tr.at - t.received_at))
-             FROM tickets t JOIN ticket_transitions tr ON tr.ticket_id = t.id AND tr.to_state IN ('assigned', 'queued')
+             FROM tickets t JOIN ticket_transitions tr ON tr.ticket_id = t.id AND tr.to_state IN ('assigned', 'queued') AND tr.actor = 'assign'
              WHERE t.channel_message_id LIKE $1",
             &[&like],
         )
