@@ -100,6 +100,25 @@ pub struct Settings {
     pub oidc_team_claim: String,
     /// How often the signing keys are fetched (or the file re-read) again (seconds).
     pub oidc_jwks_refresh_s: u64,
+    /// The gateway's address as people reach it: the desk links in staff notifications and
+    /// the survey links sent to customers start with it.
+    pub public_url: String,
+    /// The SMTP server mail goes out through: `smtp://host:25` (a local relay),
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtps://user:password@host:465`. Unset: no
+    /// email is sent (staff are reached by their other media; email customers get nothing).
+    pub smtp_url: Option<String>,
+    /// The sender of every mail: `"Name <address>"` or an address. Its domain names the
+    /// Message-IDs, by which customers' replies find their tickets.
+    pub smtp_from: String,
+    /// A webhook endpoint whose every delivery has failed for this long is disabled (seconds).
+    pub webhook_disable_after_s: u64,
+    /// Deliveries the deliver stage sends at once (per process).
+    pub deliver_concurrency: usize,
+    /// How long one send (an HTTP post, an SMTP transaction) may take (milliseconds).
+    pub deliver_timeout_ms: u64,
+    /// The wait before a failed delivery's first retry (milliseconds); later retries wait
+    /// longer: ×6, ×24, ×120, ×360, ×720, ×1440, then 4 h each (5 s, 30 s, 2 min, … by default).
+    pub deliver_first_retry_ms: u64,
     /// How long the events log (the stream `<prefix>.events.log`, every event ever published)
     /// keeps an event: a whole number and a unit, `Y`, `M`, `D`, `h`, `m` or `s` (`7D`, `36h`).
     /// Its `x-max-age`; removed a segment at a time, so an event may stay a little longer.
@@ -109,6 +128,21 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The domain of `smtp_from`, which Message-IDs are minted in; `None` without `smtp_url`.
+    pub fn mail_domain(&self) -> Option<String> {
+        self.smtp_url.as_ref()?;
+        let from = self.smtp_from.trim();
+        let address = match (from.rfind('<'), from.rfind('>')) {
+            (Some(a), Some(b)) if a < b => &from[a + 1..b],
+            _ => from,
+        };
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim())
+            .filter(|d| !d.is_empty())?;
+        Some(domain.to_ascii_lowercase())
+    }
+
     /// The prefetch a consumer really asks for: at most two batches (the one in hand and the
     /// next). Every delivery a consumer holds when its connection drops comes back with one more
     /// delivery counted against the queue's `delivery_limit`, so deliveries held but untouched
@@ -161,6 +195,13 @@ impl Default for Settings {
             oidc_agent_claim: "switchboard_agent".into(),
             oidc_team_claim: "switchboard_team".into(),
             oidc_jwks_refresh_s: 300,
+            public_url: "http://localhost:8080".into(),
+            smtp_url: None,
+            smtp_from: "Switchboard <switchboard@localhost>".into(),
+            webhook_disable_after_s: 24 * 3600,
+            deliver_concurrency: 16,
+            deliver_timeout_ms: 10_000,
+            deliver_first_retry_ms: 5_000,
             events_log_max_age: DEFAULT_EVENTS_LOG_MAX_AGE.into(),
             events_log_max_bytes: DEFAULT_EVENTS_LOG_MAX_BYTES,
         }
@@ -268,6 +309,27 @@ impl Settings {
         }
         if let Some(v) = get("SWITCHBOARD_EVENTS_LOG_MAX_BYTES") {
             self.events_log_max_bytes = num("SWITCHBOARD_EVENTS_LOG_MAX_BYTES", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_PUBLIC_URL") {
+            self.public_url = v;
+        }
+        if let Some(v) = get("SWITCHBOARD_SMTP_URL") {
+            self.smtp_url = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = get("SWITCHBOARD_SMTP_FROM") {
+            self.smtp_from = v;
+        }
+        if let Some(v) = get("SWITCHBOARD_WEBHOOK_DISABLE_AFTER_S") {
+            self.webhook_disable_after_s = num("SWITCHBOARD_WEBHOOK_DISABLE_AFTER_S", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_DELIVER_TIMEOUT_MS") {
+            self.deliver_timeout_ms = num("SWITCHBOARD_DELIVER_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_DELIVER_FIRST_RETRY_MS") {
+            self.deliver_first_retry_ms = num("SWITCHBOARD_DELIVER_FIRST_RETRY_MS", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_DELIVER_CONCURRENCY") {
+            self.deliver_concurrency = num("SWITCHBOARD_DELIVER_CONCURRENCY", v)?;
         }
         if let Some(v) = get("SWITCHBOARD_METRICS_ADDR") {
             self.metrics_addr = Some(v).filter(|s| !s.is_empty());

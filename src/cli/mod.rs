@@ -6,6 +6,7 @@ mod gateway;
 mod report;
 mod retention;
 mod tools;
+mod webhooks;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -104,6 +105,12 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: events::EventsCommand,
+    },
+    /// Webhook subscriptions for downstream systems (Standard Webhooks, signed, at least once,
+    /// in each ticket's order): create, list, deliveries, retry, disable, enable.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
     /// Service report for a week, a month or given dates: volume, handling times, SLA on-time
     /// rates, escalations, resolution rate, CSAT, repeat complaints, most frequent problems.
@@ -209,6 +216,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Loadgen(args) => tools::run("loadgen", cli.config.as_deref(), args)?,
         Command::Dead { command } => dead::run(settings, command).await?,
         Command::Events { command } => events::run(settings, command).await?,
+        Command::Webhooks { command } => webhooks::run(settings, command).await?,
         Command::Report(args) => report::run(settings, args).await?,
         Command::Retention { command } => retention::run(settings, command).await?,
         Command::Bench(args) => tools::run("bench", cli.config.as_deref(), args)?,

@@ -143,7 +143,10 @@ async fn view_of<C: tokio_postgres::GenericClient>(
             })
             .collect()
     };
-    let deliveries = crate::store::outbound::ticket_deliveries(client, t.id).await?;
+    let mut deliveries = crate::store::outbound::ticket_deliveries(client, t.id).await?;
+    for d in &mut deliveries {
+        d.target = crate::core::notify::shown_target(&d.transport, &d.target);
+    }
     let notes = by_event("noted");
     let attachments = by_event("attached");
     let active_escalation = escalations

@@ -11,7 +11,7 @@
 use crate::bus::dead;
 use crate::config::Settings;
 use crate::contracts::{Exchange, Outgoing, StageName};
-use crate::core::notify::{self, Transport};
+use crate::core::notify::{self, NotifyPolicy, Transport};
 use crate::core::privacy::mask_email;
 use crate::outbound::robots::{self, Robot};
 use crate::outbound::smtp::{Mail, Mailer};
@@ -40,12 +40,14 @@ pub enum DeliverError {
 pub struct Sender {
     pub http: reqwest::Client,
     pub mailer: Option<Mailer>,
+    /// People's media secrets are looked up here when sending, never stored with a delivery.
+    pub notify: Arc<NotifyPolicy>,
     /// How long a claimed delivery is held: twice a send's deadline, and a second more.
     pub lease: Duration,
 }
 
 impl Sender {
-    pub fn from_settings(s: &Settings) -> Result<Sender, DeliverError> {
+    pub fn from_settings(s: &Settings, notify: Arc<NotifyPolicy>) -> Result<Sender, DeliverError> {
         let timeout = Duration::from_millis(s.deliver_timeout_ms.max(100));
         let mailer = match &s.smtp_url {
             Some(url) => Some(Mailer::new(url, &s.smtp_from, timeout)?),
@@ -54,6 +56,7 @@ impl Sender {
         Ok(Sender {
             http: client::http_client(timeout)?,
             mailer,
+            notify,
             lease: timeout * 2 + Duration::from_secs(1),
         })
     }
@@ -66,12 +69,13 @@ impl Sender {
                 status: None,
             };
         };
-        let mut payload = d.payload.clone();
-        // A person's webhook or robot secret travels with the row, never in the body.
+        let payload = &d.payload;
+        // A person's own webhook or robot secret, from the policy (a rotation applies to retries).
         let own_secret = payload
-            .as_object_mut()
-            .and_then(|o| o.remove("secret"))
-            .and_then(|s| s.as_str().map(str::to_owned));
+            .get("person")
+            .and_then(Value::as_str)
+            .and_then(|p| self.notify.secret_of(p, transport))
+            .map(str::to_owned);
         match transport {
             Transport::Webhook | Transport::Callback => {
                 let secret = d.secret.clone().or(own_secret);
@@ -81,7 +85,7 @@ impl Sender {
                         status: None,
                     };
                 }
-                let body = match serde_json::to_vec(&payload) {
+                let body = match serde_json::to_vec(payload) {
                     Ok(b) => b,
                     Err(e) => {
                         return Attempt::Rejected {
@@ -108,7 +112,7 @@ impl Sender {
                         retry_after: None,
                     };
                 };
-                mailer.send(&mail_of(d, &payload)).await
+                mailer.send(&mail_of(d, payload)).await
             }
             Transport::WeCom | Transport::DingTalk | Transport::Feishu => {
                 let robot = match transport {
@@ -274,10 +278,10 @@ pub async fn round(
                     Settled::Delivered { .. } => None,
                 };
                 store::settle(db, &d, &settled, dead.as_ref()).await?;
-                if let (Attempt::Gone { reason }, Some(e)) = (&attempt, &d.endpoint_id) {
-                    for (id, why) in store::disable_failing(db, i64::MAX / 4, &[(e.clone(), reason.clone())]).await? {
-                        warn!(endpoint = %id, reason = %why, "webhook endpoint disabled");
-                    }
+                if let (Attempt::Gone { reason }, Some(e)) = (&attempt, &d.endpoint_id)
+                    && store::disable_gone(db, e, reason).await?
+                {
+                    warn!(endpoint = %e, reason = %reason, "webhook endpoint disabled: it answered 410 Gone");
                 }
                 Ok(())
             }
@@ -299,12 +303,13 @@ pub async fn round(
 pub async fn run(
     db: Db,
     settings: &Settings,
+    notify: Arc<NotifyPolicy>,
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> Result<(), DeliverError> {
     const NAME: &str = StageName::Deliver.as_str();
     const POLL: Duration = Duration::from_millis(200);
-    let sender = Sender::from_settings(settings)?;
+    let sender = Sender::from_settings(settings, notify)?;
     if sender.mailer.is_none() {
         info!("no smtp_url: email deliveries are not planned, staff are reached by their other media");
     }
@@ -323,16 +328,24 @@ pub async fn run(
         let r: Result<Duration, StoreError> = async {
             if tokio::time::Instant::now() >= next_check {
                 next_check = tokio::time::Instant::now() + Duration::from_secs(30);
-                for (id, reason) in store::disable_failing(&db, disable_after, &[]).await? {
+                for (id, reason) in store::disable_failing(&db, disable_after).await? {
                     warn!(endpoint = %id, reason = %reason, "webhook endpoint disabled");
                 }
             }
-            let claimed = round(&db, &sender, concurrency * 4, concurrency, first_retry).await?;
+            // No more than can be sent at once: a claimed row waiting for a free slot could
+            // outlive its lease and be sent twice.
+            let claimed = round(&db, &sender, concurrency, concurrency, first_retry).await?;
             if claimed > 0 {
                 return Ok(Duration::ZERO);
             }
+            // Nothing claimable: sleep until the next due time, or a poll interval when the
+            // earliest row is due but waits its turn (behind an earlier one of its ticket, or
+            // for a disabled endpoint) — never a busy loop.
             let next = store::next_due(&db).await?;
-            Ok(next.map_or(POLL, |t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(POLL)))
+            Ok(next
+                .and_then(|t| (t - Utc::now()).to_std().ok())
+                .filter(|d| !d.is_zero())
+                .map_or(POLL, |d| d.min(POLL)))
         }
         .await;
         let sleep = match r {

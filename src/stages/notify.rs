@@ -40,14 +40,11 @@ pub fn ledger_key(event_id: &str) -> String {
 }
 
 /// A survey link's token: 32 random bytes, URL-safe base64. Only its SHA-256 is stored.
-pub fn survey_token() -> String {
+/// `None` when the operating system has no randomness to give.
+pub fn survey_token() -> Option<String> {
     let mut bytes = [0u8; 32];
-    // No entropy is an operating-system failure; a token of zeros would be guessable, so the
-    // survey simply gets a link that leads nowhere (its hash matches no other).
-    if getrandom::fill(&mut bytes).is_err() {
-        tracing::error!("no randomness for a survey token");
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    getrandom::fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 pub fn token_hash(token: &str) -> String {
@@ -84,6 +81,10 @@ impl Stage for Notify {
             return Ok(finish(settled, &copies));
         }
         let keys: Vec<String> = events.iter().map(|(_, e)| ledger_key(&e.id)).collect();
+        // Lock each event's key before reading the ledger: a copy of the event in another
+        // worker's batch waits here for that batch to commit, then finds its record (read
+        // first, it would plan again and lose the race on the record).
+        intake_store::lock_conversations(tx, &keys).await?;
         let done = ledger::lookup(tx, &keys).await?;
         events.retain(|(i, e)| {
             if done.contains_key(&ledger_key(&e.id)) {
@@ -131,7 +132,10 @@ impl Stage for Notify {
                 .map(Medium::Email)
                 .into_iter()
                 .collect();
-            let token = survey_token();
+            // Without randomness a link would be guessable: hold the batch and try again.
+            let Some(token) = survey_token() else {
+                return Err(StoreError::Conflict("no randomness for a survey token".into()));
+            };
             let plan = span.in_scope(|| {
                 notify::plan(
                     e,

@@ -48,9 +48,11 @@ pub async fn run(
             };
             run_stage(Arc::new(Notify { ctx, reach }), s, topo, db, c, stop, health).await
         }
-        StageName::Deliver => crate::runtime::deliver::run(db, s, health, stop)
-            .await
-            .map_err(|e| RunError::Setup(e.to_string())),
+        StageName::Deliver => {
+            crate::runtime::deliver::run(db, s, Arc::new(ctx.policy.doc.notify.clone()), health, stop)
+                .await
+                .map_err(|e| RunError::Setup(e.to_string()))
+        }
         StageName::Scheduler => scheduler::run(
             db,
             topo,

@@ -117,7 +117,11 @@ pub async fn insert_deliveries(
     let mut targets = Vec::new();
     let mut payloads = Vec::new();
     let mut give_up = Vec::new();
+    let mut states = Vec::new();
+    let mut errors = Vec::new();
     for (p, ticket, number, seq) in planned {
+        states.push(if p.failed.is_some() { "failed" } else { "pending" });
+        errors.push(p.failed.as_deref());
         keys.push(p.key.as_str());
         msg_ids.push(p.msg_id.as_str());
         kinds.push(p.kind.as_str());
@@ -138,12 +142,12 @@ pub async fn insert_deliveries(
             &prepared(
                 tx,
                 "INSERT INTO deliveries (key, msg_id, kind, purpose, ticket_id, number, seq, lane, endpoint_id, key_id,
-                                         transport, target, payload, next_attempt_at, give_up_at)
-                 SELECT k, m, ki, pu, ti, nu, se, la, en, ke, tr, ta, pa, $14, g
+                                         transport, target, payload, next_attempt_at, give_up_at, state, last_error)
+                 SELECT k, m, ki, pu, ti, nu, se, la, en, ke, tr, ta, pa, $14, g, st, er
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::int[],
                              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::jsonb[],
-                             $15::timestamptz[])
-                      AS u(k, m, ki, pu, ti, nu, se, la, en, ke, tr, ta, pa, g)
+                             $15::timestamptz[], $16::text[], $17::text[])
+                      AS u(k, m, ki, pu, ti, nu, se, la, en, ke, tr, ta, pa, g, st, er)
                  ON CONFLICT (key) DO NOTHING",
             )
             .await?,
@@ -163,6 +167,8 @@ pub async fn insert_deliveries(
                 &payloads,
                 &now,
                 &give_up,
+                &states,
+                &errors,
             ],
         )
         .await?)
@@ -250,7 +256,7 @@ pub async fn claim_due(db: &Db, limit: i64, lease: std::time::Duration) -> Resul
                        AND NOT EXISTS (
                            SELECT 1 FROM deliveries p
                            WHERE p.lane = c.lane AND p.ticket_id = c.ticket_id AND p.state = 'pending'
-                             AND p.seq < c.seq)
+                             AND (p.seq < c.seq OR (c.seq IS NULL AND p.seq IS NOT NULL)))
                        AND (c.seq IS NULL OR c.seq <= 1 OR c.created_at < now() - make_interval(secs => $3)
                             OR EXISTS (SELECT 1 FROM processed_messages m
                                        WHERE m.message_id = 'notify:' || c.number || '.' || (c.seq - 1)))
@@ -341,7 +347,10 @@ pub async fn settle(
                 .execute(
                     &prepared(
                         &client,
-                        "UPDATE deliveries SET state = 'delivered', delivered_at = now(), last_status = $2, last_error = NULL
+                        // A customer's message quotes them and may hold a survey link (a
+                        // credential): once it is delivered, only the record stays.
+                        "UPDATE deliveries SET state = 'delivered', delivered_at = now(), last_status = $2, last_error = NULL,
+                                payload = CASE WHEN kind = 'customer' THEN '{}'::jsonb ELSE payload END
                          WHERE id = $1 AND state = 'pending'",
                     )
                     .await?,
@@ -411,31 +420,28 @@ pub async fn settle(
     Ok(())
 }
 
-/// Disables endpoints failing without a success for longer than `after_s`, and any endpoint
-/// named in `gone` (it answered 410); returns (id, reason) of each disabled now.
-pub async fn disable_failing(
-    db: &Db,
-    after_s: i64,
-    gone: &[(String, String)],
-) -> Result<Vec<(String, String)>, StoreError> {
+/// Disables an endpoint that answered 410 Gone; true if it was enabled until now.
+pub async fn disable_gone(db: &Db, id: &str, reason: &str) -> Result<bool, StoreError> {
+    let client = db.pool.get().await?;
+    Ok(client
+        .execute(
+            "UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2 WHERE id = $1 AND disabled_at IS NULL",
+            &[&id, &reason],
+        )
+        .await?
+        > 0)
+}
+
+/// Disables endpoints failing without a success for longer than `after_s`; returns (id,
+/// reason) of each disabled now.
+pub async fn disable_failing(db: &Db, after_s: i64) -> Result<Vec<(String, String)>, StoreError> {
     let client = db.pool.get().await?;
     let mut out = Vec::new();
-    for (id, reason) in gone {
-        let n = client
-            .execute(
-                "UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2 WHERE id = $1 AND disabled_at IS NULL",
-                &[id, reason],
-            )
-            .await?;
-        if n > 0 {
-            out.push((id.clone(), reason.clone()));
-        }
-    }
     let rows = client
         .query(
             "UPDATE webhook_endpoints SET disabled_at = now(),
                     disabled_reason = 'every delivery failed since ' || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-                        || ' (' || (SELECT coalesce(max(last_error), 'no answer') FROM deliveries d WHERE d.endpoint_id = webhook_endpoints.id AND d.last_error IS NOT NULL AND d.state <> 'delivered' ORDER BY 1 LIMIT 1) || ')'
+                        || ' (last: ' || coalesce((SELECT d.last_error FROM deliveries d WHERE d.endpoint_id = webhook_endpoints.id AND d.last_error IS NOT NULL ORDER BY d.id DESC LIMIT 1), 'no answer') || ')'
              WHERE disabled_at IS NULL AND failing_since < now() - make_interval(secs => $1)
              RETURNING id, disabled_reason",
             &[&(after_s as f64)],

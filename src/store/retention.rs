@@ -835,6 +835,17 @@ async fn anonymise(
     // opens a new ticket.
     tx.execute("DELETE FROM thread_keys WHERE ticket_id = ANY($1)", &[&ids])
         .await?;
+    // What was sent quotes the customer (the address, the name, replies and the events' texts);
+    // survey comments and follow-up outcomes are their words or about them. Scores stay.
+    tx.execute("DELETE FROM deliveries WHERE ticket_id = ANY($1)", &[&ids])
+        .await?;
+    tx.execute("UPDATE surveys SET comment = NULL WHERE ticket_id = ANY($1)", &[&ids])
+        .await?;
+    tx.execute(
+        "UPDATE follow_ups SET outcome = NULL WHERE ticket_id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
     // What agents and customers wrote lives in lifecycle transitions: the free-text reason and
     // the message, comment and resolution fields of the details.
     let n = tx

@@ -528,13 +528,25 @@ async fn a_low_rating_tells_the_supervisor_and_opens_a_follow_up_for_the_team() 
         .text(&format!("SELECT team FROM tickets WHERE number = '{number}'"))
         .await;
     let policy = h.app.policy.clone();
-    let boss: Vec<String> = policy
-        .doc
-        .notify
-        .people_in(&policy.supervisor_of(Some(&team)).unwrap())
-        .iter()
-        .filter_map(|(_, p)| p.email.clone())
-        .collect();
+    // In service hours the team's supervisor is told; outside them, whoever is on duty.
+    let now = chrono::Utc::now();
+    let boss: Vec<String> = if policy.calendar().is_open(now) {
+        policy
+            .doc
+            .notify
+            .people_in(&policy.supervisor_of(Some(&team)).unwrap())
+            .iter()
+            .filter_map(|(_, p)| p.email.clone())
+            .collect()
+    } else {
+        policy
+            .doc
+            .notify
+            .on_duty_at(policy.calendar(), now)
+            .iter()
+            .filter_map(|(_, p)| p.email.clone())
+            .collect()
+    };
     let told = mail_about(&sink, &number, |m| m.to == boss, Duration::from_secs(30)).await;
     assert!(
         told.subject.unwrap_or_default().contains('1'),
@@ -649,7 +661,15 @@ async fn a_refused_delivery_is_dead_lettered_retried_by_hand_and_a_gone_endpoint
 
     // Fixed on the receiver's side: a retry by hand delivers it.
     hook.set_status(204);
-    let n = h.text("SELECT id::text FROM deliveries WHERE state = 'failed'").await;
+    let n = h
+        .text("SELECT id::text FROM deliveries WHERE state = 'failed' AND kind = 'webhook'")
+        .await;
+    // The app customer has no callback URL: their acknowledgement is failed on the ticket too.
+    assert_eq!(
+        h.count("SELECT count(*) FROM deliveries WHERE kind = 'customer' AND state = 'failed' AND last_error LIKE '%no callback URL%'")
+            .await,
+        1
+    );
     let (ok, out, err) = cli(&h, &["webhooks", "retry", &n]);
     assert!(ok && out.contains('1'), "{out} {err}");
     h.wait_for("the retried delivery", Duration::from_secs(30), || async {

@@ -89,15 +89,6 @@ impl Medium {
             Medium::Webhook { url, .. } | Medium::DingTalk { url, .. } | Medium::Feishu { url, .. } => url,
         }
     }
-
-    fn secret(&self) -> Option<&str> {
-        match self {
-            Medium::Email(_) | Medium::WeCom(_) => None,
-            Medium::Webhook { secret, .. } | Medium::DingTalk { secret, .. } | Medium::Feishu { secret, .. } => {
-                secret.as_deref()
-            }
-        }
-    }
 }
 
 impl Person {
@@ -337,6 +328,17 @@ impl NotifyPolicy {
         self.templates.validate()
     }
 
+    /// The signing secret of a person's medium (webhook, DingTalk, Feishu), if it has one.
+    pub fn secret_of(&self, person: &str, transport: Transport) -> Option<&str> {
+        let p = self.people.get(person)?;
+        match transport {
+            Transport::Webhook => p.webhook_secret.as_deref(),
+            Transport::DingTalk => p.dingtalk_secret.as_deref(),
+            Transport::Feishu => p.feishu_secret.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The people a role reaches (none for an unknown role).
     pub fn people_in(&self, role: &str) -> Vec<(&str, &Person)> {
         self.roles
@@ -478,6 +480,9 @@ pub struct Planned {
     /// What to send: the event (webhooks), a rendered mail, a robot's title and text.
     pub payload: Value,
     pub give_up_after_s: i64,
+    /// Why this message cannot be sent at all (no address, no template): recorded as failed,
+    /// so the ticket shows that the customer was not told.
+    pub failed: Option<String>,
 }
 
 /// The facts of one event, as the notify stage decodes them from the CloudEvent.
@@ -525,16 +530,15 @@ impl EventFacts {
         let seq = v.get("sequence").and_then(Value::as_i64).map(|s| s as i32);
         let data = v.get("data").cloned().unwrap_or(Value::Null);
         let transition = data.get("transition").cloned().unwrap_or(Value::Null);
-        let name = if routing_key.is_empty() {
-            v.get("type")
-                .and_then(Value::as_str)
-                .and_then(|t| t.strip_prefix("switchboard."))
-                .and_then(|t| t.strip_suffix(".v1"))
-                .unwrap_or_default()
-                .to_owned()
-        } else {
-            routing_key.to_owned()
-        };
+        // The type names the event wherever the message travelled (a replay into a queue
+        // arrives with the queue's name as its routing key).
+        let name = v
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(|t| t.strip_prefix("switchboard."))
+            .and_then(|t| t.strip_suffix(".v1"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| routing_key.to_owned());
         Ok(EventFacts {
             id,
             name,
@@ -810,6 +814,7 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
                 target: s.url.clone(),
                 payload: e.body.clone(),
                 give_up_after_s: WEBHOOK_GIVE_UP_S,
+                failed: None,
             });
         }
     }
@@ -819,14 +824,20 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
     if !roles.is_empty() {
         let team = e.ticket_str("team");
         let calendar = rules.calendar;
-        let quiet = e.name == "ticket.escalated" && !n.on_duty.is_empty() && !calendar.is_open(e.at);
+        // Outside service hours only the person on duty is told (and an urgent ticket's
+        // assignee, who is at work since the ticket reached them).
+        let quiet = !n.on_duty.is_empty() && !calendar.is_open(e.at);
         let mut people: Vec<(String, Vec<Medium>)> = Vec::new();
         if quiet {
             for (id, p) in n.on_duty_at(calendar, e.at) {
                 people.push((id.to_owned(), p.media()));
             }
-        } else {
-            for role in &roles {
+        }
+        {
+            for role in roles
+                .iter()
+                .filter(|r| !quiet || (*r == ASSIGNEE && e.name == "ticket.assigned"))
+            {
                 if role == ASSIGNEE {
                     if let Some(a) = e.ticket_str("assignee")
                         && !inputs.assignee.is_empty()
@@ -868,22 +879,23 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
                         }),
                         _ => json!({ "title": r.subject, "text": r.body }),
                     };
+                    // The medium's secret is looked up by person when sending, never stored.
                     let mut payload = payload;
-                    if let Some(s) = m.secret() {
-                        payload["secret"] = json!(s);
-                    }
+                    payload["person"] = json!(person);
                     out.deliveries.push(Planned {
                         key,
                         msg_id,
                         kind: Kind::Staff,
                         purpose: purpose.into(),
-                        lane: format!("staff:{person}"),
+                        // Per medium: a failing mail server must not hold back the robot.
+                        lane: format!("staff:{person}:{}", m.transport().as_str()),
                         endpoint_id: None,
                         key_id: None,
                         transport: m.transport(),
                         target: m.target().to_owned(),
                         payload,
                         give_up_after_s: STAFF_GIVE_UP_S,
+                        failed: None,
                     });
                 }
             }
@@ -908,12 +920,13 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
                 });
                 out.survey = Some((number, n.survey.dimensions.clone()));
             }
-            let Ok(r) = n.templates.render(purpose, &language, &context) else {
-                continue;
-            };
-            if let Some(p) = customer_delivery(e, route, inputs, purpose, r) {
-                out.deliveries.push(p);
-            }
+            out.deliveries.push(customer_delivery(
+                e,
+                route,
+                inputs,
+                purpose,
+                n.templates.render(purpose, &language, &context),
+            ));
         }
         if let Some(reason) = follow_up_reason(e, n) {
             let due = rules
@@ -930,11 +943,13 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
                     "due": due.with_timezone(&rules.tz).format("%Y-%m-%d %H:%M").to_string(),
                     "reason": reason,
                 });
-                if let Ok(r) = n.templates.render("follow_up", &language, &context)
-                    && let Some(p) = customer_delivery(e, route, inputs, "follow_up", r)
-                {
-                    out.deliveries.push(p);
-                }
+                out.deliveries.push(customer_delivery(
+                    e,
+                    route,
+                    inputs,
+                    "follow_up",
+                    n.templates.render("follow_up", &language, &context),
+                ));
             }
         }
     }
@@ -953,29 +968,66 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// How the customer is reached for this ticket, or why they cannot be: email tickets by
+/// email (with an SMTP server), every other channel through the submitting integration's
+/// callback URL. Customer-written text never goes to an address that did not write to us by
+/// email: a web form's `email` field is not proof the address is theirs.
 fn customer_delivery(
     e: &EventFacts,
     route: &CustomerRoute,
     inputs: &Inputs<'_>,
     purpose: &str,
-    r: Rendered,
-) -> Option<Planned> {
+    rendered: Result<Rendered, TemplateError>,
+) -> Planned {
     // The acknowledgement is sent once per ticket, whatever reassignments follow.
     let key = if purpose == "acknowledgement" {
         format!("cust:{}:{purpose}", e.number)
     } else {
         format!("cust:{}:{purpose}:{}", e.number, e.seq.unwrap_or_default())
     };
-    let by_email = route.channel == "email" || route.callback.is_none();
+    let by_email = route.channel == "email";
+    let unreachable = |transport: Transport, why: String| Planned {
+        key: key.clone(),
+        msg_id: key.clone(),
+        kind: Kind::Customer,
+        purpose: purpose.into(),
+        lane: "customer".into(),
+        endpoint_id: None,
+        key_id: None,
+        transport,
+        target: String::new(),
+        payload: json!({}),
+        give_up_after_s: 0,
+        failed: Some(why),
+    };
+    let r = match rendered {
+        Ok(r) => r,
+        Err(err) => {
+            let t = if by_email {
+                Transport::Email
+            } else {
+                Transport::Callback
+            };
+            return unreachable(t, err.to_string());
+        }
+    };
     if by_email {
-        let (to, domain) = (route.email.as_ref()?, inputs.mail_domain?);
+        let Some(to) = route.email.as_ref() else {
+            return unreachable(Transport::Email, "the customer's email address is unknown".into());
+        };
+        let Some(domain) = inputs.mail_domain else {
+            return unreachable(
+                Transport::Email,
+                "no SMTP server is configured (smtp_url): email customers get no messages".into(),
+            );
+        };
         let subject = if r.subject.contains(&e.number) {
             r.subject
         } else {
             format!("{} [#{}]", r.subject, e.number)
         };
         let msg_id = format!("sb.{}.{}.{}@{domain}", e.number, e.seq.unwrap_or_default(), purpose);
-        return Some(Planned {
+        return Planned {
             key,
             msg_id: msg_id.clone(),
             kind: Kind::Customer,
@@ -996,11 +1048,20 @@ fn customer_delivery(
                 "headers": [["X-Switchboard-Ticket", e.number], ["Auto-Submitted", "auto-replied"]],
             }),
             give_up_after_s: CUSTOMER_GIVE_UP_S,
-        });
+            failed: None,
+        };
     }
-    let (key_id, url) = route.callback.as_ref()?;
+    let Some((key_id, url)) = route.callback.as_ref() else {
+        return unreachable(
+            Transport::Callback,
+            format!(
+                "no way to reach a {} customer: the integration that submitted the request has no callback URL (switchboard keys set-callback)",
+                route.channel
+            ),
+        );
+    };
     let msg_id = format!("{}.{}.{purpose}", e.number, e.seq.unwrap_or_default());
-    Some(Planned {
+    Planned {
         key,
         msg_id: msg_id.clone(),
         kind: Kind::Customer,
@@ -1016,13 +1077,31 @@ fn customer_delivery(
             "ticket": e.number,
             "channel": route.channel,
             "thread_ref": route.thread_ref,
+            "in_reply_to": route.message_ids,
             "to": { "name": route.name, "email": route.email },
             "subject": r.subject,
             "text": r.body,
             "time": e.at,
         }),
         give_up_after_s: CUSTOMER_GIVE_UP_S,
-    })
+        failed: None,
+    }
+}
+
+/// A delivery's target as people may see it (the ticket view): an address as it is; a URL
+/// only as scheme and host, since robot and webhook URLs carry tokens in their path or query.
+pub fn shown_target(transport: &str, target: &str) -> String {
+    if transport == Transport::Email.as_str() || target.is_empty() {
+        return target.to_owned();
+    }
+    match target.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = host.rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://{host}/…")
+        }
+        None => "…".into(),
+    }
 }
 
 fn local(tz: chrono_tz::Tz, t: Option<&str>) -> Option<String> {

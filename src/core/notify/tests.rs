@@ -495,3 +495,69 @@ fn subscriptions_take_types_families_and_everything_only() {
     assert!(check_subscription("https://x.test/h", &ev(&["Ticket.Resolved"])).is_err());
     assert!(check_subscription("https://x.test/h", &ev(&[""])).is_err());
 }
+
+#[test]
+fn a_customer_who_cannot_be_reached_is_recorded_as_failed_and_never_emailed_from_a_web_form() {
+    let p = policy();
+    let rules = p.notify_rules();
+    let app = CustomerRoute {
+        channel: "app".into(),
+        email: Some("victim@example.org".into()),
+        name: Some("<b>click here</b>".into()),
+        ..Default::default()
+    };
+    let r = plan(
+        &event(
+            "ticket.assigned",
+            4,
+            office_hours(),
+            ticket("normal", "inquiry", "front_line", Some("a1")),
+            json!({}),
+        ),
+        &inputs(&rules, &[], Some(&app), &[]),
+    );
+    assert_eq!(r.deliveries.len(), 1);
+    let d = &r.deliveries[0];
+    assert_eq!(d.transport, Transport::Callback);
+    assert!(
+        d.failed.as_deref().unwrap().contains("no callback URL"),
+        "{:?}",
+        d.failed
+    );
+    assert!(d.target.is_empty());
+}
+
+#[test]
+fn at_night_a_breach_reaches_only_the_person_on_duty() {
+    let p = policy();
+    let rules = p.notify_rules();
+    let me = [Medium::Email("a1@example.com".into())];
+    let r = plan(
+        &event(
+            "sla.breached",
+            6,
+            night(),
+            ticket("normal", "fault", "technical_support", Some("a1")),
+            json!({ "target": "resolution" }),
+        ),
+        &inputs(&rules, &[], None, &me),
+    );
+    let to: Vec<&str> = r.deliveries.iter().map(|d| d.target.as_str()).collect();
+    assert_eq!(to, ["duty-weekday@example.com"]);
+    assert_eq!(r.deliveries[0].lane, "staff:duty_weekday:email");
+    assert_eq!(r.deliveries[0].payload["person"], "duty_weekday");
+}
+
+#[test]
+fn a_shown_target_keeps_addresses_and_drops_url_tokens() {
+    assert_eq!(shown_target("email", "a@b.c"), "a@b.c");
+    assert_eq!(
+        shown_target("wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRET"),
+        "https://qyapi.weixin.qq.com/…"
+    );
+    assert_eq!(
+        shown_target("feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/SECRET"),
+        "https://open.feishu.cn/…"
+    );
+    assert_eq!(shown_target("webhook", "https://user:pw@h.test/x"), "https://h.test/…");
+}
