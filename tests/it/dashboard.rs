@@ -156,6 +156,7 @@ async fn dashboard_json_counts_the_seeded_state() {
             ("assign", 0),
             ("escalate", 0),
             ("lifecycle", 0),
+            ("notify", 0),
             ("dead", 0)
         ]
     );
