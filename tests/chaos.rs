@@ -44,7 +44,7 @@ const PACE: Duration = Duration::from_millis(80);
 const CONCURRENCY: &str = "2";
 
 /// Every worker is its own OS process, started from the crate's per-stage binaries.
-const WORKERS: [(&str, &str); 7] = [
+const WORKERS: [(&str, &str); 9] = [
     ("intake", env!("CARGO_BIN_EXE_switchboard-intake")),
     ("classify", env!("CARGO_BIN_EXE_switchboard-classify")),
     ("prioritize", env!("CARGO_BIN_EXE_switchboard-prioritize")),
@@ -52,6 +52,8 @@ const WORKERS: [(&str, &str); 7] = [
     ("lifecycle", env!("CARGO_BIN_EXE_switchboard-lifecycle")),
     ("escalate", env!("CARGO_BIN_EXE_switchboard-escalate")),
     ("scheduler", env!("CARGO_BIN_EXE_switchboard-scheduler")),
+    ("notify", env!("CARGO_BIN_EXE_switchboard-notify")),
+    ("deliver", env!("CARGO_BIN_EXE_switchboard-deliver")),
 ];
 
 /// SplitMix64: a small seeded generator, so a run's choices can be replayed.
@@ -97,7 +99,12 @@ fn start_worker(s: &Settings, bin: &str) -> Running {
         bin,
         s,
         &["--concurrency", CONCURRENCY],
-        &[("SWITCHBOARD_DATABASE_POOL_SIZE", "4".into())],
+        &[
+            ("SWITCHBOARD_DATABASE_POOL_SIZE", "4".into()),
+            // A killed sender's lease runs out in 5 s; a failed post is retried after 200 ms.
+            ("SWITCHBOARD_DELIVER_TIMEOUT_MS", "2000".into()),
+            ("SWITCHBOARD_DELIVER_FIRST_RETRY_MS", "200".into()),
+        ],
     )
 }
 
@@ -281,6 +288,19 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     let _pg_guard = PostgresGuard(pg.clone());
     h.import_sample_roster().await;
     let events = h.event_queue("#").await;
+    // A webhook subscriber to every event, through every kill and restart.
+    let secret = switchboard::outbound::signing::new_secret();
+    let hook = common::receiver::Receiver::start(Some(secret.clone()), 0).await;
+    switchboard::store::outbound::create_endpoint(
+        &h.app.db,
+        "whk_chaos",
+        &hook.url("/chaos"),
+        &["*".to_owned()],
+        &secret,
+        "chaos",
+    )
+    .await
+    .expect("webhook endpoint");
     let s = h.app.settings.clone();
     println!("chaos: worker logs in {}", log_path(&s).display());
 
@@ -419,6 +439,22 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Every webhook delivery sent (or given up) before the stop.
+    let sending = Instant::now();
+    loop {
+        let pending = h
+            .count("SELECT count(*) FROM deliveries WHERE kind = 'webhook' AND state = 'pending'")
+            .await;
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            sending.elapsed() < Duration::from_secs(90),
+            "{pending} webhook deliveries still pending after 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let webhook_secs = sending.elapsed().as_secs_f64();
     let stopping = Instant::now();
     for w in &workers {
         sigterm(&w.process);
@@ -669,6 +705,50 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     let db_waits = log.matches("database unavailable").count() + log.matches("waiting for Postgres").count();
     assert!(broker_lost > 0, "no worker noticed the RabbitMQ restart");
     assert!(db_waits > 0, "no worker noticed the Postgres restart");
+
+    // The webhook: one decision per event (the deliveries' keys), every one delivered, and the
+    // receiver saw every event id, signed; a resend after a kill reuses the id.
+    let decided = h.count("SELECT count(*) FROM deliveries WHERE kind = 'webhook'").await;
+    assert_eq!(decided, transitions.len() as i64, "one webhook delivery per event");
+    let undelivered = h
+        .count("SELECT count(*) FROM deliveries WHERE kind = 'webhook' AND state <> 'delivered'")
+        .await;
+    assert_eq!(undelivered, 0, "every webhook delivery delivered");
+    let hits = hook.hits();
+    assert!(
+        hits.iter().all(|x| x.verified),
+        "every post signed with the endpoint's secret"
+    );
+    let posted: HashSet<String> = hits
+        .iter()
+        .filter(|x| x.answered < 300)
+        .filter_map(|x| x.id.clone())
+        .collect();
+    assert_eq!(posted.len(), transitions.len(), "every event reached the webhook");
+    let resent = hits.iter().filter(|x| x.answered < 300).count() - posted.len();
+    // Per ticket, the order the receiver first saw its events in.
+    let mut first_seen: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut seen_ids = HashSet::new();
+    for x in &hits {
+        let Some(id) = x.id.clone() else { continue };
+        if x.answered >= 300 || !seen_ids.insert(id.clone()) {
+            continue;
+        }
+        if let Some((number, seq)) = id.rsplit_once('.') {
+            first_seen
+                .entry(number.to_owned())
+                .or_default()
+                .push(seq.parse().unwrap_or(-1));
+        }
+    }
+    let out_of_order = first_seen
+        .values()
+        .filter(|v| v.windows(2).any(|w| w[0] > w[1]))
+        .count();
+    println!(
+        "chaos: webhook decisions={decided} posted_ids={} resent_after_kills={resent} tickets_out_of_order={out_of_order} drained_in={webhook_secs:.1}s",
+        posted.len()
+    );
 
     let by_worker: Vec<String> = workers.iter().map(|w| format!("{}={}", w.name, w.kills)).collect();
     let states: Vec<String> = per_state.iter().map(|(k, v)| format!("{k}={v}")).collect();
