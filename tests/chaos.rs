@@ -725,7 +725,7 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
         .filter_map(|x| x.id.clone())
         .collect();
     assert_eq!(posted.len(), transitions.len(), "every event reached the webhook");
-    let resent = hits.iter().filter(|x| x.answered < 300).count() - posted.len();
+    let reposted = hits.iter().filter(|x| x.answered < 300).count() - posted.len();
     // Per ticket, the order the receiver first saw its events in.
     let mut first_seen: HashMap<String, Vec<i64>> = HashMap::new();
     let mut seen_ids = HashSet::new();
@@ -746,7 +746,7 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
         .filter(|v| v.windows(2).any(|w| w[0] > w[1]))
         .count();
     println!(
-        "chaos: webhook decisions={decided} posted_ids={} resent_after_kills={resent} tickets_out_of_order={out_of_order} drained_in={webhook_secs:.1}s",
+        "chaos: webhook decisions={decided} posted_ids={} resent_after_kills={reposted} tickets_out_of_order={out_of_order} drained_in={webhook_secs:.1}s",
         posted.len()
     );
 
