@@ -131,8 +131,17 @@ async fn wait_live(w: &Session) {
 
 /// The value of `data-state` of the open ticket's state.
 async fn ticket_state(w: &Session) -> Option<String> {
-    let e = w.find(&sel("ticket-state")).await.ok()?;
-    w.attribute(&e, "data-state").await.ok().flatten()
+    // The pane re-renders when the live stream brings the change the action just made: a read
+    // that lands in between finds no element (or a stale one), so read again for a moment.
+    for _ in 0..50 {
+        if let Ok(e) = w.find(&sel("ticket-state")).await
+            && let Ok(Some(state)) = w.attribute(&e, "data-state").await
+        {
+            return Some(state);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// Screenshots go to `target/screenshots/`, or to the README's `docs/screenshots/` when
