@@ -571,6 +571,38 @@ async fn anonymisation_erases_message_ids_tells_consumers_and_a_customer_hold_co
             )
             .await
             .unwrap();
+        // What was sent to and about Alice: a delivered reply, her survey comment, a follow-up.
+        client
+            .execute(
+                "INSERT INTO deliveries (key, msg_id, kind, purpose, ticket_id, number, seq, lane, transport, target,
+                                         payload, state, give_up_at)
+                 SELECT 'cust:PRIV-MAIL:reply:3', 'm1', 'customer', 'reply', id, number, 3, 'customer', 'email',
+                        'Alice.Smith@example.com', '{\"to\": \"Alice.Smith@example.com\", \"to_name\": \"Alice Smith\"}',
+                        'failed', now()
+                 FROM tickets WHERE number = 'PRIV-MAIL'",
+                &[],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO surveys (number, ticket_id, channel, dimensions, token_hash, answered_at, score, comment)
+                 SELECT 'PRIV-MAIL-S4', id, 'email', '{overall}', 'h-alice', now(), 2, 'Alice says: too slow'
+                 FROM tickets WHERE number = 'PRIV-MAIL'",
+                &[],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO follow_ups (key, ticket_id, number, team, reason, due_at, done_at, done_by, outcome)
+                 SELECT 'PRIV-MAIL:low_rating:5', id, number, 'front_line', 'low_rating', now(), now(), 'agent:a',
+                        'called Alice Smith, satisfied now'
+                 FROM tickets WHERE number = 'PRIV-MAIL'",
+                &[],
+            )
+            .await
+            .unwrap();
     }
     let anonymised = |n: &'static str| {
         let h = &h;
@@ -617,6 +649,9 @@ async fn anonymisation_erases_message_ids_tells_consumers_and_a_customer_hold_co
             "customers",
             "coalesce(customer_id, '') || coalesce(email, '') || coalesce(name, '')",
         ),
+        ("deliveries", "target || payload::text"),
+        ("surveys", "coalesce(comment, '')"),
+        ("follow_ups", "coalesce(outcome, '')"),
     ] {
         assert_eq!(
             h.count(&format!("SELECT count(*) FROM {table} WHERE ({text}) ILIKE '%alice%'"))
@@ -629,6 +664,12 @@ async fn anonymisation_erases_message_ids_tells_consumers_and_a_customer_hold_co
         .count("SELECT count(*) FROM outbox WHERE message->>'routing_key' = 'ticket.anonymised'")
         .await;
     assert_eq!(announced, 3, "one ticket.anonymised event per ticket");
+    assert_eq!(
+        h.count("SELECT count(*) FROM surveys WHERE number = 'PRIV-MAIL-S4' AND score = 2")
+            .await,
+        1,
+        "the score stays for the reports"
+    );
     h.cleanup().await;
 }
 
