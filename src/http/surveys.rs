@@ -10,8 +10,8 @@
 use crate::contracts::action::ActionMessage;
 use crate::contracts::{Exchange, Outgoing};
 use crate::core::actions::Action;
+use crate::core::privacy::secret_digest;
 use crate::runtime::Services;
-use crate::stages::notify::token_hash;
 use crate::store::{outbound, outbox};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -89,27 +89,32 @@ fn dimension_label(d: &str) -> &str {
     }
 }
 
-async fn show(State(app): State<Services>, Path(token): Path<String>, headers: HeaderMap) -> Response {
-    let json_wanted = wants_json(&headers);
-    if !plausible(&token) {
-        return reply(
+/// The survey a link's token opens; a token of the wrong shape is refused before the database
+/// is asked.
+async fn find(app: &Services, token: &str, json_wanted: bool) -> Result<outbound::Survey, Response> {
+    let not_found = || {
+        reply(
             json_wanted,
             StatusCode::NOT_FOUND,
             "not_found",
             "no such survey: check the link",
-        );
+        )
+    };
+    if !plausible(token) {
+        return Err(not_found());
     }
-    let survey = match outbound::survey_by_token(&app.db, &token_hash(&token)).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return reply(
-                json_wanted,
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such survey: check the link",
-            );
-        }
-        Err(e) => return crate::http::api::internal(e),
+    match outbound::survey_by_token(&app.db, &secret_digest(token)).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(not_found()),
+        Err(e) => Err(crate::http::api::internal(e)),
+    }
+}
+
+async fn show(State(app): State<Services>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let json_wanted = wants_json(&headers);
+    let survey = match find(&app, &token, json_wanted).await {
+        Ok(s) => s,
+        Err(refused) => return refused,
     };
     if json_wanted {
         return axum::Json(json!({
@@ -216,25 +221,9 @@ async fn answer(
     body: axum::body::Bytes,
 ) -> Response {
     let json_wanted = wants_json(&headers);
-    if !plausible(&token) {
-        return reply(
-            json_wanted,
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such survey: check the link",
-        );
-    }
-    let survey = match outbound::survey_by_token(&app.db, &token_hash(&token)).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return reply(
-                json_wanted,
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such survey: check the link",
-            );
-        }
-        Err(e) => return crate::http::api::internal(e),
+    let survey = match find(&app, &token, json_wanted).await {
+        Ok(s) => s,
+        Err(refused) => return refused,
     };
     let (score, scores, comment) = match parse_answer(&headers, &body, &survey.dimensions) {
         Ok(a) => a,
