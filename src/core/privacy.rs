@@ -3,6 +3,17 @@
 //! The full value lives only in the ticket record; everything that leaves the database through a
 //! log line, an event or a report goes through these functions.
 
+/// Lower-case hex SHA-256: how a secret presented later (an API key, a user's token, a survey
+/// link's token) is stored and looked up, never the secret itself. A fast hash is right for a
+/// 256-bit random secret: there is nothing to brute-force.
+pub fn secret_digest(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// `13812345678` → `138****5678`; short numbers keep at most their last two digits.
 pub fn mask_phone(phone: &str) -> String {
     let digits: Vec<char> = phone.chars().filter(|c| c.is_ascii_digit()).collect();

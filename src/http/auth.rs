@@ -16,7 +16,6 @@ use crate::http::error::GatewayError;
 use crate::store::{Db, StoreError, keys, users};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,8 +33,7 @@ pub use crate::store::keys::ApiKey;
 
 /// Lower-case hex SHA-256 of the key as presented.
 pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::core::privacy::secret_digest(key)
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {

@@ -10,13 +10,13 @@
 
 use crate::contracts::StageName;
 use crate::core::notify::{self, EventFacts, Inputs, Medium, Transport};
+use crate::core::privacy::secret_digest;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::stages::{Context, finish};
 use crate::store::StoreError;
 use crate::store::{intake as intake_store, ledger, outbound};
 use base64::Engine as _;
 use deadpool_postgres::Transaction;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// Where outbound messages point and come from.
@@ -45,11 +45,6 @@ pub fn survey_token() -> Option<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).ok()?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Stage for Notify {
@@ -128,8 +123,8 @@ impl Stage for Notify {
             let customer = fact.filter(|_| notify::needs_customer(e, n)).map(|f| &f.route);
             let assignee: Vec<Medium> = fact
                 .filter(|_| notify::needs_assignee(e, n))
-                .and_then(|f| f.assignee_email.clone())
-                .map(Medium::Email)
+                .and_then(|f| f.assignee_email.as_deref())
+                .map(Medium::email)
                 .into_iter()
                 .collect();
             // Without randomness a link would be guessable: hold the batch and try again.
@@ -152,7 +147,7 @@ impl Stage for Notify {
             });
             let ticket_id = fact.map(|f| f.id);
             if let (Some((number, dimensions)), Some(f)) = (&plan.survey, fact) {
-                outbound::insert_survey(tx, number, f.id, &f.route.channel, dimensions, &token_hash(&token)).await?;
+                outbound::insert_survey(tx, number, f.id, &f.route.channel, dimensions, &secret_digest(&token)).await?;
             }
             if let (Some((key, reason, due)), Some(f)) = (&plan.follow_up, fact) {
                 let team = e.ticket.get("team").and_then(|t| t.as_str());
