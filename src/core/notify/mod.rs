@@ -62,31 +62,19 @@ pub struct Person {
     pub feishu_secret: Option<String>,
 }
 
-/// One way to reach a person.
+/// One way to reach a person: how, and where. A medium's signing secret stays in the policy
+/// (`NotifyPolicy::secret_of`), looked up when sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Medium {
-    Email(String),
-    Webhook { url: String, secret: Option<String> },
-    WeCom(String),
-    DingTalk { url: String, secret: Option<String> },
-    Feishu { url: String, secret: Option<String> },
+pub struct Medium {
+    pub transport: Transport,
+    pub target: String,
 }
 
 impl Medium {
-    pub fn transport(&self) -> Transport {
-        match self {
-            Medium::Email(_) => Transport::Email,
-            Medium::Webhook { .. } => Transport::Webhook,
-            Medium::WeCom(_) => Transport::WeCom,
-            Medium::DingTalk { .. } => Transport::DingTalk,
-            Medium::Feishu { .. } => Transport::Feishu,
-        }
-    }
-
-    fn target(&self) -> &str {
-        match self {
-            Medium::Email(a) | Medium::WeCom(a) => a,
-            Medium::Webhook { url, .. } | Medium::DingTalk { url, .. } | Medium::Feishu { url, .. } => url,
+    pub fn email(address: &str) -> Medium {
+        Medium {
+            transport: Transport::Email,
+            target: address.to_owned(),
         }
     }
 }
@@ -94,32 +82,21 @@ impl Medium {
 impl Person {
     /// Every medium this person has, email first.
     pub fn media(&self) -> Vec<Medium> {
-        let mut m = Vec::new();
-        if let Some(e) = &self.email {
-            m.push(Medium::Email(e.clone()));
-        }
-        if let Some(u) = &self.webhook {
-            m.push(Medium::Webhook {
-                url: u.clone(),
-                secret: self.webhook_secret.clone(),
-            });
-        }
-        if let Some(u) = &self.wecom {
-            m.push(Medium::WeCom(u.clone()));
-        }
-        if let Some(u) = &self.dingtalk {
-            m.push(Medium::DingTalk {
-                url: u.clone(),
-                secret: self.dingtalk_secret.clone(),
-            });
-        }
-        if let Some(u) = &self.feishu {
-            m.push(Medium::Feishu {
-                url: u.clone(),
-                secret: self.feishu_secret.clone(),
-            });
-        }
-        m
+        [
+            (Transport::Email, &self.email),
+            (Transport::Webhook, &self.webhook),
+            (Transport::WeCom, &self.wecom),
+            (Transport::DingTalk, &self.dingtalk),
+            (Transport::Feishu, &self.feishu),
+        ]
+        .into_iter()
+        .filter_map(|(transport, target)| {
+            target.as_ref().map(|t| Medium {
+                transport,
+                target: t.clone(),
+            })
+        })
+        .collect()
     }
 }
 
@@ -578,9 +555,9 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// Checks a subscription's URL (http or https, with a host) and its event patterns (an event
-/// type, a family `ticket.*`, or `*`); returns the patterns trimmed.
-pub fn check_subscription(url: &str, events: &[String]) -> Result<Vec<String>, String> {
+/// Where Switchboard may post (a webhook, an integration's callback): an http or https URL with
+/// a host and no spaces.
+pub fn check_url(url: &str) -> Result<(), String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| format!("url {url:?} is not an http:// or https:// URL"))?;
@@ -588,6 +565,13 @@ pub fn check_subscription(url: &str, events: &[String]) -> Result<Vec<String>, S
     if !matches!(scheme, "http" | "https") || host.is_empty() || url.chars().any(char::is_whitespace) {
         return Err(format!("url {url:?} is not an http:// or https:// URL with a host"));
     }
+    Ok(())
+}
+
+/// Checks a subscription's URL (http or https, with a host) and its event patterns (an event
+/// type, a family `ticket.*`, or `*`); returns the patterns trimmed.
+pub fn check_subscription(url: &str, events: &[String]) -> Result<Vec<String>, String> {
+    check_url(url)?;
     let mut out = Vec::new();
     for e in events {
         let e = e.trim();
@@ -858,21 +842,21 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
         if let Ok(r) = n.templates.render(purpose, &n.staff_language, &context) {
             for (person, media) in people {
                 for m in media {
-                    if m.transport() == Transport::Email && inputs.mail_domain.is_none() {
+                    if m.transport == Transport::Email && inputs.mail_domain.is_none() {
                         continue;
                     }
-                    let key = format!("staff:{}:{}:{}", e.id, person, m.transport().as_str());
+                    let key = format!("staff:{}:{}:{}", e.id, person, m.transport.as_str());
                     let msg_id = match inputs.mail_domain {
-                        Some(d) if m.transport() == Transport::Email => {
+                        Some(d) if m.transport == Transport::Email => {
                             format!("sb.{}.{}.{}@{d}", e.id, sanitize(&person), purpose)
                         }
                         _ => key.clone(),
                     };
-                    let payload = match &m {
-                        Medium::Email(to) => {
-                            json!({ "to": to, "subject": r.subject, "text": r.body, "headers": [["X-Switchboard-Ticket", e.number]] })
+                    let payload = match m.transport {
+                        Transport::Email => {
+                            json!({ "to": m.target, "subject": r.subject, "text": r.body, "headers": [["X-Switchboard-Ticket", e.number]] })
                         }
-                        Medium::Webhook { .. } => json!({
+                        Transport::Webhook => json!({
                             "type": format!("switchboard.notification.{purpose}.v1"),
                             "ticket": e.number, "event": e.id, "person": person,
                             "title": r.subject, "text": r.body, "link": context["link"],
@@ -888,11 +872,11 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
                         kind: Kind::Staff,
                         purpose: purpose.into(),
                         // Per medium: a failing mail server must not hold back the robot.
-                        lane: format!("staff:{person}:{}", m.transport().as_str()),
+                        lane: format!("staff:{person}:{}", m.transport.as_str()),
                         endpoint_id: None,
                         key_id: None,
-                        transport: m.transport(),
-                        target: m.target().to_owned(),
+                        transport: m.transport,
+                        target: m.target.clone(),
                         payload,
                         give_up_after_s: STAFF_GIVE_UP_S,
                         failed: None,

@@ -215,7 +215,7 @@ fn an_escalation_in_service_hours_reaches_the_role_and_at_night_only_the_person_
 fn an_urgent_assignment_reaches_the_assignee_and_the_supervisor_and_a_normal_one_nobody() {
     let p = policy();
     let rules = p.notify_rules();
-    let me = [Medium::Email("a1@example.com".into())];
+    let me = [Medium::email("a1@example.com")];
     let urgent = plan(
         &event(
             "ticket.assigned",
@@ -428,7 +428,7 @@ fn a_progress_update_is_sent_when_the_update_target_breaches() {
         ticket("normal", "fault", "technical_support", Some("a1")),
         json!({ "target": "next_update" }),
     );
-    let me = [Medium::Email("a1@example.com".into())];
+    let me = [Medium::email("a1@example.com")];
     let r = plan(&e, &inputs(&rules, &[], Some(&c), &me));
     let purposes: Vec<(&str, &str)> = r
         .deliveries
@@ -531,7 +531,7 @@ fn a_customer_who_cannot_be_reached_is_recorded_as_failed_and_never_emailed_from
 fn at_night_a_breach_reaches_only_the_person_on_duty() {
     let p = policy();
     let rules = p.notify_rules();
-    let me = [Medium::Email("a1@example.com".into())];
+    let me = [Medium::email("a1@example.com")];
     let r = plan(
         &event(
             "sla.breached",
