@@ -218,11 +218,7 @@ pub async fn serve(settings: Settings, args: GatewayArgs) -> Result<()> {
 }
 
 fn check_callback(url: &str) -> Result<()> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--callback-url {url:?} is not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
-        bail!("--callback-url must be an http:// or https:// URL with a host");
-    }
-    Ok(())
+    switchboard::core::notify::check_url(url).map_err(|m| anyhow::anyhow!("--callback-{m}"))
 }
 
 pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
