@@ -35,6 +35,19 @@ async fn mail_about(sink: &SmtpSink, number: &str, what: impl Fn(&Received) -> b
     }
 }
 
+/// The addresses a notice for a team's supervisor goes to now: the supervisor in service
+/// hours, whoever is on duty outside them.
+fn supervisor_told_now(policy: &switchboard::core::policy::Policy, team: &str) -> Vec<String> {
+    let now = chrono::Utc::now();
+    let notify = &policy.doc.notify;
+    let people = if policy.calendar().is_open(now) {
+        notify.people_in(&policy.supervisor_of(Some(team)).unwrap())
+    } else {
+        notify.on_duty_at(policy.calendar(), now)
+    };
+    people.iter().filter_map(|(_, p)| p.email.clone()).collect()
+}
+
 fn event_of(h: &Hit) -> Value {
     serde_json::from_slice(&h.body).unwrap_or(Value::Null)
 }
@@ -331,24 +344,7 @@ async fn an_escalation_mails_the_role_it_names_or_at_night_whoever_is_on_duty() 
     let team = h
         .text(&format!("SELECT team FROM tickets WHERE number = '{number}'"))
         .await;
-    let role = policy.supervisor_of(Some(&team)).unwrap();
-    let expected: Vec<String> = if open {
-        policy
-            .doc
-            .notify
-            .people_in(&role)
-            .iter()
-            .filter_map(|(_, p)| p.email.clone())
-            .collect()
-    } else {
-        policy
-            .doc
-            .notify
-            .on_duty_at(policy.calendar(), chrono::Utc::now())
-            .iter()
-            .filter_map(|(_, p)| p.email.clone())
-            .collect()
-    };
+    let expected = supervisor_told_now(&policy, &team);
     assert_eq!(mail.to, expected, "open: {open}");
     let text = mail.text.unwrap_or_default();
     assert!(text.contains(&format!("/desk#{number}")), "{text}");
@@ -528,30 +524,10 @@ async fn a_low_rating_tells_the_supervisor_and_opens_a_follow_up_for_the_team() 
         .text(&format!("SELECT team FROM tickets WHERE number = '{number}'"))
         .await;
     let policy = h.app.policy.clone();
-    // In service hours the team's supervisor is told; outside them, whoever is on duty.
-    let now = chrono::Utc::now();
-    let boss: Vec<String> = if policy.calendar().is_open(now) {
-        policy
-            .doc
-            .notify
-            .people_in(&policy.supervisor_of(Some(&team)).unwrap())
-            .iter()
-            .filter_map(|(_, p)| p.email.clone())
-            .collect()
-    } else {
-        policy
-            .doc
-            .notify
-            .on_duty_at(policy.calendar(), now)
-            .iter()
-            .filter_map(|(_, p)| p.email.clone())
-            .collect()
-    };
+    let boss = supervisor_told_now(&policy, &team);
     let told = mail_about(&sink, &number, |m| m.to == boss, Duration::from_secs(30)).await;
-    assert!(
-        told.subject.unwrap_or_default().contains('1'),
-        "the rating is in the subject"
-    );
+    let subject = told.subject.unwrap_or_default();
+    assert!(subject.contains("评分 1"), "the rating is in the subject: {subject}");
 
     h.wait_for("a follow-up visit", Duration::from_secs(30), || async {
         h.count("SELECT count(*) FROM follow_ups WHERE reason = 'low_rating'")
