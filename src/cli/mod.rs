@@ -372,6 +372,19 @@ async fn show_ticket(settings: Settings, number: &str) -> Result<()> {
     };
     let view = switchboard::contracts::events::ticket_view(&t);
     println!("{}", serde_json::to_string_pretty(&view)?);
+    if !t.category_candidates.is_empty() {
+        let candidates: Vec<String> = t
+            .category_candidates
+            .iter()
+            .map(|c| format!("{} ({:.0}%)", c.category, c.probability * 100.0))
+            .collect();
+        let triage = if t.needs_triage {
+            "needs triage: a person chooses the category"
+        } else {
+            "category decided"
+        };
+        println!("\ncandidates: {} — {triage}", candidates.join(", "));
+    }
     println!("\ntransitions:");
     for tr in tickets::transitions_of(&**client, t.id).await? {
         println!(

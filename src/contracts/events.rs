@@ -30,6 +30,9 @@ pub fn ticket_view(t: &Ticket) -> Value {
         "channel": t.channel,
         "state": t.state,
         "category": t.category,
+        // The classifier's two best categories, and whether a person must choose between them.
+        "candidates": t.category_candidates,
+        "needs_triage": t.needs_triage,
         "priority": t.priority,
         "language": t.language,
         "team": t.team,

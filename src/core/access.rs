@@ -8,7 +8,9 @@
 //!   request opened. It never reads a ticket.
 //! - An **agent** reads the tickets of their team, claims from their team's queue, notes on
 //!   the team's tickets and works the tickets assigned to them; reassigning, acknowledging an
-//!   escalation, changing the priority or a deadline is for a supervisor.
+//!   escalation, changing the priority or a deadline is for a supervisor. A ticket waiting
+//!   unassigned in their team's queue because the classifier was unsure (`needs_triage`: the
+//!   triage team's queue) they may also reclassify: that is the triage decision.
 //! - A **supervisor** reads and acts on every ticket of their team (or of every team when the
 //!   key names none).
 //! - An **admin** may do everything.
@@ -68,6 +70,8 @@ pub struct TicketFacts<'a> {
     pub assignee: Option<&'a str>,
     /// The key that submitted the request that opened the ticket.
     pub opened_by_key: Option<&'a str>,
+    /// The classifier was unsure: a person decides the category (`reclassify`).
+    pub needs_triage: bool,
 }
 
 impl<'a> TicketFacts<'a> {
@@ -77,6 +81,7 @@ impl<'a> TicketFacts<'a> {
             team: t.team.as_deref(),
             assignee: t.assignee.as_deref(),
             opened_by_key,
+            needs_triage: t.needs_triage,
         }
     }
 }
@@ -195,6 +200,8 @@ impl Principal<'_> {
                     }
                     "claim" if my_team => Ok(()),
                     "claim" => deny("an agent claims only from their own team's queue"),
+                    // The triage decision on a ticket waiting in the team's queue.
+                    "reclassify" if my_team && ticket.needs_triage && ticket.assignee.is_none() => Ok(()),
                     // A note helps whoever works the ticket: anyone who may read it may add one.
                     "note" if mine || my_team => Ok(()),
                     _ if mine => Ok(()),
@@ -411,21 +418,25 @@ mod tests {
             team: Some("billing"),
             assignee: Some("a1"),
             opened_by_key: Some("key_1"),
+            needs_triage: false,
         };
         let colleague = TicketFacts {
             team: Some("billing"),
             assignee: Some("a2"),
             opened_by_key: Some("key_2"),
+            needs_triage: false,
         };
         let elsewhere = TicketFacts {
             team: Some("tech"),
             assignee: Some("a3"),
             opened_by_key: Some("key_2"),
+            needs_triage: false,
         };
         let queued = TicketFacts {
             team: Some("billing"),
             assignee: None,
             opened_by_key: Some("key_2"),
+            needs_triage: false,
         };
         let relations = [own, colleague, elsewhere, queued];
         let team_sup = Principal {
@@ -463,10 +474,76 @@ mod tests {
             team: Some("billing"),
             assignee: Some("a1"),
             opened_by_key: None,
+            needs_triage: false,
         };
         let allowed = a.allowed_actions(&own, |k| k != "close");
         assert!(allowed.contains(&"respond") && allowed.contains(&"note"));
         assert!(!allowed.contains(&"close") && !allowed.contains(&"set_priority"));
+    }
+
+    /// The triage queue: a triage agent decides the category of a flagged ticket waiting there,
+    /// and nothing else changes. Nobody else reaches it: not an agent of another team, nor a
+    /// colleague once another triage agent holds it, nor anyone by reclassifying a ticket
+    /// nobody flagged.
+    #[test]
+    fn a_triage_agent_decides_flagged_tickets_of_their_queue_and_no_one_else_gains_anything() {
+        let triage = agent("tg-1", "triage");
+        let outsider = agent("cr-1", "customer_relations");
+        let waiting = TicketFacts {
+            team: Some("triage"),
+            assignee: None,
+            opened_by_key: None,
+            needs_triage: true,
+        };
+        let held = TicketFacts {
+            assignee: Some("tg-2"),
+            ..waiting
+        };
+        let decided = TicketFacts {
+            needs_triage: false,
+            ..waiting
+        };
+        assert!(triage.may_read(&waiting).is_ok());
+        assert!(triage.may_act_kind("reclassify", &waiting).is_ok());
+        // Only the decision: the rest of an unassigned ticket is still the assignee's to work.
+        for kind in Action::KINDS {
+            let allowed = matches!(kind, "reclassify" | "claim" | "note");
+            assert_eq!(triage.may_act_kind(kind, &waiting).is_ok(), allowed, "{kind}");
+        }
+        assert!(
+            triage.may_act_kind("reclassify", &held).is_err(),
+            "a colleague's ticket"
+        );
+        assert!(
+            triage.may_act_kind("reclassify", &decided).is_err(),
+            "nothing to decide"
+        );
+        // Another team's agent neither sees nor decides a triage ticket.
+        for facts in [&waiting, &held, &decided] {
+            assert!(outsider.may_read(facts).is_err());
+            assert!(outsider.may_act_kind("reclassify", facts).is_err());
+        }
+        let unteamed = Principal {
+            agent: Some("x-1"),
+            agent_team: None,
+            ..principal(Role::Agent)
+        };
+        let nowhere = TicketFacts { team: None, ..waiting };
+        assert!(
+            unteamed.may_act_kind("reclassify", &nowhere).is_err(),
+            "no team is no team"
+        );
+        // A team supervisor of another team neither; the triage team's supervisor may.
+        let other_sup = Principal {
+            team: Some("customer_relations"),
+            ..principal(Role::Supervisor)
+        };
+        let triage_sup = Principal {
+            team: Some("triage"),
+            ..principal(Role::Supervisor)
+        };
+        assert!(other_sup.may_read(&waiting).is_err() && other_sup.may_act_kind("reclassify", &waiting).is_err());
+        assert!(triage_sup.may_act_kind("reclassify", &waiting).is_ok());
     }
 
     #[test]

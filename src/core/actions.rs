@@ -79,7 +79,9 @@ pub enum Action {
     Escalate {
         reason: String,
     },
-    /// Corrects the category (recorded as a correction for the classifier).
+    /// Corrects the category (recorded as a correction for the classifier). On a ticket flagged
+    /// `needs_triage` it is the triage decision: it may confirm the category the classifier
+    /// guessed, clears the flag, and sends an open ticket to the team its category routes to.
     Reclassify {
         category: String,
         reason: String,
@@ -296,6 +298,8 @@ pub struct Plan {
     /// Moved to this team's queue, unassigned.
     pub transfer_to: Option<String>,
     pub category: Option<String>,
+    /// The triage decision is made: the ticket no longer `needs_triage`.
+    pub triage_decided: bool,
     /// A correction for the classifier: (what it said, what is right, why).
     pub correction: Option<(Option<String>, String, String)>,
     pub due_override: Option<(super::sla::Target, DateTime<Utc>)>,
@@ -367,6 +371,9 @@ impl Plan {
         if let Some(c) = &self.category {
             after.category = Some(c.clone());
         }
+        if self.triage_decided {
+            after.needs_triage = false;
+        }
         // A new priority re-derives the deadlines; a corrected category does not (the
         // deadline given to the customer stands, and an agent cannot loosen their own clock by
         // reclassifying).
@@ -410,6 +417,7 @@ impl Plan {
             acknowledge: false,
             transfer_to: None,
             category: None,
+            triage_decided: false,
             correction: None,
             due_override: None,
             link: None,
@@ -446,6 +454,10 @@ pub struct Context {
     pub next_rung: Option<(usize, String)>,
     /// The other ticket a link or merge names: (number, state); `None`: there is none.
     pub other: Option<(String, TicketState)>,
+    /// Where a triage decision sends the ticket: the team the routing rules give it with the
+    /// reclassification's category (its priority and channel, no longer needing triage), and the
+    /// rule that says so. `None`: not a reclassification of a ticket that needs triage.
+    pub triage_route: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -774,24 +786,17 @@ pub fn plan(
             if t.team.as_deref() == Some(team.as_str()) && s == Queued {
                 return Err(refuse(&format!("the ticket is already in the {team} queue")));
             }
-            let mut p = Plan::new().step(
-                Queued,
-                "transferred",
+            transferred(
+                Plan::new(),
+                t,
+                team,
                 format!(
                     "transferred from {} to the {team} queue by {actor}: {}",
                     t.team.as_deref().unwrap_or("no team"),
                     reason.as_deref().unwrap_or("by hand")
                 ),
                 json!({ "from_team": t.team, "to_team": team, "from_agent": t.assignee, "reason": reason }),
-            );
-            p.transfer_to = Some(team.clone());
-            if let Some(a) = t.assignee.as_ref().filter(|_| s != Queued) {
-                p.load = LoadChange::Free(a.clone());
-            }
-            if s == WaitingForCustomer {
-                p.pause = PauseChange::End;
-            }
-            p
+            )
         }
         Action::Escalate { reason } => {
             if !(working || s == Queued) {
@@ -824,23 +829,61 @@ pub fn plan(
                     ctx.categories.join(", ")
                 )));
             }
-            if t.category.as_deref() == Some(category.as_str()) {
+            // Confirming the classifier's guess is a triage decision too (recorded with
+            // from == to); otherwise the category must change.
+            let confirmed = t.category.as_deref() == Some(category.as_str());
+            if confirmed && !t.needs_triage {
                 return Err(refuse(&format!("the category is already {category}")));
             }
             if reason.trim().is_empty() {
                 return Err(refuse("a reclassification needs a reason"));
             }
-            let mut p = Plan::new().step(
-                s,
-                "reclassified",
+            let said = if t.needs_triage {
+                if confirmed {
+                    format!("triage: category {category} confirmed by {actor}: {reason}")
+                } else {
+                    format!(
+                        "triage: category {} → {category} by {actor}: {reason}",
+                        t.category.as_deref().unwrap_or("-")
+                    )
+                }
+            } else {
                 format!(
                     "category {} → {category} by {actor}: {reason}",
                     t.category.as_deref().unwrap_or("-")
-                ),
-                json!({ "from": t.category, "to": category, "reason": reason }),
+                )
+            };
+            let mut p = Plan::new().step(
+                s,
+                "reclassified",
+                said,
+                json!({ "from": t.category, "to": category, "reason": reason, "triage": t.needs_triage }),
             );
             p.category = Some(category.clone());
             p.correction = Some((t.category.clone(), category.clone(), reason.clone()));
+            if t.needs_triage {
+                p.triage_decided = true;
+                // An open ticket goes where its decided category routes: that team's queue,
+                // unassigned, for the normal assignment. One not yet assigned is routed by the
+                // assign stage, now without the flag; a resolved one stays where it is.
+                if let Some((team, rule)) = ctx.triage_route.as_ref().filter(|_| working || s == Queued)
+                    && t.team.as_deref() != Some(team.as_str())
+                {
+                    p = transferred(
+                        p,
+                        t,
+                        team,
+                        format!(
+                            "triage decided ({category}): transferred from {} to the {team} queue by {actor} ({rule})",
+                            t.team.as_deref().unwrap_or("no team"),
+                        ),
+                        json!({
+                            "from_team": t.team, "to_team": team, "from_agent": t.assignee,
+                            "reason": format!("triage: {category}"), "routing": rule,
+                        }),
+                    );
+                }
+            }
             p
         }
         Action::SetDue { target, due, reason } => {
@@ -950,6 +993,20 @@ pub fn plan(
     Ok(plan)
 }
 
+/// `p` and then the ticket to `team`'s queue, unassigned: the assignee's slot frees and a wait
+/// for the customer ends (a transfer, a triage decision).
+fn transferred(p: Plan, t: &Ticket, team: &str, reason: String, details: Value) -> Plan {
+    let mut p = p.step(TicketState::Queued, "transferred", reason, details);
+    p.transfer_to = Some(team.to_owned());
+    if let Some(a) = t.assignee.as_ref().filter(|_| t.state != TicketState::Queued) {
+        p.load = LoadChange::Free(a.clone());
+    }
+    if t.state == TicketState::WaitingForCustomer {
+        p.pause = PauseChange::End;
+    }
+    p
+}
+
 /// A resolved or closed ticket reopened: back to its assignee, who takes the load back, or to
 /// the queue when nobody holds it (a duplicate merged from the queue); the resolution clock
 /// restarts, and the auto-close timer goes with the resolved state.
@@ -1028,6 +1085,8 @@ mod tests {
             language: None,
             category: Some("fault".into()),
             category_confidence: None,
+            category_candidates: Vec::new(),
+            needs_triage: false,
             priority: Some("normal".into()),
             state,
             team: Some("technical_support".into()),
@@ -1055,6 +1114,7 @@ mod tests {
             actor_agent: Some("ts-2".into()),
             next_rung: Some((0, "sup".into())),
             other: Some(("202611-00002".into(), TicketState::InProgress)),
+            triage_route: None,
         }
     }
 
@@ -1258,6 +1318,143 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A ticket the classifier was unsure of, waiting in (or taken from) the triage queue.
+    fn unsure(state: TicketState) -> Ticket {
+        let mut t = ticket(state);
+        t.needs_triage = true;
+        t.team = Some("triage".into());
+        t.assignee = (state != TicketState::Queued).then(|| "tg-1".into());
+        t
+    }
+
+    /// The triage decision `category` on `t`, the routing rules sending it to `to`.
+    fn decide(t: &Ticket, category: &str, to: &str) -> Result<Plan, Refusal> {
+        let ctx = Context {
+            triage_route: Some((to.into(), format!("routing rule #3 (category={category}) → {to}"))),
+            ..ctx()
+        };
+        plan(
+            t,
+            "agent:tg-1",
+            &Action::Reclassify {
+                category: category.into(),
+                reason: format!("triage: chose {category}"),
+            },
+            &ctx,
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn a_triage_decision_clears_the_flag_records_the_correction_and_moves_the_ticket_to_its_team() {
+        let t = unsure(TicketState::Assigned);
+        let p = decide(&t, "complaint", "customer_relations").unwrap();
+        assert!(p.triage_decided);
+        assert_eq!(
+            p.correction,
+            Some((
+                Some("fault".into()),
+                "complaint".into(),
+                "triage: chose complaint".into()
+            ))
+        );
+        let events: Vec<(&str, TicketState)> = p.steps.iter().map(|s| (s.event, s.to)).collect();
+        assert_eq!(
+            events,
+            vec![
+                ("reclassified", TicketState::Assigned),
+                ("transferred", TicketState::Queued)
+            ]
+        );
+        assert!(
+            p.steps[1].reason.contains("customer_relations"),
+            "{}",
+            p.steps[1].reason
+        );
+        assert_eq!(
+            p.steps[1].details["routing"],
+            "routing rule #3 (category=complaint) → customer_relations"
+        );
+        assert_eq!(p.load, LoadChange::Free("tg-1".into()), "the triage agent's slot frees");
+        let after = p.ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar());
+        assert!(!after.needs_triage);
+        assert_eq!(after.category.as_deref(), Some("complaint"));
+        assert_eq!(
+            (after.team.as_deref(), after.assignee.as_deref()),
+            (Some("customer_relations"), None)
+        );
+        assert_eq!(after.assigned_at, None);
+    }
+
+    #[test]
+    fn confirming_the_guess_is_a_triage_decision_but_not_otherwise() {
+        // Waiting unassigned in the triage queue: confirmed, recorded with from == to, moved on.
+        let t = unsure(TicketState::Queued);
+        let p = decide(&t, "fault", "technical_support").unwrap();
+        assert_eq!(
+            p.correction,
+            Some((Some("fault".into()), "fault".into(), "triage: chose fault".into()))
+        );
+        assert!(p.steps[0].reason.contains("confirmed"), "{}", p.steps[0].reason);
+        assert_eq!(
+            p.steps.last().map(|s| (s.event, s.to)),
+            Some(("transferred", TicketState::Queued))
+        );
+        assert_eq!(p.load, LoadChange::None, "a queued ticket held no slot");
+        let after = p.ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar());
+        assert_eq!(after.team.as_deref(), Some("technical_support"));
+        assert!(!after.needs_triage);
+        // A ticket nobody flagged: confirming is no correction.
+        let mut plain = t.clone();
+        plain.needs_triage = false;
+        let refused = decide(&plain, "fault", "technical_support").unwrap_err();
+        assert!(refused.why.contains("already fault"), "{}", refused.why);
+        // Nor is a flagged ticket's decision without a reason, or to an unknown category.
+        let no_reason = plan(
+            &t,
+            "agent:tg-1",
+            &Action::Reclassify {
+                category: "fault".into(),
+                reason: " ".into(),
+            },
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        );
+        assert!(no_reason.is_err());
+        assert!(decide(&t, "weather", "front_line").is_err());
+    }
+
+    #[test]
+    fn a_triage_decision_moves_only_an_open_ticket_that_is_elsewhere() {
+        // Already with the team its category routes to (urgent: the green channel): it stays.
+        let mut urgent = unsure(TicketState::InProgress);
+        urgent.team = Some("green_channel".into());
+        let p = decide(&urgent, "complaint", "green_channel").unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert!(p.triage_decided && p.transfer_to.is_none() && p.load == LoadChange::None);
+        // Not yet assigned: the assign stage routes it, now without the flag.
+        let p = decide(&unsure(TicketState::Prioritized), "complaint", "customer_relations").unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert!(p.triage_decided && p.transfer_to.is_none());
+        // Resolved by the triage agent: the decision is recorded, the ticket stays.
+        let p = decide(&unsure(TicketState::Resolved), "complaint", "customer_relations").unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert!(p.triage_decided && p.transfer_to.is_none() && p.load == LoadChange::None);
+        // Waiting for the customer: the wait ends with the move (the clock runs again).
+        let p = decide(
+            &unsure(TicketState::WaitingForCustomer),
+            "complaint",
+            "customer_relations",
+        )
+        .unwrap();
+        assert_eq!(p.pause, PauseChange::End);
+        assert_eq!(p.steps.last().map(|s| s.to), Some(TicketState::Queued));
+        // Closed: no decision any more.
+        assert!(decide(&unsure(TicketState::Closed), "complaint", "customer_relations").is_err());
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub struct RoutingRule {
     pub priority: Option<String>,
     #[serde(default)]
     pub channel: Option<String>,
+    /// `true`: only tickets the classifier was unsure of (below the policy's
+    /// `triage_threshold`), until a person decides their category; `false`: only the others.
+    #[serde(default)]
+    pub needs_triage: Option<bool>,
     pub team: String,
     /// Skills an agent must have for tickets this rule routes.
     #[serde(default)]
@@ -130,11 +134,25 @@ pub struct TeamChoice {
     pub reason: String,
 }
 
-pub fn choose_team(policy: &RoutingPolicy, category: &str, priority: &str, channel: &str) -> TeamChoice {
+/// The team for a ticket of `category`, `priority` and `channel`, flagged `needs_triage` or not.
+pub fn choose_team(
+    policy: &RoutingPolicy,
+    category: &str,
+    priority: &str,
+    channel: &str,
+    needs_triage: bool,
+) -> TeamChoice {
     let matches = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
     for (i, rule) in policy.rules.iter().enumerate() {
-        if matches(&rule.category, category) && matches(&rule.priority, priority) && matches(&rule.channel, channel) {
+        if matches(&rule.category, category)
+            && matches(&rule.priority, priority)
+            && matches(&rule.channel, channel)
+            && rule.needs_triage.is_none_or(|w| w == needs_triage)
+        {
             let mut why = Vec::new();
+            if let Some(n) = rule.needs_triage {
+                why.push(format!("needs_triage={n}"));
+            }
             if let Some(c) = &rule.category {
                 why.push(format!("category={c}"));
             }
@@ -214,6 +232,7 @@ mod tests {
                     category: None,
                     priority: Some("urgent".into()),
                     channel: None,
+                    needs_triage: None,
                     team: "green".into(),
                     skills: vec![],
                 },
@@ -221,14 +240,93 @@ mod tests {
                     category: Some("fault".into()),
                     priority: None,
                     channel: None,
+                    needs_triage: None,
                     team: "tech".into(),
                     skills: vec![],
                 },
             ],
         };
-        assert_eq!(choose_team(&policy, "fault", "urgent", "chat").team, "green");
-        assert_eq!(choose_team(&policy, "fault", "normal", "chat").team, "tech");
-        assert_eq!(choose_team(&policy, "inquiry", "low", "chat").team, "front");
+        assert_eq!(choose_team(&policy, "fault", "urgent", "chat", false).team, "green");
+        assert_eq!(choose_team(&policy, "fault", "normal", "chat", false).team, "tech");
+        assert_eq!(choose_team(&policy, "inquiry", "low", "chat", false).team, "front");
+    }
+
+    fn rule(priority: Option<&str>, category: Option<&str>, needs_triage: Option<bool>, team: &str) -> RoutingRule {
+        RoutingRule {
+            category: category.map(str::to_owned),
+            priority: priority.map(str::to_owned),
+            channel: None,
+            needs_triage,
+            team: team.into(),
+            skills: vec![],
+        }
+    }
+
+    #[test]
+    fn an_unsure_ticket_goes_to_triage_after_the_urgent_rule_and_a_decided_one_by_its_category() {
+        let policy = RoutingPolicy {
+            default_team: "front".into(),
+            rules: vec![
+                rule(Some("urgent"), None, None, "green"),
+                rule(None, None, Some(true), "triage"),
+                rule(None, Some("fault"), None, "tech"),
+            ],
+        };
+        // Urgent never waits for triage.
+        assert_eq!(choose_team(&policy, "fault", "urgent", "chat", true).team, "green");
+        let unsure = choose_team(&policy, "fault", "normal", "chat", true);
+        assert_eq!(unsure.team, "triage");
+        assert!(unsure.reason.contains("needs_triage=true"), "{}", unsure.reason);
+        assert_eq!(choose_team(&policy, "inquiry", "low", "app", true).team, "triage");
+        // Once decided (or never unsure) the category's rule applies.
+        assert_eq!(choose_team(&policy, "fault", "normal", "chat", false).team, "tech");
+        assert_eq!(choose_team(&policy, "inquiry", "low", "app", false).team, "front");
+        // A rule may also be for decided tickets only.
+        let decided_only = RoutingPolicy {
+            default_team: "front".into(),
+            rules: vec![rule(None, Some("fault"), Some(false), "tech")],
+        };
+        assert_eq!(
+            choose_team(&decided_only, "fault", "normal", "chat", false).team,
+            "tech"
+        );
+        assert_eq!(
+            choose_team(&decided_only, "fault", "normal", "chat", true).team,
+            "front"
+        );
+    }
+
+    #[test]
+    fn the_shipped_policy_sends_unsure_tickets_to_triage_but_urgent_ones_to_the_green_channel() {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml");
+        let p = crate::core::policy::Policy::load(&path).unwrap();
+        let r = &p.doc.routing;
+        assert_eq!(choose_team(r, "fault", "urgent", "phone", true).team, "green_channel");
+        for category in ["inquiry", "fault", "complaint", "suggestion", "other"] {
+            assert_eq!(
+                choose_team(r, category, "normal", "chat", true).team,
+                "triage",
+                "{category}"
+            );
+            assert_ne!(
+                choose_team(r, category, "normal", "chat", false).team,
+                "triage",
+                "{category}"
+            );
+        }
+        assert_eq!(
+            choose_team(r, "complaint", "low", "email", false).team,
+            "customer_relations"
+        );
+        assert!(p.doc.teams["triage"].supervisor.is_some());
+    }
+
+    #[test]
+    fn a_routing_rule_reads_needs_triage_from_the_policy() {
+        let rule: RoutingRule = toml::from_str("needs_triage = true\nteam = \"triage\"").unwrap();
+        assert_eq!(rule.needs_triage, Some(true));
+        let plain: RoutingRule = toml::from_str("category = \"fault\"\nteam = \"tech\"").unwrap();
+        assert_eq!(plain.needs_triage, None);
     }
 
     proptest! {

@@ -1,5 +1,6 @@
 //! The ticket as the stages see it, and the transition record.
 
+use super::classify::Candidate;
 use super::customer::Customer;
 use super::state::TicketState;
 use chrono::{DateTime, Utc};
@@ -17,6 +18,13 @@ pub struct Ticket {
     pub language: Option<String>,
     pub category: Option<String>,
     pub category_confidence: Option<f64>,
+    /// The classifier's two most likely categories, best first (empty before classification).
+    #[serde(default)]
+    pub category_candidates: Vec<Candidate>,
+    /// The classifier was less sure than the policy's `triage_threshold`: routed to the triage
+    /// team until a person decides the category (`reclassify`, which clears it).
+    #[serde(default)]
+    pub needs_triage: bool,
     pub priority: Option<String>,
     pub state: TicketState,
     pub team: Option<String>,

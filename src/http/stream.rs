@@ -70,7 +70,7 @@ impl Change {
         p.may_read(&TicketFacts {
             team: self.team.as_deref(),
             assignee: self.assignee.as_deref(),
-            opened_by_key: None,
+            ..Default::default()
         })
         .is_ok()
     }

@@ -32,9 +32,22 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 const MAX_LIMIT: i64 = 200;
 const DEFAULT_LIMIT: i64 = 50;
-const LIST_PARAMS: [&str; 14] = [
-    "assignee", "team", "state", "priority", "category", "channel", "at_risk", "within", "breached", "customer", "q",
-    "sort", "limit", "cursor",
+const LIST_PARAMS: [&str; 15] = [
+    "assignee",
+    "team",
+    "state",
+    "priority",
+    "category",
+    "channel",
+    "at_risk",
+    "within",
+    "breached",
+    "needs_triage",
+    "customer",
+    "q",
+    "sort",
+    "limit",
+    "cursor",
 ];
 
 /// Which tickets a principal may list; integrations list none.
@@ -214,6 +227,10 @@ fn build_query(state: &ApiState, p: &Principal<'_>, params: &HashMap<String, Str
         channel: params.get("channel").filter(|t| !t.is_empty()).cloned(),
         due_by,
         breached: flag(params, "breached")?,
+        needs_triage: match params.get("needs_triage") {
+            None => None,
+            Some(_) => Some(flag(params, "needs_triage")?),
+        },
         customer,
         terms,
         sort,
@@ -307,6 +324,7 @@ async fn me(State(s): State<ApiState>, key: Option<Extension<Arc<ApiKey>>>) -> R
                 channel: None,
                 due_by: None,
                 breached: false,
+                needs_triage: None,
                 customer: Vec::new(),
                 terms: Vec::new(),
                 sort: Sort::Due,
@@ -453,6 +471,7 @@ async fn board(State(s): State<ApiState>, key: Option<Extension<Arc<ApiKey>>>, P
         channel: None,
         due_by: None,
         breached: false,
+        needs_triage: None,
         customer: Vec::new(),
         terms: Vec::new(),
         sort: Sort::Due,
@@ -505,6 +524,7 @@ mod tests {
     #[test]
     fn unknown_and_repeated_parameters_are_refused() {
         assert!(parse_params(Some("state=queued&team=billing")).is_ok());
+        assert!(parse_params(Some("needs_triage=true&team=triage")).is_ok());
         assert!(parse_params(Some("stat=queued")).is_err());
         assert!(parse_params(Some("team=a&team=b")).is_err());
     }

@@ -109,6 +109,20 @@ pub async fn apply(
         Action::Escalate { .. } => next_rung(tx, policy, t).await?,
         _ => None,
     };
+    // A triage decision sends the ticket where the routing rules send its decided category.
+    let triage_route = match &msg.action {
+        Action::Reclassify { category, .. } if t.needs_triage => {
+            let choice = crate::core::routing::choose_team(
+                &policy.doc.routing,
+                category,
+                t.priority.as_deref().unwrap_or(""),
+                &t.channel,
+                false,
+            );
+            Some((choice.team, choice.reason))
+        }
+        _ => None,
+    };
     let ctx = ActionContext {
         active_escalations: active as usize,
         priority_levels: policy.doc.priority.levels.clone(),
@@ -119,6 +133,7 @@ pub async fn apply(
         actor_agent,
         next_rung: next_rung.as_ref().map(|(step, who, _)| (*step, who.clone())),
         other: other.as_ref().map(|o| (o.number.clone(), o.state)),
+        triage_route,
     };
     let p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
 
@@ -202,9 +217,10 @@ pub async fn apply(
         // The automatic ladder goes on from the rung climbed by hand.
         sla::record_step(tx, t.id, target, *step as i32, 0, now, who).await?;
     }
-    // A ticket that lands in a queue is offered to the team's free agents.
+    // A ticket that lands in a queue (from an agent, or from another team's queue) is offered
+    // to the team's free agents.
     if after.state == TicketState::Queued
-        && t.state != TicketState::Queued
+        && (t.state != TicketState::Queued || t.team != after.team)
         && let Some(team) = &after.team
     {
         drain_teams.push(team.clone());

@@ -69,6 +69,7 @@ impl Stage for Assign {
                     t.category.as_deref().unwrap_or(""),
                     t.priority.as_deref().unwrap_or(""),
                     &t.channel,
+                    t.needs_triage,
                 )
             };
             let mut wanted: BTreeSet<String> = decoded.drains.iter().map(|(_, d)| d.drain_team.clone()).collect();
@@ -188,6 +189,7 @@ impl Stage for Assign {
                     t.category.as_deref().unwrap_or(""),
                     t.priority.as_deref().unwrap_or(""),
                     &t.channel,
+                    t.needs_triage,
                 );
                 let need = Need {
                     language: language_code(t.language.as_deref()),

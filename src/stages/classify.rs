@@ -31,8 +31,16 @@ impl Stage for Classify {
                 after.category = Some(c.category.clone());
                 after.category_confidence = Some(c.confidence);
                 after.language = Some(c.language.clone());
-                let reason = format!("category {} ({:.0}% confidence)", c.category, c.confidence * 100.0);
-                let details = json!({ "category": c.category, "confidence": c.confidence, "language": c.language, "reasons": c.reasons });
+                after.category_candidates = c.candidates.clone();
+                after.needs_triage = c.needs_triage;
+                let mut reason = format!("category {} ({:.0}% confidence)", c.category, c.confidence * 100.0);
+                if c.needs_triage {
+                    reason.push_str("; needs triage: a person chooses the category");
+                }
+                let details = json!({
+                    "category": c.category, "confidence": c.confidence, "language": c.language, "reasons": c.reasons,
+                    "candidates": c.candidates, "needs_triage": c.needs_triage,
+                });
                 let why = Because {
                     actor: StageName::Classify.as_str(),
                     reason,

@@ -452,6 +452,8 @@ impl Stage for Intake {
                         language: None,
                         category: None,
                         category_confidence: None,
+                        category_candidates: Vec::new(),
+                        needs_triage: false,
                         priority: None,
                         state: TicketState::Received,
                         team: None,

@@ -1,7 +1,7 @@
 //! Batched ticket reads and writes for the stages: one statement per batch, not per message.
 
 use super::{Db, StoreError};
-use crate::core::customer::Customer;
+use crate::core::customer::{Customer, Tier};
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use tokio_postgres::{GenericClient, Row};
 pub const TICKET_COLUMNS: &str = "id, number, channel, channel_message_id, customer, subject, body, language, category, \
      category_confidence, priority, state, team, assignee, sla_rule, first_response_due, resolution_due, \
      received_at, assigned_at, version, first_responded_at, last_update_at, resolved_at, closed_at, \
-     sla_restarted_at, resolution, rating, rating_comment, supervisor, due_overrides";
+     sla_restarted_at, resolution, rating, rating_comment, supervisor, due_overrides, needs_triage, category_candidates";
 
 pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
     let state: &str = r.get("state");
@@ -31,6 +31,11 @@ pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
         language: r.get("language"),
         category: r.get("category"),
         category_confidence: r.get("category_confidence"),
+        category_candidates: r
+            .get::<_, Option<serde_json::Value>>("category_candidates")
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
+        needs_triage: r.get("needs_triage"),
         priority: r.get("priority"),
         team: r.get("team"),
         assignee: r.get("assignee"),
@@ -100,7 +105,7 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 first_response_due = $8, resolution_due = $9, assigned_at = $10,
                 first_responded_at = $11, last_update_at = $12, resolved_at = $13, closed_at = $14,
                 sla_restarted_at = $15, resolution = $16, rating = $17, rating_comment = $18, supervisor = $19,
-                version = $20, due_overrides = $21, category = $22, updated_at = now()
+                version = $20, due_overrides = $21, category = $22, needs_triage = $23, updated_at = now()
              WHERE id = $1 AND version = $2",
             )
             .await?,
@@ -127,6 +132,7 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 &after.version,
                 &overrides_json(&after.life.due_overrides),
                 &after.category,
+                &after.needs_triage,
             ],
         )
         .await?)
@@ -134,6 +140,11 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
 
 fn overrides_json(o: &std::collections::BTreeMap<String, DateTime<Utc>>) -> Option<serde_json::Value> {
     (!o.is_empty()).then(|| serde_json::to_value(o).unwrap_or_default())
+}
+
+/// The candidates as stored: NULL when there are none (not yet classified).
+fn candidates_json(c: &[crate::core::classify::Candidate]) -> Option<serde_json::Value> {
+    (!c.is_empty()).then(|| serde_json::to_value(c).unwrap_or_default())
 }
 
 /// Bumps a ticket's version for same-state transitions (breaches, escalation steps), guarded by
@@ -184,18 +195,25 @@ pub async fn update_tickets(tx: &Transaction<'_>, tickets: &[&Ticket]) -> Result
     let fr: Vec<Option<chrono::DateTime<chrono::Utc>>> = tickets.iter().map(|t| t.first_response_due).collect();
     let res: Vec<Option<chrono::DateTime<chrono::Utc>>> = tickets.iter().map(|t| t.resolution_due).collect();
     let assigned: Vec<Option<chrono::DateTime<chrono::Utc>>> = tickets.iter().map(|t| t.assigned_at).collect();
+    let triage: Vec<bool> = tickets.iter().map(|t| t.needs_triage).collect();
+    let candidates: Vec<Option<serde_json::Value>> = tickets
+        .iter()
+        .map(|t| candidates_json(&t.category_candidates))
+        .collect();
     let rows = tx
         .query(
             &crate::store::prepared(tx, "UPDATE tickets t SET state = u.state, language = u.language, category = u.category,
                 category_confidence = u.confidence, priority = u.priority, team = u.team, assignee = u.assignee,
                 sla_rule = u.sla_rule, first_response_due = u.fr, resolution_due = u.res, assigned_at = u.assigned,
-                version = u.version, updated_at = now()
+                needs_triage = u.triage, category_candidates = u.candidates, version = u.version, updated_at = now()
              FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[])
-                  AS u(id, version, state, language, category, confidence, priority, team, assignee, sla_rule, fr, res, assigned)
+                         $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
+                         $14::bool[], $15::jsonb[])
+                  AS u(id, version, state, language, category, confidence, priority, team, assignee, sla_rule, fr, res, assigned,
+                       triage, candidates)
              WHERE t.id = u.id AND t.version = u.version - 1
              RETURNING t.id").await?,
-            &[&ids, &versions, &states, &languages, &categories, &confidences, &priorities, &teams, &assignees, &rules, &fr, &res, &assigned],
+            &[&ids, &versions, &states, &languages, &categories, &confidences, &priorities, &teams, &assignees, &rules, &fr, &res, &assigned, &triage, &candidates],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -429,6 +447,63 @@ pub async fn record_correction(
     )
     .await?;
     Ok(())
+}
+
+/// A ticket's category as a person decided it, with the text it was decided on: a training row
+/// for `switchboard train --with-corrections`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrectionRow {
+    pub number: String,
+    pub channel: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub tier: Tier,
+    /// As the classifier detected it (`zh-Hans`, `zh-Hant`, `en`).
+    pub language: Option<String>,
+    /// The latest correction's `to_category`: the label.
+    pub category: String,
+    /// The ticket's priority now (a supervisor's `set_priority` included).
+    pub priority: Option<String>,
+    /// Why the person chose it (a triage decision reads `triage: …`).
+    pub reason: String,
+    /// When the latest correction was made.
+    pub at: DateTime<Utc>,
+}
+
+/// Every corrected ticket's latest correction, oldest correction first, with the ticket's text;
+/// tickets anonymised by retention are left out (their text is gone).
+pub async fn corrections_for_training(db: &Db) -> Result<Vec<CorrectionRow>, StoreError> {
+    let client = db.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT t.number, t.channel, t.subject, t.body, t.customer->'tier', t.language, c.to_category,
+                    t.priority, c.reason, c.at
+             FROM (SELECT DISTINCT ON (ticket_id) ticket_id, to_category, reason, at
+                   FROM classifier_corrections ORDER BY ticket_id, at DESC) c
+             JOIN tickets t ON t.id = c.ticket_id
+             WHERE t.anonymised_at IS NULL
+             ORDER BY c.at, t.id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| CorrectionRow {
+            number: r.get(0),
+            channel: r.get(1),
+            subject: r.get(2),
+            body: r.get(3),
+            tier: r
+                .get::<_, Option<serde_json::Value>>(4)
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or(Tier::Standard),
+            language: r.get(5),
+            category: r.get(6),
+            priority: r.get(7),
+            reason: r.get(8),
+            at: r.get(9),
+        })
+        .collect())
 }
 
 /// A link kind as the other ticket sees it: `duplicate_of` ↔ `duplicate` (merged into this

@@ -82,6 +82,8 @@ pub struct Query {
     pub due_by: Option<DateTime<Utc>>,
     /// A running deadline already passed.
     pub breached: bool,
+    /// Flagged for triage (`Some(true)`) or not (`Some(false)`); `None`: either.
+    pub needs_triage: Option<bool>,
     /// The customer's identity terms (`core::search::customer_query_terms`): any of them.
     pub customer: Vec<String>,
     /// Search terms the ticket must all hold (`core::search::query_terms`).
@@ -103,6 +105,8 @@ pub struct Summary {
     pub state: String,
     pub channel: String,
     pub category: Option<String>,
+    /// The classifier was unsure: a person chooses the category.
+    pub needs_triage: bool,
     pub priority: Option<String>,
     pub team: Option<String>,
     pub assignee: Option<String>,
@@ -230,6 +234,11 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
         let now = c.param(q.now);
         c.add(format!("t.next_due <= {now}"));
     }
+    match q.needs_triage {
+        Some(true) => c.add("t.needs_triage".into()),
+        Some(false) => c.add("NOT t.needs_triage".into()),
+        None => {}
+    }
     if !q.customer.is_empty() {
         let p = c.param(q.customer.clone());
         c.add(format!("t.search_terms && {p}::text[]"));
@@ -276,7 +285,7 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
     }
     let limit = c.param(q.limit + 1);
     let columns = format!(
-        "t.id, t.number, t.state, t.channel, t.category, t.priority, t.team, t.assignee, t.subject,
+        "t.id, t.number, t.state, t.channel, t.category, t.needs_triage, t.priority, t.team, t.assignee, t.subject,
          t.received_at, t.first_response_due, t.resolution_due, t.next_due,
          t.first_responded_at IS NOT NULL AS first_responded, t.customer->>'name' AS customer_name,
          t.version, left(t.body, {PREVIEW_CHARS}) AS preview, {rank} AS rank"
@@ -323,6 +332,7 @@ pub async fn list(db: &Db, q: &Query) -> Result<(Vec<Summary>, bool), StoreError
             state: r.get("state"),
             channel: r.get("channel"),
             category: r.get("category"),
+            needs_triage: r.get("needs_triage"),
             priority: r.get("priority"),
             team: r.get("team"),
             assignee: r.get("assignee"),

@@ -86,6 +86,17 @@ impl Harness {
         }
     }
 
+    /// The policy with `change` made to its document, validated and compiled again as at start:
+    /// what stages and gateways started afterwards decide under (a test's own threshold, say).
+    pub fn adjust_policy(&mut self, change: impl FnOnce(&mut switchboard::core::policy::PolicyDocument)) {
+        let mut doc = self.app.policy.doc.clone();
+        change(&mut doc);
+        let source = self.app.policy.source.clone();
+        let policy = switchboard::core::policy::Policy::from_document(doc, &source, &[])
+            .unwrap_or_else(|e| panic!("the adjusted policy does not load: {e}"));
+        self.app.policy = std::sync::Arc::new(policy);
+    }
+
     pub async fn import_roster(&self, csv: &str) {
         let teams: Vec<String> = self.app.policy.doc.teams.keys().cloned().collect();
         let rows = parse_roster("test roster", csv.as_bytes(), &teams).expect("roster");

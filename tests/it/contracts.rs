@@ -5,6 +5,7 @@ use switchboard::contracts::action::ActionMessage;
 use switchboard::contracts::intake::IntakeRequest;
 use switchboard::contracts::work::WorkMessage;
 use switchboard::core::actions::Action;
+use switchboard::core::classify::Candidate;
 use switchboard::core::customer::Customer;
 use switchboard::core::state::TicketState;
 use switchboard::core::ticket::{Ticket, Transition};
@@ -81,6 +82,17 @@ fn ticket() -> Ticket {
         language: Some("zh-Hans".into()),
         category: Some("fault".into()),
         category_confidence: Some(0.8),
+        category_candidates: vec![
+            Candidate {
+                category: "fault".into(),
+                probability: 0.55,
+            },
+            Candidate {
+                category: "inquiry".into(),
+                probability: 0.45,
+            },
+        ],
+        needs_triage: true,
         priority: Some("urgent".into()),
         state: TicketState::Assigned,
         team: Some("green_channel".into()),

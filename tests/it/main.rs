@@ -32,3 +32,4 @@ mod retention;
 mod security;
 mod shutdown;
 mod sla;
+mod triage;

@@ -485,7 +485,7 @@ async fn every_tickets_events_arrive_without_gaps() {
     let mut settings = test_settings("gapless");
     settings.policy_path = manifest_dir().join("config/policy.toml");
     let mut h = Harness::with_settings(settings).await;
-    h.import_roster("id,name,team,languages,channels,skills,max_open,presence\na,A,front_line,,,,500,online\nb,B,technical_support,,,,500,online\nc,C,customer_relations,,,,500,online\nd,D,product_management,,,,500,online\ne,E,green_channel,,,,500,online\n").await;
+    h.import_roster("id,name,team,languages,channels,skills,max_open,presence\na,A,front_line,,,,500,online\nb,B,technical_support,,,,500,online\nc,C,customer_relations,,,,500,online\nd,D,product_management,,,,500,online\ne,E,green_channel,,,,500,online\nf,F,triage,,,,500,online\n").await;
     let events = h.event_queue("#").await;
     h.start_stages(&StageName::ALL, 2);
     let pubs = switchboard_tools::demo::traffic("gap", 0..60, false, chrono::Utc::now());
