@@ -469,6 +469,31 @@ fn valid_max_age(text: &str) -> bool {
 impl Policy {
     /// Reads `path` and every file it `include`s, then validates the whole.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let policy = Policy::load_rules(path)?;
+        let Some(model_path) = policy.doc.classification.model.clone() else {
+            return Ok(policy);
+        };
+        // Already relative to the file that names it (see `resolve_model_path`).
+        let file = model_path;
+        let invalid = |message: String| PolicyError::Invalid {
+            path: path.into(),
+            line: String::new(),
+            message,
+        };
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| invalid(format!("[classification] model: cannot read {}: {e} (run `switchboard train`, or remove `model` to use the rules alone)", file.display())))?;
+        let model = crate::core::classify::Model::parse(&text)
+            .map_err(|m| invalid(format!("[classification] model {}: {m}", file.display())))?;
+        policy
+            .with_model(Some(std::sync::Arc::new(model)))
+            .map_err(|m| invalid(format!("[classification] model {}: {m}", file.display())))
+    }
+}
+
+impl Policy {
+    /// Like [`Policy::load`], without reading the learned model the policy names: the rules
+    /// alone decide. `switchboard train` starts here (the model may not exist yet).
+    pub fn load_rules(path: &Path) -> Result<Policy, PolicyError> {
         let (table, texts) = read_with_includes(path)?;
         let doc: PolicyDocument = table.try_into().map_err(|e: toml::de::Error| PolicyError::Parse {
             path: path.into(),
@@ -480,6 +505,19 @@ impl Policy {
 
 type Texts = Vec<(PathBuf, String)>;
 
+/// `[classification] model` is relative to the file that names it, so a policy that includes
+/// the shipped classification file from elsewhere (a test's policy) finds the shipped model.
+fn resolve_model_path(mut table: toml::Table, file: &Path) -> toml::Table {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    if let Some(toml::Value::Table(class)) = table.get_mut("classification")
+        && let Some(toml::Value::String(model)) = class.get_mut("model")
+        && Path::new(model.as_str()).is_relative()
+    {
+        *model = dir.join(model.as_str()).display().to_string();
+    }
+    table
+}
+
 /// Reads the main file and merges the top-level tables of every included file into it.
 fn read_with_includes(path: &Path) -> Result<(toml::Table, Texts), PolicyError> {
     let read = |p: &Path| -> Result<(toml::Table, String), PolicyError> {
@@ -488,7 +526,7 @@ fn read_with_includes(path: &Path) -> Result<(toml::Table, Texts), PolicyError> 
             path: p.into(),
             message: e.to_string(),
         })?;
-        Ok((table, text))
+        Ok((resolve_model_path(table, p), text))
     };
     let (mut main, text) = read(path)?;
     let mut texts = vec![(path.to_path_buf(), text)];

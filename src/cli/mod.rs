@@ -6,6 +6,7 @@ mod gateway;
 mod report;
 mod retention;
 mod tools;
+mod triage;
 mod webhooks;
 
 use anyhow::{Context as _, Result, bail};
@@ -60,13 +61,14 @@ enum Command {
     /// with a live progress line and a closing summary (runs `switchboard-tools demo`).
     #[command(disable_help_flag = true)]
     Demo(tools::Forwarded),
-    /// Measure the classifier and priority rules on a labelled set: accuracy per category and
-    /// confusion matrices.
-    Eval {
-        /// JSON Lines file of labelled requests.
-        #[arg(long, default_value = "config/eval/requests.jsonl")]
-        file: PathBuf,
-    },
+    /// Measure triage (the rules and the learned model) on a labelled set, by default the
+    /// held-out set: accuracy per category, language and channel, confusion matrices, urgent
+    /// recall, a cost-weighted score and how many tickets the triage threshold sends to people.
+    /// `--cv K` cross-validates on the training corpus instead.
+    Eval(triage::EvalArgs),
+    /// Train the triage model from the labelled corpus (config/corpus/train) and write the model
+    /// file the policy names; `--with-corrections` adds agents' reclassifications.
+    Train(triage::TrainArgs),
     /// Manage agents: import a roster, list them, change presence or capacity.
     Agents {
         #[command(subcommand)]
@@ -206,7 +208,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             tracing::info!("stopped cleanly");
         }
         Command::Demo(args) => tools::run("demo", cli.config.as_deref(), args)?,
-        Command::Eval { file } => eval(&settings, &file)?,
+        Command::Eval(args) => triage::eval(&settings, args)?,
+        Command::Train(args) => triage::train(settings, args).await?,
         Command::Agents { command } => agents_cmd(settings, command).await?,
         Command::Publish { file } => publish(settings, &file).await?,
         Command::Ticket { number } => show_ticket(settings, &number).await?,
@@ -222,27 +225,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => tools::run("bench", cli.config.as_deref(), args)?,
         Command::BenchList(args) => tools::run("bench-list", cli.config.as_deref(), args)?,
     }
-    Ok(())
-}
-
-fn eval(settings: &Settings, file: &PathBuf) -> Result<()> {
-    use switchboard::core::classify::eval::{EvalItem, evaluate};
-    let policy = Policy::load(&settings.policy_path)?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut items = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let item: EvalItem = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not a labelled request", file.display(), i + 1))?;
-        items.push(item);
-    }
-    let report = evaluate(&policy.doc.classification, &policy.doc.priority, &items);
-    println!(
-        "policy {} — {} labelled requests from {}\n",
-        policy.version(),
-        items.len(),
-        file.display()
-    );
-    println!("{report}");
     Ok(())
 }
 

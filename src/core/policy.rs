@@ -6,7 +6,7 @@
 
 use crate::core::actions::LifecyclePolicy;
 use crate::core::calendar::BusinessCalendar;
-use crate::core::classify::{ClassificationPolicy, Classifier, PriorityPolicy};
+use crate::core::classify::{ClassificationPolicy, Classifier, PriorityPolicy, Triage};
 use crate::core::escalation::Ladder;
 use crate::core::retention::RetentionPolicy;
 use crate::core::routing::RoutingPolicy;
@@ -140,6 +140,8 @@ pub struct Policy {
     pub doc: PolicyDocument,
     pub tz: Tz,
     pub classifier: Arc<Classifier>,
+    /// The rules and the learned model together, as the classify and prioritize stages use them.
+    pub triage: Arc<Triage>,
     pub source: PathBuf,
 }
 
@@ -322,16 +324,37 @@ impl Policy {
             .classification
             .compile()
             .map_err(|m| invalid("[classification", format!("[classification]: {m}")))?;
+        let classifier = Arc::new(classifier);
+        let prioritizer = doc
+            .priority
+            .compiled()
+            .map_err(|m| invalid("[priority", format!("[priority]: {m}")))?
+            .clone();
+        let triage = Triage::new(
+            classifier.clone(),
+            prioritizer,
+            None,
+            doc.classification.triage_threshold,
+        )
+        .map_err(|m| invalid("[classification", m))?;
         Ok(Policy {
             doc,
             tz,
-            classifier: Arc::new(classifier),
+            classifier,
+            triage: Arc::new(triage),
             source: path.to_path_buf(),
         })
     }
 
     pub fn version(&self) -> &str {
         &self.doc.version
+    }
+
+    /// Use `model` (read by the loader from the file `[classification] model` names); refused
+    /// when it does not speak the policy's categories and priority levels.
+    pub fn with_model(mut self, model: Option<Arc<crate::core::classify::Model>>) -> Result<Policy, String> {
+        self.triage = Arc::new(self.triage.with_model(model)?);
+        Ok(self)
     }
 
     /// The supervisor of a team, from the policy.

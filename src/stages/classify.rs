@@ -25,7 +25,7 @@ impl Stage for Classify {
             for (i, msg, t) in work.pending {
                 let _span =
                     tracing::info_span!("message", stage = StageName::Classify.as_str(), ticket = %t.number, message_id = %msg.message_id()).entered();
-                let c = policy.classifier.classify(t.subject.as_deref(), &t.body);
+                let c = policy.triage.classify(t.subject.as_deref(), &t.body, &t.channel);
                 let mut after = t.clone();
                 after.state = TicketState::Classified;
                 after.category = Some(c.category.clone());

@@ -2,7 +2,7 @@
 
 use super::{Because, Context, Decision, commit_decisions, prepare_work};
 use crate::contracts::StageName;
-use crate::core::classify::{PriorityInput, prioritize};
+use crate::core::classify::PriorityInput;
 use crate::core::state::TicketState;
 use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::store::StoreError;
@@ -28,16 +28,13 @@ impl Stage for Prioritize {
                 let _span =
                     tracing::info_span!("message", stage = StageName::Prioritize.as_str(), ticket = %t.number, message_id = %msg.message_id()).entered();
                 let category = t.category.clone().unwrap_or_default();
-                let mut p = prioritize(
-                    &policy.doc.priority,
-                    &PriorityInput {
-                        subject: t.subject.as_deref(),
-                        body: &t.body,
-                        category: &category,
-                        tier: t.customer.tier(),
-                        channel: &t.channel,
-                    },
-                );
+                let mut p = policy.triage.prioritize(&PriorityInput {
+                    subject: t.subject.as_deref(),
+                    body: &t.body,
+                    category: &category,
+                    tier: t.customer.tier(),
+                    channel: &t.channel,
+                });
                 // A priority set before this stage ran (a supervisor's `set_priority` while the
                 // ticket was still being classified) stands: people outrank the rules.
                 let kept = t

@@ -92,7 +92,16 @@ impl Harness {
         let mut doc = self.app.policy.doc.clone();
         change(&mut doc);
         let source = self.app.policy.source.clone();
+        let model = self.app.policy.triage.shared_model();
         let policy = switchboard::core::policy::Policy::from_document(doc, &source, &[])
+            .and_then(|p| {
+                p.with_model(model)
+                    .map_err(|message| switchboard::core::policy::PolicyError::Invalid {
+                        path: source.clone(),
+                        line: String::new(),
+                        message,
+                    })
+            })
             .unwrap_or_else(|e| panic!("the adjusted policy does not load: {e}"));
         self.app.policy = std::sync::Arc::new(policy);
     }

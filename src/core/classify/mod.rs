@@ -16,12 +16,47 @@
 //! clone it (a clone starts uncompiled) or load a new policy value instead.
 
 pub mod eval;
+pub mod features;
 pub mod lexicon;
+pub mod model;
 pub mod normalize;
 pub mod priority;
+pub mod train;
+pub mod triage;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct File {
+        classification: ClassificationPolicy,
+        priority: PriorityPolicy,
+    }
+
+    /// The shipped rules (config/policy/classification.toml) and model, read from their files
+    /// the way the policy loader reads them.
+    pub(crate) fn shipped_triage() -> Triage {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy");
+        let text = std::fs::read_to_string(dir.join("classification.toml")).unwrap();
+        let f: File = toml::from_str(&text).unwrap();
+        let model = f.classification.model.as_ref().map(|m| {
+            let text = std::fs::read_to_string(dir.join(m)).unwrap();
+            Arc::new(Model::parse(&text).unwrap())
+        });
+        Triage::new(
+            Arc::new(f.classification.compile().unwrap()),
+            f.priority.compiled().unwrap().clone(),
+            model,
+            f.classification.triage_threshold,
+        )
+        .unwrap()
+    }
+}
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -31,7 +66,9 @@ use serde::{Deserialize, Serialize};
 use lexicon::{GroupSpec, Matcher, NegationRules};
 use normalize::{Normalizer, TextRules, detect_language};
 
+pub use model::Model;
 pub use priority::{Prioritizer, PriorityDecision, PriorityInput, PriorityPolicy, PrioritySignal, prioritize};
+pub use triage::{ModelEstimate, Triage};
 
 /// A lazily compiled form of a policy, cached next to it. A clone starts empty (the clone may be
 /// edited before use, so it must not inherit a stale compiled form); serialising skips it;
@@ -133,6 +170,14 @@ pub struct ClassificationPolicy {
     pub confidence_smoothing: f64,
     /// Confidence reported when the fallback applies.
     pub fallback_confidence: f64,
+    /// A decision less confident than this is flagged `needs_triage`: people choose the category
+    /// from its top two candidates (0 never flags).
+    #[serde(default)]
+    pub triage_threshold: f64,
+    /// The learned model (`switchboard train` writes it), relative to the policy file that
+    /// names it. Absent: the rules alone decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<std::path::PathBuf>,
     #[serde(default)]
     pub text: TextRules,
     #[serde(default)]
@@ -147,15 +192,29 @@ pub struct ClassificationPolicy {
     compiled: CompiledCache<Classifier>,
 }
 
+/// One possible category and how likely it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub category: String,
+    /// 0..1
+    pub probability: f64,
+}
+
 /// The result of classifying one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Classification {
     pub category: String,
-    /// 0..1
+    /// 0..1: the probability of `category`.
     pub confidence: f64,
     /// "zh-Hans" | "zh-Hant" | "en"
     pub language: String,
     pub reasons: Vec<String>,
+    /// The two most likely categories, best first (the first is `category`).
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
+    /// Less confident than the policy's `triage_threshold`: a person should choose the category.
+    #[serde(default)]
+    pub needs_triage: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +249,7 @@ pub struct Classifier {
     subject_weight: f64,
     smoothing: f64,
     fallback_confidence: f64,
+    triage_threshold: f64,
 }
 
 fn finite_nonneg(v: f64, field: &str) -> Result<(), String> {
@@ -247,6 +307,12 @@ impl ClassificationPolicy {
         finite_nonneg(self.min_score, "min_score")?;
         finite_nonneg(self.subject_weight, "subject_weight")?;
         finite_nonneg(self.confidence_smoothing, "confidence_smoothing")?;
+        if !(0.0..=1.0).contains(&self.triage_threshold) {
+            return Err(format!(
+                "triage_threshold must be within 0..1 (got {})",
+                self.triage_threshold
+            ));
+        }
         if !(0.0..=1.0).contains(&self.fallback_confidence) {
             return Err(format!(
                 "fallback_confidence must be within 0..1 (got {})",
@@ -319,6 +385,7 @@ impl ClassificationPolicy {
             subject_weight: self.subject_weight,
             smoothing: self.confidence_smoothing,
             fallback_confidence: self.fallback_confidence,
+            triage_threshold: self.triage_threshold,
         })
     }
 
@@ -340,6 +407,8 @@ pub fn classify(policy: &ClassificationPolicy, subject: Option<&str>, body: &str
             confidence: 0.0,
             language: detect_language(body).to_owned(),
             reasons: vec![format!("classification policy is invalid: {e}")],
+            candidates: Vec::new(),
+            needs_triage: true,
         },
     }
 }
@@ -356,6 +425,23 @@ impl Classifier {
 
     /// Classify one request. The subject (if any) counts `subject_weight` times.
     pub fn classify(&self, subject: Option<&str>, body: &str) -> Classification {
+        self.classify_noting(subject, body, None)
+    }
+
+    /// Normalise text the way the rules see it.
+    pub(crate) fn normalise(&self, text: &str) -> String {
+        self.norm.normalize(text)
+    }
+
+    /// Classify, and name the evidence as model features: `r:<rule>` for each rule group that
+    /// matched, `rn:<rule>` for a negated one, `q` for a question cue, `rc:<category>` for the
+    /// rules' decision.
+    pub(crate) fn classify_noting(
+        &self,
+        subject: Option<&str>,
+        body: &str,
+        mut evidence: Option<&mut Vec<String>>,
+    ) -> Classification {
         let language = match subject {
             Some(s) if !s.trim().is_empty() => detect_language(&format!("{s}\n{body}")),
             _ => detect_language(body),
@@ -385,6 +471,14 @@ impl Classifier {
                 }
                 GroupKind::Question => is_question = true,
                 GroupKind::Rule => {}
+            }
+            if let Some(ev) = evidence.as_deref_mut() {
+                let name = match (g.kind, g.negatable && hit.negated_by.is_some()) {
+                    (GroupKind::Question, _) => "q".to_owned(),
+                    (_, true) => format!("rn:{}", g.name),
+                    (_, false) => format!("r:{}", g.name),
+                };
+                ev.push(name);
             }
             if g.negatable
                 && let Some(cue) = &hit.negated_by
@@ -465,11 +559,28 @@ impl Classifier {
             let list: Vec<String> = neutral.iter().map(|t| format!("{t:?}")).collect();
             reasons.push(format!("neutral phrases (no score): {}", list.join(", ")));
         }
+        let confidence = confidence.clamp(0.0, 1.0);
+        if let Some(ev) = evidence {
+            ev.push(format!("rc:{}", self.categories[category]));
+        }
+        // The rules' runner-up, with the probability mass the confidence leaves.
+        let mut candidates = vec![Candidate {
+            category: self.categories[category].clone(),
+            probability: confidence,
+        }];
+        if let Some(&second) = order.iter().find(|&&i| i != category) {
+            candidates.push(Candidate {
+                category: self.categories[second].clone(),
+                probability: 1.0 - confidence,
+            });
+        }
         Classification {
             category: self.categories[category].clone(),
-            confidence: confidence.clamp(0.0, 1.0),
+            confidence,
             language: language.to_owned(),
             reasons,
+            candidates,
+            needs_triage: confidence < self.triage_threshold,
         }
     }
 }

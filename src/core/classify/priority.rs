@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::CompiledCache;
 use super::lexicon::{GroupSpec, Matcher, NegationRules};
 use super::normalize::{Normalizer, TextRules};
+use super::triage::ModelEstimate;
 use crate::core::customer::Tier;
 
 /// Default application order of lowering and raising signals.
@@ -72,6 +73,10 @@ pub struct PrioritySignal {
     /// A negated hit lowers the axis to this level instead of being ignored.
     #[serde(default)]
     pub negated_level: Option<String>,
+    /// A hard signal is exact: when it fires, the learned model cannot make the request less
+    /// pressing than the rules say (a hard urgent signal always wins).
+    #[serde(default)]
+    pub hard: bool,
     #[serde(default)]
     pub terms: Vec<String>,
     #[serde(default)]
@@ -176,6 +181,7 @@ struct SignalInfo {
     categories: Vec<String>,
     negatable: bool,
     negated_level: Option<usize>,
+    hard: bool,
 }
 
 /// A compiled [`PriorityPolicy`]: build once with [`PriorityPolicy::compile`], then call
@@ -344,6 +350,7 @@ impl PriorityPolicy {
                 categories: s.categories.clone(),
                 negatable: s.negatable,
                 negated_level,
+                hard: s.hard,
             });
             specs.push(GroupSpec {
                 label,
@@ -407,6 +414,48 @@ impl Prioritizer {
     }
 
     pub fn prioritize(&self, input: &PriorityInput) -> PriorityDecision {
+        self.prioritize_with(input, None)
+    }
+
+    /// Name the signals a request fires as model features: `p:<signal>`, or `pn:<signal>` when
+    /// negated. Categories are not consulted: the model learns where a signal matters.
+    pub(crate) fn note_signals(&self, subject: Option<&str>, body: &str, out: &mut Vec<String>) {
+        let subject = subject.map(|s| self.norm.normalize(s)).unwrap_or_default();
+        let text = format!("{subject}\n{}", self.norm.normalize(body));
+        for hit in self.matcher.find(&self.norm, &text) {
+            if let Some(s) = self.signals.get(hit.group) {
+                let prefix = if s.negatable && hit.negated_by.is_some() {
+                    "pn"
+                } else {
+                    "p"
+                };
+                out.push(format!("{prefix}:{}", s.name));
+            }
+        }
+    }
+
+    /// The cell of the matrix closest to (`urgency`, `impact`) that gives priority `level`:
+    /// the fewest steps, moving urgency before impact (impact is what tiers adjust).
+    fn nearest_cell(&self, level: usize, urgency: usize, impact: usize) -> Option<(usize, usize)> {
+        let mut best: Option<((usize, usize), (usize, usize))> = None;
+        for (u, row) in self.matrix.iter().enumerate() {
+            for (i, &p) in row.iter().enumerate() {
+                if p != level {
+                    continue;
+                }
+                let key = (u.abs_diff(urgency) + i.abs_diff(impact), i.abs_diff(impact));
+                if best.is_none_or(|(k, _)| key < k) {
+                    best = Some((key, (u, i)));
+                }
+            }
+        }
+        best.map(|(_, cell)| cell)
+    }
+
+    /// Prioritise, with the learned model's estimate of the level the words imply when there is
+    /// one: it replaces the lexicon's urgency × impact unless a hard signal fired and says more
+    /// pressing. Tier and channel adjust the result afterwards, as the policy says.
+    pub fn prioritize_with(&self, input: &PriorityInput, estimate: Option<&ModelEstimate>) -> PriorityDecision {
         let mut reasons = Vec::new();
         let (mut urgency, mut impact) = match self.categories.get(input.category) {
             Some(&d) => {
@@ -429,8 +478,8 @@ impl Prioritizer {
 
         let subject = input.subject.map(|s| self.norm.normalize(s)).unwrap_or_default();
         let text = format!("{subject}\n{}", self.norm.normalize(input.body));
-        // (order, effect, dimension, level, explanation)
-        let mut moves: Vec<(i32, Effect, Dimension, usize, String)> = Vec::new();
+        // (order, effect, dimension, level, explanation, hard)
+        let mut moves: Vec<(i32, Effect, Dimension, usize, String, bool)> = Vec::new();
         for hit in self.matcher.find(&self.norm, &text) {
             let Some(s) = self.signals.get(hit.group) else {
                 continue; // a neutral phrase
@@ -444,18 +493,22 @@ impl Prioritizer {
                         // A negated raise lowers early, like any lowering without an order: the
                         // calm phrases the policy lists explicitly ("不急") carry their own order.
                         let why = format!("{:?} negated by {cue:?} (signal {:?})", hit.display, s.name);
-                        moves.push((LOWER_ORDER, Effect::Lower, s.dimension, level, why));
+                        moves.push((LOWER_ORDER, Effect::Lower, s.dimension, level, why, false));
                     }
                 }
                 _ => {
                     let why = format!("{:?} (signal {:?})", hit.display, s.name);
-                    moves.push((s.order, s.effect, s.dimension, s.level, why));
+                    moves.push((s.order, s.effect, s.dimension, s.level, why, s.hard));
                 }
             }
         }
         // Stable: equal orders keep text order.
         moves.sort_by_key(|m| m.0);
-        for (_, effect, dim, level, why) in moves {
+        let mut hard: Option<String> = None;
+        for (_, effect, dim, level, why, is_hard) in moves {
+            if is_hard && effect == Effect::Raise && hard.is_none() {
+                hard = Some(why.clone());
+            }
             let (slot, names) = self.axis(dim, &mut urgency, &mut impact);
             match effect {
                 Effect::Lower if level > *slot => {
@@ -467,6 +520,40 @@ impl Prioritizer {
                     reasons.push(format!("{} raised to {} by {why}", dim.as_str(), names[level]));
                 }
                 _ => {}
+            }
+        }
+
+        if let Some(est) = estimate {
+            let rules_level = self.matrix[urgency][impact];
+            let said = format!(
+                "model {} estimates {} ({:.0}%)",
+                est.model,
+                self.levels.get(est.level).map_or("?", String::as_str),
+                est.probability * 100.0
+            );
+            match &hard {
+                Some(why) if est.level > rules_level => {
+                    reasons.push(format!(
+                        "{said}; the hard signal {why} keeps {}",
+                        self.levels[rules_level]
+                    ));
+                }
+                _ if est.level == rules_level => reasons.push(format!("{said}, as the rules do")),
+                _ => match self.nearest_cell(est.level, urgency, impact) {
+                    Some((u, i)) => {
+                        reasons.push(format!(
+                            "{said} over the rules' {}: urgency {} → {}, impact {} → {}",
+                            self.levels[rules_level],
+                            self.urgency_levels[urgency],
+                            self.urgency_levels[u],
+                            self.impact_levels[impact],
+                            self.impact_levels[i]
+                        ));
+                        urgency = u;
+                        impact = i;
+                    }
+                    None => reasons.push(format!("{said}, which no cell of the matrix gives; the rules stand")),
+                },
             }
         }
 

@@ -391,3 +391,102 @@ proptest! {
             "{:?} → {:?} after adding {phrase:?}", before, after);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The learned model as shipped: config/models/triage.model, named by the policy.
+
+mod shipped_model {
+    use super::super::eval::{EvalItem, evaluate_triage, split_near_duplicates};
+    use super::super::model::Model;
+    use super::super::train::{Example, TrainConfig, fit, prepare};
+    use crate::core::classify::model::TrainingInfo;
+    use crate::core::classify::test_support::shipped_triage;
+    use std::path::{Path, PathBuf};
+
+    fn root(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    fn items(dir: &str) -> Vec<EvalItem> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| EvalItem::parse_jsonl(&std::fs::read_to_string(f).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// The targets of the held-out evaluation (docs/PERFORMANCE.md records the figures).
+    #[test]
+    fn meets_the_targets_on_the_held_out_set() {
+        let t = shipped_triage();
+        let train = items("config/corpus/train");
+        let heldout = items("config/corpus/heldout");
+        assert!(heldout.len() >= 600, "the held-out set has {} items", heldout.len());
+        let (scored, leaked) = split_near_duplicates(heldout, &train, 0.6);
+        assert!(
+            leaked.len() * 50 < scored.len(),
+            "{} held-out items leak from training",
+            leaked.len()
+        );
+        let r = evaluate_triage(&t, &scored);
+        assert!(
+            r.category_accuracy() >= 0.92,
+            "category {:.3}\n{r}",
+            r.category_accuracy()
+        );
+        assert!(
+            r.priority_accuracy() >= 0.85,
+            "priority {:.3}\n{r}",
+            r.priority_accuracy()
+        );
+        assert!(r.urgent_recall() >= 0.95, "urgent recall {:.3}\n{r}", r.urgent_recall());
+        for (lang, s) in &r.by_script {
+            let acc = s.category_correct as f64 / s.total as f64;
+            assert!(acc >= 0.88, "{lang}: category {acc:.3}\n{r}");
+        }
+    }
+
+    /// Training is reproducible, and the shipped model is what `switchboard train` makes of the
+    /// corpus and policy in the repository: edit either and this fails until the model is
+    /// trained again.
+    #[test]
+    fn is_what_training_makes_of_the_corpus() {
+        let rules = shipped_triage().with_model(None).unwrap();
+        let examples: Vec<Example> = items("config/corpus/train")
+            .iter()
+            .map(|i| Example {
+                id: i.id.clone(),
+                subject: i.subject.clone(),
+                body: i.body.clone(),
+                channel: i.channel.clone(),
+                category: i.category.clone(),
+                priority: i.priority.clone(),
+                weight: 1.0,
+            })
+            .collect();
+        assert!(examples.len() >= 3000, "the corpus has {} items", examples.len());
+        let shipped = Model::parse(&std::fs::read_to_string(root("config/models/triage.model")).unwrap()).unwrap();
+        // The fit on the whole corpus, at the urgent threshold cross-validation chose when the
+        // model was trained (`switchboard train` runs the five folds too; a test need not).
+        let prepared = prepare(&rules, &examples).unwrap();
+        let all: Vec<usize> = (0..prepared.len()).collect();
+        let model = fit(
+            &prepared,
+            &all,
+            &TrainConfig::default(),
+            shipped.header.urgent_threshold,
+            TrainingInfo::from_sources(Vec::new(), 0),
+        )
+        .unwrap();
+        assert_eq!(
+            model.version(),
+            shipped.version(),
+            "config/models/triage.model is stale: run `switchboard train`"
+        );
+    }
+}
