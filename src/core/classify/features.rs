@@ -35,7 +35,8 @@ pub fn feature_hash(name: &str) -> u64 {
     h
 }
 
-/// A request's features: distinct hashes with their values, sorted by hash.
+/// A request's features: hashes with their values, one entry per occurrence (an n-gram seen
+/// twice is there twice), in text order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeatureVec {
     pub entries: Vec<(u64, f32)>,
@@ -45,27 +46,22 @@ pub struct FeatureVec {
 /// explanations need them; inference does not).
 #[derive(Debug, Default)]
 pub struct Collector {
-    text: Vec<u64>,
-    signals: Vec<u64>,
+    /// (hash, is a signal)
+    seen: Vec<(u64, bool)>,
     names: Option<Vec<(u64, String)>>,
 }
 
 impl Collector {
     pub fn new(keep_names: bool) -> Self {
         Collector {
-            text: Vec::with_capacity(256),
-            signals: Vec::with_capacity(16),
+            seen: Vec::with_capacity(512),
             names: keep_names.then(Vec::new),
         }
     }
 
     fn push(&mut self, name: &str, signal: bool) {
         let h = feature_hash(name);
-        if signal {
-            self.signals.push(h);
-        } else {
-            self.text.push(h);
-        }
+        self.seen.push((h, signal));
         if let Some(names) = &mut self.names {
             names.push((h, name.to_owned()));
         }
@@ -156,32 +152,20 @@ impl Collector {
     /// The distinct features with their values: text features share a total weight of 1
     /// (1/√n each, so a long email does not outvote a short chat), signals weigh
     /// [`SIGNAL_VALUE`] each.
-    pub fn finish(mut self) -> (FeatureVec, Vec<(u64, String)>) {
-        self.text.sort_unstable();
-        self.text.dedup();
-        self.signals.sort_unstable();
-        self.signals.dedup();
-        let text_value = if self.text.is_empty() {
+    pub fn finish(self) -> (FeatureVec, Vec<(u64, String)>) {
+        // Counts, not presence: a repeated n-gram appears once per occurrence, so no sort or
+        // set is needed (the model sums over entries either way, in training as at inference).
+        let text_count = self.seen.iter().filter(|e| !e.1).count();
+        let text_value = if text_count == 0 {
             0.0
         } else {
-            1.0 / (self.text.len() as f32).sqrt()
+            1.0 / (text_count as f32).sqrt()
         };
-        let mut entries: Vec<(u64, f32)> = Vec::with_capacity(self.text.len() + self.signals.len());
-        entries.extend(self.text.iter().map(|&h| (h, text_value)));
-        for &h in &self.signals {
-            // A signal that equals a text feature's hash is vanishingly unlikely; if it happens
-            // the two add up, which is harmless.
-            entries.push((h, SIGNAL_VALUE));
-        }
-        entries.sort_unstable_by_key(|e| e.0);
-        entries.dedup_by(|b, a| {
-            if a.0 == b.0 {
-                a.1 += b.1;
-                true
-            } else {
-                false
-            }
-        });
+        let entries: Vec<(u64, f32)> = self
+            .seen
+            .iter()
+            .map(|&(h, signal)| (h, if signal { SIGNAL_VALUE } else { text_value }))
+            .collect();
         let mut names = self.names.unwrap_or_default();
         names.sort_unstable();
         names.dedup();
@@ -256,15 +240,23 @@ mod tests {
         assert!((norm - 1.0).abs() < 1e-4, "{norm}");
     }
 
+    #[test]
+    fn a_repeated_ngram_counts_each_time() {
+        let mut c = Collector::new(false);
+        c.text("退款 退款");
+        let (v, _) = c.finish();
+        let h = feature_hash("c:退款");
+        assert_eq!(v.entries.iter().filter(|e| e.0 == h).count(), 2);
+    }
+
     proptest! {
-        // Bounded work on any input, sorted distinct output, finite values.
+        // Bounded work on any input, finite values.
         #[test]
-        fn any_text_gives_sorted_distinct_finite_features(s in "\\PC{0,400}") {
+        fn any_text_gives_bounded_finite_features(s in "\\PC{0,400}") {
             let mut c = Collector::new(false);
             c.text(&s);
             c.signal("ch:chat");
             let (v, _) = c.finish();
-            prop_assert!(v.entries.windows(2).all(|w| w[0].0 < w[1].0));
             prop_assert!(v.entries.iter().all(|e| e.1.is_finite() && e.1 > 0.0));
             prop_assert!(v.entries.len() <= 3 * 400 + 400 * 3 + 10);
         }

@@ -192,6 +192,14 @@ pub struct ClassificationPolicy {
     compiled: CompiledCache<Classifier>,
 }
 
+/// What the rules saw of a request, for the learned model: the evidence as feature names and the
+/// normalised text (subject, newline, body), so nothing is normalised twice.
+#[derive(Debug, Default)]
+pub(crate) struct Evidence {
+    pub(crate) names: Vec<String>,
+    pub(crate) text: String,
+}
+
 /// One possible category and how likely it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -428,11 +436,6 @@ impl Classifier {
         self.classify_noting(subject, body, None)
     }
 
-    /// Normalise text the way the rules see it.
-    pub(crate) fn normalise(&self, text: &str) -> String {
-        self.norm.normalize(text)
-    }
-
     /// Classify, and name the evidence as model features: `r:<rule>` for each rule group that
     /// matched, `rn:<rule>` for a negated one, `q` for a question cue, `rc:<category>` for the
     /// rules' decision.
@@ -440,7 +443,7 @@ impl Classifier {
         &self,
         subject: Option<&str>,
         body: &str,
-        mut evidence: Option<&mut Vec<String>>,
+        mut evidence: Option<&mut Evidence>,
     ) -> Classification {
         let language = match subject {
             Some(s) if !s.trim().is_empty() => detect_language(&format!("{s}\n{body}")),
@@ -451,6 +454,9 @@ impl Classifier {
         let subject_end = subject_norm.len();
         let text = format!("{subject_norm}\n{body_norm}");
         let hits = self.matcher.find(&self.norm, &text);
+        if let Some(ev) = evidence.as_deref_mut() {
+            ev.text.clone_from(&text);
+        }
 
         let n = self.categories.len();
         let mut scores = vec![0.0f64; n];
@@ -478,7 +484,7 @@ impl Classifier {
                     (_, true) => format!("rn:{}", g.name),
                     (_, false) => format!("r:{}", g.name),
                 };
-                ev.push(name);
+                ev.names.push(name);
             }
             if g.negatable
                 && let Some(cue) = &hit.negated_by
@@ -561,7 +567,7 @@ impl Classifier {
         }
         let confidence = confidence.clamp(0.0, 1.0);
         if let Some(ev) = evidence {
-            ev.push(format!("rc:{}", self.categories[category]));
+            ev.names.push(format!("rc:{}", self.categories[category]));
         }
         // The rules' runner-up, with the probability mass the confidence leaves.
         let mut candidates = vec![Candidate {

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,7 @@ pub struct TrainingInfo {
     pub epochs: usize,
     pub learning_rate: f64,
     pub l2: f64,
-    /// Features seen in fewer training items than this were left out.
+    /// Features seen fewer times than this in the training items were left out.
     pub min_count: usize,
     pub seed: u64,
     /// Training weight of an urgent item relative to the others.
@@ -63,11 +64,33 @@ pub struct ModelHeader {
     pub training: TrainingInfo,
 }
 
+/// Feature keys are FNV hashes already: hashing them again would only cost time.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Index = HashMap<u64, u32, BuildHasherDefault<PreHashed>>;
+
 /// A trained model, ready to score feature vectors.
 #[derive(Debug, Clone)]
 pub struct Model {
     pub header: ModelHeader,
-    index: HashMap<u64, u32>,
+    index: Index,
     names: Vec<String>,
     /// Row-major: `outputs()` weights per feature.
     weights: Vec<f32>,
@@ -144,7 +167,7 @@ impl Model {
         if weights.iter().chain(&header.bias).any(|w| !w.is_finite()) {
             return Err("a weight is not a finite number".into());
         }
-        let mut index = HashMap::with_capacity(names.len());
+        let mut index = Index::with_capacity_and_hasher(names.len(), Default::default());
         for (row, name) in names.iter().enumerate() {
             if name.is_empty() || name.contains(['\t', '\n', '\r']) {
                 return Err(format!("feature {row} has an unusable name {name:?}"));
@@ -269,16 +292,16 @@ impl Model {
     /// Raw scores (logits) of every output.
     fn logits(&self, x: &FeatureVec) -> Vec<f64> {
         let k = self.outputs();
-        let mut z: Vec<f64> = self.header.bias.iter().map(|&b| f64::from(b)).collect();
+        let mut z: Vec<f32> = self.header.bias.clone();
         for &(h, v) in &x.entries {
             if let Some(&row) = self.index.get(&h) {
                 let row = row as usize * k;
                 for (zj, w) in z.iter_mut().zip(&self.weights[row..row + k]) {
-                    *zj += f64::from(*w) * f64::from(v);
+                    *zj += w * v;
                 }
             }
         }
-        z
+        z.into_iter().map(f64::from).collect()
     }
 
     pub fn predict(&self, x: &FeatureVec) -> Prediction {

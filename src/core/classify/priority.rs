@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::CompiledCache;
-use super::lexicon::{GroupSpec, Matcher, NegationRules};
+use super::lexicon::{GroupSpec, Hit, Matcher, NegationRules};
 use super::normalize::{Normalizer, TextRules};
 use super::triage::ModelEstimate;
 use crate::core::customer::Tier;
@@ -417,12 +417,16 @@ impl Prioritizer {
         self.prioritize_with(input, None)
     }
 
-    /// Name the signals a request fires as model features: `p:<signal>`, or `pn:<signal>` when
+    /// The signals' hits in normalised text (subject, newline, body; normalised as
+    /// `[priority.text]` says, which a test keeps equal to `[classification.text]`).
+    pub(crate) fn hits_in(&self, normalised: &str) -> Vec<Hit> {
+        self.matcher.find(&self.norm, normalised)
+    }
+
+    /// Name the signals that hit as model features: `p:<signal>`, or `pn:<signal>` when
     /// negated. Categories are not consulted: the model learns where a signal matters.
-    pub(crate) fn note_signals(&self, subject: Option<&str>, body: &str, out: &mut Vec<String>) {
-        let subject = subject.map(|s| self.norm.normalize(s)).unwrap_or_default();
-        let text = format!("{subject}\n{}", self.norm.normalize(body));
-        for hit in self.matcher.find(&self.norm, &text) {
+    pub(crate) fn note_signals(&self, hits: &[Hit], out: &mut Vec<String>) {
+        for hit in hits {
             if let Some(s) = self.signals.get(hit.group) {
                 let prefix = if s.negatable && hit.negated_by.is_some() {
                     "pn"
@@ -456,6 +460,18 @@ impl Prioritizer {
     /// one: it replaces the lexicon's urgency × impact unless a hard signal fired and says more
     /// pressing. Tier and channel adjust the result afterwards, as the policy says.
     pub fn prioritize_with(&self, input: &PriorityInput, estimate: Option<&ModelEstimate>) -> PriorityDecision {
+        let subject = input.subject.map(|s| self.norm.normalize(s)).unwrap_or_default();
+        let text = format!("{subject}\n{}", self.norm.normalize(input.body));
+        self.decide(input, &self.hits_in(&text), estimate)
+    }
+
+    /// [`Prioritizer::prioritize_with`] on hits already found.
+    pub(crate) fn decide(
+        &self,
+        input: &PriorityInput,
+        hits: &[Hit],
+        estimate: Option<&ModelEstimate>,
+    ) -> PriorityDecision {
         let mut reasons = Vec::new();
         let (mut urgency, mut impact) = match self.categories.get(input.category) {
             Some(&d) => {
@@ -476,11 +492,9 @@ impl Prioritizer {
             }
         };
 
-        let subject = input.subject.map(|s| self.norm.normalize(s)).unwrap_or_default();
-        let text = format!("{subject}\n{}", self.norm.normalize(input.body));
         // (order, effect, dimension, level, explanation, hard)
         let mut moves: Vec<(i32, Effect, Dimension, usize, String, bool)> = Vec::new();
-        for hit in self.matcher.find(&self.norm, &text) {
+        for hit in hits {
             let Some(s) = self.signals.get(hit.group) else {
                 continue; // a neutral phrase
             };

@@ -161,7 +161,7 @@ pub fn fit(
     }
     let nc = p.categories.len();
     let k = nc + p.priorities.len();
-    // Vocabulary: features seen in at least `min_count` training examples, in name order so the
+    // Vocabulary: features seen at least `min_count` times in the training examples, in name order so the
     // file (and its version) does not depend on hash order.
     let mut counts: HashMap<u64, usize> = HashMap::new();
     for &i in subset {

@@ -10,8 +10,9 @@
 use std::sync::Arc;
 
 use super::features::{Collector, FeatureVec, length_bucket};
+use super::lexicon::Hit;
 use super::model::{Model, Prediction, display_feature};
-use super::{Candidate, Classification, Classifier, Prioritizer, PriorityDecision, PriorityInput};
+use super::{Candidate, Classification, Classifier, Evidence, Prioritizer, PriorityDecision, PriorityInput};
 
 /// What the model says about the priority, in the policy's levels.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,8 @@ pub struct Extracted {
     /// Feature names (only when asked for).
     pub names: Vec<(u64, String)>,
     pub rules: Classification,
+    /// The priority signals' hits, so prioritising does not look for them again.
+    priority_hits: Vec<Hit>,
 }
 
 /// How many features a reason names.
@@ -134,23 +137,24 @@ impl Triage {
 
     /// The model's input for one request, and the rules' classification of it.
     pub fn extract(&self, subject: Option<&str>, body: &str, channel: &str, keep_names: bool) -> Extracted {
-        let mut evidence = Vec::with_capacity(16);
+        let mut evidence = Evidence::default();
         let rules = self.classifier.classify_noting(subject, body, Some(&mut evidence));
-        self.prioritizer.note_signals(subject, body, &mut evidence);
+        let priority_hits = self.prioritizer.hits_in(&evidence.text);
+        self.prioritizer.note_signals(&priority_hits, &mut evidence.names);
         let mut c = Collector::new(keep_names);
-        let text = match subject {
-            Some(s) if !s.trim().is_empty() => format!("{s}\n{body}"),
-            _ => body.to_owned(),
-        };
-        let normalised = self.classifier.normalise(&text);
-        c.text(&normalised);
-        for e in &evidence {
+        c.text(&evidence.text);
+        for e in &evidence.names {
             c.signal(e);
         }
         c.signal(&format!("ch:{channel}"));
-        c.signal(length_bucket(normalised.chars().count()));
+        c.signal(length_bucket(evidence.text.chars().count()));
         let (features, names) = c.finish();
-        Extracted { features, names, rules }
+        Extracted {
+            features,
+            names,
+            rules,
+            priority_hits,
+        }
     }
 
     /// The category of one request (see the module docs).
@@ -239,7 +243,8 @@ impl Triage {
         };
         let x = self.extract(input.subject, input.body, input.channel, false);
         let p = model.predict(&x.features);
-        self.prioritizer.prioritize_with(input, Some(&self.estimate(model, &p)))
+        self.prioritizer
+            .decide(input, &x.priority_hits, Some(&self.estimate(model, &p)))
     }
 }
 
