@@ -319,7 +319,10 @@ async fn an_escalation_mails_the_role_it_names_or_at_night_whoever_is_on_duty() 
             "received_at": chrono::Utc::now(),
             "customer": {"name": "李四", "phone": "13800000001", "email": "lisi@cust.test"},
             "subject": "咨询",
-            "body": "请问你们的营业时间是几点到几点？",
+            // A question about the customer's own order: normal priority, whose ladder names
+            // the supervisor (a general question is low, and low tickets escalate to the
+            // assignee).
+            "body": "我上周五下的订单（尾号 3306）到现在还没发货，能帮我查一下现在到哪一步了吗？",
         }),
     )
     .await;
