@@ -246,8 +246,8 @@ pub async fn train(settings: Settings, args: TrainArgs) -> Result<()> {
     );
     if policy.doc.classification.model.is_none() {
         println!(
-            "the policy names no model yet: add `model = \"{}\"` under [classification] (relative to the file that holds it, e.g. {})",
-            out.display(),
+            "the policy names no model yet: under [classification] add `model = \"{}\"` (an absolute path; a relative one is read relative to the policy file that holds it, e.g. {})",
+            std::fs::canonicalize(&out).unwrap_or(out.clone()).display(),
             settings.policy_path.display()
         );
     }
@@ -255,7 +255,12 @@ pub async fn train(settings: Settings, args: TrainArgs) -> Result<()> {
 }
 
 pub fn eval(settings: &Settings, args: EvalArgs) -> Result<()> {
-    let policy = Policy::load(&settings.policy_path)?;
+    // The rules alone need no model file (it may not exist yet).
+    let policy = if args.rules_only {
+        Policy::load_rules(&settings.policy_path)?
+    } else {
+        Policy::load(&settings.policy_path)?
+    };
     let triage = if args.rules_only {
         rules_only(&policy)?
     } else {

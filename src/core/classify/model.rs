@@ -18,6 +18,9 @@ use super::features::{FeatureVec, feature_hash};
 
 pub const MAGIC: &str = "switchboard-triage-model 1";
 
+/// The largest weight a model file may hold.
+const MAX_WEIGHT: f32 = 1000.0;
+
 /// How one corpus file entered the training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CorpusFile {
@@ -164,8 +167,19 @@ impl Model {
                 header.urgent_threshold
             ));
         }
-        if weights.iter().chain(&header.bias).any(|w| !w.is_finite()) {
-            return Err("a weight is not a finite number".into());
+        // Bounded weights keep every sum finite (a file with huge ones would give NaN
+        // probabilities); trained weights are far below this.
+        if weights
+            .iter()
+            .chain(&header.bias)
+            .any(|w| !w.is_finite() || w.abs() > MAX_WEIGHT)
+        {
+            return Err(format!("a weight is not a finite number within ±{MAX_WEIGHT}"));
+        }
+        for (what, labels) in [("categories", &header.categories), ("priorities", &header.priorities)] {
+            if labels.iter().enumerate().any(|(i, l)| labels[..i].contains(l)) {
+                return Err(format!("{what} {labels:?} repeat a label"));
+            }
         }
         let mut index = Index::with_capacity_and_hasher(names.len(), Default::default());
         for (row, name) in names.iter().enumerate() {
@@ -246,8 +260,9 @@ impl Model {
             None => return Err("line 2: the header is missing".into()),
         };
         let k = header.categories.len() + header.priorities.len();
-        let mut names = Vec::with_capacity(header.features);
-        let mut weights = Vec::with_capacity(header.features * k);
+        // The header's counts are not trusted for allocation: the lines are.
+        let mut names = Vec::new();
+        let mut weights = Vec::new();
         for (n, line) in lines {
             if line.starts_with('#') || line.is_empty() {
                 continue;
@@ -442,5 +457,30 @@ mod tests {
         let text = tiny().to_text().unwrap();
         let short = text.replacen(" -1 1.5", " 1.5", 1);
         assert!(Model::parse(&short).unwrap_err().contains("outputs"), "{short}");
+    }
+
+    #[test]
+    fn refuses_repeated_labels_huge_weights_and_lying_headers() {
+        let m = tiny();
+        let mut h = m.header.clone();
+        h.categories = vec!["fault".into(), "fault".into()];
+        assert!(
+            Model::new(h, m.names.clone(), m.weights.clone())
+                .unwrap_err()
+                .contains("repeat")
+        );
+        let mut w = m.weights.clone();
+        w[0] = 3e38;
+        assert!(
+            Model::new(m.header.clone(), m.names.clone(), w)
+                .unwrap_err()
+                .contains("within")
+        );
+        // A header announcing more features than any machine holds is an error, not a panic.
+        let text = m
+            .to_text()
+            .unwrap()
+            .replacen("\"features\":2", "\"features\":18446744073709551615", 1);
+        assert!(Model::parse(&text).unwrap_err().contains("announces"), "{text}");
     }
 }

@@ -141,6 +141,10 @@ impl Triage {
         let rules = self.classifier.classify_noting(subject, body, Some(&mut evidence));
         let priority_hits = self.prioritizer.hits_in(&evidence.text);
         self.prioritizer.note_signals(&priority_hits, &mut evidence.names);
+        // A rule or signal is evidence once, however often its words repeat: repetition must
+        // not let a sender steer the model.
+        evidence.names.sort_unstable();
+        evidence.names.dedup();
         let mut c = Collector::new(keep_names);
         c.text(&evidence.text);
         for e in &evidence.names {
