@@ -8,8 +8,8 @@
 
 use std::path::Path;
 use std::time::Instant;
+use switchboard::core::classify::Triage;
 use switchboard::core::classify::eval::EvalItem;
-use switchboard::core::classify::{PriorityInput, Triage};
 use switchboard::core::policy::Policy;
 
 fn rss_mib() -> f64 {
@@ -50,13 +50,7 @@ fn measure(name: &str, triage: &Triage, items: &[EvalItem], rounds: usize) {
             let c = triage.classify(it.subject.as_deref(), &it.body, &it.channel);
             classify_us.push(t.elapsed().as_secs_f64() * 1e6);
             let t = Instant::now();
-            let p = triage.prioritize(&PriorityInput {
-                subject: it.subject.as_deref(),
-                body: &it.body,
-                category: &c.category,
-                tier: it.tier,
-                channel: &it.channel,
-            });
+            let p = triage.prioritize(&it.priority_input(&c.category));
             prioritize_us.push(t.elapsed().as_secs_f64() * 1e6);
             std::hint::black_box(p);
         }

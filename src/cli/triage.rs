@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use switchboard::config::Settings;
+use switchboard::core::classify::Triage;
 use switchboard::core::classify::eval::{
     Decided, EvalItem, EvalReport, evaluate_decisions, evaluate_triage, split_near_duplicates,
 };
@@ -17,7 +18,6 @@ use switchboard::core::classify::model::{CorpusFile, TrainingInfo};
 use switchboard::core::classify::train::{
     Example, TrainConfig, choose_urgent_threshold, cross_validate, prepare, train_model,
 };
-use switchboard::core::classify::{PriorityInput, Triage};
 use switchboard::core::policy::Policy;
 
 const DEFAULT_TRAIN: &str = "config/corpus/train";
@@ -210,7 +210,7 @@ pub async fn train(settings: Settings, args: TrainArgs) -> Result<()> {
         urgent_weight: args.urgent_weight,
         ..TrainConfig::default()
     };
-    let info = TrainingInfo::from_sources(corpus, corrections);
+    let info = TrainingInfo::new(&cfg, corpus, corrections);
     let (model, cv) = train_model(&triage, &examples, &cfg, args.folds, info, &mut |f, k| {
         eprint!("\rcross-validation: fold {f}/{k}");
         let _ = std::io::stderr().flush();
@@ -353,28 +353,15 @@ fn cross_validation_report(
         let p = &preds[next];
         next += 1;
         let top = p.category_order()[0];
-        let level = if p.priority[0] >= threshold {
-            0
-        } else {
-            (1..p.priority.len())
-                .max_by(|&a, &b| p.priority[a].total_cmp(&p.priority[b]))
-                .unwrap_or(0)
-        };
+        let level = p.priority_level(threshold);
         let estimate = switchboard::core::classify::ModelEstimate {
             model: "cross-validation".into(),
             level,
             probability: p.priority[level],
         };
-        let input = |category| PriorityInput {
-            subject: item.subject.as_deref(),
-            body: &item.body,
-            category,
-            tier: item.tier,
-            channel: &item.channel,
-        };
         let prio = |category| {
             base.prioritizer()
-                .prioritize_with(&input(category), Some(&estimate))
+                .prioritize_with(&item.priority_input(category), Some(&estimate))
                 .priority
         };
         Decided {

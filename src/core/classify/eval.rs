@@ -31,6 +31,17 @@ pub struct EvalItem {
 }
 
 impl EvalItem {
+    /// What the priority stage would see of this item under `category`.
+    pub fn priority_input<'a>(&'a self, category: &'a str) -> PriorityInput<'a> {
+        PriorityInput {
+            subject: self.subject.as_deref(),
+            body: &self.body,
+            category,
+            tier: self.tier,
+            channel: &self.channel,
+        }
+    }
+
     /// Parse a JSON-lines document; blank lines are skipped and errors name the line.
     pub fn parse_jsonl(text: &str) -> Result<Vec<EvalItem>, String> {
         text.lines()
@@ -209,16 +220,9 @@ fn ratio(a: usize, b: usize) -> f64 {
 pub fn evaluate(class: &ClassificationPolicy, prio: &PriorityPolicy, items: &[EvalItem]) -> EvalReport {
     evaluate_decisions(items, class.category_ids(), prio.levels.clone(), |item| {
         let c = classify(class, item.subject.as_deref(), &item.body);
-        let input = |category| PriorityInput {
-            subject: item.subject.as_deref(),
-            body: &item.body,
-            category,
-            tier: item.tier,
-            channel: &item.channel,
-        };
         Decided {
-            priority: prioritize(prio, &input(&c.category)).priority,
-            priority_given_category: prioritize(prio, &input(&item.category)).priority,
+            priority: prioritize(prio, &item.priority_input(&c.category)).priority,
+            priority_given_category: prioritize(prio, &item.priority_input(&item.category)).priority,
             needs_triage: c.needs_triage,
             category: c.category,
         }
@@ -231,16 +235,9 @@ pub fn evaluate_triage(triage: &Triage, items: &[EvalItem]) -> EvalReport {
     let levels = triage.prioritizer().levels().to_vec();
     evaluate_decisions(items, categories, levels, |item| {
         let c = triage.classify(item.subject.as_deref(), &item.body, &item.channel);
-        let input = |category| PriorityInput {
-            subject: item.subject.as_deref(),
-            body: &item.body,
-            category,
-            tier: item.tier,
-            channel: &item.channel,
-        };
         Decided {
-            priority: triage.prioritize(&input(&c.category)).priority,
-            priority_given_category: triage.prioritize(&input(&item.category)).priority,
+            priority: triage.prioritize(&item.priority_input(&c.category)).priority,
+            priority_given_category: triage.prioritize(&item.priority_input(&item.category)).priority,
             needs_triage: c.needs_triage,
             category: c.category,
         }

@@ -109,6 +109,17 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// The priority index settled on at `urgent_threshold`: urgent (0) when P(urgent) reaches
+    /// it, else the likeliest of the others (ties to the more pressing).
+    pub fn priority_level(&self, urgent_threshold: f64) -> usize {
+        if self.priority.first().is_some_and(|&u| u >= urgent_threshold) {
+            return 0;
+        }
+        (1..self.priority.len())
+            .max_by(|&a, &b| self.priority[a].total_cmp(&self.priority[b]).then(b.cmp(&a)))
+            .unwrap_or(0)
+    }
+
     /// Category indices, most likely first.
     pub fn category_order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.category.len()).collect();
@@ -332,12 +343,7 @@ impl Model {
     /// The priority level the model settles on: urgent when P(urgent) reaches the threshold,
     /// else the likeliest of the others.
     pub fn priority_choice(&self, p: &Prediction) -> usize {
-        if p.priority.first().is_some_and(|&u| u >= self.header.urgent_threshold) {
-            return 0;
-        }
-        (1..p.priority.len())
-            .max_by(|&a, &b| p.priority[a].total_cmp(&p.priority[b]).then(b.cmp(&a)))
-            .unwrap_or(0)
+        p.priority_level(self.header.urgent_threshold)
     }
 
     /// The features that pushed output `output` up the most, with their contributions:

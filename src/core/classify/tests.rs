@@ -480,7 +480,7 @@ mod shipped_model {
             &all,
             &TrainConfig::default(),
             shipped.header.urgent_threshold,
-            TrainingInfo::from_sources(Vec::new(), 0),
+            TrainingInfo::new(&TrainConfig::default(), Vec::new(), 0),
         )
         .unwrap();
         assert_eq!(

@@ -286,18 +286,7 @@ pub fn cross_validate(
     let mut out: Vec<Option<Prediction>> = vec![None; p.len()];
     for f in 0..k {
         let train: Vec<usize> = (0..p.len()).filter(|&i| fold[i] != f).collect();
-        let info = TrainingInfo {
-            corpus: Vec::new(),
-            corrections: 0,
-            epochs: cfg.epochs,
-            learning_rate: cfg.learning_rate,
-            l2: cfg.l2,
-            min_count: cfg.min_count,
-            seed: cfg.seed,
-            urgent_weight: cfg.urgent_weight,
-            cross_validation: None,
-        };
-        let model = fit(p, &train, cfg, 0.5, info)?;
+        let model = fit(p, &train, cfg, 0.5, TrainingInfo::new(cfg, Vec::new(), 0))?;
         for i in (0..p.len()).filter(|&i| fold[i] == f) {
             out[i] = Some(model.predict(&p.rows[i]));
         }
@@ -342,7 +331,7 @@ pub struct CvSummary {
 
 /// The whole of `switchboard train`: cross-validate with `folds` folds (≥ 2) to measure and to
 /// choose the urgent threshold (0.5 without), then fit on every example. `info` says where the
-/// examples came from; its training settings are filled in here.
+/// examples came from and how (see [`TrainingInfo::new`]); the figures are added here.
 pub fn train_model(
     triage: &Triage,
     examples: &[Example],
@@ -382,29 +371,23 @@ pub fn train_model(
         }));
         summary = Some(s);
     }
-    info.epochs = cfg.epochs;
-    info.learning_rate = cfg.learning_rate;
-    info.l2 = cfg.l2;
-    info.min_count = cfg.min_count;
-    info.seed = cfg.seed;
-    info.urgent_weight = cfg.urgent_weight;
     let all: Vec<usize> = (0..prepared.len()).collect();
     let model = fit(&prepared, &all, cfg, threshold, info)?;
     Ok((model, summary))
 }
 
 impl TrainingInfo {
-    /// Where the examples came from; the settings are filled in by [`train_model`].
-    pub fn from_sources(corpus: Vec<super::model::CorpusFile>, corrections: usize) -> TrainingInfo {
+    /// What a model file records of its training: the settings and where the examples came from.
+    pub fn new(cfg: &TrainConfig, corpus: Vec<super::model::CorpusFile>, corrections: usize) -> TrainingInfo {
         TrainingInfo {
             corpus,
             corrections,
-            epochs: 0,
-            learning_rate: 0.0,
-            l2: 0.0,
-            min_count: 0,
-            seed: 0,
-            urgent_weight: 0.0,
+            epochs: cfg.epochs,
+            learning_rate: cfg.learning_rate,
+            l2: cfg.l2,
+            min_count: cfg.min_count,
+            seed: cfg.seed,
+            urgent_weight: cfg.urgent_weight,
             cross_validation: None,
         }
     }
@@ -458,17 +441,7 @@ mod tests {
         let p = prepare(&t, &ex).unwrap();
         let all: Vec<usize> = (0..p.len()).collect();
         let cfg = TrainConfig::default();
-        let info = || TrainingInfo {
-            corpus: vec![],
-            corrections: 0,
-            epochs: cfg.epochs,
-            learning_rate: cfg.learning_rate,
-            l2: cfg.l2,
-            min_count: cfg.min_count,
-            seed: cfg.seed,
-            urgent_weight: cfg.urgent_weight,
-            cross_validation: None,
-        };
+        let info = || TrainingInfo::new(&cfg, vec![], 0);
         let a = fit(&p, &all, &cfg, 0.4, info()).unwrap();
         let b = fit(&p, &all, &cfg, 0.4, info()).unwrap();
         assert_eq!(a.to_text().unwrap(), b.to_text().unwrap());

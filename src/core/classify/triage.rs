@@ -257,6 +257,7 @@ mod tests {
     use super::*;
     use crate::core::classify::model::{ModelHeader, TrainingInfo};
     use crate::core::classify::test_support::shipped_triage;
+    use crate::core::classify::train::TrainConfig;
     use crate::core::customer::Tier;
 
     /// A model that knows no features and is sure of `category` and of the level at `level`.
@@ -273,7 +274,7 @@ mod tests {
             urgent_threshold: 0.5,
             bias,
             features: 0,
-            training: TrainingInfo::from_sources(Vec::new(), 0),
+            training: TrainingInfo::new(&TrainConfig::default(), Vec::new(), 0),
         };
         Arc::new(Model::new(header, Vec::new(), Vec::new()).unwrap())
     }
