@@ -51,7 +51,7 @@ impl Stage for Prioritize {
                 let Some(due) = policy
                     .doc
                     .sla
-                    .due(policy.calendar(), &category, &p.priority, t.received_at)
+                    .due(policy.calendar(), &category, &p.priority, &t.channel, t.received_at)
                 else {
                     settled[i] = Some(Outcome::Dead(format!(
                         "no SLA rule covers category {category:?} at priority {:?}",

@@ -11,6 +11,7 @@ mod backdate;
 mod common;
 
 mod bad_day;
+mod calendar;
 mod bad_input;
 mod compose;
 mod conformance;
