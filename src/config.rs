@@ -530,7 +530,12 @@ fn expand_includes(base: &Path, includes: &[PathBuf]) -> Result<Vec<PathBuf>, Po
             let entries = match std::fs::read_dir(dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(PolicyError::Read { path: dir.into(), source }),
+                Err(source) => {
+                    return Err(PolicyError::Read {
+                        path: dir.into(),
+                        source,
+                    });
+                }
             };
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))

@@ -84,7 +84,12 @@ pub fn run(settings: &Settings, command: CalendarCommand) -> Result<()> {
                     } else {
                         format!(
                             "open {}",
-                            cal.holiday_hours.windows().iter().map(|w| w.to_string()).collect::<Vec<_>>().join(", ")
+                            cal.holiday_hours
+                                .windows()
+                                .iter()
+                                .map(|w| w.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )
                     }
                 );
@@ -92,7 +97,11 @@ pub fn run(settings: &Settings, command: CalendarCommand) -> Result<()> {
             print_years(&policy.public_holidays);
             let in_year = |d: &&chrono::NaiveDate| chrono::Datelike::year(*d) == year;
             let list = |set: &std::collections::BTreeSet<chrono::NaiveDate>| {
-                set.iter().filter(in_year).map(|d| d.to_string()).collect::<Vec<_>>().join(" ")
+                set.iter()
+                    .filter(in_year)
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             };
             println!("{year} days off: {}", list(&policy.public_holidays.holidays));
             println!("{year} make-up workdays: {}", list(&policy.public_holidays.workdays));
@@ -153,7 +162,10 @@ fn import(policy: &Path, file: &Path, dir: &Path, years: &[i32], write: bool, re
             file.display()
         );
     }
-    let source = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let source = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut wrote = Vec::new();
     for (year, days) in &by_year {
         if !years.is_empty() && !years.contains(year) {
@@ -195,11 +207,18 @@ fn import(policy: &Path, file: &Path, dir: &Path, years: &[i32], write: bool, re
         if let Err(e) = Policy::load_rules(policy) {
             bail!(
                 "wrote {}, but the policy {} now fails to load: {e}; fix or remove the file",
-                wrote.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                wrote
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 policy.display()
             );
         }
-        println!("the policy loads; bump `version` in {} and restart the workers", policy.display());
+        println!(
+            "the policy loads; bump `version` in {} and restart the workers",
+            policy.display()
+        );
     } else if !write {
         println!("(dry run: nothing written; add --write)");
     }

@@ -1725,7 +1725,9 @@ mod tests {
         )
         .unwrap();
         let after = p.ticket_after(&queued, now, None, sla, cal);
-        let due = sla.due(cal, "fault", "urgent", &queued.channel, queued.received_at).unwrap();
+        let due = sla
+            .due(cal, "fault", "urgent", &queued.channel, queued.received_at)
+            .unwrap();
         assert_eq!(after.priority.as_deref(), Some("urgent"));
         assert_eq!(after.resolution_due, Some(due.resolution_due));
         assert_eq!(after.sla_rule, Some(due.rule));

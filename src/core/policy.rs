@@ -256,7 +256,10 @@ impl Policy {
         let calendars = Calendars::new(&doc.sla.calendar, resolved).ok_or_else(|| {
             invalid(
                 "calendar",
-                format!("[sla] calendar {:?} is not declared under [calendars]", doc.sla.calendar),
+                format!(
+                    "[sla] calendar {:?} is not declared under [calendars]",
+                    doc.sla.calendar
+                ),
             )
         })?;
         for rule in &doc.sla.rules {
@@ -280,7 +283,10 @@ impl Policy {
             {
                 return Err(invalid(
                     &rule.name,
-                    format!("SLA rule {:?} names channel {ch:?}, which is not in `channels`", rule.name),
+                    format!(
+                        "SLA rule {:?} names channel {ch:?}, which is not in `channels`",
+                        rule.name
+                    ),
                 ));
             }
         }
@@ -517,11 +523,21 @@ mod tests {
         )
         .unwrap();
         let p = Policy::load_rules(&dir.join("policy.toml")).unwrap();
-        assert_eq!(p.public_holidays.years.keys().copied().collect::<Vec<_>>(), vec![2026, 2099]);
+        assert_eq!(
+            p.public_holidays.years.keys().copied().collect::<Vec<_>>(),
+            vec![2026, 2099]
+        );
         let work = p.calendar().get("working_days").unwrap();
-        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
         assert!(!work.is_open(at("2099-01-01T10:00:00+08:00")), "a declared holiday");
-        assert!(work.is_open(at("2099-01-03T10:00:00+08:00")), "a declared make-up Saturday");
+        assert!(
+            work.is_open(at("2099-01-03T10:00:00+08:00")),
+            "a declared make-up Saturday"
+        );
         assert!(p.calendar().holidays.contains(&"2099-01-01".parse().unwrap()));
 
         std::fs::write(
@@ -538,7 +554,10 @@ mod tests {
         )
         .unwrap();
         let e = load_err(&dir);
-        assert!(e.contains("public_holidays.2098.holidays") && e.contains("not in 2098"), "{e}");
+        assert!(
+            e.contains("public_holidays.2098.holidays") && e.contains("not in 2098"),
+            "{e}"
+        );
 
         let dir = shipped_copy(|f, t| {
             if f == "policy/calendar.toml" {
@@ -551,20 +570,30 @@ mod tests {
         let dir = shipped_copy(same);
         std::fs::remove_file(dir.join("policy/holidays/2026.toml")).unwrap();
         let e = load_err(&dir);
-        assert!(e.contains("public_holidays = true but no [public_holidays.YYYY]"), "{e}");
+        assert!(
+            e.contains("public_holidays = true but no [public_holidays.YYYY]"),
+            "{e}"
+        );
     }
 
     #[test]
     fn sla_rules_name_known_calendars_and_channels() {
         let dir = shipped_copy(|f, t| {
             if f == "policy.toml" {
-                t.replacen("resolution_clock = \"working_days\"", "resolution_clock = \"workdays\"", 1)
+                t.replacen(
+                    "resolution_clock = \"working_days\"",
+                    "resolution_clock = \"workdays\"",
+                    1,
+                )
             } else {
                 t
             }
         });
         let e = load_err(&dir);
-        assert!(e.contains("\"workdays\" names no calendar") && e.contains("working_days"), "{e}");
+        assert!(
+            e.contains("\"workdays\" names no calendar") && e.contains("working_days"),
+            "{e}"
+        );
         let dir = shipped_copy(|f, t| {
             if f == "policy.toml" {
                 t.replacen("channel = \"email\"", "channel = \"fax\"", 1)

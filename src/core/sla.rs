@@ -62,7 +62,11 @@ pub struct SlaDue {
 
 impl SlaRule {
     fn conditions(&self) -> [Option<&str>; 3] {
-        [self.category.as_deref(), self.priority.as_deref(), self.channel.as_deref()]
+        [
+            self.category.as_deref(),
+            self.priority.as_deref(),
+            self.channel.as_deref(),
+        ]
     }
 
     /// How many conditions the rule has: the more, the more specific.
@@ -374,12 +378,7 @@ impl SlaPolicy {
 
     /// The deadlines a timer must watch: clocks that are running (or already breached but not
     /// yet fired) and have a due time.
-    pub fn pending_deadlines(
-        &self,
-        cal: &Calendars,
-        f: &SlaFacts,
-        now: DateTime<Utc>,
-    ) -> Vec<(Target, DateTime<Utc>)> {
+    pub fn pending_deadlines(&self, cal: &Calendars, f: &SlaFacts, now: DateTime<Utc>) -> Vec<(Target, DateTime<Utc>)> {
         self.clocks(cal, f, now)
             .into_iter()
             .filter(|c| matches!(c.state, ClockState::Running | ClockState::Breached))

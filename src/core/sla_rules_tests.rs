@@ -18,7 +18,10 @@ fn at(s: &str) -> DateTime<Utc> {
 
 fn due(category: &str, priority: &str, channel: &str, start: &str) -> SlaDue {
     let p = shipped();
-    p.doc.sla.due(p.calendar(), category, priority, channel, at(start)).unwrap()
+    p.doc
+        .sla
+        .due(p.calendar(), category, priority, channel, at(start))
+        .unwrap()
 }
 
 #[test]
@@ -26,7 +29,11 @@ fn friday_evening_plus_one_working_day_is_monday_same_time() {
     // 2026-03-06 is a Friday; low priority: 1 working day to contact, 3 to resolve.
     let d = due("inquiry", "low", "phone", "2026-03-06T20:00:00+08:00");
     assert_eq!(d.rule, "low");
-    assert_eq!(d.first_response_due, at("2026-03-09T20:00:00+08:00"), "Monday, not Saturday");
+    assert_eq!(
+        d.first_response_due,
+        at("2026-03-09T20:00:00+08:00"),
+        "Monday, not Saturday"
+    );
     assert_eq!(d.resolution_due, at("2026-03-11T20:00:00+08:00"));
     // After the last window of Friday the clock starts Monday morning.
     let d = due("inquiry", "low", "phone", "2026-03-06T23:00:00+08:00");
@@ -81,10 +88,19 @@ fn email_is_answered_within_24_hours() {
     assert_eq!(d.rule, "email-normal");
     assert_eq!(d.first_response_due, at("2026-03-07T20:00:00+08:00"));
     // The same ticket by phone keeps the 30 minutes.
-    assert_eq!(due("inquiry", "normal", "phone", "2026-03-06T20:00:00+08:00").rule, "normal");
+    assert_eq!(
+        due("inquiry", "normal", "phone", "2026-03-06T20:00:00+08:00").rule,
+        "normal"
+    );
     // An urgent email keeps the urgent targets, a complaint its own.
-    assert_eq!(due("fault", "urgent", "email", "2026-03-06T20:00:00+08:00").rule, "urgent");
-    assert_eq!(due("complaint", "normal", "email", "2026-03-06T20:00:00+08:00").rule, "complaint-normal-email");
+    assert_eq!(
+        due("fault", "urgent", "email", "2026-03-06T20:00:00+08:00").rule,
+        "urgent"
+    );
+    assert_eq!(
+        due("complaint", "normal", "email", "2026-03-06T20:00:00+08:00").rule,
+        "complaint-normal-email"
+    );
 }
 
 #[test]
@@ -149,13 +165,19 @@ fn two_rules_as_specific_that_overlap_are_refused_naming_both_and_the_fix() {
     ));
     let e = validate(&p).unwrap_err();
     assert!(e.contains("\"complaints\"") && e.contains("\"emails\""), "{e}");
-    assert!(e.contains("add a rule for category = \"complaint\", channel = \"email\""), "{e}");
+    assert!(
+        e.contains("add a rule for category = \"complaint\", channel = \"email\""),
+        "{e}"
+    );
     // The rule the message asks for settles it.
     let fixed = table(&format!(
         "[[rules]]\nname = \"complaints\"\ncategory = \"complaint\"\n{R}[[rules]]\nname = \"emails\"\nchannel = \"email\"\n{R}[[rules]]\nname = \"all\"\n{R}[[rules]]\nname = \"complaint-emails\"\ncategory = \"complaint\"\nchannel = \"email\"\n{R}"
     ));
     assert_eq!(validate(&fixed), Ok(()));
-    assert_eq!(fixed.rule_for("complaint", "low", "email").unwrap().name, "complaint-emails");
+    assert_eq!(
+        fixed.rule_for("complaint", "low", "email").unwrap().name,
+        "complaint-emails"
+    );
     assert_eq!(fixed.rule_for("complaint", "low", "phone").unwrap().name, "complaints");
     assert_eq!(fixed.rule_for("inquiry", "low", "email").unwrap().name, "emails");
     assert_eq!(fixed.rule_for("inquiry", "low", "phone").unwrap().name, "all");

@@ -9,7 +9,8 @@ use std::time::Duration;
 use switchboard::app::StageName;
 
 async fn ticket_due(h: &Harness, id: &str) -> (String, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) {
-    let q = format!("SELECT count(*) FROM tickets WHERE channel_message_id = '{id}' AND first_response_due IS NOT NULL");
+    let q =
+        format!("SELECT count(*) FROM tickets WHERE channel_message_id = '{id}' AND first_response_due IS NOT NULL");
     h.wait_for("ticket prioritized", Duration::from_secs(60), || async {
         h.count(&q).await == 1
     })

@@ -11,8 +11,8 @@ mod backdate;
 mod common;
 
 mod bad_day;
-mod calendar;
 mod bad_input;
+mod calendar;
 mod compose;
 mod conformance;
 mod contracts;

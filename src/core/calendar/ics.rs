@@ -121,7 +121,8 @@ fn unescape(value: &str) -> String {
 fn parse_date(line: usize, name: &str, params: &str, value: &str) -> Result<NaiveDate, IcsError> {
     let bad = |message: String| IcsError::Line { line, message };
     let value = value.trim();
-    let all_day = params.to_ascii_uppercase().contains("VALUE=DATE") && !params.to_ascii_uppercase().contains("DATE-TIME");
+    let all_day =
+        params.to_ascii_uppercase().contains("VALUE=DATE") && !params.to_ascii_uppercase().contains("DATE-TIME");
     if !all_day && value.contains('T') {
         return Err(bad(format!(
             "{name} {value:?} has a time of day; holiday feeds use all-day events ({name};VALUE=DATE:YYYYMMDD)"
@@ -232,11 +233,15 @@ fn close_event(
     if !(1..=MAX_EVENT_DAYS).contains(&days) {
         return Err(IcsError::Line {
             line,
-            message: format!("event {summary:?} runs {start}..{end} (DTEND is exclusive): {days} days, expected 1 to {MAX_EVENT_DAYS}"),
+            message: format!(
+                "event {summary:?} runs {start}..{end} (DTEND is exclusive): {days} days, expected 1 to {MAX_EVENT_DAYS}"
+            ),
         });
     }
     let Some(kind) = kind_of(&summary, &apple) else {
-        feed.skipped.push(format!("{start} {summary:?}: neither a day off (休/假) nor a make-up workday (补班/上班)"));
+        feed.skipped.push(format!(
+            "{start} {summary:?}: neither a day off (休/假) nor a make-up workday (补班/上班)"
+        ));
         return Ok(());
     };
     for date in start.iter_days().take(days as usize) {
@@ -321,7 +326,11 @@ mod tests {
     fn a_realistic_feed_gives_the_shipped_2026_declarations() {
         let feed = parse(FEED).unwrap();
         // CRLF, a summary folded inside a multi-byte character, a folded description.
-        assert!(feed.days.iter().any(|d| d.date == date("2026-04-04") && d.summary == "清明节 假期"));
+        assert!(
+            feed.days
+                .iter()
+                .any(|d| d.date == date("2026-04-04") && d.summary == "清明节 假期")
+        );
         // Observances that are no day off are skipped and said so.
         assert_eq!(feed.skipped.len(), 2, "{:?}", feed.skipped);
         assert!(feed.skipped.iter().any(|s| s.contains("七夕")));
@@ -338,7 +347,10 @@ mod tests {
         assert_eq!(imported.holidays.len(), 3 + 9 + 3 + 5 + 3 + 3 + 7);
         assert!(imported.workdays.contains(&date("2026-02-14")) && imported.workdays.contains(&date("2026-02-28")));
         // Idempotent: the same feed gives the same file.
-        assert_eq!(text, render_year(2026, &by_year(&parse(FEED).unwrap())[&2026], "cn-holidays-2026.ics"));
+        assert_eq!(
+            text,
+            render_year(2026, &by_year(&parse(FEED).unwrap())[&2026], "cn-holidays-2026.ics")
+        );
         assert!(text.contains("\"2026-02-15..2026-02-23\", # 春节（休）"), "{text}");
     }
 
@@ -350,7 +362,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             feed.days.iter().map(|d| (d.date, d.kind)).collect::<Vec<_>>(),
-            vec![(date("2026-01-01"), DayKind::Holiday), (date("2026-01-04"), DayKind::Workday)]
+            vec![
+                (date("2026-01-01"), DayKind::Holiday),
+                (date("2026-01-04"), DayKind::Workday)
+            ]
         );
     }
 
@@ -368,9 +383,13 @@ mod tests {
         assert!(e.contains("line 2") && e.contains("END:VEVENT"), "{e}");
         let e = error_of(&ev("DTSTART:20260101T090000\r\nEND:VEVENT\r\n"));
         assert!(e.contains("line 3") && e.contains("all-day"), "{e}");
-        let e = error_of(&ev("DTSTART;VALUE=DATE:20260101\r\nDTEND;VALUE=DATE:20270101\r\nSUMMARY:休\r\nEND:VEVENT\r\n"));
+        let e = error_of(&ev(
+            "DTSTART;VALUE=DATE:20260101\r\nDTEND;VALUE=DATE:20270101\r\nSUMMARY:休\r\nEND:VEVENT\r\n",
+        ));
         assert!(e.contains("line 2") && e.contains("365 days"), "{e}");
-        let e = error_of(&ev("DTSTART;VALUE=DATE:20260102\r\nDTEND;VALUE=DATE:20260101\r\nSUMMARY:休\r\nEND:VEVENT\r\n"));
+        let e = error_of(&ev(
+            "DTSTART;VALUE=DATE:20260102\r\nDTEND;VALUE=DATE:20260101\r\nSUMMARY:休\r\nEND:VEVENT\r\n",
+        ));
         assert!(e.contains("-1 days"), "{e}");
         let e = error_of(&ev("SUMMARY:休\r\nEND:VEVENT\r\n"));
         assert!(e.contains("no DTSTART"), "{e}");

@@ -71,11 +71,11 @@ mod public;
 mod set;
 
 pub use duration::*;
-pub use public::*;
-pub use set::*;
 use file::*;
 pub use hours::*;
 use local::*;
+pub use public::*;
+pub use set::*;
 
 /// Zone used when the configuration names none: the service's home market.
 pub const DEFAULT_TIME_ZONE: Tz = Tz::Asia__Shanghai;

@@ -86,7 +86,8 @@ impl Calendars {
         clock: Clock,
         pauses: &[(DateTime<Utc>, Option<DateTime<Utc>>)],
     ) -> Option<DateTime<Utc>> {
-        self.for_clock(clock).deadline_with_pauses(start, duration, clock, pauses)
+        self.for_clock(clock)
+            .deadline_with_pauses(start, duration, clock, pauses)
     }
 }
 

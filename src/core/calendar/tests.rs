@@ -529,8 +529,14 @@ fn sample_policy_file_parses() {
     .unwrap();
     let service = shipped.calendar();
     assert_eq!(service.time_zone, Tz::Asia__Shanghai);
-    assert!(service.holidays.contains(&date("2026-02-17")), "the duty rota knows the holidays");
-    assert!(service.is_open(utc("2026-02-17T10:00:00+08:00")), "phone and chat are staffed every day");
+    assert!(
+        service.holidays.contains(&date("2026-02-17")),
+        "the duty rota knows the holidays"
+    );
+    assert!(
+        service.is_open(utc("2026-02-17T10:00:00+08:00")),
+        "phone and chat are staffed every day"
+    );
     assert!(!service.is_open(utc("2026-02-17T23:00:00+08:00")));
     let work = shipped.calendar().get("working_days").unwrap();
     assert!(!work.is_open(utc("2026-02-17T10:00:00+08:00")), "Spring Festival");

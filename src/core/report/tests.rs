@@ -255,11 +255,7 @@ fn the_html_report_is_one_self_contained_page_with_charts() {
 fn html_escapes_what_comes_from_the_database() {
     let mut input = input();
     input.tickets[0].team = Some("<b>&\"team\"</b>".into());
-    let html = render(
-        &Report::build(&input, &sla(), &Calendars::default()),
-        Format::Html,
-    )
-    .unwrap();
+    let html = render(&Report::build(&input, &sla(), &Calendars::default()), Format::Html).unwrap();
     assert!(!html.contains("<b>&"));
     assert!(html.contains("&lt;b&gt;&amp;&quot;team&quot;&lt;/b&gt;"));
 }

@@ -215,7 +215,10 @@ mod tests {
         let w = h.warnings(at(2026, 10, 1));
         assert!(w["calendar"].contains("for 2027"), "{w:?}");
         // Asia/Shanghai: 2026-09-30 16:00Z is already October 1 there.
-        assert!(!h.warnings(Utc.with_ymd_and_hms(2026, 9, 30, 16, 0, 0).unwrap()).is_empty());
+        assert!(
+            !h.warnings(Utc.with_ymd_and_hms(2026, 9, 30, 16, 0, 0).unwrap())
+                .is_empty()
+        );
         assert!(h.warnings(at(2027, 1, 2))["calendar"].contains("for 2027"));
     }
 

@@ -298,7 +298,10 @@ mod tests {
         });
         let (code, body) = get(&router, "/readyz").await;
         assert_eq!(code, StatusCode::OK, "{body}");
-        assert!(!body.contains("warnings"), "nothing watched, nothing to warn of: {body}");
+        assert!(
+            !body.contains("warnings"),
+            "nothing watched, nothing to warn of: {body}"
+        );
 
         // Only 1999 declared: the current year is always missing.
         let mut declared = crate::core::calendar::PublicHolidays::default();
@@ -309,7 +312,10 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         let year = chrono::Datelike::year(&chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai));
         let warning = json["warnings"]["calendar"].as_str().unwrap();
-        assert!(warning.contains(&format!("for {year}")) && warning.contains("calendar import"), "{warning}");
+        assert!(
+            warning.contains(&format!("for {year}")) && warning.contains("calendar import"),
+            "{warning}"
+        );
         let (_, metrics) = get(&router, "/metrics").await;
         let gauge = metrics
             .lines()
