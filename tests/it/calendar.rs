@@ -69,3 +69,63 @@ async fn sla_by_channel_and_working_days_through_the_pipeline() {
     assert_eq!(resolution, at("2026-03-27T20:00:00+08:00"));
     h.cleanup().await;
 }
+
+/// `switchboard calendar import`: a dry run by default, then one file per year written once;
+/// a differing file only with --replace; a broken feed refused with its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_import_writes_each_year_once_and_refuses_broken_feeds() {
+    use common::process::run_cli;
+    let s = common::test_settings("calimport");
+    let dir = std::env::temp_dir().join(format!("sb-holidays-{}", uuid::Uuid::new_v4()));
+    let feed = common::manifest_dir().join("tests/fixtures/calendar/cn-holidays-2026.ics");
+    let (feed, d) = (feed.to_str().unwrap(), dir.to_str().unwrap());
+    let text = |o: &std::process::Output| {
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+
+    let out = run_cli(&s, &["calendar", "import", feed, "--dir", d]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("2026.toml (new)") && stdout.contains("dry run"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("七夕"), "skipped observances are listed: {stderr}");
+    assert!(!dir.join("2026.toml").exists());
+
+    let out = run_cli(&s, &["calendar", "import", feed, "--dir", d, "--write"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let written = std::fs::read_to_string(dir.join("2026.toml")).unwrap();
+    assert!(
+        written.contains("\"2026-02-15..2026-02-23\", # 春节（休）"),
+        "{written}"
+    );
+    assert!(written.contains("\"2026-02-28\", # 春节 补班"), "{written}");
+
+    let out = run_cli(&s, &["calendar", "import", feed, "--dir", d, "--write"]).await;
+    assert!(out.status.success());
+    assert!(text(&out).0.contains("(unchanged)"));
+
+    std::fs::write(dir.join("2026.toml"), written.replace("2026-02-28", "2026-03-07")).unwrap();
+    let out = run_cli(&s, &["calendar", "import", feed, "--dir", d, "--write"]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("--replace"), "{:?}", text(&out));
+    let out = run_cli(&s, &["calendar", "import", feed, "--dir", d, "--write", "--replace"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(std::fs::read_to_string(dir.join("2026.toml")).unwrap(), written);
+
+    let broken = dir.join("broken.ics");
+    std::fs::write(
+        &broken,
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:2026-01-01\r\nEND:VEVENT\r\n",
+    )
+    .unwrap();
+    let out = run_cli(&s, &["calendar", "import", broken.to_str().unwrap(), "--dir", d]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("line 3"), "{:?}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
