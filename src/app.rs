@@ -67,13 +67,15 @@ impl App {
             .await?;
         db.sync_teams(&policy).await?;
         let topo = Topology::from_settings(&settings);
+        let health = Health::new();
+        health.watch_public_holidays(policy.public_holidays.clone(), policy.tz, chrono::Utc::now());
         Ok(App {
             services: Services {
                 settings,
                 policy,
                 db,
                 topo,
-                health: Health::new(),
+                health,
             },
         })
     }

@@ -518,6 +518,38 @@ fn resolve_model_path(mut table: toml::Table, file: &Path) -> toml::Table {
     table
 }
 
+/// The files `include` names, relative to `base`; an entry ending in `/*.toml` stands for
+/// every `.toml` file of that directory, in name order (none is fine: e.g. `holidays/*.toml`
+/// before the first import).
+fn expand_includes(base: &Path, includes: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyError> {
+    let mut out = Vec::new();
+    for inc in includes {
+        let path = base.join(inc);
+        if path.file_name().is_some_and(|n| n == "*.toml") {
+            let dir = path.parent().unwrap_or(base);
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(PolicyError::Read {
+                        path: dir.into(),
+                        source,
+                    });
+                }
+            };
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
 /// Reads the main file and merges the top-level tables of every included file into it.
 fn read_with_includes(path: &Path) -> Result<(toml::Table, Texts), PolicyError> {
     let read = |p: &Path| -> Result<(toml::Table, String), PolicyError> {
@@ -535,10 +567,25 @@ fn read_with_includes(path: &Path) -> Result<(toml::Table, Texts), PolicyError> 
         _ => Vec::new(),
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    for inc in includes {
-        let inc_path = base.join(&inc);
+    for inc_path in expand_includes(base, &includes)? {
         let (table, text) = read(&inc_path)?;
         for (key, value) in table {
+            // Public holidays come one file per year: their tables merge by year.
+            if key == "public_holidays"
+                && let (Some(toml::Value::Table(have)), toml::Value::Table(years)) = (main.get_mut(&key), &value)
+            {
+                for (year, decl) in years {
+                    if have.contains_key(year) {
+                        return Err(PolicyError::Invalid {
+                            path: inc_path.clone(),
+                            line: String::new(),
+                            message: format!("[public_holidays.{year}] is declared twice; keep one file per year"),
+                        });
+                    }
+                    have.insert(year.clone(), decl.clone());
+                }
+                continue;
+            }
             if main.contains_key(&key) {
                 return Err(PolicyError::Invalid {
                     path: inc_path.clone(),

@@ -1,5 +1,6 @@
 //! Subcommands of the `switchboard` CLI.
 
+mod calendar;
 mod dead;
 mod events;
 mod gateway;
@@ -117,6 +118,12 @@ enum Command {
     /// Service report for a week, a month or given dates: volume, handling times, SLA on-time
     /// rates, escalations, resolution rate, CSAT, repeat complaints, most frequent problems.
     Report(report::ReportArgs),
+    /// Public holidays and make-up workdays: import an iCalendar feed, check the coming year
+    /// is declared, show the calendars.
+    Calendar {
+        #[command(subcommand)]
+        command: calendar::CalendarCommand,
+    },
     /// Retention: anonymise or purge expired tickets, legal holds, transition-log partitions.
     Retention {
         #[command(subcommand)]
@@ -221,6 +228,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Events { command } => events::run(settings, command).await?,
         Command::Webhooks { command } => webhooks::run(settings, command).await?,
         Command::Report(args) => report::run(settings, args).await?,
+        Command::Calendar { command } => calendar::run(&settings, command)?,
         Command::Retention { command } => retention::run(settings, command).await?,
         Command::Bench(args) => tools::run("bench", cli.config.as_deref(), args)?,
         Command::BenchList(args) => tools::run("bench-list", cli.config.as_deref(), args)?,

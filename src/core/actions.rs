@@ -2,7 +2,7 @@
 //! it is refused. Pure: the lifecycle stage and the HTTP API both call `plan` and then write
 //! what it says.
 
-use super::calendar::BusinessCalendar;
+use super::calendar::Calendars;
 use super::sla::SlaPolicy;
 use super::state::TicketState;
 use super::ticket::Ticket;
@@ -320,7 +320,7 @@ impl Plan {
         now: DateTime<Utc>,
         assignee_team: Option<String>,
         sla: &SlaPolicy,
-        calendar: &BusinessCalendar,
+        calendar: &Calendars,
     ) -> Ticket {
         let mut after = t.clone();
         if self.mark_first_response {
@@ -380,7 +380,7 @@ impl Plan {
         if self.priority.is_some() {
             let category = after.category.clone().unwrap_or_default();
             let priority = after.priority.clone().unwrap_or_default();
-            if let Some(due) = sla.due(calendar, &category, &priority, after.received_at) {
+            if let Some(due) = sla.due(calendar, &category, &priority, &after.channel, after.received_at) {
                 after.sla_rule = Some(due.rule);
                 after.first_response_due = Some(due.first_response_due);
                 after.resolution_due = Some(due.resolution_due);
@@ -1725,7 +1725,9 @@ mod tests {
         )
         .unwrap();
         let after = p.ticket_after(&queued, now, None, sla, cal);
-        let due = sla.due(cal, "fault", "urgent", queued.received_at).unwrap();
+        let due = sla
+            .due(cal, "fault", "urgent", &queued.channel, queued.received_at)
+            .unwrap();
         assert_eq!(after.priority.as_deref(), Some("urgent"));
         assert_eq!(after.resolution_due, Some(due.resolution_due));
         assert_eq!(after.sla_rule, Some(due.rule));

@@ -5,7 +5,7 @@
 //! file and line, instead of mis-routing tickets for hours.
 
 use crate::core::actions::LifecyclePolicy;
-use crate::core::calendar::BusinessCalendar;
+use crate::core::calendar::{BusinessCalendar, Calendars, PublicHolidayYear, PublicHolidays};
 use crate::core::classify::{ClassificationPolicy, Classifier, PriorityPolicy, Triage};
 use crate::core::escalation::Ladder;
 use crate::core::retention::RetentionPolicy;
@@ -41,6 +41,10 @@ pub struct PolicyDocument {
     pub routing: RoutingPolicy,
     pub sla: SlaPolicy,
     pub calendars: BTreeMap<String, BusinessCalendar>,
+    /// Public holidays and make-up workdays by year (`[public_holidays.2026]`, one file per
+    /// year under policy/holidays/), shared by the calendars with `public_holidays = true`.
+    #[serde(default)]
+    pub public_holidays: BTreeMap<String, PublicHolidayYear>,
     pub classification: ClassificationPolicy,
     pub priority: PriorityPolicy,
     #[serde(default)]
@@ -143,6 +147,10 @@ pub struct Policy {
     /// The rules and the learned model together, as the classify and prioritize stages use them.
     pub triage: Arc<Triage>,
     pub source: PathBuf,
+    /// The calendars with the declared public holidays merged in; SLA clocks run on these.
+    pub calendars: Calendars,
+    /// The declared public holidays and make-up workdays of every year.
+    pub public_holidays: PublicHolidays,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,25 +228,65 @@ impl Policy {
                 ),
             ));
         }
+        let public_holidays = PublicHolidays::from_years(doc.public_holidays.clone())
+            .map_err(|e| invalid("[public_holidays", format!("{e}")))?;
+        let mut resolved = BTreeMap::new();
         for (name, cal) in &doc.calendars {
-            cal.validate()
+            let cal = cal
+                .validate()
+                .and_then(|()| cal.with_public_holidays(&public_holidays))
                 .map_err(|e| invalid(&format!("[calendars.{name}"), format!("calendar {name}: {e}")))?;
-        }
-        for rule in &doc.sla.rules {
-            if let Some(c) = &rule.category
-                && !categories.contains(c)
-            {
+            if cal.public_holidays && public_holidays.years.is_empty() {
                 return Err(invalid(
-                    &rule.name,
-                    format!("SLA rule {:?} names unknown category {c:?}", rule.name),
+                    &format!("[calendars.{name}"),
+                    format!(
+                        "calendar {name} sets public_holidays = true but no [public_holidays.YYYY] is declared; \
+                         include \"policy/holidays/*.toml\" or import a year with `switchboard calendar import`"
+                    ),
                 ));
             }
-            if let Some(p) = &rule.priority
-                && !levels.contains(p)
+            resolved.insert(name.clone(), cal);
+        }
+        if !public_holidays.years.is_empty() && !resolved.values().any(|c| c.public_holidays) {
+            return Err(invalid(
+                "[public_holidays",
+                "public holidays are declared but no calendar uses them; set public_holidays = true on the calendars they close".into(),
+            ));
+        }
+        let calendars = Calendars::new(&doc.sla.calendar, resolved).ok_or_else(|| {
+            invalid(
+                "calendar",
+                format!(
+                    "[sla] calendar {:?} is not declared under [calendars]",
+                    doc.sla.calendar
+                ),
+            )
+        })?;
+        for rule in &doc.sla.rules {
+            for (what, clock) in [
+                ("first_response_clock", rule.first_response_clock),
+                ("resolution_clock", rule.resolution_clock),
+            ] {
+                if !calendars.knows(clock) {
+                    return Err(invalid(
+                        &rule.name,
+                        format!(
+                            "SLA rule {:?}: {what} \"{clock}\" names no calendar; write \"wall\", \"business\" or one of [calendars]: {}",
+                            rule.name,
+                            calendars.iter().map(|(n, _)| n).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            if let Some(ch) = &rule.channel
+                && !doc.channels.contains(ch)
             {
                 return Err(invalid(
                     &rule.name,
-                    format!("SLA rule {:?} names unknown priority {p:?}", rule.name),
+                    format!(
+                        "SLA rule {:?} names channel {ch:?}, which is not in `channels`",
+                        rule.name
+                    ),
                 ));
             }
         }
@@ -312,14 +360,21 @@ impl Policy {
         }
         for category in &categories {
             for level in &levels {
-                if doc.sla.rule_for(category, level).is_none() {
-                    return Err(invalid(
-                        "[sla",
-                        format!("no SLA rule covers category {category:?} at priority {level:?}; add a catch-all rule"),
-                    ));
+                for channel in &doc.channels {
+                    if doc.sla.rule_for(category, level, channel).is_none() {
+                        return Err(invalid(
+                            "[sla",
+                            format!(
+                                "no SLA rule covers category {category:?} at priority {level:?} on channel {channel:?}; add a catch-all rule"
+                            ),
+                        ));
+                    }
                 }
             }
         }
+        doc.sla
+            .validate_rules([&categories, &levels, &doc.channels])
+            .map_err(|m| invalid("[sla", format!("[sla]: {m}")))?;
         let classifier = doc
             .classification
             .compile()
@@ -343,6 +398,8 @@ impl Policy {
             classifier,
             triage: Arc::new(triage),
             source: path.to_path_buf(),
+            calendars,
+            public_holidays,
         })
     }
 
@@ -378,9 +435,10 @@ impl Policy {
         }
     }
 
-    pub fn calendar(&self) -> &BusinessCalendar {
-        // Validated at load: the SLA calendar exists.
-        &self.doc.calendars[&self.doc.sla.calendar]
+    /// Every calendar, with the public holidays merged in; it dereferences to the SLA's own
+    /// (`[sla] calendar`, the service hours).
+    pub fn calendar(&self) -> &Calendars {
+        &self.calendars
     }
 }
 
@@ -412,12 +470,13 @@ mod tests {
     #[test]
     fn an_unknown_team_is_named_with_its_line() {
         let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(dir.join("policy")).unwrap();
+        std::fs::create_dir_all(dir.join("policy/holidays")).unwrap();
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
         for f in [
             "policy/classification.toml",
             "policy/calendar.toml",
             "policy/notify.toml",
+            "policy/holidays/2026.toml",
         ] {
             std::fs::copy(src.join(f), dir.join(f)).unwrap();
         }
@@ -428,6 +487,138 @@ mod tests {
         let err = Policy::load(&dir.join("policy.toml")).unwrap_err().to_string();
         assert!(err.contains("tech_suport") && err.contains("line"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A copy of the shipped policy in a temporary directory, `edit` applied to (file, text).
+    fn shipped_copy(edit: impl Fn(&str, String) -> String) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("policy/holidays")).unwrap();
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+        for f in [
+            "policy.toml",
+            "policy/classification.toml",
+            "policy/calendar.toml",
+            "policy/notify.toml",
+            "policy/holidays/2026.toml",
+        ] {
+            let text = std::fs::read_to_string(src.join(f)).unwrap();
+            std::fs::write(dir.join(f), edit(f, text)).unwrap();
+        }
+        dir
+    }
+
+    fn load_err(dir: &Path) -> String {
+        let err = Policy::load_rules(&dir.join("policy.toml")).unwrap_err().to_string();
+        std::fs::remove_dir_all(dir).unwrap();
+        err
+    }
+
+    #[test]
+    fn public_holidays_come_one_file_per_year_and_are_checked() {
+        let same = |_: &str, t: String| t;
+        let dir = shipped_copy(same);
+        std::fs::write(
+            dir.join("policy/holidays/2099.toml"),
+            "[public_holidays.2099]\nholidays = [\"2099-01-01\"]\nworkdays = [\"2099-01-03\"]\n",
+        )
+        .unwrap();
+        let p = Policy::load_rules(&dir.join("policy.toml")).unwrap();
+        assert_eq!(
+            p.public_holidays.years.keys().copied().collect::<Vec<_>>(),
+            vec![2026, 2099]
+        );
+        let work = p.calendar().get("working_days").unwrap();
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        assert!(!work.is_open(at("2099-01-01T10:00:00+08:00")), "a declared holiday");
+        assert!(
+            work.is_open(at("2099-01-03T10:00:00+08:00")),
+            "a declared make-up Saturday"
+        );
+        assert!(p.calendar().holidays.contains(&"2099-01-01".parse().unwrap()));
+
+        std::fs::write(
+            dir.join("policy/holidays/2099-again.toml"),
+            "[public_holidays.2099]\nholidays = [\"2099-01-02\"]\n",
+        )
+        .unwrap();
+        assert!(load_err(&dir).contains("[public_holidays.2099] is declared twice"));
+
+        let dir = shipped_copy(same);
+        std::fs::write(
+            dir.join("policy/holidays/2098.toml"),
+            "[public_holidays.2098]\nholidays = [\"2099-05-01\"]\n",
+        )
+        .unwrap();
+        let e = load_err(&dir);
+        assert!(
+            e.contains("public_holidays.2098.holidays") && e.contains("not in 2098"),
+            "{e}"
+        );
+
+        let dir = shipped_copy(|f, t| {
+            if f == "policy/calendar.toml" {
+                t.replace("public_holidays = true", "public_holidays = false")
+            } else {
+                t
+            }
+        });
+        assert!(load_err(&dir).contains("no calendar uses them"));
+        let dir = shipped_copy(same);
+        std::fs::remove_file(dir.join("policy/holidays/2026.toml")).unwrap();
+        let e = load_err(&dir);
+        assert!(
+            e.contains("public_holidays = true but no [public_holidays.YYYY]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sla_rules_name_known_calendars_and_channels() {
+        let dir = shipped_copy(|f, t| {
+            if f == "policy.toml" {
+                t.replacen(
+                    "resolution_clock = \"working_days\"",
+                    "resolution_clock = \"workdays\"",
+                    1,
+                )
+            } else {
+                t
+            }
+        });
+        let e = load_err(&dir);
+        assert!(
+            e.contains("\"workdays\" names no calendar") && e.contains("working_days"),
+            "{e}"
+        );
+        let dir = shipped_copy(|f, t| {
+            if f == "policy.toml" {
+                t.replacen("channel = \"email\"", "channel = \"fax\"", 1)
+            } else {
+                t
+            }
+        });
+        let e = load_err(&dir);
+        assert!(e.contains("channel \"fax\"") && e.contains("line"), "{e}");
+        // Without the rule that covers complaint + normal by email, two rules tie there.
+        let block = "[[sla.rules]]\nname = \"complaint-normal-email\"\ncategory = \"complaint\"\npriority = \"normal\"\nchannel = \"email\"\n";
+        let dir = shipped_copy(|f, t| {
+            if f == "policy.toml" {
+                assert!(t.contains(block));
+                t.replace(block, "[[sla.rules]]\nname = \"unused\"\ncategory = \"other\"\npriority = \"urgent\"\nchannel = \"phone\"\n")
+            } else {
+                t
+            }
+        });
+        let e = load_err(&dir);
+        assert!(
+            e.contains("\"complaint-normal\" and \"email-normal\"")
+                && e.contains("add a rule for category = \"complaint\", priority = \"normal\", channel = \"email\""),
+            "{e}"
+        );
     }
 
     #[test]

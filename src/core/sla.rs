@@ -1,11 +1,12 @@
 //! SLA targets (SPEC §5): which rule applies to a ticket and when each target falls due.
 
-use crate::core::calendar::{BusinessCalendar, Clock, SlaDuration};
+use crate::core::calendar::{Calendars, Clock, SlaDuration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// One row of the SLA table. The first rule whose conditions hold applies, so specific rules
-/// (complaint + normal) come before general ones (normal).
+/// One row of the SLA table. Of the rules whose conditions (category, priority, channel) all
+/// hold, the one with the most conditions applies; [`SlaPolicy::validate_rules`] refuses two
+/// rules that could both apply with as many conditions, so the order in the file is irrelevant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlaRule {
@@ -14,6 +15,9 @@ pub struct SlaRule {
     pub category: Option<String>,
     #[serde(default)]
     pub priority: Option<String>,
+    /// Intake channel (`email`, `chat`, ...).
+    #[serde(default)]
+    pub channel: Option<String>,
     pub first_response: SlaDuration,
     #[serde(default = "wall")]
     pub first_response_clock: Clock,
@@ -56,22 +60,146 @@ pub struct SlaDue {
     pub resolution_due: DateTime<Utc>,
 }
 
+impl SlaRule {
+    fn conditions(&self) -> [Option<&str>; 3] {
+        [
+            self.category.as_deref(),
+            self.priority.as_deref(),
+            self.channel.as_deref(),
+        ]
+    }
+
+    /// How many conditions the rule has: the more, the more specific.
+    pub fn specificity(&self) -> usize {
+        self.conditions().iter().flatten().count()
+    }
+
+    pub fn matches(&self, category: &str, priority: &str, channel: &str) -> bool {
+        self.conditions()
+            .iter()
+            .zip([category, priority, channel])
+            .all(|(cond, value)| cond.is_none_or(|c| c == value))
+    }
+
+    /// The conditions of the tickets both rules match, `None` if they match none in common.
+    fn overlap(&self, other: &SlaRule) -> Option<[Option<String>; 3]> {
+        let mut both: [Option<String>; 3] = Default::default();
+        for (i, (a, b)) in self.conditions().into_iter().zip(other.conditions()).enumerate() {
+            both[i] = match (a, b) {
+                (Some(a), Some(b)) if a != b => return None,
+                (Some(a), _) | (None, Some(a)) => Some(a.to_owned()),
+                (None, None) => None,
+            };
+        }
+        Some(both)
+    }
+}
+
+/// "category = \"complaint\", channel = \"email\"": conditions as written in the policy.
+fn describe(conditions: &[Option<String>; 3]) -> String {
+    let parts: Vec<String> = ["category", "priority", "channel"]
+        .iter()
+        .zip(conditions)
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} = {v:?}")))
+        .collect();
+    if parts.is_empty() {
+        "every ticket".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 impl SlaPolicy {
-    pub fn rule_for(&self, category: &str, priority: &str) -> Option<&SlaRule> {
-        self.rules.iter().find(|r| {
-            r.category.as_deref().is_none_or(|c| c == category) && r.priority.as_deref().is_none_or(|p| p == priority)
-        })
+    /// The rule for a ticket: of those whose conditions hold, the one with the most conditions
+    /// (validation makes it unique; should two tie anyway, the first in the file wins).
+    pub fn rule_for(&self, category: &str, priority: &str, channel: &str) -> Option<&SlaRule> {
+        let mut best: Option<&SlaRule> = None;
+        for rule in self.rules.iter().filter(|r| r.matches(category, priority, channel)) {
+            if best.is_none_or(|b| rule.specificity() > b.specificity()) {
+                best = Some(rule);
+            }
+        }
+        best
+    }
+
+    /// Refuses a table in which the most specific rule is not unique: two rules with as many
+    /// conditions that can match the same ticket, unless a more specific rule covers every
+    /// such ticket; and a rule that can never apply because every ticket it matches is taken
+    /// by more specific rules naming each of its values (found among the known `values` of
+    /// category, priority and channel). Errors name both rules and what to add.
+    pub fn validate_rules(&self, values: [&[String]; 3]) -> Result<(), String> {
+        for (i, a) in self.rules.iter().enumerate() {
+            for b in &self.rules[i + 1..] {
+                if a.specificity() != b.specificity() {
+                    continue;
+                }
+                let Some(both) = a.overlap(b) else { continue };
+                let covered = self.rules.iter().any(|c| {
+                    c.specificity() > a.specificity()
+                        && c.conditions()
+                            .iter()
+                            .zip(&both)
+                            .all(|(cond, need)| cond.is_none_or(|c| need.as_deref() == Some(c)))
+                });
+                if !covered {
+                    return Err(format!(
+                        "SLA rules {:?} and {:?} both match tickets with {} and have {} condition(s) each, so neither wins; \
+                         add a rule for {} (the more specific rule wins), or give one of them a condition the other excludes",
+                        a.name,
+                        b.name,
+                        describe(&both),
+                        a.specificity(),
+                        describe(&both)
+                    ));
+                }
+            }
+        }
+        // Unreachable: every combination of known values the rule matches goes to another rule.
+        for rule in &self.rules {
+            let options = |i: usize| -> Vec<&str> {
+                match rule.conditions()[i] {
+                    Some(v) => vec![v],
+                    None => values[i].iter().map(String::as_str).collect(),
+                }
+            };
+            let mut reachable = false;
+            let mut winner: Option<&str> = None;
+            'all: for c in options(0) {
+                for p in options(1) {
+                    for ch in options(2) {
+                        match self.rule_for(c, p, ch) {
+                            Some(w) if std::ptr::eq(w, rule) => {
+                                reachable = true;
+                                break 'all;
+                            }
+                            Some(w) => winner = Some(w.name.as_str()),
+                            None => {}
+                        }
+                    }
+                }
+            }
+            if !reachable {
+                return Err(format!(
+                    "SLA rule {:?} can never apply: every ticket it matches goes to a more specific rule (e.g. {:?}); \
+                     remove it, or remove a condition from the rules that hide it",
+                    rule.name,
+                    winner.unwrap_or("another")
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Due times for a ticket whose clocks start at `start`.
     pub fn due(
         &self,
-        calendar: &BusinessCalendar,
+        calendar: &Calendars,
         category: &str,
         priority: &str,
+        channel: &str,
         start: DateTime<Utc>,
     ) -> Option<SlaDue> {
-        let rule = self.rule_for(category, priority)?;
+        let rule = self.rule_for(category, priority, channel)?;
         Some(SlaDue {
             rule: rule.name.clone(),
             first_response_due: calendar.deadline(start, rule.first_response, rule.first_response_clock),
@@ -79,6 +207,10 @@ impl SlaPolicy {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "sla_rules_tests.rs"]
+mod rules_tests;
 
 /// The targets a ticket is measured against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -111,6 +243,8 @@ pub struct SlaFacts {
     pub received_at: DateTime<Utc>,
     pub category: String,
     pub priority: String,
+    /// Intake channel: SLA rules may depend on it.
+    pub channel: String,
     pub first_responded_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     /// Last time the customer was updated (any response).
@@ -130,6 +264,7 @@ impl SlaFacts {
             received_at: t.received_at,
             category: t.category.clone().unwrap_or_default(),
             priority: t.priority.clone().unwrap_or_default(),
+            channel: t.channel.clone(),
             first_responded_at: t.life.first_responded_at,
             resolved_at: t.life.resolved_at,
             last_update_at: t.life.last_update_at,
@@ -176,8 +311,8 @@ pub struct TargetStatus {
 impl SlaPolicy {
     /// Every target's clock at `now`. Pure: the same facts always give the same clocks, so the
     /// API, the scheduler and the reports cannot disagree.
-    pub fn clocks(&self, cal: &BusinessCalendar, f: &SlaFacts, now: DateTime<Utc>) -> Vec<TargetStatus> {
-        let Some(rule) = self.rule_for(&f.category, &f.priority) else {
+    pub fn clocks(&self, cal: &Calendars, f: &SlaFacts, now: DateTime<Utc>) -> Vec<TargetStatus> {
+        let Some(rule) = self.rule_for(&f.category, &f.priority, &f.channel) else {
             return Vec::new();
         };
         let status = |target, due: Option<DateTime<Utc>>, met_at: Option<DateTime<Utc>>, paused: bool, active: bool| {
@@ -243,12 +378,7 @@ impl SlaPolicy {
 
     /// The deadlines a timer must watch: clocks that are running (or already breached but not
     /// yet fired) and have a due time.
-    pub fn pending_deadlines(
-        &self,
-        cal: &BusinessCalendar,
-        f: &SlaFacts,
-        now: DateTime<Utc>,
-    ) -> Vec<(Target, DateTime<Utc>)> {
+    pub fn pending_deadlines(&self, cal: &Calendars, f: &SlaFacts, now: DateTime<Utc>) -> Vec<(Target, DateTime<Utc>)> {
         self.clocks(cal, f, now)
             .into_iter()
             .filter(|c| matches!(c.state, ClockState::Running | ClockState::Breached))
@@ -299,7 +429,7 @@ mod tests {
     #[test]
     fn fresh_ticket_runs_first_response_and_resolution() {
         let p = policy();
-        let c = p.clocks(&BusinessCalendar::default(), &facts(), t(2, 10));
+        let c = p.clocks(&Calendars::default(), &facts(), t(2, 10));
         assert_eq!(c[0].due, Some(t(2, 30)));
         assert_eq!(c[0].seconds_left, Some(20 * 60));
         assert_eq!(c[1].due, Some(t(2, 0) + chrono::Duration::hours(24)));
@@ -309,7 +439,7 @@ mod tests {
     #[test]
     fn a_late_response_is_met_late_and_a_missed_one_breached() {
         let p = policy();
-        let cal = BusinessCalendar::default();
+        let cal = Calendars::default();
         assert_eq!(p.clocks(&cal, &facts(), t(2, 31))[0].state, ClockState::Breached);
         let mut f = facts();
         f.first_responded_at = Some(t(2, 45));
@@ -319,7 +449,7 @@ mod tests {
     #[test]
     fn waiting_for_the_customer_pauses_resolution_and_moves_it_back_on_reply() {
         let p = policy();
-        let cal = BusinessCalendar::default();
+        let cal = Calendars::default();
         let mut f = facts();
         f.pauses = vec![(t(3, 0), None)];
         let c = p.clocks(&cal, &f, t(9, 0));
@@ -338,7 +468,7 @@ mod tests {
     #[test]
     fn priority_change_recomputes_due_times() {
         let p = policy();
-        let cal = BusinessCalendar::default();
+        let cal = Calendars::default();
         let mut f = facts();
         let before = p.clocks(&cal, &f, t(2, 1))[0].due;
         f.priority = "low".into();
@@ -351,7 +481,7 @@ mod tests {
         #[test]
         fn a_longer_pause_never_brings_resolution_earlier(start in 0i64..600, len1 in 0i64..600, extra in 0i64..600) {
             let p = policy();
-            let cal = BusinessCalendar::default();
+            let cal = Calendars::default();
             let mut f = facts();
             let from = t(2, 0) + chrono::Duration::minutes(start);
             f.pauses = vec![(from, Some(from + chrono::Duration::minutes(len1)))];

@@ -313,7 +313,11 @@ async fn next_rung(
     let Some(ladder) = policy
         .doc
         .sla
-        .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""))
+        .rule_for(
+            t.category.as_deref().unwrap_or(""),
+            t.priority.as_deref().unwrap_or(""),
+            &t.channel,
+        )
         .and_then(|r| r.escalation.as_ref())
         .and_then(|name| policy.doc.escalation.ladders.get(name))
         .filter(|l| !l.steps.is_empty())

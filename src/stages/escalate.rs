@@ -115,10 +115,11 @@ impl Escalate {
             transitions.push(tr);
         };
 
-        let rule = policy
-            .doc
-            .sla
-            .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""));
+        let rule = policy.doc.sla.rule_for(
+            t.category.as_deref().unwrap_or(""),
+            t.priority.as_deref().unwrap_or(""),
+            &t.channel,
+        );
         let ladder_name = rule.and_then(|r| r.escalation.clone());
         let ladder = ladder_name.as_ref().and_then(|n| policy.doc.escalation.ladders.get(n));
         let lateness = (msg.fired_at - msg.due_at).num_milliseconds() as f64 / 1000.0;

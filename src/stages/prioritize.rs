@@ -48,10 +48,11 @@ impl Stage for Prioritize {
                     ));
                     p.priority = set.clone();
                 }
-                let Some(due) = policy
-                    .doc
-                    .sla
-                    .due(policy.calendar(), &category, &p.priority, t.received_at)
+                let Some(due) =
+                    policy
+                        .doc
+                        .sla
+                        .due(policy.calendar(), &category, &p.priority, &t.channel, t.received_at)
                 else {
                     settled[i] = Some(Outcome::Dead(format!(
                         "no SLA rule covers category {category:?} at priority {:?}",

@@ -12,6 +12,7 @@ mod common;
 
 mod bad_day;
 mod bad_input;
+mod calendar;
 mod compose;
 mod conformance;
 mod contracts;

@@ -14,13 +14,18 @@ use super::*;
 // ---------------------------------------------------------------------------------------------
 
 /// Which clock an SLA target runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// In policy files: `"wall"`, `"business"` (the `[sla] calendar`), or the name of any calendar
+/// under `[calendars]` (e.g. `"working_days"`), whose open time then counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Clock {
-    /// Only the calendar's open time counts.
+    /// Only the open time of the SLA's calendar (`[sla] calendar`) counts.
     Business,
     /// Every second counts, open or not.
     Wall,
+    /// Only the open time of the named calendar counts. A lone [`BusinessCalendar`] treats it
+    /// as [`Clock::Business`]; [`Calendars`] looks the name up.
+    Calendar(CalendarName),
 }
 
 impl fmt::Display for Clock {
@@ -28,7 +33,82 @@ impl fmt::Display for Clock {
         f.write_str(match self {
             Clock::Business => "business",
             Clock::Wall => "wall",
+            Clock::Calendar(name) => name.as_str(),
         })
+    }
+}
+
+impl FromStr for Clock {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "business" => Ok(Clock::Business),
+            "wall" => Ok(Clock::Wall),
+            other => CalendarName::new(other).map(Clock::Calendar).map_err(|reason| {
+                format!("{other:?} is not a clock: write \"wall\", \"business\" or the name of a calendar under [calendars] ({reason})")
+            }),
+        }
+    }
+}
+
+impl Serialize for Clock {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Clock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// The name of a calendar under `[calendars]`, kept inline so that [`Clock`] stays `Copy`:
+/// 1 to [`CalendarName::MAX_LEN`] characters from `a-z`, `0-9`, `_` and `-`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CalendarName {
+    len: u8,
+    bytes: [u8; CalendarName::MAX_LEN],
+}
+
+impl CalendarName {
+    pub const MAX_LEN: usize = 32;
+
+    pub fn new(name: &str) -> Result<Self, String> {
+        if name.is_empty() || name.len() > Self::MAX_LEN {
+            return Err(format!("a calendar name has 1 to {} characters", Self::MAX_LEN));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err("a calendar name uses only a-z, 0-9, _ and -".to_owned());
+        }
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Ok(Self {
+            len: name.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (see `new`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for CalendarName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for CalendarName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

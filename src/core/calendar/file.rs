@@ -26,6 +26,12 @@ pub(super) struct CalendarFile {
     workdays: Vec<DateEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     makeup_hours: Option<Vec<String>>,
+    /// Closed on the declared public holidays, open on the declared make-up workdays.
+    #[serde(default)]
+    public_holidays: bool,
+    /// Service windows on a holiday; closed when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    holiday_hours: Option<Vec<String>>,
     // Last, because TOML writes tables after plain values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hours: Option<HoursFile>,
@@ -71,7 +77,7 @@ impl HoursFile {
 /// One `holidays`/`workdays` entry: "2026-02-16" or the inclusive range
 /// "2026-02-15..2026-02-23", quoted or as a bare TOML date.
 #[derive(Debug, Clone)]
-pub(super) struct DateEntry(String);
+pub(crate) struct DateEntry(pub(crate) String);
 
 impl Serialize for DateEntry {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -108,7 +114,7 @@ impl<'de> Deserialize<'de> for DateEntry {
     }
 }
 
-pub(super) fn parse_dates(field: &str, entries: &[DateEntry]) -> Result<BTreeSet<NaiveDate>, CalendarError> {
+pub(crate) fn parse_dates(field: &str, entries: &[DateEntry]) -> Result<BTreeSet<NaiveDate>, CalendarError> {
     let mut dates = BTreeSet::new();
     for (i, DateEntry(text)) in entries.iter().enumerate() {
         let bad = |reason: String| CalendarError::BadDate {
@@ -184,13 +190,19 @@ impl TryFrom<CalendarFile> for BusinessCalendar {
             Some(items) => Some(DayHours::parse("makeup_hours", items)?),
             None => None,
         };
-        Self::new(
+        let mut calendar = Self::new(
             time_zone,
             hours,
             parse_dates("holidays", &file.holidays)?,
             parse_dates("workdays", &file.workdays)?,
             makeup_hours,
-        )
+        )?;
+        calendar.public_holidays = file.public_holidays;
+        if let Some(items) = &file.holiday_hours {
+            calendar.holiday_hours = DayHours::parse("holiday_hours", items)?;
+            calendar.validate()?;
+        }
+        Ok(calendar)
     }
 }
 
@@ -203,6 +215,8 @@ impl From<BusinessCalendar> for CalendarFile {
             holidays: date_entries(&calendar.holidays),
             workdays: date_entries(&calendar.workdays),
             makeup_hours: day(&calendar.makeup_hours),
+            public_holidays: calendar.public_holidays,
+            holiday_hours: (!calendar.holiday_hours.is_closed()).then(|| calendar.holiday_hours.to_strings()),
             hours: Some(HoursFile {
                 mon: day(&weekly.mon),
                 tue: day(&weekly.tue),

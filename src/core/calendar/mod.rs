@@ -65,12 +65,17 @@ use serde::{Deserialize, Serialize};
 mod duration;
 mod file;
 mod hours;
+pub mod ics;
 mod local;
+mod public;
+mod set;
 
 pub use duration::*;
 use file::*;
 pub use hours::*;
 use local::*;
+pub use public::*;
+pub use set::*;
 
 /// Zone used when the configuration names none: the service's home market.
 pub const DEFAULT_TIME_ZONE: Tz = Tz::Asia__Shanghai;
@@ -104,9 +109,6 @@ const SEARCH_HORIZON_DAYS: u32 = 3 * 366;
 const MAX_DATE_RANGE_DAYS: i64 = 366;
 
 const MINUTES_PER_DAY: u16 = 24 * 60;
-
-/// Windows of a closed day; `hours_on` hands it out for holidays.
-static CLOSED: DayHours = DayHours(Vec::new());
 
 /// Why a calendar or a duration was refused. Every message starts with the configuration field
 /// at fault (`hours.mon[1]`, `holidays[3]`, ...), because an operator reads it at start-up.
@@ -171,6 +173,13 @@ pub struct BusinessCalendar {
     pub workdays: BTreeSet<NaiveDate>,
     /// Windows of a make-up workday; Monday's hours unless configured.
     pub makeup_hours: DayHours,
+    /// Also closed on the policy's declared public holidays (`[public_holidays.YYYY]`) and open
+    /// on its make-up workdays; the policy merges them into `holidays`/`workdays` at load
+    /// ([`Self::with_public_holidays`]).
+    pub public_holidays: bool,
+    /// Windows of a holiday: closed unless configured (`holiday_hours`). A calendar staffed
+    /// every day still lists the holidays, so that e.g. the holiday duty rota knows them.
+    pub holiday_hours: DayHours,
 }
 
 impl Default for BusinessCalendar {
@@ -182,6 +191,8 @@ impl Default for BusinessCalendar {
             holidays: BTreeSet::new(),
             workdays: BTreeSet::new(),
             makeup_hours: DayHours(vec![DEFAULT_WINDOW]),
+            public_holidays: false,
+            holiday_hours: DayHours::closed(),
         }
     }
 }
@@ -202,6 +213,8 @@ impl BusinessCalendar {
             holidays: holidays.into_iter().collect(),
             workdays: workdays.into_iter().collect(),
             makeup_hours,
+            public_holidays: false,
+            holiday_hours: DayHours::closed(),
         };
         calendar.validate()?;
         Ok(calendar)
@@ -238,11 +251,24 @@ impl BusinessCalendar {
         Ok(())
     }
 
+    /// This calendar with the declared public holidays and make-up workdays merged in, when it
+    /// asks for them (`public_holidays = true`); unchanged otherwise. Validated again: a date
+    /// this calendar lists as its own workday cannot be a declared holiday.
+    pub fn with_public_holidays(&self, declared: &PublicHolidays) -> Result<Self, CalendarError> {
+        let mut calendar = self.clone();
+        if calendar.public_holidays {
+            calendar.holidays.extend(declared.holidays.iter().copied());
+            calendar.workdays.extend(declared.workdays.iter().copied());
+            calendar.validate()?;
+        }
+        Ok(calendar)
+    }
+
     /// The windows that apply on a local date. A date wrongly listed both as holiday and as
     /// workday (which validation refuses) is treated as a holiday.
     pub fn hours_on(&self, date: NaiveDate) -> &DayHours {
         if self.holidays.contains(&date) {
-            &CLOSED
+            &self.holiday_hours
         } else if self.workdays.contains(&date) {
             &self.makeup_hours
         } else {
@@ -282,7 +308,7 @@ impl BusinessCalendar {
     pub fn deadline(&self, start: DateTime<Utc>, duration: SlaDuration, clock: Clock) -> DateTime<Utc> {
         match clock {
             Clock::Wall => start.checked_add_signed(duration.wall_time()).unwrap_or(NEVER),
-            Clock::Business => {
+            Clock::Business | Clock::Calendar(_) => {
                 let clock_start = if duration.business_days() > 0 {
                     self.add_business_days(start, duration.business_days())
                 } else {
@@ -325,7 +351,7 @@ impl BusinessCalendar {
 
     fn clock_time_between(&self, a: DateTime<Utc>, b: DateTime<Utc>, clock: Clock) -> Duration {
         match clock {
-            Clock::Business => self.business_time_between(a, b),
+            Clock::Business | Clock::Calendar(_) => self.business_time_between(a, b),
             Clock::Wall if b > a => b - a,
             Clock::Wall => Duration::zero(),
         }
@@ -333,7 +359,7 @@ impl BusinessCalendar {
 
     fn advance(&self, from: DateTime<Utc>, amount: Duration, clock: Clock) -> DateTime<Utc> {
         match clock {
-            Clock::Business => self.advance_business(from, amount),
+            Clock::Business | Clock::Calendar(_) => self.advance_business(from, amount),
             Clock::Wall => from.checked_add_signed(amount).unwrap_or(NEVER),
         }
     }

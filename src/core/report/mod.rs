@@ -35,7 +35,7 @@ pub mod render;
 
 pub use period::{Period, PeriodError, PeriodSpec};
 
-use crate::core::calendar::BusinessCalendar;
+use crate::core::calendar::Calendars;
 use crate::core::customer::Customer;
 use crate::core::sla::{ClockState, SlaFacts, SlaPolicy, Target};
 use chrono::{DateTime, Duration, Utc};
@@ -216,7 +216,7 @@ pub const POPULATION: &str = "tickets received in the period, as they stand when
 impl Report {
     /// Computes every figure. `sla` and `calendar` are the policy's, so on-time verdicts are the
     /// ones the service itself reaches.
-    pub fn build(input: &ReportInput, sla: &SlaPolicy, calendar: &BusinessCalendar) -> Report {
+    pub fn build(input: &ReportInput, sla: &SlaPolicy, calendar: &Calendars) -> Report {
         let tickets = &input.tickets;
         let received = tickets.len() as u64;
         let none = || "(none)".to_owned();
@@ -238,6 +238,7 @@ impl Report {
                     received_at: t.received_at,
                     category: t.category.clone().unwrap_or_default(),
                     priority: t.priority.clone().unwrap_or_default(),
+                    channel: t.channel.clone(),
                     first_responded_at: t.first_responded_at,
                     resolved_at: t.resolved_at,
                     last_update_at: t.last_update_at,

@@ -147,7 +147,7 @@ fn input() -> ReportInput {
 }
 
 fn build() -> Report {
-    Report::build(&input(), &sla(), &BusinessCalendar::default())
+    Report::build(&input(), &sla(), &Calendars::default())
 }
 
 #[test]
@@ -255,11 +255,7 @@ fn the_html_report_is_one_self_contained_page_with_charts() {
 fn html_escapes_what_comes_from_the_database() {
     let mut input = input();
     input.tickets[0].team = Some("<b>&\"team\"</b>".into());
-    let html = render(
-        &Report::build(&input, &sla(), &BusinessCalendar::default()),
-        Format::Html,
-    )
-    .unwrap();
+    let html = render(&Report::build(&input, &sla(), &Calendars::default()), Format::Html).unwrap();
     assert!(!html.contains("<b>&"));
     assert!(html.contains("&lt;b&gt;&amp;&quot;team&quot;&lt;/b&gt;"));
 }
@@ -299,7 +295,7 @@ fn an_empty_period_has_no_rates_rather_than_zero_or_nan() {
     let mut input = input();
     input.tickets.clear();
     input.complaints.clear();
-    let r = Report::build(&input, &sla(), &BusinessCalendar::default());
+    let r = Report::build(&input, &sla(), &Calendars::default());
     assert_eq!(r.received, 0);
     assert_eq!(r.first_response.mean_seconds, None);
     assert_eq!(r.resolution_rate.rate, None);
@@ -445,7 +441,7 @@ proptest! {
                 row
             })
             .collect();
-        let r = Report::build(&input, &sla(), &BusinessCalendar::default());
+        let r = Report::build(&input, &sla(), &Calendars::default());
         for v in [&r.by_category, &r.by_channel, &r.by_priority, &r.by_team] {
             prop_assert_eq!(v.iter().map(|c| c.count).sum::<u64>(), r.received);
         }
@@ -466,7 +462,7 @@ fn a_pattern_counts_for_its_rule_but_is_not_quoted() {
         r#"fault 3: matched "(付|支付)(不了|失败)"(+2, rule "payment or order fails"), "卡"(+1, rule "crash")"#
             .to_owned(),
     ];
-    let r = Report::build(&input, &sla(), &BusinessCalendar::default());
+    let r = Report::build(&input, &sla(), &Calendars::default());
     let pay = r
         .problems
         .top

@@ -5,6 +5,8 @@
 //! nothing of it: only the shared consumer loop (`pipeline::run_stage`) and the scheduler write
 //! here.
 
+use crate::core::calendar::{PublicHolidays, WARN_FROM_MONTH, missing_year_message};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +26,8 @@ pub struct Component {
 #[derive(Debug, Default)]
 pub struct Health {
     components: Mutex<BTreeMap<String, Component>>,
+    /// The policy's public holidays and its zone, watched for a missing coming year.
+    holidays: Mutex<Option<(PublicHolidays, chrono_tz::Tz)>>,
 }
 
 /// One readiness check: whether it passed, and in words what it found.
@@ -56,6 +60,10 @@ pub struct Readiness {
     /// Names of the failed checks, so a probe's log line says which one at a glance.
     pub failed: Vec<&'static str>,
     pub checks: BTreeMap<&'static str, Check>,
+    /// Things an operator must see to that do not stop the process from serving (e.g. the
+    /// coming year's public holidays are not declared).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub warnings: BTreeMap<&'static str, String>,
 }
 
 impl Readiness {
@@ -65,6 +73,7 @@ impl Readiness {
             ready: failed.is_empty(),
             failed,
             checks: checks.into_iter().collect(),
+            warnings: BTreeMap::new(),
         }
     }
 }
@@ -100,6 +109,30 @@ impl Health {
             health: self.clone(),
             name: name.to_owned(),
         }
+    }
+
+    /// Watches the policy's public holidays: [`Self::warnings`] then says when the current
+    /// year, or from October on the next one, is not declared. Logs the warning at once.
+    pub fn watch_public_holidays(&self, declared: PublicHolidays, tz: chrono_tz::Tz, now: DateTime<Utc>) {
+        *self.holidays.lock().unwrap_or_else(|p| p.into_inner()) = Some((declared, tz));
+        if let Some(w) = self.warnings(now).get("calendar") {
+            tracing::warn!("{w}");
+        }
+    }
+
+    /// Warnings at `now` (not failures: `/readyz` still answers 200). Also sets the gauge
+    /// `switchboard_calendar_missing_year` (the missing year, 0 when none).
+    pub fn warnings(&self, now: DateTime<Utc>) -> BTreeMap<&'static str, String> {
+        let mut out = BTreeMap::new();
+        let guard = self.holidays.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((declared, tz)) = guard.as_ref() {
+            let missing = declared.missing_year(now.with_timezone(tz).date_naive(), WARN_FROM_MONTH);
+            metrics::gauge!("switchboard_calendar_missing_year").set(missing.map_or(0.0, f64::from));
+            if let Some(year) = missing {
+                out.insert("calendar", missing_year_message(year));
+            }
+        }
+        out
     }
 
     pub fn components(&self) -> BTreeMap<String, Component> {
@@ -169,6 +202,26 @@ impl Drop for ConsumerGuard {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_coming_year_is_due_from_october_and_the_current_one_always() {
+        let h = Health::default();
+        let mut declared = PublicHolidays::default();
+        declared.years.insert(2026, None);
+        h.watch_public_holidays(declared, chrono_tz::Asia::Shanghai, Utc::now());
+        let at = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap();
+        assert!(h.warnings(at(2026, 9, 30)).is_empty());
+        let w = h.warnings(at(2026, 10, 1));
+        assert!(w["calendar"].contains("for 2027"), "{w:?}");
+        // Asia/Shanghai: 2026-09-30 16:00Z is already October 1 there.
+        assert!(
+            !h.warnings(Utc.with_ymd_and_hms(2026, 9, 30, 16, 0, 0).unwrap())
+                .is_empty()
+        );
+        assert!(h.warnings(at(2027, 1, 2))["calendar"].contains("for 2027"));
+    }
+
     use super::*;
 
     fn check<'a>(checks: &'a [(&'static str, Check)], name: &str) -> &'a Check {

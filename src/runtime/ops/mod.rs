@@ -196,7 +196,11 @@ pub async fn readiness(s: &OpsState) -> Readiness {
         };
         checks.push(("postgres", pg));
     }
-    Readiness::from_checks(checks)
+    let mut readiness = Readiness::from_checks(checks);
+    if let Some(h) = &s.health {
+        readiness.warnings = h.warnings(chrono::Utc::now());
+    }
+    readiness
 }
 
 /// Parses `addr`, binds it and serves the endpoints in the background until `shutdown`.
@@ -246,6 +250,18 @@ pub fn start(
         db: Some(db.clone()),
     };
     let local = serve(addr, state, shutdown.clone())?;
+    // The calendar warning and its gauge, again now that the recorder is installed, and every
+    // ten minutes (a process started in September warns from October 1 on).
+    let (watched, stop) = (health.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => { watched.warnings(chrono::Utc::now()); }
+            }
+        }
+    });
     collector::spawn(settings.amqp_urls(), topo.clone(), db.clone(), shutdown);
     Ok(Some(local))
 }
@@ -266,6 +282,46 @@ mod tests {
         let status = resp.status();
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_year_without_public_holidays_warns_on_readyz_and_in_a_gauge_without_failing() {
+        let handle = recorder().unwrap();
+        let health = Health::new();
+        health.register("intake", 1);
+        health.set_connected("intake", true);
+        let _consumer = health.consumer_started("intake");
+        let router = router(OpsState {
+            handle,
+            health: Some(health.clone()),
+            db: None,
+        });
+        let (code, body) = get(&router, "/readyz").await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert!(
+            !body.contains("warnings"),
+            "nothing watched, nothing to warn of: {body}"
+        );
+
+        // Only 1999 declared: the current year is always missing.
+        let mut declared = crate::core::calendar::PublicHolidays::default();
+        declared.years.insert(1999, None);
+        health.watch_public_holidays(declared, chrono_tz::Asia::Shanghai, chrono::Utc::now());
+        let (code, body) = get(&router, "/readyz").await;
+        assert_eq!(code, StatusCode::OK, "a warning does not fail readiness: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let year = chrono::Datelike::year(&chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai));
+        let warning = json["warnings"]["calendar"].as_str().unwrap();
+        assert!(
+            warning.contains(&format!("for {year}")) && warning.contains("calendar import"),
+            "{warning}"
+        );
+        let (_, metrics) = get(&router, "/metrics").await;
+        let gauge = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("switchboard_calendar_missing_year "))
+            .unwrap_or_else(|| panic!("no gauge in {metrics}"));
+        assert_eq!(gauge.trim().parse::<f64>().unwrap(), f64::from(year));
     }
 
     #[tokio::test]
