@@ -260,6 +260,21 @@ impl Policy {
             *ladder = ladder.bounded(cap, &beyond);
         }
         for rule in &doc.sla.rules {
+            rule.validate_milestones().map_err(|e| invalid(&rule.name, e))?;
+            for m in &rule.milestones {
+                if let Some(l) = &m.escalation
+                    && !doc.escalation.ladders.contains_key(l)
+                {
+                    return Err(invalid(
+                        &rule.name,
+                        format!(
+                            "SLA rule {:?}: milestone {} names escalation ladder {l:?}, which is not under [escalation.ladders]",
+                            rule.name,
+                            m.name.as_str()
+                        ),
+                    ));
+                }
+            }
             if let Some(l) = &rule.escalation
                 && !doc.escalation.ladders.contains_key(l)
             {

@@ -202,6 +202,14 @@ fn actions_and_work_messages_match_their_schemas() {
             size: Some(10),
             url: "s3://b/k".into(),
         },
+        Action::Workaround {
+            done: "restarted".into(),
+            note: Some("n".into()),
+        },
+        Action::Milestone {
+            name: "plan".into(),
+            note: None,
+        },
     ];
     let kinds: Vec<&str> = actions.iter().map(|a| a.kind()).collect();
     assert_eq!(kinds.len(), Action::KINDS.len(), "every kind has an example here");
