@@ -7,7 +7,6 @@ pub mod calendar;
 pub mod classify;
 pub mod customer;
 pub mod escalation;
-pub mod milestones;
 pub mod notify;
 pub mod numbering;
 pub mod policy;

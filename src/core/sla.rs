@@ -1,5 +1,7 @@
 //! SLA targets (SPEC §5): which rule applies to a ticket and when each target falls due.
 
+pub mod milestones;
+
 use crate::core::calendar::{BusinessCalendar, Clock, SlaDuration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,9 +25,9 @@ pub struct SlaRule {
     /// Escalation ladder to start when a target of this rule is missed.
     #[serde(default)]
     pub escalation: Option<String>,
-    /// Targets between first response and resolution (`core::milestones`).
+    /// Targets between first response and resolution (`core::sla::milestones`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub milestones: Vec<crate::core::milestones::Milestone>,
+    pub milestones: Vec<milestones::Milestone>,
 }
 
 fn wall() -> Clock {
@@ -90,7 +92,7 @@ pub enum Target {
     FirstResponse,
     Resolution,
     NextUpdate,
-    /// Milestones (`core::milestones`): an initial handling plan told to the customer, …
+    /// Milestones (`core::sla::milestones`): an initial handling plan told to the customer, …
     Plan,
     /// … the technical diagnosis communicated, …
     Diagnosis,
@@ -266,7 +268,7 @@ impl SlaPolicy {
             status(Target::Resolution, resolution, f.resolved_at, waiting, !f.closed),
             status(Target::NextUpdate, Some(next_update), None, waiting, open),
         ];
-        clocks.extend(crate::core::milestones::clocks(rule, cal, f, now));
+        clocks.extend(milestones::clocks(rule, cal, f, now));
         clocks
     }
 

@@ -254,7 +254,7 @@ impl Report {
             .collect();
         // Milestones count where some ticket of the period has one.
         let targets = [Target::FirstResponse, Target::Resolution].into_iter().chain(
-            crate::core::milestones::KINDS
+            crate::core::sla::milestones::KINDS
                 .into_iter()
                 .filter(|m| clocks.iter().flatten().any(|c| c.target == *m)),
         );

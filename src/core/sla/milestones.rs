@@ -17,8 +17,8 @@
 //! events and reports); which rule has which, how long each may take and which ladder climbs are
 //! policy.
 
-use super::calendar::{BusinessCalendar, Clock, SlaDuration};
-use super::sla::{ClockState, SlaFacts, SlaRule, Target, TargetStatus};
+use super::{ClockState, SlaFacts, SlaRule, Target, TargetStatus};
+use crate::core::calendar::{BusinessCalendar, Clock, SlaDuration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +100,7 @@ impl SlaRule {
     }
 }
 
-/// The clocks of `rule`'s milestones at `now`. Pure, like [`super::sla::SlaPolicy::clocks`].
+/// The clocks of `rule`'s milestones at `now`. Pure, like [`super::SlaPolicy::clocks`].
 pub fn clocks(rule: &SlaRule, cal: &BusinessCalendar, f: &SlaFacts, now: DateTime<Utc>) -> Vec<TargetStatus> {
     let waiting = f.pauses.last().is_some_and(|(_, end)| end.is_none());
     rule.milestones
