@@ -249,7 +249,7 @@ async fn only_the_assignee_or_their_supervisor_records_a_milestone() {
     );
     assert_eq!(clock("workaround")["state"], "met", "{}", clock("workaround"));
     assert_eq!(clock("resolution")["state"], "running", "{}", clock("resolution"));
-    assert!(v["milestones"]["plan"].is_string(), "{v}");
+    assert!(v["ticket"]["milestones"]["plan"].is_string(), "{v}");
     let allowed: Vec<&str> = v["allowed_actions"]
         .as_array()
         .unwrap()
