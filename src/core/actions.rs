@@ -1062,10 +1062,15 @@ pub fn plan(
                 }));
             };
             if target == super::sla::Target::Workaround {
-                return Err(refuse("a workaround is recorded with the workaround action (say what was done)"));
+                return Err(refuse(
+                    "a workaround is recorded with the workaround action (say what was done)",
+                ));
             }
             if let Some(at) = t.life.milestones.get(target.as_str()) {
-                return Err(refuse(&format!("milestone {name} was already met at {}", at.to_rfc3339())));
+                return Err(refuse(&format!(
+                    "milestone {name} was already met at {}",
+                    at.to_rfc3339()
+                )));
             }
             if note.as_deref().map_or(0, str::len) > MAX_ACTION_TEXT {
                 return Err(refuse(&format!(
@@ -1246,9 +1251,28 @@ mod tests {
         assert_eq!(after.life.milestones.get("workaround"), Some(&now));
         assert!(after.life.resolved_at.is_none());
         // Nothing done is no workaround; a queued or resolved ticket takes none.
-        assert!(act(TicketState::InProgress, Action::Workaround { done: " ".into(), note: None }).is_err());
+        assert!(
+            act(
+                TicketState::InProgress,
+                Action::Workaround {
+                    done: " ".into(),
+                    note: None
+                }
+            )
+            .is_err()
+        );
         for s in [TicketState::Queued, TicketState::Resolved, TicketState::Closed] {
-            assert!(act(s, Action::Workaround { done: "x".into(), note: None }).is_err(), "{s}");
+            assert!(
+                act(
+                    s,
+                    Action::Workaround {
+                        done: "x".into(),
+                        note: None
+                    }
+                )
+                .is_err(),
+                "{s}"
+            );
         }
     }
 
@@ -1261,7 +1285,11 @@ mod tests {
         let p = act(TicketState::Assigned, m("diagnosis")).unwrap();
         assert_eq!(
             (p.steps[0].event, p.steps[0].to, p.milestone),
-            ("milestone_met", TicketState::InProgress, Some(crate::core::sla::Target::Diagnosis))
+            (
+                "milestone_met",
+                TicketState::InProgress,
+                Some(crate::core::sla::Target::Diagnosis)
+            )
         );
         assert!(p.mark_first_response && p.resolution.is_none());
         // Not this rule's, not a milestone, the workaround has its own action.
@@ -1276,7 +1304,15 @@ mod tests {
         assert!(act_in(TicketState::InProgress, &m("diagnosis"), &none).is_err());
         let mut done = ticket(TicketState::InProgress);
         done.life.milestones.insert("diagnosis".into(), done.received_at);
-        let e = plan(&done, ACTOR, &m("diagnosis"), &ctx(), &LifecyclePolicy::default(), done.received_at).unwrap_err();
+        let e = plan(
+            &done,
+            ACTOR,
+            &m("diagnosis"),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            done.received_at,
+        )
+        .unwrap_err();
         assert!(e.why.contains("already met"), "{e}");
         // A milestone's deadline is the policy's: set_due does not move it.
         let set = Action::SetDue {

@@ -445,6 +445,50 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A milestone naming a ladder that does not exist, or a target that is no milestone, is
+    /// refused at load with the rule and the line.
+    #[test]
+    fn a_bad_milestone_is_named_with_its_rule() {
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+        let main = std::fs::read_to_string(src.join("policy.toml")).unwrap();
+        let shipped = "milestones = [{ name = \"plan\", within = \"4h\" }]";
+        assert!(
+            main.contains(shipped),
+            "the sample policy gives complaints a plan milestone"
+        );
+        for (broken, want) in [
+            (
+                "milestones = [{ name = \"plan\", within = \"4h\", escalation = \"nope\" }]",
+                "nope",
+            ),
+            (
+                "milestones = [{ name = \"resolution\", within = \"4h\" }]",
+                "not a milestone",
+            ),
+            (
+                "milestones = [{ name = \"plan\", within = \"0m\" }]",
+                "longer than zero",
+            ),
+        ] {
+            let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(dir.join("policy")).unwrap();
+            for f in [
+                "policy/classification.toml",
+                "policy/calendar.toml",
+                "policy/notify.toml",
+            ] {
+                std::fs::copy(src.join(f), dir.join(f)).unwrap();
+            }
+            std::fs::write(dir.join("policy.toml"), main.replacen(shipped, broken, 1)).unwrap();
+            let err = Policy::load(&dir.join("policy.toml")).unwrap_err().to_string();
+            assert!(
+                err.contains(want) && err.contains("complaint-normal") && err.contains("line"),
+                "{err}"
+            );
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
     #[test]
     fn a_syntax_error_names_the_line() {
         let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));

@@ -225,7 +225,11 @@ async fn get_ticket(
             .doc
             .sla
             .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""))
-            .is_some_and(|r| r.milestones.iter().any(|m| m.name != crate::core::sla::Target::Workaround));
+            .is_some_and(|r| {
+                r.milestones
+                    .iter()
+                    .any(|m| m.name != crate::core::sla::Target::Workaround)
+            });
         allowed.retain(|k| *k != "milestone" || recordable);
         v["allowed_actions"] = json!(allowed);
         Ok::<_, crate::store::StoreError>(Some(Ok(v)))

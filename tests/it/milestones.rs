@@ -92,7 +92,10 @@ async fn a_missed_milestone_escalates_on_its_ladder_and_a_workaround_in_time_doe
         .find(|e| e.0 == "sla.breached" && e.1.as_deref() == Some("plan"))
         .expect("the plan's breach is recorded");
     let late = (breach.2 - (received + chrono::Duration::seconds(2))).num_milliseconds();
-    assert!((0..1500).contains(&late), "plan breach recorded {late} ms after its due time");
+    assert!(
+        (0..1500).contains(&late),
+        "plan breach recorded {late} ms after its due time"
+    );
     let step = entries
         .iter()
         .find(|e| e.0 == "escalated" && e.1.as_deref() == Some("plan"))
@@ -101,15 +104,21 @@ async fn a_missed_milestone_escalates_on_its_ladder_and_a_workaround_in_time_doe
     assert_eq!(step.3["ladder"], "plan", "{}", step.3);
 
     // Past the workaround's due time (8 s): met in time, so no breach; the ticket is not resolved.
-    let given: chrono::DateTime<chrono::Utc> = serde_json::from_value(milestones_of(&h, &number).await["workaround"].clone()).unwrap();
-    assert!(given <= received + chrono::Duration::seconds(8), "the workaround came too late for this test ({given})");
+    let given: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(milestones_of(&h, &number).await["workaround"].clone()).unwrap();
+    assert!(
+        given <= received + chrono::Duration::seconds(8),
+        "the workaround came too late for this test ({given})"
+    );
     let wait = (received + chrono::Duration::seconds(9)) - chrono::Utc::now();
     if let Ok(wait) = wait.to_std() {
         tokio::time::sleep(wait).await;
     }
     let entries = log(&h, &number).await;
     assert!(
-        !entries.iter().any(|e| e.1.as_deref() == Some("workaround") && e.0 != "other"),
+        !entries
+            .iter()
+            .any(|e| e.1.as_deref() == Some("workaround") && e.0 != "other"),
         "a workaround in time breached: {entries:?}"
     );
     assert_eq!(crate::sla::state(&h, &number).await, "in_progress");
@@ -140,7 +149,11 @@ async fn a_missed_milestone_escalates_on_its_ladder_and_a_workaround_in_time_doe
     .await;
     let before = plan_steps(&log(&h, &number).await);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(before, plan_steps(&log(&h, &number).await), "no reminder after the plan was met");
+    assert_eq!(
+        before,
+        plan_steps(&log(&h, &number).await),
+        "no reminder after the plan was met"
+    );
     assert_eq!(
         h.count(&format!(
             "SELECT count(*) FROM sla_timers s JOIN tickets t ON t.id = s.ticket_id
@@ -256,6 +269,9 @@ async fn only_the_assignee_or_their_supervisor_records_a_milestone() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(allowed.contains(&"workaround") && allowed.contains(&"milestone"), "{allowed:?}");
+    assert!(
+        allowed.contains(&"workaround") && allowed.contains(&"milestone"),
+        "{allowed:?}"
+    );
     h.cleanup().await;
 }

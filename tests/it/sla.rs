@@ -71,7 +71,10 @@ async fn wait_state(h: &Harness, number: &str, want: &str) {
 }
 
 /// Transitions of one ticket as (event, target, at) from the transition log.
-pub(crate) async fn log(h: &Harness, number: &str) -> Vec<(String, Option<String>, chrono::DateTime<chrono::Utc>, Value)> {
+pub(crate) async fn log(
+    h: &Harness,
+    number: &str,
+) -> Vec<(String, Option<String>, chrono::DateTime<chrono::Utc>, Value)> {
     let client = h.app.db.pool.get().await.unwrap();
     client
         .query(

@@ -204,7 +204,10 @@ mod tests {
         let p = policy();
         let f = facts("complaint", "normal");
         let c = clock(&p, &f, t(60), Target::Plan).unwrap();
-        assert_eq!((c.state, c.due, c.seconds_left), (ClockState::Running, Some(t(240)), Some(180 * 60)));
+        assert_eq!(
+            (c.state, c.due, c.seconds_left),
+            (ClockState::Running, Some(t(240)), Some(180 * 60))
+        );
         let c = clock(&p, &f, t(241), Target::Plan).unwrap();
         assert_eq!(c.state, ClockState::Breached);
         assert!(
@@ -266,7 +269,10 @@ mod tests {
         let c = clock(&p, &f, t(600), Target::Diagnosis).unwrap();
         assert_eq!((c.state, c.due), (ClockState::Paused, None));
         f.pauses = vec![(t(60), Some(t(180)))];
-        assert_eq!(clock(&p, &f, t(600), Target::Diagnosis).unwrap().due, Some(t(480 + 120)));
+        assert_eq!(
+            clock(&p, &f, t(600), Target::Diagnosis).unwrap().due,
+            Some(t(480 + 120))
+        );
         // The complaint plan does not pause.
         let mut g = facts("complaint", "normal");
         g.pauses = vec![(t(60), None)];
