@@ -375,6 +375,24 @@ async fn show_ticket(settings: Settings, number: &str) -> Result<()> {
         };
         println!("\ncandidates: {} — {triage}", candidates.join(", "));
     }
+    // The SLA clocks, milestones included, as the API and the desk show them.
+    let facts = switchboard::core::sla::SlaFacts::of(&t, switchboard::store::sla::pauses(&**client, t.id).await?);
+    println!("\nclocks:");
+    for c in app
+        .policy
+        .doc
+        .sla
+        .clocks(app.policy.calendar(), &facts, chrono::Utc::now())
+    {
+        let at = |d: Option<chrono::DateTime<chrono::Utc>>| d.map(|d| d.to_rfc3339()).unwrap_or_else(|| "-".into());
+        println!(
+            "  {:<15} {:<9} due {:<32} met {}",
+            c.target.as_str(),
+            serde_json::to_value(c.state)?.as_str().unwrap_or("?"),
+            at(c.due),
+            at(c.met_at)
+        );
+    }
     println!("\ntransitions:");
     for tr in tickets::transitions_of(&**client, t.id).await? {
         println!(

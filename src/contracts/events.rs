@@ -64,6 +64,10 @@ fn public_details(details: &Value) -> Value {
             Some("attached") => {
                 data.remove("url");
             }
+            // A milestone's or workaround's note is for colleagues, like a note.
+            Some("workaround_provided" | "milestone_met") => {
+                data.remove("note");
+            }
             _ => {}
         }
     }

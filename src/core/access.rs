@@ -275,6 +275,14 @@ mod tests {
                 priority: "P4".into(),
                 reason: "r".into(),
             },
+            Action::Workaround {
+                done: "d".into(),
+                note: None,
+            },
+            Action::Milestone {
+                name: "plan".into(),
+                note: None,
+            },
         ]
     }
 
@@ -412,6 +420,9 @@ mod tests {
             ("link", "....", "Y...", "YY.Y", "YYYY"),
             ("merge", "....", "Y...", "YY.Y", "YYYY"),
             ("attach", "....", "Y...", "YY.Y", "YYYY"),
+            // Milestones: the assignee or a supervisor of the team; no colleague, no integration.
+            ("workaround", "....", "Y...", "YY.Y", "YYYY"),
+            ("milestone", "....", "Y...", "YY.Y", "YYYY"),
         ];
         assert_eq!(TABLE.len(), Action::KINDS.len());
         let own = TicketFacts {

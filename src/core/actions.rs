@@ -113,6 +113,20 @@ pub enum Action {
         size: Option<u64>,
         url: String,
     },
+    /// A temporary solution told to the customer (`done`: what was done): meets the SLA rule's
+    /// `workaround` milestone; the ticket stays open until its final resolution.
+    Workaround {
+        done: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// A milestone of the ticket's SLA rule delivered to the customer: `plan` (the initial
+    /// handling plan) or `diagnosis` (the technical diagnosis), with what was said.
+    Milestone {
+        name: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
 }
 
 impl Action {
@@ -138,6 +152,8 @@ impl Action {
             Action::Link { .. } => "link",
             Action::Merge { .. } => "merge",
             Action::Attach { .. } => "attach",
+            Action::Workaround { .. } => "workaround",
+            Action::Milestone { .. } => "milestone",
         }
     }
 
@@ -161,7 +177,7 @@ impl Action {
     }
 
     /// Every kind, in the order a desk shows them.
-    pub const KINDS: [&'static str; 20] = [
+    pub const KINDS: [&'static str; 22] = [
         "claim",
         "start",
         "respond",
@@ -182,6 +198,8 @@ impl Action {
         "link",
         "merge",
         "attach",
+        "workaround",
+        "milestone",
     ];
 }
 
@@ -307,6 +325,8 @@ pub struct Plan {
     pub link: Option<(String, &'static str)>,
     /// A rung climbed by hand: (ladder step index, who it notifies).
     pub escalated: Option<(usize, String)>,
+    /// A milestone met now (`workaround`, `milestone`).
+    pub milestone: Option<super::sla::Target>,
 }
 
 impl Plan {
@@ -332,6 +352,19 @@ impl Plan {
         if let Some(r) = &self.resolution {
             after.life.resolution = Some(r.clone());
             after.life.resolved_at = Some(now);
+            // The final resolution delivers every milestone still outstanding (kept through a
+            // reopening: milestones are once per ticket).
+            let rule = sla.rule_for(
+                after.category.as_deref().unwrap_or(""),
+                after.priority.as_deref().unwrap_or(""),
+                &after.channel,
+            );
+            for m in rule.map(|r| r.milestone_names()).unwrap_or_default() {
+                after.life.milestones.entry(m).or_insert(now);
+            }
+        }
+        if let Some(m) = self.milestone {
+            after.life.milestones.entry(m.as_str().to_owned()).or_insert(now);
         }
         if self.reopen {
             after.life.resolved_at = None;
@@ -422,6 +455,7 @@ impl Plan {
             due_override: None,
             link: None,
             escalated: None,
+            milestone: None,
         }
     }
 
@@ -458,6 +492,8 @@ pub struct Context {
     /// reclassification's category (its priority and channel, no longer needing triage), and the
     /// rule that says so. `None`: not a reclassification of a ticket that needs triage.
     pub triage_route: Option<(String, String)>,
+    /// The milestones the ticket's SLA rule declares (`plan`, `diagnosis`, `workaround`).
+    pub milestones: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -890,7 +926,7 @@ pub fn plan(
             if !(working || s == Queued) {
                 return Err(refuse("only an open ticket's deadline can be changed"));
             }
-            if *target == super::sla::Target::NextUpdate {
+            if *target == super::sla::Target::NextUpdate || target.is_milestone() {
                 return Err(refuse(
                     "the next-update clock restarts with every update; set first_response or resolution",
                 ));
@@ -981,6 +1017,78 @@ pub fn plan(
                 json!({ "name": name, "content_type": content_type, "size": size, "url": url }),
             )
         }
+        Action::Workaround { done, note } => {
+            if !working {
+                return Err(refuse(
+                    "only an assigned, in-progress or waiting ticket can be given a workaround",
+                ));
+            }
+            if done.trim().is_empty() {
+                return Err(refuse("a workaround needs `done`: what was done for the customer"));
+            }
+            if done.len() + note.as_deref().map_or(0, str::len) > MAX_ACTION_TEXT {
+                return Err(refuse(&format!(
+                    "a workaround is at most {MAX_ACTION_TEXT} bytes; attach longer documents"
+                )));
+            }
+            let target = super::sla::Target::Workaround;
+            let milestone = ctx.milestones.iter().any(|m| m == target.as_str());
+            let mut p = Plan::new().step(
+                if s == Assigned { InProgress } else { s },
+                "workaround_provided",
+                format!("temporary solution by {actor}: {done}"),
+                json!({ "done": done, "note": note, "milestone": milestone.then_some(target.as_str()) }),
+            );
+            // Telling the customer is an update; the ticket stays open for its final resolution.
+            p.mark_first_response = t.life.first_responded_at.is_none();
+            p.mark_update = true;
+            p.milestone = Some(target);
+            p
+        }
+        Action::Milestone { name, note } => {
+            if !working {
+                return Err(refuse(
+                    "only an assigned, in-progress or waiting ticket can record a milestone",
+                ));
+            }
+            let target = super::sla::Target::parse(name).filter(|t| t.is_milestone());
+            let Some(target) = target.filter(|t| ctx.milestones.iter().any(|m| m == t.as_str())) else {
+                return Err(refuse(&if ctx.milestones.is_empty() {
+                    format!("the ticket's SLA rule declares no milestones, so {name:?} is none")
+                } else {
+                    format!(
+                        "{name:?} is not a milestone of the ticket's SLA rule; it has: {}",
+                        ctx.milestones.join(", ")
+                    )
+                }));
+            };
+            if target == super::sla::Target::Workaround {
+                return Err(refuse(
+                    "a workaround is recorded with the workaround action (say what was done)",
+                ));
+            }
+            if let Some(at) = t.life.milestones.get(target.as_str()) {
+                return Err(refuse(&format!(
+                    "milestone {name} was already met at {}",
+                    at.to_rfc3339()
+                )));
+            }
+            if note.as_deref().map_or(0, str::len) > MAX_ACTION_TEXT {
+                return Err(refuse(&format!(
+                    "a milestone note is at most {MAX_ACTION_TEXT} bytes; attach longer documents"
+                )));
+            }
+            let mut p = Plan::new().step(
+                if s == Assigned { InProgress } else { s },
+                "milestone_met",
+                format!("milestone {name} met by {actor}"),
+                json!({ "milestone": target.as_str(), "note": note }),
+            );
+            p.mark_first_response = t.life.first_responded_at.is_none();
+            p.mark_update = true;
+            p.milestone = Some(target);
+            p
+        }
     };
     // A state change must be one the state machine allows; same-state steps record events.
     let mut from = s;
@@ -1033,7 +1141,7 @@ pub fn kind_possible(kind: &str, state: TicketState, active_escalations: bool) -
     match kind {
         "claim" => state == Queued,
         "start" => state == Assigned,
-        "respond" | "resolve" => working,
+        "respond" | "resolve" | "workaround" | "milestone" => working,
         "wait_for_customer" => matches!(state, Assigned | InProgress),
         // Whether a resolved ticket is still within the reopen window is the plan's to say.
         "customer_replied" => state != Closed,
@@ -1115,7 +1223,128 @@ mod tests {
             next_rung: Some((0, "sup".into())),
             other: Some(("202611-00002".into(), TicketState::InProgress)),
             triage_route: None,
+            milestones: vec!["diagnosis".into(), "workaround".into()],
         }
+    }
+
+    #[test]
+    fn a_workaround_meets_its_milestone_and_does_not_resolve() {
+        let p = act(
+            TicketState::InProgress,
+            Action::Workaround {
+                done: "restarted the gateway".into(),
+                note: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(p.steps[0].event, "workaround_provided");
+        assert_eq!(p.steps[0].to, TicketState::InProgress);
+        assert_eq!(p.milestone, Some(crate::core::sla::Target::Workaround));
+        assert!(p.resolution.is_none() && p.mark_update && p.load == LoadChange::None);
+        let now = ticket(TicketState::InProgress).received_at + chrono::Duration::hours(1);
+        let after = p.ticket_after(
+            &ticket(TicketState::InProgress),
+            now,
+            None,
+            &real().doc.sla,
+            real().calendar(),
+        );
+        assert_eq!(after.life.milestones.get("workaround"), Some(&now));
+        assert!(after.life.resolved_at.is_none());
+        // Nothing done is no workaround; a queued or resolved ticket takes none.
+        assert!(
+            act(
+                TicketState::InProgress,
+                Action::Workaround {
+                    done: " ".into(),
+                    note: None
+                }
+            )
+            .is_err()
+        );
+        for s in [TicketState::Queued, TicketState::Resolved, TicketState::Closed] {
+            assert!(
+                act(
+                    s,
+                    Action::Workaround {
+                        done: "x".into(),
+                        note: None
+                    }
+                )
+                .is_err(),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_milestone_is_recorded_only_if_the_rule_declares_it_and_only_once() {
+        let m = |name: &str| Action::Milestone {
+            name: name.into(),
+            note: Some("told the customer".into()),
+        };
+        let p = act(TicketState::Assigned, m("diagnosis")).unwrap();
+        assert_eq!(
+            (p.steps[0].event, p.steps[0].to, p.milestone),
+            (
+                "milestone_met",
+                TicketState::InProgress,
+                Some(crate::core::sla::Target::Diagnosis)
+            )
+        );
+        assert!(p.mark_first_response && p.resolution.is_none());
+        // Not this rule's, not a milestone, the workaround has its own action.
+        let e = act(TicketState::InProgress, m("plan")).unwrap_err();
+        assert!(e.why.contains("diagnosis, workaround"), "{e}");
+        assert!(act(TicketState::InProgress, m("resolution")).is_err());
+        assert!(act(TicketState::InProgress, m("workaround")).is_err());
+        let none = Context {
+            milestones: vec![],
+            ..ctx()
+        };
+        assert!(act_in(TicketState::InProgress, &m("diagnosis"), &none).is_err());
+        let mut done = ticket(TicketState::InProgress);
+        done.life.milestones.insert("diagnosis".into(), done.received_at);
+        let e = plan(
+            &done,
+            ACTOR,
+            &m("diagnosis"),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            done.received_at,
+        )
+        .unwrap_err();
+        assert!(e.why.contains("already met"), "{e}");
+        // A milestone's deadline is the policy's: set_due does not move it.
+        let set = Action::SetDue {
+            target: crate::core::sla::Target::Plan,
+            due: done.received_at + chrono::Duration::days(1),
+            reason: "r".into(),
+        };
+        assert!(act(TicketState::InProgress, set).is_err());
+    }
+
+    #[test]
+    fn the_resolution_meets_the_outstanding_milestones_of_the_rule() {
+        let mut t = ticket(TicketState::InProgress);
+        t.category = Some("complaint".into());
+        t.priority = Some("normal".into());
+        let now = t.received_at + chrono::Duration::hours(5);
+        let p = plan(
+            &t,
+            ACTOR,
+            &Action::Resolve {
+                result: "refunded".into(),
+                root_cause: None,
+                notes: None,
+            },
+            &ctx(),
+            &LifecyclePolicy::default(),
+            now,
+        )
+        .unwrap();
+        let after = p.ticket_after(&t, now, None, &real().doc.sla, real().calendar());
+        assert_eq!(after.life.milestones.get("plan"), Some(&now));
     }
 
     fn real() -> &'static crate::core::policy::Policy {

@@ -263,10 +263,14 @@ impl Policy {
             )
         })?;
         for rule in &doc.sla.rules {
+            let milestone_clocks = rule.milestones.iter().map(|m| ("a milestone's clock", m.clock));
             for (what, clock) in [
                 ("first_response_clock", rule.first_response_clock),
                 ("resolution_clock", rule.resolution_clock),
-            ] {
+            ]
+            .into_iter()
+            .chain(milestone_clocks)
+            {
                 if !calendars.knows(clock) {
                     return Err(invalid(
                         &rule.name,
@@ -308,6 +312,21 @@ impl Policy {
             *ladder = ladder.bounded(cap, &beyond);
         }
         for rule in &doc.sla.rules {
+            rule.validate_milestones().map_err(|e| invalid(&rule.name, e))?;
+            for m in &rule.milestones {
+                if let Some(l) = &m.escalation
+                    && !doc.escalation.ladders.contains_key(l)
+                {
+                    return Err(invalid(
+                        &rule.name,
+                        format!(
+                            "SLA rule {:?}: milestone {} names escalation ladder {l:?}, which is not under [escalation.ladders]",
+                            rule.name,
+                            m.name.as_str()
+                        ),
+                    ));
+                }
+            }
             if let Some(l) = &rule.escalation
                 && !doc.escalation.ladders.contains_key(l)
             {
@@ -619,6 +638,41 @@ mod tests {
                 && e.contains("add a rule for category = \"complaint\", priority = \"normal\", channel = \"email\""),
             "{e}"
         );
+    }
+
+    /// A milestone naming a ladder that does not exist, or a target that is no milestone, is
+    /// refused at load with the rule and the line.
+    #[test]
+    fn a_bad_milestone_is_named_with_its_rule() {
+        let shipped = "milestones = [{ name = \"plan\", within = \"4h\" }]";
+        for (broken, want) in [
+            (
+                "milestones = [{ name = \"plan\", within = \"4h\", escalation = \"nope\" }]",
+                "nope",
+            ),
+            (
+                "milestones = [{ name = \"resolution\", within = \"4h\" }]",
+                "not a milestone",
+            ),
+            (
+                "milestones = [{ name = \"plan\", within = \"0m\" }]",
+                "longer than zero",
+            ),
+        ] {
+            let dir = shipped_copy(|f, t| {
+                if f == "policy.toml" {
+                    assert!(t.contains(shipped), "the sample policy gives complaints a plan milestone");
+                    t.replacen(shipped, broken, 1)
+                } else {
+                    t
+                }
+            });
+            let err = load_err(&dir);
+            assert!(
+                err.contains(want) && err.contains("complaint-normal") && err.contains("line"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

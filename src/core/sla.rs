@@ -1,5 +1,7 @@
 //! SLA targets (SPEC §5): which rule applies to a ticket and when each target falls due.
 
+pub mod milestones;
+
 use crate::core::calendar::{Calendars, Clock, SlaDuration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,9 @@ pub struct SlaRule {
     /// Escalation ladder to start when a target of this rule is missed.
     #[serde(default)]
     pub escalation: Option<String>,
+    /// Targets between first response and resolution (`core::sla::milestones`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub milestones: Vec<milestones::Milestone>,
 }
 
 fn wall() -> Clock {
@@ -219,16 +224,32 @@ pub enum Target {
     FirstResponse,
     Resolution,
     NextUpdate,
+    /// Milestones (`core::sla::milestones`): an initial handling plan told to the customer, …
+    Plan,
+    /// … the technical diagnosis communicated, …
+    Diagnosis,
+    /// … a temporary solution, told apart from the final resolution.
+    Workaround,
 }
 
 impl Target {
-    pub const ALL: [Target; 3] = [Target::FirstResponse, Target::Resolution, Target::NextUpdate];
+    pub const ALL: [Target; 6] = [
+        Target::FirstResponse,
+        Target::Resolution,
+        Target::NextUpdate,
+        Target::Plan,
+        Target::Diagnosis,
+        Target::Workaround,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Target::FirstResponse => "first_response",
             Target::Resolution => "resolution",
             Target::NextUpdate => "next_update",
+            Target::Plan => "plan",
+            Target::Diagnosis => "diagnosis",
+            Target::Workaround => "workaround",
         }
     }
 
@@ -256,6 +277,8 @@ pub struct SlaFacts {
     pub restarted_at: Option<DateTime<Utc>>,
     /// Due times agreed by hand (`set_due`): they replace the rule's.
     pub overrides: std::collections::BTreeMap<Target, DateTime<Utc>>,
+    /// When each milestone was met (`workaround`, `milestone`).
+    pub milestones_met: std::collections::BTreeMap<Target, DateTime<Utc>>,
 }
 
 impl SlaFacts {
@@ -274,6 +297,12 @@ impl SlaFacts {
             overrides: t
                 .life
                 .due_overrides
+                .iter()
+                .filter_map(|(target, at)| Some((Target::parse(target)?, *at)))
+                .collect(),
+            milestones_met: t
+                .life
+                .milestones
                 .iter()
                 .filter_map(|(target, at)| Some((Target::parse(target)?, *at)))
                 .collect(),
@@ -363,7 +392,7 @@ impl SlaPolicy {
         let open = f.resolved_at.is_none() && !f.closed;
         let update_from = f.last_update_at.unwrap_or(f.received_at).max(f.received_at);
         let next_update = cal.deadline(update_from, self.next_update, Clock::Wall);
-        vec![
+        let mut clocks = vec![
             status(
                 Target::FirstResponse,
                 Some(first),
@@ -373,7 +402,9 @@ impl SlaPolicy {
             ),
             status(Target::Resolution, resolution, f.resolved_at, waiting, !f.closed),
             status(Target::NextUpdate, Some(next_update), None, waiting, open),
-        ]
+        ];
+        clocks.extend(milestones::clocks(rule, cal, f, now));
+        clocks
     }
 
     /// The deadlines a timer must watch: clocks that are running (or already breached but not

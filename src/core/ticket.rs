@@ -56,6 +56,9 @@ pub struct Progress {
     /// `resolution`), replacing the SLA rule's until a reopening.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub due_overrides: std::collections::BTreeMap<String, DateTime<Utc>>,
+    /// When each milestone (`plan`, `diagnosis`, `workaround`) was met, by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub milestones: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 /// One state change. `seq` equals the ticket's version after the change, so the transition

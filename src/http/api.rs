@@ -125,6 +125,7 @@ async fn view_of<C: tokio_postgres::GenericClient>(
     view["subject"] = json!(t.subject);
     view["body"] = json!(t.body);
     view["due_overrides"] = json!(t.life.due_overrides);
+    view["milestones"] = json!(t.life.milestones);
     let links: Vec<Value> = tickets::links_of(client, t.id)
         .await?
         .into_iter()
@@ -216,7 +217,21 @@ async fn get_ticket(
         }
         let mut v = view_of(&s.app, &**client, &t).await?;
         let active = v["active_escalation"].as_bool().unwrap_or(false);
-        v["allowed_actions"] = json!(allowed_actions(&principal, &t, &facts, active));
+        let mut allowed = allowed_actions(&principal, &t, &facts, active);
+        // `milestone` is offered only where the ticket's SLA rule has one it records.
+        let recordable = s
+            .app
+            .policy
+            .doc
+            .sla
+            .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""), &t.channel)
+            .is_some_and(|r| {
+                r.milestones
+                    .iter()
+                    .any(|m| m.name != crate::core::sla::Target::Workaround)
+            });
+        allowed.retain(|k| *k != "milestone" || recordable);
+        v["allowed_actions"] = json!(allowed);
         Ok::<_, crate::store::StoreError>(Some(Ok(v)))
     }
     .await;

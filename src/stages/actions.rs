@@ -134,6 +134,12 @@ pub async fn apply(
         next_rung: next_rung.as_ref().map(|(step, who, _)| (*step, who.clone())),
         other: other.as_ref().map(|o| (o.number.clone(), o.state)),
         triage_route,
+        milestones: policy
+            .doc
+            .sla
+            .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""), &t.channel)
+            .map(|r| r.milestone_names())
+            .unwrap_or_default(),
     };
     let p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
 
@@ -243,7 +249,7 @@ pub async fn apply(
         match c.target {
             Target::FirstResponse => after.first_response_due = c.due.or(after.first_response_due),
             Target::Resolution => after.resolution_due = c.due,
-            Target::NextUpdate => {}
+            _ => {}
         }
     }
 

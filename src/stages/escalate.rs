@@ -120,7 +120,8 @@ impl Escalate {
             t.priority.as_deref().unwrap_or(""),
             &t.channel,
         );
-        let ladder_name = rule.and_then(|r| r.escalation.clone());
+        // A milestone may climb its own ladder; every other target climbs the rule's.
+        let ladder_name = rule.and_then(|r| r.ladder_for(target)).map(str::to_owned);
         let ladder = ladder_name.as_ref().and_then(|n| policy.doc.escalation.ladders.get(n));
         let lateness = (msg.fired_at - msg.due_at).num_milliseconds() as f64 / 1000.0;
         metrics::histogram!("switchboard_timer_lateness_seconds", "kind" => kind.to_owned()).record(lateness.max(0.0));

@@ -7,7 +7,7 @@ use crate::core::customer::Customer;
 use crate::core::policy::Policy;
 use crate::core::report::{ComplaintRow, Period, REPEAT_WINDOW_DAYS, Report, ReportInput, TicketRow, customer_key};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A `classified` transition is written seconds after the ticket's `received_at`; the slack
 /// covers a channel clock ahead of ours while still letting Postgres skip old months.
@@ -34,7 +34,7 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
     let rows = tx
         .query(
             "SELECT id, channel, category, priority, team, state, received_at, first_responded_at, resolved_at,
-                    closed_at, last_update_at, sla_restarted_at, rating
+                    closed_at, last_update_at, sla_restarted_at, rating, milestones
              FROM tickets WHERE received_at >= $1 AND received_at < $2 ORDER BY id",
             &[&from, &to],
         )
@@ -55,6 +55,13 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
             last_update_at: r.get(10),
             restarted_at: r.get(11),
             rating: r.get(12),
+            milestones: r
+                .get::<_, Option<serde_json::Value>>(13)
+                .and_then(|v| serde_json::from_value::<BTreeMap<String, DateTime<Utc>>>(v).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, at)| Some((crate::core::sla::Target::parse(&k)?, at)))
+                .collect(),
             ..TicketRow::default()
         })
         .collect();

@@ -202,6 +202,14 @@ fn actions_and_work_messages_match_their_schemas() {
             size: Some(10),
             url: "s3://b/k".into(),
         },
+        Action::Workaround {
+            done: "restarted".into(),
+            note: Some("n".into()),
+        },
+        Action::Milestone {
+            name: "plan".into(),
+            note: None,
+        },
     ];
     let kinds: Vec<&str> = actions.iter().map(|a| a.kind()).collect();
     assert_eq!(kinds.len(), Action::KINDS.len(), "every kind has an example here");
@@ -372,6 +380,14 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
             size: None,
             url: "https://cdn.example.com/a.pdf".into(),
         },
+        Action::Workaround {
+            done: "a spare unit lent".into(),
+            note: text("until the part arrives"),
+        },
+        Action::Milestone {
+            name: "diagnosis".into(),
+            note: None,
+        },
     ];
     for kind in Action::KINDS {
         assert!(actions.iter().any(|a| a.kind() == kind), "no sample of {kind}");
@@ -397,6 +413,8 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
         json!({ "kind": "set_due", "target": "sometime", "due": "2030-01-01T00:00:00Z", "reason": "r" }),
         json!({ "kind": "attach", "name": "a", "url": "s3://x", "size": -1 }),
         json!({ "kind": "rate", "score": "five" }),
+        json!({ "kind": "workaround" }),
+        json!({ "kind": "milestone", "note": "no name" }),
         json!({ "message": "no kind" }),
     ] {
         assert!(

@@ -22,6 +22,7 @@ mod desk;
 mod effectively_once;
 mod events_log;
 mod gateway;
+mod milestones;
 mod notify;
 mod ops_endpoints;
 mod outbound;

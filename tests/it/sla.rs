@@ -23,7 +23,7 @@ async fn fast_harness(name: &str) -> Harness {
     h
 }
 
-async fn open_ticket(h: &Harness, id: &str, body: &str) -> String {
+pub(crate) async fn open_ticket(h: &Harness, id: &str, body: &str) -> String {
     let now = chrono::Utc::now().to_rfc3339();
     let req = json!({"channel": "chat", "channel_message_id": id, "received_at": now,
                      "customer": {"customer_id": format!("C-{id}")}, "body": body, "thread_ref": format!("chat:{id}")});
@@ -41,7 +41,7 @@ async fn open_ticket(h: &Harness, id: &str, body: &str) -> String {
         .get(0)
 }
 
-async fn act(h: &Harness, number: &str, id: &str, action: Value) {
+pub(crate) async fn act(h: &Harness, number: &str, id: &str, action: Value) {
     let kind = action["kind"].as_str().unwrap().to_owned();
     let msg = Outgoing {
         exchange: Exchange::Actions,
@@ -53,7 +53,7 @@ async fn act(h: &Harness, number: &str, id: &str, action: Value) {
     bus::publish_all(&h.ch, h.topo(), &[msg]).await.unwrap();
 }
 
-async fn state(h: &Harness, number: &str) -> String {
+pub(crate) async fn state(h: &Harness, number: &str) -> String {
     let client = h.app.db.pool.get().await.unwrap();
     client
         .query_one("SELECT state FROM tickets WHERE number = $1", &[&number])
@@ -71,7 +71,10 @@ async fn wait_state(h: &Harness, number: &str, want: &str) {
 }
 
 /// Transitions of one ticket as (event, target, at) from the transition log.
-async fn log(h: &Harness, number: &str) -> Vec<(String, Option<String>, chrono::DateTime<chrono::Utc>, Value)> {
+pub(crate) async fn log(
+    h: &Harness,
+    number: &str,
+) -> Vec<(String, Option<String>, chrono::DateTime<chrono::Utc>, Value)> {
     let client = h.app.db.pool.get().await.unwrap();
     client
         .query(

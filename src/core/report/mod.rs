@@ -72,6 +72,8 @@ pub struct TicketRow {
     pub breaches: Vec<(String, bool)>,
     /// Target of each escalation step sent (the escalate stage's transitions).
     pub escalation_steps: Vec<String>,
+    /// When each milestone was met (`tickets.milestones`).
+    pub milestones: BTreeMap<Target, DateTime<Utc>>,
 }
 
 /// A complaint for the repeat-complaint rate: those of the period and of the 30 days before.
@@ -246,11 +248,18 @@ impl Report {
                     closed: t.closed_at.is_some(),
                     overrides: Default::default(),
                     restarted_at: t.restarted_at,
+                    milestones_met: t.milestones.clone(),
                 };
                 sla.clocks(calendar, &facts, input.generated_at)
             })
             .collect();
-        for target in [Target::FirstResponse, Target::Resolution] {
+        // Milestones count where some ticket of the period has one.
+        let targets = [Target::FirstResponse, Target::Resolution].into_iter().chain(
+            crate::core::sla::milestones::KINDS
+                .into_iter()
+                .filter(|m| clocks.iter().flatten().any(|c| c.target == *m)),
+        );
+        for target in targets {
             let mut o = OnTime {
                 target: target.as_str().to_owned(),
                 on_time: 0,
