@@ -532,6 +532,37 @@ mod tests {
         err
     }
 
+    /// The shipped calendars with the year files merged in: the service hours stay open on
+    /// public holidays (and know them), working days close on them and open on make-up days.
+    #[test]
+    fn the_shipped_calendars_know_the_2026_holidays() {
+        use chrono::{DateTime, Utc};
+        let date = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let shipped = Policy::load_rules(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/policy.toml"
+        )))
+        .unwrap();
+        let service = shipped.calendar();
+        assert_eq!(service.time_zone, Tz::Asia__Shanghai);
+        assert!(
+            service.holidays.contains(&date("2026-02-17")),
+            "the duty rota knows the holidays"
+        );
+        assert!(
+            service.is_open(utc("2026-02-17T10:00:00+08:00")),
+            "phone and chat are staffed every day"
+        );
+        assert!(!service.is_open(utc("2026-02-17T23:00:00+08:00")));
+        let work = shipped.calendar().get("working_days").unwrap();
+        assert!(!work.is_open(utc("2026-02-17T10:00:00+08:00")), "Spring Festival");
+        assert!(work.is_open(utc("2026-02-28T10:00:00+08:00")), "make-up Saturday");
+        assert!(!work.is_open(utc("2026-03-07T10:00:00+08:00")), "an ordinary Saturday");
+        assert!(work.is_open(utc("2026-03-09T10:00:00+08:00")), "a Monday");
+        assert_eq!(work.validate(), Ok(()));
+    }
+
     #[test]
     fn public_holidays_come_one_file_per_year_and_are_checked() {
         let same = |_: &str, t: String| t;

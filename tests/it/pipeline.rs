@@ -82,9 +82,13 @@ async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_let
                SELECT ticket_id,
                       string_agg(to_state, ',' ORDER BY seq) FILTER (WHERE details->>'event' IS DISTINCT FROM 'customer_messaged') AS path,
                       count(*) FILTER (WHERE details->>'event' = 'customer_messaged' AND from_state = to_state) AS replies,
-                      max(seq) AS last, count(*) AS n
-               FROM ticket_transitions GROUP BY ticket_id) p
-             WHERE NOT (path IN ('received,classified,prioritized,assigned', 'received,classified,prioritized,queued') AND last = n AND n = 4 + replies)",
+                      count(*) AS n
+               FROM ticket_transitions
+               -- A chat's first reply is due within 10 s (shipped policy): its breach and
+               -- escalation may come while the test runs; they are the escalate stage's rows.
+               WHERE actor <> 'escalate'
+               GROUP BY ticket_id) p
+             WHERE NOT (path IN ('received,classified,prioritized,assigned', 'received,classified,prioritized,queued') AND n = 4 + replies)",
         )
         .await;
     assert_eq!(bad, 0, "tickets whose transitions are not exactly one per stage");
