@@ -202,6 +202,10 @@ fn actions_and_work_messages_match_their_schemas() {
             size: Some(10),
             url: "s3://b/k".into(),
         },
+        Action::AddTask {
+            team: "billing".into(),
+            summary: "refund".into(),
+        },
     ];
     let kinds: Vec<&str> = actions.iter().map(|a| a.kind()).collect();
     assert_eq!(kinds.len(), Action::KINDS.len(), "every kind has an example here");
@@ -372,6 +376,10 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
             size: None,
             url: "https://cdn.example.com/a.pdf".into(),
         },
+        Action::AddTask {
+            team: "technical_support".into(),
+            summary: "诊断主板故障".into(),
+        },
     ];
     for kind in Action::KINDS {
         assert!(actions.iter().any(|a| a.kind() == kind), "no sample of {kind}");
@@ -397,6 +405,7 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
         json!({ "kind": "set_due", "target": "sometime", "due": "2030-01-01T00:00:00Z", "reason": "r" }),
         json!({ "kind": "attach", "name": "a", "url": "s3://x", "size": -1 }),
         json!({ "kind": "rate", "score": "five" }),
+        json!({ "kind": "add_task", "team": "billing" }),
         json!({ "message": "no kind" }),
     ] {
         assert!(

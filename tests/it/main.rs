@@ -21,6 +21,7 @@ mod desk;
 mod effectively_once;
 mod events_log;
 mod gateway;
+mod groups;
 mod notify;
 mod ops_endpoints;
 mod outbound;
