@@ -405,5 +405,23 @@ async fn show_ticket(settings: Settings, number: &str) -> Result<()> {
             tr.reason
         );
     }
+    // A group ticket's tasks; a task's parent (`core::groups`).
+    if let Some((_, number, state)) = switchboard::store::groups::parent_of(&**client, t.id).await? {
+        println!("\ntask of: {number} ({})", state.as_str());
+    }
+    let tasks = switchboard::store::groups::tasks_of(&**client, t.id).await?;
+    if !tasks.is_empty() {
+        println!("\ntasks:");
+        for k in tasks {
+            println!(
+                "  {}  {:<20} {:<20} {:<10} {}",
+                k.number,
+                k.state.as_str(),
+                k.team.as_deref().unwrap_or("-"),
+                k.assignee.as_deref().unwrap_or("-"),
+                k.summary.as_deref().unwrap_or("")
+            );
+        }
+    }
     Ok(())
 }

@@ -52,8 +52,8 @@ pub fn ticket_view(t: &Ticket) -> Value {
     })
 }
 
-/// A transition's details as events show them: an internal note's text and an attachment's
-/// location stay inside (a note is for colleagues, and a storage URL is often a bearer link).
+/// A transition's details as events show them: an internal note's text, a task's summary and
+/// an attachment's location stay inside (a note is for colleagues, and a storage URL is often a bearer link).
 fn public_details(details: &Value) -> Value {
     let mut d = details.clone();
     if let Some(data) = d.get_mut("data").and_then(Value::as_object_mut) {
@@ -67,6 +67,10 @@ fn public_details(details: &Value) -> Value {
             // A milestone's or workaround's note is for colleagues, like a note.
             Some("workaround_provided" | "milestone_met") => {
                 data.remove("note");
+            }
+            // What a task's team is to do is internal, like a note (`core::groups`).
+            Some("task_added" | "task_opened") => {
+                data.remove("summary");
             }
             _ => {}
         }
@@ -192,6 +196,14 @@ mod tests {
         let file =
             json!({"action": "attach", "event": "attached", "data": {"name": "a.jpg", "url": "https://s3/x?sig=1"}});
         assert_eq!(public_details(&file)["data"], json!({"name": "a.jpg"}));
+        for event in ["task_added", "task_opened"] {
+            let task = json!({"action": "add_task", "event": event,
+                              "data": {"team": "billing", "summary": "退款 13812345678", "task": "202612-00009"}});
+            assert_eq!(
+                public_details(&task)["data"],
+                json!({"team": "billing", "task": "202612-00009"})
+            );
+        }
         let other = json!({"action": "resolve", "event": "resolved", "data": {"result": "ok"}});
         assert_eq!(public_details(&other), other);
     }

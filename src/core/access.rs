@@ -423,6 +423,7 @@ mod tests {
             // Milestones: the assignee or a supervisor of the team; no colleague, no integration.
             ("workaround", "....", "Y...", "YY.Y", "YYYY"),
             ("milestone", "....", "Y...", "YY.Y", "YYYY"),
+            ("add_task", "....", "Y...", "YY.Y", "YYYY"),
         ];
         assert_eq!(TABLE.len(), Action::KINDS.len());
         let own = TicketFacts {
@@ -563,5 +564,32 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert_eq!(Role::parse("root"), None);
+    }
+
+    /// A task is opened on a group ticket by whoever may work it: its assignee, a supervisor of
+    /// its team, an admin; not a teammate who does not own it, another team, or an integration.
+    #[test]
+    fn tasks_are_added_by_the_owner_and_the_team_s_supervisor_only() {
+        let parent = TicketFacts {
+            team: Some("front_line"),
+            assignee: Some("fl-1"),
+            opened_by_key: Some("key_1"),
+            needs_triage: false,
+        };
+        let task = Action::AddTask {
+            team: "billing".into(),
+            summary: "refund".into(),
+        };
+        assert!(agent("fl-1", "front_line").may_act(&task, &parent).is_ok());
+        assert!(agent("fl-2", "front_line").may_act(&task, &parent).is_err());
+        assert!(agent("bl-1", "billing").may_act(&task, &parent).is_err());
+        let sup = |team| Principal {
+            team: Some(team),
+            ..principal(Role::Supervisor)
+        };
+        assert!(sup("front_line").may_act(&task, &parent).is_ok());
+        assert!(sup("billing").may_act(&task, &parent).is_err());
+        assert!(principal(Role::Admin).may_act(&task, &parent).is_ok());
+        assert!(principal(Role::Integration).may_act(&task, &parent).is_err());
     }
 }

@@ -127,6 +127,12 @@ pub enum Action {
         #[serde(default)]
         note: Option<String>,
     },
+    /// Opens a task for `team` on this ticket (a group ticket for a complex problem,
+    /// `core::groups`): a child ticket in that team's queue, linked to this one.
+    AddTask {
+        team: String,
+        summary: String,
+    },
 }
 
 impl Action {
@@ -154,6 +160,7 @@ impl Action {
             Action::Attach { .. } => "attach",
             Action::Workaround { .. } => "workaround",
             Action::Milestone { .. } => "milestone",
+            Action::AddTask { .. } => "add_task",
         }
     }
 
@@ -177,7 +184,7 @@ impl Action {
     }
 
     /// Every kind, in the order a desk shows them.
-    pub const KINDS: [&'static str; 22] = [
+    pub const KINDS: [&'static str; 23] = [
         "claim",
         "start",
         "respond",
@@ -200,6 +207,7 @@ impl Action {
         "attach",
         "workaround",
         "milestone",
+        "add_task",
     ];
 }
 
@@ -327,6 +335,8 @@ pub struct Plan {
     pub escalated: Option<(usize, String)>,
     /// A milestone met now (`workaround`, `milestone`).
     pub milestone: Option<super::sla::Target>,
+    /// A task to open on this ticket: (team, summary) (`core::groups`).
+    pub task: Option<(String, String)>,
 }
 
 impl Plan {
@@ -456,6 +466,7 @@ impl Plan {
             link: None,
             escalated: None,
             milestone: None,
+            task: None,
         }
     }
 
@@ -494,6 +505,10 @@ pub struct Context {
     pub triage_route: Option<(String, String)>,
     /// The milestones the ticket's SLA rule declares (`plan`, `diagnosis`, `workaround`).
     pub milestones: Vec<String>,
+    /// This ticket's tasks not yet done (numbers): it may not be resolved or merged away.
+    pub open_tasks: Vec<String>,
+    /// This ticket is itself a task (of the parent named): it takes no tasks of its own.
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -626,6 +641,9 @@ pub fn plan(
             }
             if result.trim().is_empty() {
                 return Err(refuse("a resolution needs a result"));
+            }
+            if let Some(why) = super::groups::open_tasks_block(&ctx.open_tasks) {
+                return Err(refuse(&why));
             }
             let resolution =
                 json!({ "result": result, "root_cause": root_cause, "notes": notes, "by": actor, "at": now });
@@ -978,6 +996,9 @@ pub fn plan(
             if *other_state == Closed {
                 return Err(refuse(&format!("{other} is closed: merge into an open ticket")));
             }
+            if let Some(why) = super::groups::open_tasks_block(&ctx.open_tasks) {
+                return Err(refuse(&why));
+            }
             // Closed, not resolved: a duplicate is not a solved problem (reports count
             // resolutions), and its SLA clocks stop with the closing.
             let mut p = Plan::new().step(
@@ -1089,6 +1110,40 @@ pub fn plan(
             p.milestone = Some(target);
             p
         }
+        Action::AddTask { team, summary } => {
+            if !working {
+                return Err(refuse("only an assigned, in-progress or waiting ticket can take tasks"));
+            }
+            if let Some(parent) = &ctx.parent {
+                return Err(refuse(&format!(
+                    "a task takes no tasks of its own: add the task to its parent {parent}"
+                )));
+            }
+            if !ctx.teams.contains(team) {
+                return Err(refuse(&format!(
+                    "there is no team {team:?}; teams: {}",
+                    ctx.teams.join(", ")
+                )));
+            }
+            if summary.trim().is_empty() {
+                return Err(refuse("a task needs a summary of what the team is to do"));
+            }
+            if summary.len() > MAX_ACTION_TEXT {
+                return Err(refuse(&format!(
+                    "a task's summary is at most {MAX_ACTION_TEXT} bytes; attach longer documents"
+                )));
+            }
+            // The task's number is the shell's to give: it adds it to the details.
+            let mut p = Plan::new().step(
+                s,
+                "task_added",
+                // The summary stays in the details: events leave it out, like a note's text.
+                format!("task for the {team} queue added by {actor}"),
+                json!({ "team": team, "summary": summary }),
+            );
+            p.task = Some((team.clone(), summary.clone()));
+            p
+        }
     };
     // A state change must be one the state machine allows; same-state steps record events.
     let mut from = s;
@@ -1152,6 +1207,7 @@ pub fn kind_possible(kind: &str, state: TicketState, active_escalations: bool) -
         "set_priority" => state != Closed,
         "reclassify" => !matches!(state, Received | Classified | Closed),
         "note" | "link" | "attach" => true,
+        "add_task" => working,
         _ => false,
     }
 }
@@ -1224,6 +1280,8 @@ mod tests {
             other: Some(("202611-00002".into(), TicketState::InProgress)),
             triage_route: None,
             milestones: vec!["diagnosis".into(), "workaround".into()],
+            open_tasks: Vec::new(),
+            parent: None,
         }
     }
 
@@ -2082,5 +2140,77 @@ mod tests {
             let open = matches!(t.state, TicketState::Assigned | TicketState::InProgress | TicketState::WaitingForCustomer);
             prop_assert_eq!(load, i64::from(open));
         }
+    }
+
+    fn add_task(team: &str, summary: &str) -> Action {
+        Action::AddTask {
+            team: team.into(),
+            summary: summary.into(),
+        }
+    }
+
+    #[test]
+    fn a_working_ticket_takes_a_task_for_a_known_team_and_records_it_without_changing_state() {
+        for s in [
+            TicketState::Assigned,
+            TicketState::InProgress,
+            TicketState::WaitingForCustomer,
+        ] {
+            let p = act(s, add_task("billing", "refund the double charge")).unwrap();
+            assert_eq!(p.task, Some(("billing".into(), "refund the double charge".into())));
+            assert_eq!(p.steps.len(), 1);
+            assert_eq!((p.steps[0].to, p.steps[0].event), (s, "task_added"));
+            assert_eq!(p.load, LoadChange::None);
+            assert!(kind_possible("add_task", s, false));
+        }
+        for s in [
+            TicketState::Received,
+            TicketState::Queued,
+            TicketState::Resolved,
+            TicketState::Closed,
+        ] {
+            assert!(act(s, add_task("billing", "x")).is_err(), "{s}");
+            assert!(!kind_possible("add_task", s, false), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_task_needs_a_real_team_and_a_summary_and_tasks_do_not_nest() {
+        let e = act(TicketState::InProgress, add_task("nobody", "x")).unwrap_err();
+        assert!(e.why.contains("no team"), "{e}");
+        assert!(act(TicketState::InProgress, add_task("billing", "  ")).is_err());
+        let long = "x".repeat(MAX_ACTION_TEXT + 1);
+        assert!(act(TicketState::InProgress, add_task("billing", &long)).is_err());
+        let child = Context {
+            parent: Some("202611-00000".into()),
+            ..ctx()
+        };
+        let e = act_in(TicketState::InProgress, &add_task("billing", "x"), &child).unwrap_err();
+        assert!(e.why.contains("202611-00000"), "{e}");
+    }
+
+    #[test]
+    fn a_parent_with_open_tasks_is_neither_resolved_nor_merged_until_they_are_done() {
+        let resolve = Action::Resolve {
+            result: "fixed".into(),
+            root_cause: None,
+            notes: None,
+        };
+        let merge = Action::Merge {
+            into: "202611-00002".into(),
+            reason: None,
+        };
+        let waiting = Context {
+            open_tasks: vec!["202611-00003".into()],
+            ..ctx()
+        };
+        for a in [&resolve, &merge] {
+            let e = act_in(TicketState::InProgress, a, &waiting).unwrap_err();
+            assert!(e.why.contains("202611-00003"), "{e}");
+            assert!(act_in(TicketState::InProgress, a, &ctx()).is_ok(), "{}", a.kind());
+        }
+        // Everything else goes on while tasks are open.
+        assert!(act_in(TicketState::InProgress, &Action::Respond { message: None }, &waiting).is_ok());
+        assert!(act_in(TicketState::InProgress, &add_task("billing", "another"), &waiting).is_ok());
     }
 }

@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod classify;
 pub mod customer;
 pub mod escalation;
+pub mod groups;
 pub mod notify;
 pub mod numbering;
 pub mod policy;

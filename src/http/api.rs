@@ -131,6 +131,20 @@ async fn view_of<C: tokio_postgres::GenericClient>(
         .into_iter()
         .map(|(number, kind, state)| json!({ "number": number, "kind": kind, "state": state }))
         .collect();
+    // A group ticket lists its tasks with what each team is to do; a task names its parent
+    // (`core::groups`). Reading either does not open the other: its team reads it.
+    let tasks: Vec<Value> = crate::store::groups::tasks_of(client, t.id)
+        .await?
+        .into_iter()
+        .map(|k| {
+            json!({ "number": k.number, "state": k.state, "team": k.team,
+                    "assignee": k.assignee, "summary": k.summary,
+                    "done": crate::core::groups::done(k.state) })
+        })
+        .collect();
+    let parent = crate::store::groups::parent_of(client, t.id)
+        .await?
+        .map(|(_, number, state)| json!({ "number": number, "state": state }));
     // Notes and attachments live in the transition log (one audit trail); shown apart too.
     let by_event = |event: &str| -> Vec<Value> {
         transitions
@@ -161,6 +175,8 @@ async fn view_of<C: tokio_postgres::GenericClient>(
         "messages": messages,
         "customer_tickets": earlier,
         "links": links,
+        "tasks": tasks,
+        "parent": parent,
         "notes": notes,
         "attachments": attachments,
         "active_escalation": active_escalation,
@@ -231,6 +247,10 @@ async fn get_ticket(
                     .any(|m| m.name != crate::core::sla::Target::Workaround)
             });
         allowed.retain(|k| *k != "milestone" || recordable);
+        // A task takes no tasks of its own (`core::groups`).
+        if !v["parent"].is_null() {
+            allowed.retain(|k| *k != "add_task");
+        }
         v["allowed_actions"] = json!(allowed);
         Ok::<_, crate::store::StoreError>(Some(Ok(v)))
     }
@@ -371,9 +391,17 @@ pub(crate) async fn apply_http_if(
     let named: Vec<&str> = msg.action.agent_named(&msg.actor).into_iter().collect();
     // A link or merge locks the other ticket too (in id order, with this one): its state is
     // read under the lock, and two merges of a pair into each other cannot deadlock.
-    let numbers: Vec<&str> = std::iter::once(msg.ticket.as_str())
+    let mut numbers: Vec<&str> = std::iter::once(msg.ticket.as_str())
         .chain(msg.action.other_ticket())
         .collect();
+    // A task's parent is locked with it (its being done is written there); opening a task
+    // holds the month's counter first (`store::groups`).
+    let parents = crate::store::groups::parent_numbers(&*tx, &numbers[..1]).await?;
+    numbers.extend(parents.iter().map(String::as_str));
+    if matches!(msg.action, Action::AddTask { .. }) {
+        let period = crate::core::numbering::period(chrono::Utc::now(), s.app.policy.tz);
+        crate::store::groups::hold_counter(&tx, &period).await?;
+    }
     let set = crate::store::locks::LockSet {
         agents: &named,
         assignees_of: &numbers[..1],

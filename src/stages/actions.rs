@@ -123,6 +123,13 @@ pub async fn apply(
         }
         _ => None,
     };
+    // Group tickets (`core::groups`): a task's parent hears of its being done; a parent's open
+    // tasks hold its resolution.
+    let parent = crate::store::groups::parent_of(&**tx, t.id).await?;
+    let open_tasks = match &msg.action {
+        Action::Resolve { .. } | Action::Merge { .. } => crate::store::groups::open_tasks(&**tx, t.id).await?,
+        _ => Vec::new(),
+    };
     let ctx = ActionContext {
         active_escalations: active as usize,
         priority_levels: policy.doc.priority.levels.clone(),
@@ -140,8 +147,24 @@ pub async fn apply(
             .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""), &t.channel)
             .map(|r| r.milestone_names())
             .unwrap_or_default(),
+        open_tasks,
+        parent: parent.as_ref().map(|(_, number, _)| number.clone()),
     };
-    let p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
+    let mut p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
+
+    let mut outputs = Vec::new();
+    if let Some((team, summary)) = &p.task {
+        let task = open_task(tx, policy, t, team, summary, &msg.actor, now).await?;
+        if let Some(step) = p.steps.first_mut() {
+            step.details["task"] = json!(task.number);
+        }
+        outputs.extend(task_opened_outputs(tx, policy, t, &task, summary, &msg.actor, now).await?);
+        // The team's free agents are offered the task at once.
+        outputs.push(drain_message(
+            team,
+            &format!("task {} of {} opened", task.number, t.number),
+        ));
+    }
 
     let assignee_team = match &p.assignee {
         Some(a) => agents::team_of(tx, a).await?,
@@ -150,7 +173,6 @@ pub async fn apply(
     let mut after = p.ticket_after(t, now, assignee_team, &policy.doc.sla, policy.calendar());
 
     // Transitions: one per step, each bumping the version (the event sequence).
-    let mut outputs = Vec::new();
     let mut transitions = Vec::new();
     let mut from = t.state;
     for step in &p.steps {
@@ -259,6 +281,11 @@ pub async fn apply(
     }
     let refs: Vec<&Transition> = transitions.iter().collect();
     insert_transitions(tx, &refs).await?;
+    if let Some((parent_id, _, _)) = &parent
+        && let Some(change) = crate::core::groups::task_change(t.state, after.state)
+    {
+        outputs.push(record_on_parent(tx, policy, *parent_id, &after, change, msg, now).await?);
+    }
 
     // Clocks: targets met stop their escalations; the rest get their timers moved.
     let met: Vec<String> = clocks
@@ -306,6 +333,117 @@ pub async fn apply(
         ));
     }
     Ok((after, outputs))
+}
+
+/// Opens the task `add_task {team, summary}` asks for on `parent`: numbered from the month's
+/// counter (held since before the ticket locks, `store::groups::hold_counter`), inserted queued
+/// for `team` and linked both ways.
+async fn open_task(
+    tx: &Transaction<'_>,
+    policy: &Policy,
+    parent: &Ticket,
+    team: &str,
+    summary: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Ticket, ActionError> {
+    use crate::core::numbering::{format_number, period};
+    let period = period(now, policy.tz);
+    let seq = crate::store::intake::reserve_numbers(tx, &period, 1).await?;
+    let number = format_number(&policy.doc.ticket_number_prefix, &period, seq);
+    let mut task =
+        crate::core::groups::task_ticket(parent, &number, team, summary, now, &policy.doc.sla, policy.calendar());
+    let customer_ref = crate::store::groups::customer_ref_of(&**tx, parent.id).await?;
+    let Some(id) = crate::store::groups::insert_task(tx, &task, customer_ref).await? else {
+        // The ledger (`stages::once`) answers a repeated action before it gets here; a second
+        // task from one action would be a bug, so it is refused, not retried.
+        return Err(Refusal {
+            action: "add_task",
+            ticket: parent.number.clone(),
+            state: parent.state,
+            why: format!("this action's task ({}) was already opened", task.channel_message_id),
+        }
+        .into());
+    };
+    task.id = id;
+    tickets::link(tx, id, parent.id, "task_of", actor, now).await?;
+    Ok(task)
+}
+
+/// The new task's first transition (opened, queued for its team), its SLA breach timers, and
+/// the event that says so.
+async fn task_opened_outputs(
+    tx: &Transaction<'_>,
+    policy: &Policy,
+    parent: &Ticket,
+    task: &Ticket,
+    summary: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Outgoing>, StoreError> {
+    let team = task.team.as_deref().unwrap_or_default();
+    let tr = Transition {
+        ticket_id: task.id,
+        seq: task.version,
+        from: None,
+        to: task.state,
+        at: now,
+        actor: actor.to_owned(),
+        reason: format!("task of {} for the {team} queue", parent.number),
+        policy_version: policy.version().to_owned(),
+        details: json!({ "action": "add_task", "event": "task_opened",
+                         "data": { "parent": parent.number, "team": team, "summary": summary } }),
+    };
+    insert_transitions(tx, &[&tr]).await?;
+    timers::set(tx, &breach_timers(policy, task, &Vec::new(), &[], now)).await?;
+    Ok(vec![events::ticket_event(
+        task,
+        "task_opened",
+        &tr,
+        StageName::Lifecycle.as_str(),
+    )])
+}
+
+/// Records on the parent (locked with the task, `store::groups::parent_numbers`) that `task`
+/// is now done or reopened: a same-state transition and its event.
+async fn record_on_parent(
+    tx: &Transaction<'_>,
+    policy: &Policy,
+    parent_id: i64,
+    task: &Ticket,
+    change: crate::core::groups::TaskChange,
+    msg: &ActionMessage,
+    now: DateTime<Utc>,
+) -> Result<Outgoing, StoreError> {
+    let Some(parent) = crate::store::locks::lock_by_id(tx, parent_id).await? else {
+        return Err(StoreError::Conflict(format!(
+            "the parent of task {} is gone",
+            task.number
+        )));
+    };
+    let open = crate::store::groups::open_tasks(&**tx, parent_id).await?;
+    let (event, reason, data) = crate::core::groups::parent_step(&task.number, task.team.as_deref(), change, &open);
+    let mut after = parent.clone();
+    after.version += 1;
+    if tickets::bump_version(tx, parent.id, parent.version, after.version).await? != 1 {
+        return Err(StoreError::Conflict(format!(
+            "ticket {} changed under the lock",
+            parent.number
+        )));
+    }
+    let tr = Transition {
+        ticket_id: parent.id,
+        seq: after.version,
+        from: Some(parent.state),
+        to: parent.state,
+        at: now,
+        actor: msg.actor.clone(),
+        reason,
+        policy_version: policy.version().to_owned(),
+        details: json!({ "action": msg.action.kind(), "event": event, "data": data }),
+    };
+    insert_transitions(tx, &[&tr]).await?;
+    Ok(events::ticket_event(&after, event, &tr, StageName::Lifecycle.as_str()))
 }
 
 /// The next rung of `t`'s escalation ladder: (step index, who it notifies, the target whose

@@ -26,6 +26,7 @@ pub struct Lifecycle {
 async fn lock_agents(
     tx: &Transaction<'_>,
     actions: &[Result<ActionMessage, serde_json::Error>],
+    tz: chrono_tz::Tz,
 ) -> Result<(), StoreError> {
     let mut numbers = Vec::new();
     let mut named = Vec::new();
@@ -39,6 +40,17 @@ async fn lock_agents(
     numbers.extend(actions.iter().flatten().filter_map(|m| m.action.other_ticket()));
     if numbers.is_empty() {
         return Ok(());
+    }
+    // A task's parent hears of its being done: locked with it (`core::groups`). Opening a task
+    // numbers it: the month's counter comes before every other lock (`store::groups`).
+    let parents = crate::store::groups::parent_numbers(&**tx, &assignees_of).await?;
+    numbers.extend(parents.iter().map(String::as_str));
+    if actions
+        .iter()
+        .flatten()
+        .any(|m| matches!(m.action, crate::core::actions::Action::AddTask { .. }))
+    {
+        crate::store::groups::hold_counter(tx, &crate::core::numbering::period(chrono::Utc::now(), tz)).await?;
     }
     // Agents, then every ticket of the batch, in one call: the one lock order.
     let set = crate::store::locks::LockSet {
@@ -63,7 +75,7 @@ impl Stage for Lifecycle {
         let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let actions: Vec<Result<ActionMessage, serde_json::Error>> =
             batch.iter().map(|m| serde_json::from_slice(&m.data)).collect();
-        lock_agents(tx, &actions).await?;
+        lock_agents(tx, &actions, policy.tz).await?;
         // Actions apply one after another, in arrival order: two actions on one ticket in the
         // same batch see each other's effects.
         for (i, (m, decoded)) in batch.iter().zip(actions).enumerate() {

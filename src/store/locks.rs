@@ -8,6 +8,11 @@
 //! agents, then the tickets of its work messages; classify, prioritize and escalate lock tickets
 //! only. A second call in the same transaction may only lock rows already held or tickets after
 //! tickets (re-reading a ticket between two actions on it).
+//!
+//! Two rows come before all of these: a month's numbering counter (`ticket_counters`), taken by
+//! intake before it links follow-ups to old tickets and by an action that opens a task
+//! (`store::groups::hold_counter`) before its agents and tickets; and a task's parent is locked
+//! with the task, by whoever acts on the task (`store::groups::parent_numbers`).
 
 use super::StoreError;
 use super::agents::agent_from_row;

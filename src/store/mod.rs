@@ -5,6 +5,7 @@ pub mod agents;
 pub mod customers;
 pub mod dashboard;
 pub mod gauges;
+pub mod groups;
 pub mod intake;
 pub mod keys;
 pub mod ledger;

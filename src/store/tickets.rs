@@ -513,13 +513,16 @@ pub async fn corrections_for_training(db: &Db) -> Result<Vec<CorrectionRow>, Sto
 
 /// A link kind as the other ticket sees it: `duplicate_of` ↔ `duplicate` (merged into this
 /// one), `follow_up_of` ↔ `follow_up` (a later ticket of the customer's, opened by a message on
-/// this closed one), `related` both ways.
+/// this closed one), `task_of` ↔ `task` (a task opened on this group ticket, `core::groups`),
+/// `related` both ways.
 pub fn converse_kind(kind: &str) -> &str {
     match kind {
         "duplicate_of" => "duplicate",
         "duplicate" => "duplicate_of",
         "follow_up_of" => "follow_up",
         "follow_up" => "follow_up_of",
+        "task_of" => "task",
+        "task" => "task_of",
         other => other,
     }
 }

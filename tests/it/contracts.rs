@@ -210,6 +210,10 @@ fn actions_and_work_messages_match_their_schemas() {
             name: "plan".into(),
             note: None,
         },
+        Action::AddTask {
+            team: "billing".into(),
+            summary: "refund".into(),
+        },
     ];
     let kinds: Vec<&str> = actions.iter().map(|a| a.kind()).collect();
     assert_eq!(kinds.len(), Action::KINDS.len(), "every kind has an example here");
@@ -388,6 +392,10 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
             name: "diagnosis".into(),
             note: None,
         },
+        Action::AddTask {
+            team: "technical_support".into(),
+            summary: "诊断主板故障".into(),
+        },
     ];
     for kind in Action::KINDS {
         assert!(actions.iter().any(|a| a.kind() == kind), "no sample of {kind}");
@@ -415,6 +423,7 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
         json!({ "kind": "rate", "score": "five" }),
         json!({ "kind": "workaround" }),
         json!({ "kind": "milestone", "note": "no name" }),
+        json!({ "kind": "add_task", "team": "billing" }),
         json!({ "message": "no kind" }),
     ] {
         assert!(

@@ -23,6 +23,7 @@ mod effectively_once;
 mod events_log;
 mod gateway;
 mod milestones;
+mod groups;
 mod notify;
 mod ops_endpoints;
 mod outbound;

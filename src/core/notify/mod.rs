@@ -660,7 +660,8 @@ pub struct Plan {
 
 /// Which customer messages an event calls for.
 pub fn customer_purposes(e: &EventFacts, n: &NotifyPolicy) -> Vec<&'static str> {
-    if !n.customer_messages {
+    // A task (`core::groups`) is internal work: the parent's owner speaks to the customer.
+    if !n.customer_messages || e.ticket_str("channel") == Some(crate::core::groups::TASK_CHANNEL) {
         return Vec::new();
     }
     let data = e.data();
@@ -707,6 +708,9 @@ pub fn needs_assignee(e: &EventFacts, n: &NotifyPolicy) -> bool {
 }
 
 fn follow_up_reason(e: &EventFacts, n: &NotifyPolicy) -> Option<&'static str> {
+    if e.ticket_str("channel") == Some(crate::core::groups::TASK_CHANNEL) {
+        return None;
+    }
     match e.name.as_str() {
         "ticket.resolved" => e
             .ticket_str("category")

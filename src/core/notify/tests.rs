@@ -561,3 +561,37 @@ fn a_shown_target_keeps_addresses_and_drops_url_tokens() {
     );
     assert_eq!(shown_target("webhook", "https://user:pw@h.test/x"), "https://h.test/…");
 }
+
+/// A task of a group ticket (`core::groups`) is internal work: its queueing, assignment,
+/// replies and resolution send the customer nothing (the parent's owner speaks to them), and a
+/// complaint task's resolution opens no follow-up visit.
+#[test]
+fn a_task_of_a_group_ticket_sends_the_customer_nothing() {
+    let p = policy();
+    let rules = p.notify_rules();
+    let c = email_customer();
+    let mut task = ticket("normal", "complaint", "customer_relations", Some("a1"));
+    task["channel"] = json!(crate::core::groups::TASK_CHANNEL);
+    let mut parent = task.clone();
+    parent["channel"] = json!("email");
+    for (name, details) in [
+        ("ticket.queued", json!({})),
+        ("ticket.assigned", json!({})),
+        ("ticket.responded", json!({ "data": { "message": "已联系仓库" } })),
+        ("ticket.resolved", json!({ "data": { "result": "已退款" } })),
+    ] {
+        let e = event(name, 3, office_hours(), task.clone(), details.clone());
+        assert!(customer_purposes(&e, &p.notify).is_empty(), "{name}");
+        let r = plan(&e, &inputs(&rules, &[], Some(&c), &[]));
+        let to_customer = ["acknowledgement", "reply", "progress_update", "resolution", "survey"];
+        assert!(
+            r.deliveries.iter().all(|d| !to_customer.contains(&d.purpose.as_str())),
+            "{name}: {:?}",
+            r.deliveries
+        );
+        assert!(r.follow_up.is_none() && r.survey.is_none(), "{name}");
+        // The same event of the customer's own ticket does reach them.
+        let own = event(name, 3, office_hours(), parent.clone(), details);
+        assert!(!customer_purposes(&own, &p.notify).is_empty(), "{name}");
+    }
+}
