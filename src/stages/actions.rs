@@ -95,6 +95,13 @@ pub async fn apply(
         Action::Reassign { agent, .. } => agents::agent_exists(tx, agent).await?,
         _ => false,
     };
+    let helper_exists = match &msg.action {
+        Action::UpdateRecord {
+            set: crate::core::record::ServiceRecord { helper: Some(h), .. },
+            ..
+        } => agents::agent_exists(tx, h).await?,
+        _ => false,
+    };
     // A claim is made by the roster agent the actor names.
     let actor_agent = match (&msg.action, msg.actor.strip_prefix("agent:")) {
         (Action::Claim, Some(a)) if agents::agent_exists(tx, a).await? => Some(a.to_owned()),
@@ -134,6 +141,8 @@ pub async fn apply(
         next_rung: next_rung.as_ref().map(|(step, who, _)| (*step, who.clone())),
         other: other.as_ref().map(|o| (o.number.clone(), o.state)),
         triage_route,
+        record: policy.doc.record.clone(),
+        helper_exists,
     };
     let p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
 
