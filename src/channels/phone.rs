@@ -394,7 +394,12 @@ mod tests {
     fn missed_call_becomes_a_callback_request() {
         let r = ok(&event(CallOutcome::Missed));
         assert_eq!(r.record.as_ref().and_then(|x| x.callback_requested), Some(true));
-        assert_eq!(ok(&event(CallOutcome::Voicemail)).record.and_then(|x| x.callback_requested), Some(true));
+        assert_eq!(
+            ok(&event(CallOutcome::Voicemail))
+                .record
+                .and_then(|x| x.callback_requested),
+            Some(true)
+        );
         assert_eq!(
             r.body,
             "未接来电，请回电 / Missed call — please call back (line 400-820-1234, IVR choice 2 故障报修)"

@@ -374,14 +374,24 @@ async fn show_ticket(settings: Settings, number: &str) -> Result<()> {
         }
     }
     match &t.life.confirmation {
-        Some(c) => println!("  confirmed            {:?} at {} by {}", c.method, c.at.to_rfc3339(), c.by),
+        Some(c) => println!(
+            "  confirmed            {:?} at {} by {}",
+            c.method,
+            c.at.to_rfc3339(),
+            c.by
+        ),
         None => println!("  confirmed            no"),
     }
     let transitions = tickets::transitions_of(&**client, t.id).await?;
     for tr in &transitions {
         let data = &tr.details["data"];
         match tr.details["event"].as_str() {
-            Some("noted") => println!("  note ({}, {}): {}", tr.actor, tr.at.to_rfc3339(), data["text"].as_str().unwrap_or("")),
+            Some("noted") => println!(
+                "  note ({}, {}): {}",
+                tr.actor,
+                tr.at.to_rfc3339(),
+                data["text"].as_str().unwrap_or("")
+            ),
             Some("attached") => println!(
                 "  attachment ({}, {}): {} {}",
                 tr.actor,

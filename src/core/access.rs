@@ -593,7 +593,10 @@ mod tests {
                 assert!(who.may_act_kind(kind, &helped).is_err(), "{kind}");
             }
         }
-        let elsewhere = TicketFacts { helper: Some("t7"), ..helped };
+        let elsewhere = TicketFacts {
+            helper: Some("t7"),
+            ..helped
+        };
         assert!(helper.may_read(&elsewhere).is_err() && helper.may_act_kind("update_record", &elsewhere).is_err());
         // A supervisor of the helper's team does not reach the ticket through the helper.
         let tech_sup = Principal {
@@ -604,8 +607,28 @@ mod tests {
         // An integration may confirm for the customer only on a ticket its request opened.
         let integration = principal(Role::Integration);
         assert!(integration.may_act_kind("confirm", &helped).is_err());
-        assert!(integration.may_act_kind("update_record", &TicketFacts { opened_by_key: Some("key_1"), ..helped }).is_err());
-        assert!(integration.may_act_kind("confirm", &TicketFacts { opened_by_key: Some("key_1"), ..helped }).is_ok());
+        assert!(
+            integration
+                .may_act_kind(
+                    "update_record",
+                    &TicketFacts {
+                        opened_by_key: Some("key_1"),
+                        ..helped
+                    }
+                )
+                .is_err()
+        );
+        assert!(
+            integration
+                .may_act_kind(
+                    "confirm",
+                    &TicketFacts {
+                        opened_by_key: Some("key_1"),
+                        ..helped
+                    }
+                )
+                .is_ok()
+        );
     }
 
     #[test]

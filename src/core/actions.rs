@@ -1641,18 +1641,34 @@ mod tests {
         let a = update(json!({"device_model": "LJ-1020", "product": "打印机 P1"}), &["tried"]);
         let p = plan(&t, ACTOR, &a, &ctx(), &LifecyclePolicy::default(), Utc::now()).unwrap();
         assert_eq!(p.steps.len(), 1);
-        assert_eq!((p.steps[0].to, p.steps[0].event), (TicketState::InProgress, "record_updated"));
+        assert_eq!(
+            (p.steps[0].to, p.steps[0].event),
+            (TicketState::InProgress, "record_updated")
+        );
         let d = &p.steps[0].details;
         assert_eq!(d["fields"], json!(["product", "device_model", "tried"]));
-        assert_eq!(d["before"], json!({"product": "打印机", "device_model": null, "tried": "重启"}));
-        assert_eq!(d["after"], json!({"product": "打印机 P1", "device_model": "LJ-1020", "tried": null}));
+        assert_eq!(
+            d["before"],
+            json!({"product": "打印机", "device_model": null, "tried": "重启"})
+        );
+        assert_eq!(
+            d["after"],
+            json!({"product": "打印机 P1", "device_model": "LJ-1020", "tried": null})
+        );
         let after = p.ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar());
         assert_eq!(after.life.record.device_model.as_deref(), Some("LJ-1020"));
         assert_eq!(after.life.record.tried, None);
         // On a closed ticket too (the archive date is set after closing).
         assert!(act(TicketState::Closed, update(json!({"archived_on": "2026-12-01"}), &[])).is_ok());
         // Nothing new: refused, not an empty transition.
-        let same = plan(&t, ACTOR, &update(json!({"product": "打印机"}), &[]), &ctx(), &LifecyclePolicy::default(), Utc::now());
+        let same = plan(
+            &t,
+            ACTOR,
+            &update(json!({"product": "打印机"}), &[]),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        );
         assert!(same.unwrap_err().why.contains("nothing to change"));
     }
 
@@ -1660,11 +1676,21 @@ mod tests {
     fn an_update_of_the_record_is_validated_naming_the_field() {
         let mut c = ctx();
         c.record = toml::from_str("[fields.contract_no]\ntype = \"text\"\nlabel = \"合同号\"\nmax_len = 4").unwrap();
-        let ok = act_in(TicketState::InProgress, &update(json!({"custom": {"contract_no": "HT1"}}), &[]), &c);
+        let ok = act_in(
+            TicketState::InProgress,
+            &update(json!({"custom": {"contract_no": "HT1"}}), &[]),
+            &c,
+        );
         assert!(ok.is_ok());
         for (a, field) in [
-            (update(json!({"custom": {"contract_no": "HT-12345"}}), &[]), "record.custom.contract_no"),
-            (update(json!({"custom": {"colour": "red"}}), &[]), "record.custom.colour"),
+            (
+                update(json!({"custom": {"contract_no": "HT-12345"}}), &[]),
+                "record.custom.contract_no",
+            ),
+            (
+                update(json!({"custom": {"colour": "red"}}), &[]),
+                "record.custom.colour",
+            ),
             (update(json!({"product": "x".repeat(201)}), &[]), "record.product"),
             (update(json!({}), &["color"]), "record.color"),
         ] {
@@ -1681,7 +1707,12 @@ mod tests {
             helper_exists: false,
             ..ctx()
         };
-        let e = act_in(TicketState::InProgress, &update(json!({"helper": "ghost"}), &[]), &nobody).unwrap_err();
+        let e = act_in(
+            TicketState::InProgress,
+            &update(json!({"helper": "ghost"}), &[]),
+            &nobody,
+        )
+        .unwrap_err();
         assert!(e.why.contains("no agent"), "{e}");
         let e = act(TicketState::InProgress, update(json!({"helper": "ts-1"}), &[])).unwrap_err();
         assert!(e.why.contains("owns the ticket"), "{e}");
@@ -1701,26 +1732,52 @@ mod tests {
             note: None,
         };
         // A result is confirmed: not while the work is open.
-        for s in [TicketState::Assigned, TicketState::InProgress, TicketState::WaitingForCustomer, TicketState::Queued] {
+        for s in [
+            TicketState::Assigned,
+            TicketState::InProgress,
+            TicketState::WaitingForCustomer,
+            TicketState::Queued,
+        ] {
             assert!(act(s, confirm("signature")).is_err(), "{s}");
         }
         let p = act(TicketState::Resolved, confirm("signature")).unwrap();
         assert_eq!((p.steps[0].to, p.steps[0].event), (TicketState::Resolved, "confirmed"));
         assert!(!p.close, "confirming does not close");
         let c = p.confirmation.clone().unwrap();
-        assert_eq!((c.method, c.by.as_str()), (crate::core::record::ConfirmMethod::Signature, ACTOR));
+        assert_eq!(
+            (c.method, c.by.as_str()),
+            (crate::core::record::ConfirmMethod::Signature, ACTOR)
+        );
         // After closing, too (a signed form handed in later), but once.
         assert!(act(TicketState::Closed, confirm("phone")).is_ok());
         let mut t = ticket(TicketState::Resolved);
-        t.life = p.ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar()).life;
+        t.life = p
+            .ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar())
+            .life;
         assert!(t.life.confirmation.is_some() && t.life.closed_at.is_none());
-        let again = plan(&t, ACTOR, &confirm("online"), &ctx(), &LifecyclePolicy::default(), Utc::now());
+        let again = plan(
+            &t,
+            ACTOR,
+            &confirm("online"),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        );
         assert!(again.unwrap_err().why.contains("already confirmed"));
         // Closing without a confirmation remains possible.
         assert!(act(TicketState::Resolved, Action::Close { reason: None }).is_ok());
         // The customer's own confirmation is online; a signature is recorded by staff.
         let t = ticket(TicketState::Resolved);
-        let by_customer = |m| plan(&t, "customer:key_1", &confirm(m), &ctx(), &LifecyclePolicy::default(), Utc::now());
+        let by_customer = |m| {
+            plan(
+                &t,
+                "customer:key_1",
+                &confirm(m),
+                &ctx(),
+                &LifecyclePolicy::default(),
+                Utc::now(),
+            )
+        };
         assert!(by_customer("online").is_ok());
         assert!(by_customer("signature").is_err());
         assert!(serde_json::from_value::<Action>(json!({"kind": "confirm", "method": "telepathy"})).is_err());

@@ -162,7 +162,9 @@ impl RecordPolicy {
             let at = format!("[record.fields.{name}]");
             if name.is_empty()
                 || name.len() > 64
-                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             {
                 return Err(format!("{at}: a field name is 1 to 64 of a-z, 0-9 and _"));
             }
@@ -237,9 +239,10 @@ fn text(field: &str, v: &Option<String>, limit: usize) -> Result<(), RecordError
 fn plausible(field: &str, v: &Option<DateTime<Utc>>) -> Result<(), RecordError> {
     use chrono::Datelike as _;
     match v {
-        Some(at) if !(2000..=2999).contains(&at.year()) => {
-            wrong(field, format!("{} is not a plausible time (years 2000 to 2999)", at.to_rfc3339()))
-        }
+        Some(at) if !(2000..=2999).contains(&at.year()) => wrong(
+            field,
+            format!("{} is not a plausible time (years 2000 to 2999)", at.to_rfc3339()),
+        ),
         _ => Ok(()),
     }
 }
@@ -442,7 +445,10 @@ fn check_custom(field: &str, decl: &CustomField, value: &Value) -> Result<(), Re
         },
         (FieldType::Datetime, Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
             Ok(d) => plausible(field, &Some(d.with_timezone(&Utc))),
-            Err(_) => wrong(field, format!("{s:?} is not an RFC 3339 time (2026-05-10T10:00:00+08:00)")),
+            Err(_) => wrong(
+                field,
+                format!("{s:?} is not an RFC 3339 time (2026-05-10T10:00:00+08:00)"),
+            ),
         },
         (FieldType::Bool, Value::Bool(_)) => Ok(()),
         (FieldType::Choice, Value::String(s)) if decl.choices.contains(s) => Ok(()),
@@ -609,10 +615,9 @@ mod tests {
     fn merging_sets_clears_and_names_what_changed() {
         let before: ServiceRecord =
             serde_json::from_value(json!({"product": "P1", "tried": "restart", "custom": {"units": 2}})).unwrap();
-        let set: ServiceRecord = serde_json::from_value(json!({"product": "P2", "helper": "a2", "custom": {"line": "router"}})).unwrap();
-        let (after, changed) = before
-            .merged(&set, &["tried".into(), "custom.units".into()])
-            .unwrap();
+        let set: ServiceRecord =
+            serde_json::from_value(json!({"product": "P2", "helper": "a2", "custom": {"line": "router"}})).unwrap();
+        let (after, changed) = before.merged(&set, &["tried".into(), "custom.units".into()]).unwrap();
         assert_eq!(after.product.as_deref(), Some("P2"));
         assert_eq!(after.tried, None);
         assert_eq!(after.helper.as_deref(), Some("a2"));
@@ -642,9 +647,15 @@ mod tests {
     fn bad_declarations_are_refused_naming_the_field() {
         for (toml_text, says) in [
             ("[fields.a]\ntype = \"choice\"\nlabel = \"A\"", "needs `choices`"),
-            ("[fields.a]\ntype = \"text\"\nlabel = \"A\"\nmax_len = 0", "max_len must be"),
-            ("[fields.a]\ntype = \"number\"\nlabel = \"A\"\nmax_len = 5", "text only"),
-            ("[fields.a]\ntype = \"number\"\nlabel = \"A\"\nmin = 5.0\nmax = 1.0", "above max"),
+            (
+                "[fields.a]\ntype = \"text\"\nlabel = \"A\"\nmax_len = 0",
+                "max_len must be",
+            ),
+            ("[fields.a]\ntype = \"number\"\nlabel = \"A\"\nmax_len = 5", "max_len applies"),
+            (
+                "[fields.a]\ntype = \"number\"\nlabel = \"A\"\nmin = 5.0\nmax = 1.0",
+                "above max",
+            ),
             ("[fields.Bad]\ntype = \"bool\"\nlabel = \"A\"", "a-z"),
             ("[fields.product]\ntype = \"text\"\nlabel = \"A\"", "built-in"),
             ("[fields.a]\ntype = \"bool\"\nlabel = \"\"", "label"),

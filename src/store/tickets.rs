@@ -144,7 +144,11 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 &after.category,
                 &after.needs_triage,
                 &serde_json::to_value(&after.life.record).unwrap_or_else(|_| serde_json::json!({})),
-                &after.life.confirmation.as_ref().and_then(|c| serde_json::to_value(c).ok()),
+                &after
+                    .life
+                    .confirmation
+                    .as_ref()
+                    .and_then(|c| serde_json::to_value(c).ok()),
             ],
         )
         .await?)

@@ -26,6 +26,7 @@ mod ops_endpoints;
 mod outbound;
 mod people;
 mod pipeline;
+mod record;
 mod replies;
 mod reports;
 mod retention;
