@@ -651,7 +651,10 @@ mod tests {
                 "[fields.a]\ntype = \"text\"\nlabel = \"A\"\nmax_len = 0",
                 "max_len must be",
             ),
-            ("[fields.a]\ntype = \"number\"\nlabel = \"A\"\nmax_len = 5", "max_len applies"),
+            (
+                "[fields.a]\ntype = \"number\"\nlabel = \"A\"\nmax_len = 5",
+                "max_len applies",
+            ),
             (
                 "[fields.a]\ntype = \"number\"\nlabel = \"A\"\nmin = 5.0\nmax = 1.0",
                 "above max",
