@@ -169,6 +169,7 @@ pub fn normalize_chat(m: &ChatMessage, received_at: DateTime<Utc>) -> Result<Int
         thread_ref: Some(refs.join(" ")),
         attachments: m.attachments.clone(),
         submitted_by: None,
+        record: None,
     };
     let size = serde_json::to_vec(&request)
         .map_err(|e| ChatError::Malformed(e.to_string()))?

@@ -207,6 +207,11 @@ pub fn normalize_call(ev: &CallEvent, received_at: DateTime<Utc>) -> Result<Inta
         thread_ref: None,
         attachments: Vec::new(),
         submitted_by: None,
+        // A call nobody answered asks to be called back (回电): the service record says so.
+        record: (ev.outcome != CallOutcome::Answered).then(|| crate::core::record::ServiceRecord {
+            callback_requested: Some(true),
+            ..Default::default()
+        }),
     };
     let size = serde_json::to_vec(&request)
         .map_err(|e| PhoneError::Malformed(e.to_string()))?
@@ -388,6 +393,13 @@ mod tests {
     #[test]
     fn missed_call_becomes_a_callback_request() {
         let r = ok(&event(CallOutcome::Missed));
+        assert_eq!(r.record.as_ref().and_then(|x| x.callback_requested), Some(true));
+        assert_eq!(
+            ok(&event(CallOutcome::Voicemail))
+                .record
+                .and_then(|x| x.callback_requested),
+            Some(true)
+        );
         assert_eq!(
             r.body,
             "未接来电，请回电 / Missed call — please call back (line 400-820-1234, IVR choice 2 故障报修)"

@@ -121,6 +121,7 @@ impl From<IntakeError> for ChannelError {
             IntakeError::TooLarge { limit, .. } => ChannelError::TooLarge { limit },
             IntakeError::InvalidUtf8 { .. } | IntakeError::Malformed(_) => ChannelError::malformed(e.to_string()),
             IntakeError::Invalid { field, .. } => ChannelError::invalid(Some(field), e.to_string()),
+            IntakeError::Record(r) => ChannelError::invalid(Some(&format!("record.{}", r.field)), r.to_string()),
         }
     }
 }

@@ -393,8 +393,43 @@ async fn show_ticket(settings: Settings, number: &str) -> Result<()> {
             at(c.met_at)
         );
     }
+    println!("\nservice record:");
+    for (label, value) in t.life.record.columns(&app.policy.doc.record) {
+        if !value.is_empty() {
+            println!("  {label:<20} {value}");
+        }
+    }
+    match &t.life.confirmation {
+        Some(c) => println!(
+            "  confirmed            {:?} at {} by {}",
+            c.method,
+            c.at.to_rfc3339(),
+            c.by
+        ),
+        None => println!("  confirmed            no"),
+    }
+    let transitions = tickets::transitions_of(&**client, t.id).await?;
+    for tr in &transitions {
+        let data = &tr.details["data"];
+        match tr.details["event"].as_str() {
+            Some("noted") => println!(
+                "  note ({}, {}): {}",
+                tr.actor,
+                tr.at.to_rfc3339(),
+                data["text"].as_str().unwrap_or("")
+            ),
+            Some("attached") => println!(
+                "  attachment ({}, {}): {} {}",
+                tr.actor,
+                tr.at.to_rfc3339(),
+                data["name"].as_str().unwrap_or(""),
+                data["url"].as_str().unwrap_or("")
+            ),
+            _ => {}
+        }
+    }
     println!("\ntransitions:");
-    for tr in tickets::transitions_of(&**client, t.id).await? {
+    for tr in transitions {
         println!(
             "  #{:<3} {}  {:>20} → {:<20} by {:<10} {}",
             tr.seq,

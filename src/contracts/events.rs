@@ -52,8 +52,8 @@ pub fn ticket_view(t: &Ticket) -> Value {
     })
 }
 
-/// A transition's details as events show them: an internal note's text, a task's summary and
-/// an attachment's location stay inside (a note is for colleagues, and a storage URL is often a bearer link).
+/// A transition's details as events show them: an internal note's text, a task's summary, an
+/// attachment's location and a record update's values stay inside (a note is for colleagues, and a storage URL is often a bearer link).
 fn public_details(details: &Value) -> Value {
     let mut d = details.clone();
     if let Some(data) = d.get_mut("data").and_then(Value::as_object_mut) {
@@ -71,6 +71,15 @@ fn public_details(details: &Value) -> Value {
             // What a task's team is to do is internal, like a note (`core::groups`).
             Some("task_added" | "task_opened") => {
                 data.remove("summary");
+            }
+            // Which fields changed, not their values (the record holds what the customer
+            // told the service team; the ticket view shows it to those who may read it).
+            Some("record_updated") => {
+                data.remove("before");
+                data.remove("after");
+            }
+            Some("confirmed") => {
+                data.remove("note");
             }
             _ => {}
         }

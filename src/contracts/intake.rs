@@ -74,6 +74,12 @@ pub struct IntakeRequest {
     /// the customer on the ticket it opens; absent for requests published to RabbitMQ directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+    /// The service record's fields the customer or the channel knows (product, model, when it
+    /// happened, what was tried, expectation, urgency, …; `core::record`). Optional: a v1
+    /// request without it is what it always was. Checked against the policy's custom fields by
+    /// [`IntakeRequest::validate_record`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<crate::core::record::ServiceRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +92,9 @@ pub enum IntakeError {
     Malformed(String),
     #[error("field `{field}`: {problem}")]
     Invalid { field: &'static str, problem: String },
+    /// A service record field (`record.<field>`) that is wrong.
+    #[error("{0}")]
+    Record(#[from] crate::core::record::RecordError),
 }
 
 impl IntakeRequest {
@@ -209,6 +218,16 @@ impl IntakeRequest {
             return invalid("customer.phone", "has fewer than 3 digits");
         }
         Ok(())
+    }
+
+    /// Checks the record fields against the policy (sizes, custom fields' declarations) and
+    /// refuses the staff-only ones; the error names the field (`record.custom.contract_no`).
+    pub fn validate_record(&self, policy: &crate::core::record::RecordPolicy) -> Result<(), IntakeError> {
+        let Some(r) = &self.record else {
+            return Ok(());
+        };
+        r.customer_settable()?;
+        Ok(r.validate(policy)?)
     }
 
     /// Whether `received_at` lies within `max_age` before `now` and `max_ahead` after it: a

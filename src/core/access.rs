@@ -4,13 +4,16 @@
 //!
 //! - An **integration** (a channel's relay, IVR or chat platform) submits requests for its
 //!   channel and reads the status of the requests it submitted. For the customer it may only
-//!   report a reply (`customer_replied`) or a rating (`rate`), and only on a ticket its own
+//!   report a reply (`customer_replied`), a rating (`rate`) or the customer's online
+//!   confirmation of the result (`confirm`), and only on a ticket its own
 //!   request opened. It never reads a ticket.
 //! - An **agent** reads the tickets of their team, claims from their team's queue, notes on
 //!   the team's tickets and works the tickets assigned to them; reassigning, acknowledging an
 //!   escalation, changing the priority or a deadline is for a supervisor. A ticket waiting
 //!   unassigned in their team's queue because the classifier was unsure (`needs_triage`: the
 //!   triage team's queue) they may also reclassify: that is the triage decision.
+//!   The ticket's **helper** (协助人, named in its service record) may read and work it as its
+//!   assignee does; only the assignee or a supervisor chooses the helper (`core::actions`).
 //! - A **supervisor** reads and acts on every ticket of their team (or of every team when the
 //!   key names none).
 //! - An **admin** may do everything.
@@ -72,6 +75,8 @@ pub struct TicketFacts<'a> {
     pub opened_by_key: Option<&'a str>,
     /// The classifier was unsure: a person decides the category (`reclassify`).
     pub needs_triage: bool,
+    /// The helper (协助人) named in the service record: an agent who works beside the assignee.
+    pub helper: Option<&'a str>,
 }
 
 impl<'a> TicketFacts<'a> {
@@ -82,6 +87,7 @@ impl<'a> TicketFacts<'a> {
             assignee: t.assignee.as_deref(),
             opened_by_key,
             needs_triage: t.needs_triage,
+            helper: t.life.record.helper.as_deref(),
         }
     }
 }
@@ -145,7 +151,7 @@ impl Principal<'_> {
             Role::Admin => true,
             Role::Supervisor => self.team.is_none() || self.team == ticket.team,
             Role::Agent => {
-                self.agent.is_some() && self.agent == ticket.assignee
+                self.agent.is_some() && (self.agent == ticket.assignee || self.agent == ticket.helper)
                     || self.agent_team.is_some() && self.agent_team == ticket.team
             }
             Role::Integration => false,
@@ -174,7 +180,7 @@ impl Principal<'_> {
             Role::Integration => {
                 if !CUSTOMER_ACTIONS.contains(&kind) {
                     return deny(format!(
-                        "an integration key may only report the customer's reply or rating, not {kind}"
+                        "an integration key may only report the customer's reply, rating or confirmation, not {kind}"
                     ));
                 }
                 match ticket.opened_by_key {
@@ -192,7 +198,9 @@ impl Principal<'_> {
                 }
             }
             Role::Agent => {
-                let mine = self.agent.is_some() && self.agent == ticket.assignee;
+                // The helper works the ticket as its assignee does (the plan keeps choosing the
+                // helper to the assignee and supervisors).
+                let mine = self.agent.is_some() && (self.agent == ticket.assignee || self.agent == ticket.helper);
                 let my_team = self.agent_team.is_some() && self.agent_team == ticket.team;
                 match kind {
                     _ if SUPERVISOR_ACTIONS.contains(&kind) => {
@@ -221,7 +229,7 @@ impl Principal<'_> {
 }
 
 /// What an integration may report for the customer.
-const CUSTOMER_ACTIONS: [&str; 2] = ["customer_replied", "rate"];
+const CUSTOMER_ACTIONS: [&str; 3] = ["customer_replied", "rate", "confirm"];
 /// What only a supervisor (or an admin) may do: overrule the plan the pipeline made.
 pub const SUPERVISOR_ACTIONS: [&str; 4] = ["reassign", "acknowledge_escalation", "set_priority", "set_due"];
 
@@ -424,6 +432,8 @@ mod tests {
             ("workaround", "....", "Y...", "YY.Y", "YYYY"),
             ("milestone", "....", "Y...", "YY.Y", "YYYY"),
             ("add_task", "....", "Y...", "YY.Y", "YYYY"),
+            ("update_record", "....", "Y...", "YY.Y", "YYYY"),
+            ("confirm", "Y...", "Y...", "YY.Y", "YYYY"),
         ];
         assert_eq!(TABLE.len(), Action::KINDS.len());
         let own = TicketFacts {
@@ -431,24 +441,28 @@ mod tests {
             assignee: Some("a1"),
             opened_by_key: Some("key_1"),
             needs_triage: false,
+            helper: None,
         };
         let colleague = TicketFacts {
             team: Some("billing"),
             assignee: Some("a2"),
             opened_by_key: Some("key_2"),
             needs_triage: false,
+            helper: None,
         };
         let elsewhere = TicketFacts {
             team: Some("tech"),
             assignee: Some("a3"),
             opened_by_key: Some("key_2"),
             needs_triage: false,
+            helper: None,
         };
         let queued = TicketFacts {
             team: Some("billing"),
             assignee: None,
             opened_by_key: Some("key_2"),
             needs_triage: false,
+            helper: None,
         };
         let relations = [own, colleague, elsewhere, queued];
         let team_sup = Principal {
@@ -487,6 +501,7 @@ mod tests {
             assignee: Some("a1"),
             opened_by_key: None,
             needs_triage: false,
+            helper: None,
         };
         let allowed = a.allowed_actions(&own, |k| k != "close");
         assert!(allowed.contains(&"respond") && allowed.contains(&"note"));
@@ -506,6 +521,7 @@ mod tests {
             assignee: None,
             opened_by_key: None,
             needs_triage: true,
+            helper: None,
         };
         let held = TicketFacts {
             assignee: Some("tg-2"),
@@ -558,6 +574,75 @@ mod tests {
         assert!(triage_sup.may_act_kind("reclassify", &waiting).is_ok());
     }
 
+    /// The helper (协助人) of another team reads and works the ticket they help on, as its
+    /// assignee does; no other agent gains anything, nor does the helper on other tickets.
+    #[test]
+    fn a_helper_works_the_ticket_and_no_other_agent_gains_anything() {
+        let helped = TicketFacts {
+            team: Some("billing"),
+            assignee: Some("a1"),
+            opened_by_key: None,
+            needs_triage: false,
+            helper: Some("t9"),
+        };
+        let helper = agent("t9", "tech");
+        let stranger = agent("t8", "tech");
+        let unnamed = Principal {
+            agent: None,
+            agent_team: Some("tech"),
+            ..principal(Role::Agent)
+        };
+        assert!(helper.may_read(&helped).is_ok());
+        for kind in ["respond", "note", "resolve", "update_record", "confirm", "attach"] {
+            assert!(helper.may_act_kind(kind, &helped).is_ok(), "{kind}");
+        }
+        for kind in SUPERVISOR_ACTIONS {
+            assert!(helper.may_act_kind(kind, &helped).is_err(), "{kind}");
+        }
+        for who in [&stranger, &unnamed] {
+            assert!(who.may_read(&helped).is_err());
+            for kind in Action::KINDS {
+                assert!(who.may_act_kind(kind, &helped).is_err(), "{kind}");
+            }
+        }
+        let elsewhere = TicketFacts {
+            helper: Some("t7"),
+            ..helped
+        };
+        assert!(helper.may_read(&elsewhere).is_err() && helper.may_act_kind("update_record", &elsewhere).is_err());
+        // A supervisor of the helper's team does not reach the ticket through the helper.
+        let tech_sup = Principal {
+            team: Some("tech"),
+            ..principal(Role::Supervisor)
+        };
+        assert!(tech_sup.may_read(&helped).is_err() && tech_sup.may_act_kind("update_record", &helped).is_err());
+        // An integration may confirm for the customer only on a ticket its request opened.
+        let integration = principal(Role::Integration);
+        assert!(integration.may_act_kind("confirm", &helped).is_err());
+        assert!(
+            integration
+                .may_act_kind(
+                    "update_record",
+                    &TicketFacts {
+                        opened_by_key: Some("key_1"),
+                        ..helped
+                    }
+                )
+                .is_err()
+        );
+        assert!(
+            integration
+                .may_act_kind(
+                    "confirm",
+                    &TicketFacts {
+                        opened_by_key: Some("key_1"),
+                        ..helped
+                    }
+                )
+                .is_ok()
+        );
+    }
+
     #[test]
     fn roles_round_trip_their_names() {
         for r in Role::ALL {
@@ -575,6 +660,7 @@ mod tests {
             assignee: Some("fl-1"),
             opened_by_key: Some("key_1"),
             needs_triage: false,
+            helper: None,
         };
         let task = Action::AddTask {
             team: "billing".into(),

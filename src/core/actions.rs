@@ -133,6 +133,21 @@ pub enum Action {
         team: String,
         summary: String,
     },
+    /// Changes the service record (`core::record`): `set` writes the fields it has, `clear`
+    /// removes the named ones (`product`, `custom.contract_no`); a transition with before/after.
+    UpdateRecord {
+        #[serde(default)]
+        set: super::record::ServiceRecord,
+        #[serde(default)]
+        clear: Vec<String>,
+    },
+    /// The customer confirmed the result (客户签字 / online "已确认"): its own fact, apart from
+    /// closing. On a resolved or closed ticket; the state does not change.
+    Confirm {
+        method: super::record::ConfirmMethod,
+        #[serde(default)]
+        note: Option<String>,
+    },
 }
 
 impl Action {
@@ -161,6 +176,8 @@ impl Action {
             Action::Workaround { .. } => "workaround",
             Action::Milestone { .. } => "milestone",
             Action::AddTask { .. } => "add_task",
+            Action::UpdateRecord { .. } => "update_record",
+            Action::Confirm { .. } => "confirm",
         }
     }
 
@@ -184,7 +201,7 @@ impl Action {
     }
 
     /// Every kind, in the order a desk shows them.
-    pub const KINDS: [&'static str; 23] = [
+    pub const KINDS: [&'static str; 25] = [
         "claim",
         "start",
         "respond",
@@ -208,6 +225,8 @@ impl Action {
         "workaround",
         "milestone",
         "add_task",
+        "update_record",
+        "confirm",
     ];
 }
 
@@ -337,6 +356,10 @@ pub struct Plan {
     pub milestone: Option<super::sla::Target>,
     /// A task to open on this ticket: (team, summary) (`core::groups`).
     pub task: Option<(String, String)>,
+    /// The service record after an `update_record`.
+    pub record: Option<super::record::ServiceRecord>,
+    /// The customer's confirmation (`confirm`).
+    pub confirmation: Option<super::record::Confirmation>,
 }
 
 impl Plan {
@@ -429,6 +452,12 @@ impl Plan {
                 after.resolution_due = Some(due.resolution_due);
             }
         }
+        if let Some(r) = &self.record {
+            after.life.record = r.clone();
+        }
+        if let Some(c) = &self.confirmation {
+            after.life.confirmation = Some(c.clone());
+        }
         if let Some((target, at)) = self.due_override {
             after.life.due_overrides.insert(target.as_str().to_owned(), at);
         }
@@ -467,6 +496,8 @@ impl Plan {
             escalated: None,
             milestone: None,
             task: None,
+            record: None,
+            confirmation: None,
         }
     }
 
@@ -509,6 +540,10 @@ pub struct Context {
     pub open_tasks: Vec<String>,
     /// This ticket is itself a task (of the parent named): it takes no tasks of its own.
     pub parent: Option<String>,
+    /// The service record's custom fields (`[record]` of the policy).
+    pub record: super::record::RecordPolicy,
+    /// An `update_record` naming a helper: whether that helper is a roster agent.
+    pub helper_exists: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1144,6 +1179,87 @@ pub fn plan(
             p.task = Some((team.clone(), summary.clone()));
             p
         }
+        Action::UpdateRecord { set, clear } => {
+            let fail = |e: super::record::RecordError| refuse(&e.to_string());
+            if clear.len() > super::record::FIELDS.len() + super::record::MAX_CUSTOM_FIELDS {
+                return Err(refuse("`clear` names more fields than a record has"));
+            }
+            let (after, changed) = t.life.record.merged(set, clear).map_err(fail)?;
+            after.validate(&ctx.record).map_err(fail)?;
+            if changed.is_empty() {
+                return Err(refuse("nothing to change: every field given already has that value"));
+            }
+            if changed.iter().any(|f| f == "helper") {
+                // The helper works beside the owner; choosing them is the owner's or a supervisor's.
+                if t.life.record.helper.is_some() && t.life.record.helper.as_deref() == actor.strip_prefix("agent:") {
+                    return Err(refuse(
+                        "the helper cannot name or remove the helper: the assignee or a supervisor does",
+                    ));
+                }
+                if let Some(h) = &after.helper {
+                    if !ctx.helper_exists {
+                        return Err(refuse(&format!("there is no agent {h:?} to help")));
+                    }
+                    if t.assignee.as_deref() == Some(h.as_str()) {
+                        return Err(refuse(&format!("{h} owns the ticket and cannot also be its helper")));
+                    }
+                }
+            }
+            let pick = |r: &super::record::ServiceRecord| {
+                let v = serde_json::to_value(r).unwrap_or_default();
+                let mut out = serde_json::Map::new();
+                for f in &changed {
+                    let got = match f.strip_prefix("custom.") {
+                        Some(c) => v.get("custom").and_then(|m| m.get(c)),
+                        None => v.get(f.as_str()),
+                    };
+                    out.insert(f.clone(), got.cloned().unwrap_or(Value::Null));
+                }
+                Value::Object(out)
+            };
+            let mut p = Plan::new().step(
+                s,
+                "record_updated",
+                format!("record updated by {actor}: {}", changed.join(", ")),
+                json!({ "fields": changed, "before": pick(&t.life.record), "after": pick(&after) }),
+            );
+            p.record = Some(after);
+            p
+        }
+        Action::Confirm { method, note } => {
+            if !matches!(s, Resolved | Closed) {
+                return Err(refuse("the customer confirms a result: resolve the ticket first"));
+            }
+            if let Some(c) = &t.life.confirmation {
+                return Err(refuse(&format!(
+                    "already confirmed ({:?}) at {} by {}",
+                    c.method,
+                    c.at.to_rfc3339(),
+                    c.by
+                )));
+            }
+            // An integration speaks for the customer online; a signature or a phone call is
+            // recorded by the staff who saw or heard it.
+            if actor.starts_with("customer:") && *method != super::record::ConfirmMethod::Online {
+                return Err(refuse("a customer's own confirmation is `online`"));
+            }
+            if note.as_ref().is_some_and(|n| n.len() > MAX_ACTION_TEXT) {
+                return Err(refuse(&format!("a note is at most {MAX_ACTION_TEXT} bytes")));
+            }
+            let mut p = Plan::new().step(
+                s,
+                "confirmed",
+                format!("the customer confirmed the result ({method:?}), recorded by {actor}"),
+                json!({ "method": method, "note": note }),
+            );
+            p.confirmation = Some(super::record::Confirmation {
+                at: now,
+                method: *method,
+                by: actor.to_owned(),
+                note: note.clone(),
+            });
+            p
+        }
     };
     // A state change must be one the state machine allows; same-state steps record events.
     let mut from = s;
@@ -1206,8 +1322,9 @@ pub fn kind_possible(kind: &str, state: TicketState, active_escalations: bool) -
         "acknowledge_escalation" => active_escalations,
         "set_priority" => state != Closed,
         "reclassify" => !matches!(state, Received | Classified | Closed),
-        "note" | "link" | "attach" => true,
         "add_task" => working,
+        "note" | "link" | "attach" | "update_record" => true,
+        "confirm" => matches!(state, Resolved | Closed),
         _ => false,
     }
 }
@@ -1282,6 +1399,8 @@ mod tests {
             milestones: vec!["diagnosis".into(), "workaround".into()],
             open_tasks: Vec::new(),
             parent: None,
+            record: Default::default(),
+            helper_exists: true,
         }
     }
 
@@ -1789,6 +1908,166 @@ mod tests {
             };
             assert!(act(TicketState::InProgress, a).is_err(), "{bad}");
         }
+    }
+
+    fn record(v: serde_json::Value) -> crate::core::record::ServiceRecord {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn update(set: serde_json::Value, clear: &[&str]) -> Action {
+        Action::UpdateRecord {
+            set: record(set),
+            clear: clear.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_update_of_the_record_is_a_same_state_transition_with_before_and_after() {
+        let mut t = ticket(TicketState::InProgress);
+        t.life.record = record(json!({"product": "打印机", "tried": "重启"}));
+        let a = update(json!({"device_model": "LJ-1020", "product": "打印机 P1"}), &["tried"]);
+        let p = plan(&t, ACTOR, &a, &ctx(), &LifecyclePolicy::default(), Utc::now()).unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(
+            (p.steps[0].to, p.steps[0].event),
+            (TicketState::InProgress, "record_updated")
+        );
+        let d = &p.steps[0].details;
+        assert_eq!(d["fields"], json!(["product", "device_model", "tried"]));
+        assert_eq!(
+            d["before"],
+            json!({"product": "打印机", "device_model": null, "tried": "重启"})
+        );
+        assert_eq!(
+            d["after"],
+            json!({"product": "打印机 P1", "device_model": "LJ-1020", "tried": null})
+        );
+        let after = p.ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar());
+        assert_eq!(after.life.record.device_model.as_deref(), Some("LJ-1020"));
+        assert_eq!(after.life.record.tried, None);
+        // On a closed ticket too (the archive date is set after closing).
+        assert!(act(TicketState::Closed, update(json!({"archived_on": "2026-12-01"}), &[])).is_ok());
+        // Nothing new: refused, not an empty transition.
+        let same = plan(
+            &t,
+            ACTOR,
+            &update(json!({"product": "打印机"}), &[]),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        );
+        assert!(same.unwrap_err().why.contains("nothing to change"));
+    }
+
+    #[test]
+    fn an_update_of_the_record_is_validated_naming_the_field() {
+        let mut c = ctx();
+        c.record = toml::from_str("[fields.contract_no]\ntype = \"text\"\nlabel = \"合同号\"\nmax_len = 4").unwrap();
+        let ok = act_in(
+            TicketState::InProgress,
+            &update(json!({"custom": {"contract_no": "HT1"}}), &[]),
+            &c,
+        );
+        assert!(ok.is_ok());
+        for (a, field) in [
+            (
+                update(json!({"custom": {"contract_no": "HT-12345"}}), &[]),
+                "record.custom.contract_no",
+            ),
+            (
+                update(json!({"custom": {"colour": "red"}}), &[]),
+                "record.custom.colour",
+            ),
+            (update(json!({"product": "x".repeat(201)}), &[]), "record.product"),
+            (update(json!({}), &["color"]), "record.color"),
+        ] {
+            let e = act_in(TicketState::InProgress, &a, &c).unwrap_err();
+            assert!(e.why.contains(&format!("field `{field}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_helper_must_be_an_agent_other_than_the_owner_and_cannot_choose_the_helper() {
+        let p = act(TicketState::InProgress, update(json!({"helper": "ts-2"}), &[])).unwrap();
+        assert_eq!(p.record.unwrap().helper.as_deref(), Some("ts-2"));
+        let nobody = Context {
+            helper_exists: false,
+            ..ctx()
+        };
+        let e = act_in(
+            TicketState::InProgress,
+            &update(json!({"helper": "ghost"}), &[]),
+            &nobody,
+        )
+        .unwrap_err();
+        assert!(e.why.contains("no agent"), "{e}");
+        let e = act(TicketState::InProgress, update(json!({"helper": "ts-1"}), &[])).unwrap_err();
+        assert!(e.why.contains("owns the ticket"), "{e}");
+        let mut t = ticket(TicketState::InProgress);
+        t.life.record.helper = Some("ts-2".into());
+        let by_helper = |a: &Action| plan(&t, "agent:ts-2", a, &ctx(), &LifecyclePolicy::default(), Utc::now());
+        assert!(by_helper(&update(json!({"helper": "ts-3"}), &[])).is_err());
+        assert!(by_helper(&update(json!({}), &["helper"])).is_err());
+        // The helper may fill in the rest of the record.
+        assert!(by_helper(&update(json!({"engineer_arrived_at": "2026-05-11T02:00:00Z"}), &[])).is_ok());
+    }
+
+    #[test]
+    fn confirmation_is_its_own_fact_not_a_closing() {
+        let confirm = |m: &str| Action::Confirm {
+            method: serde_json::from_value(json!(m)).unwrap(),
+            note: None,
+        };
+        // A result is confirmed: not while the work is open.
+        for s in [
+            TicketState::Assigned,
+            TicketState::InProgress,
+            TicketState::WaitingForCustomer,
+            TicketState::Queued,
+        ] {
+            assert!(act(s, confirm("signature")).is_err(), "{s}");
+        }
+        let p = act(TicketState::Resolved, confirm("signature")).unwrap();
+        assert_eq!((p.steps[0].to, p.steps[0].event), (TicketState::Resolved, "confirmed"));
+        assert!(!p.close, "confirming does not close");
+        let c = p.confirmation.clone().unwrap();
+        assert_eq!(
+            (c.method, c.by.as_str()),
+            (crate::core::record::ConfirmMethod::Signature, ACTOR)
+        );
+        // After closing, too (a signed form handed in later), but once.
+        assert!(act(TicketState::Closed, confirm("phone")).is_ok());
+        let mut t = ticket(TicketState::Resolved);
+        t.life = p
+            .ticket_after(&t, Utc::now(), None, &real().doc.sla, real().calendar())
+            .life;
+        assert!(t.life.confirmation.is_some() && t.life.closed_at.is_none());
+        let again = plan(
+            &t,
+            ACTOR,
+            &confirm("online"),
+            &ctx(),
+            &LifecyclePolicy::default(),
+            Utc::now(),
+        );
+        assert!(again.unwrap_err().why.contains("already confirmed"));
+        // Closing without a confirmation remains possible.
+        assert!(act(TicketState::Resolved, Action::Close { reason: None }).is_ok());
+        // The customer's own confirmation is online; a signature is recorded by staff.
+        let t = ticket(TicketState::Resolved);
+        let by_customer = |m| {
+            plan(
+                &t,
+                "customer:key_1",
+                &confirm(m),
+                &ctx(),
+                &LifecyclePolicy::default(),
+                Utc::now(),
+            )
+        };
+        assert!(by_customer("online").is_ok());
+        assert!(by_customer("signature").is_err());
+        assert!(serde_json::from_value::<Action>(json!({"kind": "confirm", "method": "telepathy"})).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod notify;
 pub mod numbering;
 pub mod policy;
 pub mod privacy;
+pub mod record;
 pub mod report;
 pub mod retention;
 pub mod routing;

@@ -61,6 +61,9 @@ pub struct PolicyDocument {
     /// surveys and follow-up visits. Absent: nobody is notified and customers get nothing.
     #[serde(default)]
     pub notify: crate::core::notify::NotifyPolicy,
+    /// The service record's custom fields (`[record.fields.<name>]`).
+    #[serde(default)]
+    pub record: crate::core::record::RecordPolicy,
 }
 
 /// The people side: presence and the work list.
@@ -338,6 +341,9 @@ impl Policy {
                     ),
                 ));
             }
+        }
+        if let Err(message) = doc.record.validate() {
+            return Err(invalid("[record", message));
         }
         if !(1..=5).contains(&doc.lifecycle.reopen_rating_at_or_below) {
             return Err(invalid(

@@ -59,6 +59,12 @@ pub struct Progress {
     /// When each milestone (`plan`, `diagnosis`, `workaround`) was met, by name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub milestones: std::collections::BTreeMap<String, DateTime<Utc>>,
+    /// The service record (售后服务记录): set by intake and by agents (`update_record`).
+    #[serde(default)]
+    pub record: super::record::ServiceRecord,
+    /// The customer's confirmation of the result (`confirm`), apart from closing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<super::record::Confirmation>,
 }
 
 /// One state change. `seq` equals the ticket's version after the change, so the transition

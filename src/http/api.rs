@@ -126,6 +126,10 @@ async fn view_of<C: tokio_postgres::GenericClient>(
     view["body"] = json!(t.body);
     view["due_overrides"] = json!(t.life.due_overrides);
     view["milestones"] = json!(t.life.milestones);
+    // The service record (售后服务记录) and the customer's confirmation, for the service team;
+    // `record_columns` lists every field by its label (custom ones by the policy's).
+    view["record"] = serde_json::to_value(&t.life.record).unwrap_or_default();
+    view["confirmation"] = json!(t.life.confirmation);
     let links: Vec<Value> = tickets::links_of(client, t.id)
         .await?
         .into_iter()
@@ -179,6 +183,9 @@ async fn view_of<C: tokio_postgres::GenericClient>(
         "parent": parent,
         "notes": notes,
         "attachments": attachments,
+        "record_columns": t.life.record.columns(&app.policy.doc.record).into_iter()
+            .map(|(label, value)| json!({ "label": label, "value": value }))
+            .collect::<Vec<_>>(),
         "active_escalation": active_escalation,
         // What was sent about the ticket (staff, the customer, webhooks) and whether it arrived.
         "deliveries": deliveries,

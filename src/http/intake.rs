@@ -219,6 +219,7 @@ async fn finish(
 async fn accept(gw: &Gateway, normalized: Result<IntakeRequest, GatewayError>) -> Result<Accepted, GatewayError> {
     let request = normalized?;
     request.validate(&gw.channels)?;
+    request.validate_record(&gw.record)?;
     request.check_clock(chrono::Utc::now(), gw.settings.max_backdate, gw.settings.max_ahead)?;
     let payload = serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?;
     // The intake stage refuses anything larger; refuse it here, where the client can still fix it.

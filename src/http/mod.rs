@@ -51,6 +51,8 @@ pub struct Gateway {
     pub settings: GatewaySettings,
     /// Channels the policy knows (a request for any other is refused with 422).
     pub channels: Vec<String>,
+    /// The service record's custom fields, which an intake request's `record` is checked against.
+    pub record: crate::core::record::RecordPolicy,
     pub db: Db,
     pub keys: auth::KeyCache,
     pub limiter: auth::RateLimiter,
@@ -85,6 +87,7 @@ impl Gateway {
                 max_ahead: seconds(s.gateway_max_ahead_s),
             },
             channels: app.policy.doc.channels.clone(),
+            record: app.policy.doc.record.clone(),
             db: app.db.clone(),
             keys: auth::KeyCache::with_miss_limit(
                 app.db.clone(),

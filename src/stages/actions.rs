@@ -95,6 +95,13 @@ pub async fn apply(
         Action::Reassign { agent, .. } => agents::agent_exists(tx, agent).await?,
         _ => false,
     };
+    let helper_exists = match &msg.action {
+        Action::UpdateRecord {
+            set: crate::core::record::ServiceRecord { helper: Some(h), .. },
+            ..
+        } => agents::agent_exists(tx, h).await?,
+        _ => false,
+    };
     // A claim is made by the roster agent the actor names.
     let actor_agent = match (&msg.action, msg.actor.strip_prefix("agent:")) {
         (Action::Claim, Some(a)) if agents::agent_exists(tx, a).await? => Some(a.to_owned()),
@@ -149,6 +156,8 @@ pub async fn apply(
             .unwrap_or_default(),
         open_tasks,
         parent: parent.as_ref().map(|(_, number, _)| number.clone()),
+        record: policy.doc.record.clone(),
+        helper_exists,
     };
     let mut p = plan(t, &msg.actor, &msg.action, &ctx, &policy.doc.lifecycle, now)?;
 

@@ -242,7 +242,9 @@ impl Stage for Intake {
             let mut first_by_key: HashMap<String, usize> = HashMap::new();
             let mut requests: Vec<(usize, IntakeRequest)> = Vec::new();
             for (i, m) in batch.iter().enumerate() {
-                match IntakeRequest::decode(&m.data, &policy.doc.channels) {
+                match IntakeRequest::decode(&m.data, &policy.doc.channels)
+                    .and_then(|r| r.validate_record(&policy.doc.record).map(|()| r))
+                {
                     Err(e) => settled[i] = Some(Outcome::Dead(format!("intake request rejected: {e}"))),
                     Ok(r) => {
                         let expected_key = format!("intake.{}", r.channel);
@@ -464,7 +466,10 @@ impl Stage for Intake {
                         received_at: r.received_at,
                         assigned_at: None,
                         version: 1,
-                        life: Default::default(),
+                        life: crate::core::ticket::Progress {
+                            record: r.record.clone().unwrap_or_default(),
+                            ..Default::default()
+                        },
                     };
                     let tr = Transition {
                         ticket_id: tid,
@@ -480,7 +485,7 @@ impl Stage for Intake {
                             policy.doc.lifecycle.reopen_window,
                         ),
                         policy_version: policy.version().to_owned(),
-                        details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len(), "thread_ref_refused": refused, "follows": follows.as_ref().map(|f| &f.number) }),
+                        details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len(), "record_fields": r.record.as_ref().map(|x| x.columns(&policy.doc.record).into_iter().filter(|(_, v)| !v.is_empty()).count()).unwrap_or(0), "thread_ref_refused": refused, "follows": follows.as_ref().map(|f| &f.number) }),
                     };
                     outputs.push(events::ticket_event(
                         &ticket,

@@ -126,6 +126,10 @@ pub async fn insert_tickets(tx: &Transaction<'_>, new: &[NewTicket<'_>]) -> Resu
     let bodies: Vec<&str> = new.iter().map(|t| t.request.body.as_str()).collect();
     let received: Vec<chrono::DateTime<chrono::Utc>> = new.iter().map(|t| t.request.received_at).collect();
     let customer_refs: Vec<Option<i64>> = new.iter().map(|t| t.customer_ref).collect();
+    let records: Vec<serde_json::Value> = new
+        .iter()
+        .map(|t| serde_json::to_value(t.request.record.clone().unwrap_or_default()).unwrap_or_default())
+        .collect();
     // Terms hold no spaces (`core::search`): one string per ticket, split again in SQL.
     let terms: Vec<String> = new
         .iter()
@@ -142,15 +146,15 @@ pub async fn insert_tickets(tx: &Transaction<'_>, new: &[NewTicket<'_>]) -> Resu
         .query(
             &prepared(
                 tx,
-                "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref, search_terms)
-                         SELECT n, c, m, cu, s, b, r, 'received', 1, cr, string_to_array(st, ' ')
-                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[], $9::text[])
-                              AS u(n, c, m, cu, s, b, r, cr, st)
+                "INSERT INTO tickets (number, channel, channel_message_id, customer, subject, body, received_at, state, version, customer_ref, search_terms, record)
+                         SELECT n, c, m, cu, s, b, r, 'received', 1, cr, string_to_array(st, ' '), rec
+                         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[], $9::text[], $10::jsonb[])
+                              AS u(n, c, m, cu, s, b, r, cr, st, rec)
                          ON CONFLICT (channel, channel_message_id) DO NOTHING
                          RETURNING id, number",
             )
             .await?,
-            &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received, &customer_refs, &terms],
+            &[&nums, &channels, &cmids, &customers, &subjects, &bodies, &received, &customer_refs, &terms, &records],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -174,17 +178,21 @@ pub async fn insert_messages(
         .map(|(_, r)| serde_json::to_value(&r.attachments).unwrap_or_default())
         .collect();
     let submitted_by: Vec<Option<&str>> = messages.iter().map(|(_, r)| r.submitted_by.as_deref()).collect();
+    let records: Vec<Option<serde_json::Value>> = messages
+        .iter()
+        .map(|(_, r)| r.record.as_ref().and_then(|x| serde_json::to_value(x).ok()))
+        .collect();
     let rows = tx
         .query(
             &prepared(
                 tx,
-                "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments, submitted_by)
-                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[])
+                "INSERT INTO ticket_messages (ticket_id, channel, channel_message_id, received_at, subject, body, quoted_history, attachments, submitted_by, record)
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::jsonb[])
                      ON CONFLICT (channel, channel_message_id) DO NOTHING
                      RETURNING channel, channel_message_id",
             )
             .await?,
-            &[&tids, &channels, &cmids, &received, &subjects, &bodies, &quoted, &attachments, &submitted_by],
+            &[&tids, &channels, &cmids, &received, &subjects, &bodies, &quoted, &attachments, &submitted_by, &records],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

@@ -820,13 +820,17 @@ async fn anonymise(
             subject = NULL, body = '[anonymised]', rating_comment = NULL, search_terms = '{}',
             resolution = CASE WHEN resolution IS NULL THEN NULL
                               ELSE jsonb_build_object('anonymised', true, 'at', resolution->'at') END,
+            -- The service record keeps what reports count, none of the customer's words.
+            record = jsonb_strip_nulls(jsonb_build_object('urgency', record->'urgency',
+                'callback_requested', record->'callback_requested', 'archived_on', record->'archived_on')),
+            confirmation = confirmation - 'note',
             anonymised_at = $2, updated_at = now()
          WHERE id = ANY($1)",
         &[&ids, &now],
     )
     .await?;
     tx.execute(
-        "UPDATE ticket_messages SET subject = NULL, body = '[anonymised]', quoted_history = NULL, attachments = '[]'
+        "UPDATE ticket_messages SET subject = NULL, body = '[anonymised]', quoted_history = NULL, attachments = '[]', record = NULL
          WHERE ticket_id = ANY($1)",
         &[&ids],
     )
@@ -856,6 +860,7 @@ async fn anonymise(
                               ELSE reason END,
                 details = details #- '{data,message}' #- '{data,comment}' #- '{data,result}' #- '{data,notes}'
                                   #- '{data,root_cause}' #- '{data,reason}' #- '{data,text}' #- '{data,url}' #- '{data,name}'
+                                  #- '{data,before}' #- '{data,after}' #- '{data,note}'
              WHERE ticket_id = ANY($1)",
             &[&ids],
         )

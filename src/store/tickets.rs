@@ -11,7 +11,7 @@ use tokio_postgres::{GenericClient, Row};
 pub const TICKET_COLUMNS: &str = "id, number, channel, channel_message_id, customer, subject, body, language, category, \
      category_confidence, priority, state, team, assignee, sla_rule, first_response_due, resolution_due, \
      received_at, assigned_at, version, first_responded_at, last_update_at, resolved_at, closed_at, \
-     sla_restarted_at, resolution, rating, rating_comment, supervisor, due_overrides, needs_triage, category_candidates, milestones";
+     sla_restarted_at, resolution, rating, rating_comment, supervisor, due_overrides, needs_triage, category_candidates, milestones, record, confirmation";
 
 pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
     let state: &str = r.get("state");
@@ -63,6 +63,15 @@ pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
                 .get::<_, Option<serde_json::Value>>("milestones")
                 .and_then(|v| serde_json::from_value(v).ok())
                 .unwrap_or_default(),
+            // A record or confirmation this build cannot read (written by a newer one) shows
+            // as empty rather than making the ticket unreadable.
+            record: r
+                .get::<_, Option<serde_json::Value>>("record")
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
+            confirmation: r
+                .get::<_, Option<serde_json::Value>>("confirmation")
+                .and_then(|v| serde_json::from_value(v).ok()),
         },
     })
 }
@@ -109,7 +118,8 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 first_response_due = $8, resolution_due = $9, assigned_at = $10,
                 first_responded_at = $11, last_update_at = $12, resolved_at = $13, closed_at = $14,
                 sla_restarted_at = $15, resolution = $16, rating = $17, rating_comment = $18, supervisor = $19,
-                version = $20, due_overrides = $21, category = $22, needs_triage = $23, milestones = $24, updated_at = now()
+                version = $20, due_overrides = $21, category = $22, needs_triage = $23, milestones = $24,
+                record = $25, confirmation = $26, updated_at = now()
              WHERE id = $1 AND version = $2",
             )
             .await?,
@@ -138,6 +148,12 @@ pub async fn write_after_action(tx: &Transaction<'_>, before: &Ticket, after: &T
                 &after.category,
                 &after.needs_triage,
                 &overrides_json(&after.life.milestones),
+                &serde_json::to_value(&after.life.record).unwrap_or_else(|_| serde_json::json!({})),
+                &after
+                    .life
+                    .confirmation
+                    .as_ref()
+                    .and_then(|c| serde_json::to_value(c).ok()),
             ],
         )
         .await?)

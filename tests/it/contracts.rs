@@ -66,6 +66,43 @@ fn a_request_without_contact_fails_both_the_schema_and_the_code() {
     assert!(IntakeRequest::decode(bad.to_string().as_bytes(), &["app".to_string()]).is_err());
 }
 
+/// The service record is optional in contract v1: a request without it is unchanged, one with
+/// it is valid for the schema and the code alike, and what either refuses the other refuses.
+#[test]
+fn record_fields_in_an_intake_request_are_optional_and_checked_by_schema_and_code() {
+    let v = schema("schemas/intake-request.v1.json");
+    let channels = ["app".to_string()];
+    let base = json!({"channel": "app", "channel_message_id": "x", "received_at": "2026-01-01T00:00:00Z",
+        "customer": {"phone": "13800000000"}, "body": "打印机无法连接"});
+    assert!(v.is_valid(&base));
+    assert_eq!(
+        IntakeRequest::decode(base.to_string().as_bytes(), &channels)
+            .unwrap()
+            .record,
+        None
+    );
+    let mut with = base.clone();
+    with["record"] = json!({"product": "打印机", "device_model": "LJ-1020", "occurred_at": "2026-01-01T00:00:00Z",
+        "tried": "重启", "expectation": "今天修好", "expected_by": "2026-01-01T10:00:00Z", "urgency": "紧急",
+        "appointment_at": "2026-01-02T02:00:00Z", "callback_requested": true});
+    assert_valid(&v, &with, "a request with a record");
+    let r = IntakeRequest::decode(with.to_string().as_bytes(), &channels).unwrap();
+    assert_eq!(r.record.unwrap().device_model.as_deref(), Some("LJ-1020"));
+    for bad in [
+        json!({"colour": "red"}),
+        json!({"urgency": "very"}),
+        json!({"callback_requested": "yes"}),
+        json!({"product": ""}),
+    ] {
+        let mut b = base.clone();
+        b["record"] = bad.clone();
+        assert!(!v.is_valid(&b), "the schema takes {bad}");
+        let code = IntakeRequest::decode(b.to_string().as_bytes(), &channels)
+            .and_then(|r| r.validate_record(&Default::default()));
+        assert!(code.is_err(), "the code takes {bad}");
+    }
+}
+
 fn ticket() -> Ticket {
     Ticket {
         id: 7,
@@ -213,6 +250,17 @@ fn actions_and_work_messages_match_their_schemas() {
         Action::AddTask {
             team: "billing".into(),
             summary: "refund".into(),
+        },
+        Action::UpdateRecord {
+            set: serde_json::from_value(
+                json!({"product": "P1", "helper": "ts-002", "custom": {"contract_no": "HT-1"}}),
+            )
+            .unwrap(),
+            clear: vec!["custom.units".into()],
+        },
+        Action::Confirm {
+            method: switchboard::core::record::ConfirmMethod::Online,
+            note: None,
         },
     ];
     let kinds: Vec<&str> = actions.iter().map(|a| a.kind()).collect();
@@ -396,6 +444,17 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
             team: "technical_support".into(),
             summary: "诊断主板故障".into(),
         },
+        Action::UpdateRecord {
+            set: serde_json::from_value(json!({"device_model": "LJ-1020", "urgency": "urgent",
+                "occurred_at": "2026-05-10T02:00:00Z", "archived_on": "2026-06-01",
+                "callback_requested": true, "custom": {"contract_no": "HT-1"}}))
+            .unwrap(),
+            clear: vec!["tried".into()],
+        },
+        Action::Confirm {
+            method: switchboard::core::record::ConfirmMethod::Signature,
+            note: text("签字确认"),
+        },
     ];
     for kind in Action::KINDS {
         assert!(actions.iter().any(|a| a.kind() == kind), "no sample of {kind}");
@@ -424,6 +483,10 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
         json!({ "kind": "workaround" }),
         json!({ "kind": "milestone", "note": "no name" }),
         json!({ "kind": "add_task", "team": "billing" }),
+        json!({ "kind": "update_record", "set": { "colour": "red" } }),
+        json!({ "kind": "update_record", "set": { "callback_requested": "yes" } }),
+        json!({ "kind": "confirm" }),
+        json!({ "kind": "confirm", "method": "telepathy" }),
         json!({ "message": "no kind" }),
     ] {
         assert!(

@@ -29,6 +29,7 @@ mod ops_endpoints;
 mod outbound;
 mod people;
 mod pipeline;
+mod record;
 mod replies;
 mod reports;
 mod retention;

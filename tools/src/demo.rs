@@ -92,6 +92,7 @@ pub fn traffic(run: &str, range: std::ops::Range<usize>, with_invalid: bool, now
             thread_ref,
             attachments: vec![],
             submitted_by: None,
+            record: None,
         };
         let payload = serde_json::to_vec(&req).unwrap_or_default();
         out.push(Publication {

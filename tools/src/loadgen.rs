@@ -96,6 +96,7 @@ pub fn prepare(corpus: &Corpus, run: &str, i: usize, now: DateTime<Utc>) -> Prep
                 thread_ref: None,
                 attachments: vec![],
                 submitted_by: None,
+                record: None,
             };
             json("app", "/v1/requests", &request)
         }

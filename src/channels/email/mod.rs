@@ -223,6 +223,7 @@ pub fn parse_email(raw: &[u8], received_at: DateTime<Utc>) -> Result<IntakeReque
         thread_ref,
         attachments,
         submitted_by: None,
+        record: None,
     };
     strip_nul_characters(&mut request);
     if request.body.trim().is_empty() && request.attachments.is_empty() {
