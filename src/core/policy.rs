@@ -57,6 +57,9 @@ pub struct PolicyDocument {
     /// surveys and follow-up visits. Absent: nobody is notified and customers get nothing.
     #[serde(default)]
     pub notify: crate::core::notify::NotifyPolicy,
+    /// Report labels, the suggestions roll-up and the daily roll-up (`switchboard report`).
+    #[serde(default)]
+    pub reports: crate::core::report::labels::ReportsPolicy,
 }
 
 /// The people side: presence and the work list.
@@ -307,6 +310,18 @@ impl Policy {
                 invalid(&needle, m)
             })?;
         }
+        for (code, label) in &doc.lifecycle.unsatisfied_reasons {
+            if code.trim().is_empty() || label.trim().is_empty() {
+                return Err(invalid(
+                    "unsatisfied_reasons",
+                    format!("[lifecycle.unsatisfied_reasons] {code:?} needs a code and a label"),
+                ));
+            }
+        }
+        let roles: Vec<String> = doc.notify.roles.keys().cloned().collect();
+        doc.reports
+            .validate(&categories, &levels, &doc.channels, &roles)
+            .map_err(|m| invalid("[reports", m))?;
         if let Err(message) = doc.retention.validate() {
             return Err(invalid("[retention", message));
         }
