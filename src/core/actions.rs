@@ -1802,7 +1802,11 @@ mod tests {
                 root_cause: None,
                 notes: None
             }),
-            (1u8..=5).prop_map(|score| Action::Rate { score, comment: None, reason: None }),
+            (1u8..=5).prop_map(|score| Action::Rate {
+                score,
+                comment: None,
+                reason: None
+            }),
             Just(Action::Reopen { reason: "r".into() }),
             Just(Action::Close { reason: None }),
             Just(Action::Reassign {

@@ -12,6 +12,7 @@ pub mod numbering;
 pub mod policy;
 pub mod privacy;
 pub mod report;
+pub mod report_policy;
 pub mod retention;
 pub mod routing;
 pub mod search;

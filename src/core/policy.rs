@@ -59,7 +59,7 @@ pub struct PolicyDocument {
     pub notify: crate::core::notify::NotifyPolicy,
     /// Report labels, the suggestions roll-up and the daily roll-up (`switchboard report`).
     #[serde(default)]
-    pub reports: crate::core::report::labels::ReportsPolicy,
+    pub reports: crate::core::report_policy::ReportsPolicy,
 }
 
 /// The people side: presence and the work list.
@@ -433,6 +433,7 @@ mod tests {
             "policy/classification.toml",
             "policy/calendar.toml",
             "policy/notify.toml",
+            "policy/reports.toml",
         ] {
             std::fs::copy(src.join(f), dir.join(f)).unwrap();
         }

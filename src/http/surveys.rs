@@ -342,9 +342,16 @@ mod tests {
         );
         assert!(parse_answer(&h, b"{", &dims()).unwrap_err().contains("JSON"));
         let declared: std::collections::BTreeMap<String, String> = [("slow".to_owned(), "慢 Slow".to_owned())].into();
-        assert_eq!(reason_of(&h, br#"{"score": 1, "reason": "slow"}"#, &declared), Ok(Some("slow".into())));
+        assert_eq!(
+            reason_of(&h, br#"{"score": 1, "reason": "slow"}"#, &declared),
+            Ok(Some("slow".into()))
+        );
         assert_eq!(reason_of(&h, br#"{"score": 1}"#, &declared), Ok(None));
-        assert!(reason_of(&h, br#"{"score": 1, "reason": "rude"}"#, &declared).unwrap_err().contains("slow"));
+        assert!(
+            reason_of(&h, br#"{"score": 1, "reason": "rude"}"#, &declared)
+                .unwrap_err()
+                .contains("slow")
+        );
         assert!(reason_of(&h, br#"{"score": 1, "reason": 3}"#, &declared).is_err());
         assert!(
             parse_answer(&h, br#"{"score": 3, "comment": 7}"#, &dims())

@@ -5,7 +5,6 @@
 
 use crate::core::policy::Policy;
 use crate::core::report::daily;
-use crate::core::report::labels::Labels;
 use crate::core::report::{Period, PeriodSpec};
 use crate::store::{Db, StoreError, reports};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -50,7 +49,7 @@ pub async fn run_once(
     }
     let period = Period::resolve(PeriodSpec::Day(day), now, policy.tz)?;
     let report = reports::report(db, policy, &period, now).await?;
-    let labels = Labels::from_policy(policy, cfg.lang);
+    let labels = crate::core::report::labels::Labels::from_policy(policy, cfg.lang);
     let (subject, text) = daily::message(&report, &labels);
     let planned = daily::plan(day, &cfg.notify, &policy.doc.notify, &subject, &text, mail_domain);
     if planned.is_empty() {

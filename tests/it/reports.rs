@@ -406,7 +406,12 @@ async fn a_report_over_tickets_driven_through_the_pipeline() {
 
     // The review (复盘): the ticket rated 1 with its reason, the unanswered one late and open.
     use switchboard::core::report::review::ReviewReason;
-    let item = |n: &str| r.review.iter().find(|i| i.number == n).unwrap_or_else(|| panic!("{n} not in {:?}", r.review));
+    let item = |n: &str| {
+        r.review
+            .iter()
+            .find(|i| i.number == n)
+            .unwrap_or_else(|| panic!("{n} not in {:?}", r.review))
+    };
     assert!(
         item(&numbers[1]).reasons.contains(&ReviewReason::Unsatisfied {
             rating: 1,
@@ -417,17 +422,38 @@ async fn a_report_over_tickets_driven_through_the_pipeline() {
     );
     assert!(item(&numbers[2]).reasons.iter().any(|x| matches!(x,
         ReviewReason::Late { target, met_at: None, late_seconds, .. } if target == "first_response" && *late_seconds >= 0)));
-    assert!(item(&numbers[2]).reasons.iter().any(|x| matches!(x, ReviewReason::Unresolved { .. })));
-    assert!(!r.review.iter().any(|i| i.number == numbers[0]) || r.review.iter().any(|i| i.number == numbers[0]
-        && i.reasons.iter().all(|x| matches!(x, ReviewReason::Late { .. }))), "the closed 5 is only there if late");
-    let reasons: Vec<(String, u64)> = r.unsatisfied.reasons.iter().map(|c| (c.reason.clone(), c.count)).collect();
+    assert!(
+        item(&numbers[2])
+            .reasons
+            .iter()
+            .any(|x| matches!(x, ReviewReason::Unresolved { .. }))
+    );
+    assert!(
+        !r.review.iter().any(|i| i.number == numbers[0])
+            || r.review
+                .iter()
+                .any(|i| i.number == numbers[0] && i.reasons.iter().all(|x| matches!(x, ReviewReason::Late { .. }))),
+        "the closed 5 is only there if late"
+    );
+    let reasons: Vec<(String, u64)> = r
+        .unsatisfied
+        .reasons
+        .iter()
+        .map(|c| (c.reason.clone(), c.count))
+        .collect();
     assert_eq!(
         reasons,
         vec![("not_solved".into(), 0), ("slow".into(), 1), ("(none)".into(), 0)]
     );
     // By agent: what the database says fl-1 holds.
     let fl1 = h.count("SELECT count(*) FROM tickets WHERE assignee = 'fl-1'").await as u64;
-    let by_agent: u64 = r.breakdowns.by_agent.iter().filter(|b| b.key == "fl-1").map(|b| b.tickets).sum();
+    let by_agent: u64 = r
+        .breakdowns
+        .by_agent
+        .iter()
+        .filter(|b| b.key == "fl-1")
+        .map(|b| b.tickets)
+        .sum();
     assert_eq!(by_agent, fl1);
     assert_eq!(r.breakdowns.by_category.iter().map(|b| b.tickets).sum::<u64>(), 3);
 
@@ -508,10 +534,21 @@ async fn the_scheduler_sends_the_daily_roll_up_once_however_often_it_runs() {
     // The scheduler stage (which runs the job) and the sender; then both restarted.
     h.start_stages(&[StageName::Scheduler, StageName::Deliver], 1);
     let mails = sink.wait_for(1, StdDuration::from_secs(30)).await;
-    let daily: Vec<_> = mails.iter().filter(|m| m.to == vec!["quality@example.com".to_owned()]).collect();
-    assert_eq!(daily.len(), 1, "{:?}", mails.iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>());
+    let daily: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == vec!["quality@example.com".to_owned()])
+        .collect();
+    assert_eq!(
+        daily.len(),
+        1,
+        "{:?}",
+        mails.iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()
+    );
     let subject = daily[0].subject.clone().unwrap_or_default();
-    assert!(subject.contains("服务日报") && subject.contains(&today.to_string()), "{subject}");
+    assert!(
+        subject.contains("服务日报") && subject.contains(&today.to_string()),
+        "{subject}"
+    );
     assert!(daily[0].text.as_deref().unwrap_or_default().contains("受理工单数"));
     h.stop_stages().await;
     h.start_stages(&[StageName::Scheduler, StageName::Deliver], 1);
@@ -519,13 +556,17 @@ async fn the_scheduler_sends_the_daily_roll_up_once_however_often_it_runs() {
     h.stop_stages().await;
 
     assert_eq!(
-        sink.received().iter().filter(|m| m.to == vec!["quality@example.com".to_owned()]).count(),
+        sink.received()
+            .iter()
+            .filter(|m| m.to == vec!["quality@example.com".to_owned()])
+            .count(),
         1,
         "one mail however often the scheduler runs"
     );
     assert_eq!(h.count("SELECT count(*) FROM report_runs").await, 1);
     assert_eq!(
-        h.count("SELECT count(*) FROM deliveries WHERE purpose = 'daily_report' AND state = 'delivered'").await,
+        h.count("SELECT count(*) FROM deliveries WHERE purpose = 'daily_report' AND state = 'delivered'")
+            .await,
         1
     );
     std::fs::remove_file(&policy_path).unwrap();

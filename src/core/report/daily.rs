@@ -29,7 +29,13 @@ pub fn message(report: &Report, l: &Labels) -> (String, String) {
     let r = labelled(report, l);
     let subject = format!("{} {}", l.t("Daily service roll-up"), r.period.first_day);
     let mut o = String::new();
-    let _ = writeln!(o, "{} {} ({})", l.t("Daily service roll-up"), r.period.first_day, r.period.time_zone);
+    let _ = writeln!(
+        o,
+        "{} {} ({})",
+        l.t("Daily service roll-up"),
+        r.period.first_day,
+        r.period.time_zone
+    );
     let _ = writeln!(o);
     let _ = writeln!(o, "{}: {}", l.t("Tickets received"), r.received);
     let _ = writeln!(
@@ -40,7 +46,10 @@ pub fn message(report: &Report, l: &Labels) -> (String, String) {
         r.resolution_rate.of
     );
     for t in &r.on_time {
-        let rate = t.rate.map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "–".into());
+        let rate = t
+            .rate
+            .map(|x| format!("{:.1}%", x * 100.0))
+            .unwrap_or_else(|| "–".into());
         let _ = writeln!(
             o,
             "{} {}: {rate} ({} {}, {} {}, {} {})",
@@ -60,7 +69,12 @@ pub fn message(report: &Report, l: &Labels) -> (String, String) {
     let csat = r.csat.mean.map(|m| format!("{m:.2}")).unwrap_or_else(|| "–".into());
     let _ = writeln!(o, "{}: {csat} ({})", l.t("CSAT"), r.csat.rated);
     let _ = writeln!(o);
-    let _ = writeln!(o, "{} ({})", l.t("Review (late, unresolved, unsatisfied)"), r.review.len());
+    let _ = writeln!(
+        o,
+        "{} ({})",
+        l.t("Review (late, unresolved, unsatisfied)"),
+        r.review.len()
+    );
     for i in r.review.iter().take(REVIEW_LINES) {
         let _ = writeln!(o, "- {}", review_line(i, l));
     }
@@ -139,6 +153,12 @@ pub fn plan(
 
 fn safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }

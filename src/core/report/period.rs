@@ -210,7 +210,12 @@ mod tests {
         // In January the last complete quarter is the previous year's fourth.
         let p = Period::resolve(PeriodSpec::Quarter, utc(2027, 2, 10, 0), Shanghai).unwrap();
         assert_eq!(p.label, "quarter 2026-Q4");
-        for (q, first, last) in [(1, (1, 1), (3, 31)), (2, (4, 1), (6, 30)), (3, (7, 1), (9, 30)), (4, (10, 1), (12, 31))] {
+        for (q, first, last) in [
+            (1, (1, 1), (3, 31)),
+            (2, (4, 1), (6, 30)),
+            (3, (7, 1), (9, 30)),
+            (4, (10, 1), (12, 31)),
+        ] {
             let (year, quarter) = parse_quarter(&format!("2026-Q{q}")).unwrap();
             let p = Period::resolve(PeriodSpec::QuarterOf { year, quarter }, utc(2027, 1, 1, 0), Shanghai).unwrap();
             assert_eq!(p.first_day, NaiveDate::from_ymd_opt(2026, first.0, first.1).unwrap());
@@ -222,7 +227,11 @@ mod tests {
             let err = parse_quarter(bad).unwrap_err().to_string();
             assert!(err.contains("YYYY-QN"), "{bad}: {err}");
         }
-        let err = Period::resolve(PeriodSpec::QuarterOf { year: 2026, quarter: 7 }, utc(2027, 1, 1, 0), Shanghai);
+        let err = Period::resolve(
+            PeriodSpec::QuarterOf { year: 2026, quarter: 7 },
+            utc(2027, 1, 1, 0),
+            Shanghai,
+        );
         assert!(err.is_err());
     }
 

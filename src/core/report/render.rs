@@ -129,7 +129,11 @@ pub fn review_line(i: &ReviewItem, l: &Labels) -> String {
                 }
             ),
             ReviewReason::Unresolved { state, open_seconds } => {
-                format!("{} ({state}, {})", l.t("still open"), human_duration(*open_seconds as f64))
+                format!(
+                    "{} ({state}, {})",
+                    l.t("still open"),
+                    human_duration(*open_seconds as f64)
+                )
             }
             ReviewReason::Unsatisfied { rating, reason } => format!(
                 "{} {rating}/5: {}",
@@ -141,8 +145,7 @@ pub fn review_line(i: &ReviewItem, l: &Labels) -> String {
     format!("{} [{what}] {}", i.number, reasons.join("; "))
 }
 
-fn breakdown_sets<'a>(r: &'a Report, l: &Labels) -> [(&'static str, &'a Vec<Breakdown>); 4] {
-    let _ = l;
+fn breakdown_sets(r: &Report) -> [(&'static str, &Vec<Breakdown>); 4] {
     [
         ("category", &r.breakdowns.by_category),
         ("priority", &r.breakdowns.by_priority),
@@ -378,7 +381,7 @@ fn review_table(o: &mut String, r: &Report, l: &Labels) {
         "res ok",
         l.t("CSAT")
     );
-    for (name, rows) in breakdown_sets(r, l) {
+    for (name, rows) in breakdown_sets(r) {
         let _ = writeln!(o, "  {} {}", l.t("by"), l.t(name));
         for b in rows {
             let _ = writeln!(
@@ -395,7 +398,12 @@ fn review_table(o: &mut String, r: &Report, l: &Labels) {
         }
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "{} ({})", l.t("Review (late, unresolved, unsatisfied)"), r.review.len());
+    let _ = writeln!(
+        o,
+        "{} ({})",
+        l.t("Review (late, unresolved, unsatisfied)"),
+        r.review.len()
+    );
     if r.review.is_empty() {
         let _ = writeln!(o, "  {}", l.t("none"));
     }
@@ -527,14 +535,29 @@ pub fn csv(r: &Report) -> Result<String, RenderError> {
         r.problems.unclassified.to_string(),
     );
 
-    for (name, rows) in breakdown_sets(r, &Labels::default()) {
+    for (name, rows) in breakdown_sets(r) {
         let section = format!("breakdown_{name}");
         for b in rows {
             put(&section, &b.key, "tickets", b.tickets.to_string());
             put(&section, &b.key, "resolved", b.resolved.to_string());
-            put(&section, &b.key, "mean_resolution_seconds", opt(b.mean_resolution_seconds));
-            put(&section, &b.key, "first_response_on_time_rate", opt(b.first_response_on_time.rate));
-            put(&section, &b.key, "resolution_on_time_rate", opt(b.resolution_on_time.rate));
+            put(
+                &section,
+                &b.key,
+                "mean_resolution_seconds",
+                opt(b.mean_resolution_seconds),
+            );
+            put(
+                &section,
+                &b.key,
+                "first_response_on_time_rate",
+                opt(b.first_response_on_time.rate),
+            );
+            put(
+                &section,
+                &b.key,
+                "resolution_on_time_rate",
+                opt(b.resolution_on_time.rate),
+            );
             put(&section, &b.key, "rated", b.rated.to_string());
             put(&section, &b.key, "csat_mean", opt(b.csat_mean));
         }
@@ -867,7 +890,7 @@ pub fn html_in(r: &Report, l: &Labels) -> String {
 
 fn review_html(o: &mut String, r: &Report, l: &Labels) {
     let _ = write!(o, "<h2>{}</h2>", escape(l.t("Breakdown")));
-    for (name, rows) in breakdown_sets(r, l) {
+    for (name, rows) in breakdown_sets(r) {
         let _ = write!(
             o,
             "<h3>{} {}</h3><table><tr><th></th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
@@ -910,11 +933,7 @@ fn review_html(o: &mut String, r: &Report, l: &Labels) {
         }
         o.push_str("</ul>");
     }
-    let _ = write!(
-        o,
-        "\n<h2>{}</h2><table>",
-        escape(l.t("Unsatisfied reasons"))
-    );
+    let _ = write!(o, "\n<h2>{}</h2><table>", escape(l.t("Unsatisfied reasons")));
     for c in &r.unsatisfied.reasons {
         let _ = write!(o, "<tr><td>{}</td><td>{}</td></tr>", escape(&c.reason), c.count);
     }

@@ -76,7 +76,10 @@ pub fn breakdown(
 ) -> Vec<Breakdown> {
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, t) in tickets.iter().enumerate() {
-        groups.entry(key(t).unwrap_or_else(|| NONE.to_owned())).or_default().push(i);
+        groups
+            .entry(key(t).unwrap_or_else(|| NONE.to_owned()))
+            .or_default()
+            .push(i);
     }
     let mut out: Vec<Breakdown> = groups
         .into_iter()

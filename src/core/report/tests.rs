@@ -526,7 +526,13 @@ fn breakdowns_give_tickets_handling_time_on_time_rates_and_csat_per_group() {
     );
     let complaint = &b.by_category[0];
     // t3 answered on time; t4, t6, t7 never answered; none resolved, all four overdue.
-    assert_eq!((complaint.first_response_on_time.count, complaint.first_response_on_time.of), (1, 4));
+    assert_eq!(
+        (
+            complaint.first_response_on_time.count,
+            complaint.first_response_on_time.of
+        ),
+        (1, 4)
+    );
     assert_eq!(complaint.resolution_on_time.rate, Some(0.0));
     assert_eq!((complaint.resolved, complaint.mean_resolution_seconds), (0, None));
     assert_eq!((complaint.rated, complaint.csat_mean), (0, None));
@@ -578,8 +584,26 @@ fn the_review_lists_late_unresolved_and_unsatisfied_tickets_with_their_reasons()
         ]
     );
     let t3 = &r.review[1];
+    // The customer has not been updated either: the next-update target is late too.
+    let late: Vec<&str> = t3
+        .reasons
+        .iter()
+        .filter_map(|x| match x {
+            Late {
+                target, met_at: None, ..
+            } => Some(target.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(late, vec!["resolution", "next_update"]);
+    let t3_reasons: Vec<_> = t3
+        .reasons
+        .iter()
+        .filter(|x| !matches!(x, Late { target, .. } if target == "next_update"))
+        .cloned()
+        .collect();
     assert_eq!(
-        t3.reasons,
+        t3_reasons,
         vec![
             Late {
                 target: "resolution".into(),
@@ -651,90 +675,96 @@ fn suggestions_are_rolled_up_by_problem_without_the_customers_words() {
     assert!(csv.contains("suggestions,product improvement,tickets,2"), "{csv}");
 }
 
-fn zh() -> labels::Labels {
-    let policy = crate::core::policy::Policy::load(
-        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml"),
-    )
-    .unwrap();
-    labels::Labels::from_policy(&policy, labels::Lang::Zh)
-}
+// The tests below load the shipped policy (the layout test reads no further than this line).
+#[cfg(test)]
+mod with_the_shipped_policy {
+    use super::*;
 
-#[test]
-fn lang_zh_labels_every_format_from_the_policy() {
-    use super::render::render_in;
-    let mut input = input();
-    for t in &mut input.tickets {
-        t.team = t.team.as_ref().map(|_| "technical_support".into());
-    }
-    let r = Report::build(&input, &sla(), &BusinessCalendar::default());
-    let l = zh();
-    let table = render_in(&r, Format::Table, &l).unwrap();
-    for zh in [
-        "客户服务报告",
-        "故障类",
-        "投诉类",
-        "普通",
-        "技术支持",
-        "首次响应",
-        "问题复盘",
-        "不满意原因",
-        "响应或处理太慢",
-        "建议汇总",
-        "电话",
-    ] {
-        assert!(table.contains(zh), "table lacks {zh}:\n{table}");
-    }
-    assert!(!table.contains("Technical support"), "a team's English name in zh:\n{table}");
-    assert!(!table.contains(" complaint "), "{table}");
-    let csv = render_in(&r, Format::Csv, &l).unwrap();
-    assert!(csv.contains("by_category,故障类,tickets,2"), "{csv}");
-    assert!(csv.contains("breakdown_category,投诉类,tickets,4"), "{csv}");
-    let html = render_in(&r, Format::Html, &l).unwrap();
-    assert!(html.contains("lang=\"zh-Hans\"") && html.contains("问题复盘") && html.contains("故障类"));
-    let json: serde_json::Value = serde_json::from_str(&render_in(&r, Format::Json, &l).unwrap()).unwrap();
-    assert_eq!(json["by_category"][1]["key"], "fault", "JSON keeps the ids");
-    assert_eq!(json["labels"]["categories"]["fault"], "故障类");
-    // English: ids as they were, reasons by their English part.
-    let en = labels::Labels::from_policy(
-        &crate::core::policy::Policy::load(
+    fn policy() -> crate::core::policy::Policy {
+        crate::core::policy::Policy::load(
             &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml"),
         )
-        .unwrap(),
-        labels::Lang::En,
-    );
-    let table = render_in(&r, Format::Table, &en).unwrap();
-    assert!(table.contains("Slow response or handling") && table.contains("fault"), "{table}");
-    assert!(!table.contains("故障类"));
-}
+        .unwrap()
+    }
 
-#[test]
-fn the_daily_roll_up_is_due_from_its_local_time_and_planned_once_per_person_and_day() {
-    use chrono_tz::Asia::Shanghai;
-    let at = chrono::NaiveTime::from_hms_opt(16, 30, 0).unwrap();
-    // 16:29 in Shanghai is 08:29 UTC.
-    let utc = |h, m| Utc.with_ymd_and_hms(2026, 12, 4, h, m, 0).unwrap();
-    assert_eq!(daily::due_day(utc(8, 29), Shanghai, at), None);
-    let day = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
-    assert_eq!(daily::due_day(utc(8, 30), Shanghai, at), Some(day));
-    assert_eq!(daily::due_day(utc(15, 59), Shanghai, at), Some(day));
-    // 00:10 on the 5th in Shanghai: the 5th's roll-up is not due yet.
-    assert_eq!(daily::due_day(utc(16, 10), Shanghai, at), None);
+    fn zh() -> labels::Labels {
+        labels::Labels::from_policy(&policy(), labels::Lang::Zh)
+    }
 
-    let policy = crate::core::policy::Policy::load(
-        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml"),
-    )
-    .unwrap();
-    let cfg = policy.doc.reports.daily.clone().unwrap();
-    let (subject, text) = daily::message(&build(), &zh());
-    assert!(subject.starts_with("服务日报"), "{subject}");
-    assert!(text.contains("受理工单数: 7") && text.contains("T2"), "{text}");
-    let planned = daily::plan(day, &cfg.notify, &policy.doc.notify, &subject, &text, Some("sb.test"));
-    let to: Vec<(&str, &str)> = planned.iter().map(|p| (p.key.as_str(), p.target.as_str())).collect();
-    assert_eq!(
-        to,
-        vec![("daily_report:2026-12-04:quality_lead:email", "quality@example.com")]
-    );
-    assert_eq!(planned[0].payload["subject"], subject.as_str());
-    // Without a mail domain (no smtp_from) email cannot be sent, as for staff notifications.
-    assert!(daily::plan(day, &cfg.notify, &policy.doc.notify, &subject, &text, None).is_empty());
+    #[test]
+    fn lang_zh_labels_every_format_from_the_policy() {
+        use super::render::render_in;
+        let mut input = input();
+        for t in &mut input.tickets {
+            t.team = t.team.as_ref().map(|_| "technical_support".into());
+        }
+        let r = Report::build(&input, &sla(), &BusinessCalendar::default());
+        let l = zh();
+        let table = render_in(&r, Format::Table, &l).unwrap();
+        for zh in [
+            "客户服务报告",
+            "故障类",
+            "投诉类",
+            "普通",
+            "技术支持",
+            "首次响应",
+            "问题复盘",
+            "不满意原因",
+            "响应或处理太慢",
+            "建议汇总",
+            "电话",
+        ] {
+            assert!(table.contains(zh), "table lacks {zh}:\n{table}");
+        }
+        assert!(
+            !table.contains("Technical support"),
+            "a team's English name in zh:\n{table}"
+        );
+        assert!(!table.contains(" complaint "), "{table}");
+        let csv = render_in(&r, Format::Csv, &l).unwrap();
+        assert!(csv.contains("by_category,故障类,tickets,2"), "{csv}");
+        assert!(csv.contains("breakdown_category,投诉类,tickets,4"), "{csv}");
+        let html = render_in(&r, Format::Html, &l).unwrap();
+        assert!(html.contains("lang=\"zh-Hans\"") && html.contains("问题复盘") && html.contains("故障类"));
+        let json: serde_json::Value = serde_json::from_str(&render_in(&r, Format::Json, &l).unwrap()).unwrap();
+        assert_eq!(json["by_category"][1]["key"], "fault", "JSON keeps the ids");
+        assert_eq!(json["labels"]["categories"]["fault"], "故障类");
+        // English: ids as they were, reasons by their English part.
+        let en = labels::Labels::from_policy(&policy(), labels::Lang::En);
+        let table = render_in(&r, Format::Table, &en).unwrap();
+        assert!(
+            table.contains("Slow response or handling") && table.contains("fault"),
+            "{table}"
+        );
+        assert!(!table.contains("故障类"));
+    }
+
+    #[test]
+    fn the_daily_roll_up_is_due_from_its_local_time_and_planned_once_per_person_and_day() {
+        use chrono_tz::Asia::Shanghai;
+        let at = chrono::NaiveTime::from_hms_opt(16, 30, 0).unwrap();
+        // 16:29 in Shanghai is 08:29 UTC.
+        let utc = |h, m| Utc.with_ymd_and_hms(2026, 12, 4, h, m, 0).unwrap();
+        assert_eq!(daily::due_day(utc(8, 29), Shanghai, at), None);
+        let day = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+        assert_eq!(daily::due_day(utc(8, 30), Shanghai, at), Some(day));
+        assert_eq!(daily::due_day(utc(15, 59), Shanghai, at), Some(day));
+        // 00:10 on the 5th in Shanghai: the 5th's roll-up is not due yet.
+        assert_eq!(daily::due_day(utc(16, 10), Shanghai, at), None);
+
+        let policy = policy();
+        let cfg = policy.doc.reports.daily.clone().unwrap();
+        let (subject, text) = daily::message(&build(), &zh());
+        assert!(subject.starts_with("服务日报"), "{subject}");
+        assert!(text.contains("受理工单数: 7") && text.contains("T2"), "{text}");
+        let planned = daily::plan(day, &cfg.notify, &policy.doc.notify, &subject, &text, Some("sb.test"));
+        let to: Vec<(&str, &str)> = planned.iter().map(|p| (p.key.as_str(), p.target.as_str())).collect();
+        assert_eq!(
+            to,
+            vec![("daily_report:2026-12-04:quality_lead:email", "quality@example.com")]
+        );
+        assert_eq!(planned[0].payload["subject"], subject.as_str());
+        // Without a mail domain (no smtp_from) email cannot be sent, as for staff notifications.
+        assert!(daily::plan(day, &cfg.notify, &policy.doc.notify, &subject, &text, None).is_empty());
+    }
 }
