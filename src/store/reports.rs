@@ -98,13 +98,13 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
         }
     }
 
-    // The unsatisfied reason of each ticket's latest rating (the `rated` step: it alone has a score).
+    // The unsatisfied reason of each ticket's latest rating (its `rated` step's data).
     for r in tx
         .query(
             &format!(
-                "SELECT DISTINCT ON (tr.ticket_id) tr.ticket_id, tr.details->>'reason'
+                "SELECT DISTINCT ON (tr.ticket_id) tr.ticket_id, tr.details->'data'->>'reason'
                  FROM ticket_transitions tr JOIN tickets t ON t.id = tr.ticket_id
-                 WHERE tr.at >= $1::timestamptz - {TRANSITION_SLACK} AND tr.details ? 'score'
+                 WHERE tr.at >= $1::timestamptz - {TRANSITION_SLACK} AND tr.details->>'event' = 'rated'
                    AND t.received_at >= $1 AND t.received_at < $2
                  ORDER BY tr.ticket_id, tr.seq DESC"
             ),
