@@ -271,6 +271,7 @@ mod tests {
             Action::Rate {
                 score: 5,
                 comment: None,
+                reason: None,
             },
             Action::Reopen { reason: "r".into() },
             Action::Close { reason: None },

@@ -42,6 +42,9 @@ pub enum Action {
         score: u8,
         #[serde(default)]
         comment: Option<String>,
+        /// Why the customer is unsatisfied: a code of `[lifecycle] unsatisfied_reasons`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     Reopen {
         reason: String,
@@ -247,6 +250,10 @@ pub struct LifecyclePolicy {
     /// ticket; a later one, or one on a closed ticket, opens a follow-up ticket linked to it.
     #[serde(default = "default_reopen_window")]
     pub reopen_window: super::calendar::SlaDuration,
+    /// Why a customer is unsatisfied (code → label): a rating may carry one (`reason`), and the
+    /// reports count them (seed 002 §4: 对不满意案例需标注原因并纳入后续复盘).
+    #[serde(default)]
+    pub unsatisfied_reasons: std::collections::BTreeMap<String, String>,
 }
 
 fn default_threshold() -> u8 {
@@ -267,6 +274,7 @@ impl Default for LifecyclePolicy {
             reopen_rating_at_or_below: default_threshold(),
             auto_close_after: default_window(),
             reopen_window: default_reopen_window(),
+            unsatisfied_reasons: Default::default(),
         }
     }
 }
@@ -699,14 +707,23 @@ pub fn plan(
             }
             p
         }
-        Action::Rate { score, comment } => {
+        Action::Rate { score, comment, reason } => {
             if !matches!(s, Resolved | Closed) {
                 return Err(refuse("only a resolved or closed ticket can be rated"));
             }
             if !(1..=5).contains(score) {
                 return Err(refuse("a rating is 1 to 5"));
             }
-            let details = json!({ "score": score, "comment": comment });
+            if let Some(r) = reason
+                && !policy.unsatisfied_reasons.contains_key(r)
+            {
+                let known: Vec<&str> = policy.unsatisfied_reasons.keys().map(String::as_str).collect();
+                return Err(refuse(&format!(
+                    "unknown unsatisfied reason {r:?}: give one of [lifecycle] unsatisfied_reasons ({})",
+                    known.join(", ")
+                )));
+            }
+            let details = json!({ "score": score, "comment": comment, "reason": reason });
             let mut p = Plan::new().step(s, "rated", format!("rated {score}/5 by {actor}"), details);
             p.rating = Some((i16::from(*score), comment.clone()));
             if *score <= policy.reopen_rating_at_or_below {
@@ -2203,6 +2220,7 @@ mod tests {
             &Action::Rate {
                 score: 2,
                 comment: None,
+                reason: None,
             },
             &ctx(),
             &pol,
@@ -2221,6 +2239,7 @@ mod tests {
             &Action::Rate {
                 score: 5,
                 comment: None,
+                reason: None,
             },
             &ctx(),
             &pol,
@@ -2228,6 +2247,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(good.steps.last().unwrap().to, TicketState::Closed);
+    }
+
+    #[test]
+    fn a_rating_reason_must_be_one_the_policy_declares_and_is_recorded() {
+        let mut pol = LifecyclePolicy::default();
+        pol.unsatisfied_reasons.insert("slow".into(), "响应慢 Slow".into());
+        let t = ticket(TicketState::Resolved);
+        let rate = |reason: &str| Action::Rate {
+            score: 2,
+            comment: None,
+            reason: Some(reason.into()),
+        };
+        let ok = plan(&t, ACTOR, &rate("slow"), &ctx(), &pol, Utc::now()).unwrap();
+        assert_eq!(ok.steps[0].details["reason"], "slow");
+        let bad = plan(&t, ACTOR, &rate("rude"), &ctx(), &pol, Utc::now()).unwrap_err();
+        assert!(bad.why.contains("\"rude\"") && bad.why.contains("slow"), "{}", bad.why);
     }
 
     #[test]
@@ -2266,6 +2301,7 @@ mod tests {
             &Action::Rate {
                 score: 1,
                 comment: Some("still broken".into()),
+                reason: None,
             },
             &ctx(),
             &LifecyclePolicy::default(),
@@ -2334,7 +2370,11 @@ mod tests {
                 root_cause: None,
                 notes: None
             }),
-            (1u8..=5).prop_map(|score| Action::Rate { score, comment: None }),
+            (1u8..=5).prop_map(|score| Action::Rate {
+                score,
+                comment: None,
+                reason: None
+            }),
             Just(Action::Reopen { reason: "r".into() }),
             Just(Action::Close { reason: None }),
             Just(Action::Reassign {

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod privacy;
 pub mod record;
 pub mod report;
+pub mod report_policy;
 pub mod retention;
 pub mod routing;
 pub mod search;

@@ -64,6 +64,9 @@ pub struct PolicyDocument {
     /// The service record's custom fields (`[record.fields.<name>]`).
     #[serde(default)]
     pub record: crate::core::record::RecordPolicy,
+    /// Report labels, the suggestions roll-up and the daily roll-up (`switchboard report`).
+    #[serde(default)]
+    pub reports: crate::core::report_policy::ReportsPolicy,
 }
 
 /// The people side: presence and the work list.
@@ -380,6 +383,18 @@ impl Policy {
                 invalid(&needle, m)
             })?;
         }
+        for (code, label) in &doc.lifecycle.unsatisfied_reasons {
+            if code.trim().is_empty() || label.trim().is_empty() {
+                return Err(invalid(
+                    "unsatisfied_reasons",
+                    format!("[lifecycle.unsatisfied_reasons] {code:?} needs a code and a label"),
+                ));
+            }
+        }
+        let roles: Vec<String> = doc.notify.roles.keys().cloned().collect();
+        doc.reports
+            .validate(&categories, &levels, &doc.channels, &roles)
+            .map_err(|m| invalid("[reports", m))?;
         if let Err(message) = doc.retention.validate() {
             return Err(invalid("[retention", message));
         }
@@ -502,6 +517,7 @@ mod tests {
             "policy/calendar.toml",
             "policy/notify.toml",
             "policy/holidays/2026.toml",
+            "policy/reports.toml",
         ] {
             std::fs::copy(src.join(f), dir.join(f)).unwrap();
         }

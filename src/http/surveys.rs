@@ -155,12 +155,9 @@ async fn show(State(app): State<Services>, Path(token): Path<String>, headers: H
 
 /// The answer as posted: `score` (the overall score) and/or one field per dimension, and a
 /// comment; JSON or a form.
-fn parse_answer(
-    headers: &HeaderMap,
-    body: &[u8],
-    dimensions: &[String],
-) -> Result<(i16, Value, Option<String>), String> {
-    let fields: BTreeMap<String, Value> = if wants_json(headers) {
+/// The answer's fields: a JSON object (its `scores` merged in) or a form.
+fn fields_of(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, Value>, String> {
+    Ok(if wants_json(headers) {
         let v: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
         let Value::Object(m) = v else {
             return Err("the body must be a JSON object".into());
@@ -174,7 +171,32 @@ fn parse_answer(
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_bytes(body).map_err(|e| format!("the form does not decode: {e}"))?;
         pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
-    };
+    })
+}
+
+/// The optional `reason` of an answer: a code of `[lifecycle] unsatisfied_reasons`.
+fn reason_of(
+    headers: &HeaderMap,
+    body: &[u8],
+    declared: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<String>, String> {
+    match fields_of(headers, body)?.get("reason") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(r)) if r.trim().is_empty() => Ok(None),
+        Some(Value::String(r)) if declared.contains_key(r.trim()) => Ok(Some(r.trim().to_owned())),
+        Some(_) => Err(format!(
+            "`reason` must be one of: {}",
+            declared.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+fn parse_answer(
+    headers: &HeaderMap,
+    body: &[u8],
+    dimensions: &[String],
+) -> Result<(i16, Value, Option<String>), String> {
+    let fields = fields_of(headers, body)?;
     let score_of = |name: &str, v: &Value| -> Result<i16, String> {
         let n = match v {
             Value::Number(n) => n.as_i64(),
@@ -229,6 +251,10 @@ async fn answer(
         Ok(a) => a,
         Err(m) => return reply(json_wanted, StatusCode::UNPROCESSABLE_ENTITY, "invalid_answer", &m),
     };
+    let reason = match reason_of(&headers, &body, &app.policy.doc.lifecycle.unsatisfied_reasons) {
+        Ok(r) => r,
+        Err(m) => return reply(json_wanted, StatusCode::UNPROCESSABLE_ENTITY, "invalid_answer", &m),
+    };
     let applied = async {
         let mut client = app.db.pool.get().await?;
         let tx = client.transaction().await?;
@@ -241,6 +267,7 @@ async fn answer(
             action: Action::Rate {
                 score: score as u8,
                 comment: comment.clone(),
+                reason,
             },
         };
         let rate = Outgoing {
@@ -314,6 +341,18 @@ mod tests {
                 .contains("score")
         );
         assert!(parse_answer(&h, b"{", &dims()).unwrap_err().contains("JSON"));
+        let declared: std::collections::BTreeMap<String, String> = [("slow".to_owned(), "慢 Slow".to_owned())].into();
+        assert_eq!(
+            reason_of(&h, br#"{"score": 1, "reason": "slow"}"#, &declared),
+            Ok(Some("slow".into()))
+        );
+        assert_eq!(reason_of(&h, br#"{"score": 1}"#, &declared), Ok(None));
+        assert!(
+            reason_of(&h, br#"{"score": 1, "reason": "rude"}"#, &declared)
+                .unwrap_err()
+                .contains("slow")
+        );
+        assert!(reason_of(&h, br#"{"score": 1, "reason": 3}"#, &declared).is_err());
         assert!(
             parse_answer(&h, br#"{"score": 3, "comment": 7}"#, &dims())
                 .unwrap_err()

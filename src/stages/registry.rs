@@ -53,18 +53,31 @@ pub async fn run(
                 .await
                 .map_err(|e| RunError::Setup(e.to_string()))
         }
-        StageName::Scheduler => scheduler::run(
-            db,
-            topo,
-            s.amqp_urls(),
-            std::time::Duration::from_secs(s.sweep_after_s.max(1)),
-            health,
-            stop,
-        )
-        .await
-        .map_err(|e| match e {
-            SchedulerError::Bus(b) => RunError::Bus(b),
-            SchedulerError::Store(s) => RunError::Store(s),
-        }),
+        StageName::Scheduler => {
+            // The daily roll-up runs beside the timers ([reports.daily]; once per day however
+            // many schedulers run).
+            let daily_stop = stop.child_token();
+            let daily = tokio::spawn(crate::runtime::daily_report::run(
+                db.clone(),
+                ctx.policy.clone(),
+                s.mail_domain(),
+                daily_stop.clone(),
+            ));
+            let ran = scheduler::run(
+                db,
+                topo,
+                s.amqp_urls(),
+                std::time::Duration::from_secs(s.sweep_after_s.max(1)),
+                health,
+                stop.clone(),
+            )
+            .await;
+            daily_stop.cancel();
+            let _ = daily.await;
+            ran.map_err(|e| match e {
+                SchedulerError::Bus(b) => RunError::Bus(b),
+                SchedulerError::Store(s) => RunError::Store(s),
+            })
+        }
     }
 }

@@ -34,7 +34,7 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
     let rows = tx
         .query(
             "SELECT id, channel, category, priority, team, state, received_at, first_responded_at, resolved_at,
-                    closed_at, last_update_at, sla_restarted_at, rating, milestones
+                    closed_at, last_update_at, sla_restarted_at, rating, milestones, number, assignee
              FROM tickets WHERE received_at >= $1 AND received_at < $2 ORDER BY id",
             &[&from, &to],
         )
@@ -62,6 +62,8 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
                 .into_iter()
                 .filter_map(|(k, at)| Some((crate::core::sla::Target::parse(&k)?, at)))
                 .collect(),
+            number: r.get(14),
+            assignee: r.get(15),
             ..TicketRow::default()
         })
         .collect();
@@ -100,6 +102,25 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
                 .into_iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect();
+        }
+    }
+
+    // The unsatisfied reason of each ticket's latest rating (its `rated` step's data).
+    for r in tx
+        .query(
+            &format!(
+                "SELECT DISTINCT ON (tr.ticket_id) tr.ticket_id, tr.details->'data'->>'reason'
+                 FROM ticket_transitions tr JOIN tickets t ON t.id = tr.ticket_id
+                 WHERE tr.at >= $1::timestamptz - {TRANSITION_SLACK} AND tr.details->>'event' = 'rated'
+                   AND t.received_at >= $1 AND t.received_at < $2
+                 ORDER BY tr.ticket_id, tr.seq DESC"
+            ),
+            &[&from, &to],
+        )
+        .await?
+    {
+        if let Some(i) = at(r.get(0)) {
+            tickets[i].rating_reason = r.get(1);
         }
     }
 
@@ -159,6 +180,9 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
         policy_version: policy.version().to_owned(),
         tickets,
         complaints,
+        unsatisfied_at_or_below: policy.doc.lifecycle.reopen_rating_at_or_below,
+        unsatisfied_reasons: policy.doc.lifecycle.unsatisfied_reasons.keys().cloned().collect(),
+        suggestions_category: policy.doc.reports.suggestions_category.clone(),
     })
 }
 
@@ -166,4 +190,42 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
 pub async fn report(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>) -> Result<Report, StoreError> {
     let input = load(db, policy, period, now).await?;
     Ok(Report::build(&input, &policy.doc.sla, policy.calendar()))
+}
+
+/// Whether the report of `kind` for `day` has been made (the ledger, `report_runs`).
+pub async fn run_recorded(db: &Db, kind: &str, day: chrono::NaiveDate) -> Result<bool, StoreError> {
+    let client = db.pool.get().await?;
+    Ok(client
+        .query_opt("SELECT 1 FROM report_runs WHERE kind = $1 AND day = $2", &[&kind, &day])
+        .await?
+        .is_some())
+}
+
+/// Records the report of `kind` for `day` and queues its deliveries, in one transaction. Returns
+/// `false`, queuing nothing, when another scheduler (or this one before a restart) already has:
+/// the ledger row's key makes it once per day.
+pub async fn record_run(
+    db: &Db,
+    kind: &str,
+    day: chrono::NaiveDate,
+    planned: &[crate::core::notify::Planned],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut client = db.pool.get().await?;
+    let tx = client.transaction().await?;
+    let n = i32::try_from(planned.len()).unwrap_or(i32::MAX);
+    let inserted = tx
+        .execute(
+            "INSERT INTO report_runs (kind, day, deliveries) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&kind, &day, &n],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let label = format!("{kind}-{day}");
+    let rows: Vec<_> = planned.iter().map(|p| (p, None, label.as_str(), None)).collect();
+    super::outbound::insert_deliveries(&tx, &rows, now).await?;
+    tx.commit().await?;
+    Ok(true)
 }

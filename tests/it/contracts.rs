@@ -197,6 +197,7 @@ fn actions_and_work_messages_match_their_schemas() {
         Action::Rate {
             score: 2,
             comment: None,
+            reason: None,
         },
         Action::Reopen { reason: "r".into() },
         Action::Close { reason: None },
@@ -377,6 +378,7 @@ fn the_openapi_action_body_states_and_roles_are_the_codes() {
         Action::Rate {
             score: 5,
             comment: text("quick"),
+            reason: None,
         },
         Action::Reopen { reason: "r".into() },
         Action::Close { reason: None },

@@ -329,7 +329,12 @@ async fn a_report_over_tickets_driven_through_the_pipeline() {
             &format!("SELECT count(*) FROM tickets WHERE number = '{n}' AND state = 'resolved'"),
         )
         .await;
-        act(&h, n, &format!("{n}-c"), json!({"kind": "rate", "score": score})).await;
+        let rate = if score == 1 {
+            json!({"kind": "rate", "score": score, "reason": "slow"})
+        } else {
+            json!({"kind": "rate", "score": score})
+        };
+        act(&h, n, &format!("{n}-c"), rate).await;
         wait_sql(
             &h,
             &format!("{n} {state}"),
@@ -406,6 +411,173 @@ async fn a_report_over_tickets_driven_through_the_pipeline() {
     // The classifier's rules show up as problems.
     assert!(r.problems.top.iter().any(|p| p.category == "fault"), "{:?}", r.problems);
     assert_eq!(r.problems.unclassified, 0);
+
+    // The review (复盘): the ticket rated 1 with its reason, the unanswered one late and open.
+    use switchboard::core::report::review::ReviewReason;
+    let item = |n: &str| {
+        r.review
+            .iter()
+            .find(|i| i.number == n)
+            .unwrap_or_else(|| panic!("{n} not in {:?}", r.review))
+    };
+    assert!(
+        item(&numbers[1]).reasons.contains(&ReviewReason::Unsatisfied {
+            rating: 1,
+            reason: Some("slow".into())
+        }),
+        "{:?}",
+        item(&numbers[1])
+    );
+    assert!(item(&numbers[2]).reasons.iter().any(|x| matches!(x,
+        ReviewReason::Late { target, met_at: None, late_seconds, .. } if target == "first_response" && *late_seconds >= 0)));
+    assert!(
+        item(&numbers[2])
+            .reasons
+            .iter()
+            .any(|x| matches!(x, ReviewReason::Unresolved { .. }))
+    );
+    assert!(
+        !r.review.iter().any(|i| i.number == numbers[0])
+            || r.review
+                .iter()
+                .any(|i| i.number == numbers[0] && i.reasons.iter().all(|x| matches!(x, ReviewReason::Late { .. }))),
+        "the closed 5 is only there if late"
+    );
+    let reasons: Vec<(String, u64)> = r
+        .unsatisfied
+        .reasons
+        .iter()
+        .map(|c| (c.reason.clone(), c.count))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![("not_solved".into(), 0), ("slow".into(), 1), ("(none)".into(), 0)]
+    );
+    // By agent: what the database says fl-1 holds.
+    let fl1 = h.count("SELECT count(*) FROM tickets WHERE assignee = 'fl-1'").await as u64;
+    let by_agent: u64 = r
+        .breakdowns
+        .by_agent
+        .iter()
+        .filter(|b| b.key == "fl-1")
+        .map(|b| b.tickets)
+        .sum();
+    assert_eq!(by_agent, fl1);
+    assert_eq!(r.breakdowns.by_category.iter().map(|b| b.tickets).sum::<u64>(), 3);
+
+    // The CLI in Chinese, and by quarter.
+    let (from, to) = (period.first_day.to_string(), period.last_day.to_string());
+    let (ok, zh, err) = cli(&h, &["report", "--from", &from, "--to", &to, "--lang", "zh"]);
+    assert!(ok, "{err}");
+    for words in ["客户服务报告", "问题复盘", "不满意原因", "响应慢", "故障类"] {
+        assert!(zh.contains(words), "no {words} in:\n{zh}");
+    }
+    let quarter = format!("{}-Q{}", today.year(), today.month0() / 3 + 1);
+    let (ok, json_out, err) = cli(&h, &["report", "--quarter", &quarter, "--format", "json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["received"], 3);
+    assert_eq!(v["period"]["label"], format!("quarter {quarter}"));
+    let (ok, _, err) = cli(&h, &["report", "--quarter", "2026-Q5"]);
+    assert!(!ok && err.contains("YYYY-QN"), "{err}");
+    h.cleanup().await;
+}
+
+/// A copy of the shipped policy whose daily roll-up is due at any time of day.
+fn policy_with_daily_roll_up_due_now() -> std::path::PathBuf {
+    let config = manifest_dir().join("config");
+    let text = std::fs::read_to_string(config.join("policy.toml")).unwrap();
+    let include = |f: &str| format!("{:?}", config.join("policy").join(f).display().to_string());
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("include =") {
+                format!(
+                    "include = [{}, {}, {}]",
+                    include("classification.toml"),
+                    include("calendar.toml"),
+                    include("notify.toml")
+                )
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = format!(
+        "{text}\n\n[reports]\nsuggestions_category = \"suggestion\"\n[reports.daily]\nat = \"00:00\"\nnotify = [\"quality_manager\"]\nlang = \"zh\"\n"
+    );
+    let path = std::env::temp_dir().join(format!("sb-policy-daily-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The daily roll-up goes to the quality manager once: two schedulers racing, the scheduler
+/// stage running, and then restarted, make one ledger row, one delivery and one mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_sends_the_daily_roll_up_once_however_often_it_runs() {
+    use switchboard::runtime::daily_report;
+    let sink = crate::common::smtp::SmtpSink::start().await;
+    let mut s = test_settings("report_daily");
+    s.smtp_url = Some(sink.url());
+    s.smtp_from = "desk@sb.test".into();
+    let policy_path = policy_with_daily_roll_up_due_now();
+    s.policy_path = policy_path.clone();
+    let mut h = Harness::with_settings(s).await;
+    let policy = h.app.policy.clone();
+    let now = Utc::now();
+    let today = now.with_timezone(&policy.tz).date_naive();
+
+    // Two schedulers at once: one makes it.
+    let (a, b) = tokio::join!(
+        daily_report::run_once(&h.app.db, &policy, Some("sb.test"), now),
+        daily_report::run_once(&h.app.db, &policy, Some("sb.test"), now),
+    );
+    let made: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(made, vec![(today, 1)], "exactly one of the two makes the roll-up");
+    // Later the same day: already made.
+    let again = daily_report::run_once(&h.app.db, &policy, Some("sb.test"), now + Duration::minutes(5)).await;
+    assert_eq!(again.unwrap(), None);
+
+    // The scheduler stage (which runs the job) and the sender; then both restarted.
+    h.start_stages(&[StageName::Scheduler, StageName::Deliver], 1);
+    let mails = sink.wait_for(1, StdDuration::from_secs(30)).await;
+    let daily: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == vec!["quality@example.com".to_owned()])
+        .collect();
+    assert_eq!(
+        daily.len(),
+        1,
+        "{:?}",
+        mails.iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()
+    );
+    let subject = daily[0].subject.clone().unwrap_or_default();
+    assert!(
+        subject.contains("服务日报") && subject.contains(&today.to_string()),
+        "{subject}"
+    );
+    assert!(daily[0].text.as_deref().unwrap_or_default().contains("受理工单数"));
+    h.stop_stages().await;
+    h.start_stages(&[StageName::Scheduler, StageName::Deliver], 1);
+    tokio::time::sleep(StdDuration::from_secs(4)).await;
+    h.stop_stages().await;
+
+    assert_eq!(
+        sink.received()
+            .iter()
+            .filter(|m| m.to == vec!["quality@example.com".to_owned()])
+            .count(),
+        1,
+        "one mail however often the scheduler runs"
+    );
+    assert_eq!(h.count("SELECT count(*) FROM report_runs").await, 1);
+    assert_eq!(
+        h.count("SELECT count(*) FROM deliveries WHERE purpose = 'daily_report' AND state = 'delivered'")
+            .await,
+        1
+    );
+    std::fs::remove_file(&policy_path).unwrap();
     h.cleanup().await;
 }
 

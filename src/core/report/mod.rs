@@ -29,11 +29,14 @@
 //!   with the phrases that matched most. Rule names come from the policy and phrases are
 //!   lexicon terms, so no customer's words are quoted.
 
+pub mod daily;
+pub mod labels;
 pub mod period;
 pub mod problems;
 pub mod render;
+pub mod review;
 
-pub use period::{Period, PeriodError, PeriodSpec};
+pub use period::{Period, PeriodError, PeriodSpec, parse_quarter};
 
 use crate::core::calendar::Calendars;
 use crate::core::customer::Customer;
@@ -51,6 +54,9 @@ pub const TOP_PROBLEMS: usize = 10;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TicketRow {
     pub id: i64,
+    /// The ticket number people know it by.
+    pub number: String,
+    pub assignee: Option<String>,
     pub channel: String,
     pub category: Option<String>,
     pub priority: Option<String>,
@@ -63,6 +69,8 @@ pub struct TicketRow {
     pub last_update_at: Option<DateTime<Utc>>,
     pub restarted_at: Option<DateTime<Utc>>,
     pub rating: Option<i16>,
+    /// The unsatisfied-reason code of the latest rating (its `rated` transition), if it had one.
+    pub rating_reason: Option<String>,
     /// Waiting-for-customer intervals; the last may still be open.
     pub pauses: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
     /// `details.reasons` of the ticket's `classified` transition (empty when not classified, or
@@ -94,6 +102,12 @@ pub struct ReportInput {
     pub policy_version: String,
     pub tickets: Vec<TicketRow>,
     pub complaints: Vec<ComplaintRow>,
+    /// A rating at or below this is unsatisfied (the policy's `reopen_rating_at_or_below`).
+    pub unsatisfied_at_or_below: u8,
+    /// The codes of `[lifecycle] unsatisfied_reasons` (sorted).
+    pub unsatisfied_reasons: Vec<String>,
+    /// `[reports] suggestions_category`.
+    pub suggestions_category: String,
 }
 
 /// Who a customer is, for telling repeat complaints apart: the customer id, else the phone
@@ -211,6 +225,13 @@ pub struct Report {
     pub csat: Csat,
     pub repeat_complaints: RepeatComplaints,
     pub problems: Problems,
+    /// Tickets, handling time, on-time rates and CSAT by category, priority, team and agent.
+    pub breakdowns: review::Breakdowns,
+    /// The 复盘 list: late, unresolved and unsatisfied tickets with their reasons.
+    pub review: Vec<review::ReviewItem>,
+    pub unsatisfied: review::Unsatisfied,
+    /// The suggestions roll-up for product management.
+    pub suggestions: review::Suggestions,
 }
 
 pub const POPULATION: &str = "tickets received in the period, as they stand when the report is made";
@@ -340,6 +361,14 @@ impl Report {
             },
             repeat_complaints: repeat_complaints(&input.complaints, &input.period),
             problems: problems::top_problems(tickets, TOP_PROBLEMS),
+            breakdowns: review::breakdowns(tickets, &clocks),
+            review: review::review_list(tickets, &clocks, input.unsatisfied_at_or_below, input.generated_at),
+            unsatisfied: review::unsatisfied_reasons(
+                tickets,
+                input.unsatisfied_at_or_below,
+                &input.unsatisfied_reasons,
+            ),
+            suggestions: review::suggestions(tickets, &input.suggestions_category),
         }
     }
 }

@@ -12,14 +12,39 @@ pub enum PeriodSpec {
     Week,
     /// The last complete calendar month.
     Month,
+    /// The last complete calendar quarter (January–March, April–June, …).
+    Quarter,
+    /// A given quarter, 1 to 4 (`2026-Q4`).
+    QuarterOf { year: i32, quarter: u32 },
+    /// One day (the daily roll-up).
+    Day(NaiveDate),
     /// From the first date through the last, both included.
     Dates { from: NaiveDate, to: NaiveDate },
+}
+
+/// `2026-Q4` (or `2026q4`) as (2026, 4).
+pub fn parse_quarter(s: &str) -> Result<(i32, u32), PeriodError> {
+    let bad = || PeriodError::BadQuarter(s.to_owned());
+    let (year, q) = s.trim().split_once(['Q', 'q']).ok_or_else(bad)?;
+    let year: i32 = year.trim_end_matches('-').parse().map_err(|_| bad())?;
+    let q: u32 = q.parse().map_err(|_| bad())?;
+    if !(1..=4).contains(&q) {
+        return Err(bad());
+    }
+    Ok((year, q))
+}
+
+/// First day of quarter `q` (1–4) of `year`.
+fn quarter_start(year: i32, q: u32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(year, (q - 1) * 3 + 1, 1)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeriodError {
     #[error("--from {from} is after --to {to}: give the first day, then the last (both included)")]
     Reversed { from: NaiveDate, to: NaiveDate },
+    #[error("{0:?} is not a quarter: write it as YYYY-QN, e.g. 2026-Q4 (N from 1 to 4)")]
+    BadQuarter(String),
     #[error("the period {from} to {to} is outside the dates this program can handle")]
     OutOfRange { from: NaiveDate, to: NaiveDate },
 }
@@ -56,6 +81,25 @@ impl Period {
                 let last = this_first - Days::new(1);
                 (first, last, format!("month {}", first.format("%Y-%m")))
             }
+            PeriodSpec::Quarter => {
+                let q = (today.month0() / 3) + 1;
+                let this_first = quarter_start(today.year(), q).unwrap_or(today);
+                let first = this_first - Months::new(3);
+                let last = this_first - Days::new(1);
+                let label = format!("quarter {}-Q{}", first.year(), first.month0() / 3 + 1);
+                (first, last, label)
+            }
+            PeriodSpec::QuarterOf { year, quarter } => {
+                let bad = PeriodError::BadQuarter(format!("{year}-Q{quarter}"));
+                let first = (1..=4)
+                    .contains(&quarter)
+                    .then(|| quarter_start(year, quarter))
+                    .flatten()
+                    .ok_or_else(|| bad.clone())?;
+                let last = (first + Months::new(3)) - Days::new(1);
+                (first, last, format!("quarter {year}-Q{quarter}"))
+            }
+            PeriodSpec::Day(day) => (day, day, format!("day {day}")),
             PeriodSpec::Dates { from, to } => {
                 if from > to {
                     return Err(PeriodError::Reversed { from, to });
@@ -148,6 +192,55 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("--from"), "{err}");
+    }
+
+    #[test]
+    fn quarters_are_calendar_quarters_bounded_at_shanghai_midnight() {
+        // 2027-01-01 00:30 in Shanghai is still 31 December in UTC: the last quarter is Q4 2026.
+        let p = Period::resolve(PeriodSpec::Quarter, utc(2026, 12, 31, 17), Shanghai).unwrap();
+        assert_eq!(p.label, "quarter 2026-Q4");
+        assert_eq!(p.first_day, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
+        assert_eq!(p.last_day, NaiveDate::from_ymd_opt(2026, 12, 31).unwrap());
+        assert_eq!(p.from, utc(2026, 9, 30, 16));
+        assert_eq!(p.to, utc(2026, 12, 31, 16));
+        assert!(p.contains(utc(2026, 12, 31, 15)) && !p.contains(utc(2026, 12, 31, 16)));
+        // An instant before Shanghai's midnight: still in Q4, so the last complete one is Q3.
+        let p = Period::resolve(PeriodSpec::Quarter, utc(2026, 12, 31, 15), Shanghai).unwrap();
+        assert_eq!(p.label, "quarter 2026-Q3");
+        // In January the last complete quarter is the previous year's fourth.
+        let p = Period::resolve(PeriodSpec::Quarter, utc(2027, 2, 10, 0), Shanghai).unwrap();
+        assert_eq!(p.label, "quarter 2026-Q4");
+        for (q, first, last) in [
+            (1, (1, 1), (3, 31)),
+            (2, (4, 1), (6, 30)),
+            (3, (7, 1), (9, 30)),
+            (4, (10, 1), (12, 31)),
+        ] {
+            let (year, quarter) = parse_quarter(&format!("2026-Q{q}")).unwrap();
+            let p = Period::resolve(PeriodSpec::QuarterOf { year, quarter }, utc(2027, 1, 1, 0), Shanghai).unwrap();
+            assert_eq!(p.first_day, NaiveDate::from_ymd_opt(2026, first.0, first.1).unwrap());
+            assert_eq!(p.last_day, NaiveDate::from_ymd_opt(2026, last.0, last.1).unwrap());
+            assert_eq!(p.label, format!("quarter 2026-Q{q}"));
+        }
+        assert_eq!(parse_quarter("2026q1").unwrap(), (2026, 1));
+        for bad in ["2026-Q5", "2026-Q0", "2026", "Q4", "2026-Qx"] {
+            let err = parse_quarter(bad).unwrap_err().to_string();
+            assert!(err.contains("YYYY-QN"), "{bad}: {err}");
+        }
+        let err = Period::resolve(
+            PeriodSpec::QuarterOf { year: 2026, quarter: 7 },
+            utc(2027, 1, 1, 0),
+            Shanghai,
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn a_day_is_one_local_day() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+        let p = Period::resolve(PeriodSpec::Day(day), utc(2026, 12, 4, 8), Shanghai).unwrap();
+        assert_eq!((p.from, p.to), (utc(2026, 12, 3, 16), utc(2026, 12, 4, 16)));
+        assert_eq!(p.label, "day 2026-12-04");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A [`Report`] as text: an aligned table for the terminal, CSV (one figure per row), JSON, or
 //! one self-contained HTML page (inline CSS and SVG charts; nothing fetched from anywhere).
 
+use super::labels::{Labels, Lang};
+use super::review::{Breakdown, NONE, ReviewItem, ReviewReason};
 use super::{Count, DurationStats, Report};
 use std::fmt::Write as _;
 
@@ -20,13 +22,140 @@ pub enum RenderError {
     Csv(String),
 }
 
+/// The report in English, items by their ids.
 pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
+    render_in(report, format, &Labels::default())
+}
+
+/// The report with `labels`: every category, priority, team, target, channel and reason shown
+/// by its label and the headings in the labels' language. JSON keeps the ids and, in Chinese,
+/// adds the labels as `labels`.
+pub fn render_in(report: &Report, format: Format, l: &Labels) -> Result<String, RenderError> {
     Ok(match format {
-        Format::Table => table(report),
-        Format::Csv => csv(report)?,
-        Format::Json => serde_json::to_string_pretty(report)? + "\n",
-        Format::Html => html(report),
+        Format::Table => table_in(&labelled(report, l), l),
+        Format::Csv => csv(&labelled(report, l))?,
+        Format::Json => {
+            let mut v = serde_json::to_value(report)?;
+            if l.lang != Lang::En
+                && let Some(o) = v.as_object_mut()
+            {
+                o.insert("labels".into(), serde_json::to_value(l)?);
+            }
+            serde_json::to_string_pretty(&v)? + "\n"
+        }
+        Format::Html => html_in(&labelled(report, l), l),
     })
+}
+
+/// A copy of the report with ids replaced by their labels.
+pub fn labelled(r: &Report, l: &Labels) -> Report {
+    let mut r = r.clone();
+    let keys = |v: &mut Vec<Count>, f: &dyn Fn(&str) -> String| {
+        for c in v.iter_mut() {
+            c.key = f(&c.key);
+        }
+    };
+    keys(&mut r.by_category, &|k| l.category(k));
+    keys(&mut r.by_channel, &|k| l.channel(k));
+    keys(&mut r.by_priority, &|k| l.priority(k));
+    keys(&mut r.by_team, &|k| l.team(k));
+    for t in &mut r.on_time {
+        t.target = l.target(&t.target);
+    }
+    for e in &mut r.escalations {
+        e.target = l.target(&e.target);
+    }
+    for p in r.problems.top.iter_mut().chain(r.suggestions.by_problem.top.iter_mut()) {
+        p.category = l.category(&p.category);
+    }
+    let bk = |v: &mut Vec<Breakdown>, f: &dyn Fn(&str) -> String| {
+        for b in v.iter_mut() {
+            b.key = f(&b.key);
+        }
+    };
+    bk(&mut r.breakdowns.by_category, &|k| l.category(k));
+    bk(&mut r.breakdowns.by_priority, &|k| l.priority(k));
+    bk(&mut r.breakdowns.by_team, &|k| l.team(k));
+    for i in &mut r.review {
+        i.category = i.category.as_deref().map(|c| l.category(c));
+        i.priority = i.priority.as_deref().map(|c| l.priority(c));
+        i.team = i.team.as_deref().map(|c| l.team(c));
+        for reason in &mut i.reasons {
+            match reason {
+                ReviewReason::Late { target, .. } => *target = l.target(target),
+                ReviewReason::Unsatisfied { reason: Some(code), .. } => *code = l.reason(code),
+                _ => {}
+            }
+        }
+    }
+    for c in &mut r.unsatisfied.reasons {
+        c.reason = if c.reason == NONE {
+            l.t("(no reason given)").to_owned()
+        } else {
+            l.reason(&c.reason)
+        };
+    }
+    r.suggestions.category = l.category(&r.suggestions.category);
+    r
+}
+
+/// One review item on one line: number, what it is, and every reason.
+pub fn review_line(i: &ReviewItem, l: &Labels) -> String {
+    let what = [&i.category, &i.priority, &i.team]
+        .iter()
+        .map(|v| v.as_deref().unwrap_or(NONE).to_owned())
+        .chain(std::iter::once(
+            i.assignee.clone().unwrap_or_else(|| l.t("unassigned").to_owned()),
+        ))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let reasons: Vec<String> = i
+        .reasons
+        .iter()
+        .map(|r| match r {
+            ReviewReason::Late {
+                target,
+                met_at,
+                late_seconds,
+                ..
+            } => format!(
+                "{target} {} {}{}",
+                l.t("late by"),
+                human_duration(*late_seconds as f64),
+                if met_at.is_none() {
+                    format!(" ({})", l.t("breached"))
+                } else {
+                    String::new()
+                }
+            ),
+            ReviewReason::Unresolved { state, open_seconds } => {
+                format!(
+                    "{} ({state}, {})",
+                    l.t("still open"),
+                    human_duration(*open_seconds as f64)
+                )
+            }
+            ReviewReason::Unsatisfied { rating, reason } => format!(
+                "{} {rating}/5: {}",
+                l.t("rated"),
+                reason.clone().unwrap_or_else(|| l.t("(no reason given)").to_owned())
+            ),
+        })
+        .collect();
+    format!("{} [{what}] {}", i.number, reasons.join("; "))
+}
+
+fn breakdown_sets(r: &Report) -> [(&'static str, &Vec<Breakdown>); 4] {
+    [
+        ("category", &r.breakdowns.by_category),
+        ("priority", &r.breakdowns.by_priority),
+        ("team", &r.breakdowns.by_team),
+        ("agent", &r.breakdowns.by_agent),
+    ]
+}
+
+fn csat_mean(m: Option<f64>) -> String {
+    m.map(|m| format!("{m:.2}")).unwrap_or_else(|| "–".into())
 }
 
 /// `45s`, `12m 30s`, `3h 05m`, `2d 04h`.
@@ -52,10 +181,14 @@ fn dur_i(v: Option<i64>) -> String {
     dur(v.map(|x| x as f64))
 }
 
-fn header_line(r: &Report) -> String {
+fn header_line(r: &Report, l: &Labels) -> String {
     format!(
-        "Switchboard service report: {} ({} to {}, {})",
-        r.period.label, r.period.first_day, r.period.last_day, r.period.time_zone
+        "{}: {} ({} to {}, {})",
+        l.t("Switchboard service report"),
+        r.period.label,
+        r.period.first_day,
+        r.period.last_day,
+        r.period.time_zone
     )
 }
 
@@ -73,15 +206,20 @@ fn basis_line(r: &Report) -> String {
 // ---------------------------------------------------------------------------------------------
 
 pub fn table(r: &Report) -> String {
+    table_in(r, &Labels::default())
+}
+
+/// The table of an already [`labelled`] report, headings in `l`'s language.
+pub fn table_in(r: &Report, l: &Labels) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{}", header_line(r));
+    let _ = writeln!(o, "{}", header_line(r, l));
     let _ = writeln!(o, "{}", basis_line(r));
     let _ = writeln!(o);
-    let _ = writeln!(o, "Tickets received: {}", r.received);
+    let _ = writeln!(o, "{}: {}", l.t("Tickets received"), r.received);
     let _ = writeln!(o);
-    let _ = writeln!(o, "{:<36} {:>8} {:>7}", "Volume", "tickets", "share");
+    let _ = writeln!(o, "{:<36} {:>8} {:>7}", l.t("Volume"), l.t("tickets"), l.t("share"));
     for (name, counts) in volumes(r) {
-        let _ = writeln!(o, "  by {name}");
+        let _ = writeln!(o, "  {} {}", l.t("by"), l.t(name));
         for c in counts {
             let _ = writeln!(o, "    {:<32} {:>8} {:>7}", c.key, c.count, pct(Some(c.share)));
         }
@@ -90,7 +228,11 @@ pub fn table(r: &Report) -> String {
     let _ = writeln!(
         o,
         "{:<36} {:>8} {:>9} {:>9} {:>9}",
-        "Handling time", "tickets", "mean", "p50", "p90"
+        l.t("Handling time"),
+        l.t("tickets"),
+        "mean",
+        "p50",
+        "p90"
     );
     for (name, s) in [
         ("first response", &r.first_response),
@@ -99,7 +241,7 @@ pub fn table(r: &Report) -> String {
         let _ = writeln!(
             o,
             "  {:<34} {:>8} {:>9} {:>9} {:>9}",
-            name,
+            l.t(name),
             s.count,
             dur(s.mean_seconds),
             dur_i(s.p50_seconds),
@@ -110,7 +252,12 @@ pub fn table(r: &Report) -> String {
     let _ = writeln!(
         o,
         "{:<36} {:>8} {:>6} {:>8} {:>9} {:>7}",
-        "SLA on-time rate", "on time", "late", "breached", "undecided", "rate"
+        l.t("SLA on-time rate"),
+        l.t("on time"),
+        l.t("late"),
+        l.t("breached"),
+        l.t("undecided"),
+        l.t("rate")
     );
     for t in &r.on_time {
         let _ = writeln!(
@@ -128,7 +275,10 @@ pub fn table(r: &Report) -> String {
     let _ = writeln!(
         o,
         "{:<36} {:>8} {:>6} {:>12}",
-        "Escalations", "tickets", "steps", "acknowledged"
+        l.t("Escalations"),
+        l.t("tickets"),
+        l.t("steps"),
+        l.t("acknowledged")
     );
     if r.escalations.is_empty() {
         let _ = writeln!(o, "  none");
@@ -213,7 +363,89 @@ pub fn table(r: &Report) -> String {
             r.problems.no_rule, r.problems.unclassified
         );
     }
+    review_table(&mut o, r, l);
     o
+}
+
+/// The review sections of the table: breakdowns, the 复盘 list, unsatisfied reasons, suggestions.
+fn review_table(o: &mut String, r: &Report, l: &Labels) {
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{:<36} {:>7} {:>8} {:>15} {:>8} {:>8} {:>6}",
+        l.t("Breakdown"),
+        l.t("tickets"),
+        l.t("resolved"),
+        l.t("mean resolution"),
+        "FR ok",
+        "res ok",
+        l.t("CSAT")
+    );
+    for (name, rows) in breakdown_sets(r) {
+        let _ = writeln!(o, "  {} {}", l.t("by"), l.t(name));
+        for b in rows {
+            let _ = writeln!(
+                o,
+                "    {:<32} {:>7} {:>8} {:>15} {:>8} {:>8} {:>6}",
+                b.key,
+                b.tickets,
+                b.resolved,
+                dur(b.mean_resolution_seconds),
+                pct(b.first_response_on_time.rate),
+                pct(b.resolution_on_time.rate),
+                csat_mean(b.csat_mean)
+            );
+        }
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{} ({})",
+        l.t("Review (late, unresolved, unsatisfied)"),
+        r.review.len()
+    );
+    if r.review.is_empty() {
+        let _ = writeln!(o, "  {}", l.t("none"));
+    }
+    for i in &r.review {
+        let _ = writeln!(o, "  {}", review_line(i, l));
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{} (≤ {}: {})",
+        l.t("Unsatisfied reasons"),
+        r.unsatisfied.at_or_below,
+        r.unsatisfied.tickets
+    );
+    for c in &r.unsatisfied.reasons {
+        let _ = writeln!(o, "  {:<40} {:>6}", c.reason, c.count);
+    }
+    let _ = writeln!(o);
+    let s = &r.suggestions;
+    let _ = writeln!(
+        o,
+        "{} ({}: {}, {} {})",
+        l.t("Suggestions for product management"),
+        s.category,
+        s.tickets,
+        s.resolved,
+        l.t("resolved")
+    );
+    if s.by_problem.top.is_empty() {
+        let _ = writeln!(o, "  {}", l.t("none"));
+    }
+    for p in &s.by_problem.top {
+        let phrases: Vec<String> = p.phrases.iter().map(|(ph, n)| format!("\"{ph}\" ×{n}")).collect();
+        let _ = writeln!(o, "  {:<40} {:>5}  {}", p.rule, p.tickets, phrases.join(", "));
+    }
+    if s.by_problem.no_rule + s.by_problem.unclassified > 0 {
+        let _ = writeln!(
+            o,
+            "  ({} matched no rule; {} unclassified)",
+            s.by_problem.no_rule, s.by_problem.unclassified
+        );
+    }
 }
 
 fn volumes(r: &Report) -> [(&'static str, &Vec<Count>); 4] {
@@ -302,6 +534,62 @@ pub fn csv(r: &Report) -> Result<String, RenderError> {
         "tickets",
         r.problems.unclassified.to_string(),
     );
+
+    for (name, rows) in breakdown_sets(r) {
+        let section = format!("breakdown_{name}");
+        for b in rows {
+            put(&section, &b.key, "tickets", b.tickets.to_string());
+            put(&section, &b.key, "resolved", b.resolved.to_string());
+            put(
+                &section,
+                &b.key,
+                "mean_resolution_seconds",
+                opt(b.mean_resolution_seconds),
+            );
+            put(
+                &section,
+                &b.key,
+                "first_response_on_time_rate",
+                opt(b.first_response_on_time.rate),
+            );
+            put(
+                &section,
+                &b.key,
+                "resolution_on_time_rate",
+                opt(b.resolution_on_time.rate),
+            );
+            put(&section, &b.key, "rated", b.rated.to_string());
+            put(&section, &b.key, "csat_mean", opt(b.csat_mean));
+        }
+    }
+    for i in &r.review {
+        for reason in &i.reasons {
+            let (metric, value) = match reason {
+                ReviewReason::Late {
+                    target, late_seconds, ..
+                } => (format!("late:{target}"), late_seconds.to_string()),
+                ReviewReason::Unresolved { state, open_seconds } => {
+                    (format!("unresolved:{state}"), open_seconds.to_string())
+                }
+                ReviewReason::Unsatisfied { rating, reason } => (
+                    format!("unsatisfied:{}", reason.as_deref().unwrap_or(NONE)),
+                    rating.to_string(),
+                ),
+            };
+            put("review", &i.number, &metric, value);
+        }
+    }
+    for c in &r.unsatisfied.reasons {
+        put("unsatisfied_reasons", &c.reason, "tickets", c.count.to_string());
+    }
+    let s = &r.suggestions;
+    put("suggestions", &s.category, "tickets", s.tickets.to_string());
+    put("suggestions", &s.category, "resolved", s.resolved.to_string());
+    for p in &s.by_problem.top {
+        put("suggestions", &p.rule, "tickets", p.tickets.to_string());
+        let phrases: Vec<String> = p.phrases.iter().map(|(ph, n)| format!("{ph} ×{n}")).collect();
+        put("suggestions", &p.rule, "phrases", phrases.join("; "));
+    }
 
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let err = |e: ::csv::Error| RenderError::Csv(e.to_string());
@@ -419,17 +707,23 @@ fn count_items(counts: &[Count]) -> Vec<(String, f64, String)> {
 }
 
 pub fn html(r: &Report) -> String {
+    html_in(r, &Labels::default())
+}
+
+/// The page of an already [`labelled`] report.
+pub fn html_in(r: &Report, l: &Labels) -> String {
     let mut o = String::new();
-    let title = format!("Switchboard report: {}", r.period.label);
+    let title = format!("{}: {}", l.t("Switchboard service report"), r.period.label);
+    let lang = if l.lang == Lang::Zh { "zh-Hans" } else { "en" };
     let _ = write!(
         o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body>\n",
+        "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body>\n",
         escape(&title)
     );
     let _ = writeln!(
         o,
         "<h1>{}</h1><p class=\"meta\">{}<br>{}</p>",
-        escape(&header_line(r)),
+        escape(&header_line(r, l)),
         escape(&format!(
             "{} to {} ({}).",
             r.period.from.to_rfc3339(),
@@ -589,6 +883,88 @@ pub fn html(r: &Report) -> String {
         "<p class=\"note\">Counted once per ticket from the classifier's reasons for its category. {} tickets matched no rule of their category; {} have no classification in the transition log.</p>",
         r.problems.no_rule, r.problems.unclassified
     );
+    review_html(&mut o, r, l);
     o.push_str("</body></html>\n");
     o
+}
+
+fn review_html(o: &mut String, r: &Report, l: &Labels) {
+    let _ = write!(o, "<h2>{}</h2>", escape(l.t("Breakdown")));
+    for (name, rows) in breakdown_sets(r) {
+        let _ = write!(
+            o,
+            "<h3>{} {}</h3><table><tr><th></th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            escape(l.t("by")),
+            escape(l.t(name)),
+            escape(l.t("tickets")),
+            escape(l.t("resolved")),
+            escape(l.t("mean resolution")),
+            escape(l.t("first response on time")),
+            escape(l.t("resolution on time")),
+            escape(l.t("CSAT"))
+        );
+        for b in rows {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&b.key),
+                b.tickets,
+                b.resolved,
+                dur(b.mean_resolution_seconds),
+                pct(b.first_response_on_time.rate),
+                pct(b.resolution_on_time.rate),
+                csat_mean(b.csat_mean)
+            );
+        }
+        o.push_str("</table>");
+    }
+    let _ = write!(
+        o,
+        "\n<h2>{} ({})</h2>",
+        escape(l.t("Review (late, unresolved, unsatisfied)")),
+        r.review.len()
+    );
+    if r.review.is_empty() {
+        let _ = write!(o, "<p>{}</p>", escape(l.t("none")));
+    } else {
+        o.push_str("<ul>");
+        for i in &r.review {
+            let _ = write!(o, "<li>{}</li>", escape(&review_line(i, l)));
+        }
+        o.push_str("</ul>");
+    }
+    let _ = write!(o, "\n<h2>{}</h2><table>", escape(l.t("Unsatisfied reasons")));
+    for c in &r.unsatisfied.reasons {
+        let _ = write!(o, "<tr><td>{}</td><td>{}</td></tr>", escape(&c.reason), c.count);
+    }
+    o.push_str("</table>");
+    let s = &r.suggestions;
+    let _ = write!(
+        o,
+        "\n<h2>{}</h2><p>{}: {} · {} {}</p>",
+        escape(l.t("Suggestions for product management")),
+        escape(&s.category),
+        s.tickets,
+        s.resolved,
+        escape(l.t("resolved"))
+    );
+    if !s.by_problem.top.is_empty() {
+        o.push_str("<table>");
+        for p in &s.by_problem.top {
+            let phrases: Vec<String> = p
+                .phrases
+                .iter()
+                .map(|(ph, n)| format!("“{}” ×{n}", escape(ph)))
+                .collect();
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                escape(&p.rule),
+                p.tickets,
+                phrases.join(", ")
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push('\n');
 }

@@ -43,6 +43,7 @@ fn reasons(category: &str, hits: &[(&str, &str)]) -> Vec<String> {
 fn row(id: i64, category: &str, channel: &str, received: DateTime<Utc>) -> TicketRow {
     TicketRow {
         id,
+        number: format!("T{id}"),
         channel: channel.into(),
         category: Some(category.into()),
         priority: Some("normal".into()),
@@ -77,6 +78,7 @@ fn input() -> ReportInput {
     t2.resolved_at = Some(t(4, 16, 0)); // 30 h elapsed − 5 h = 90000 s, late (due 4th 15:00)
     t2.state = "resolved".into();
     t2.rating = Some(2);
+    t2.rating_reason = Some("slow".into());
     t2.classifier_reasons = reasons(
         "fault",
         &[
@@ -137,12 +139,18 @@ fn input() -> ReportInput {
             received_at: t(7, 10, 0),
         },
     ];
+    t1.assignee = Some("ts-1".into());
+    t2.assignee = Some("ts-1".into());
+    t3.assignee = Some("cr-1".into());
     ReportInput {
         period: period(),
         generated_at: t(20, 0, 0),
         policy_version: "test-1".into(),
         tickets: vec![t1, t2, t3, t4, t5, t6, t7],
         complaints,
+        unsatisfied_at_or_below: 2,
+        unsatisfied_reasons: vec!["slow".into(), "not_solved".into()],
+        suggestions_category: "suggestion".into(),
     }
 }
 
@@ -452,6 +460,16 @@ proptest! {
         for o in &r.on_time {
             prop_assert_eq!(o.on_time + o.late + o.breached + o.undecided, r.received);
         }
+        let b = &r.breakdowns;
+        for v in [&b.by_category, &b.by_priority, &b.by_team, &b.by_agent] {
+            prop_assert_eq!(v.iter().map(|x| x.tickets).sum::<u64>(), r.received);
+            prop_assert_eq!(v.iter().map(|x| x.rated).sum::<u64>(), r.csat.rated);
+        }
+        let low = ratings.iter().take(cats.len()).filter(|x| x.is_some_and(|x| x <= 2)).count() as u64;
+        prop_assert_eq!(r.unsatisfied.tickets, low);
+        prop_assert_eq!(r.unsatisfied.reasons.iter().map(|c| c.count).sum::<u64>(), low);
+        prop_assert!(r.review.len() as u64 <= r.received);
+        prop_assert_eq!(r.suggestions.tickets, cats.iter().filter(|&&c| c == 3).count() as u64);
     }
 }
 
@@ -477,4 +495,272 @@ fn a_pattern_counts_for_its_rule_but_is_not_quoted() {
             .iter()
             .any(|p| p.rule == "crash" && p.phrases == vec![("卡".to_owned(), 1)])
     );
+}
+
+#[test]
+fn breakdowns_give_tickets_handling_time_on_time_rates_and_csat_per_group() {
+    let r = build();
+    let b = &r.breakdowns;
+    let keys = |v: &[review::Breakdown]| v.iter().map(|x| (x.key.clone(), x.tickets)).collect::<Vec<_>>();
+    assert_eq!(
+        keys(&b.by_category),
+        vec![("complaint".into(), 4), ("fault".into(), 2), ("inquiry".into(), 1)]
+    );
+    assert_eq!(keys(&b.by_priority), vec![("normal".into(), 6), ("low".into(), 1)]);
+    assert_eq!(
+        keys(&b.by_team),
+        vec![
+            ("team_complaint".into(), 3),
+            ("team_fault".into(), 2),
+            ("(none)".into(), 1),
+            ("team_inquiry".into(), 1)
+        ]
+    );
+    assert_eq!(
+        keys(&b.by_agent),
+        vec![("(none)".into(), 4), ("ts-1".into(), 2), ("cr-1".into(), 1)]
+    );
+    let complaint = &b.by_category[0];
+    // t3 answered on time; t4, t6, t7 never answered; none resolved, all four overdue.
+    assert_eq!(
+        (
+            complaint.first_response_on_time.count,
+            complaint.first_response_on_time.of
+        ),
+        (1, 4)
+    );
+    assert_eq!(complaint.resolution_on_time.rate, Some(0.0));
+    assert_eq!((complaint.resolved, complaint.mean_resolution_seconds), (0, None));
+    assert_eq!((complaint.rated, complaint.csat_mean), (0, None));
+    let fault = &b.by_category[1];
+    assert_eq!(fault.resolved, 2);
+    assert_eq!(fault.mean_resolution_seconds, Some(48600.0));
+    assert_eq!(fault.first_response_on_time.rate, Some(0.5));
+    assert_eq!(fault.resolution_on_time.rate, Some(0.5));
+    assert_eq!((fault.rated, fault.csat_mean), (2, Some(3.5)));
+    let inquiry = &b.by_category[2];
+    // Waiting for the customer: the resolution target is undecided, so no rate at all.
+    assert_eq!(inquiry.resolution_on_time.rate, None);
+    assert_eq!(inquiry.first_response_on_time.rate, Some(1.0));
+    let ts1 = b.by_agent.iter().find(|x| x.key == "ts-1").unwrap();
+    assert_eq!((ts1.resolved, ts1.csat_mean), (2, Some(3.5)));
+    // Every breakdown covers every ticket once.
+    for set in [&b.by_category, &b.by_priority, &b.by_team, &b.by_agent] {
+        assert_eq!(set.iter().map(|x| x.tickets).sum::<u64>(), r.received);
+    }
+}
+
+#[test]
+fn the_review_lists_late_unresolved_and_unsatisfied_tickets_with_their_reasons() {
+    use review::ReviewReason::*;
+    let r = build();
+    let ids: Vec<i64> = r.review.iter().map(|i| i.id).collect();
+    assert_eq!(ids, vec![2, 3, 4, 5, 6, 7], "t1 was on time, closed and rated 5");
+    let t2 = &r.review[0];
+    assert_eq!(t2.number, "T2");
+    assert_eq!(
+        t2.reasons,
+        vec![
+            Late {
+                target: "first_response".into(),
+                due: t(3, 10, 30),
+                met_at: Some(t(3, 10, 40)),
+                late_seconds: 600
+            },
+            Late {
+                target: "resolution".into(),
+                due: t(4, 15, 0),
+                met_at: Some(t(4, 16, 0)),
+                late_seconds: 3600
+            },
+            Unsatisfied {
+                rating: 2,
+                reason: Some("slow".into())
+            },
+        ]
+    );
+    let t3 = &r.review[1];
+    // The customer has not been updated either: the next-update target is late too.
+    let late: Vec<&str> = t3
+        .reasons
+        .iter()
+        .filter_map(|x| match x {
+            Late {
+                target, met_at: None, ..
+            } => Some(target.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(late, vec!["resolution", "next_update"]);
+    let t3_reasons: Vec<_> = t3
+        .reasons
+        .iter()
+        .filter(|x| !matches!(x, Late { target, .. } if target == "next_update"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        t3_reasons,
+        vec![
+            Late {
+                target: "resolution".into(),
+                due: t(5, 9, 0),
+                met_at: None,
+                late_seconds: (t(20, 0, 0) - t(5, 9, 0)).num_seconds()
+            },
+            Unresolved {
+                state: "in_progress".into(),
+                open_seconds: (t(20, 0, 0) - t(4, 9, 0)).num_seconds()
+            },
+        ]
+    );
+    assert_eq!(t3.assignee.as_deref(), Some("cr-1"));
+    // Waiting for the customer: not late, but not resolved either.
+    assert_eq!(
+        r.review[3].reasons,
+        vec![Unresolved {
+            state: "waiting_for_customer".into(),
+            open_seconds: (t(20, 0, 0) - t(6, 9, 0)).num_seconds()
+        }]
+    );
+    // A threshold of 1 no longer counts t2's 2 as unsatisfied.
+    let mut strict = input();
+    strict.unsatisfied_at_or_below = 1;
+    let r = Report::build(&strict, &sla(), &Calendars::default());
+    assert!(!r.review[0].reasons.iter().any(|x| matches!(x, Unsatisfied { .. })));
+}
+
+#[test]
+fn unsatisfied_reasons_are_counted_by_the_policy_taxonomy() {
+    let mut input = input();
+    input.tickets[0].rating = Some(1); // no reason given
+    input.tickets[4].rating = Some(2);
+    input.tickets[4].rating_reason = Some("gone_from_policy".into());
+    input.tickets[5].rating = Some(4);
+    input.tickets[5].rating_reason = Some("not_solved".into()); // satisfied: not counted
+    let r = Report::build(&input, &sla(), &Calendars::default());
+    let counts: Vec<(&str, u64)> = r
+        .unsatisfied
+        .reasons
+        .iter()
+        .map(|c| (c.reason.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("slow", 1), ("not_solved", 0), ("gone_from_policy", 1), ("(none)", 1)]
+    );
+    assert_eq!((r.unsatisfied.tickets, r.unsatisfied.at_or_below), (3, 2));
+}
+
+#[test]
+fn suggestions_are_rolled_up_by_problem_without_the_customers_words() {
+    let mut input = input();
+    for (i, phrase) in [(4usize, "建议增加"), (5, "建议增加"), (6, "希望能")] {
+        let t = &mut input.tickets[i];
+        t.category = Some("suggestion".into());
+        t.classifier_reasons = reasons("suggestion", &[(phrase, "product improvement")]);
+    }
+    input.tickets[6].classifier_reasons = reasons("suggestion", &[("流程", "service process")]);
+    input.tickets[6].state = "closed".into();
+    let r = Report::build(&input, &sla(), &Calendars::default());
+    let s = &r.suggestions;
+    assert_eq!((s.category.as_str(), s.tickets, s.resolved), ("suggestion", 3, 1));
+    let groups: Vec<(&str, u64)> = s.by_problem.top.iter().map(|p| (p.rule.as_str(), p.tickets)).collect();
+    assert_eq!(groups, vec![("product improvement", 2), ("service process", 1)]);
+    assert_eq!(s.by_problem.top[0].phrases, vec![("建议增加".to_owned(), 2)]);
+    let csv = render(&r, Format::Csv).unwrap();
+    assert!(csv.contains("suggestions,product improvement,tickets,2"), "{csv}");
+}
+
+// The tests below load the shipped policy (the layout test reads no further than this line).
+#[cfg(test)]
+mod with_the_shipped_policy {
+    use super::*;
+
+    fn policy() -> crate::core::policy::Policy {
+        crate::core::policy::Policy::load(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml"),
+        )
+        .unwrap()
+    }
+
+    fn zh() -> labels::Labels {
+        labels::Labels::from_policy(&policy(), labels::Lang::Zh)
+    }
+
+    #[test]
+    fn lang_zh_labels_every_format_from_the_policy() {
+        use super::render::render_in;
+        let mut input = input();
+        for t in &mut input.tickets {
+            t.team = t.team.as_ref().map(|_| "technical_support".into());
+        }
+        let r = Report::build(&input, &sla(), &Calendars::default());
+        let l = zh();
+        let table = render_in(&r, Format::Table, &l).unwrap();
+        for zh in [
+            "客户服务报告",
+            "故障类",
+            "投诉类",
+            "普通",
+            "技术支持",
+            "首次响应",
+            "问题复盘",
+            "不满意原因",
+            "响应或处理太慢",
+            "建议汇总",
+            "电话",
+        ] {
+            assert!(table.contains(zh), "table lacks {zh}:\n{table}");
+        }
+        assert!(
+            !table.contains("Technical support"),
+            "a team's English name in zh:\n{table}"
+        );
+        assert!(!table.contains(" complaint "), "{table}");
+        let csv = render_in(&r, Format::Csv, &l).unwrap();
+        assert!(csv.contains("by_category,故障类,tickets,2"), "{csv}");
+        assert!(csv.contains("breakdown_category,投诉类,tickets,4"), "{csv}");
+        let html = render_in(&r, Format::Html, &l).unwrap();
+        assert!(html.contains("lang=\"zh-Hans\"") && html.contains("问题复盘") && html.contains("故障类"));
+        let json: serde_json::Value = serde_json::from_str(&render_in(&r, Format::Json, &l).unwrap()).unwrap();
+        assert_eq!(json["by_category"][1]["key"], "fault", "JSON keeps the ids");
+        assert_eq!(json["labels"]["categories"]["fault"], "故障类");
+        // English: ids as they were, reasons by their English part.
+        let en = labels::Labels::from_policy(&policy(), labels::Lang::En);
+        let table = render_in(&r, Format::Table, &en).unwrap();
+        assert!(
+            table.contains("Slow response or handling") && table.contains("fault"),
+            "{table}"
+        );
+        assert!(!table.contains("故障类"));
+    }
+
+    #[test]
+    fn the_daily_roll_up_is_due_from_its_local_time_and_planned_once_per_person_and_day() {
+        use chrono_tz::Asia::Shanghai;
+        let at = chrono::NaiveTime::from_hms_opt(16, 30, 0).unwrap();
+        // 16:29 in Shanghai is 08:29 UTC.
+        let utc = |h, m| Utc.with_ymd_and_hms(2026, 12, 4, h, m, 0).unwrap();
+        assert_eq!(daily::due_day(utc(8, 29), Shanghai, at), None);
+        let day = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+        assert_eq!(daily::due_day(utc(8, 30), Shanghai, at), Some(day));
+        assert_eq!(daily::due_day(utc(15, 59), Shanghai, at), Some(day));
+        // 00:10 on the 5th in Shanghai: the 5th's roll-up is not due yet.
+        assert_eq!(daily::due_day(utc(16, 10), Shanghai, at), None);
+
+        let policy = policy();
+        let cfg = policy.doc.reports.daily.clone().unwrap();
+        let (subject, text) = daily::message(&build(), &zh());
+        assert!(subject.starts_with("服务日报"), "{subject}");
+        assert!(text.contains("受理工单数: 7") && text.contains("T2"), "{text}");
+        let planned = daily::plan(day, &cfg.notify, &policy.doc.notify, &subject, &text, Some("sb.test"));
+        let to: Vec<(&str, &str)> = planned.iter().map(|p| (p.key.as_str(), p.target.as_str())).collect();
+        assert_eq!(
+            to,
+            vec![("daily_report:2026-12-04:quality_lead:email", "quality@example.com")]
+        );
+        assert_eq!(planned[0].payload["subject"], subject.as_str());
+        // Without a mail domain (no smtp_from) email cannot be sent, as for staff notifications.
+        assert!(daily::plan(day, &cfg.notify, &policy.doc.notify, &subject, &text, None).is_empty());
+    }
 }

@@ -780,6 +780,7 @@ async fn lifecycle_waves(
                     _ => Action::Rate {
                         score: 5,
                         comment: None,
+                        reason: None,
                     },
                 };
                 let msg = ActionMessage {
