@@ -213,7 +213,11 @@ mod tests {
             (TicketState::Queued, None, 1)
         );
         assert_eq!(t.received_at, now);
-        let due = p.doc.sla.due(p.calendar(), "fault", "urgent", TASK_CHANNEL, now).unwrap();
+        let due = p
+            .doc
+            .sla
+            .due(p.calendar(), "fault", "urgent", TASK_CHANNEL, now)
+            .unwrap();
         assert_eq!(t.resolution_due, Some(due.resolution_due));
         assert_eq!(t.first_response_due, Some(due.first_response_due));
         assert_eq!(t.sla_rule, Some(due.rule));

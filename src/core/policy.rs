@@ -714,7 +714,10 @@ mod tests {
         ] {
             let dir = shipped_copy(|f, t| {
                 if f == "policy.toml" {
-                    assert!(t.contains(shipped), "the sample policy gives complaints a plan milestone");
+                    assert!(
+                        t.contains(shipped),
+                        "the sample policy gives complaints a plan milestone"
+                    );
                     t.replacen(shipped, broken, 1)
                 } else {
                     t

@@ -247,7 +247,11 @@ async fn get_ticket(
             .policy
             .doc
             .sla
-            .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""), &t.channel)
+            .rule_for(
+                t.category.as_deref().unwrap_or(""),
+                t.priority.as_deref().unwrap_or(""),
+                &t.channel,
+            )
             .is_some_and(|r| {
                 r.milestones
                     .iter()

@@ -151,7 +151,11 @@ pub async fn apply(
         milestones: policy
             .doc
             .sla
-            .rule_for(t.category.as_deref().unwrap_or(""), t.priority.as_deref().unwrap_or(""), &t.channel)
+            .rule_for(
+                t.category.as_deref().unwrap_or(""),
+                t.priority.as_deref().unwrap_or(""),
+                &t.channel,
+            )
             .map(|r| r.milestone_names())
             .unwrap_or_default(),
         open_tasks,
