@@ -512,14 +512,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("policy/holidays")).unwrap();
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
-        for f in [
-            "policy/classification.toml",
-            "policy/calendar.toml",
-            "policy/notify.toml",
-            "policy/holidays/2026.toml",
-            "policy/reports.toml",
-        ] {
-            std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        for f in shipped_policy_files(&src) {
+            std::fs::copy(src.join(&f), dir.join(&f)).unwrap();
         }
         let main = std::fs::read_to_string(src.join("policy.toml")).unwrap();
         let broken = main.replacen("team = \"technical_support\"", "team = \"tech_suport\"", 1);
@@ -535,17 +529,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("policy/holidays")).unwrap();
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
-        for f in [
-            "policy.toml",
-            "policy/classification.toml",
-            "policy/calendar.toml",
-            "policy/notify.toml",
-            "policy/holidays/2026.toml",
-        ] {
-            let text = std::fs::read_to_string(src.join(f)).unwrap();
-            std::fs::write(dir.join(f), edit(f, text)).unwrap();
+        for f in shipped_policy_files(&src) {
+            let text = std::fs::read_to_string(src.join(&f)).unwrap();
+            std::fs::write(dir.join(&f), edit(&f, text)).unwrap();
         }
         dir
+    }
+
+    /// Every file of the shipped policy, relative to `config/`: policy.toml and the .toml files
+    /// under policy/ (the ones it includes), so a new included file needs no test edit.
+    fn shipped_policy_files(config: &Path) -> Vec<String> {
+        let mut files = vec!["policy.toml".to_owned()];
+        let mut dirs = vec![PathBuf::from("policy")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(config.join(&d)).unwrap() {
+                let rel = d.join(e.unwrap().file_name());
+                if config.join(&rel).is_dir() {
+                    dirs.push(rel);
+                } else if rel.extension().is_some_and(|x| x == "toml") {
+                    files.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        files
     }
 
     fn load_err(dir: &Path) -> String {
