@@ -524,6 +524,64 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Seed 004 §(三): a complex complaint goes up to the department head. The shipped complaint
+    /// ladder tells quality management at the breach and the department head 4 h later, and
+    /// every complaint rule climbs it.
+    #[test]
+    fn the_shipped_complaint_ladder_reaches_the_department_head() {
+        use crate::core::escalation::Fired;
+        let p = Policy::load_rules(&default_policy_path()).unwrap();
+        let ladder = &p.doc.escalation.ladders["complaint"];
+        let breached = chrono::DateTime::parse_from_rfc3339("2026-03-06T20:00:00+08:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let first = ladder.next_step(breached, None, p.calendar()).unwrap();
+        assert_eq!((first.notify.as_str(), first.due), ("quality_management", breached));
+        let fired = Fired {
+            step: first.step,
+            repeat: first.repeat,
+            at: first.due,
+        };
+        let second = ladder.next_step(breached, Some(&fired), p.calendar()).unwrap();
+        assert_eq!(second.notify, "department_head");
+        assert_eq!(second.due, breached + chrono::Duration::hours(4));
+        for rule in p
+            .doc
+            .sla
+            .rules
+            .iter()
+            .filter(|r| r.category.as_deref() == Some("complaint"))
+        {
+            assert_eq!(rule.escalation.as_deref(), Some("complaint"), "{}", rule.name);
+        }
+    }
+
+    /// The shipped milestones, by the seeds: every complaint rule (normal) has the initial plan in
+    /// 4 h (004 §(三)), every fault rule the diagnosis in 8 h, pausing (004 §(三)), every urgent
+    /// rule a temporary solution in 2 h (000 表格2), whatever the channel.
+    #[test]
+    fn the_shipped_milestones_are_the_seeds_times_on_every_channel() {
+        use crate::core::sla::Target;
+        let p = Policy::load_rules(&default_policy_path()).unwrap();
+        let cases = [
+            ("complaint", "normal", Target::Plan, 4, false),
+            ("fault", "normal", Target::Diagnosis, 8, true),
+            ("inquiry", "urgent", Target::Workaround, 2, false),
+            ("fault", "urgent", Target::Workaround, 2, false),
+        ];
+        for (category, priority, target, hours, pauses) in cases {
+            for channel in &p.doc.channels {
+                let rule = p.doc.sla.rule_for(category, priority, channel).unwrap();
+                let m =
+                    rule.milestones.iter().find(|m| m.name == target).unwrap_or_else(|| {
+                        panic!("{category}/{priority}/{channel}: rule {} has no {target:?}", rule.name)
+                    });
+                assert_eq!(m.within.wall_time(), chrono::Duration::hours(hours), "{}", rule.name);
+                assert_eq!(m.pauses, pauses, "{}", rule.name);
+            }
+        }
+    }
+
     /// A copy of the shipped policy in a temporary directory, `edit` applied to (file, text).
     fn shipped_copy(edit: impl Fn(&str, String) -> String) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sb-policy-{}", uuid::Uuid::new_v4()));
