@@ -555,10 +555,11 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     // Transitions: per ticket, sequence numbers 1..n without gap or repeat, the version is n,
     // and the path is exactly one step per stage plus the actions sent to it, besides what a
     // thread reply does (actor `customer`: a same-state `customer_messaged`, or reopening a
-    // ticket it reached after the resolution).
+    // ticket it reached after the resolution) and the breaches and escalations the escalate
+    // stage records (same state; a chat's first reply is due 10 s after it arrives).
     let transitions = query(
         &h,
-        "SELECT ticket_id, seq, to_state, actor = 'customer' FROM ticket_transitions ORDER BY ticket_id, seq, at",
+        "SELECT ticket_id, seq, to_state, actor IN ('customer', 'escalate') FROM ticket_transitions ORDER BY ticket_id, seq, at",
     )
     .await;
     let mut paths: HashMap<i64, Vec<(i32, String)>> = HashMap::new();

@@ -193,7 +193,7 @@ fn import(policy: &Path, file: &Path, dir: &Path, years: &[i32], write: bool, re
             ),
             "changed" => {
                 println!("-- previous text:");
-                print!("{}", existing.unwrap_or_default());
+                print!("{}", existing.as_deref().unwrap_or_default());
             }
             _ => {}
         }
@@ -201,18 +201,28 @@ fn import(policy: &Path, file: &Path, dir: &Path, years: &[i32], write: bool, re
         let tmp = path.with_extension("toml.tmp");
         std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-        wrote.push(path);
+        wrote.push((path, existing));
     }
     if write && !wrote.is_empty() {
         if let Err(e) = Policy::load_rules(policy) {
+            // Leave the policy as it was, so that no worker restart finds it broken.
+            for (path, previous) in &wrote {
+                let undone = match previous {
+                    Some(text) => std::fs::write(path, text),
+                    None => std::fs::remove_file(path),
+                };
+                if let Err(u) = undone {
+                    eprintln!("could not undo {}: {u}", path.display());
+                }
+            }
             bail!(
-                "wrote {}, but the policy {} now fails to load: {e}; fix or remove the file",
+                "the policy {} would fail to load with {}: {e}; nothing was changed",
+                policy.display(),
                 wrote
                     .iter()
-                    .map(|p| p.display().to_string())
+                    .map(|(p, _)| p.display().to_string())
                     .collect::<Vec<_>>()
                     .join(", "),
-                policy.display()
             );
         }
         println!(

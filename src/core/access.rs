@@ -198,9 +198,11 @@ impl Principal<'_> {
                 }
             }
             Role::Agent => {
-                // The helper works the ticket as its assignee does (the plan keeps choosing the
-                // helper to the assignee and supervisors).
-                let mine = self.agent.is_some() && (self.agent == ticket.assignee || self.agent == ticket.helper);
+                // The helper (协助人) works beside the assignee: they answer, record and attach,
+                // but only the owner moves, merges, closes or splits the ticket.
+                let owner = self.agent.is_some() && self.agent == ticket.assignee;
+                let helping = self.agent.is_some() && self.agent == ticket.helper && HELPER_ACTIONS.contains(&kind);
+                let mine = owner || helping;
                 let my_team = self.agent_team.is_some() && self.agent_team == ticket.team;
                 match kind {
                     _ if SUPERVISOR_ACTIONS.contains(&kind) => {
@@ -230,6 +232,21 @@ impl Principal<'_> {
 
 /// What an integration may report for the customer.
 const CUSTOMER_ACTIONS: [&str; 3] = ["customer_replied", "rate", "confirm"];
+/// What the helper named in the service record may do beside the assignee: work with the
+/// customer and record what was done, not move, close, merge, split or reclassify the ticket.
+pub const HELPER_ACTIONS: [&str; 11] = [
+    "start",
+    "respond",
+    "wait_for_customer",
+    "customer_replied",
+    "note",
+    "attach",
+    "link",
+    "update_record",
+    "workaround",
+    "milestone",
+    "confirm",
+];
 /// What only a supervisor (or an admin) may do: overrule the plan the pipeline made.
 pub const SUPERVISOR_ACTIONS: [&str; 4] = ["reassign", "acknowledge_escalation", "set_priority", "set_due"];
 
@@ -594,8 +611,29 @@ mod tests {
             ..principal(Role::Agent)
         };
         assert!(helper.may_read(&helped).is_ok());
-        for kind in ["respond", "note", "resolve", "update_record", "confirm", "attach"] {
+        for kind in [
+            "respond",
+            "note",
+            "update_record",
+            "confirm",
+            "attach",
+            "workaround",
+            "milestone",
+        ] {
             assert!(helper.may_act_kind(kind, &helped).is_ok(), "{kind}");
+        }
+        // Only the owner resolves, moves, merges, closes, splits or reclassifies the ticket.
+        for kind in [
+            "resolve",
+            "transfer",
+            "merge",
+            "close",
+            "add_task",
+            "reclassify",
+            "escalate",
+            "reopen",
+        ] {
+            assert!(helper.may_act_kind(kind, &helped).is_err(), "{kind}");
         }
         for kind in SUPERVISOR_ACTIONS {
             assert!(helper.may_act_kind(kind, &helped).is_err(), "{kind}");

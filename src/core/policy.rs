@@ -288,6 +288,22 @@ impl Policy {
                     ));
                 }
             }
+            if let Some(c) = &rule.category
+                && !categories.contains(c)
+            {
+                return Err(invalid(
+                    &rule.name,
+                    format!("SLA rule {:?} names unknown category {c:?}", rule.name),
+                ));
+            }
+            if let Some(p) = &rule.priority
+                && !levels.contains(p)
+            {
+                return Err(invalid(
+                    &rule.name,
+                    format!("SLA rule {:?} names unknown priority {p:?}", rule.name),
+                ));
+            }
             if let Some(ch) = &rule.channel
                 && !doc.channels.contains(ch)
             {
@@ -739,6 +755,30 @@ mod tests {
         });
         let e = load_err(&dir);
         assert!(e.contains("channel \"fax\"") && e.contains("line"), "{e}");
+        // A misspelt category or priority would make a rule that never applies: refused.
+        for (from, to, want) in [
+            (
+                "name = \"complaint-normal\"\ncategory = \"complaint\"",
+                "name = \"complaint-normal\"\ncategory = \"complant\"",
+                "unknown category \"complant\"",
+            ),
+            (
+                "name = \"urgent\"\npriority = \"urgent\"",
+                "name = \"urgent\"\npriority = \"urgnet\"",
+                "unknown priority \"urgnet\"",
+            ),
+        ] {
+            let dir = shipped_copy(|f, t| {
+                if f == "policy.toml" {
+                    assert!(t.contains(from), "{from}");
+                    t.replacen(from, to, 1)
+                } else {
+                    t
+                }
+            });
+            let e = load_err(&dir);
+            assert!(e.contains(want) && e.contains("line"), "{e}");
+        }
         // Without the rule that covers complaint + normal by email, two rules tie there.
         let block = "[[sla.rules]]\nname = \"complaint-normal-email\"\ncategory = \"complaint\"\npriority = \"normal\"\nchannel = \"email\"\n";
         let dir = shipped_copy(|f, t| {

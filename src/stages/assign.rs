@@ -191,10 +191,13 @@ impl Stage for Assign {
                     &t.channel,
                     t.needs_triage,
                 );
+                // A task of a group ticket is internal work for its team: no customer channel to
+                // serve, and the parent's routing skills were asked of the parent's team.
+                let task = t.channel == crate::core::groups::TASK_CHANNEL;
                 let need = Need {
                     language: language_code(t.language.as_deref()),
-                    channel: t.channel.clone(),
-                    skills: rule.skills,
+                    channel: if task { String::new() } else { t.channel.clone() },
+                    skills: if task { Vec::new() } else { rule.skills },
                 };
                 let pool = agents_by_team.entry(team.clone()).or_default();
                 let chosen = choose_agent(pool, &need).map(|a| a.id.clone());

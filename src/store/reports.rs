@@ -35,7 +35,8 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
         .query(
             "SELECT id, channel, category, priority, team, state, received_at, first_responded_at, resolved_at,
                     closed_at, last_update_at, sla_restarted_at, rating, milestones, number, assignee
-             FROM tickets WHERE received_at >= $1 AND received_at < $2 ORDER BY id",
+             FROM tickets WHERE received_at >= $1 AND received_at < $2
+               AND channel <> 'task' ORDER BY id",
             &[&from, &to],
         )
         .await?;
@@ -159,7 +160,7 @@ pub async fn load(db: &Db, policy: &Policy, period: &Period, now: DateTime<Utc>)
         .query(
             &format!(
                 "SELECT id, customer, received_at FROM tickets
-                 WHERE category = 'complaint' AND received_at >= $1::timestamptz - interval '{REPEAT_WINDOW_DAYS} days'
+                 WHERE category = 'complaint' AND channel <> 'task' AND received_at >= $1::timestamptz - interval '{REPEAT_WINDOW_DAYS} days'
                    AND received_at < $2"
             ),
             &[&from, &to],

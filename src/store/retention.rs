@@ -861,6 +861,7 @@ async fn anonymise(
                 details = details #- '{data,message}' #- '{data,comment}' #- '{data,result}' #- '{data,notes}'
                                   #- '{data,root_cause}' #- '{data,reason}' #- '{data,text}' #- '{data,url}' #- '{data,name}'
                                   #- '{data,before}' #- '{data,after}' #- '{data,note}'
+                                  #- '{data,summary}' #- '{data,done}'
              WHERE ticket_id = ANY($1)",
             &[&ids],
         )

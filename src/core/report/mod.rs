@@ -6,7 +6,7 @@
 //! as a table, CSV, JSON or one self-contained HTML page.
 //!
 //! What the figures mean:
-//! - **Population**: tickets *received* in the period, each as it stands when the report is made
+//! - **Population**: customer requests (not the tasks of group tickets, channel `task`) *received* in the period, each as it stands when the report is made
 //!   (a ticket received on Sunday and resolved on Monday counts as resolved in Sunday's week).
 //! - **Response and resolution times**: first response − received; (last) resolution − received,
 //!   minus the time spent waiting for the customer (`ticket_pauses`). Wall-clock time, not
