@@ -182,7 +182,8 @@ pub async fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
 
 /// The end state of a load of `new` requests that each open a ticket: every one is a ticket
 /// with exactly one transition per stage, agent loads add up, queues are drained, nothing is
-/// dead.
+/// dead. The escalate stage's same-state breaches do not count: under the shipped policy a
+/// chat's first reply is due 10 s after it arrives, so a slow run sees them.
 pub async fn assert_all_routed_once(h: &Harness, new: i64) {
     assert_eq!(
         h.count("SELECT count(*) FROM tickets").await,
@@ -192,7 +193,8 @@ pub async fn assert_all_routed_once(h: &Harness, new: i64) {
     let bad = h
         .count(
             "SELECT count(*) FROM (
-               SELECT ticket_id, string_agg(to_state, ',' ORDER BY seq) AS path FROM ticket_transitions GROUP BY ticket_id) p
+               SELECT ticket_id, string_agg(to_state, ',' ORDER BY seq) AS path FROM ticket_transitions
+               WHERE actor <> 'escalate' GROUP BY ticket_id) p
              WHERE path NOT IN ('received,classified,prioritized,assigned', 'received,classified,prioritized,queued')",
         )
         .await;
