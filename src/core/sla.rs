@@ -337,6 +337,40 @@ pub struct TargetStatus {
     pub seconds_left: Option<i64>,
 }
 
+/// One target's clock at `now` from its due time and when it was met: the one rule every
+/// target (milestones included) is judged by. `active`: the target applies at all (not on a
+/// closed ticket); `paused`: its clock stands while the ticket waits for the customer.
+pub fn target_status(
+    target: Target,
+    due: Option<DateTime<Utc>>,
+    met_at: Option<DateTime<Utc>>,
+    paused: bool,
+    active: bool,
+    now: DateTime<Utc>,
+) -> TargetStatus {
+    let state = match (met_at, due) {
+        (Some(m), Some(d)) if m <= d => ClockState::Met,
+        (Some(_), Some(_)) => ClockState::MetLate,
+        (Some(_), None) => ClockState::Met,
+        (None, _) if !active => ClockState::Inactive,
+        (None, _) if paused => ClockState::Paused,
+        (None, Some(d)) if now > d => ClockState::Breached,
+        (None, Some(_)) => ClockState::Running,
+        (None, None) => ClockState::Paused,
+    };
+    let seconds_left = match state {
+        ClockState::Running | ClockState::Breached => due.map(|d| (d - now).num_seconds()),
+        _ => None,
+    };
+    TargetStatus {
+        target,
+        due,
+        met_at,
+        state,
+        seconds_left,
+    }
+}
+
 impl SlaPolicy {
     /// Every target's clock at `now`. Pure: the same facts always give the same clocks, so the
     /// API, the scheduler and the reports cannot disagree.
@@ -344,29 +378,7 @@ impl SlaPolicy {
         let Some(rule) = self.rule_for(&f.category, &f.priority, &f.channel) else {
             return Vec::new();
         };
-        let status = |target, due: Option<DateTime<Utc>>, met_at: Option<DateTime<Utc>>, paused: bool, active: bool| {
-            let state = match (met_at, due) {
-                (Some(m), Some(d)) if m <= d => ClockState::Met,
-                (Some(_), Some(_)) => ClockState::MetLate,
-                (Some(_), None) => ClockState::Met,
-                (None, _) if !active => ClockState::Inactive,
-                (None, _) if paused => ClockState::Paused,
-                (None, Some(d)) if now > d => ClockState::Breached,
-                (None, Some(_)) => ClockState::Running,
-                (None, None) => ClockState::Paused,
-            };
-            let seconds_left = match state {
-                ClockState::Running | ClockState::Breached => due.map(|d| (d - now).num_seconds()),
-                _ => None,
-            };
-            TargetStatus {
-                target,
-                due,
-                met_at,
-                state,
-                seconds_left,
-            }
-        };
+        let status = |target, due, met_at, paused, active| target_status(target, due, met_at, paused, active, now);
         let waiting = f.pauses.last().is_some_and(|(_, end)| end.is_none());
         let first = f
             .overrides

@@ -17,7 +17,7 @@
 //! events and reports); which rule has which, how long each may take and which ladder climbs are
 //! policy.
 
-use super::{ClockState, SlaFacts, SlaRule, Target, TargetStatus};
+use super::{SlaFacts, SlaRule, Target, TargetStatus};
 use crate::core::calendar::{Calendars, Clock, SlaDuration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -117,26 +117,7 @@ pub fn clocks(rule: &SlaRule, cal: &Calendars, f: &SlaFacts, now: DateTime<Utc>)
             } else {
                 Some(cal.deadline(f.received_at, m.within, m.clock))
             };
-            let state = match (met_at, due) {
-                (Some(at), Some(d)) if at > d => ClockState::MetLate,
-                (Some(_), _) => ClockState::Met,
-                (None, _) if f.closed => ClockState::Inactive,
-                (None, _) if paused => ClockState::Paused,
-                (None, Some(d)) if now > d => ClockState::Breached,
-                (None, Some(_)) => ClockState::Running,
-                (None, None) => ClockState::Paused,
-            };
-            let seconds_left = match state {
-                ClockState::Running | ClockState::Breached => due.map(|d| (d - now).num_seconds()),
-                _ => None,
-            };
-            TargetStatus {
-                target: m.name,
-                due,
-                met_at,
-                state,
-                seconds_left,
-            }
+            super::target_status(m.name, due, met_at, paused, !f.closed, now)
         })
         .collect()
 }
@@ -144,7 +125,7 @@ pub fn clocks(rule: &SlaRule, cal: &Calendars, f: &SlaFacts, now: DateTime<Utc>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::sla::SlaPolicy;
+    use crate::core::sla::{ClockState, SlaPolicy};
     use chrono::{Duration, TimeZone};
     use proptest::prelude::*;
 
