@@ -944,7 +944,9 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
     out
 }
 
-fn sanitize(s: &str) -> String {
+/// `s` with every character but ASCII letters, digits, `-` and `_` replaced by `_`: safe in a
+/// Message-ID or a delivery key.
+pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

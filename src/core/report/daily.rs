@@ -6,7 +6,7 @@
 use super::Report;
 use super::labels::Labels;
 use super::render::{human_duration, labelled, review_line};
-use crate::core::notify::{Kind, NotifyPolicy, Planned, STAFF_GIVE_UP_S, Transport};
+use crate::core::notify::{Kind, NotifyPolicy, Planned, STAFF_GIVE_UP_S, Transport, sanitize};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -119,7 +119,7 @@ pub fn plan(
         for m in p.media() {
             let key = format!("{PURPOSE}:{day}:{person}:{}", m.transport.as_str());
             let msg_id = match (m.transport, mail_domain) {
-                (Transport::Email, Some(d)) => format!("sb.daily.{day}.{}@{d}", safe(person)),
+                (Transport::Email, Some(d)) => format!("sb.daily.{day}.{}@{d}", sanitize(person)),
                 (Transport::Email, None) => continue,
                 _ => key.clone(),
             };
@@ -149,16 +149,4 @@ pub fn plan(
         }
     }
     out
-}
-
-fn safe(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
