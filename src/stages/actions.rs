@@ -297,7 +297,7 @@ pub async fn apply(
     if let Some((parent_id, _, _)) = &parent
         && let Some(change) = crate::core::groups::task_change(t.state, after.state)
     {
-        outputs.push(record_on_parent(tx, policy, *parent_id, &after, change, msg, now).await?);
+        outputs.extend(record_on_parent(tx, policy, *parent_id, &after, change, msg, now).await?);
     }
 
     // Clocks: targets met stop their escalations; the rest get their timers moved.
@@ -418,7 +418,8 @@ async fn task_opened_outputs(
 }
 
 /// Records on the parent (locked with the task, `store::groups::parent_numbers`) that `task`
-/// is now done or reopened: a same-state transition and its event.
+/// is now done or reopened: a same-state transition and its event (and, for a parent still in
+/// the pipeline, its pending step asked again at the new version).
 async fn record_on_parent(
     tx: &Transaction<'_>,
     policy: &Policy,
@@ -427,7 +428,7 @@ async fn record_on_parent(
     change: crate::core::groups::TaskChange,
     msg: &ActionMessage,
     now: DateTime<Utc>,
-) -> Result<Outgoing, StoreError> {
+) -> Result<Vec<Outgoing>, StoreError> {
     let Some(parent) = crate::store::locks::lock_by_id(tx, parent_id).await? else {
         return Err(StoreError::Conflict(format!(
             "the parent of task {} is gone",
@@ -456,7 +457,11 @@ async fn record_on_parent(
         details: json!({ "action": msg.action.kind(), "event": event, "data": data }),
     };
     insert_transitions(tx, &[&tr]).await?;
-    Ok(events::ticket_event(&after, event, &tr, StageName::Lifecycle.as_str()))
+    let mut out = vec![events::ticket_event(&after, event, &tr, StageName::Lifecycle.as_str())];
+    if let Some(stage) = StageName::awaited_in(after.state) {
+        out.push(super::work_message(&after, stage));
+    }
+    Ok(out)
 }
 
 /// The next rung of `t`'s escalation ladder: (step index, who it notifies, the target whose

@@ -192,6 +192,73 @@ async fn a_missed_first_response_escalates_on_time_and_repeats_until_acknowledge
     h.cleanup().await;
 }
 
+/// A breach before assignment (workers down, a chat's first reply due in seconds) moves the
+/// ticket's version on, which supersedes the assign message already queued. The escalate stage
+/// asks for the step again at the new version, so the ticket is assigned as soon as an assign
+/// worker runs, not when the sweeper finds it minutes later (the chaos test once stranded one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_before_assignment_does_not_strand_the_ticket() {
+    let mut h = fast_harness("early_breach").await;
+    h.start_stages(
+        &[
+            StageName::Intake,
+            StageName::Classify,
+            StageName::Prioritize,
+            StageName::Escalate,
+            StageName::Scheduler,
+        ],
+        1,
+    );
+    let now = chrono::Utc::now().to_rfc3339();
+    let req = json!({"channel": "chat", "channel_message_id": "eb1", "received_at": now,
+                     "customer": {"customer_id": "C-eb1"}, "body": "我的订单怎么还没发货？", "thread_ref": "chat:eb1"});
+    h.publish_intake("intake.chat", "eb1", req.to_string().as_bytes()).await;
+    let number = {
+        h.wait_for("ticket prioritized", Duration::from_secs(20), || async {
+            h.count("SELECT count(*) FROM tickets WHERE channel_message_id = 'eb1' AND state = 'prioritized'")
+                .await
+                == 1
+        })
+        .await;
+        h.text("SELECT number FROM tickets WHERE channel_message_id = 'eb1'")
+            .await
+    };
+    h.wait_for(
+        "first response breached before assignment",
+        Duration::from_secs(20),
+        || async {
+            log(&h, &number)
+                .await
+                .iter()
+                .any(|e| e.0 == "sla.breached" && e.1.as_deref() == Some("first_response"))
+        },
+    )
+    .await;
+    h.stop_stages().await;
+    let version: i32 = {
+        let client = h.app.db.pool.get().await.unwrap();
+        client
+            .query_one("SELECT version FROM tickets WHERE number = $1", &[&number])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    assert!(version > 3, "the breach moved the version on (at {version})");
+    assert_eq!(state(&h, &number).await, "prioritized");
+
+    // Only assign now: no sweeper, so the step must have been asked again by the breach itself.
+    h.start_stages(&[StageName::Assign], 1);
+    wait_state(&h, &number, "assigned").await;
+    h.stop_stages().await;
+    assert_eq!(
+        h.depth(&h.topo().dead_queue()).await,
+        0,
+        "superseded assign messages are acked, not dead-lettered: {}",
+        h.snapshot().await
+    );
+    h.cleanup().await;
+}
+
 /// The resolution clock stops while the ticket waits for the customer; their reply (a chat
 /// message on the same session) resumes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
