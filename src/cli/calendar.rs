@@ -158,7 +158,7 @@ fn import(policy: &Path, file: &Path, dir: &Path, years: &[i32], write: bool, re
     let by_year = ics::by_year(&feed);
     if by_year.is_empty() {
         bail!(
-            "{}: no day off or make-up workday found (see `skipped` above); type the notice in by hand (README, \"Holidays and working days\")",
+            "{}: no day off or make-up workday found (see `skipped` above); type the notice in by hand (docs/SLA.md, \"Holidays, working days and channel SLAs\")",
             file.display()
         );
     }

@@ -276,7 +276,7 @@ fn grafana_dashboard_uses_only_documented_metrics() {
     let grafana = std::fs::read_to_string(manifest_dir().join("docs/grafana-dashboard.json")).unwrap();
     let doc: Value = serde_json::from_str(&grafana).expect("docs/grafana-dashboard.json is JSON");
     assert!(doc["panels"].as_array().is_some_and(|p| p.len() >= 10));
-    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(manifest_dir().join("docs/OPERATIONS.md")).unwrap();
     let names = regex::Regex::new(r"switchboard_[a-z_]+").unwrap();
     let mut used: Vec<&str> = names.find_iter(&grafana).map(|m| m.as_str()).collect();
     used.sort_unstable();
@@ -285,7 +285,7 @@ fn grafana_dashboard_uses_only_documented_metrics() {
         let base = name.strip_suffix("_bucket").unwrap_or(name);
         assert!(
             readme.contains(&format!("`{base}`")),
-            "{name} is not in README's Metrics table"
+            "{name} is not in the Metrics table of docs/OPERATIONS.md"
         );
     }
 }

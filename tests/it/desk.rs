@@ -144,7 +144,7 @@ async fn ticket_state(w: &Session) -> Option<String> {
     None
 }
 
-/// Screenshots go to `target/screenshots/`, or to the README's `docs/screenshots/` when
+/// Screenshots go to `target/screenshots/`, or to `docs/screenshots/` (shown in docs/PEOPLE.md) when
 /// `SWITCHBOARD_UPDATE_SCREENSHOTS=1` (so an ordinary test run leaves the checkout clean).
 async fn shot(w: &Session, name: &str) {
     let dir = if std::env::var("SWITCHBOARD_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {

@@ -19,6 +19,7 @@ mod contracts;
 mod dashboard;
 mod dead_letters;
 mod desk;
+mod docs;
 mod effectively_once;
 mod events_log;
 mod gateway;

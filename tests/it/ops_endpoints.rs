@@ -8,7 +8,7 @@ use common::process::{free_port, http_get, sigterm, spawn_bin, spawn_run, wait_e
 use std::time::{Duration, Instant};
 use switchboard_tools::demo::{Kind, traffic};
 
-/// Every metric family the README's Operations table promises from `switchboard run` (the SLA
+/// Every metric family the Metrics table of docs/OPERATIONS.md promises from `switchboard run` (the SLA
 /// ones appear once a breach or a timer happens, which this load does not cause).
 const FAMILIES: [&str; 13] = [
     "switchboard_messages_total{",

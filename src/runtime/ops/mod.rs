@@ -90,7 +90,7 @@ pub fn recorder() -> Result<PrometheusHandle, OpsError> {
     Ok(handle)
 }
 
-/// `# HELP` lines, so a scrape explains itself. The README's Operations table is the same list.
+/// `# HELP` lines, so a scrape explains itself. The Metrics table of docs/OPERATIONS.md is the same list.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
