@@ -192,10 +192,12 @@ async fn a_missed_first_response_escalates_on_time_and_repeats_until_acknowledge
     h.cleanup().await;
 }
 
-/// A breach before assignment (workers down, a chat's first reply due in seconds) moves the
-/// ticket's version on, which supersedes the assign message already queued. The escalate stage
-/// asks for the step again at the new version, so the ticket is assigned as soon as an assign
-/// worker runs, not when the sweeper finds it minutes later (the chaos test once stranded one).
+/// A breach before assignment moves the ticket's version on, which supersedes the assign message
+/// already queued. It happens when the customer writes again before assignment (the lifecycle
+/// then sets the ticket's breach timers) and no assign worker runs before the first reply is due
+/// (a chat's is due in 10 s). The escalate stage asks for the step again at the new version, so
+/// the ticket is assigned as soon as an assign worker runs, not when the sweeper finds it minutes
+/// later (the chaos test once stranded one this way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breach_before_assignment_does_not_strand_the_ticket() {
     let mut h = fast_harness("early_breach").await;
@@ -204,6 +206,7 @@ async fn a_breach_before_assignment_does_not_strand_the_ticket() {
             StageName::Intake,
             StageName::Classify,
             StageName::Prioritize,
+            StageName::Lifecycle,
             StageName::Escalate,
             StageName::Scheduler,
         ],
@@ -223,6 +226,10 @@ async fn a_breach_before_assignment_does_not_strand_the_ticket() {
         h.text("SELECT number FROM tickets WHERE channel_message_id = 'eb1'")
             .await
     };
+    // The customer writes again on the same chat session: a customer reply before assignment.
+    let again = json!({"channel": "chat", "channel_message_id": "eb2", "received_at": chrono::Utc::now().to_rfc3339(),
+                       "customer": {"customer_id": "C-eb1"}, "body": "还在吗？", "thread_ref": "chat:eb1"});
+    h.publish_intake("intake.chat", "eb2", again.to_string().as_bytes()).await;
     h.wait_for(
         "first response breached before assignment",
         Duration::from_secs(20),
