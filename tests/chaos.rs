@@ -271,6 +271,34 @@ async fn not_drained(h: &Harness, request_ids: &[String], responds: i64, resolve
     None
 }
 
+/// The transitions of every ticket still in the pipeline, for a failure message: the worker logs
+/// of a CI run are gone by the time anyone reads it.
+async fn stuck_histories(h: &Harness) -> String {
+    let Ok(client) = h.app.db.pool.get().await else {
+        return "no database connection for the stuck tickets' histories".into();
+    };
+    let rows = client
+        .query(
+            "SELECT t.number, t.version, tr.seq, tr.from_state, tr.to_state, tr.actor, tr.reason, tr.at::text
+             FROM tickets t JOIN ticket_transitions tr ON tr.ticket_id = t.id
+             WHERE t.state IN ('received', 'classified', 'prioritized') ORDER BY t.id, tr.seq LIMIT 200",
+            &[],
+        )
+        .await
+        .unwrap_or_default();
+    let mut out = String::from("stuck tickets' transitions (number vVERSION: seq from→to actor: reason at):");
+    for r in rows {
+        let (number, version, seq): (String, i32, i32) = (r.get(0), r.get(1), r.get(2));
+        let (from, to): (Option<String>, String) = (r.get(3), r.get(4));
+        let (actor, reason, at): (String, String, String) = (r.get(5), r.get(6), r.get(7));
+        out.push_str(&format!(
+            "\n  {number} v{version}: {seq} {}→{to} {actor}: {reason} {at}",
+            from.unwrap_or_default()
+        ));
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     let started = Instant::now();
@@ -417,8 +445,9 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     while let Some(missing) = not_drained(&h, &request_ids, responds, resolves).await {
         assert!(
             settle.elapsed() < Duration::from_secs(90),
-            "the pipeline did not drain in 90 s: {missing}; {}",
-            h.snapshot().await
+            "the pipeline did not drain in 90 s: {missing}; {}\n{}",
+            h.snapshot().await,
+            stuck_histories(&h).await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
