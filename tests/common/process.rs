@@ -110,11 +110,16 @@ pub fn spawn_bin_logged(bin: &str, s: &Settings, args: &[&str], env: &[(&str, St
     Running(cmd.spawn().expect("start the switchboard binary"))
 }
 
-/// Runs a one-shot `switchboard <args>` to completion (stdin empty), capturing its output.
+/// Runs a one-shot `switchboard <args>` to completion (stdin empty), capturing its output. A
+/// command that hangs is killed after five minutes and fails the test, naming the command,
+/// rather than holding the whole suite until CI's limit.
 pub async fn run_cli(s: &Settings, args: &[&str]) -> std::process::Output {
     let mut cmd = tokio::process::Command::from(command(s, args));
-    cmd.stdin(Stdio::null());
-    cmd.output().await.expect("run the switchboard binary")
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    match tokio::time::timeout(Duration::from_secs(300), cmd.output()).await {
+        Ok(out) => out.expect("run the switchboard binary"),
+        Err(_) => panic!("`switchboard {}` did not finish in 300 s (killed)", args.join(" ")),
+    }
 }
 
 /// `switchboard run` (all stages) with its ops endpoints on `metrics_port`.

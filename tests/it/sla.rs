@@ -229,7 +229,8 @@ async fn a_breach_before_assignment_does_not_strand_the_ticket() {
     // The customer writes again on the same chat session: a customer reply before assignment.
     let again = json!({"channel": "chat", "channel_message_id": "eb2", "received_at": chrono::Utc::now().to_rfc3339(),
                        "customer": {"customer_id": "C-eb1"}, "body": "还在吗？", "thread_ref": "chat:eb1"});
-    h.publish_intake("intake.chat", "eb2", again.to_string().as_bytes()).await;
+    h.publish_intake("intake.chat", "eb2", again.to_string().as_bytes())
+        .await;
     h.wait_for(
         "first response breached before assignment",
         Duration::from_secs(20),
