@@ -337,6 +337,18 @@ pub struct TargetStatus {
     pub seconds_left: Option<i64>,
 }
 
+/// The due time of a clock that recurs every `first_due - from` (the next update: 004-25, the
+/// customer hears of progress every 24 h while the ticket is open): the latest lapse at `now`,
+/// or the first while it is still ahead. Constant work however long the ticket has been open.
+pub fn recurring_due(from: DateTime<Utc>, first_due: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let period = (first_due - from).num_seconds();
+    if period <= 0 || now <= first_due {
+        return first_due;
+    }
+    let lapses = (now - from).num_seconds() / period;
+    from + chrono::Duration::seconds(period.saturating_mul(lapses))
+}
+
 /// One target's clock at `now` from its due time and when it was met: the one rule every
 /// target (milestones included) is judged by. `active`: the target applies at all (not on a
 /// closed ticket); `paused`: its clock stands while the ticket waits for the customer.
@@ -403,7 +415,11 @@ impl SlaPolicy {
         };
         let open = f.resolved_at.is_none() && !f.closed;
         let update_from = f.last_update_at.unwrap_or(f.received_at).max(f.received_at);
-        let next_update = cal.deadline(update_from, self.next_update, Clock::Wall);
+        let next_update = recurring_due(
+            update_from,
+            cal.deadline(update_from, self.next_update, Clock::Wall),
+            now,
+        );
         let mut clocks = vec![
             status(
                 Target::FirstResponse,
@@ -417,6 +433,12 @@ impl SlaPolicy {
         ];
         clocks.extend(milestones::clocks(rule, cal, f, now));
         clocks
+    }
+
+    /// The lapse of the next-update clock after the one due at `due`: the customer is owed an
+    /// update every `next_update` while the ticket stays open without one.
+    pub fn next_update_after(&self, cal: &Calendars, due: DateTime<Utc>) -> DateTime<Utc> {
+        cal.deadline(due, self.next_update, Clock::Wall)
     }
 
     /// The deadlines a timer must watch: clocks that are running (or already breached but not
@@ -532,6 +554,48 @@ mod tests {
             f.pauses = vec![(from, Some(from + chrono::Duration::minutes(len1 + extra)))];
             let b = p.clocks(&cal, &f, t(2, 0))[1].due.unwrap();
             prop_assert!(b >= a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod recurring_tests {
+    use super::recurring_due;
+    use chrono::{Duration, TimeZone, Utc};
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_next_update_recurs_every_period_while_nothing_is_said() {
+        let from = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        let first = from + Duration::hours(24);
+        assert_eq!(recurring_due(from, first, from + Duration::hours(3)), first);
+        assert_eq!(recurring_due(from, first, first), first);
+        assert_eq!(recurring_due(from, first, first + Duration::hours(1)), first);
+        assert_eq!(
+            recurring_due(from, first, from + Duration::hours(49)),
+            from + Duration::hours(48)
+        );
+        assert_eq!(
+            recurring_due(from, first, from + Duration::days(400)),
+            from + Duration::days(400)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn the_due_lapse_is_the_latest_one_passed(period in 1i64..200_000, elapsed in 0i64..100_000_000) {
+            let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            let first = from + Duration::seconds(period);
+            let now = from + Duration::seconds(elapsed);
+            let due = recurring_due(from, first, now);
+            prop_assert!(due >= first);
+            prop_assert_eq!((due - from).num_seconds() % period, 0);
+            if now > first {
+                prop_assert!(due <= now);
+                prop_assert!((now - due).num_seconds() < period);
+            } else {
+                prop_assert_eq!(due, first);
+            }
         }
     }
 }

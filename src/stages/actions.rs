@@ -40,20 +40,29 @@ impl From<tokio_postgres::Error> for ActionError {
 use crate::store::sla::{Pauses, escalated_targets, pauses};
 
 /// Breach timers a ticket needs now: one per running clock whose breach is not yet recorded.
+/// The next update recurs: once a lapse is recorded, its timer watches the next one.
 pub fn breach_timers(
     policy: &Policy,
     t: &Ticket,
     pauses: &Pauses,
-    escalated: &[String],
+    escalated: &[(String, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) -> Vec<(i64, String, DateTime<Utc>, serde_json::Value)> {
     let facts = SlaFacts::of(t, pauses.clone());
-    policy
-        .doc
-        .sla
-        .pending_deadlines(policy.calendar(), &facts, now)
+    let sla = &policy.doc.sla;
+    sla.pending_deadlines(policy.calendar(), &facts, now)
         .into_iter()
-        .filter(|(target, _)| !escalated.iter().any(|e| e == target.as_str()))
+        .filter_map(|(target, due)| {
+            let recorded = escalated.iter().find(|(e, _)| e == target.as_str()).map(|(_, at)| *at);
+            match recorded {
+                None => Some((target, due)),
+                Some(at) if target == Target::NextUpdate && at < due => Some((target, due)),
+                Some(_) if target == Target::NextUpdate => {
+                    Some((target, sla.next_update_after(policy.calendar(), due)))
+                }
+                Some(_) => None,
+            }
+        })
         .map(|(target, due)| {
             (
                 t.id,

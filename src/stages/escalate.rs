@@ -126,14 +126,40 @@ impl Escalate {
         let lateness = (msg.fired_at - msg.due_at).num_milliseconds() as f64 / 1000.0;
         metrics::histogram!("switchboard_timer_lateness_seconds", "kind" => kind.to_owned()).record(lateness.max(0.0));
 
+        let due_now = clock.as_ref().and_then(|c| c.due).unwrap_or(msg.due_at);
+        // The next update recurs (every 24 h without news, 004-25): a later lapse than the one
+        // recorded is a breach of its own, which tells the customer again and starts the ladder
+        // over.
+        let new_lapse =
+            |e: &crate::store::sla::Escalation| target == Target::NextUpdate && breached && due_now > e.breached_at;
         let (breached_at, last): (DateTime<Utc>, Option<Fired>) = match (kind, escalation) {
+            (timer::BREACH, Some(e)) if new_lapse(&e) => {
+                let due = due_now;
+                record(
+                    &mut after,
+                    "sla.breached",
+                    format!("SLA target {} missed again (due {})", target.as_str(), due.to_rfc3339()),
+                    json!({ "target": target, "due": due, "late_by_seconds": (now - due).num_seconds(), "sla_rule": rule.map(|r| &r.name), "lapse_since": e.breached_at }),
+                );
+                metrics::counter!("switchboard_sla_breaches_total", "target" => target.as_str()).increment(1);
+                sla::rearm_breach(
+                    tx,
+                    t.id,
+                    target.as_str(),
+                    ladder_name.as_deref().unwrap_or_default(),
+                    due,
+                )
+                .await?;
+                self.watch_next_lapse(tx, t.id, target, due).await?;
+                (due, None)
+            }
             (timer::BREACH, Some(_)) => return Ok(Ok(Vec::new())), // already recorded
             (timer::BREACH, None) => {
                 if !breached {
                     // Met, paused or moved since the timer was set: nothing to do.
                     return Ok(Ok(Vec::new()));
                 }
-                let due = clock.as_ref().and_then(|c| c.due).unwrap_or(msg.due_at);
+                let due = due_now;
                 record(
                     &mut after,
                     "sla.breached",
@@ -149,6 +175,7 @@ impl Escalate {
                     due,
                 )
                 .await?;
+                self.watch_next_lapse(tx, t.id, target, due).await?;
                 (due, None)
             }
             (timer::ESCALATE, None) => {
@@ -227,6 +254,31 @@ impl Escalate {
             });
         }
         Ok(Ok(self.finish(tx, t, after, transitions, outputs).await?))
+    }
+
+    /// After a lapse of the next update is recorded, its breach timer watches the next one.
+    async fn watch_next_lapse(
+        &self,
+        tx: &Transaction<'_>,
+        ticket_id: i64,
+        target: Target,
+        due: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if target != Target::NextUpdate {
+            return Ok(());
+        }
+        let policy = &self.ctx.policy;
+        let next = policy.doc.sla.next_update_after(policy.calendar(), due);
+        timers::set(
+            tx,
+            &[(
+                ticket_id,
+                timers::breach_purpose(target.as_str()),
+                next,
+                json!({ "target": target }),
+            )],
+        )
+        .await
     }
 
     async fn finish(

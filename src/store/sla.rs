@@ -48,11 +48,17 @@ pub async fn end_pause(tx: &Transaction<'_>, ticket_id: i64, at: DateTime<Utc>) 
 }
 
 /// Targets that already have an escalation (their breach has been recorded).
-pub async fn escalated_targets<C: GenericClient>(c: &C, ticket_id: i64) -> Result<Vec<String>, StoreError> {
+pub async fn escalated_targets<C: GenericClient>(
+    c: &C,
+    ticket_id: i64,
+) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
     let rows = c
-        .query("SELECT target FROM escalations WHERE ticket_id = $1", &[&ticket_id])
+        .query(
+            "SELECT target, breached_at FROM escalations WHERE ticket_id = $1",
+            &[&ticket_id],
+        )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Escalations neither acknowledged nor stopped.
@@ -174,6 +180,26 @@ pub async fn record_breach(
 ) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO escalations (ticket_id, target, ladder, breached_at) VALUES ($1, $2, $3, $4)",
+        &[&ticket_id, &target, &ladder, &breached_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a new lapse of a recurring target (the next update) whose earlier lapse was
+/// recorded: the escalation starts over from `breached_at`, on `ladder`, unacknowledged.
+pub async fn rearm_breach(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+    target: &str,
+    ladder: &str,
+    breached_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE escalations SET ladder = $3, breached_at = $4, last_step = NULL, last_repeat = NULL,
+                last_fired_at = NULL, last_notified = NULL, acknowledged_at = NULL,
+                acknowledged_by = NULL, stopped_at = NULL, stop_reason = NULL
+         WHERE ticket_id = $1 AND target = $2",
         &[&ticket_id, &target, &ladder, &breached_at],
     )
     .await?;

@@ -267,6 +267,80 @@ async fn a_breach_before_assignment_does_not_strand_the_ticket() {
     h.cleanup().await;
 }
 
+/// The due times of a ticket's next-update lapses, in order.
+async fn next_update_lapses(h: &Harness, number: &str) -> Vec<String> {
+    let client = h.app.db.pool.get().await.unwrap();
+    client
+        .query(
+            "SELECT tr.details->>'due' FROM ticket_transitions tr JOIN tickets t ON t.id = tr.ticket_id
+             WHERE t.number = $1 AND tr.reason LIKE 'SLA target next_update missed%' ORDER BY tr.seq",
+            &[&number],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+/// The next update recurs (004-25: the customer hears of progress every 24 h while the ticket is
+/// open): each lapse without news is a breach of its own, which sends the customer a progress
+/// update. An agent's update restarts the clock, and the next lapse after it breaches again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_update_lapses_again_every_period_without_news() {
+    let mut h = fast_harness("next_update").await;
+    h.adjust_policy(|doc| doc.sla.next_update = "3s".parse().unwrap());
+    h.start_stages(&StageName::ALL, 1);
+    let number = open_ticket(&h, "nu1", "我的订单怎么还没发货？").await;
+    h.wait_for("two lapses of the next update", Duration::from_secs(20), || async {
+        next_update_lapses(&h, &number).await.len() >= 2
+    })
+    .await;
+    let seen = next_update_lapses(&h, &number).await;
+    let due = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    assert_eq!(
+        (due(&seen[1]) - due(&seen[0])).num_seconds(),
+        3,
+        "lapses one period apart: {seen:?}"
+    );
+
+    // An update restarts the clock: the next lapse is one period after it, not on the old grid.
+    act(
+        &h,
+        &number,
+        "nu-respond",
+        json!({"kind": "respond", "message": "正在处理"}),
+    )
+    .await;
+    let updated: chrono::DateTime<chrono::Utc> = {
+        let client = h.app.db.pool.get().await.unwrap();
+        let q = format!("SELECT count(*) FROM tickets WHERE number = '{number}' AND last_update_at IS NOT NULL");
+        h.wait_for("the update recorded", Duration::from_secs(10), || async {
+            h.count(&q).await == 1
+        })
+        .await;
+        client
+            .query_one("SELECT last_update_at FROM tickets WHERE number = $1", &[&number])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let before = next_update_lapses(&h, &number).await.len();
+    h.wait_for("a lapse after the update", Duration::from_secs(20), || async {
+        next_update_lapses(&h, &number).await.iter().any(|d| due(d) > updated)
+    })
+    .await;
+    let after = next_update_lapses(&h, &number).await;
+    let first_after = after.iter().map(|d| due(d)).find(|d| *d > updated).unwrap();
+    assert_eq!(
+        (first_after - updated).num_milliseconds(),
+        3000,
+        "the first lapse after the update is one period after it ({before} lapses before it: {after:?})"
+    );
+    h.stop_stages().await;
+    h.cleanup().await;
+}
+
 /// The resolution clock stops while the ticket waits for the customer; their reply (a chat
 /// message on the same session) resumes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
