@@ -481,21 +481,23 @@ async fn next_rung(
     policy: &Policy,
     t: &Ticket,
 ) -> Result<Option<(usize, String, Option<String>)>, StoreError> {
-    let Some(ladder) = policy
-        .doc
-        .sla
-        .rule_for(
-            t.category.as_deref().unwrap_or(""),
-            t.priority.as_deref().unwrap_or(""),
-            &t.channel,
-        )
-        .and_then(|r| r.escalation.as_ref())
+    let running = sla::highest_running_step(tx, t.id).await?;
+    // The escalation already climbing decides the ladder: a milestone may climb its own.
+    let rule = policy.doc.sla.rule_for(
+        t.category.as_deref().unwrap_or(""),
+        t.priority.as_deref().unwrap_or(""),
+        &t.channel,
+    );
+    let ladder_name = match running.as_ref().and_then(|(target, _)| Target::parse(target)) {
+        Some(target) => rule.and_then(|r| r.ladder_for(target)),
+        None => rule.and_then(|r| r.escalation.as_deref()),
+    };
+    let Some(ladder) = ladder_name
         .and_then(|name| policy.doc.escalation.ladders.get(name))
         .filter(|l| !l.steps.is_empty())
     else {
         return Ok(None);
     };
-    let running = sla::highest_running_step(tx, t.id).await?;
     let step = match &running {
         Some((_, last)) => usize::try_from(last + 1).unwrap_or(0).min(ladder.steps.len() - 1),
         None => 0,

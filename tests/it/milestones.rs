@@ -51,6 +51,15 @@ async fn milestones_of(h: &Harness, number: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_milestone_escalates_on_its_ladder_and_a_workaround_in_time_does_not_resolve() {
     let mut h = harness("milestones").await;
+    // The rule's ladder gets a second rung of its own (the technical team's supervisor), so an
+    // escalation by hand shows which ladder it climbed.
+    h.adjust_policy(|doc| {
+        let fast = doc.escalation.ladders.get_mut("fast").unwrap();
+        let mut second = fast.steps[0].clone();
+        second.notify = "technical_support".into();
+        second.repeat = None;
+        fast.steps.insert(1, second);
+    });
     h.start_stages(&StageName::ALL, 1);
     let number = crate::sla::open_ticket(&h, "ms-1", "我的订单怎么还没发货？").await;
     act(
@@ -102,6 +111,29 @@ async fn a_missed_milestone_escalates_on_its_ladder_and_a_workaround_in_time_doe
         .unwrap();
     assert_eq!(step.3["notified"], "plan_owner", "{}", step.3);
     assert_eq!(step.3["ladder"], "plan", "{}", step.3);
+    // Escalated by hand while the plan's escalation climbs: the next rung of the plan's ladder
+    // (past its last step: `beyond_last_rung`, the department head), not of the rule's (the
+    // technical team's supervisor).
+    act(
+        &h,
+        &number,
+        "ms-1-escalate",
+        json!({"kind": "escalate", "reason": "the customer is calling again"}),
+    )
+    .await;
+    h.wait_for("escalated by hand", Duration::from_secs(10), || async {
+        log(&h, &number)
+            .await
+            .iter()
+            .any(|e| e.3["data"]["manual"] == json!(true))
+    })
+    .await;
+    let by_hand = log(&h, &number)
+        .await
+        .into_iter()
+        .find(|e| e.3["data"]["manual"] == json!(true))
+        .unwrap();
+    assert_eq!(by_hand.3["data"]["notified"], "department_head", "{}", by_hand.3);
 
     // Past the workaround's due time (8 s): met in time, so no breach; the ticket is not resolved.
     let given: chrono::DateTime<chrono::Utc> =

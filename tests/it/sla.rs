@@ -297,7 +297,11 @@ async fn the_next_update_lapses_again_every_period_without_news() {
     })
     .await;
     let seen = next_update_lapses(&h, &number).await;
-    let due = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    let due = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
     assert_eq!(
         (due(&seen[1]) - due(&seen[0])).num_seconds(),
         3,
