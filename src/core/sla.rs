@@ -414,12 +414,17 @@ impl SlaPolicy {
             None => cal.deadline_with_pauses(resolution_from, rule.resolution, rule.resolution_clock, &pauses),
         };
         let open = f.resolved_at.is_none() && !f.closed;
-        let update_from = f.last_update_at.unwrap_or(f.received_at).max(f.received_at);
-        let next_update = recurring_due(
-            update_from,
-            cal.deadline(update_from, self.next_update, Clock::Wall),
-            now,
-        );
+        // News is owed a period after the last update, or after the customer ended a wait or
+        // the ticket was reopened: a lapse while nothing was owed is not a breach.
+        let update_from = [
+            f.last_update_at,
+            f.restarted_at,
+            f.pauses.last().and_then(|(_, end)| *end),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(f.received_at, DateTime::max);
+        let next_update = cal.deadline(update_from, self.next_update, Clock::Wall);
         let mut clocks = vec![
             status(
                 Target::FirstResponse,
@@ -439,6 +444,14 @@ impl SlaPolicy {
     /// update every `next_update` while the ticket stays open without one.
     pub fn next_update_after(&self, cal: &Calendars, due: DateTime<Utc>) -> DateTime<Utc> {
         cal.deadline(due, self.next_update, Clock::Wall)
+    }
+
+    /// The lapse of the next-update clock that counts at `now`, given its first due time (the
+    /// clock's `due`, which reports and the API show: how long news has been owed): the latest
+    /// one passed, or the first while it is still ahead.
+    pub fn next_update_lapse(&self, cal: &Calendars, first_due: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        let period = self.next_update_after(cal, first_due) - first_due;
+        recurring_due(first_due - period, first_due, now)
     }
 
     /// The deadlines a timer must watch: clocks that are running (or already breached but not
@@ -499,6 +512,36 @@ mod tests {
         assert_eq!(c[0].seconds_left, Some(20 * 60));
         assert_eq!(c[1].due, Some(t(2, 0) + chrono::Duration::hours(24)));
         assert!(c.iter().all(|x| x.state == ClockState::Running));
+    }
+
+    #[test]
+    fn news_is_owed_a_period_after_the_last_update_the_end_of_a_wait_or_a_reopening() {
+        let p = policy();
+        let cal = Calendars::default();
+        let day = chrono::Duration::hours(24);
+        let next_update = |f: &SlaFacts, now| p.clocks(&cal, f, now)[2].clone();
+        let mut f = facts();
+        f.last_update_at = Some(t(3, 0));
+        assert_eq!(next_update(&f, t(4, 0)).due, Some(t(3, 0) + day));
+        // Waited three days for the customer, who answered at 05:00: owed a day from then, not
+        // breached at once for the days nothing was owed.
+        f.pauses = vec![(t(3, 0), Some(t(5, 0) + day * 3))];
+        let c = next_update(&f, t(6, 0) + day * 3);
+        assert_eq!(c.due, Some(t(5, 0) + day * 4));
+        assert_eq!(c.state, ClockState::Running);
+        f.restarted_at = Some(t(7, 0) + day * 3);
+        assert_eq!(next_update(&f, t(8, 0) + day * 3).due, Some(t(7, 0) + day * 4));
+    }
+
+    #[test]
+    fn the_lapse_that_counts_is_the_latest_passed() {
+        let p = policy();
+        let cal = Calendars::default();
+        let day = chrono::Duration::hours(24);
+        let first = t(3, 0) + day;
+        assert_eq!(p.next_update_lapse(&cal, first, t(9, 0)), first);
+        assert_eq!(p.next_update_lapse(&cal, first, first + day + day / 2), first + day);
+        assert_eq!(p.next_update_lapse(&cal, first, first + day * 30), first + day * 30);
     }
 
     #[test]

@@ -49,17 +49,16 @@ pub fn breach_timers(
     now: DateTime<Utc>,
 ) -> Vec<(i64, String, DateTime<Utc>, serde_json::Value)> {
     let facts = SlaFacts::of(t, pauses.clone());
-    let sla = &policy.doc.sla;
-    sla.pending_deadlines(policy.calendar(), &facts, now)
+    policy
+        .doc
+        .sla
+        .pending_deadlines(policy.calendar(), &facts, now)
         .into_iter()
         .filter_map(|(target, due)| {
             let recorded = escalated.iter().find(|(e, _)| e == target.as_str()).map(|(_, at)| *at);
             match recorded {
                 None => Some((target, due)),
-                Some(at) if target == Target::NextUpdate && at < due => Some((target, due)),
-                Some(_) if target == Target::NextUpdate => {
-                    Some((target, sla.next_update_after(policy.calendar(), due)))
-                }
+                Some(at) if target == Target::NextUpdate => Some((target, next_lapse_to_watch(policy, due, at, now))),
                 Some(_) => None,
             }
         })
@@ -72,6 +71,24 @@ pub fn breach_timers(
             )
         })
         .collect()
+}
+
+/// The next-update lapse a breach timer watches once a lapse at `recorded` is on record: the
+/// current one if it is later (it fires at once and is recorded), else the one after the
+/// recorded one.
+pub fn next_lapse_to_watch(
+    policy: &Policy,
+    first_due: DateTime<Utc>,
+    recorded: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let sla = &policy.doc.sla;
+    let current = sla.next_update_lapse(policy.calendar(), first_due, now);
+    if current > recorded {
+        current
+    } else {
+        sla.next_update_after(policy.calendar(), recorded)
+    }
 }
 
 /// Re-derives a ticket's breach timers from its facts: moves the ones whose due time changed,

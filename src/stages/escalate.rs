@@ -126,10 +126,15 @@ impl Escalate {
         let lateness = (msg.fired_at - msg.due_at).num_milliseconds() as f64 / 1000.0;
         metrics::histogram!("switchboard_timer_lateness_seconds", "kind" => kind.to_owned()).record(lateness.max(0.0));
 
-        let due_now = clock.as_ref().and_then(|c| c.due).unwrap_or(msg.due_at);
-        // The next update recurs (every 24 h without news, 004-25): a later lapse than the one
-        // recorded is a breach of its own, which tells the customer again and starts the ladder
-        // over.
+        let first_due = clock.as_ref().and_then(|c| c.due).unwrap_or(msg.due_at);
+        // The next update recurs (every 24 h without news, 004-25): the lapse that counts now is
+        // the latest one passed, and a later lapse than the one recorded is a breach of its own,
+        // which tells the customer again and starts the ladder over.
+        let due_now = if target == Target::NextUpdate {
+            policy.doc.sla.next_update_lapse(policy.calendar(), first_due, now)
+        } else {
+            first_due
+        };
         let new_lapse =
             |e: &crate::store::sla::Escalation| target == Target::NextUpdate && breached && due_now > e.breached_at;
         let (breached_at, last): (DateTime<Utc>, Option<Fired>) = match (kind, escalation) {
@@ -153,7 +158,15 @@ impl Escalate {
                 self.watch_next_lapse(tx, t.id, target, due).await?;
                 (due, None)
             }
-            (timer::BREACH, Some(_)) => return Ok(Ok(Vec::new())), // already recorded
+            (timer::BREACH, Some(e)) => {
+                // Already recorded. The next update's timer watches the lapse after it (a timer
+                // moved back, by an assignment say, must not end the recurrence).
+                if target == Target::NextUpdate && breached {
+                    self.watch_next_lapse(tx, t.id, target, e.breached_at.max(due_now))
+                        .await?;
+                }
+                return Ok(Ok(Vec::new()));
+            }
             (timer::BREACH, None) => {
                 if !breached {
                     // Met, paused or moved since the timer was set: nothing to do.
