@@ -954,3 +954,51 @@ async fn escalation_reminders_without_end_are_capped_and_climb_to_the_next_rung(
     );
     h.cleanup().await;
 }
+
+/// A ticket whose next update lapsed before the clock recurred had no breach timer left for it:
+/// migration V17 gives each open one a timer due now, so the escalate stage picks up the
+/// recurrence, and leaves closed tickets and tickets that already have one alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_v17_gives_tickets_lapsed_before_it_a_next_update_timer() {
+    use crate::backdate::{OldTicket, insert};
+    let settings = test_settings("v17");
+    switchboard::store::ensure_database(&settings.database_url)
+        .await
+        .unwrap();
+    let db = switchboard::store::Db::connect(&settings).await.unwrap();
+    db.migrate_to(Some(16)).await.unwrap();
+    let ago = chrono::Utc::now() - chrono::Duration::days(5);
+    let ids = {
+        let client = db.pool.get().await.unwrap();
+        client
+            .batch_execute("INSERT INTO teams (id, name) VALUES ('front_line', 'Front line')")
+            .await
+            .unwrap();
+        let mut lapsed = OldTicket::new("LAPSED", ago);
+        lapsed.escalations = vec![("next_update".into(), false, 1)];
+        let mut closed = OldTicket::new("CLOSED", ago).closed(chrono::Duration::hours(1), chrono::Duration::hours(50));
+        closed.escalations = vec![("next_update".into(), true, 1)];
+        let mut other = OldTicket::new("OTHER", ago);
+        other.escalations = vec![("first_response".into(), false, 1)];
+        let mut ids = Vec::new();
+        for t in [&lapsed, &closed, &other] {
+            ids.push(insert(&**client, t).await);
+        }
+        ids
+    };
+    db.migrate_to(None).await.unwrap();
+    let client = db.pool.get().await.unwrap();
+    let timers: Vec<i64> = client
+        .query(
+            "SELECT ticket_id FROM sla_timers WHERE purpose = 'breach:next_update' AND state = 'pending' AND due_at <= now()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(timers, vec![ids[0]], "only the open ticket whose next update lapsed");
+    drop(client);
+    db.drop_schema().await.unwrap();
+}
