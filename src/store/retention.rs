@@ -851,7 +851,9 @@ async fn anonymise(
     )
     .await?;
     // What agents and customers wrote lives in lifecycle transitions: the free-text reason and
-    // the message, comment and resolution fields of the details.
+    // the message, comment and resolution fields of the details. A rating's `reason` is a code
+    // of the policy's taxonomy, checked when rated, not text: it stays, so reports on an old
+    // period still count why customers were unsatisfied.
     let n = tx
         .execute(
             "UPDATE ticket_transitions SET
@@ -859,7 +861,8 @@ async fn anonymise(
                               THEN coalesce(details->>'event', details->>'action') || ' (text removed by retention)'
                               ELSE reason END,
                 details = details #- '{data,message}' #- '{data,comment}' #- '{data,result}' #- '{data,notes}'
-                                  #- '{data,root_cause}' #- '{data,reason}' #- '{data,text}' #- '{data,url}' #- '{data,name}'
+                                  #- '{data,root_cause}' #- '{data,text}' #- '{data,url}' #- '{data,name}'
+                                  #- (CASE WHEN details->>'action' = 'rate' THEN '{data,kept}' ELSE '{data,reason}' END)::text[]
                                   #- '{data,before}' #- '{data,after}' #- '{data,note}'
                                   #- '{data,summary}' #- '{data,done}'
              WHERE ticket_id = ANY($1)",

@@ -408,6 +408,15 @@ async fn anonymising_respects_holds_and_drops_the_months_only_expired_tickets_us
     )
     .await;
     assert_eq!(reason, "resolved (text removed by retention)");
+    // The rating keeps its reason code (a taxonomy entry, no text of the customer's), so a past
+    // period's unsatisfied reasons still count; its comment goes.
+    let rating: Value = one(
+        db,
+        "SELECT details->'data' FROM ticket_transitions WHERE ticket_id = $1 AND details->>'action' = 'rate'",
+        id("OLD1"),
+    )
+    .await;
+    assert_eq!(rating, json!({"score": 4, "reason": "slow"}), "{rating}");
     // Held, open and recent tickets are untouched.
     for n in ["OLD2", "OLD3", "OLD5", "OPEN", "RECENT"] {
         let body: String = one(db, "SELECT body FROM tickets WHERE id = $1", id(n)).await;

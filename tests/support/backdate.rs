@@ -205,7 +205,7 @@ pub async fn insert<C: GenericClient>(c: &C, t: &OldTicket) -> i64 {
                 "rate",
                 "rated",
                 format!("rated {r}/5 by customer"),
-                json!({"score": r, "comment": "张三很满意"}),
+                json!({"score": r, "comment": "张三很满意", "reason": "slow"}),
             ));
         }
         trs.push(lifecycle(
