@@ -619,7 +619,7 @@ async fn every_tickets_events_arrive_without_gaps() {
             if ids.insert(ev["id"].as_str().unwrap().to_owned()) {
                 per.entry(ev["subject"].as_str().unwrap().to_owned())
                     .or_default()
-                    .push(ev["sequence"].as_i64().unwrap());
+                    .push(ev["sequence"].as_str().unwrap().parse::<i64>().unwrap());
             }
         }
         if per.len() == 60 && per.values().all(|v| v.len() == want) {
