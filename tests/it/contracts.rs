@@ -839,7 +839,8 @@ fn every_lifecycle_event_matches_the_schema_of_its_type() {
         },
         Action::AcknowledgeEscalation { note: text("on it") },
         Action::SetPriority {
-            priority: "urgent".into(),
+            // Not the sample ticket's own priority, which would be no change.
+            priority: "high".into(),
             reason: "r".into(),
         },
         Action::Escalate { reason: "r".into() },
