@@ -32,7 +32,10 @@ fn read(file: &str) -> Result<Value, String> {
 /// The compiled schema of the event type whose `dataschema` is `uri`.
 pub fn validator(uri: &str) -> Arc<Validator> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Validator>>>> = OnceLock::new();
-    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(v) = cache.get(uri) {
         return v.clone();
     }

@@ -179,7 +179,11 @@ fn every_event_matches_the_event_schema_and_masks_contacts() {
         // One stream per ticket, ordered by the sequence extension's zero-padded string.
         assert_eq!(out.body["source"], "switchboard/tickets/202611-00007");
         assert_eq!(out.body["sequence"], "0000000004");
-        let key = if event.contains('.') { event.to_owned() } else { format!("ticket.{event}") };
+        let key = if event.contains('.') {
+            event.to_owned()
+        } else {
+            format!("ticket.{event}")
+        };
         assert_eq!(
             out.body["dataschema"],
             format!("https://switchboard.example/schemas/events/{key}.v1.json")
@@ -545,20 +549,34 @@ fn the_asyncapi_and_openapi_documents_pass_the_official_schemas() {
     let asyncapi = meta_schema("tests/fixtures/asyncapi/asyncapi-3.0.0.json");
     let doc = yaml_doc("schemas/asyncapi.yaml");
     let errors = meta_errors(&asyncapi, &doc);
-    assert!(errors.is_empty(), "asyncapi.yaml breaks AsyncAPI 3.0.0:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "asyncapi.yaml breaks AsyncAPI 3.0.0:\n{}",
+        errors.join("\n")
+    );
     let mut broken = doc.clone();
     broken["channels"]["events"]["adress"] = json!("typo");
     broken["operations"]["consumeEvents"]["action"] = json!("subscribe");
-    assert!(meta_errors(&asyncapi, &broken).len() >= 2, "the AsyncAPI schema takes a broken document");
+    assert!(
+        meta_errors(&asyncapi, &broken).len() >= 2,
+        "the AsyncAPI schema takes a broken document"
+    );
 
     let openapi = meta_schema("tests/fixtures/openapi/openapi-3.1.json");
     let doc = yaml_doc("schemas/openapi.yaml");
     let errors = meta_errors(&openapi, &doc);
-    assert!(errors.is_empty(), "openapi.yaml breaks OpenAPI 3.1:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "openapi.yaml breaks OpenAPI 3.1:\n{}",
+        errors.join("\n")
+    );
     let mut broken = doc.clone();
     broken["paths"]["/healthz"]["get"]["responses"] = json!("ok");
     broken["info"].as_object_mut().unwrap().remove("title");
-    assert!(meta_errors(&openapi, &broken).len() >= 2, "the OpenAPI schema takes a broken document");
+    assert!(
+        meta_errors(&openapi, &broken).len() >= 2,
+        "the OpenAPI schema takes a broken document"
+    );
 }
 
 /// The code before its first `#[cfg(test)]`: what the library runs, not its unit tests.
@@ -596,9 +614,15 @@ fn event_names_in_the_code() -> std::collections::BTreeSet<String> {
         // The escalate stage's `record(&mut after, "event", …)`.
         (r"\brecord\(\s*&mut after", r#"\brecord\(\s*&mut after,\s*"([a-z_.]+)""#),
         // `core::groups::parent_step`'s ("task_…", reason, details).
-        (r#"\(\s*"task_[a-z_]+",\s*format!"#, r#"\(\s*"(task_[a-z_]+)",\s*format!"#),
+        (
+            r#"\(\s*"task_[a-z_]+",\s*format!"#,
+            r#"\(\s*"(task_[a-z_]+)",\s*format!"#,
+        ),
         // An event made directly: `ticket_event(ticket, "event", transition)`.
-        (r#"ticket_event\(\s*[^,)]+,\s*""#, r#"ticket_event\(\s*[^,)]+,\s*"([a-z_.]+)""#),
+        (
+            r#"ticket_event\(\s*[^,)]+,\s*""#,
+            r#"ticket_event\(\s*[^,)]+,\s*"([a-z_.]+)""#,
+        ),
     ];
     let mut names = std::collections::BTreeSet::new();
     for path in &files {
@@ -658,7 +682,10 @@ fn every_event_the_code_emits_is_in_the_asyncapi_document_with_its_schema() {
     let missing: Vec<&String> = listed.difference(&in_doc).collect();
     assert!(missing.is_empty(), "asyncapi.yaml lacks the events {missing:?}");
     let extra: Vec<&String> = in_doc.difference(&listed).collect();
-    assert!(extra.is_empty(), "asyncapi.yaml lists events the code never emits: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "asyncapi.yaml lists events the code never emits: {extra:?}"
+    );
 
     let guide = std::fs::read_to_string(root.join("docs/EVENTS.md")).unwrap();
     let messages = &doc["components"]["messages"];
@@ -674,16 +701,30 @@ fn every_event_the_code_emits_is_in_the_asyncapi_document_with_its_schema() {
             })
             .find(|m| m["payload"]["$ref"] == payload.as_str())
             .unwrap_or_else(|| panic!("asyncapi.yaml: no message of the events channel has the payload {payload}"));
-        assert_eq!(message["title"], event_type(key), "{key}: the message's title is its type");
+        assert_eq!(
+            message["title"],
+            event_type(key),
+            "{key}: the message's title is its type"
+        );
         assert_eq!(message["contentType"], "application/cloudevents+json", "{key}");
         let file = root.join("schemas/events").join(format!("{key}.v1.json"));
-        let schema: Value = serde_json::from_str(
-            &std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
-        )
-        .unwrap();
-        assert_eq!(schema["$id"], dataschema(key), "{key}: the schema's $id is the events' dataschema");
-        assert_eq!(schema["properties"]["type"]["const"], event_type(key), "{key}: its schema fixes its type");
-        assert!(guide.contains(&format!("`{key}`")), "docs/EVENTS.md does not list `{key}`");
+        let schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())))
+                .unwrap();
+        assert_eq!(
+            schema["$id"],
+            dataschema(key),
+            "{key}: the schema's $id is the events' dataschema"
+        );
+        assert_eq!(
+            schema["properties"]["type"]["const"],
+            event_type(key),
+            "{key}: its schema fixes its type"
+        );
+        assert!(
+            guide.contains(&format!("`{key}`")),
+            "docs/EVENTS.md does not list `{key}`"
+        );
     }
     // Nothing else in schemas/events/ but the shared envelope.
     let mut files: Vec<String> = std::fs::read_dir(root.join("schemas/events"))
@@ -694,7 +735,10 @@ fn every_event_the_code_emits_is_in_the_asyncapi_document_with_its_schema() {
     let mut expected: Vec<String> = ROUTING_KEYS.iter().map(|k| format!("{k}.v1.json")).collect();
     expected.push("ticket-event.v1.json".into());
     expected.sort();
-    assert_eq!(files, expected, "schemas/events/ holds one schema per event type and the envelope");
+    assert_eq!(
+        files, expected,
+        "schemas/events/ holds one schema per event type and the envelope"
+    );
 
     let kinds: Vec<&str> = doc["channels"]["actions"]["parameters"]["kind"]["enum"]
         .as_array()
@@ -741,7 +785,11 @@ fn served_routes() -> std::collections::BTreeSet<(String, String)> {
 fn every_route_the_router_serves_is_in_the_openapi_document() {
     let served = served_routes();
     assert!(served.len() >= 20, "the scan found too few routes: {served:?}");
-    for expected in [("get", "/v1/tickets"), ("get", "/v1/dashboard"), ("post", "/v1/channels/email")] {
+    for expected in [
+        ("get", "/v1/tickets"),
+        ("get", "/v1/dashboard"),
+        ("post", "/v1/channels/email"),
+    ] {
         assert!(
             served.contains(&(expected.0.to_owned(), expected.1.to_owned())),
             "the scan misses {expected:?}"
@@ -754,7 +802,10 @@ fn every_route_the_router_serves_is_in_the_openapi_document() {
         .filter(|(m, p)| paths.get(p.as_str()).and_then(|item| item.get(m.as_str())).is_none())
         .map(|(m, p)| format!("{} {p}", m.to_uppercase()))
         .collect();
-    assert!(missing.is_empty(), "openapi.yaml lacks routes the gateway serves: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "openapi.yaml lacks routes the gateway serves: {missing:?}"
+    );
     let documented: Vec<(String, String)> = paths
         .iter()
         .flat_map(|(p, item)| {
@@ -766,7 +817,10 @@ fn every_route_the_router_serves_is_in_the_openapi_document() {
         })
         .collect();
     let unserved: Vec<&(String, String)> = documented.iter().filter(|r| !served.contains(*r)).collect();
-    assert!(unserved.is_empty(), "openapi.yaml describes routes nobody serves: {unserved:?}");
+    assert!(
+        unserved.is_empty(),
+        "openapi.yaml describes routes nobody serves: {unserved:?}"
+    );
 }
 
 /// The facts an action may need, all present: a ladder, another ticket, agents, teams,
@@ -777,7 +831,9 @@ fn permissive_context() -> switchboard::core::actions::Context {
         priority_levels: ["low", "normal", "high", "urgent"].map(String::from).to_vec(),
         supervisor: Some("sup-001".into()),
         agent_exists: true,
-        teams: ["billing", "technical_support", "front_line"].map(String::from).to_vec(),
+        teams: ["billing", "technical_support", "front_line"]
+            .map(String::from)
+            .to_vec(),
         categories: ["fault", "inquiry", "complaint"].map(String::from).to_vec(),
         actor_agent: Some("fl-001".into()),
         next_rung: Some((0, "supervisor".into())),
@@ -809,9 +865,15 @@ fn every_lifecycle_event_matches_the_schema_of_its_type() {
         Action::Claim,
         Action::Start,
         Action::Respond { message: text("hi") },
-        Action::Note { text: "客户手机 13812345678".into() },
-        Action::WaitForCustomer { reason: text("order number") },
-        Action::CustomerReplied { message: text("here it is") },
+        Action::Note {
+            text: "客户手机 13812345678".into(),
+        },
+        Action::WaitForCustomer {
+            reason: text("order number"),
+        },
+        Action::CustomerReplied {
+            message: text("here it is"),
+        },
         Action::Resolve {
             result: "fixed".into(),
             root_cause: text("cache"),
@@ -907,7 +969,11 @@ fn every_lifecycle_event_matches_the_schema_of_its_type() {
         let out = ticket_event(&after, event, &tr);
         assert_matches_its_schema(&out.body);
         // The type's schema is not the envelope's: another type's refuses it.
-        let other = if out.routing_key == "ticket.noted" { "ticket.started" } else { "ticket.noted" };
+        let other = if out.routing_key == "ticket.noted" {
+            "ticket.started"
+        } else {
+            "ticket.noted"
+        };
         assert!(
             validator(&dataschema(other)).iter_errors(&out.body).next().is_some(),
             "{}'s event passes the schema of {other}",
@@ -962,7 +1028,12 @@ fn every_lifecycle_event_matches_the_schema_of_its_type() {
     ] {
         let (event, _, data) = parent_step("202611-00008", Some("billing"), change, &open);
         let t = ticket();
-        check(&t, event, t.state, json!({ "action": "resolve", "event": event, "data": data }));
+        check(
+            &t,
+            event,
+            t.state,
+            json!({ "action": "resolve", "event": event, "data": data }),
+        );
     }
     // What stays inside is refused by the schema if it leaks: a note's text.
     let mut t = ticket();

@@ -156,7 +156,10 @@ async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_let
             // The sequence extension: a zero-padded string, ordered within the ticket's source.
             let seq: i64 = ev["sequence"].as_str().unwrap().parse().unwrap();
             assert_eq!(ev["id"], format!("{}.{}", ev["subject"].as_str().unwrap(), seq));
-            assert_eq!(ev["source"], format!("switchboard/tickets/{}", ev["subject"].as_str().unwrap()));
+            assert_eq!(
+                ev["source"],
+                format!("switchboard/tickets/{}", ev["subject"].as_str().unwrap())
+            );
             let seqs = per_ticket
                 .entry(ev["subject"].as_str().unwrap().to_owned())
                 .or_default();
