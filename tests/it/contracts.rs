@@ -579,11 +579,13 @@ fn the_asyncapi_and_openapi_documents_pass_the_official_schemas() {
     );
 }
 
-/// The code before its first `#[cfg(test)]`: what the library runs, not its unit tests.
+/// The code without its inline unit-test module (`#[cfg(test)] mod tests { … }`, to the end of
+/// the file, where this project keeps it): what the library runs.
 fn library_source(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    match text.find("#[cfg(test)]") {
-        Some(i) => text[..i].to_owned(),
+    let tests = regex::Regex::new(r"#\[cfg\(test\)\]\s*mod \w+\s*\{").unwrap();
+    match tests.find(&text) {
+        Some(m) => text[..m.start()].to_owned(),
         None => text,
     }
 }
