@@ -53,8 +53,10 @@ class Handler:
             print(f"duplicate {event_id} (already handled)")
             return
         ticket = event.get("subject")
+        # The CloudEvents sequence extension: a zero-padded string ("0000000004").
         sequence = event.get("sequence")
         if sequence is not None:
+            sequence = int(sequence)
             last = self.last.get(ticket, 0)
             if sequence <= last:
                 self.stale += 1

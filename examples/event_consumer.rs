@@ -166,7 +166,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let id = event["id"].as_str().unwrap_or_default();
         let ticket = event["subject"].as_str().unwrap_or_default();
-        let sequence = event["sequence"].as_i64();
+        // The CloudEvents sequence extension: a zero-padded string ("0000000004").
+        let sequence = event["sequence"].as_str().and_then(|s| s.parse::<i64>().ok());
         match handler.judge(id, ticket, sequence) {
             Verdict::Duplicate => {
                 duplicates += 1;

@@ -668,7 +668,9 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     for m in &delivered {
         let e: Value = serde_json::from_slice(&m.data).expect("an event is JSON");
         let id = e["id"].as_str().expect("event id").to_owned();
-        let (subject, seq) = (e["subject"].as_str().unwrap_or(""), e["sequence"].as_i64().unwrap_or(0));
+        // `sequence` is the CloudEvents sequence extension's zero-padded string.
+        let seq: i64 = e["sequence"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let subject = e["subject"].as_str().unwrap_or("");
         assert_eq!(id, format!("{subject}.{seq}"), "event id is <ticket>.<sequence>");
         assert_eq!(
             transition_of.get(&(subject.to_owned(), seq)).map(String::as_str),

@@ -1,9 +1,14 @@
 //! Events for downstream consumers: CloudEvents 1.0, structured JSON, on the events exchange
-//! with routing key `ticket.<event>`.
+//! with routing key `ticket.<event>` (or `sla.breached`). [`ROUTING_KEYS`] is the one list of
+//! every event the service publishes; the AsyncAPI document and the per-type schemas in
+//! `schemas/events/` are checked against it (`tests/it/contracts.rs`).
 //!
-//! `id` is `<ticket number>.<sequence>` and `sequence` is the ticket's transition number, so a
-//! consumer can spot duplicates by id and gaps by sequence. Contacts are masked here: events
-//! leave the service's trust boundary.
+//! Each ticket is one event stream: its events share the `source` `switchboard/tickets/<number>`,
+//! `id` is `<ticket number>.<transition number>`, and `sequence` (the CloudEvents sequence
+//! extension) is the transition number as a zero-padded string, so a consumer can spot
+//! duplicates by id and order and find gaps by `source` + `sequence`. `dataschema` names the
+//! JSON Schema of the event's type. Contacts are masked here: events leave the service's trust
+//! boundary.
 
 use crate::contracts::{Exchange, Outgoing};
 use crate::core::customer::Customer;
@@ -12,6 +17,84 @@ use crate::core::ticket::{Ticket, Transition};
 use serde_json::{Value, json};
 
 pub const SPEC_VERSION: &str = "1.0";
+
+/// Every routing key an event is published with: `ticket.<event>`, `sla.breached`. The type is
+/// `switchboard.<key>.v1` ([`event_type`]). A stage, an action or a task step that emits a new
+/// event adds it here; `tests/it/contracts.rs` finds every event name in the code and fails on
+/// one missing here, and on one listed here that `schemas/asyncapi.yaml` or `schemas/events/`
+/// lacks.
+pub const ROUTING_KEYS: [&str; 36] = [
+    // The pipeline (intake, classify, prioritize, assign).
+    "ticket.received",
+    "ticket.classified",
+    "ticket.prioritized",
+    "ticket.assigned",
+    "ticket.queued",
+    // Lifecycle actions (`core::actions`).
+    "ticket.claimed",
+    "ticket.started",
+    "ticket.responded",
+    "ticket.waiting",
+    "ticket.customer_replied",
+    "ticket.customer_messaged",
+    "ticket.resolved",
+    "ticket.rated",
+    "ticket.reopened",
+    "ticket.closed",
+    "ticket.reassigned",
+    "ticket.transferred",
+    "ticket.merged",
+    "ticket.escalated",
+    "ticket.escalation_acknowledged",
+    "ticket.reprioritized",
+    "ticket.reclassified",
+    "ticket.due_changed",
+    "ticket.noted",
+    "ticket.linked",
+    "ticket.attached",
+    "ticket.workaround_provided",
+    "ticket.milestone_met",
+    "ticket.record_updated",
+    "ticket.confirmed",
+    // Group tickets (`core::groups`, `stages::actions`).
+    "ticket.task_added",
+    "ticket.task_opened",
+    "ticket.task_done",
+    "ticket.task_reopened",
+    // The escalate stage's breach timer.
+    "sla.breached",
+    // Retention (`store::retention`).
+    "ticket.anonymised",
+];
+
+/// The CloudEvents `type` of the event published with `routing_key`.
+pub fn event_type(routing_key: &str) -> String {
+    format!("switchboard.{routing_key}.v1")
+}
+
+/// Where the JSON Schemas of the event types live, as URIs: each schema's `$id` is this base and
+/// its file name in `schemas/events/` (`ticket.assigned.v1.json`). An identifier, not a fetch
+/// location: consumers resolve it to the file shipped with the release (docs/EVENTS.md).
+pub const SCHEMA_BASE: &str = "https://switchboard.example/schemas/events/";
+
+/// The CloudEvents `dataschema` (an absolute URI) of the event published with `routing_key`.
+pub fn dataschema(routing_key: &str) -> String {
+    format!("{SCHEMA_BASE}{routing_key}.v1.json")
+}
+
+/// The CloudEvents `source` of every event of ticket `number`: one source per ticket, so the
+/// ticket's `sequence` orders its events (the sequence extension orders events of one source).
+pub fn source(number: &str) -> String {
+    format!("switchboard/tickets/{number}")
+}
+
+/// The `sequence` extension attribute for transition `seq`: a string (the extension's type),
+/// zero-padded to the ten digits of a positive 32-bit integer so that string order is number
+/// order, as the extension requires. (No `sequencetype`: the extension dropped it after
+/// CloudEvents 1.0.2; what the value means is docs/EVENTS.md's to say.)
+pub fn sequence(seq: i32) -> String {
+    format!("{seq:010}")
+}
 
 pub fn masked_customer(c: &Customer) -> Value {
     json!({
@@ -90,7 +173,7 @@ fn public_details(details: &Value) -> Value {
 /// `event` is the short name (`received`, `classified`, …): the type becomes
 /// `switchboard.ticket.<event>.v1` and the routing key `ticket.<event>`. A name with its own
 /// domain (`sla.breached`) keeps it: `switchboard.sla.breached.v1`, key `sla.breached`.
-pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition, source: &str) -> Outgoing {
+pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition) -> Outgoing {
     let id = format!("{}.{}", t.number, tr.seq);
     let name = if event.contains('.') {
         event.to_owned()
@@ -100,12 +183,13 @@ pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition, source: &str) -> O
     let body = json!({
         "specversion": SPEC_VERSION,
         "id": id,
-        "source": format!("switchboard/{source}"),
-        "type": format!("switchboard.{name}.v1"),
+        "source": source(&t.number),
+        "type": event_type(&name),
         "subject": t.number,
         "time": tr.at,
         "datacontenttype": "application/json",
-        "sequence": tr.seq,
+        "dataschema": dataschema(&name),
+        "sequence": sequence(tr.seq),
         "data": {
             "ticket": ticket_view(t),
             "transition": {
@@ -134,14 +218,16 @@ pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition, source: &str) -> O
 /// `<ticket number>.anonymised`, so a redelivery is recognised.
 pub fn anonymised_event(number: &str, at: chrono::DateTime<chrono::Utc>, purged: bool) -> Outgoing {
     let id = format!("{number}.anonymised");
+    let name = "ticket.anonymised";
     let body = json!({
         "specversion": SPEC_VERSION,
         "id": id,
-        "source": "switchboard/retention",
-        "type": "switchboard.ticket.anonymised.v1",
+        "source": source(number),
+        "type": event_type(name),
         "subject": number,
         "time": at,
         "datacontenttype": "application/json",
+        "dataschema": dataschema(name),
         "data": {
             "number": number,
             "anonymised_at": at,
@@ -150,7 +236,7 @@ pub fn anonymised_event(number: &str, at: chrono::DateTime<chrono::Utc>, purged:
     });
     Outgoing {
         exchange: Exchange::Events,
-        routing_key: "ticket.anonymised".into(),
+        routing_key: name.into(),
         message_id: id,
         body,
         headers: vec![],
@@ -196,6 +282,30 @@ mod tests {
         ] {
             assert_eq!(topic_matches(pattern, key), expected, "{pattern} ~ {key}");
         }
+    }
+
+    #[test]
+    fn sequences_order_as_strings_as_they_do_as_numbers() {
+        assert_eq!(sequence(4), "0000000004");
+        assert_eq!(sequence(i32::MAX), "2147483647");
+        let mut seqs: Vec<i32> = vec![1, 2, 9, 10, 11, 99, 100, 12345, 2_000_000_000];
+        let mut texts: Vec<String> = seqs.iter().map(|&s| sequence(s)).collect();
+        texts.sort();
+        seqs.sort_unstable();
+        assert_eq!(texts, seqs.iter().map(|&s| sequence(s)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn routing_keys_are_unique_and_name_their_type_and_schema() {
+        let mut keys = ROUTING_KEYS.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), ROUTING_KEYS.len(), "a routing key is listed twice");
+        assert_eq!(event_type("sla.breached"), "switchboard.sla.breached.v1");
+        assert_eq!(
+            dataschema("ticket.assigned"),
+            "https://switchboard.example/schemas/events/ticket.assigned.v1.json"
+        );
     }
 
     #[test]

@@ -226,14 +226,9 @@ pub async fn apply(
             actor: msg.actor.clone(),
             reason: step.reason.clone(),
             policy_version: policy.version().to_owned(),
-            details: json!({ "action": msg.action.kind(), "event": step.event, "data": step.details }),
+            details: step_details(msg.action.kind(), step),
         };
-        outputs.push(events::ticket_event(
-            &after,
-            step.event,
-            &tr,
-            StageName::Lifecycle.as_str(),
-        ));
+        outputs.push(events::ticket_event(&after, step.event, &tr));
         transitions.push(tr);
         from = step.to;
     }
@@ -435,12 +430,13 @@ async fn task_opened_outputs(
     };
     insert_transitions(tx, &[&tr]).await?;
     timers::set(tx, &breach_timers(policy, task, &Vec::new(), &[], now)).await?;
-    Ok(vec![events::ticket_event(
-        task,
-        "task_opened",
-        &tr,
-        StageName::Lifecycle.as_str(),
-    )])
+    Ok(vec![events::ticket_event(task, "task_opened", &tr)])
+}
+
+/// A lifecycle step's transition details, as its event shows them (less what
+/// `contracts::events` keeps inside): the action, the event and what the step says.
+pub fn step_details(action: &str, step: &crate::core::actions::Step) -> serde_json::Value {
+    json!({ "action": action, "event": step.event, "data": step.details })
 }
 
 /// Records on the parent (locked with the task, `store::groups::parent_numbers`) that `task`
@@ -483,7 +479,7 @@ async fn record_on_parent(
         details: json!({ "action": msg.action.kind(), "event": event, "data": data }),
     };
     insert_transitions(tx, &[&tr]).await?;
-    let mut out = vec![events::ticket_event(&after, event, &tr, StageName::Lifecycle.as_str())];
+    let mut out = vec![events::ticket_event(&after, event, &tr)];
     if let Some(stage) = StageName::awaited_in(after.state) {
         out.push(super::work_message(&after, stage));
     }

@@ -111,7 +111,7 @@ impl Escalate {
                 policy_version: policy.version().to_owned(),
                 details,
             };
-            outputs.push(events::ticket_event(after, event, &tr, StageName::Escalate.as_str()));
+            outputs.push(events::ticket_event(after, event, &tr));
             transitions.push(tr);
         };
 

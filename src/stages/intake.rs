@@ -487,12 +487,7 @@ impl Stage for Intake {
                         policy_version: policy.version().to_owned(),
                         details: json!({ "channel": r.channel, "channel_message_id": r.channel_message_id, "attachments": r.attachments.len(), "record_fields": r.record.as_ref().map(|x| x.columns(&policy.doc.record).into_iter().filter(|(_, v)| !v.is_empty()).count()).unwrap_or(0), "thread_ref_refused": refused, "follows": follows.as_ref().map(|f| &f.number) }),
                     };
-                    outputs.push(events::ticket_event(
-                        &ticket,
-                        "received",
-                        &tr,
-                        StageName::Intake.as_str(),
-                    ));
+                    outputs.push(events::ticket_event(&ticket, "received", &tr));
                     outputs.push(work_message(&ticket, StageName::Classify));
                     transitions.push(tr);
                     metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "opened")

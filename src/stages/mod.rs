@@ -84,8 +84,8 @@ impl Decision {
         }
     }
 
-    fn outputs(&self, source: &str) -> Vec<Outgoing> {
-        let mut out = vec![events::ticket_event(&self.ticket, self.event, &self.transition, source)];
+    fn outputs(&self) -> Vec<Outgoing> {
+        let mut out = vec![events::ticket_event(&self.ticket, self.event, &self.transition)];
         if let Some(next) = self.next_stage {
             out.push(work_message(&self.ticket, next));
         }
@@ -319,7 +319,7 @@ pub async fn commit_decisions(
         .chain(extra.iter().map(|d| &d.transition))
         .collect();
     tickets::insert_transitions(tx, &transitions).await?;
-    let extra_out: Vec<Outgoing> = extra.iter().flat_map(|d| d.outputs(stage)).collect();
+    let extra_out: Vec<Outgoing> = extra.iter().flat_map(Decision::outputs).collect();
     let mut records = Vec::with_capacity(decisions.len() + 1);
     let mut extra_pending = Some(extra_out);
     if let Some((i, key)) = extra_owner {
@@ -328,7 +328,7 @@ pub async fn commit_decisions(
         settled[i] = Some(Outcome::Done(out));
     }
     for (i, key, d) in &decisions {
-        let mut out = d.outputs(stage);
+        let mut out = d.outputs();
         if let Some(more) = extra_pending.take() {
             out.extend(more);
         }

@@ -4,6 +4,7 @@
 //! schema, so tests run in parallel; dropping the harness deletes both, even after a panic.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod process;
 pub mod publisher;
 pub mod receiver;
@@ -224,7 +225,8 @@ impl Harness {
         q
     }
 
-    /// Takes every message currently in `queue` (acked).
+    /// Takes every message currently in `queue` (acked). Every CloudEvent among them is checked
+    /// against the schema of its type ([`events::assert_matches_its_schema`]).
     pub async fn drain_queue(&self, queue: &str) -> Vec<lapin::message::BasicGetMessage> {
         let mut out = Vec::new();
         while let Some(m) = self
@@ -233,6 +235,14 @@ impl Harness {
             .await
             .unwrap()
         {
+            let event = m
+                .properties
+                .content_type()
+                .as_ref()
+                .is_some_and(|c| c.as_str() == "application/cloudevents+json");
+            if event && let Ok(body) = serde_json::from_slice::<serde_json::Value>(&m.delivery.data) {
+                events::assert_matches_its_schema(&body);
+            }
             out.push(m);
         }
         out
@@ -371,5 +381,13 @@ pub async fn run_once<S: Stage>(h: &Harness, stage: &S, batch: &[Inbound]) -> Ve
     let tx = client.transaction().await.unwrap();
     let out = stage.process(&tx, batch).await.unwrap();
     tx.commit().await.unwrap();
+    // Every event the stage would publish matches the schema of its type.
+    for o in &out {
+        if let Outcome::Done(outputs) | Outcome::Duplicate(outputs) = o {
+            for m in outputs.iter().filter(|m| m.exchange == Exchange::Events) {
+                events::assert_matches_its_schema(&m.body);
+            }
+        }
+    }
     out
 }

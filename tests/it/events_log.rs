@@ -124,7 +124,7 @@ async fn events_published_with_no_consumer_are_replayed_from_the_log_once_each_i
         per_ticket
             .entry(body["subject"].as_str().unwrap().to_owned())
             .or_default()
-            .push(body["sequence"].as_i64().unwrap());
+            .push(body["sequence"].as_str().unwrap().parse::<i64>().unwrap());
     }
     assert_eq!(per_ticket.keys().cloned().collect::<Vec<_>>(), numbers);
     for (number, seqs) in &per_ticket {
@@ -178,7 +178,7 @@ async fn events_published_with_no_consumer_are_replayed_from_the_log_once_each_i
     assert_eq!(got.len(), 5);
     assert!(got.iter().all(|m| {
         let body: Value = serde_json::from_slice(&m.delivery.data).unwrap();
-        body["type"] == "switchboard.ticket.received.v1" && body["sequence"] == 1
+        body["type"] == "switchboard.ticket.received.v1" && body["sequence"] == "0000000001"
     }));
 
     // The tail prints the log as JSON lines.

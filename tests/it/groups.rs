@@ -115,6 +115,8 @@ async fn assigned(h: &Harness, id: &str, body: &str) -> (String, String) {
 async fn a_group_ticket_opens_each_task_once_and_is_resolved_only_when_every_task_is_done() {
     let mut h = Harness::new("grp_tasks").await;
     h.import_sample_roster().await;
+    // The group's events, drained at the end (each checked against its type's schema).
+    let events = h.event_queue("ticket.*").await;
     h.start_stages(&StageName::ALL, 1);
     let (parent, owner) = assigned(&h, "grp-1", "设备无法开机，已经试过重启和换电源，影响生产，请尽快处理").await;
     let by_owner = format!("agent:{owner}");
@@ -255,6 +257,16 @@ async fn a_group_ticket_opens_each_task_once_and_is_resolved_only_when_every_tas
         .await,
         0
     );
+    let types: Vec<String> = h
+        .drain_queue(&events)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.delivery.data).unwrap()["type"].to_string())
+        .collect();
+    for t in ["task_added", "task_opened", "task_done"] {
+        let t = format!("switchboard.ticket.{t}.v1");
+        assert!(types.iter().any(|x| x.contains(&t)), "no {t} among {types:?}");
+    }
     h.cleanup().await;
 }
 

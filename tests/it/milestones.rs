@@ -60,6 +60,8 @@ async fn a_missed_milestone_escalates_on_its_ladder_and_a_workaround_in_time_doe
         second.repeat = None;
         fast.steps.insert(1, second);
     });
+    // The ticket's events, drained at the end (each checked against its type's schema).
+    let events = h.event_queue("#").await;
     h.start_stages(&StageName::ALL, 1);
     let number = crate::sla::open_ticket(&h, "ms-1", "我的订单怎么还没发货？").await;
     act(
@@ -213,6 +215,21 @@ async fn a_missed_milestone_escalates_on_its_ladder_and_a_workaround_in_time_doe
     let dead = h.drain_queue(&dq).await;
     let reason = common::header(&dead[0], "x-switchboard-reason").unwrap();
     assert!(reason.contains("not a milestone of the ticket's SLA rule"), "{reason}");
+    let types: Vec<String> = h
+        .drain_queue(&events)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.delivery.data).unwrap()["type"].to_string())
+        .collect();
+    for t in [
+        "ticket.milestone_met",
+        "ticket.workaround_provided",
+        "sla.breached",
+        "ticket.escalated",
+    ] {
+        let t = format!("switchboard.{t}.v1");
+        assert!(types.iter().any(|x| x.contains(&t)), "no {t} among {types:?}");
+    }
     h.cleanup().await;
 }
 

@@ -264,7 +264,12 @@ async fn customers_staff_and_webhooks_hear_of_a_ticket_through_its_whole_life() 
     assert_eq!(unique.len(), ids.len(), "each event delivered once: {ids:?}");
     let seqs: Vec<i64> = delivered
         .iter()
-        .map(|x| event_of(x)["sequence"].as_i64().unwrap_or(-1))
+        .map(|x| {
+            event_of(x)["sequence"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(-1)
+        })
         .collect();
     assert_eq!(seqs, (1..=version).collect::<Vec<_>>(), "in the ticket's order");
     for x in &delivered {

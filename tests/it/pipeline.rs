@@ -153,8 +153,13 @@ async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_let
         for m in &h.drain_queue(&events).await {
             let ev: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
             assert_eq!(ev["specversion"], "1.0");
-            let seq = ev["sequence"].as_i64().unwrap();
+            // The sequence extension: a zero-padded string, ordered within the ticket's source.
+            let seq: i64 = ev["sequence"].as_str().unwrap().parse().unwrap();
             assert_eq!(ev["id"], format!("{}.{}", ev["subject"].as_str().unwrap(), seq));
+            assert_eq!(
+                ev["source"],
+                format!("switchboard/tickets/{}", ev["subject"].as_str().unwrap())
+            );
             let seqs = per_ticket
                 .entry(ev["subject"].as_str().unwrap().to_owned())
                 .or_default();

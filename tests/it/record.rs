@@ -157,6 +157,8 @@ async fn record_intake_with_and_without_fields_and_invalid_ones_refused_or_dead_
 async fn record_updates_helpers_and_confirmation_by_who_may_and_by_nobody_else() {
     let mut h = Harness::new("rec_update").await;
     h.import_sample_roster().await;
+    // The ticket's events, drained at the end (each checked against its type's schema).
+    let events = h.event_queue("ticket.*").await;
     h.start_stages(&StageName::ALL, 1);
     let mut gw = Served::start(&h).await;
     let app_key = key(&h, auth::KeySpec::integration("app-backend", Some("app"))).await;
@@ -350,5 +352,15 @@ async fn record_updates_helpers_and_confirmation_by_who_may_and_by_nobody_else()
     let v = gw.get(&owner, &ticket).await.json();
     assert_eq!(v["ticket"]["state"], "closed");
     assert_eq!(v["ticket"]["confirmation"]["method"], "online", "kept after closing");
+    let types: Vec<String> = h
+        .drain_queue(&events)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.delivery.data).unwrap()["type"].to_string())
+        .collect();
+    for t in ["ticket.record_updated", "ticket.confirmed"] {
+        let t = format!("switchboard.{t}.v1");
+        assert!(types.iter().any(|x| x.contains(&t)), "no {t} among {types:?}");
+    }
     h.cleanup().await;
 }

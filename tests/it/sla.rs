@@ -110,6 +110,8 @@ pub(crate) async fn log(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_first_response_escalates_on_time_and_repeats_until_acknowledged() {
     let mut h = fast_harness("breach").await;
+    // The escalate stage's events, drained at the end (each checked against its type's schema).
+    let events = h.event_queue("#").await;
     h.start_stages(&StageName::ALL, 1);
     let number = open_ticket(&h, "b1", "我的订单怎么还没发货？").await;
     let client = h.app.db.pool.get().await.unwrap();
@@ -189,6 +191,15 @@ async fn a_missed_first_response_escalates_on_time_and_repeats_until_acknowledge
         .filter(|e| e.0 == "escalated" && e.1.as_deref() == Some("first_response"))
         .count();
     assert_eq!(before, after, "no reminders after the acknowledgement");
+    let types: Vec<String> = h
+        .drain_queue(&events)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.delivery.data).unwrap()["type"].to_string())
+        .collect();
+    for t in ["switchboard.sla.breached.v1", "switchboard.ticket.escalated.v1"] {
+        assert!(types.iter().any(|x| x.contains(t)), "no {t} among {types:?}");
+    }
     h.cleanup().await;
 }
 
@@ -706,7 +717,7 @@ async fn every_tickets_events_arrive_without_gaps() {
             if ids.insert(ev["id"].as_str().unwrap().to_owned()) {
                 per.entry(ev["subject"].as_str().unwrap().to_owned())
                     .or_default()
-                    .push(ev["sequence"].as_i64().unwrap());
+                    .push(ev["sequence"].as_str().unwrap().parse::<i64>().unwrap());
             }
         }
         if per.len() == 60 && per.values().all(|v| v.len() == want) {

@@ -504,7 +504,12 @@ impl EventFacts {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
             .ok_or_else(|| NotAnEvent("no RFC 3339 `time`".into()))?;
-        let seq = v.get("sequence").and_then(Value::as_i64).map(|s| s as i32);
+        // The sequence extension's zero-padded string; a number from before it was one.
+        let seq = match v.get("sequence") {
+            Some(Value::String(s)) => s.parse::<i32>().ok(),
+            Some(n) => n.as_i64().and_then(|s| i32::try_from(s).ok()),
+            None => None,
+        };
         let data = v.get("data").cloned().unwrap_or(Value::Null);
         let transition = data.get("transition").cloned().unwrap_or(Value::Null);
         // The type names the event wherever the message travelled (a replay into a queue

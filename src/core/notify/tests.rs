@@ -52,14 +52,28 @@ fn event(name: &str, seq: i32, at: DateTime<Utc>, ticket: Value, details: Value)
     let body = json!({
         "specversion": "1.0",
         "id": format!("202612-00007.{seq}"),
-        "source": "switchboard/test",
+        "source": "switchboard/tickets/202612-00007",
         "type": format!("switchboard.{name}.v1"),
         "subject": "202612-00007",
         "time": at,
-        "sequence": seq,
+        "sequence": format!("{seq:010}"),
         "data": { "ticket": ticket, "transition": { "seq": seq, "reason": "because", "details": details } },
     });
     EventFacts::decode(name, &serde_json::to_vec(&body).unwrap()).unwrap()
+}
+
+#[test]
+fn the_sequence_is_read_as_the_extension_writes_it_and_as_it_was_before() {
+    let at = Utc::now();
+    assert_eq!(event("ticket.resolved", 12, at, json!({}), json!({})).seq, Some(12));
+    let old = json!({"specversion": "1.0", "id": "202612-00007.3", "type": "switchboard.ticket.resolved.v1",
+                     "subject": "202612-00007", "time": at, "sequence": 3, "data": {}});
+    let facts = EventFacts::decode("ticket.resolved", &serde_json::to_vec(&old).unwrap()).unwrap();
+    assert_eq!(facts.seq, Some(3));
+    let mut anonymised = old.clone();
+    anonymised.as_object_mut().unwrap().remove("sequence");
+    let facts = EventFacts::decode("ticket.anonymised", &serde_json::to_vec(&anonymised).unwrap()).unwrap();
+    assert_eq!(facts.seq, None);
 }
 
 fn ticket(priority: &str, category: &str, team: &str, assignee: Option<&str>) -> Value {
