@@ -912,3 +912,13 @@ fn undeclared_latin_text_with_enough_to_go_on_is_read_as_latin() {
     assert!(body.iter().filter(|b| !b.is_ascii()).count() >= 64);
     assert_eq!(ok(&undeclared(b"commande", &body)).body, text.trim_end());
 }
+
+#[test]
+fn a_charset_nobody_knows_is_treated_as_undeclared() {
+    let (body, _, _) = encoding_rs::BIG5.encode(TRADITIONAL);
+    let mut raw = b"From: a@example.com\r\nMessage-ID: <x@b>\r\nContent-Type: text/plain; charset=x-mystery\r\n\
+                    Content-Transfer-Encoding: 8bit\r\n\r\n"
+        .to_vec();
+    raw.extend_from_slice(&body);
+    assert_eq!(ok(&raw).body, TRADITIONAL);
+}
