@@ -84,20 +84,22 @@ impl App {
     /// started before its database, or during a restart) instead of failing. `None` when
     /// `shutdown` came first. Anything else (a bad policy, a bad URL) fails at once.
     pub async fn start_when_ready(settings: Settings, shutdown: &CancellationToken) -> Result<Option<App>, AppError> {
-        let mut backoff = std::time::Duration::from_millis(500);
+        let mut backoff = crate::runtime::backoff::new(
+            std::time::Duration::from_millis(500),
+            std::time::Duration::from_secs(10),
+        );
         loop {
+            let retry_in = backoff.next_delay();
             match App::start(settings.clone()).await {
                 Ok(app) => return Ok(Some(app)),
                 Err(AppError::Store(e)) if e.is_transient() => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "waiting for Postgres before starting");
+                    tracing::warn!(error = %e, ?retry_in, "waiting for Postgres before starting");
                 }
                 Err(e) => return Err(e),
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(None),
-                _ = tokio::time::sleep(backoff) => {}
+            if !crate::runtime::backoff::pause(retry_in, shutdown).await {
+                return Ok(None);
             }
-            backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
         }
     }
 

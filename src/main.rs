@@ -1,24 +1,32 @@
 //! `switchboard`: the operator's command line. Sets up the broker and database, runs the stages
 //! (all in one process, for small installs), manages agents, evaluates the classifier, and runs
-//! the quick-start demo.
+//! the quick-start demo. Exit codes are `cli::exit` (and `switchboard --help`).
 
 mod cli;
 
 use clap::Parser;
+use cli::exit;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` come this way too, to standard output, and succeed.
+            let _ = e.print();
+            return exit::exit_code(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
     switchboard::runtime::telemetry::init_with_default(cli.default_log_filter());
     match cli::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => exit::exit_code(exit::OK),
         Err(e) => {
             // The whole cause chain: the last line usually says what to do.
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            std::process::ExitCode::FAILURE
+            exit::exit_code(exit::code_of(&e))
         }
     }
 }

@@ -9,6 +9,8 @@ use switchboard::config::Settings;
 use switchboard::core::calendar::{PublicHolidayYear, PublicHolidays, WARN_FROM_MONTH, ics};
 use switchboard::core::policy::Policy;
 
+use super::output::{Format, FormatArg, Listing};
+
 #[derive(Debug, clap::Subcommand)]
 pub enum CalendarCommand {
     /// Read an iCalendar holiday feed (days off and make-up workdays, e.g. a Chinese public
@@ -39,6 +41,10 @@ pub enum CalendarCommand {
         /// Year to list (default: the current one).
         #[arg(long)]
         year: Option<i32>,
+        /// table: the calendars, the declared years and the year's days; json or csv: the
+        /// year's days alone, one row each (`date`, `kind`: `day_off` or `workday`).
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 
@@ -66,9 +72,12 @@ pub fn run(settings: &Settings, command: CalendarCommand) -> Result<()> {
                 }
             }
         }
-        CalendarCommand::Show { year } => {
+        CalendarCommand::Show { year, format } => {
             let policy = Policy::load_rules(&settings.policy_path)?;
             let year = year.unwrap_or_else(|| chrono::Datelike::year(&Utc::now().with_timezone(&policy.tz)));
+            if format.get() != Format::Table {
+                return days_listing(&policy.public_holidays, year).print(format.get());
+            }
             for (name, cal) in policy.calendar().iter() {
                 let sla = if name == policy.calendar().default_name() {
                     " ([sla] calendar, \"business\")"
@@ -108,6 +117,23 @@ pub fn run(settings: &Settings, command: CalendarCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The declared days off and make-up workdays of `year`, in date order.
+fn days_listing(declared: &PublicHolidays, year: i32) -> Listing {
+    let mut days: Vec<(chrono::NaiveDate, &str)> = declared
+        .holidays
+        .iter()
+        .map(|d| (*d, "day_off"))
+        .chain(declared.workdays.iter().map(|d| (*d, "workday")))
+        .filter(|(d, _)| chrono::Datelike::year(d) == year)
+        .collect();
+    days.sort();
+    let mut out = Listing::new().col("date", "date").col("kind", "kind");
+    for (date, kind) in days {
+        out.row(serde_json::json!({ "date": date.to_string(), "kind": kind }));
+    }
+    out
 }
 
 /// The message `check`, the readiness check and the log share.

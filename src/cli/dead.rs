@@ -9,6 +9,9 @@ use switchboard::bus::dead_queue::{Browser, DeadLetter, purge};
 use switchboard::bus::{self, Topology};
 use switchboard::config::Settings;
 
+use super::exit::not_found;
+use super::output::{Format, FormatArg, Listing, progress};
+
 #[derive(Debug, Subcommand)]
 pub enum DeadCommand {
     /// List dead letters, head of the queue first: id, when and in which stage it failed, where
@@ -17,9 +20,8 @@ pub enum DeadCommand {
         /// Show at most this many (from the head of the queue).
         #[arg(long)]
         limit: Option<usize>,
-        /// One JSON object per dead letter, as an array.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Show one dead letter: why it is dead, every header, and its body (as text when it is
     /// UTF-8, else with bytes escaped).
@@ -58,30 +60,13 @@ pub async fn run(settings: Settings, command: DeadCommand) -> Result<()> {
     // A fresh install has no dead-letter queue yet; declaring is idempotent.
     topo.declare(&conn).await?;
     let result = match command {
-        DeadCommand::List { limit, json } => list(&conn, &topo, limit, json).await,
+        DeadCommand::List { limit, format } => list(&conn, &topo, limit, format.get()).await,
         DeadCommand::Show { id, json } => show(&conn, &topo, &id, json).await,
         DeadCommand::Replay { id, all } => replay(&conn, &topo, id.as_deref(), all).await,
         DeadCommand::Purge { yes } => purge_cmd(&ch, &topo, yes).await,
     };
     let _ = conn.close(200, "done".into()).await;
     result
-}
-
-fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if flat.chars().count() > max {
-        let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    } else {
-        flat
-    }
-}
-
-fn short_time(t: Option<&str>) -> String {
-    match t.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
-        Some(t) => t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string(),
-        None => t.unwrap_or("-").to_owned(),
-    }
 }
 
 fn origin(d: &DeadLetter) -> String {
@@ -106,7 +91,7 @@ fn summary_json(d: &DeadLetter) -> serde_json::Value {
     })
 }
 
-async fn list(conn: &lapin::Connection, topo: &Topology, limit: Option<usize>, as_json: bool) -> Result<()> {
+async fn list(conn: &lapin::Connection, topo: &Topology, limit: Option<usize>, format: Format) -> Result<()> {
     let mut browser = Browser::open(conn, topo).await?;
     let restored = browser.restore(&[]).await;
     let total = browser.held.len();
@@ -114,43 +99,39 @@ async fn list(conn: &lapin::Connection, topo: &Topology, limit: Option<usize>, a
     let finished = browser.finish().await;
     restored.and(finished).context(RESTORE_FAILED)?;
     held.truncate(limit.unwrap_or(usize::MAX));
-    if as_json {
-        let items: Vec<serde_json::Value> = held.iter().map(summary_json).collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
-        return Ok(());
-    }
-    if held.is_empty() {
+    if format == Format::Table && held.is_empty() {
         println!("no dead letters in {}", topo.dead_queue());
         return Ok(());
     }
-    // The origin column is as wide as its longest entry (prefixes vary), within reason.
-    let width = held
-        .iter()
-        .map(|d| origin(d).chars().count())
-        .max()
-        .unwrap_or(0)
-        .clamp(20, 60);
-    println!(
-        "{:<12}  {:<19}  {:<10}  {:<width$}  {:>7}  reason",
-        "id", "failed at (UTC)", "stage", "original exchange / routing key", "bytes"
-    );
+    let mut out = Listing::new()
+        .col("id", "id")
+        .time("failed_at", "failed at (UTC)")
+        .col("stage", "stage")
+        .shown("original_exchange", "original exchange / routing key", false, |r| {
+            let part = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+            super::output::fit(
+                &format!("{} / {}", part("original_exchange"), part("original_routing_key")),
+                60,
+            )
+        })
+        // The routing key shares the origin column in a table; a CSV has it on its own.
+        .extra("original_routing_key")
+        .num("size", "bytes")
+        .cut("reason", "reason", 100)
+        .extra("position")
+        .extra("message_id");
     for d in &held {
+        out.row(summary_json(d));
+    }
+    out.print(format)?;
+    if format == Format::Table {
         println!(
-            "{:<12}  {:<19}  {:<10}  {:<width$}  {:>7}  {}",
-            d.id,
-            short_time(d.failed_at.as_deref()),
-            d.stage.as_deref().unwrap_or("-"),
-            one_line(&origin(d), width),
-            d.size(),
-            one_line(&d.reason, 100)
+            "\n{} of {} dead letters in {} (head of the queue first; `switchboard dead show ID` for the details)",
+            held.len(),
+            total,
+            topo.dead_queue()
         );
     }
-    println!(
-        "\n{} of {} dead letters in {} (head of the queue first; `switchboard dead show ID` for the details)",
-        held.len(),
-        total,
-        topo.dead_queue()
-    );
     Ok(())
 }
 
@@ -161,10 +142,10 @@ async fn show(conn: &lapin::Connection, topo: &Topology, id: &str, as_json: bool
     let finished = browser.finish().await;
     restored.and(finished).context(RESTORE_FAILED)?;
     let Some(d) = found.first() else {
-        bail!(
+        return Err(not_found(format!(
             "no dead letter with id {id:?} in {}; `switchboard dead list` shows the ids",
             topo.dead_queue()
-        );
+        )));
     };
     if as_json {
         let mut v = summary_json(d);
@@ -221,23 +202,30 @@ async fn replay(conn: &lapin::Connection, topo: &Topology, id: Option<&str>, all
     }
     if let (Some(id), true) = (id, targets.is_empty()) {
         browser.finish().await.context(RESTORE_FAILED)?;
-        bail!(
+        return Err(not_found(format!(
             "no dead letter with id {id:?} in {}; `switchboard dead list` shows the ids",
             topo.dead_queue()
-        );
+        )));
     }
     let mut publish = bus::confirm_channel(conn).await?;
     let mut replayed = 0;
     let mut failures = Vec::new();
+    // A bar for `--all` (one letter needs none); hidden unless standard error is a terminal.
+    let bar = if all {
+        progress(targets.len() as u64, "dead letters replayed")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     for i in targets {
+        bar.inc(1);
         let (did, to) = (browser.held[i].id.clone(), origin(&browser.held[i]));
         match browser.replay(i, &publish).await {
             Ok(()) => {
                 replayed += 1;
-                println!("replayed {did} to {to}");
+                bar.suspend(|| println!("replayed {did} to {to}"));
             }
             Err(e) => {
-                eprintln!("not replayed: {e}");
+                bar.suspend(|| eprintln!("not replayed: {e}"));
                 failures.push(did);
                 // Publishing to a missing exchange closes the channel; the next one needs a new one.
                 if !publish.status().connected() {
@@ -246,6 +234,7 @@ async fn replay(conn: &lapin::Connection, topo: &Topology, id: Option<&str>, all
             }
         }
     }
+    bar.finish_and_clear();
     // What could not be replayed goes back to the dead-letter queue (at its tail).
     let restored = browser.restore(&[]).await;
     let finished = browser.finish().await;

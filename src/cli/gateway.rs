@@ -8,6 +8,9 @@ use switchboard::config::Settings;
 use switchboard::core::access::Role;
 use switchboard::http::{self as gateway, auth};
 
+use super::exit::not_found;
+use super::output::{FormatArg, Listing};
+
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// Address to listen on (default: the `gateway_listen` setting, 0.0.0.0:8080).
@@ -59,7 +62,10 @@ pub enum KeysCommand {
         url: Option<String>,
     },
     /// List keys (never their secrets), revoked ones included.
-    List,
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Revoke a key by id; gateways stop accepting it within gateway_key_cache_ms.
     Revoke { id: String },
 }
@@ -97,7 +103,10 @@ pub enum UsersCommand {
         sso_subject: Option<String>,
     },
     /// List users (never their tokens), disabled ones included.
-    List,
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Disable a user by id or name: their token and SSO sign-ins stop working within
     /// gateway_key_cache_ms.
     Disable { user: String },
@@ -176,32 +185,44 @@ pub async fn users(settings: Settings, command: UsersCommand) -> Result<()> {
                 None => println!("No token: this user signs in through the identity provider (SSO) only."),
             }
         }
-        UsersCommand::List => {
-            let users = switchboard::store::users::list(&app.db).await?;
-            println!(
-                "{:<16} {:<20} {:<11} {:<16} {:<28} {:<6} {:<20} disabled",
-                "id", "name", "role", "scope", "email", "token", "created"
-            );
-            for u in users {
-                let scope = u.agent.as_deref().or(u.team.as_deref()).unwrap_or("any");
-                println!(
-                    "{:<16} {:<20} {:<11} {:<16} {:<28} {:<6} {:<20} {}",
-                    u.id,
-                    u.name,
-                    u.role.as_str(),
-                    scope,
-                    u.email.as_deref().unwrap_or("-"),
-                    if u.has_token { "yes" } else { "no" },
-                    u.created_at.format("%Y-%m-%d %H:%M:%S"),
-                    u.disabled_at
-                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                        .unwrap_or_else(|| "-".into())
-                );
+        UsersCommand::List { format } => {
+            let mut out = Listing::new()
+                .col("id", "id")
+                .col("name", "name")
+                .col("role", "role")
+                .col("scope", "scope")
+                .col("email", "email")
+                .shown("has_token", "token", false, |r| {
+                    let has = r.get("has_token").and_then(serde_json::Value::as_bool) == Some(true);
+                    if has { "yes" } else { "no" }.to_owned()
+                })
+                .time("created_at", "created")
+                .time("disabled_at", "disabled")
+                .extra("agent")
+                .extra("team");
+            for u in switchboard::store::users::list(&app.db).await? {
+                out.row(serde_json::json!({
+                    "id": u.id,
+                    "name": u.name,
+                    "role": u.role.as_str(),
+                    "scope": u.agent.as_deref().or(u.team.as_deref()).unwrap_or("any"),
+                    "agent": u.agent,
+                    "team": u.team,
+                    "email": u.email,
+                    "has_token": u.has_token,
+                    "created_at": u.created_at,
+                    "disabled_at": u.disabled_at,
+                }));
             }
+            out.print(format.get())?;
         }
         UsersCommand::Disable { user } => match switchboard::store::users::disable(&app.db, &user).await? {
             Some(id) => println!("disabled user {id}; their token stops working within the gateway's key cache time"),
-            None => bail!("no enabled user with id or name {user:?} (see `switchboard users list`)"),
+            None => {
+                return Err(not_found(format!(
+                    "no enabled user with id or name {user:?} (see `switchboard users list`)"
+                )));
+            }
         },
     }
     Ok(())
@@ -309,45 +330,52 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
                 check_callback(u)?;
                 let secret = switchboard::outbound::signing::new_secret();
                 if !switchboard::store::outbound::set_callback(&app.db, &id, Some(u), Some(&secret)).await? {
-                    bail!("no key {id:?} (see `switchboard keys list`)");
+                    return Err(not_found(format!("no key {id:?} (see `switchboard keys list`)")));
                 }
                 println!("callbacks of {id} go to {u}, signed (Standard Webhooks) with:\n\n  {secret}\n");
             }
             None => {
                 if !switchboard::store::outbound::set_callback(&app.db, &id, None, None).await? {
-                    bail!("no key {id:?} (see `switchboard keys list`)");
+                    return Err(not_found(format!("no key {id:?} (see `switchboard keys list`)")));
                 }
                 println!("{id} has no callback URL now: its customers are reached by email if they gave one");
             }
         },
-        KeysCommand::List => {
-            let keys = auth::list_keys(&app.db).await?;
-            println!(
-                "{:<16} {:<24} {:<11} {:<18} {:>8} {:>8}  {:<20} revoked",
-                "id", "name", "role", "scope", "rate/s", "burst", "created"
-            );
-            for k in keys {
-                let num = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_else(|| "default".into());
+        KeysCommand::List { format } => {
+            let mut out = Listing::new()
+                .col("id", "id")
+                .col("name", "name")
+                .col("role", "role")
+                .col("scope", "scope")
+                .shown("rate_per_sec", "rate/s", true, |r| default_or(r, "rate_per_sec"))
+                .shown("burst", "burst", true, |r| default_or(r, "burst"))
+                .time("created_at", "created")
+                .time("revoked_at", "revoked")
+                .extra("channel")
+                .extra("agent")
+                .extra("team");
+            for k in auth::list_keys(&app.db).await? {
                 let scope = k
                     .channel
                     .as_deref()
                     .or(k.agent.as_deref())
                     .or(k.team.as_deref())
                     .unwrap_or("any");
-                println!(
-                    "{:<16} {:<24} {:<11} {:<18} {:>8} {:>8}  {:<20} {}",
-                    k.id,
-                    k.name,
-                    k.role.as_str(),
-                    scope,
-                    num(k.rate_per_sec),
-                    num(k.burst),
-                    k.created_at.format("%Y-%m-%d %H:%M:%S"),
-                    k.revoked_at
-                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                        .unwrap_or_else(|| "-".into())
-                );
+                out.row(serde_json::json!({
+                    "id": k.id,
+                    "name": k.name,
+                    "role": k.role.as_str(),
+                    "scope": scope,
+                    "channel": k.channel,
+                    "agent": k.agent,
+                    "team": k.team,
+                    "rate_per_sec": k.rate_per_sec,
+                    "burst": k.burst,
+                    "created_at": k.created_at,
+                    "revoked_at": k.revoked_at,
+                }));
             }
+            out.print(format.get())?;
         }
         KeysCommand::Revoke { id } => {
             if auth::revoke_key(&app.db, &id).await? {
@@ -356,9 +384,17 @@ pub async fn keys(settings: Settings, command: KeysCommand) -> Result<()> {
                     app.settings.gateway_key_cache_ms
                 );
             } else {
-                bail!("no active key {id:?} (see `switchboard keys list`)");
+                return Err(not_found(format!("no active key {id:?} (see `switchboard keys list`)")));
             }
         }
     }
     Ok(())
+}
+
+/// A per-key limit, or `default` when the key uses the gateway's setting.
+fn default_or(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> String {
+    match row.get(key) {
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => "default".into(),
+    }
 }

@@ -3,7 +3,9 @@
 mod calendar;
 mod dead;
 mod events;
+pub mod exit;
 mod gateway;
+pub mod output;
 mod report;
 mod retention;
 mod tools;
@@ -12,6 +14,8 @@ mod webhooks;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
+use output::Listing;
+use serde_json::json;
 use std::path::PathBuf;
 use switchboard::app::{App, StageName, shutdown_on_signals};
 use switchboard::bus;
@@ -33,7 +37,8 @@ use switchboard::store::{agents, tickets};
         Connections: SWITCHBOARD_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f) and \
         SWITCHBOARD_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/switchboard), \
         over an optional TOML settings file (--config). Business rules: config/policy.toml \
-        (SWITCHBOARD_POLICY).\n\nQuick start: `switchboard demo`."
+        (SWITCHBOARD_POLICY).\n\nQuick start: `switchboard demo`.",
+    after_help = exit::HELP
 )]
 pub struct Cli {
     /// Settings file (TOML). SWITCHBOARD_* environment variables override it.
@@ -150,6 +155,8 @@ enum AgentsCommand {
     List {
         #[arg(long)]
         team: Option<String>,
+        #[command(flatten)]
+        format: output::FormatArg,
     },
     /// Change an agent's presence and/or capacity; queued tickets are assigned if capacity frees.
     SetStatus {
@@ -243,7 +250,10 @@ async fn agents_cmd(settings: Settings, command: AgentsCommand) -> Result<()> {
             let data = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let teams: Vec<String> = app.policy.doc.teams.keys().cloned().collect();
             let rows = agents::parse_roster(&file.display().to_string(), &data, &teams)?;
-            let n = app.db.import_agents(&rows).await?;
+            let spinner = output::spinner(&format!("importing {} agents", rows.len()));
+            let n = app.db.import_agents(&rows).await;
+            spinner.finish_and_clear();
+            let n = n?;
             println!("imported {n} agents from {}", file.display());
             let mut online_teams: Vec<String> = rows
                 .iter()
@@ -254,25 +264,33 @@ async fn agents_cmd(settings: Settings, command: AgentsCommand) -> Result<()> {
             online_teams.dedup();
             request_drains(&app, &online_teams, "roster imported").await?;
         }
-        AgentsCommand::List { team } => {
-            let list = app.db.list_agents(team.as_deref()).await?;
-            println!(
-                "{:<10} {:<24} {:<20} {:<8} {:>9}  {:<8} skills",
-                "id", "name", "team", "presence", "load/cap", "lang"
-            );
-            for a in list {
-                println!(
-                    "{:<10} {:<24} {:<20} {:<8} {:>4}/{:<4}  {:<8} {}",
-                    a.id,
-                    a.name,
-                    a.team,
-                    a.presence.as_str(),
-                    a.open_tickets,
-                    a.max_open,
-                    a.languages.join(";"),
-                    a.skills.join(";")
-                );
+        AgentsCommand::List { team, format } => {
+            let mut out = Listing::new()
+                .col("id", "id")
+                .col("name", "name")
+                .col("team", "team")
+                .col("presence", "presence")
+                .shown("open_tickets", "load/cap", true, |r| {
+                    let n = |k: &str| r.get(k).map(|v| v.to_string()).unwrap_or_default();
+                    format!("{}/{}", n("open_tickets"), n("max_open"))
+                })
+                .col("languages", "lang")
+                .col("channels", "channels")
+                .col("skills", "skills");
+            for a in app.db.list_agents(team.as_deref()).await? {
+                out.row(json!({
+                    "id": a.id,
+                    "name": a.name,
+                    "team": a.team,
+                    "presence": a.presence.as_str(),
+                    "open_tickets": a.open_tickets,
+                    "max_open": a.max_open,
+                    "languages": a.languages,
+                    "channels": a.channels,
+                    "skills": a.skills,
+                }));
             }
+            out.print(format.get())?;
         }
         AgentsCommand::SetStatus { id, presence, max_open } => {
             let presence = match presence.as_deref() {
@@ -331,8 +349,10 @@ async fn publish(settings: Settings, file: &PathBuf) -> Result<()> {
     let conn = bus::connect(&settings.amqp_urls(), "switchboard-publish").await?;
     let ch = bus::confirm_channel(&conn).await?;
     topo.declare(&conn).await?;
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    let bar = output::progress(lines.len() as u64, "requests");
     let mut n = 0;
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in lines {
         let req = IntakeRequest::decode(line.as_bytes(), &policy.doc.channels)
             .with_context(|| format!("{} line {}", file.display(), i + 1))?;
         let props = lapin::BasicProperties::default()
@@ -348,7 +368,9 @@ async fn publish(settings: Settings, file: &PathBuf) -> Result<()> {
         )
         .await?;
         n += 1;
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let _ = conn.close(200, "done".into()).await;
     println!("published {n} requests (each confirmed by the broker)");
     Ok(())
@@ -358,7 +380,9 @@ async fn show_ticket(settings: Settings, number: &str) -> Result<()> {
     let app = App::start(settings).await?;
     let client = app.db.pool.get().await?;
     let Some(t) = tickets::get_by_number(&**client, number).await? else {
-        bail!("no ticket {number:?}");
+        return Err(exit::not_found(format!(
+            "no ticket {number:?}; ticket numbers look like those `switchboard report` and the desk show"
+        )));
     };
     let view = switchboard::contracts::events::ticket_view(&t);
     println!("{}", serde_json::to_string_pretty(&view)?);

@@ -6,6 +6,9 @@ use switchboard::app::App;
 use switchboard::config::Settings;
 use switchboard::store::retention::{self, HoldSubject};
 
+use super::exit::not_found;
+use super::output::{Format, FormatArg, Listing, spinner};
+
 #[derive(Debug, clap::Subcommand)]
 pub enum RetentionCommand {
     /// Anonymise or purge tickets closed longer ago than the policy's [retention] period (legal
@@ -32,9 +35,14 @@ pub enum RetentionCommand {
     Holds {
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Create the transition log's monthly partitions ahead and list them.
-    Partitions,
+    Partitions {
+        #[command(flatten)]
+        format: FormatArg,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,8 +78,14 @@ pub async fn run(settings: Settings, command: RetentionCommand) -> Result<()> {
     let policy = &app.policy.doc.retention;
     match command {
         RetentionCommand::Run { dry_run } => {
-            let report = retention::run(&app.db, policy, chrono::Utc::now(), dry_run).await?;
-            println!("{report}");
+            let bar = spinner(if dry_run {
+                "planning the retention job"
+            } else {
+                "running the retention job"
+            });
+            let report = retention::run(&app.db, policy, chrono::Utc::now(), dry_run).await;
+            bar.finish_and_clear();
+            println!("{}", report?);
         }
         RetentionCommand::Hold { subject, reason } => {
             let subject = subject.resolve();
@@ -86,45 +100,60 @@ pub async fn run(settings: Settings, command: RetentionCommand) -> Result<()> {
             if retention::release(&app.db, &subject).await? {
                 println!("legal hold on {} released", describe(&subject));
             } else {
-                anyhow::bail!(
+                return Err(not_found(format!(
                     "{} has no active legal hold (see `switchboard retention holds`)",
                     describe(&subject)
-                );
+                )));
             }
         }
-        RetentionCommand::Holds { all } => {
+        RetentionCommand::Holds { all, format } => {
+            let format = format.get();
             let list = retention::holds(&app.db, all).await?;
-            if list.is_empty() {
+            if list.is_empty() && format == Format::Table {
                 println!("no legal holds");
+                return Ok(());
             }
+            let mut out = Listing::new()
+                .num("id", "#")
+                .shown("ticket", "held", false, |r| {
+                    let text = |k: &str| r.get(k).and_then(serde_json::Value::as_str);
+                    match (text("ticket"), text("customer")) {
+                        (Some(t), _) => format!("ticket {t}"),
+                        (None, Some(c)) => format!("customer {c}"),
+                        (None, None) => "?".into(),
+                    }
+                })
+                .extra("customer")
+                .time("placed_at", "placed")
+                .time("released_at", "released")
+                .col("reason", "reason");
             for h in list {
-                let what = match (&h.ticket, &h.customer) {
-                    (Some(t), _) => format!("ticket {t}"),
-                    (None, Some(c)) => format!("customer {c}"),
-                    (None, None) => "?".into(),
-                };
-                println!(
-                    "#{:<4} {:<32} placed {}{}  {}",
-                    h.id,
-                    what,
-                    h.placed_at.format("%Y-%m-%d %H:%M"),
-                    h.released_at
-                        .map(|r| format!(", released {}", r.format("%Y-%m-%d %H:%M")))
-                        .unwrap_or_default(),
-                    h.reason
-                );
+                out.row(serde_json::json!({
+                    "id": h.id,
+                    "ticket": h.ticket,
+                    "customer": h.customer,
+                    "placed_at": h.placed_at,
+                    "released_at": h.released_at,
+                    "reason": h.reason,
+                }));
             }
+            out.print(format)?;
         }
-        RetentionCommand::Partitions => {
+        RetentionCommand::Partitions { format } => {
             let created =
                 retention::ensure_partitions(&app.db, policy.partition_months_ahead, chrono::Utc::now()).await?;
-            if !created.is_empty() {
-                println!("created: {}", created.join(", "));
-            }
             let client = app.db.pool.get().await?;
+            let mut out = Listing::new()
+                .col("name", "partition")
+                .shown("created", "created now", false, |r| {
+                    let created = r.get("created").and_then(serde_json::Value::as_bool) == Some(true);
+                    if created { "yes" } else { "-" }.to_owned()
+                });
             for name in retention::partitions(&**client).await? {
-                println!("{name}");
+                let created = created.contains(&name);
+                out.row(serde_json::json!({ "name": name, "created": created }));
             }
+            out.print(format.get())?;
         }
     }
     Ok(())

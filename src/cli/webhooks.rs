@@ -9,6 +9,9 @@ use switchboard::core::notify::WEBHOOK_GIVE_UP_S;
 use switchboard::outbound::signing;
 use switchboard::store::outbound as store;
 
+use super::exit::not_found;
+use super::output::{Format, FormatArg, Listing};
+
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
     /// Subscribe a URL to events. Prints the endpoint's id and its signing secret (`whsec_…`),
@@ -33,8 +36,8 @@ pub enum WebhooksCommand {
     },
     /// Every endpoint: its events, whether it is enabled, deliveries pending and failed.
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// An endpoint's latest deliveries (newest first): event, state, attempts, last error.
     Deliveries {
@@ -42,8 +45,8 @@ pub enum WebhooksCommand {
         id: String,
         #[arg(long, default_value_t = 50)]
         limit: i64,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Send a failed delivery again now (by its number, from `deliveries` or `dead list`), or
     /// with --endpoint every failed delivery of an endpoint (re-enabling it).
@@ -93,17 +96,27 @@ pub async fn run(settings: Settings, command: WebhooksCommand) -> Result<()> {
                 println!("delivery's `webhook-signature` with it (any Standard Webhooks library does).");
             }
         }
-        WebhooksCommand::List { json } => {
+        WebhooksCommand::List { format } => {
+            let format = format.get();
             let all = store::endpoints(&app.db).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(());
-            }
-            if all.is_empty() {
+            if all.is_empty() && format == Format::Table {
                 println!(
                     "no webhook endpoints; create one with `switchboard webhooks create --url URL --events 'ticket.*'`"
                 );
+                return Ok(());
             }
+            let mut out = Listing::new()
+                .col("id", "id")
+                .col("url", "url")
+                .col("events", "events")
+                .num("pending", "pending")
+                .num("failed", "failed")
+                .col("state", "state")
+                .extra("description")
+                .extra("created_at")
+                .extra("disabled_at")
+                .extra("disabled_reason")
+                .extra("failing_since");
             for e in all {
                 let state = match (&e.disabled_at, &e.failing_since) {
                     (Some(at), _) => format!(
@@ -114,42 +127,46 @@ pub async fn run(settings: Settings, command: WebhooksCommand) -> Result<()> {
                     (None, Some(since)) => format!("failing since {}", since.format("%Y-%m-%d %H:%M")),
                     (None, None) => "enabled".into(),
                 };
-                println!(
-                    "{}  {}  [{}]  pending {}  failed {}  {}",
-                    e.id,
-                    e.url,
-                    e.events.join(","),
-                    e.pending,
-                    e.failed,
-                    state
-                );
+                out.row(serde_json::json!({
+                    "id": e.id,
+                    "url": e.url,
+                    "events": e.events,
+                    "description": e.description,
+                    "created_at": e.created_at,
+                    "disabled_at": e.disabled_at,
+                    "disabled_reason": e.disabled_reason,
+                    "failing_since": e.failing_since,
+                    "pending": e.pending,
+                    "failed": e.failed,
+                    "state": state,
+                }));
             }
+            out.print(format)?;
         }
-        WebhooksCommand::Deliveries { id, limit, json } => {
+        WebhooksCommand::Deliveries { id, limit, format } => {
             let rows = store::endpoint_deliveries(&app.db, &id, limit.clamp(1, 1000)).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-                return Ok(());
-            }
-            println!(
-                "{:>8}  {:<22} {:<22} {:<10} {:>8}  last",
-                "number", "event", "type", "state", "attempts"
-            );
-            for d in rows {
-                println!(
-                    "{:>8}  {:<22} {:<22} {:<10} {:>8}  {}",
-                    d.id,
-                    d.msg_id,
-                    d.purpose,
-                    d.state,
-                    d.attempts,
-                    match (&d.last_status, &d.last_error) {
-                        (_, Some(e)) => e.clone(),
-                        (Some(s), None) => format!("HTTP {s}"),
+            let mut out = Listing::new()
+                .num("id", "number")
+                .col("msg_id", "event")
+                .col("purpose", "type")
+                .col("state", "state")
+                .num("attempts", "attempts")
+                .shown("last_error", "last", false, |r| {
+                    match (r.get("last_status"), r.get("last_error")) {
+                        (_, Some(serde_json::Value::String(e))) => e.clone(),
+                        (Some(s), _) if !s.is_null() => format!("HTTP {s}"),
                         _ => String::new(),
                     }
-                );
+                })
+                .extra("last_status")
+                .extra("number")
+                .extra("next_attempt_at")
+                .extra("created_at")
+                .extra("delivered_at");
+            for d in rows {
+                out.row(serde_json::to_value(&d)?);
             }
+            out.print(format.get())?;
         }
         WebhooksCommand::Retry { delivery, endpoint } => {
             if delivery.is_none() && endpoint.is_none() {
@@ -158,23 +175,32 @@ pub async fn run(settings: Settings, command: WebhooksCommand) -> Result<()> {
             if let Some(e) = &endpoint
                 && !store::set_endpoint_enabled(&app.db, e, true, "").await?
             {
-                bail!("no webhook endpoint {e:?} (see `switchboard webhooks list`)");
+                return Err(not_found(format!(
+                    "no webhook endpoint {e:?} (see `switchboard webhooks list`)"
+                )));
             }
             let n = store::retry(&app.db, delivery, endpoint.as_deref(), WEBHOOK_GIVE_UP_S).await?;
             if n == 0 && delivery.is_some() {
-                bail!("no failed or waiting delivery number {}", delivery.unwrap_or_default());
+                return Err(not_found(format!(
+                    "no failed or waiting delivery number {} (see `switchboard webhooks deliveries ID`)",
+                    delivery.unwrap_or_default()
+                )));
             }
             println!("{n} deliveries will be sent again now");
         }
         WebhooksCommand::Disable { id, reason } => {
             if !store::set_endpoint_enabled(&app.db, &id, false, &reason).await? {
-                bail!("no webhook endpoint {id:?} (see `switchboard webhooks list`)");
+                return Err(not_found(format!(
+                    "no webhook endpoint {id:?} (see `switchboard webhooks list`)"
+                )));
             }
             println!("disabled {id}: deliveries wait until `switchboard webhooks enable {id}`");
         }
         WebhooksCommand::Enable { id } => {
             if !store::set_endpoint_enabled(&app.db, &id, true, "").await? {
-                bail!("no webhook endpoint {id:?} (see `switchboard webhooks list`)");
+                return Err(not_found(format!(
+                    "no webhook endpoint {id:?} (see `switchboard webhooks list`)"
+                )));
             }
             println!("enabled {id}");
         }

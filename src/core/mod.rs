@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod actions;
+pub mod backoff;
 pub mod calendar;
 pub mod classify;
 pub mod customer;

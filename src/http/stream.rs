@@ -163,17 +163,16 @@ impl Feed {
 
     /// Consumes until nobody listens or the gateway stops; reconnects after broker failures.
     async fn run(&self) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = crate::runtime::backoff::broker();
         while !self.stop.is_cancelled() && self.sender.receiver_count() > 0 {
             match self.consume().await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "live feed lost the broker; reconnecting");
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    let retry_in = backoff.next_delay();
+                    tracing::warn!(error = %e, ?retry_in, "live feed lost the broker; reconnecting");
+                    if !crate::runtime::backoff::pause(retry_in, &self.stop).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }

@@ -318,7 +318,7 @@ pub async fn run(
     let concurrency = settings.deliver_concurrency.max(1);
     let disable_after = settings.webhook_disable_after_s as i64;
     let first_retry = chrono::Duration::milliseconds(settings.deliver_first_retry_ms.max(1) as i64);
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = super::backoff::database();
     let mut next_check = tokio::time::Instant::now();
     loop {
         if shutdown.is_cancelled() {
@@ -351,14 +351,14 @@ pub async fn run(
         let sleep = match r {
             Ok(d) => {
                 health.set_connected(NAME, true);
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 d
             }
             Err(e) => {
                 health.set_connected(NAME, false);
-                warn!(error = %e, retry_in = ?backoff, "deliver waiting for Postgres");
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                backoff
+                let retry_in = backoff.next_delay();
+                warn!(error = %e, ?retry_in, "deliver waiting for Postgres");
+                retry_in
             }
         };
         if sleep > Duration::ZERO {

@@ -1,6 +1,7 @@
 //! What runs the stages: the consumer loop (`runner`), the timer scheduler and outbox relay
 //! (`scheduler`), health and metrics endpoints (`ops`), logging (`telemetry`).
 
+pub mod backoff;
 pub mod daily_report;
 pub mod deliver;
 pub mod ops;

@@ -10,6 +10,7 @@ use crate::bus::rotation::Rotation;
 use crate::bus::{self, BusError, Topology, dead};
 use crate::config::Settings;
 use crate::contracts::Outgoing;
+use crate::runtime::backoff;
 use crate::runtime::ops::health::Health;
 use crate::store::{Db, StoreError};
 use deadpool_postgres::Transaction;
@@ -98,7 +99,7 @@ pub async fn run_stage<S: Stage>(
     let name = stage.name();
     health.register(name, concurrency.max(1));
     let mut nodes = Rotation::new(settings.amqp_urls());
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = backoff::broker();
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
@@ -106,12 +107,11 @@ pub async fn run_stage<S: Stage>(
         let (conn, node) = match nodes.connect(&format!("switchboard-{name}")).await {
             Ok(c) => c,
             Err(e) => {
-                warn!(stage = name, error = %e, retry_in = ?backoff, "waiting for RabbitMQ");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
+                let retry_in = backoff.next_delay();
+                warn!(stage = name, error = %e, ?retry_in, "waiting for RabbitMQ");
+                if !backoff::pause(retry_in, &shutdown).await {
+                    return Ok(());
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
             }
         };
@@ -122,18 +122,17 @@ pub async fn run_stage<S: Stage>(
             Ok((c, _)) => c,
             Err(e) => {
                 close_quietly(&conn, 320, "no publishing connection").await;
-                warn!(stage = name, error = %e, retry_in = ?backoff, "waiting for RabbitMQ");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
+                let retry_in = backoff.next_delay();
+                warn!(stage = name, error = %e, ?retry_in, "waiting for RabbitMQ");
+                if !backoff::pause(retry_in, &shutdown).await {
+                    return Ok(());
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
             }
         };
         info!(stage = name, node = %node, "connected to RabbitMQ");
         health.set_connected(name, true);
-        backoff = Duration::from_millis(200);
+        backoff.reset();
         let grace = Duration::from_millis(settings.shutdown_grace_ms);
         let links = Links {
             consume: &conn,
@@ -156,11 +155,11 @@ pub async fn run_stage<S: Stage>(
                 return Ok(());
             }
             Some(Err(e)) => {
-                warn!(stage = name, error = %e, "consumer lost its connection; reconnecting");
+                let retry_in = backoff.next_delay();
+                warn!(stage = name, error = %e, ?retry_in, "consumer lost its connection; reconnecting");
                 close_quietly(&conn, 320, "reconnecting").await;
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                if !backoff::pause(retry_in, &shutdown).await {
+                    return Ok(());
                 }
             }
         }
@@ -400,17 +399,16 @@ async fn process_with_retry<S: Stage>(
     batch: &[Inbound],
     stop: &CancellationToken,
 ) -> Option<Vec<Outcome>> {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = backoff::database();
     loop {
         match run_transaction(stage, db, batch).await {
             Ok(outcomes) => return Some(outcomes),
             Err(e) if e.is_transient() => {
-                warn!(stage = stage.name(), error = %e, retry_in = ?backoff, "database unavailable; holding the batch and retrying");
-                tokio::select! {
-                    _ = stop.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff) => {}
+                let retry_in = backoff.next_delay();
+                warn!(stage = stage.name(), error = %e, ?retry_in, "database unavailable; holding the batch and retrying");
+                if !backoff::pause(retry_in, stop).await {
+                    return None;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(e) if batch.len() > 1 => {
                 warn!(stage = stage.name(), error = %e, "batch failed; retrying its messages one by one");
@@ -425,12 +423,11 @@ async fn process_with_retry<S: Stage>(
                 // Dead-letter only against a healthy database: an outage can surface as an
                 // error we did not list as transient (a new SQLSTATE, a proxy's message).
                 if !db.accepts_writes().await {
-                    warn!(stage = stage.name(), error = %e, retry_in = ?backoff, "message failed while the database takes no writes; holding it and retrying");
-                    tokio::select! {
-                        _ = stop.cancelled() => return None,
-                        _ = tokio::time::sleep(backoff) => {}
+                    let retry_in = backoff.next_delay();
+                    warn!(stage = stage.name(), error = %e, ?retry_in, "message failed while the database takes no writes; holding it and retrying");
+                    if !backoff::pause(retry_in, stop).await {
+                        return None;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
                 // Display, not Debug: a database error's detail can quote the row.

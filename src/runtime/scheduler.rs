@@ -16,6 +16,7 @@ use crate::contracts::timer::TimerMessage;
 use crate::contracts::work::{DrainMessage, WorkMessage};
 use crate::contracts::{Exchange, Outgoing, StageName};
 use crate::core::actions::Action;
+use crate::runtime::backoff;
 use crate::runtime::ops::health::Health;
 use crate::runtime::relay;
 use crate::store::{Db, StoreError, outbox, timers};
@@ -154,7 +155,7 @@ pub async fn run(
     const NAME: &str = StageName::Scheduler.as_str();
     health.register(NAME, 0);
     let mut nodes = Rotation::new(amqp_urls);
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = backoff::broker();
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
@@ -178,13 +179,15 @@ pub async fn run(
         let (conn, ch, node) = match connected {
             Ok(c) => c,
             Err(e) => {
-                warn!(error = %e, retry_in = ?backoff, "scheduler waiting for RabbitMQ");
-                tokio::select! { _ = shutdown.cancelled() => return Ok(()), _ = tokio::time::sleep(backoff) => {} }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                let retry_in = backoff.next_delay();
+                warn!(error = %e, ?retry_in, "scheduler waiting for RabbitMQ");
+                if !backoff::pause(retry_in, &shutdown).await {
+                    return Ok(());
+                }
                 continue;
             }
         };
-        backoff = Duration::from_millis(200);
+        backoff.reset();
         health.set_connected(NAME, true);
         info!(node = %node, "scheduler running");
         let result = tick_loop(&db, &topo, &ch, sweep_after, &shutdown).await;
@@ -193,8 +196,11 @@ pub async fn run(
         match result {
             Ok(()) => return Ok(()),
             Err(e) => {
-                warn!(error = %e, "scheduler lost the broker; reconnecting");
-                tokio::select! { _ = shutdown.cancelled() => return Ok(()), _ = tokio::time::sleep(Duration::from_millis(500)) => {} }
+                let retry_in = backoff.next_delay();
+                warn!(error = %e, ?retry_in, "scheduler lost the broker; reconnecting");
+                if !backoff::pause(retry_in, &shutdown).await {
+                    return Ok(());
+                }
             }
         }
     }
@@ -207,7 +213,7 @@ async fn tick_loop(
     sweep_after: Duration,
     shutdown: &CancellationToken,
 ) -> Result<(), BusError> {
-    let mut db_backoff = Duration::from_millis(100);
+    let mut db_backoff = backoff::database();
     let mut next_sweep = tokio::time::Instant::now() + sweep_every(sweep_after);
     loop {
         if shutdown.is_cancelled() {
@@ -244,14 +250,14 @@ async fn tick_loop(
         .await;
         let sleep = match round {
             Ok(d) => {
-                db_backoff = Duration::from_millis(100);
+                db_backoff.reset();
                 d
             }
             Err(relay::RelayError::Bus(e)) => return Err(e),
             Err(relay::RelayError::Store(e)) => {
-                warn!(error = %e, retry_in = ?db_backoff, "scheduler waiting for Postgres");
-                db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
-                db_backoff
+                let retry_in = db_backoff.next_delay();
+                warn!(error = %e, ?retry_in, "scheduler waiting for Postgres");
+                retry_in
             }
         };
         if sleep > Duration::ZERO {

@@ -13,6 +13,7 @@ mod common;
 mod bad_day;
 mod bad_input;
 mod calendar;
+mod cli;
 mod compose;
 mod conformance;
 mod contracts;

@@ -15,8 +15,9 @@
 //!   subject, so intake can thread the message onto its ticket.
 //! * attachments become metadata only (decoded file name, content type, decoded size).
 //! * legacy mailers that send raw 8-bit GBK/Big5 without declaring a charset (in headers, text
-//!   parts or file names) are decoded as GB18030, then Big5, when the bytes are mostly invalid
-//!   UTF-8 and decode cleanly that way; otherwise the text is kept with U+FFFD.
+//!   parts or file names) are decoded in the charset chardetng guesses (GBK, Big5, …), when the
+//!   bytes are mostly invalid UTF-8 and decode cleanly that way; otherwise the text is kept with
+//!   U+FFFD. A declared charset is always applied as declared.
 //!
 //! Parsing never panics, whatever the bytes: `mail-parser` is best-effort and this module only
 //! slices strings at boundaries it found by searching. A property test holds it to that.

@@ -837,3 +837,88 @@ fn email_bomb_deeply_nested_multiparts_is_refused_naming_the_limit() {
     let err = parse(&nested(MAX_MIME_DEPTH + 4)).unwrap_err();
     assert!(matches!(err, EmailError::NestedTooDeep { .. }), "{err}");
 }
+
+/// A plain-text mail whose headers and part declare no charset, with `body` as raw 8-bit bytes.
+fn undeclared(subject: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut raw = b"From: a@example.com\r\nMessage-ID: <u@b>\r\nSubject: ".to_vec();
+    raw.extend_from_slice(subject);
+    raw.extend_from_slice(
+        b"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+    );
+    raw.extend_from_slice(body);
+    raw
+}
+
+const TRADITIONAL: &str = "您好，我上週在貴公司網站訂購的印表機至今尚未收到，訂單編號 TW-2024-0613。\n\
+    請問何時可以出貨？如果無法在本週內送達，請協助辦理退款。謝謝！\n\n陳先生\n台北市";
+const SIMPLIFIED: &str = "您好，我上周在贵公司网站订购的打印机至今还没有收到，订单编号 CN-2024-0613。\n\
+    请问什么时候可以发货？如果本周内无法送达，请帮忙办理退款。谢谢！\n\n陈先生\n北京市";
+
+#[test]
+fn undeclared_big5_is_detected_not_read_as_gbk() {
+    let (body, _, unmappable) = encoding_rs::BIG5.encode(TRADITIONAL);
+    assert!(!unmappable);
+    let (subject, _, _) = encoding_rs::BIG5.encode("印表機未收到");
+    let r = ok(&undeclared(&subject, &body));
+    assert_eq!(r.body, TRADITIONAL);
+    assert_eq!(r.subject.as_deref(), Some("印表機未收到"));
+}
+
+#[test]
+fn undeclared_gbk_is_still_gbk() {
+    let (body, _, unmappable) = encoding_rs::GBK.encode(SIMPLIFIED);
+    assert!(!unmappable);
+    let (subject, _, _) = encoding_rs::GBK.encode("打印机没收到");
+    let r = ok(&undeclared(&subject, &body));
+    assert_eq!(r.body, SIMPLIFIED);
+    assert_eq!(r.subject.as_deref(), Some("打印机没收到"));
+}
+
+#[test]
+fn undeclared_utf8_is_left_as_it_is() {
+    let r = ok(&undeclared("打印机没收到".as_bytes(), TRADITIONAL.as_bytes()));
+    assert_eq!(r.body, TRADITIONAL);
+    assert_eq!(r.subject.as_deref(), Some("打印机没收到"));
+    assert_eq!(super::charsets::decode_undeclared(SIMPLIFIED.as_bytes()), None);
+}
+
+#[test]
+fn the_detector_reads_only_a_bounded_head_of_a_large_text() {
+    // A head of Big5 as long as the detector reads, then four times as much GBK: were the tail
+    // read, its weight would make the guess GBK (as it is for the tail alone).
+    let repeat = |text: &str, enc: &'static encoding_rs::Encoding, len: usize| {
+        let (one, _, _) = enc.encode(text);
+        let mut out = Vec::new();
+        while out.len() < len {
+            out.extend_from_slice(&one);
+        }
+        out
+    };
+    let n = super::charsets::DETECT_BYTES;
+    let tail = repeat(SIMPLIFIED, encoding_rs::GBK, 4 * n);
+    assert_eq!(super::charsets::guess_charset(&tail), encoding_rs::GBK);
+    let mut big = repeat(TRADITIONAL, encoding_rs::BIG5, n);
+    big.extend_from_slice(&tail);
+    assert_eq!(super::charsets::guess_charset(&big), encoding_rs::BIG5);
+}
+
+#[test]
+fn undeclared_latin_text_with_enough_to_go_on_is_read_as_latin() {
+    let text = "Bonjour, ma commande n°4512 n'est pas arrivée : le numéro de suivi indiqué ne répond pas. \
+                Merci de vérifier où elle se trouve. Très cordialement, Hélène Lefèvre, Besançon.\n"
+        .repeat(8);
+    let (body, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
+    assert!(!unmappable);
+    assert!(body.iter().filter(|b| !b.is_ascii()).count() >= 64);
+    assert_eq!(ok(&undeclared(b"commande", &body)).body, text.trim_end());
+}
+
+#[test]
+fn a_charset_nobody_knows_is_treated_as_undeclared() {
+    let (body, _, _) = encoding_rs::BIG5.encode(TRADITIONAL);
+    let mut raw = b"From: a@example.com\r\nMessage-ID: <x@b>\r\nContent-Type: text/plain; charset=x-mystery\r\n\
+                    Content-Transfer-Encoding: 8bit\r\n\r\n"
+        .to_vec();
+    raw.extend_from_slice(&body);
+    assert_eq!(ok(&raw).body, TRADITIONAL);
+}
