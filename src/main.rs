@@ -10,7 +10,9 @@ use clap::Parser;
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     switchboard::runtime::telemetry::init_with_default(cli.default_log_filter());
-    match cli::run(cli).await {
+    let result = cli::run(cli).await;
+    switchboard::runtime::telemetry::shutdown().await;
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The whole cause chain: the last line usually says what to do.
