@@ -37,4 +37,5 @@ mod retention;
 mod security;
 mod shutdown;
 mod sla;
+mod traces;
 mod triage;
