@@ -241,3 +241,59 @@ async fn a_redelivered_message_republishes_its_outputs_in_the_original_trace() {
     assert_eq!(outputs(&third[0]), out);
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_passes_the_http_requests_traceparent_to_the_intake_message() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use switchboard::http::{self as gateway, Gateway, auth};
+    use tower::ServiceExt;
+
+    let h = Harness::new("trace-gateway").await;
+    let router = gateway::router(&h.app, Arc::new(Gateway::new(&h.app)));
+    let key = auth::create_key(&h.app.db, "test", None, None, None)
+        .await
+        .expect("create key")
+        .1;
+    // This process exports nothing (no OTLP pipeline in the test binary): the gateway passes a
+    // well-formed traceparent on as it came, drops a malformed one, and invents none.
+    for (id, traceparent) in [
+        ("gw-traced", Some(client_traceparent())),
+        ("gw-malformed", Some("00-not-a-trace-01".to_owned())),
+        ("gw-untraced", None),
+    ] {
+        let body = serde_json::json!({
+            "channel": "app",
+            "channel_message_id": id,
+            "received_at": chrono::Utc::now(),
+            "customer": {"customer_id": "C-7"},
+            "body": "付款页面一直报错",
+        });
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/v1/requests")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json");
+        if let Some(tp) = &traceparent {
+            request = request.header("traceparent", tp);
+        }
+        let response = router
+            .clone()
+            .oneshot(request.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{id}");
+    }
+    let published = h.drain_queue(&h.topo().queue("intake")).await;
+    let header_of = |id: &str| {
+        let m = published
+            .iter()
+            .find(|m| m.delivery.properties.message_id().as_ref().map(|s| s.as_str()) == Some(id))
+            .unwrap_or_else(|| panic!("{id} was published"));
+        common::header(m, "traceparent")
+    };
+    assert_eq!(header_of("gw-traced"), Some(client_traceparent()));
+    assert_eq!(header_of("gw-malformed"), None);
+    assert_eq!(header_of("gw-untraced"), None);
+    h.cleanup().await;
+}
