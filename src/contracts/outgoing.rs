@@ -78,7 +78,10 @@ mod tests {
         work.carry_trace("00-11111111111111111111111111111111-2222222222222222-01");
         assert_eq!(work.traceparent(), Some(TP));
         assert_eq!(work.headers.len(), 1);
-        assert!(work.body.get("traceparent").is_none(), "work bodies stay as their schema says");
+        assert!(
+            work.body.get("traceparent").is_none(),
+            "work bodies stay as their schema says"
+        );
 
         let mut event = message(Exchange::Events);
         event.carry_trace(TP);

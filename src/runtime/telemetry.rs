@@ -47,9 +47,9 @@ fn setup(default: &str, service: &str) {
     // The exporter sees the service's own spans at info and above, whatever `RUST_LOG` says
     // for the log lines (and never the HTTP client's spans, which would export themselves).
     let otel = tracer.map(|t| {
-        tracing_opentelemetry::layer().with_tracer(t).with_filter(
-            tracing_subscriber::filter::Targets::new().with_target("switchboard", tracing::Level::INFO),
-        )
+        tracing_opentelemetry::layer()
+            .with_tracer(t)
+            .with_filter(tracing_subscriber::filter::Targets::new().with_target("switchboard", tracing::Level::INFO))
     });
     let installed = tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
@@ -58,7 +58,11 @@ fn setup(default: &str, service: &str) {
         .is_ok();
     if installed && PROVIDER.get().is_some() {
         crate::runtime::trace::set_exporting();
-        tracing::info!(endpoint = endpoint.as_deref().unwrap_or(""), service, "exporting spans over OTLP");
+        tracing::info!(
+            endpoint = endpoint.as_deref().unwrap_or(""),
+            service,
+            "exporting spans over OTLP"
+        );
     }
     if let Some(e) = problem {
         tracing::warn!(error = %e, "span export disabled");
@@ -70,9 +74,8 @@ fn setup(default: &str, service: &str) {
 fn tracer(endpoint: &str, service: &str) -> Result<opentelemetry_sdk::trace::SdkTracer, String> {
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-        format!("{OTLP_ENDPOINT_VAR} is set but the process has no async runtime to post spans from")
-    })?;
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| format!("{OTLP_ENDPOINT_VAR} is set but the process has no async runtime to post spans from"))?;
     let base = endpoint.trim().trim_end_matches('/');
     let url = if base.ends_with("/v1/traces") {
         base.to_owned()
@@ -139,7 +142,8 @@ pub async fn shutdown() {
         return;
     };
     // The provider blocks while its exporter posts on this runtime: wait off its workers.
-    let done = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(std::time::Duration::from_secs(5))).await;
+    let done =
+        tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(std::time::Duration::from_secs(5))).await;
     if let Ok(Err(e)) = done {
         tracing::warn!(error = %e, "the last spans may not have been exported");
     }

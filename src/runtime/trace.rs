@@ -168,6 +168,9 @@ mod tests {
         let work = start(Kind::Consume, StageName::Classify.as_str(), "m-1", Some(TP));
         assert_eq!(work.traceparent.as_deref(), Some(TP));
         assert!(work.span.is_none());
-        assert_eq!(start(Kind::Consume, StageName::Intake.as_str(), "m-2", None).traceparent, None);
+        assert_eq!(
+            start(Kind::Consume, StageName::Intake.as_str(), "m-2", None).traceparent,
+            None
+        );
     }
 }

@@ -133,7 +133,9 @@ async fn one_requests_spans_across_four_stage_processes_share_its_trace() {
     .expect("publish");
 
     h.wait_for("the ticket routed", Duration::from_secs(60), || async {
-        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')").await == 1
+        h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned','queued')")
+            .await
+            == 1
     })
     .await;
 
@@ -185,7 +187,10 @@ async fn one_requests_spans_across_four_stage_processes_share_its_trace() {
 
     // Every event carries the trace: as a header and as the CloudEvents extension attribute.
     let published = h.drain_queue(&events).await;
-    assert!(published.len() >= 4, "received, classified, prioritized, assigned/queued");
+    assert!(
+        published.len() >= 4,
+        "received, classified, prioritized, assigned/queued"
+    );
     for m in &published {
         let body: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
         let attribute = body["traceparent"].as_str().unwrap_or_default();
@@ -223,7 +228,11 @@ async fn a_redelivered_message_republishes_its_outputs_in_the_original_trace() {
     let first = run_once(&h, &intake, std::slice::from_ref(&msg)).await;
     assert!(matches!(first[0], Outcome::Done(_)), "{first:?}");
     let out = outputs(&first[0]);
-    assert_eq!(out.len(), 2, "the received event and the classify work message: {out:?}");
+    assert_eq!(
+        out.len(),
+        2,
+        "the received event and the classify work message: {out:?}"
+    );
     for o in &out {
         assert_eq!(o.traceparent(), Some(client_traceparent().as_str()), "{o:?}");
     }
