@@ -111,9 +111,7 @@ pub fn start(kind: Kind, stage: &str, message_id: &str, incoming: Option<&str>) 
     );
     // An explicit empty parent makes a message without a trace the root of a new one, whatever
     // span happens to be current.
-    let parent = incoming
-        .and_then(remote_context)
-        .unwrap_or_else(opentelemetry::Context::new);
+    let parent = incoming.and_then(remote_context).unwrap_or_default();
     let _ = span.set_parent(parent);
     let traceparent = traceparent_of(&span);
     Work { span, traceparent }
