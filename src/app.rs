@@ -217,7 +217,7 @@ pub struct WorkerArgs {
 pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
     use clap::Parser;
     let args = WorkerArgs::parse();
-    crate::runtime::telemetry::init();
+    crate::runtime::telemetry::init_service(&format!("switchboard-{stage}"));
     let settings = Settings::load(args.config.as_deref())?;
     let shutdown = shutdown_on_signals();
     let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
@@ -238,7 +238,9 @@ pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
         policy = app.policy.version(),
         "worker starting"
     );
-    app.run(&[stage], args.concurrency, shutdown).await?;
+    let result = app.run(&[stage], args.concurrency, shutdown).await;
+    crate::runtime::telemetry::shutdown().await;
+    result?;
     tracing::info!(?stage, "worker stopped cleanly");
     Ok(())
 }
@@ -261,13 +263,15 @@ pub struct GatewayArgs {
 pub async fn gateway_main() -> anyhow::Result<()> {
     use clap::Parser;
     let args = GatewayArgs::parse();
-    crate::runtime::telemetry::init();
+    crate::runtime::telemetry::init_service("switchboard-gateway");
     let settings = crate::config::Settings::load(args.config.as_deref())?;
     if let Err(e) = crate::runtime::telemetry::install_metrics(settings.metrics_addr.as_deref()) {
         tracing::warn!(error = %e, "metrics endpoint disabled");
     }
     let listen = args.listen.unwrap_or_else(|| settings.gateway_listen.clone());
     let app = App::start(settings).await?;
-    crate::http::run(&app, &listen, shutdown_on_signals()).await?;
+    let served = crate::http::run(&app, &listen, shutdown_on_signals()).await;
+    crate::runtime::telemetry::shutdown().await;
+    served?;
     Ok(())
 }

@@ -18,7 +18,9 @@ async fn main() -> std::process::ExitCode {
         }
     };
     switchboard::runtime::telemetry::init_with_default(cli.default_log_filter());
-    match cli::run(cli).await {
+    let result = cli::run(cli).await;
+    switchboard::runtime::telemetry::shutdown().await;
+    match result {
         Ok(()) => exit::exit_code(exit::OK),
         Err(e) => {
             // The whole cause chain: the last line usually says what to do.

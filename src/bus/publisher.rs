@@ -149,16 +149,36 @@ impl Publisher {
     /// Publishes one intake request (JSON) and waits for the broker's confirm. `Ok` means the
     /// broker holds it durably on the intake queue.
     pub async fn publish(&self, channel: &str, message_id: &str, payload: &[u8]) -> Result<(), PublishError> {
+        self.publish_traced(channel, message_id, payload, None).await
+    }
+
+    /// [`Publisher::publish`], the message carrying `traceparent` (W3C Trace Context) as its
+    /// header, so the intake stage continues the request's trace.
+    pub async fn publish_traced(
+        &self,
+        channel: &str,
+        message_id: &str,
+        payload: &[u8],
+        traceparent: Option<&str>,
+    ) -> Result<(), PublishError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let ch = self.channel(i).await?;
         let exchange = self.topo.exchange(Exchange::Intake);
         let routing_key = format!("intake.{channel}");
-        let props = BasicProperties::default()
+        let mut props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_message_id(message_id.into())
             .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
             .with_app_id("switchboard-gateway".into());
+        if let Some(tp) = traceparent {
+            let mut headers = lapin::types::FieldTable::default();
+            headers.insert(
+                crate::contracts::outgoing::TRACEPARENT.into(),
+                lapin::types::AMQPValue::LongString(tp.into()),
+            );
+            props = props.with_headers(headers);
+        }
         let publish = async {
             // Mandatory: a request no queue would take is not accepted.
             bus::send(&ch, &exchange, &routing_key, true, payload, props, message_id)

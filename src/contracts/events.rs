@@ -213,6 +213,14 @@ pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition) -> Outgoing {
     }
 }
 
+/// The CloudEvents Distributed Tracing extension: `traceparent`, the W3C Trace Context of the
+/// work that made the event (set through `Outgoing::carry_trace`).
+pub fn set_traceparent(event: &mut Value, traceparent: &str) {
+    if let Some(attributes) = event.as_object_mut() {
+        attributes.insert("traceparent".into(), traceparent.into());
+    }
+}
+
 /// `ticket.anonymised`: retention removed (or, `purged`, deleted) the ticket's personal data.
 /// Consumers that keep copies of earlier events erase theirs. The id is
 /// `<ticket number>.anonymised`, so a redelivery is recognised.

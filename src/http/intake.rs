@@ -11,6 +11,7 @@ use super::auth::{ApiKey, presented_key};
 use super::error::GatewayError;
 use super::reference;
 use crate::channels::table::{Format, NATIVE, Native};
+use crate::contracts::StageName;
 use crate::contracts::intake::{IntakeRequest, MAX_MESSAGE_BYTES};
 use crate::core::privacy::{mask_email, mask_phone};
 use axum::body::Bytes;
@@ -23,6 +24,7 @@ use axum::{Extension, Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 type Shared = Arc<Gateway>;
 
@@ -157,6 +159,12 @@ async fn body(req: Request, limit: usize) -> Result<Bytes, GatewayError> {
 /// turns it into a request; then the shared validation, publish and answer.
 async fn submit(gw: &Gateway, key: &ApiKey, native: &'static Native, req: Request) -> Response {
     let started = Instant::now();
+    // The client's trace, if it sends one: the request's spans and messages continue it.
+    let incoming = req
+        .headers()
+        .get(crate::contracts::outgoing::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let result = async {
         let principal = key.principal();
         if let Some(channel) = native.channel {
@@ -185,7 +193,7 @@ async fn submit(gw: &Gateway, key: &ApiKey, native: &'static Native, req: Reques
         Ok(request)
     }
     .await;
-    finish(gw, key, result, started).await
+    finish(gw, key, result, started, incoming.as_deref()).await
 }
 
 /// Validates against the policy, publishes with confirm and answers 202, or refuses.
@@ -194,8 +202,9 @@ async fn finish(
     key: &ApiKey,
     normalized: Result<IntakeRequest, GatewayError>,
     started: Instant,
+    traceparent: Option<&str>,
 ) -> Response {
-    match accept(gw, normalized).await {
+    match accept(gw, normalized, traceparent).await {
         Ok(accepted) => {
             let elapsed = started.elapsed();
             metrics::counter!("switchboard_gateway_requests_total", "channel" => accepted.channel.clone(), "status" => "202")
@@ -216,7 +225,11 @@ async fn finish(
     }
 }
 
-async fn accept(gw: &Gateway, normalized: Result<IntakeRequest, GatewayError>) -> Result<Accepted, GatewayError> {
+async fn accept(
+    gw: &Gateway,
+    normalized: Result<IntakeRequest, GatewayError>,
+    traceparent: Option<&str>,
+) -> Result<Accepted, GatewayError> {
     let request = normalized?;
     request.validate(&gw.channels)?;
     request.validate_record(&gw.record)?;
@@ -236,8 +249,20 @@ async fn accept(gw: &Gateway, normalized: Result<IntakeRequest, GatewayError>) -
         email = request.customer.email.as_deref().map(mask_email),
         "publishing"
     );
+    let work = crate::runtime::trace::start(
+        crate::runtime::trace::Kind::Publish,
+        StageName::Intake.as_str(),
+        &request.channel_message_id,
+        traceparent,
+    );
     gw.publisher
-        .publish(&request.channel, &request.channel_message_id, &payload)
+        .publish_traced(
+            &request.channel,
+            &request.channel_message_id,
+            &payload,
+            work.traceparent.as_deref(),
+        )
+        .instrument(work.span.clone())
         .await
         .map_err(|e| {
             tracing::warn!(reference = %reference, channel = %request.channel, error = %e, "not accepted: broker");

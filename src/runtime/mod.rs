@@ -10,5 +10,6 @@ pub mod runner;
 pub mod scheduler;
 pub mod services;
 pub mod telemetry;
+pub mod trace;
 
 pub use services::Services;

@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::contracts::Outgoing;
 use crate::runtime::backoff;
 use crate::runtime::ops::health::Health;
+use crate::runtime::trace;
 use crate::store::{Db, StoreError};
 use deadpool_postgres::Transaction;
 use futures::{FutureExt, StreamExt};
@@ -34,11 +35,26 @@ pub struct Inbound {
     pub redelivered: bool,
     pub properties: BasicProperties,
     pub data: Vec<u8>,
+    /// The trace context of this message's handling (`runtime::trace`): the span the runner
+    /// opened for it when exporting, else the message's own `traceparent` header. Everything
+    /// published for the message carries it ([`Inbound::stamp`]).
+    pub traceparent: Option<String>,
 }
 
 impl Inbound {
     pub fn message_id(&self) -> Option<&str> {
         self.properties.message_id().as_ref().map(|s| s.as_str())
+    }
+
+    /// Marks `outputs` as published for this message: each carries the message's trace context
+    /// unless it has one already. Stages call it before recording outputs in the ledger, so a
+    /// redelivery re-publishes them in the same trace.
+    pub fn stamp(&self, outputs: &mut [Outgoing]) {
+        if let Some(tp) = &self.traceparent {
+            for o in outputs {
+                o.carry_trace(tp);
+            }
+        }
     }
 }
 
@@ -272,12 +288,25 @@ async fn consume<S: Stage>(
                 Ok(None) | Err(_) => break,
             }
         }
+        // One span per message, in its own trace (held until the message is settled); its
+        // context is what the message's outputs carry.
+        let messages: Vec<trace::Work> = batch
+            .iter_mut()
+            .map(|m| {
+                let id = m.message_id().unwrap_or("-").to_owned();
+                let work = trace::start(trace::Kind::Consume, stage.name(), &id, m.traceparent.as_deref());
+                m.traceparent = work.traceparent.clone();
+                work
+            })
+            .collect();
         // Instrumented, not entered: an entered span held across awaits leaks into whatever
         // else runs on the thread.
         let span = info_span!("batch", stage = stage.name(), size = batch.len());
+        trace::link_batch(&span, &messages);
         handle_batch(stage, topo, db, (ch, pub_ch), batch, stop)
             .instrument(span)
             .await?;
+        drop(messages);
     }
 }
 
@@ -287,6 +316,7 @@ fn to_inbound(d: lapin::message::Delivery) -> Inbound {
         exchange: d.exchange.as_str().to_owned(),
         routing_key: d.routing_key.as_str().to_owned(),
         redelivered: d.redelivered,
+        traceparent: trace::from_amqp(&d.properties),
         properties: d.properties,
         data: d.data,
     }

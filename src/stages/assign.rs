@@ -312,7 +312,17 @@ impl Stage for Assign {
                 ));
             }
             crate::store::timers::set(tx, &sla_timers).await?;
-            commit_decisions(tx, self.name(), settled, decisions, extra, extra_owner, &work.copies).await
+            commit_decisions(
+                tx,
+                batch,
+                self.name(),
+                settled,
+                decisions,
+                extra,
+                extra_owner,
+                &work.copies,
+            )
+            .await
         }
     }
 }

@@ -49,7 +49,17 @@ impl Stage for Classify {
                 let d = Decision::new(&t, after, why, policy, "classified", StageName::Classify.next());
                 decisions.push((i, msg.message_id(), d));
             }
-            commit_decisions(tx, self.name(), work.settled, decisions, Vec::new(), None, &work.copies).await
+            commit_decisions(
+                tx,
+                batch,
+                self.name(),
+                work.settled,
+                decisions,
+                Vec::new(),
+                None,
+                &work.copies,
+            )
+            .await
         }
     }
 }

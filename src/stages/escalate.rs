@@ -59,7 +59,14 @@ impl Stage for Escalate {
                 continue;
             };
             let span = tracing::info_span!("message", stage = StageName::Escalate.as_str(), ticket = %ticket.number, message_id = %key, purpose = %msg.purpose);
-            let applied = once(tx, self.name(), &key, || self.fire(tx, &ticket, &msg).instrument(span)).await?;
+            let applied = once(tx, self.name(), &key, || async {
+                let mut fired = self.fire(tx, &ticket, &msg).instrument(span).await;
+                if let Ok(Ok(outputs)) = &mut fired {
+                    m.stamp(outputs);
+                }
+                fired
+            })
+            .await?;
             settled[i] = Some(match applied {
                 Applied::Done(outputs) => Outcome::Done(outputs),
                 Applied::Duplicate(outputs) => Outcome::Duplicate(outputs),

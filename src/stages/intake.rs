@@ -499,6 +499,7 @@ impl Stage for Intake {
                     outputs.push(customer_wrote(&number, r));
                     metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "threaded").increment(1);
                 }
+                batch[*i].stamp(&mut outputs);
                 records.push((dedup_key(r), outputs.clone()));
                 settled[*i] = Some(Outcome::Done(outputs));
             }

@@ -117,7 +117,10 @@ impl Stage for Lifecycle {
                     .instrument(span)
                     .await
                 {
-                    Ok((_, outputs)) => Ok(Ok(outputs)),
+                    Ok((_, mut outputs)) => {
+                        m.stamp(&mut outputs);
+                        Ok(Ok(outputs))
+                    }
                     Err(ActionError::Store(e)) => Err(e),
                     Err(refusal) => Ok(Err(refusal)),
                 }

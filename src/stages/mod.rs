@@ -287,12 +287,14 @@ pub async fn settle_work(
 }
 
 /// Writes decisions (tickets, transitions, processed records) and returns the final outcome of
-/// every message in the batch. `extra` are decisions no message asked for (queued tickets that
+/// every message in the batch (`batch`, whose messages' trace contexts the outputs carry). `extra` are decisions no message asked for (queued tickets that
 /// got an agent); their outputs are recorded with `extra_owner` (a message without a decision of
 /// its own, such as a drain request) or else with the first decision's message, so a redelivery
 /// re-publishes them too.
+#[allow(clippy::too_many_arguments)]
 pub async fn commit_decisions(
     tx: &Transaction<'_>,
+    batch: &[Inbound],
     stage: &str,
     mut settled: Vec<Option<Outcome>>,
     decisions: Vec<(usize, String, Decision)>,
@@ -323,7 +325,8 @@ pub async fn commit_decisions(
     let mut records = Vec::with_capacity(decisions.len() + 1);
     let mut extra_pending = Some(extra_out);
     if let Some((i, key)) = extra_owner {
-        let out = extra_pending.take().unwrap_or_default();
+        let mut out = extra_pending.take().unwrap_or_default();
+        batch[i].stamp(&mut out);
         records.push((key, out.clone()));
         settled[i] = Some(Outcome::Done(out));
     }
@@ -332,6 +335,7 @@ pub async fn commit_decisions(
         if let Some(more) = extra_pending.take() {
             out.extend(more);
         }
+        batch[*i].stamp(&mut out);
         records.push((key.clone(), out.clone()));
         settled[*i] = Some(Outcome::Done(out));
     }

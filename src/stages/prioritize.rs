@@ -82,7 +82,17 @@ impl Stage for Prioritize {
                 let d = Decision::new(&t, after, why, policy, "prioritized", StageName::Prioritize.next());
                 decisions.push((i, msg.message_id(), d));
             }
-            commit_decisions(tx, self.name(), settled, decisions, Vec::new(), None, &work.copies).await
+            commit_decisions(
+                tx,
+                batch,
+                self.name(),
+                settled,
+                decisions,
+                Vec::new(),
+                None,
+                &work.copies,
+            )
+            .await
         }
     }
 }

@@ -372,6 +372,7 @@ pub fn inbound(routing_key: &str, message_id: &str, data: Vec<u8>) -> Inbound {
         redelivered: false,
         properties: lapin::BasicProperties::default().with_message_id(message_id.into()),
         data,
+        traceparent: None,
     }
 }
 

@@ -38,4 +38,5 @@ mod retention;
 mod security;
 mod shutdown;
 mod sla;
+mod traces;
 mod triage;
