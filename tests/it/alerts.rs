@@ -1,4 +1,5 @@
-//! `deploy/prometheus/alerts.yml`: promtool accepts it (`promtool check rules`), its unit tests
+//! `deploy/prometheus/alerts.yml`: promtool accepts it (`promtool check rules`, and `check config`
+//! of the compose file's `prometheus.yml`, which loads it), its unit tests
 //! pass (`promtool test rules deploy/prometheus/alerts.test.yml`), every alert has a unit test
 //! that makes it fire, and every metric a rule reads is one the Metrics table of
 //! docs/OPERATIONS.md documents. promtool is Debian's `prometheus` package (`.ci/run` installs
@@ -62,6 +63,9 @@ fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
     let (ok, out) = promtool(&bin, &["check", "rules", "alerts.yml"]);
     assert!(ok, "promtool check rules deploy/prometheus/alerts.yml:\n{out}");
     assert!(out.contains(&format!("{} rules found", rules().len())), "{out}");
+    // The compose file's Prometheus configuration loads them (a relative rule file path).
+    let (ok, out) = promtool(&bin, &["check", "config", "prometheus.yml"]);
+    assert!(ok, "promtool check config deploy/prometheus/prometheus.yml:\n{out}");
     let (ok, out) = promtool(&bin, &["test", "rules", "alerts.test.yml"]);
     assert!(ok, "promtool test rules deploy/prometheus/alerts.test.yml:\n{out}");
 }
