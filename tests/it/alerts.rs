@@ -126,7 +126,9 @@ fn every_alert_has_a_unit_test_that_fires_it() {
         "switchboard_ready",
     ] {
         assert!(
-            rules().iter().any(|r| r["expr"].as_str().is_some_and(|e| e.contains(wanted))),
+            rules()
+                .iter()
+                .any(|r| r["expr"].as_str().is_some_and(|e| e.contains(wanted))),
             "no alert reads {wanted}"
         );
     }

@@ -138,7 +138,10 @@ fn health_checks_ask_the_process_itself_without_a_shell() {
             .collect();
         assert_eq!(&test[..3], ["CMD", "switchboard", "healthcheck"], "{name} ({command})");
         if command == "switchboard-gateway" {
-            assert!(test.contains(&"--ready"), "the gateway is healthy when it can take requests");
+            assert!(
+                test.contains(&"--ready"),
+                "the gateway is healthy when it can take requests"
+            );
         }
     }
 }
@@ -169,23 +172,42 @@ fn prometheus_and_grafana_are_provisioned_with_the_shipped_rules_and_dashboard()
         ("./docs/grafana-dashboard.json", &grafana),
         ("./deploy/grafana/provisioning", &grafana),
     ] {
-        assert!(mounted.iter().any(|(host, _)| host == wanted), "{wanted} is not mounted");
+        assert!(
+            mounted.iter().any(|(host, _)| host == wanted),
+            "{wanted} is not mounted"
+        );
     }
     // Every bind-mounted path exists in the repository.
     for (host, _) in prometheus.iter().chain(&grafana).filter(|(h, _)| h.starts_with("./")) {
-        assert!(manifest_dir().join(host).exists(), "{host} is mounted but does not exist");
+        assert!(
+            manifest_dir().join(host).exists(),
+            "{host} is mounted but does not exist"
+        );
     }
     // Prometheus scrapes every service that runs a Switchboard binary, on its metrics port.
     let config = std::fs::read_to_string(manifest_dir().join("deploy/prometheus/prometheus.yml")).unwrap();
     let config: Value = serde_yaml::from_str(&config).expect("prometheus.yml is YAML");
     let sd = &config["scrape_configs"][0]["dns_sd_configs"][0];
-    let names: Vec<&str> = sd["names"].as_array().expect("names").iter().filter_map(Value::as_str).collect();
+    let names: Vec<&str> = sd["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     for (name, svc) in services {
-        if svc["command"][0].as_str().is_some_and(|c| c.starts_with("switchboard-")) {
+        if svc["command"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with("switchboard-"))
+        {
             assert!(names.contains(&name.as_str()), "Prometheus does not scrape `{name}`");
-            let addr = svc["environment"]["SWITCHBOARD_METRICS_ADDR"].as_str().unwrap_or_default();
+            let addr = svc["environment"]["SWITCHBOARD_METRICS_ADDR"]
+                .as_str()
+                .unwrap_or_default();
             assert!(addr.ends_with(&format!(":{}", sd["port"])), "{name}: metrics on {addr}");
         }
     }
-    assert!(config["rule_files"][0] == "alerts.yml", "Prometheus loads the alert rules");
+    assert!(
+        config["rule_files"][0] == "alerts.yml",
+        "Prometheus loads the alert rules"
+    );
 }

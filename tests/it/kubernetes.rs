@@ -18,7 +18,9 @@ fn base() -> std::path::PathBuf {
 fn manifests() -> Vec<(String, Value)> {
     let text = std::fs::read_to_string(base().join("kustomization.yaml")).expect("read kustomization.yaml");
     let kustomization: Value = serde_yaml::from_str(&text).expect("kustomization.yaml is YAML");
-    let resources = kustomization["resources"].as_array().expect("kustomization lists resources");
+    let resources = kustomization["resources"]
+        .as_array()
+        .expect("kustomization lists resources");
     assert!(!resources.is_empty());
     let mut out = Vec::new();
     for r in resources {
@@ -51,7 +53,10 @@ fn schema_for(api_version: &str, kind: &str) -> Option<Value> {
 }
 
 fn errors(doc: &Value) -> Vec<String> {
-    let (api, kind) = (doc["apiVersion"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""));
+    let (api, kind) = (
+        doc["apiVersion"].as_str().unwrap_or(""),
+        doc["kind"].as_str().unwrap_or(""),
+    );
     let Some(schema) = schema_for(api, kind) else {
         return vec![format!(
             "no vendored schema for {api} {kind}: add it to tests/fixtures/kubernetes/vendor.py"
@@ -73,7 +78,11 @@ fn every_manifest_matches_its_kubernetes_or_keda_schema() {
             broken.push(format!("{file} {} {}: {e}", doc["kind"], doc["metadata"]["name"]));
         }
     }
-    assert!(broken.is_empty(), "manifests break their schemas:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "manifests break their schemas:\n{}",
+        broken.join("\n")
+    );
     assert!(docs.len() >= 30, "{} documents", docs.len());
 }
 
@@ -127,7 +136,11 @@ fn every_stage_and_the_gateway_has_a_probed_sized_and_guarded_deployment() {
             .get(&name)
             .unwrap_or_else(|| panic!("no Deployment {name} in deploy/kubernetes/base"));
         let labels = &d["spec"]["template"]["metadata"]["labels"];
-        assert_eq!(labels["app.kubernetes.io/component"], component.as_str(), "{name}: pod label");
+        assert_eq!(
+            labels["app.kubernetes.io/component"],
+            component.as_str(),
+            "{name}: pod label"
+        );
         assert_eq!(
             d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
             component.as_str(),
@@ -145,18 +158,32 @@ fn every_stage_and_the_gateway_has_a_probed_sized_and_guarded_deployment() {
             .iter()
             .filter_map(|e| e["name"].as_str())
             .collect();
-        for var in ["SWITCHBOARD_AMQP_URL", "SWITCHBOARD_DATABASE_URL", "SWITCHBOARD_METRICS_ADDR"] {
+        for var in [
+            "SWITCHBOARD_AMQP_URL",
+            "SWITCHBOARD_DATABASE_URL",
+            "SWITCHBOARD_METRICS_ADDR",
+        ] {
             assert!(env.contains(&var), "{name}: {var}");
         }
         // Liveness on the metrics port: the one served from process start.
         let ports = c["ports"].as_array().expect("ports");
         let metrics = ports.iter().find(|p| p["name"] == "metrics").expect("a metrics port");
         assert_eq!(metrics["containerPort"], 9100, "{name}");
-        assert_eq!(c["livenessProbe"]["httpGet"]["port"], "metrics", "{name}: liveness port");
+        assert_eq!(
+            c["livenessProbe"]["httpGet"]["port"], "metrics",
+            "{name}: liveness port"
+        );
         let requests = &c["resources"]["requests"];
-        let memory = mebibytes(requests["memory"].as_str().unwrap_or_else(|| panic!("{name}: memory request")));
+        let memory = mebibytes(
+            requests["memory"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: memory request")),
+        );
         let limit = mebibytes(c["resources"]["limits"]["memory"].as_str().expect("memory limit"));
-        assert!(memory >= 32 && memory <= limit, "{name}: memory request {memory} Mi, limit {limit} Mi");
+        assert!(
+            memory >= 32 && memory <= limit,
+            "{name}: memory request {memory} Mi, limit {limit} Mi"
+        );
         assert!(requests["cpu"].is_string(), "{name}: cpu request");
 
         let pdb = budgets
@@ -195,10 +222,18 @@ fn every_queue_consumer_scales_on_its_queue_and_the_gateway_on_cpu() {
             "{name}"
         );
         assert_eq!(trigger["metadata"]["mode"], "QueueLength", "{name}");
-        let value: u64 = trigger["metadata"]["value"].as_str().and_then(|v| v.parse().ok()).expect("value");
+        let value: u64 = trigger["metadata"]["value"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .expect("value");
         assert!(value > 0, "{name}");
-        let by = trigger["authenticationRef"]["name"].as_str().expect("authenticationRef");
-        assert!(auth.contains_key(by), "{name}: TriggerAuthentication {by} is not deployed");
+        let by = trigger["authenticationRef"]["name"]
+            .as_str()
+            .expect("authenticationRef");
+        assert!(
+            auth.contains_key(by),
+            "{name}: TriggerAuthentication {by} is not deployed"
+        );
         let (min, max) = (
             s["spec"]["minReplicaCount"].as_u64().expect("min"),
             s["spec"]["maxReplicaCount"].as_u64().expect("max"),
