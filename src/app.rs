@@ -220,17 +220,16 @@ pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
     crate::runtime::telemetry::init_service(&format!("switchboard-{stage}"));
     let settings = Settings::load(args.config.as_deref())?;
     let shutdown = shutdown_on_signals();
+    // The endpoints first, so liveness answers while the worker waits for Postgres.
+    let ops = crate::runtime::ops::serve_early(&settings, CancellationToken::new()).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "metrics endpoint disabled");
+        None
+    });
     let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
         return Ok(());
     };
-    if let Err(e) = crate::runtime::ops::start(
-        &app.settings,
-        &app.topo,
-        &app.db,
-        &app.health,
-        tokio_util::sync::CancellationToken::new(),
-    ) {
-        tracing::warn!(error = %e, "metrics endpoint disabled");
+    if let Some(ops) = &ops {
+        ops.started(&app.settings, &app.topo, &app.db, &app.health);
     }
     tracing::info!(
         ?stage,
@@ -269,8 +268,14 @@ pub async fn gateway_main() -> anyhow::Result<()> {
         tracing::warn!(error = %e, "metrics endpoint disabled");
     }
     let listen = args.listen.unwrap_or_else(|| settings.gateway_listen.clone());
-    let app = App::start(settings).await?;
-    let served = crate::http::run(&app, &listen, shutdown_on_signals()).await;
+    let shutdown = shutdown_on_signals();
+    // Waits for Postgres like a worker (its metrics port answers /healthz meanwhile) rather than
+    // exiting into a restart loop.
+    let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
+        crate::runtime::telemetry::shutdown().await;
+        return Ok(());
+    };
+    let served = crate::http::run(&app, &listen, shutdown).await;
     crate::runtime::telemetry::shutdown().await;
     served?;
     Ok(())

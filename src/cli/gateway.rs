@@ -230,11 +230,14 @@ pub async fn users(settings: Settings, command: UsersCommand) -> Result<()> {
 
 pub async fn serve(settings: Settings, args: GatewayArgs) -> Result<()> {
     let listen = args.listen.unwrap_or_else(|| settings.gateway_listen.clone());
-    let app = App::start(settings).await?;
-    if let Err(e) = switchboard::runtime::telemetry::install_metrics(app.settings.metrics_addr.as_deref()) {
+    if let Err(e) = switchboard::runtime::telemetry::install_metrics(settings.metrics_addr.as_deref()) {
         tracing::warn!(error = %e, "metrics endpoint disabled");
     }
-    gateway::run(&app, &listen, shutdown_on_signals()).await?;
+    let shutdown = shutdown_on_signals();
+    let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
+        return Ok(());
+    };
+    gateway::run(&app, &listen, shutdown).await?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod dead;
 mod events;
 pub mod exit;
 mod gateway;
+mod healthcheck;
 pub mod output;
 mod report;
 mod retention;
@@ -63,6 +64,10 @@ enum Command {
         #[arg(long, short = 'c', default_value_t = 2)]
         concurrency: usize,
     },
+    /// Ask this container's own process on its metrics address: `/healthz` (alive), or `/readyz`
+    /// with `--ready`; exit 0 when it answers 200, else 1 with what it said (container health
+    /// checks; no shell or curl needed).
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Quick start: run the whole pipeline on built-in sample traffic from all four channels,
     /// with a live progress line and a closing summary (runs `switchboard-tools demo`).
     #[command(disable_help_flag = true)]
@@ -200,17 +205,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Run { stages, concurrency } => {
             let shutdown = shutdown_on_signals();
+            // The endpoints first, so liveness answers while it waits for Postgres.
+            let ops = switchboard::runtime::ops::serve_early(&settings, tokio_util::sync::CancellationToken::new())
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "metrics endpoint disabled");
+                    None
+                });
             let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
                 return Ok(());
             };
-            if let Err(e) = switchboard::runtime::ops::start(
-                &app.settings,
-                &app.topo,
-                &app.db,
-                &app.health,
-                tokio_util::sync::CancellationToken::new(),
-            ) {
-                tracing::warn!(error = %e, "metrics endpoint disabled");
+            if let Some(ops) = &ops {
+                ops.started(&app.settings, &app.topo, &app.db, &app.health);
             }
             let stages = if stages.is_empty() {
                 StageName::ALL.to_vec()
@@ -221,6 +226,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             app.run(&stages, concurrency, shutdown).await?;
             tracing::info!("stopped cleanly");
         }
+        Command::Healthcheck(args) => healthcheck::run(&settings, args).await?,
         Command::Demo(args) => tools::run("demo", cli.config.as_deref(), args)?,
         Command::Eval(args) => triage::eval(&settings, args)?,
         Command::Train(args) => triage::train(settings, args).await?,

@@ -378,6 +378,8 @@ async fn readyz(State(gw): State<Shared>) -> Response {
         Err(e) => e.clone(),
     };
     let body = serde_json::json!({"broker": describe(&broker), "database": describe(&database)});
+    // The gateway's metrics port has no readiness of its own: this answer is its readiness.
+    metrics::gauge!("switchboard_ready").set(if status == StatusCode::OK { 1.0 } else { 0.0 });
     *last = Some((Instant::now(), status == StatusCode::OK, body.clone()));
     (status, Json(body)).into_response()
 }

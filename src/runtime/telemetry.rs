@@ -150,15 +150,11 @@ pub async fn shutdown() {
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `addr`, when configured, with no readiness
-/// checks of its own (`/readyz` answers 200). A running `App` uses [`crate::runtime::ops::start`]
+/// checks of its own (`/readyz` answers 200). A worker uses [`crate::runtime::ops::serve_early`]
 /// instead, which adds its broker, consumer and Postgres checks and the gauge collector.
 pub fn install_metrics(addr: Option<&str>) -> Result<(), String> {
     let Some(addr) = addr else { return Ok(()) };
-    let state = crate::runtime::ops::OpsState {
-        handle: crate::runtime::ops::recorder().map_err(|e| e.to_string())?,
-        health: None,
-        db: None,
-    };
+    let state = crate::runtime::ops::OpsState::unchecked(crate::runtime::ops::recorder().map_err(|e| e.to_string())?);
     crate::runtime::ops::serve(addr, state, tokio_util::sync::CancellationToken::new()).map_err(|e| e.to_string())?;
     Ok(())
 }

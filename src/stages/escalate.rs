@@ -186,7 +186,10 @@ impl Escalate {
                     format!("SLA target {} missed (due {})", target.as_str(), due.to_rfc3339()),
                     json!({ "target": target, "due": due, "late_by_seconds": (now - due).num_seconds(), "sla_rule": rule.map(|r| &r.name) }),
                 );
-                metrics::counter!("switchboard_sla_breaches_total", "target" => target.as_str()).increment(1);
+                // By team too (`none` before routing, as the open-tickets gauge): the breaches alert is per team.
+                let team = t.team.clone().unwrap_or_else(|| "none".to_owned());
+                metrics::counter!("switchboard_sla_breaches_total", "target" => target.as_str(), "team" => team)
+                    .increment(1);
                 sla::record_breach(
                     tx,
                     t.id,

@@ -121,3 +121,93 @@ fn every_worker_binary_has_a_service() {
         assert!(commands.contains(&bin.as_str()), "binary {bin} has no service");
     }
 }
+
+#[test]
+fn health_checks_ask_the_process_itself_without_a_shell() {
+    // `switchboard healthcheck` (src/cli/healthcheck.rs), not bash: the image needs no shell.
+    let doc = compose();
+    for (name, svc) in doc["services"].as_object().expect("services") {
+        let Some(command) = svc["command"][0].as_str().filter(|c| c.starts_with("switchboard-")) else {
+            continue;
+        };
+        let test: Vec<&str> = svc["healthcheck"]["test"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: healthcheck.test as a list"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(&test[..3], ["CMD", "switchboard", "healthcheck"], "{name} ({command})");
+        if command == "switchboard-gateway" {
+            assert!(
+                test.contains(&"--ready"),
+                "the gateway is healthy when it can take requests"
+            );
+        }
+    }
+}
+
+#[test]
+fn prometheus_and_grafana_are_provisioned_with_the_shipped_rules_and_dashboard() {
+    let doc = compose();
+    let services = doc["services"].as_object().expect("services");
+    let mounts = |svc: &str| -> Vec<(String, String)> {
+        services
+            .get(svc)
+            .unwrap_or_else(|| panic!("no `{svc}` service in docker-compose.yml"))["volumes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{svc}: volumes"))
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|v| {
+                let mut parts = v.split(':');
+                Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+            })
+            .collect()
+    };
+    let prometheus = mounts("prometheus");
+    let grafana = mounts("grafana");
+    for (wanted, mounted) in [
+        ("./deploy/prometheus/alerts.yml", &prometheus),
+        ("./deploy/prometheus/prometheus.yml", &prometheus),
+        ("./docs/grafana-dashboard.json", &grafana),
+        ("./deploy/grafana/provisioning", &grafana),
+    ] {
+        assert!(
+            mounted.iter().any(|(host, _)| host == wanted),
+            "{wanted} is not mounted"
+        );
+    }
+    // Every bind-mounted path exists in the repository.
+    for (host, _) in prometheus.iter().chain(&grafana).filter(|(h, _)| h.starts_with("./")) {
+        assert!(
+            manifest_dir().join(host).exists(),
+            "{host} is mounted but does not exist"
+        );
+    }
+    // Prometheus scrapes every service that runs a Switchboard binary, on its metrics port.
+    let config = std::fs::read_to_string(manifest_dir().join("deploy/prometheus/prometheus.yml")).unwrap();
+    let config: Value = serde_yaml::from_str(&config).expect("prometheus.yml is YAML");
+    let sd = &config["scrape_configs"][0]["dns_sd_configs"][0];
+    let names: Vec<&str> = sd["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for (name, svc) in services {
+        if svc["command"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with("switchboard-"))
+        {
+            assert!(names.contains(&name.as_str()), "Prometheus does not scrape `{name}`");
+            let addr = svc["environment"]["SWITCHBOARD_METRICS_ADDR"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(addr.ends_with(&format!(":{}", sd["port"])), "{name}: metrics on {addr}");
+        }
+    }
+    assert!(
+        config["rule_files"][0] == "alerts.yml",
+        "Prometheus loads the alert rules"
+    );
+}

@@ -10,6 +10,7 @@ mod backdate;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alerts;
 mod bad_day;
 mod bad_input;
 mod calendar;
@@ -25,6 +26,7 @@ mod effectively_once;
 mod events_log;
 mod gateway;
 mod groups;
+mod kubernetes;
 mod milestones;
 mod notify;
 mod ops_endpoints;
