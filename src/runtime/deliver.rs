@@ -94,13 +94,14 @@ impl Sender {
                         };
                     }
                 };
+                let trace = trace_header(payload);
                 let p = post::SignedPost {
                     url: &d.target,
                     msg_id: &d.msg_id,
                     secret: secret.as_deref(),
                     body: &body,
                     content_type: "application/json",
-                    extra_headers: &[],
+                    extra_headers: &trace,
                 };
                 post::post_signed(&self.http, &p, now).await
             }
@@ -202,6 +203,18 @@ pub fn settle_of(d: &Due, attempt: &Attempt, now: DateTime<Utc>, first_retry: ch
 
 /// The dead letter of a delivery given up: what it was and why, without the message itself
 /// (a customer's address is masked).
+/// The W3C `traceparent` header for a webhook whose body is an event that carries one (the
+/// CloudEvents distributed-tracing attribute), so the receiver's work joins the ticket's trace.
+/// A malformed value is not passed on.
+pub fn trace_header(payload: &Value) -> Vec<(&'static str, String)> {
+    payload
+        .get(crate::contracts::outgoing::TRACEPARENT)
+        .and_then(Value::as_str)
+        .and_then(crate::runtime::trace::valid)
+        .map(|t| vec![(crate::contracts::outgoing::TRACEPARENT, t)])
+        .unwrap_or_default()
+}
+
 pub fn dead_letter(d: &Due, error: &str, now: DateTime<Utc>) -> Outgoing {
     let target = if d.kind == notify::Kind::Customer.as_str() && d.transport == Transport::Email.as_str() {
         mask_email(&d.target)
@@ -373,6 +386,27 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_of_a_traced_event_carries_its_traceparent_and_nothing_malformed() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_header(&serde_json::json!({"type": "x", "traceparent": tp})),
+            vec![("traceparent", tp.to_owned())]
+        );
+        assert!(trace_header(&serde_json::json!({"type": "x"})).is_empty());
+        for bad in [
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf9\r\nX: y",
+        ] {
+            assert!(
+                trace_header(&serde_json::json!({"traceparent": bad})).is_empty(),
+                "{bad}"
+            );
+        }
+        assert!(trace_header(&serde_json::json!({"traceparent": 7})).is_empty());
+    }
 
     fn five() -> chrono::Duration {
         chrono::Duration::seconds(5)

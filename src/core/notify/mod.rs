@@ -946,7 +946,30 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
             }
         }
     }
+    carry_trace(e, &mut out.deliveries);
     out
+}
+
+/// The event's W3C `traceparent` (its CloudEvents tracing attribute) in every HTTP delivery's
+/// payload, which `deliver` sends as the `traceparent` header: a receiver's work joins the
+/// ticket's trace. Webhooks carry the event, and so the attribute, already. Only a value of the
+/// header's shape is copied; `deliver` checks it again before sending.
+fn carry_trace(e: &EventFacts, deliveries: &mut [Planned]) {
+    let Some(tp) = e
+        .body
+        .get("traceparent")
+        .and_then(Value::as_str)
+        .filter(|t| t.len() == 55 && t.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+    else {
+        return;
+    };
+    for d in deliveries.iter_mut() {
+        if matches!(d.transport, Transport::Webhook | Transport::Callback)
+            && let Some(obj) = d.payload.as_object_mut()
+        {
+            obj.entry("traceparent").or_insert_with(|| json!(tp));
+        }
+    }
 }
 
 /// `s` with every character but ASCII letters, digits, `-` and `_` replaced by `_`: safe in a

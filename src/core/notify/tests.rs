@@ -369,6 +369,38 @@ fn a_reply_goes_to_the_integrations_callback_and_an_empty_respond_sends_nothing(
 }
 
 #[test]
+fn a_traced_event_puts_its_traceparent_in_the_callback_but_not_in_a_mail() {
+    let p = policy();
+    let rules = p.notify_rules();
+    let chat = CustomerRoute {
+        channel: "chat".into(),
+        callback: Some(("key_1".into(), "https://chat.test/cb".into())),
+        thread_ref: Some("chat:s-9".into()),
+        ..Default::default()
+    };
+    let t = ticket("normal", "inquiry", "front_line", Some("a1"));
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = |tp: &str| {
+        let mut e = event(
+            "ticket.responded",
+            5,
+            office_hours(),
+            t.clone(),
+            json!({ "data": { "message": "已为您补发" } }),
+        );
+        e.body["traceparent"] = json!(tp);
+        e
+    };
+    let r = plan(&traced(tp), &inputs(&rules, &[], Some(&chat), &[]));
+    assert_eq!(r.deliveries[0].payload["traceparent"], tp);
+    let r = plan(&traced("not\r\na traceparent"), &inputs(&rules, &[], Some(&chat), &[]));
+    assert!(r.deliveries[0].payload.get("traceparent").is_none());
+    let mail = plan(&traced(tp), &inputs(&rules, &[], Some(&email_customer()), &[]));
+    assert!(!mail.deliveries.is_empty());
+    assert!(mail.deliveries.iter().all(|d| d.payload.get("traceparent").is_none()));
+}
+
+#[test]
 fn a_resolution_sends_the_result_and_a_survey_and_a_complaint_gets_a_follow_up() {
     let p = policy();
     let rules = p.notify_rules();
