@@ -30,6 +30,18 @@ fn seed() -> u64 {
     h.finish()
 }
 
+/// How long a connection must have lasted for its loss to start the backoff over. A broker that
+/// accepts the connection and then drops the consumer at once (a permission refused, a queue
+/// deleted) must meet a growing delay, not the first one again and again.
+pub const STABLE_SESSION: Duration = Duration::from_secs(30);
+
+/// After a session that lasted `lasted`: the backoff starts over only if it was stable.
+pub fn after_session(backoff: &mut Backoff, lasted: Duration) {
+    if lasted >= STABLE_SESSION {
+        backoff.reset();
+    }
+}
+
 /// Sleeps `delay`, or less when `stop` is cancelled first; `false` when it was.
 pub async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
@@ -51,6 +63,20 @@ mod tests {
                 .iter()
                 .all(|d| *d >= Duration::from_millis(100) && *d <= Duration::from_millis(200))
         );
+    }
+
+    #[test]
+    fn a_connection_dropped_at_once_keeps_the_delay_growing_and_a_stable_one_starts_it_over() {
+        let mut b = broker();
+        for _ in 0..4 {
+            b.next_delay();
+        }
+        after_session(&mut b, Duration::from_millis(300));
+        assert_eq!(b.attempts(), 4, "a session that lasted no time is no success");
+        assert!(b.next_delay() >= Duration::from_millis(1600));
+        after_session(&mut b, STABLE_SESSION);
+        assert_eq!(b.attempts(), 0);
+        assert!(b.next_delay() <= Duration::from_millis(200));
     }
 
     #[tokio::test]

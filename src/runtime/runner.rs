@@ -148,7 +148,7 @@ pub async fn run_stage<S: Stage>(
         };
         info!(stage = name, node = %node, "connected to RabbitMQ");
         health.set_connected(name, true);
-        backoff.reset();
+        let connected_at = std::time::Instant::now();
         let grace = Duration::from_millis(settings.shutdown_grace_ms);
         let links = Links {
             consume: &conn,
@@ -171,6 +171,7 @@ pub async fn run_stage<S: Stage>(
                 return Ok(());
             }
             Some(Err(e)) => {
+                backoff::after_session(&mut backoff, connected_at.elapsed());
                 let retry_in = backoff.next_delay();
                 warn!(stage = name, error = %e, ?retry_in, "consumer lost its connection; reconnecting");
                 close_quietly(&conn, 320, "reconnecting").await;

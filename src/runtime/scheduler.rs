@@ -187,7 +187,7 @@ pub async fn run(
                 continue;
             }
         };
-        backoff.reset();
+        let connected_at = std::time::Instant::now();
         health.set_connected(NAME, true);
         info!(node = %node, "scheduler running");
         let result = tick_loop(&db, &topo, &ch, sweep_after, &shutdown).await;
@@ -196,6 +196,7 @@ pub async fn run(
         match result {
             Ok(()) => return Ok(()),
             Err(e) => {
+                backoff::after_session(&mut backoff, connected_at.elapsed());
                 let retry_in = backoff.next_delay();
                 warn!(error = %e, ?retry_in, "scheduler lost the broker; reconnecting");
                 if !backoff::pause(retry_in, &shutdown).await {

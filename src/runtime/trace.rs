@@ -52,10 +52,21 @@ fn inject(cx: &opentelemetry::Context) -> Option<String> {
     carrier.remove(TRACEPARENT)
 }
 
-/// The `traceparent` header of an AMQP message, if it has a well-formed one.
+/// The `traceparent` header of an AMQP message, if it has a well-formed one. Only a string
+/// header of a sensible length is read: a publisher's table, array or megabyte string is not
+/// formatted or copied, just ignored.
 pub fn from_amqp(props: &BasicProperties) -> Option<String> {
-    valid(&crate::bus::dead::header_str(props.headers().as_ref()?, TRACEPARENT)?)
+    use lapin::types::AMQPValue;
+    let text = match props.headers().as_ref()?.inner().get(TRACEPARENT)? {
+        AMQPValue::LongString(s) if s.as_bytes().len() <= MAX_TRACEPARENT => s.to_string(),
+        AMQPValue::ShortString(s) if s.as_str().len() <= MAX_TRACEPARENT => s.as_str().to_owned(),
+        _ => return None,
+    };
+    valid(&text)
 }
+
+/// A `traceparent` is 55 characters; allow for a future version's few more, not for a flood.
+const MAX_TRACEPARENT: usize = 256;
 
 /// The span's context as a `traceparent`, when exporting (an unexported span has none).
 pub fn traceparent_of(span: &Span) -> Option<String> {
@@ -162,6 +173,16 @@ mod tests {
         let props = BasicProperties::default().with_headers(headers);
         assert_eq!(from_amqp(&props).as_deref(), Some(TP));
         assert_eq!(from_amqp(&BasicProperties::default()), None);
+        // Not a string, or a flood: ignored, not formatted.
+        for hostile in [
+            AMQPValue::FieldArray(vec![AMQPValue::LongString(TP.into())].into()),
+            AMQPValue::LongLongInt(7),
+            AMQPValue::LongString(format!("{TP}{}", " ".repeat(100_000)).into()),
+        ] {
+            let mut headers = FieldTable::default();
+            headers.insert(TRACEPARENT.into(), hostile);
+            assert_eq!(from_amqp(&BasicProperties::default().with_headers(headers)), None);
+        }
         // No exporter in unit tests: the work carries the incoming context unchanged.
         let work = start(Kind::Consume, StageName::Classify.as_str(), "m-1", Some(TP));
         assert_eq!(work.traceparent.as_deref(), Some(TP));

@@ -922,3 +922,61 @@ fn a_charset_nobody_knows_is_treated_as_undeclared() {
     raw.extend_from_slice(&body);
     assert_eq!(ok(&raw).body, TRADITIONAL);
 }
+
+/// Short texts give the detector little to go on, and GBK byte pairs are mostly valid Big5 too:
+/// typical short subjects and names of mainland mail must still come out as GBK. (`谢谢` is
+/// left out: its GBK bytes happen to be valid UTF-8, which is taken as it is.)
+#[test]
+fn short_undeclared_gbk_subjects_are_read_as_gbk() {
+    let subjects = [
+        "报价单",
+        "王经理",
+        "打印机没收到",
+        "订单问题",
+        "退款申请",
+        "发票",
+        "投诉",
+        "账号无法登录",
+        "快递丢了",
+        "请尽快处理",
+        "货物破损",
+        "产品质量问题",
+        "咨询",
+        "售后服务",
+        "合同",
+        "会议通知",
+        "你好",
+        "紧急",
+        "故障报告",
+        "网络中断",
+        "密码重置",
+        "升级失败",
+        "客户投诉：服务态度差",
+        "关于退货的问题",
+        "张三",
+        "李四的订单",
+        "北京市朝阳区",
+        "上海分公司",
+        "月度报表",
+        "手机屏幕碎了",
+        "充值没到账",
+    ];
+    let mut wrong = Vec::new();
+    for s in subjects {
+        let (bytes, _, _) = encoding_rs::GBK.encode(s);
+        let decoded = super::charsets::decode_undeclared(&bytes);
+        if decoded.as_deref() != Some(s) {
+            wrong.push(format!(
+                "{s} -> {decoded:?} (guess {})",
+                super::charsets::guess_charset(&bytes).name()
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} misread:\n{}",
+        wrong.len(),
+        subjects.len(),
+        wrong.join("\n")
+    );
+}
