@@ -157,9 +157,16 @@ fn mail_of(d: &Due, payload: &Value) -> Mail {
             .map(|a| {
                 a.iter()
                     .filter_map(|h| Some((h.get(0)?.as_str()?.to_owned(), h.get(1)?.as_str()?.to_owned())))
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into_iter()
+            .chain(
+                trace_header(payload)
+                    .into_iter()
+                    .map(|(_, t)| ("Traceparent".to_owned(), t)),
+            )
+            .collect(),
     }
 }
 
@@ -386,6 +393,39 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mail_of_a_traced_event_has_a_traceparent_header() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let d = Due {
+            id: 1,
+            key: "k".into(),
+            msg_id: "m@x".into(),
+            kind: "customer".into(),
+            purpose: "reply".into(),
+            ticket_id: None,
+            number: None,
+            seq: None,
+            endpoint_id: None,
+            transport: "email".into(),
+            target: "a@example.com".into(),
+            payload: serde_json::json!({}),
+            attempts: 0,
+            give_up_at: Utc::now(),
+            secret: None,
+        };
+        let payload = serde_json::json!({"to": "a@example.com", "subject": "s", "text": "t",
+            "headers": [["X-Switchboard-Ticket", "202612-00001"]], "traceparent": tp});
+        assert_eq!(
+            mail_of(&d, &payload).headers,
+            vec![
+                ("X-Switchboard-Ticket".to_owned(), "202612-00001".to_owned()),
+                ("Traceparent".to_owned(), tp.to_owned())
+            ]
+        );
+        let untraced = serde_json::json!({"to": "a@example.com", "headers": []});
+        assert!(mail_of(&d, &untraced).headers.is_empty());
+    }
 
     #[test]
     fn a_webhook_of_a_traced_event_carries_its_traceparent_and_nothing_malformed() {

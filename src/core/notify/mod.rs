@@ -950,10 +950,11 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
     out
 }
 
-/// The event's W3C `traceparent` (its CloudEvents tracing attribute) in every HTTP delivery's
-/// payload, which `deliver` sends as the `traceparent` header: a receiver's work joins the
-/// ticket's trace. Webhooks carry the event, and so the attribute, already. Only a value of the
-/// header's shape is copied; `deliver` checks it again before sending.
+/// The event's W3C `traceparent` (its CloudEvents tracing attribute) in every HTTP and mail
+/// delivery's payload, which `deliver` sends as the `traceparent` header (a `Traceparent` mail
+/// header): a receiver's work joins the ticket's trace. Webhooks carry the event, and so the
+/// attribute, already. Group-chat robots get none (their APIs take no trace). Only a value of
+/// the header's shape is copied; `deliver` checks it again before sending.
 fn carry_trace(e: &EventFacts, deliveries: &mut [Planned]) {
     let Some(tp) = e
         .body
@@ -964,7 +965,7 @@ fn carry_trace(e: &EventFacts, deliveries: &mut [Planned]) {
         return;
     };
     for d in deliveries.iter_mut() {
-        if matches!(d.transport, Transport::Webhook | Transport::Callback)
+        if matches!(d.transport, Transport::Webhook | Transport::Callback | Transport::Email)
             && let Some(obj) = d.payload.as_object_mut()
         {
             obj.entry("traceparent").or_insert_with(|| json!(tp));
