@@ -145,59 +145,47 @@ impl Escalate {
         let new_lapse =
             |e: &crate::store::sla::Escalation| target == Target::NextUpdate && breached && due_now > e.breached_at;
         let (breached_at, last): (DateTime<Utc>, Option<Fired>) = match (kind, escalation) {
-            (timer::BREACH, Some(e)) if new_lapse(&e) => {
-                let due = due_now;
-                record(
-                    &mut after,
-                    "sla.breached",
-                    format!("SLA target {} missed again (due {})", target.as_str(), due.to_rfc3339()),
-                    json!({ "target": target, "due": due, "late_by_seconds": (now - due).num_seconds(), "sla_rule": rule.map(|r| &r.name), "lapse_since": e.breached_at }),
-                );
-                metrics::counter!("switchboard_sla_breaches_total", "target" => target.as_str()).increment(1);
-                sla::rearm_breach(
-                    tx,
-                    t.id,
-                    target.as_str(),
-                    ladder_name.as_deref().unwrap_or_default(),
-                    due,
-                )
-                .await?;
-                self.watch_next_lapse(tx, t.id, target, due).await?;
-                (due, None)
-            }
-            (timer::BREACH, Some(e)) => {
-                // Already recorded. The next update's timer watches the lapse after it (a timer
-                // moved back, by an assignment say, must not end the recurrence).
-                if target == Target::NextUpdate && breached {
-                    self.watch_next_lapse(tx, t.id, target, e.breached_at.max(due_now))
-                        .await?;
+            (timer::BREACH, escalation) => {
+                // A lapse already on record: the next update's timer watches the lapse after it
+                // (a timer moved back, by an assignment say, must not end the recurrence).
+                if let Some(e) = escalation.as_ref().filter(|e| !new_lapse(e)) {
+                    if target == Target::NextUpdate && breached {
+                        self.watch_next_lapse(tx, t.id, target, e.breached_at.max(due_now))
+                            .await?;
+                    }
+                    return Ok(Ok(Vec::new()));
                 }
-                return Ok(Ok(Vec::new()));
-            }
-            (timer::BREACH, None) => {
                 if !breached {
                     // Met, paused or moved since the timer was set: nothing to do.
                     return Ok(Ok(Vec::new()));
                 }
                 let due = due_now;
+                let earlier = escalation.map(|e| e.breached_at);
+                let mut details = json!({ "target": target, "due": due, "late_by_seconds": (now - due).num_seconds(), "sla_rule": rule.map(|r| &r.name) });
+                if let Some(since) = earlier {
+                    details["lapse_since"] = json!(since);
+                }
+                let again = if earlier.is_some() { " again" } else { "" };
                 record(
                     &mut after,
                     "sla.breached",
-                    format!("SLA target {} missed (due {})", target.as_str(), due.to_rfc3339()),
-                    json!({ "target": target, "due": due, "late_by_seconds": (now - due).num_seconds(), "sla_rule": rule.map(|r| &r.name) }),
+                    format!(
+                        "SLA target {} missed{again} (due {})",
+                        target.as_str(),
+                        due.to_rfc3339()
+                    ),
+                    details,
                 );
                 // By team too (`none` before routing, as the open-tickets gauge): the breaches alert is per team.
                 let team = t.team.clone().unwrap_or_else(|| "none".to_owned());
                 metrics::counter!("switchboard_sla_breaches_total", "target" => target.as_str(), "team" => team)
                     .increment(1);
-                sla::record_breach(
-                    tx,
-                    t.id,
-                    target.as_str(),
-                    ladder_name.as_deref().unwrap_or_default(),
-                    due,
-                )
-                .await?;
+                let ladder = ladder_name.as_deref().unwrap_or_default();
+                if earlier.is_some() {
+                    sla::rearm_breach(tx, t.id, target.as_str(), ladder, due).await?;
+                } else {
+                    sla::record_breach(tx, t.id, target.as_str(), ladder, due).await?;
+                }
                 self.watch_next_lapse(tx, t.id, target, due).await?;
                 (due, None)
             }
