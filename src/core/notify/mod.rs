@@ -462,6 +462,36 @@ pub struct Planned {
     pub failed: Option<String>,
 }
 
+impl Planned {
+    /// A message to one person on one medium (`person` is put in the payload, for the sender to
+    /// find that person's own secret). Per medium its own lane: a failing mail server must not
+    /// hold back the robot.
+    pub fn to_staff(
+        person: &str,
+        m: &Medium,
+        purpose: &str,
+        key: String,
+        msg_id: String,
+        mut payload: Value,
+    ) -> Planned {
+        payload["person"] = json!(person);
+        Planned {
+            key,
+            msg_id,
+            kind: Kind::Staff,
+            purpose: purpose.into(),
+            lane: format!("staff:{person}:{}", m.transport.as_str()),
+            endpoint_id: None,
+            key_id: None,
+            transport: m.transport,
+            target: m.target.clone(),
+            payload,
+            give_up_after_s: STAFF_GIVE_UP_S,
+            failed: None,
+        }
+    }
+}
+
 /// The facts of one event, as the notify stage decodes them from the CloudEvent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventFacts {
@@ -873,23 +903,8 @@ pub fn plan(e: &EventFacts, inputs: &Inputs<'_>) -> Plan {
                         _ => json!({ "title": r.subject, "text": r.body }),
                     };
                     // The medium's secret is looked up by person when sending, never stored.
-                    let mut payload = payload;
-                    payload["person"] = json!(person);
-                    out.deliveries.push(Planned {
-                        key,
-                        msg_id,
-                        kind: Kind::Staff,
-                        purpose: purpose.into(),
-                        // Per medium: a failing mail server must not hold back the robot.
-                        lane: format!("staff:{person}:{}", m.transport.as_str()),
-                        endpoint_id: None,
-                        key_id: None,
-                        transport: m.transport,
-                        target: m.target.clone(),
-                        payload,
-                        give_up_after_s: STAFF_GIVE_UP_S,
-                        failed: None,
-                    });
+                    out.deliveries
+                        .push(Planned::to_staff(&person, &m, purpose, key, msg_id, payload));
                 }
             }
         }

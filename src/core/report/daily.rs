@@ -6,7 +6,7 @@
 use super::Report;
 use super::labels::Labels;
 use super::render::{human_duration, labelled, review_line};
-use crate::core::notify::{Kind, NotifyPolicy, Planned, STAFF_GIVE_UP_S, Transport, sanitize};
+use crate::core::notify::{NotifyPolicy, Planned, Transport, sanitize};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -123,7 +123,7 @@ pub fn plan(
                 (Transport::Email, None) => continue,
                 _ => key.clone(),
             };
-            let mut payload = match m.transport {
+            let payload = match m.transport {
                 Transport::Email => json!({ "to": m.target, "subject": subject, "text": text }),
                 Transport::Webhook => json!({
                     "type": "switchboard.report.daily.v1", "day": day.to_string(),
@@ -131,21 +131,7 @@ pub fn plan(
                 }),
                 _ => json!({ "title": subject, "text": text }),
             };
-            payload["person"] = json!(person);
-            out.push(Planned {
-                key,
-                msg_id,
-                kind: Kind::Staff,
-                purpose: PURPOSE.into(),
-                lane: format!("staff:{person}:{}", m.transport.as_str()),
-                endpoint_id: None,
-                key_id: None,
-                transport: m.transport,
-                target: m.target.clone(),
-                payload,
-                give_up_after_s: STAFF_GIVE_UP_S,
-                failed: None,
-            });
+            out.push(Planned::to_staff(person, &m, PURPOSE, key, msg_id, payload));
         }
     }
     out
