@@ -3,8 +3,14 @@
 
 use super::labels::{Labels, Lang};
 use super::review::{Breakdown, NONE, ReviewItem, ReviewReason};
-use super::{Count, DurationStats, Report};
+use super::{Count, DurationStats, Problem, Report};
 use std::fmt::Write as _;
+
+/// A problem's matched phrases as `<phrase> ×<tickets>`, each phrase shown by `show` (quoted,
+/// escaped) as the format needs.
+fn phrase_counts(p: &Problem, show: impl Fn(&str) -> String) -> Vec<String> {
+    p.phrases.iter().map(|(ph, n)| format!("{} ×{n}", show(ph))).collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -345,7 +351,7 @@ pub fn table_in(r: &Report, l: &Labels) -> String {
         .unwrap_or(0);
     let rule_w = r.problems.top.iter().map(|p| p.rule.chars().count()).max().unwrap_or(0);
     for (i, p) in r.problems.top.iter().enumerate() {
-        let phrases: Vec<String> = p.phrases.iter().map(|(ph, n)| format!("\"{ph}\" ×{n}")).collect();
+        let phrases = phrase_counts(p, |ph| format!("\"{ph}\""));
         let _ = writeln!(
             o,
             "  {:>2}. {:<cat_w$}  {:<rule_w$} {:>5}  {}",
@@ -436,7 +442,7 @@ fn review_table(o: &mut String, r: &Report, l: &Labels) {
         let _ = writeln!(o, "  {}", l.t("none"));
     }
     for p in &s.by_problem.top {
-        let phrases: Vec<String> = p.phrases.iter().map(|(ph, n)| format!("\"{ph}\" ×{n}")).collect();
+        let phrases = phrase_counts(p, |ph| format!("\"{ph}\""));
         let _ = writeln!(o, "  {:<40} {:>5}  {}", p.rule, p.tickets, phrases.join(", "));
     }
     if s.by_problem.no_rule + s.by_problem.unclassified > 0 {
@@ -524,7 +530,7 @@ pub fn csv(r: &Report) -> Result<String, RenderError> {
     for p in &r.problems.top {
         let item = format!("{}: {}", p.category, p.rule);
         put("problems", &item, "tickets", p.tickets.to_string());
-        let phrases: Vec<String> = p.phrases.iter().map(|(ph, n)| format!("{ph} ×{n}")).collect();
+        let phrases = phrase_counts(p, str::to_owned);
         put("problems", &item, "phrases", phrases.join("; "));
     }
     put("problems", "no_rule", "tickets", r.problems.no_rule.to_string());
@@ -587,7 +593,7 @@ pub fn csv(r: &Report) -> Result<String, RenderError> {
     put("suggestions", &s.category, "resolved", s.resolved.to_string());
     for p in &s.by_problem.top {
         put("suggestions", &p.rule, "tickets", p.tickets.to_string());
-        let phrases: Vec<String> = p.phrases.iter().map(|(ph, n)| format!("{ph} ×{n}")).collect();
+        let phrases = phrase_counts(p, str::to_owned);
         put("suggestions", &p.rule, "phrases", phrases.join("; "));
     }
 
@@ -862,11 +868,7 @@ pub fn html_in(r: &Report, l: &Labels) -> String {
         o.push_str(&bar_chart("Tickets per problem", &items));
         o.push_str("<table><tr><th>category</th><th>problem (classifier rule)</th><th>tickets</th><th>phrases matched</th></tr>");
         for p in &r.problems.top {
-            let phrases: Vec<String> = p
-                .phrases
-                .iter()
-                .map(|(ph, n)| format!("“{}” ×{n}", escape(ph)))
-                .collect();
+            let phrases = phrase_counts(p, |ph| format!("“{}”", escape(ph)));
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
@@ -951,11 +953,7 @@ fn review_html(o: &mut String, r: &Report, l: &Labels) {
     if !s.by_problem.top.is_empty() {
         o.push_str("<table>");
         for p in &s.by_problem.top {
-            let phrases: Vec<String> = p
-                .phrases
-                .iter()
-                .map(|(ph, n)| format!("“{}” ×{n}", escape(ph)))
-                .collect();
+            let phrases = phrase_counts(p, |ph| format!("“{}”", escape(ph)));
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
