@@ -2,7 +2,6 @@
 //! `core::actions::plan`, shared by the lifecycle stage (AMQP) and the HTTP API.
 
 use crate::contracts::Outgoing;
-use crate::contracts::StageName;
 use crate::contracts::action::ActionMessage;
 use crate::contracts::events;
 use crate::contracts::work::DrainMessage;
@@ -318,7 +317,7 @@ pub async fn apply(
     if let Some((parent_id, _, _)) = &parent
         && let Some(change) = crate::core::groups::task_change(t.state, after.state)
     {
-        outputs.extend(record_on_parent(tx, policy, *parent_id, &after, change, msg, now).await?);
+        outputs.push(record_on_parent(tx, policy, *parent_id, &after, change, msg, now).await?);
     }
 
     // Clocks: targets met stop their escalations; the rest get their timers moved.
@@ -355,11 +354,8 @@ pub async fn apply(
     }
 
     // An action before assignment (a priority set by a supervisor while the ticket is still
-    // being classified) moves the version on; the pipeline's pending work message is then
-    // superseded, so the step it asked for is asked again, at the new version.
-    if let Some(stage) = StageName::awaited_in(after.state) {
-        outputs.push(super::work_message(&after, stage));
-    }
+    // being classified) moves the version on.
+    outputs.extend(super::pending_step(&after));
     for team in drain_teams {
         outputs.push(drain_message(
             &team,
@@ -440,8 +436,8 @@ pub fn step_details(action: &str, step: &crate::core::actions::Step) -> serde_js
 }
 
 /// Records on the parent (locked with the task, `store::groups::parent_numbers`) that `task`
-/// is now done or reopened: a same-state transition and its event (and, for a parent still in
-/// the pipeline, its pending step asked again at the new version).
+/// is now done or reopened: a same-state transition and its event. (A parent is past the
+/// pipeline: only a working ticket takes tasks, and no state leads back.)
 async fn record_on_parent(
     tx: &Transaction<'_>,
     policy: &Policy,
@@ -450,7 +446,7 @@ async fn record_on_parent(
     change: crate::core::groups::TaskChange,
     msg: &ActionMessage,
     now: DateTime<Utc>,
-) -> Result<Vec<Outgoing>, StoreError> {
+) -> Result<Outgoing, StoreError> {
     let Some(parent) = crate::store::locks::lock_by_id(tx, parent_id).await? else {
         return Err(StoreError::Conflict(format!(
             "the parent of task {} is gone",
@@ -479,11 +475,7 @@ async fn record_on_parent(
         details: json!({ "action": msg.action.kind(), "event": event, "data": data }),
     };
     insert_transitions(tx, &[&tr]).await?;
-    let mut out = vec![events::ticket_event(&after, event, &tr)];
-    if let Some(stage) = StageName::awaited_in(after.state) {
-        out.push(super::work_message(&after, stage));
-    }
-    Ok(out)
+    Ok(events::ticket_event(&after, event, &tr))
 }
 
 /// The next rung of `t`'s escalation ladder: (step index, who it notifies, the target whose

@@ -313,12 +313,9 @@ impl Escalate {
         let refs: Vec<&Transition> = transitions.iter().collect();
         crate::store::tickets::insert_transitions(tx, &refs).await?;
         let mut outputs = outputs;
-        // A breach before assignment (a chat's first reply is due in seconds) moves the version
-        // on, which supersedes the pipeline's pending work message: ask for the step again, at
-        // the new version, or the ticket would wait for the sweeper.
-        if let Some(stage) = StageName::awaited_in(after.state) {
-            outputs.push(super::work_message(&after, stage));
-        }
+        // A breach before assignment (a customer wrote again, and a chat's first reply is due
+        // in seconds) moves the version on.
+        outputs.extend(super::pending_step(&after));
         Ok(outputs)
     }
 }

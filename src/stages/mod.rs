@@ -38,6 +38,14 @@ pub fn work_message(t: &Ticket, stage: StageName) -> Outgoing {
     WorkMessage::for_ticket(t, stage)
 }
 
+/// The pipeline step a ticket still waits for, asked again at its current version. Any change
+/// outside the pipeline that moves the version of a ticket not yet assigned (an action, a
+/// breach) supersedes the work message on its way, so whoever made the change publishes this
+/// too, or the ticket would wait for the sweeper.
+pub fn pending_step(t: &Ticket) -> Option<Outgoing> {
+    StageName::awaited_in(t.state).map(|stage| work_message(t, stage))
+}
+
 /// Who made a change and why: the transition's actor, reason and structured details.
 pub struct Because {
     pub actor: &'static str,
