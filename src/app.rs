@@ -130,21 +130,51 @@ impl App {
         let tracker = TaskTracker::new();
         let failure = shutdown.child_token();
         let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<RunError>(stages.len().max(1));
-        for &stage in stages {
+        // Consecutive pipeline stages run as a chain on the first one's queue; the others keep
+        // their own consumers for work published by anyone else.
+        let chains = if self.settings.chain_stages {
+            crate::stages::chain::runs(stages)
+        } else {
+            Vec::new()
+        };
+        let mut tasks: Vec<Vec<StageName>> = chains.clone();
+        tasks.extend(
+            stages
+                .iter()
+                .filter(|s| !chains.iter().any(|c| c.first() == Some(s)))
+                .map(|&s| vec![s]),
+        );
+        for task in tasks {
             let app = self.clone();
             let stop = failure.clone();
             let err_tx = err_tx.clone();
             tracker.spawn(async move {
-                let result = registry::run(
-                    stage,
-                    app.context(),
-                    &app.settings,
-                    app.db.clone(),
-                    app.health.clone(),
-                    concurrency,
-                    stop.clone(),
-                )
-                .await;
+                let result = match task.as_slice() {
+                    [stage] => {
+                        registry::run(
+                            *stage,
+                            app.context(),
+                            &app.settings,
+                            app.db.clone(),
+                            app.health.clone(),
+                            concurrency,
+                            stop.clone(),
+                        )
+                        .await
+                    }
+                    chain => {
+                        registry::run_chain(
+                            chain,
+                            app.context(),
+                            &app.settings,
+                            app.db.clone(),
+                            app.health.clone(),
+                            concurrency,
+                            stop.clone(),
+                        )
+                        .await
+                    }
+                };
                 if let Err(e) = result {
                     let _ = err_tx.send(e).await;
                     stop.cancel();

@@ -42,6 +42,9 @@ pub struct Settings {
     /// How long a ticket may wait in a pipeline state (received, classified, prioritized) or
     /// in a queue with a free agent before the scheduler's sweeper re-drives it (seconds).
     pub sweep_after_s: u64,
+    /// Whether a process running consecutive pipeline stages hands each ticket from stage to
+    /// stage in memory and commits once (`stages::chain`), instead of through their queues.
+    pub chain_stages: bool,
     /// Where `switchboard gateway` listens (`host:port`).
     pub gateway_listen: String,
     /// Requests per second each API key may make (token bucket refill), unless the key has its own.
@@ -181,6 +184,7 @@ impl Default for Settings {
             gateway_max_backdate_s: 24 * 3600,
             gateway_max_ahead_s: 300,
             sweep_after_s: 120,
+            chain_stages: true,
             gateway_max_connections: 10_000,
             gateway_header_timeout_ms: 10_000,
             gateway_request_timeout_ms: 30_000,
@@ -351,6 +355,19 @@ impl Settings {
         }
         if let Some(v) = get("SWITCHBOARD_SWEEP_AFTER_S") {
             self.sweep_after_s = num("SWITCHBOARD_SWEEP_AFTER_S", v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_CHAIN_STAGES") {
+            self.chain_stages = match v.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "SWITCHBOARD_CHAIN_STAGES".into(),
+                        value: v,
+                        problem: "expected true or false".into(),
+                    });
+                }
+            };
         }
         if let Some(v) = get("SWITCHBOARD_SHUTDOWN_GRACE_MS") {
             self.shutdown_grace_ms = num("SWITCHBOARD_SHUTDOWN_GRACE_MS", v)?;

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod assign;
+pub mod chain;
 pub mod classify;
 pub mod escalate;
 pub mod intake;

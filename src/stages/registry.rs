@@ -5,6 +5,7 @@
 use super::{
     Context,
     assign::Assign,
+    chain::Chain,
     classify::Classify,
     escalate::Escalate,
     intake::Intake,
@@ -80,4 +81,25 @@ pub async fn run(
             })
         }
     }
+}
+
+/// Runs consecutive pipeline `stages` as one [`Chain`] on the first one's queue, with
+/// `concurrency` consumers, until `shutdown`. The later stages' queues need consumers of their
+/// own as well (work published by others arrives there): run those with [`run`].
+pub async fn run_chain(
+    stages: &[StageName],
+    ctx: Context,
+    settings: &Settings,
+    db: Db,
+    health: Arc<Health>,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let topo = ctx.topo.clone();
+    let chain = Chain::new(stages, &ctx).ok_or_else(|| {
+        RunError::Setup(format!(
+            "stages {stages:?} cannot be chained: they must be consecutive pipeline stages"
+        ))
+    })?;
+    run_stage(Arc::new(chain), settings, topo, db, concurrency, shutdown, health).await
 }

@@ -14,6 +14,7 @@ mod alerts;
 mod bad_day;
 mod bad_input;
 mod calendar;
+mod chain;
 mod cli;
 mod compose;
 mod conformance;

@@ -13,8 +13,9 @@ use switchboard_tools::demo::{Kind, traffic};
 
 /// Every metric family the Metrics table of docs/OPERATIONS.md promises from `switchboard run` (the SLA
 /// ones appear once a breach or a timer happens, which this load does not cause).
-const FAMILIES: [&str; 13] = [
+const FAMILIES: [&str; 14] = [
     "switchboard_messages_total{",
+    "switchboard_chained_total{stage=\"classify\",outcome=\"done\"}",
     "switchboard_dead_lettered_total{",
     "switchboard_batch_seconds_bucket{",
     "switchboard_message_processing_seconds_bucket{",

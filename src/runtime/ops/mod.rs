@@ -112,6 +112,7 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
     ("switchboard_message_processing_seconds", Kind::Histogram, "Per message: time from the start of its batch to its ack"),
     ("switchboard_batch_size", Kind::Histogram, "Messages per batch"),
     ("switchboard_work_superseded_total", Kind::Counter, "Work messages for a ticket version already moved past (settled as duplicates)"),
+    ("switchboard_chained_total", Kind::Counter, "Tickets a chained stage took in memory from the stage before it, by stage and outcome (done, duplicate, handed_back to its queue)"),
     // The stages.
     ("switchboard_intake_total", Kind::Counter, "Intake requests that opened a ticket or joined one, by channel and result"),
     ("switchboard_intake_to_assigned_seconds", Kind::Histogram, "From a request's received_at to its assignment to an agent"),

@@ -98,6 +98,29 @@ impl std::fmt::Display for Rate {
     }
 }
 
+/// How a Switchboard pass runs the pipeline's four stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// One process per stage, each consuming its own queue (scale each stage alone).
+    Separate,
+    /// One process running all four stages, chained: a ticket goes from stage to stage in
+    /// memory and each batch commits once (`switchboard run`'s default).
+    Chained,
+    /// One process running all four stages, each through its own queue
+    /// (`SWITCHBOARD_CHAIN_STAGES=false`): what chaining saves beyond sharing a process.
+    Unchained,
+}
+
+impl Shape {
+    fn label(self) -> &'static str {
+        match self {
+            Shape::Separate => "a process per stage",
+            Shape::Chained => "one process, chained",
+            Shape::Unchained => "one process, unchained",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Tickets per pass.
@@ -110,6 +133,8 @@ pub struct Options {
     pub ceiling: bool,
     /// Consumers per stage process.
     pub consumers: usize,
+    /// How the Switchboard passes run the stages; one pass per shape and rate.
+    pub shapes: Vec<Shape>,
     /// `--config` to hand to the worker processes.
     pub config: Option<PathBuf>,
 }
@@ -340,6 +365,18 @@ impl Isolated {
         stages: &[&str],
         args: impl Fn(&str) -> Vec<String>,
     ) -> Result<Workers, BenchError> {
+        self.spawn_with(exe, opts, stages, args, true)
+    }
+
+    /// [`Isolated::spawn`], with stage chaining on or off in the processes.
+    fn spawn_with(
+        &self,
+        exe: &Path,
+        opts: &Options,
+        stages: &[&str],
+        args: impl Fn(&str) -> Vec<String>,
+        chain: bool,
+    ) -> Result<Workers, BenchError> {
         let mut children = Vec::new();
         for stage in stages {
             let log = self.logs.join(format!("{stage}.log"));
@@ -358,6 +395,7 @@ impl Isolated {
                 .env("SWITCHBOARD_AMQP_URL", &self.app.settings.amqp_url)
                 .env("SWITCHBOARD_POLICY", &self.app.settings.policy_path)
                 .env("SWITCHBOARD_METRICS_ADDR", "")
+                .env("SWITCHBOARD_CHAIN_STAGES", if chain { "true" } else { "false" })
                 .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
                 .stdout(out.try_clone()?)
                 .stderr(out)
@@ -848,9 +886,10 @@ async fn switchboard_pass(
     base: &Settings,
     opts: &Options,
     rate: Rate,
+    shape: Shape,
     lifecycle: bool,
 ) -> Result<Vec<PassResult>, BenchError> {
-    let label = format!("Switchboard intake → assigned, {rate}");
+    let label = format!("Switchboard intake → assigned, {}, {rate}", shape.label());
     let iso = Isolated::start(base, "sb").await?;
     let result = async {
         iso.app.db.import_agents(&bench_roster(&iso.app)?).await?;
@@ -858,9 +897,8 @@ async fn switchboard_pass(
         if lifecycle {
             stages.push("lifecycle");
         }
-        progress(&format!("{label}: starting {} stage processes", stages.len()));
         let consumers = opts.consumers.to_string();
-        let mut workers = iso.spawn(&service_exe(), opts, &stages, |stage| {
+        let run_args = |stage: &str| {
             vec![
                 "run".into(),
                 "--stage".into(),
@@ -868,7 +906,21 @@ async fn switchboard_pass(
                 "-c".into(),
                 consumers.clone(),
             ]
-        })?;
+        };
+        let mut workers = if shape == Shape::Separate {
+            progress(&format!("{label}: starting {} stage processes", stages.len()));
+            iso.spawn(&service_exe(), opts, &stages, run_args)?
+        } else {
+            progress(&format!("{label}: starting one process for {}", stages.join(", ")));
+            let all = stages.join(",");
+            iso.spawn_with(
+                &service_exe(),
+                opts,
+                &["pipeline"],
+                |_| run_args(&all),
+                shape == Shape::Chained,
+            )?
+        };
         iso.wait_consuming(&mut workers, &stages, opts.consumers).await?;
         let mut keys = vec!["ticket.assigned", "ticket.queued"];
         if lifecycle {
@@ -966,20 +1018,24 @@ pub async fn run(settings: Settings, opts: Options) -> Result<Vec<PassResult>, B
         }
     }
     for (k, rate) in opts.rates.iter().enumerate() {
-        let passes = switchboard_pass(&settings, &opts, *rate, opts.lifecycle && k == 0).await?;
-        for p in &passes {
-            print_pass(p);
-        }
-        if *rate == Rate::Full {
-            for c in &ceilings {
-                println!(
-                    "  Switchboard / {}: {:.2}",
-                    c.label,
-                    passes[0].per_second / c.per_second
-                );
+        for shape in &opts.shapes {
+            let lifecycle = opts.lifecycle && k == 0;
+            let passes = switchboard_pass(&settings, &opts, *rate, *shape, lifecycle).await?;
+            for p in &passes {
+                print_pass(p);
             }
+            if *rate == Rate::Full {
+                for c in &ceilings {
+                    println!(
+                        "  Switchboard ({}) / {}: {:.2}",
+                        shape.label(),
+                        c.label,
+                        passes[0].per_second / c.per_second
+                    );
+                }
+            }
+            all.extend(passes);
         }
-        all.extend(passes);
     }
     Ok(all)
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use std::sync::Arc;
 use switchboard::app::{App, shutdown_on_signals};
 use switchboard::config::Settings;
-use switchboard_tools::bench::{self, Options, Rate, forward::Forward};
+use switchboard_tools::bench::{self, Options, Rate, Shape, forward::Forward};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -13,7 +13,7 @@ use switchboard_tools::bench::{self, Options, Rate, forward::Forward};
     servers (SWITCHBOARD_DATABASE_URL, SWITCHBOARD_AMQP_URL) and removes them afterwards; each \
     stage runs as its own process (the `switchboard` executable beside this one; the ceiling's forwarding stages are this one). Progress goes to stderr, \
     figures to stdout.\n\nExamples:\n  switchboard bench\n  switchboard bench --requests 20000 \
-    --rate full --rate 1000 --lifecycle\n  switchboard bench --no-ceiling --rate 500"
+    --rate full --rate 1000 --lifecycle\n  switchboard bench --no-ceiling --rate 500\n  switchboard bench --shape chained,unchained --rate full"
 )]
 pub struct BenchArgs {
     /// Tickets per pass.
@@ -33,6 +33,11 @@ pub struct BenchArgs {
     /// Consumers per stage process.
     #[arg(long, short = 'c', default_value_t = 2)]
     consumers: usize,
+    /// How the Switchboard passes run the stages: `separate` (a process per stage), `chained`
+    /// (one process, tickets handed from stage to stage in memory), `unchained` (one process,
+    /// through the queues). Repeat or comma-separate for a pass of each, in the same run.
+    #[arg(long = "shape", value_enum, value_delimiter = ',', default_values = ["separate", "chained"])]
+    shapes: Vec<Shape>,
 }
 
 pub async fn run(settings: Settings, config: Option<std::path::PathBuf>, args: BenchArgs) -> Result<()> {
@@ -42,6 +47,7 @@ pub async fn run(settings: Settings, config: Option<std::path::PathBuf>, args: B
         lifecycle: args.lifecycle,
         ceiling: !args.no_ceiling,
         consumers: args.consumers.max(1),
+        shapes: args.shapes,
         config,
     };
     bench::run(settings, opts).await?;
