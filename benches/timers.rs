@@ -1,5 +1,5 @@
-//! Timer lateness under load: 100,000 pending SLA timers, 10,000 of them falling due within
-//! one minute, claimed by the real scheduler (two copies, as in production) against the real
+//! Timer lateness under load: 1,000,000 pending SLA timers (`SWITCHBOARD_BENCH_TIMERS` sets
+//! another number), 10,000 of them falling due within one minute, claimed by the real scheduler (two copies, as in production) against the real
 //! Postgres and RabbitMQ. Prints lateness (fired_at − due_at) p50 / p99 / max.
 //!
 //! Run: `cargo bench --bench timers` (uses SWITCHBOARD_TEST_DATABASE_URL, default
@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 use switchboard::app::App;
 
-const TOTAL: i64 = 100_000;
+/// Pending timers unless `SWITCHBOARD_BENCH_TIMERS` says otherwise.
+const DEFAULT_TOTAL: i64 = 1_000_000;
 const DUE_SOON: i64 = 10_000;
 const SCHEDULERS: usize = 2;
 
@@ -25,6 +26,17 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(app: &App) -> anyhow::Result<()> {
+    let total: i64 = match std::env::var("SWITCHBOARD_BENCH_TIMERS") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("SWITCHBOARD_BENCH_TIMERS={v:?}: expected a whole number of timers"))?,
+        Err(_) => DEFAULT_TOTAL,
+    };
+    anyhow::ensure!(
+        total >= DUE_SOON,
+        "SWITCHBOARD_BENCH_TIMERS must be at least {DUE_SOON}"
+    );
     let client = app.db.pool.get().await?;
     let t0 = Instant::now();
     client
@@ -32,7 +44,7 @@ async fn run(app: &App) -> anyhow::Result<()> {
             "INSERT INTO tickets (number, channel, channel_message_id, customer, body, received_at, state, version)
              SELECT 'B' || g, 'app', 'bench-' || g, '{\"customer_id\":\"c\"}', 'x', now(), 'assigned', 1
              FROM generate_series(1, $1::bigint) g",
-            &[&TOTAL],
+            &[&total],
         )
         .await?;
     // 10,000 due over the next minute (starting in 5 s), the rest days away.
@@ -45,7 +57,7 @@ async fn run(app: &App) -> anyhow::Result<()> {
                          THEN now() + make_interval(secs => $3::float8 + 60.0 * random())
                          ELSE now() + make_interval(days => 1 + (random() * 29)::int) END
              FROM tickets",
-            &[&TOTAL, &DUE_SOON, &start_in],
+            &[&total, &DUE_SOON, &start_in],
         )
         .await?;
     client.execute("ANALYZE sla_timers", &[]).await?;
@@ -57,7 +69,7 @@ async fn run(app: &App) -> anyhow::Result<()> {
         .await?
         .get(0);
     println!(
-        "timers: {TOTAL} pending, {soon} due within the next minute; loaded in {:.1}s; {SCHEDULERS} schedulers",
+        "timers: {total} pending, {soon} due within the next minute; loaded in {:.1}s; {SCHEDULERS} schedulers",
         t0.elapsed().as_secs_f64()
     );
 

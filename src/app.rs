@@ -107,6 +107,7 @@ impl App {
         Context {
             policy: self.policy.clone(),
             topo: self.topo.clone(),
+            db: self.db.clone(),
         }
     }
 

@@ -39,9 +39,113 @@ pub struct Inbound {
     /// opened for it when exporting, else the message's own `traceparent` header. Everything
     /// published for the message carries it ([`Inbound::stamp`]).
     pub traceparent: Option<String>,
+    /// Set when a chain of stages (`stages::chain`) runs this message: the tickets its stages
+    /// hand each other in memory.
+    pub chained: Option<Chained>,
+}
+
+/// How a message takes part in a chain of stages.
+#[derive(Debug, Clone)]
+pub struct Chained {
+    /// The chain's tickets, shared by every message of the batch at every stage.
+    pub handoff: Arc<Handoff>,
+    /// The chain's first stage took this message from its queue (its processed record holds
+    /// what the whole chain published for it); otherwise an earlier stage handed it over.
+    pub head: bool,
+}
+
+/// Tickets decided in a chain's transaction: each stage after the first takes its tickets
+/// from here instead of locking and reading them again, and leaves its decisions here instead of
+/// writing them; the chain writes each ticket once, at the end. It also holds the processed
+/// records of the chain's first messages until the chain knows everything they published.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    inner: std::sync::Mutex<HandoffState>,
+}
+
+#[derive(Debug, Default)]
+struct HandoffState {
+    /// Ticket id → (the ticket as last decided, the version its row holds).
+    tickets: std::collections::HashMap<i64, (crate::core::ticket::Ticket, i32)>,
+    /// (batch index of a first message, its processed-record key).
+    records: Vec<(usize, String)>,
+}
+
+impl Handoff {
+    fn state(&self) -> std::sync::MutexGuard<'_, HandoffState> {
+        // A panic while holding it leaves nothing half-done that matters: the transaction rolls
+        // back and the batch is retried.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `ticket` as its row now holds it (the first stage wrote it).
+    pub fn written(&self, ticket: crate::core::ticket::Ticket) {
+        let version = ticket.version;
+        self.state().tickets.insert(ticket.id, (ticket, version));
+    }
+
+    /// The ticket `id` as the chain last decided it, if the chain holds it.
+    pub fn ticket(&self, id: i64) -> Option<crate::core::ticket::Ticket> {
+        self.state().tickets.get(&id).map(|(t, _)| t.clone())
+    }
+
+    /// Whether the chain holds ticket `id` (then its stages neither lock nor write it).
+    pub fn holds(&self, id: i64) -> bool {
+        self.state().tickets.contains_key(&id)
+    }
+
+    /// Keeps a stage's decision on a ticket the chain holds, to be written at the end. Returns
+    /// false (and keeps nothing) for a ticket the chain does not hold: the stage writes it.
+    pub fn decided(&self, ticket: &crate::core::ticket::Ticket) -> bool {
+        match self.state().tickets.get_mut(&ticket.id) {
+            Some(slot) => {
+                slot.0 = ticket.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Defers the processed record of the first message at batch index `index` under `key`.
+    pub fn defer_record(&self, index: usize, key: String) {
+        self.state().records.push((index, key));
+    }
+
+    /// What the chain still has to write.
+    pub fn unwritten(&self) -> Unwritten {
+        let mut state = self.state();
+        let tickets = state
+            .tickets
+            .values()
+            .filter(|(t, written)| t.version != *written)
+            .cloned()
+            .collect();
+        Unwritten {
+            tickets,
+            records: std::mem::take(&mut state.records),
+        }
+    }
+}
+
+/// What a chain writes at its end ([`Handoff::unwritten`]).
+pub struct Unwritten {
+    /// Tickets decided past the version their row holds, with that version.
+    pub tickets: Vec<(crate::core::ticket::Ticket, i32)>,
+    /// The deferred processed records: (batch index of a first message, its key).
+    pub records: Vec<(usize, String)>,
 }
 
 impl Inbound {
+    /// The chain's handoff, when a chain runs this message.
+    pub fn handoff(&self) -> Option<&Arc<Handoff>> {
+        self.chained.as_ref().map(|c| &c.handoff)
+    }
+
+    /// Whether an earlier stage of a chain handed this message over (it never was on a queue).
+    pub fn handed_over(&self) -> bool {
+        self.chained.as_ref().is_some_and(|c| !c.head)
+    }
+
     pub fn message_id(&self) -> Option<&str> {
         self.properties.message_id().as_ref().map(|s| s.as_str())
     }
@@ -320,6 +424,7 @@ fn to_inbound(d: lapin::message::Delivery) -> Inbound {
         traceparent: trace::from_amqp(&d.properties),
         properties: d.properties,
         data: d.data,
+        chained: None,
     }
 }
 

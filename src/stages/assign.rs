@@ -73,8 +73,12 @@ impl Stage for Assign {
                 )
             };
             let mut wanted: BTreeSet<String> = decoded.drains.iter().map(|(_, d)| d.drain_team.clone()).collect();
-            for t in tickets::read_tickets(tx, &ids).await? {
-                wanted.insert(route(&t).team);
+            for t in tickets::read_tickets(tx, &ids)
+                .await?
+                .iter()
+                .chain(&decoded.handed_tickets())
+            {
+                wanted.insert(route(t).team);
             }
             let wanted: Vec<String> = wanted.into_iter().collect();
             let locked = crate::store::locks::lock(

@@ -3,12 +3,17 @@
 //!
 //! A [`Chain`] consumes its first stage's queue. For a batch it runs the first stage, takes the
 //! work messages it produced for the next stage out of the outputs, gives them to that stage as
-//! if they had been delivered, and so on, all in the batch's one transaction. What a ticket goes
-//! through is unchanged: each stage writes its transition, its event and its processed-message
-//! record exactly as it does from its own queue, so a redelivery of the first message finds the
-//! records and re-publishes, and a copy of a handed-over work message found on a queue later is
-//! a duplicate. What goes away is a commit, a persistent publish with its confirm, a delivery
-//! and an ack per hop.
+//! if they had been delivered, and so on, all in the batch's one transaction. The tickets go
+//! along in memory ([`Handoff`]): a later stage neither locks nor reads them again, and leaves
+//! its decision there instead of writing it, so each ticket's row is written once more at the
+//! end, not once per stage (every write of a row is a new row version with an entry in each of
+//! the table's indexes). Each stage still writes its own transition and publishes its own event.
+//! The processed record of the message the chain took from the queue holds everything the chain
+//! published for it, so a redelivery re-publishes all of it; the handed-over work messages have
+//! no record of their own, and need none: they were never on a queue, and a copy of one (a
+//! sweep, a later copy of the request) finds the ticket at a newer version and is superseded.
+//! What goes away per hop is a commit, a persistent publish with its confirm, a delivery and an
+//! ack, a row lock and read, a row version, and a processed record.
 //!
 //! A handed-over message a later stage cannot take (dead, or a lost race to retry) is published
 //! to that stage's queue after all, so its own consumer settles it exactly as it would have
@@ -17,9 +22,11 @@
 
 use super::{Context, assign::Assign, classify::Classify, intake::Intake, prioritize::Prioritize};
 use crate::contracts::{Exchange, Outgoing, StageName};
-use crate::runtime::runner::{Inbound, Outcome, Stage};
-use crate::store::StoreError;
+use crate::core::ticket::Ticket;
+use crate::runtime::runner::{Chained, Handoff, Inbound, Outcome, Stage, Unwritten};
+use crate::store::{self, StoreError};
 use deadpool_postgres::Transaction;
+use std::sync::Arc;
 
 /// One stage of a chain.
 pub enum Link {
@@ -105,7 +112,7 @@ pub fn runs(stages: &[StageName]) -> Vec<Vec<StageName>> {
 
 /// A work message handed to the next stage as if the broker had delivered it, in the trace of
 /// the message that led to it.
-fn handed_over(m: &Outgoing, work_exchange: &str, from: &Inbound) -> Inbound {
+fn handed_over(m: &Outgoing, work_exchange: &str, from: &Inbound, handoff: &Arc<Handoff>) -> Inbound {
     Inbound {
         tag: 0,
         exchange: work_exchange.to_owned(),
@@ -114,6 +121,10 @@ fn handed_over(m: &Outgoing, work_exchange: &str, from: &Inbound) -> Inbound {
         properties: crate::bus::properties(m),
         data: serde_json::to_vec(&m.body).unwrap_or_default(),
         traceparent: from.traceparent.clone(),
+        chained: Some(Chained {
+            handoff: handoff.clone(),
+            head: false,
+        }),
     }
 }
 
@@ -126,7 +137,18 @@ impl Stage for Chain {
         let Some((first, rest)) = self.links.split_first() else {
             return Ok(Vec::new());
         };
-        let mut outcomes = first.process(tx, batch).await?;
+        let handoff = Arc::new(Handoff::default());
+        let heads: Vec<Inbound> = batch
+            .iter()
+            .map(|m| Inbound {
+                chained: Some(Chained {
+                    handoff: handoff.clone(),
+                    head: true,
+                }),
+                ..m.clone()
+            })
+            .collect();
+        let mut outcomes = first.process(tx, &heads).await?;
         for link in rest {
             let stage = link.stage().as_str();
             // (outcome index, the work message handed over) for each message given to `link`.
@@ -134,12 +156,12 @@ impl Stage for Chain {
             let mut inputs: Vec<Inbound> = Vec::new();
             for (i, outcome) in outcomes.iter_mut().enumerate() {
                 let Outcome::Done(out) = outcome else { continue };
-                let (to_link, keep): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(out)
-                    .into_iter()
-                    .partition(|m| m.exchange == Exchange::Work && m.routing_key == stage);
+                let (to_link, keep): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(out).into_iter().partition(|m| {
+                    m.exchange == Exchange::Work && m.routing_key == stage && handed_ticket(m, &handoff)
+                });
                 *out = keep;
                 for m in to_link {
-                    inputs.push(handed_over(&m, &self.work_exchange, &batch[i]));
+                    inputs.push(handed_over(&m, &self.work_exchange, &batch[i], &handoff));
                     handed.push((i, m));
                 }
             }
@@ -162,8 +184,42 @@ impl Stage for Chain {
                 }
             }
         }
+        // Each ticket once, as the chain left it; then each first message's processed record,
+        // with everything the chain published for it, so a redelivery re-publishes all of it.
+        let Unwritten { tickets, records } = handoff.unwritten();
+        let rows: Vec<(&Ticket, i32)> = tickets.iter().map(|(t, v)| (t, *v)).collect();
+        let written = store::tickets::update_tickets_from(tx, &rows).await?;
+        if written.len() != rows.len() {
+            return Err(StoreError::Conflict(format!(
+                "chain: {} of {} tickets changed under us despite the row lock",
+                rows.len() - written.len(),
+                rows.len()
+            )));
+        }
+        let entries: Vec<(String, Vec<Outgoing>)> = records
+            .into_iter()
+            .filter_map(|(i, key)| match &outcomes[i] {
+                Outcome::Done(out) => Some((key, out.clone())),
+                _ => None,
+            })
+            .collect();
+        let raced = store::ledger::record(tx, self.name(), &entries).await?;
+        if !raced.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "chain: messages {raced:?} were processed concurrently"
+            )));
+        }
         Ok(outcomes)
     }
+}
+
+/// Whether `m` is about a ticket the chain holds: only those are handed on in memory (a work
+/// message about any other ticket goes out on the queue as usual).
+fn handed_ticket(m: &Outgoing, handoff: &Handoff) -> bool {
+    m.body
+        .get("ticket_id")
+        .and_then(serde_json::Value::as_i64)
+        .is_some_and(|id| handoff.holds(id))
 }
 
 #[cfg(test)]

@@ -320,8 +320,7 @@ impl Stage for Intake {
             let customers: Vec<&Customer> = requests.iter().map(|(_, r)| &r.customer).collect();
             let targets = decide_targets(&message_ids, &tokens, &customers, &threads);
 
-            // Customers first: the counter bump below locks the month's row until commit, and
-            // every other intake batch waits on it, so as little as possible comes after it.
+            // The customers of the new tickets, found or created.
             let customer_refs: HashMap<usize, Option<i64>> = {
                 let new: Vec<usize> = (0..requests.len())
                     .filter(|n| matches!(targets[*n], Target::New { .. }))
@@ -334,7 +333,8 @@ impl Stage for Intake {
                 new.into_iter().zip(ids).collect()
             };
 
-            // Number the new tickets: one counter bump per month for the whole batch.
+            // Number the new tickets: one counter bump per month for the whole batch, committed
+            // apart so that other batches need not wait for this transaction to end.
             let mut per_period: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for (n, t) in targets.iter().enumerate() {
                 if matches!(t, Target::New { .. }) {
@@ -347,7 +347,7 @@ impl Stage for Intake {
             let mut numbers: HashMap<usize, String> = HashMap::new();
             for (p, members) in &per_period {
                 let count = members.len() as i64;
-                let last = store::reserve_numbers(tx, p, count).await?;
+                let last = store::reserve_numbers_apart(&self.ctx.db, p, count).await?;
                 for (k, n) in members.iter().enumerate() {
                     numbers.insert(
                         *n,
@@ -490,6 +490,13 @@ impl Stage for Intake {
                     outputs.push(events::ticket_event(&ticket, "received", &tr));
                     outputs.push(work_message(&ticket, StageName::Classify));
                     transitions.push(tr);
+                    if let Some(h) = batch[*i].handoff() {
+                        // As the row holds it: the database keeps microseconds.
+                        use chrono::SubsecRound;
+                        let mut stored = ticket;
+                        stored.received_at = stored.received_at.trunc_subsecs(6);
+                        h.written(stored);
+                    }
                     metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "opened")
                         .increment(1);
                 } else {
@@ -500,7 +507,11 @@ impl Stage for Intake {
                     metrics::counter!("switchboard_intake_total", "channel" => r.channel.clone(), "result" => "threaded").increment(1);
                 }
                 batch[*i].stamp(&mut outputs);
-                records.push((dedup_key(r), outputs.clone()));
+                match batch[*i].handoff() {
+                    // The chain records it with everything its later stages publish.
+                    Some(h) => h.defer_record(*i, dedup_key(r)),
+                    None => records.push((dedup_key(r), outputs.clone())),
+                }
                 settled[*i] = Some(Outcome::Done(outputs));
             }
             let refs: Vec<&Transition> = transitions.iter().collect();

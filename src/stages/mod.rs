@@ -20,7 +20,7 @@ use crate::contracts::{Outgoing, StageName};
 use crate::core::policy::Policy;
 use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
-use crate::runtime::runner::{Inbound, Outcome};
+use crate::runtime::runner::{Handoff, Inbound, Outcome};
 use crate::store::ledger;
 use crate::store::{StoreError, tickets};
 use deadpool_postgres::Transaction;
@@ -32,6 +32,9 @@ use std::sync::Arc;
 pub struct Context {
     pub policy: Arc<Policy>,
     pub topo: Topology,
+    /// The database, for what a stage does outside its batch's transaction (intake's ticket
+    /// numbers).
+    pub db: crate::store::Db,
 }
 
 /// The work message to hand `t` (at its current version) to `stage`.
@@ -157,15 +160,34 @@ pub struct DecodedWork {
     pub work: Vec<(usize, WorkMessage)>,
     pub copies: Vec<(usize, usize)>,
     pub drains: Vec<(usize, DrainMessage)>,
+    /// The tickets a chain hands over with these messages (`chain`), if a chain runs them.
+    pub handoff: Option<Arc<Handoff>>,
 }
 
 impl DecodedWork {
-    /// The tickets the work messages are about, each once, in id order.
+    /// The tickets the work messages are about that this stage must lock and read itself (a
+    /// chain's own tickets come with it), each once, in id order.
     pub fn ticket_ids(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = self.work.iter().map(|(_, w)| w.ticket_id).collect();
+        let mut ids: Vec<i64> = self
+            .work
+            .iter()
+            .map(|(_, w)| w.ticket_id)
+            .filter(|id| !self.handoff.as_ref().is_some_and(|h| h.holds(*id)))
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    /// The chain's own tickets among those the messages are about.
+    pub fn handed_tickets(&self) -> Vec<Ticket> {
+        let Some(h) = &self.handoff else {
+            return Vec::new();
+        };
+        let mut ids: Vec<i64> = self.work.iter().map(|(_, w)| w.ticket_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().filter_map(|id| h.ticket(id)).collect()
     }
 }
 
@@ -209,6 +231,7 @@ pub fn decode_work(batch: &[Inbound], stage: &str, takes_drains: bool) -> Decode
         work,
         copies,
         drains,
+        handoff: batch.first().and_then(Inbound::handoff).cloned(),
     }
 }
 
@@ -237,17 +260,25 @@ pub async fn settle_work(
     stage: &str,
     expected: &[TicketState],
 ) -> Result<WorkBatch, StoreError> {
+    let handed = decoded.handed_tickets();
     let DecodedWork {
         mut settled,
         work: mut decoded,
         copies,
         drains,
+        handoff: _,
     } = decoded;
-    let locked: HashMap<i64, Ticket> = locked.into_iter().map(|t| (t.id, t)).collect();
+    let held: std::collections::HashSet<i64> = handed.iter().map(|t| t.id).collect();
+    let locked: HashMap<i64, Ticket> = locked.into_iter().chain(handed).map(|t| (t.id, t)).collect();
     // Locked first, then the ledger: a concurrent worker that applied the same message has
     // committed by the time we hold the lock, so its record is visible and this copy is a
-    // duplicate, not a stale message.
-    let keys: Vec<String> = decoded.iter().map(|(_, w)| w.message_id()).collect();
+    // duplicate, not a stale message. A chain's own ticket was decided in this transaction:
+    // nothing can have processed a message about its current version before.
+    let keys: Vec<String> = decoded
+        .iter()
+        .filter(|(_, w)| !held.contains(&w.ticket_id))
+        .map(|(_, w)| w.message_id())
+        .collect();
     let done = ledger::lookup(tx, &keys).await?;
     decoded.retain(|(i, w)| match done.get(&w.message_id()) {
         Some(out) => {
@@ -311,12 +342,21 @@ pub async fn commit_decisions(
     extra_owner: Option<(usize, String)>,
     copies: &[(usize, usize)],
 ) -> Result<Vec<Outcome>, StoreError> {
+    // A chain's own tickets stay with the chain, which writes each once at the end.
+    let handoff = batch.first().and_then(Inbound::handoff);
     let ticket_refs: Vec<&Ticket> = decisions
         .iter()
         .map(|(_, _, d)| &d.ticket)
         .chain(extra.iter().map(|d| &d.ticket))
+        .filter(|t| !handoff.is_some_and(|h| h.decided(t)))
         .collect();
     let written = tickets::update_tickets(tx, &ticket_refs).await?;
+    // The first stage of a chain hands the tickets it wrote to the next (`chain`).
+    for (i, _, d) in &decisions {
+        if let Some(c) = batch[*i].chained.as_ref().filter(|c| c.head) {
+            c.handoff.written(d.ticket.clone());
+        }
+    }
     if written.len() != ticket_refs.len() {
         return Err(StoreError::Conflict(format!(
             "{stage}: {} of {} tickets changed under us despite the row lock",
@@ -333,10 +373,17 @@ pub async fn commit_decisions(
     let extra_out: Vec<Outgoing> = extra.iter().flat_map(Decision::outputs).collect();
     let mut records = Vec::with_capacity(decisions.len() + 1);
     let mut extra_pending = Some(extra_out);
+    // A chain records what its first messages published once it knows all of it; the messages
+    // it handed over need no record (see `chain`).
+    let mut keep = |i: usize, key: String, out: &Vec<Outgoing>| match &batch[i].chained {
+        Some(c) if c.head => c.handoff.defer_record(i, key),
+        Some(_) => {}
+        None => records.push((key, out.clone())),
+    };
     if let Some((i, key)) = extra_owner {
         let mut out = extra_pending.take().unwrap_or_default();
         batch[i].stamp(&mut out);
-        records.push((key, out.clone()));
+        keep(i, key, &out);
         settled[i] = Some(Outcome::Done(out));
     }
     for (i, key, d) in &decisions {
@@ -345,7 +392,7 @@ pub async fn commit_decisions(
             out.extend(more);
         }
         batch[*i].stamp(&mut out);
-        records.push((key.clone(), out.clone()));
+        keep(*i, key.clone(), &out);
         settled[*i] = Some(Outcome::Done(out));
     }
     if extra_pending.is_some_and(|e| !e.is_empty()) {

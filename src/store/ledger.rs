@@ -5,6 +5,7 @@ use crate::contracts::Outgoing;
 use crate::store::StoreError;
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;
+use tokio_postgres::types::Json;
 
 /// Outputs recorded for each of `keys` that was already processed.
 pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<String, Vec<Outgoing>>, StoreError> {
@@ -24,9 +25,11 @@ pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<Str
     let mut found = HashMap::with_capacity(rows.len());
     for r in rows {
         let id: String = r.get(0);
-        let outputs: serde_json::Value = r.get(1);
-        let outputs: Vec<Outgoing> = serde_json::from_value(outputs)
-            .map_err(|e| StoreError::Conflict(format!("processed record {id} is unreadable: {e}")))?;
+        // Straight from the column's text into the messages, without a JSON tree between.
+        let outputs = r
+            .try_get::<_, Json<Vec<Outgoing>>>(1)
+            .map_err(|e| StoreError::Conflict(format!("processed record {id} is unreadable: {e}")))?
+            .0;
         found.insert(id, outputs);
     }
     Ok(found)
@@ -43,10 +46,8 @@ pub async fn record(
         return Ok(Vec::new());
     }
     let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-    let outputs: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|(_, o)| serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
-        .collect();
+    // Serialised straight into the statement's buffer, without a JSON tree between.
+    let outputs: Vec<Json<&Vec<Outgoing>>> = entries.iter().map(|(_, o)| Json(o)).collect();
     let rows = tx
         .query(
             &crate::store::prepared(

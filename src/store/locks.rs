@@ -10,9 +10,10 @@
 //! tickets (re-reading a ticket between two actions on it).
 //!
 //! Two rows come before all of these: a month's numbering counter (`ticket_counters`), taken by
-//! intake before it links follow-ups to old tickets and by an action that opens a task
-//! (`store::groups::hold_counter`) before its agents and tickets; and a task's parent is locked
-//! with the task, by whoever acts on the task (`store::groups::parent_numbers`).
+//! an action that opens a task (`store::groups::hold_counter`) before its agents and tickets
+//! (intake reserves its numbers in a short transaction of its own, holding nothing else:
+//! `store::intake::reserve_numbers_apart`); and a task's parent is locked with the task, by
+//! whoever acts on the task (`store::groups::parent_numbers`).
 
 use super::StoreError;
 use super::agents::agent_from_row;

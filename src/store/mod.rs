@@ -144,6 +144,10 @@ impl Db {
 #[derive(Clone)]
 pub struct Db {
     pub pool: Pool,
+    /// One connection of its own for reserving ticket numbers (`intake::reserve_numbers_apart`):
+    /// a transaction holding a connection of `pool` waits for it, and never the other way
+    /// round, so the two cannot starve each other.
+    pub numbering: Pool,
     pub target: String,
     pub schema: Option<String>,
 }
@@ -273,22 +277,29 @@ impl Db {
         cfg.connect_timeout(Duration::from_secs(5));
         cfg.application_name("switchboard");
         let target = describe(&cfg);
-        let mgr_cfg = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
+        let manager = || {
+            let mgr_cfg = ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            };
+            match parsed.tls.clone() {
+                Some(tls) => Manager::from_config(cfg.clone(), tls, mgr_cfg),
+                None => Manager::from_config(cfg.clone(), NoTls, mgr_cfg),
+            }
         };
-        let mgr = match parsed.tls {
-            Some(tls) => Manager::from_config(cfg, tls, mgr_cfg),
-            None => Manager::from_config(cfg, NoTls, mgr_cfg),
+        let build = |size: usize| {
+            Pool::builder(manager())
+                .max_size(size)
+                .wait_timeout(Some(Duration::from_secs(10)))
+                .create_timeout(Some(Duration::from_secs(5)))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Pool(e.to_string()))
         };
-        let pool = Pool::builder(mgr)
-            .max_size(pool_size.max(1))
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let pool = build(pool_size.max(1))?;
+        let numbering = build(1)?;
         let db = Db {
             pool,
+            numbering,
             target: target.clone(),
             schema: schema.map(str::to_owned),
         };

@@ -79,6 +79,9 @@ pub fn ticket_from_row(r: &Row) -> Result<Ticket, StoreError> {
 /// Reads tickets without locking them (to learn which agents a batch will need before taking
 /// the locks in order).
 pub async fn read_tickets(tx: &Transaction<'_>, ids: &[i64]) -> Result<Vec<Ticket>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let rows = tx
         .query(
             &crate::store::prepared(tx, &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1)")).await?,
@@ -200,9 +203,18 @@ pub async fn get_by_number<C: GenericClient>(client: &C, number: &str) -> Result
 /// Writes new ticket states, guarded by version: a row updates only if it is still at
 /// `version - 1`. Returns the ids that were written.
 pub async fn update_tickets(tx: &Transaction<'_>, tickets: &[&Ticket]) -> Result<Vec<i64>, StoreError> {
-    if tickets.is_empty() {
+    let rows: Vec<(&Ticket, i32)> = tickets.iter().map(|t| (*t, t.version - 1)).collect();
+    update_tickets_from(tx, &rows).await
+}
+
+/// [`update_tickets`] for tickets that moved on by several versions since their row was written
+/// (a chain of stages writes each once): each `(ticket, version its row holds)`.
+pub async fn update_tickets_from(tx: &Transaction<'_>, rows: &[(&Ticket, i32)]) -> Result<Vec<i64>, StoreError> {
+    if rows.is_empty() {
         return Ok(Vec::new());
     }
+    let tickets: Vec<&Ticket> = rows.iter().map(|(t, _)| *t).collect();
+    let written: Vec<i32> = rows.iter().map(|(_, v)| *v).collect();
     let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
     let versions: Vec<i32> = tickets.iter().map(|t| t.version).collect();
     let states: Vec<&str> = tickets.iter().map(|t| t.state.as_str()).collect();
@@ -229,12 +241,12 @@ pub async fn update_tickets(tx: &Transaction<'_>, tickets: &[&Ticket]) -> Result
                 needs_triage = u.triage, category_candidates = u.candidates, version = u.version, updated_at = now()
              FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
-                         $14::bool[], $15::jsonb[])
+                         $14::bool[], $15::jsonb[], $16::int[])
                   AS u(id, version, state, language, category, confidence, priority, team, assignee, sla_rule, fr, res, assigned,
-                       triage, candidates)
-             WHERE t.id = u.id AND t.version = u.version - 1
+                       triage, candidates, written)
+             WHERE t.id = u.id AND t.version = u.written
              RETURNING t.id").await?,
-            &[&ids, &versions, &states, &languages, &categories, &confidences, &priorities, &teams, &assignees, &rules, &fr, &res, &assigned, &triage, &candidates],
+            &[&ids, &versions, &states, &languages, &categories, &confidences, &priorities, &teams, &assignees, &rules, &fr, &res, &assigned, &triage, &candidates, &written],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

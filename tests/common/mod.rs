@@ -373,6 +373,7 @@ pub fn inbound(routing_key: &str, message_id: &str, data: Vec<u8>) -> Inbound {
         properties: lapin::BasicProperties::default().with_message_id(message_id.into()),
         data,
         traceparent: None,
+        chained: None,
     }
 }
 

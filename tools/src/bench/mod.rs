@@ -994,6 +994,12 @@ pub fn print_pass(p: &PassResult) {
             p.seconds * cores() as f64,
             cores()
         );
+        if p.tickets > 0 {
+            println!(
+                "  CPU per ticket, all processes and servers: {:.2} ms",
+                used * 1000.0 / p.tickets as f64
+            );
+        }
     }
 }
 
