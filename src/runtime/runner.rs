@@ -67,6 +67,9 @@ pub struct Handoff {
 struct HandoffState {
     /// Ticket id → (the ticket as last decided, the version its row holds).
     tickets: std::collections::HashMap<i64, (crate::core::ticket::Ticket, i32)>,
+    /// Decisions of the stage running now, kept apart until it succeeds
+    /// ([`Handoff::begin_stage`]); `None` outside a stage.
+    staged: Option<std::collections::HashMap<i64, crate::core::ticket::Ticket>>,
     /// (batch index of a first message, its processed-record key).
     records: Vec<(usize, String)>,
 }
@@ -86,7 +89,32 @@ impl Handoff {
 
     /// The ticket `id` as the chain last decided it, if the chain holds it.
     pub fn ticket(&self, id: i64) -> Option<crate::core::ticket::Ticket> {
-        self.state().tickets.get(&id).map(|(t, _)| t.clone())
+        let state = self.state();
+        if let Some(t) = state.staged.as_ref().and_then(|s| s.get(&id)) {
+            return Some(t.clone());
+        }
+        state.tickets.get(&id).map(|(t, _)| t.clone())
+    }
+
+    /// From now on decisions are kept apart, to be kept ([`Handoff::keep_stage`]) or dropped
+    /// ([`Handoff::drop_stage`]) with the stage's writes.
+    pub fn begin_stage(&self) {
+        self.state().staged = Some(std::collections::HashMap::new());
+    }
+
+    /// The stage succeeded: its decisions stand.
+    pub fn keep_stage(&self) {
+        let mut state = self.state();
+        for (id, t) in state.staged.take().unwrap_or_default() {
+            if let Some(slot) = state.tickets.get_mut(&id) {
+                slot.0 = t;
+            }
+        }
+    }
+
+    /// The stage failed and its writes were rolled back: its decisions go too.
+    pub fn drop_stage(&self) {
+        self.state().staged = None;
     }
 
     /// Whether the chain holds ticket `id` (then its stages neither lock nor write it).
@@ -97,12 +125,18 @@ impl Handoff {
     /// Keeps a stage's decision on a ticket the chain holds, to be written at the end. Returns
     /// false (and keeps nothing) for a ticket the chain does not hold: the stage writes it.
     pub fn decided(&self, ticket: &crate::core::ticket::Ticket) -> bool {
-        match self.state().tickets.get_mut(&ticket.id) {
-            Some(slot) => {
+        let mut state = self.state();
+        let state = &mut *state;
+        match (state.tickets.get_mut(&ticket.id), state.staged.as_mut()) {
+            (Some(_), Some(staged)) => {
+                staged.insert(ticket.id, ticket.clone());
+                true
+            }
+            (Some(slot), None) => {
                 slot.0 = ticket.clone();
                 true
             }
-            None => false,
+            (None, _) => false,
         }
     }
 
@@ -379,6 +413,9 @@ async fn consume<S: Stage>(
     let linger = Duration::from_millis(settings.batch_linger_ms);
     loop {
         let first = tokio::select! {
+            // Biased: with deliveries always ready, a fair choice could keep taking batches for
+            // a while after a shutdown was asked for.
+            biased;
             _ = stop.cancelled() => return Ok(()),
             next = consumer.next() => next,
         };
@@ -457,16 +494,18 @@ async fn handle_batch<S: Stage>(
             return Ok(());
         }
     };
+    let mut outcomes = outcomes;
     let mut to_publish: Vec<Outgoing> = Vec::new();
     let mut dead_confirms = Vec::new();
-    for (m, outcome) in batch.iter().zip(&outcomes) {
+    for (m, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        // Moved out, not copied: only the variants are needed after this.
         let label = match outcome {
             Outcome::Done(out) => {
-                to_publish.extend(out.iter().cloned());
+                to_publish.append(out);
                 "done"
             }
             Outcome::Duplicate(out) => {
-                to_publish.extend(out.iter().cloned());
+                to_publish.append(out);
                 "duplicate"
             }
             Outcome::Dead(reason) => {

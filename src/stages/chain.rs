@@ -26,6 +26,7 @@ use crate::core::ticket::Ticket;
 use crate::runtime::runner::{Chained, Handoff, Inbound, Outcome, Stage, Unwritten};
 use crate::store::{self, StoreError};
 use deadpool_postgres::Transaction;
+use futures::FutureExt;
 use std::sync::Arc;
 
 /// One stage of a chain.
@@ -128,6 +129,48 @@ fn handed_over(m: &Outgoing, work_exchange: &str, from: &Inbound, handoff: &Arc<
     }
 }
 
+impl Chain {
+    /// Runs one later stage of the chain behind a savepoint. `None`: it failed for good (an
+    /// error that retrying will not cure, or a panic); its writes and its decisions in the
+    /// handoff are undone, and the transaction goes on without them. A transient error (a
+    /// deadlock, the database going away) fails the whole transaction, to be retried.
+    async fn run_link(
+        &self,
+        link: &Link,
+        tx: &Transaction<'_>,
+        inputs: &[Inbound],
+        handoff: &Handoff,
+    ) -> Result<Option<Vec<Outcome>>, StoreError> {
+        store::savepoint(tx, "chain_link").await?;
+        handoff.begin_stage();
+        let failure = match std::panic::AssertUnwindSafe(link.process(tx, inputs))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(results)) => {
+                handoff.keep_stage();
+                store::release_savepoint(tx, "chain_link").await?;
+                return Ok(Some(results));
+            }
+            Ok(Err(e)) if e.is_transient() => return Err(e),
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".into()),
+        };
+        handoff.drop_stage();
+        store::rollback_to_savepoint(tx, "chain_link").await?;
+        tracing::warn!(
+            stage = link.stage().as_str(),
+            error = %crate::core::privacy::redact_personal(&failure),
+            "a chained stage failed; its tickets go to its queue"
+        );
+        Ok(None)
+    }
+}
+
 impl Stage for Chain {
     fn name(&self) -> &'static str {
         self.links.first().map(|l| l.stage().as_str()).unwrap_or("chain")
@@ -168,7 +211,29 @@ impl Stage for Chain {
             if inputs.is_empty() {
                 break;
             }
-            let results = link.process(tx, &inputs).await?;
+            let results = match self.run_link(link, tx, &inputs, &handoff).await? {
+                Some(results) => results,
+                None => {
+                    // The stage failed on these tickets for good: they go to its queue, where its
+                    // own consumer meets the same failure and dead-letters only its work message,
+                    // as it would have without the chain; the earlier stages' work stands.
+                    for (i, message) in handed {
+                        metrics::counter!("switchboard_chained_total", "stage" => stage, "outcome" => "handed_back")
+                            .increment(1);
+                        if let Outcome::Done(out) = &mut outcomes[i] {
+                            out.push(message);
+                        }
+                    }
+                    break;
+                }
+            };
+            if results.len() != handed.len() {
+                return Err(StoreError::Conflict(format!(
+                    "chain: the {stage} stage settled {} of {} messages handed to it",
+                    results.len(),
+                    handed.len()
+                )));
+            }
             for ((i, message), result) in handed.into_iter().zip(results) {
                 let label = match &result {
                     Outcome::Done(_) => "done",
@@ -196,10 +261,10 @@ impl Stage for Chain {
                 rows.len()
             )));
         }
-        let entries: Vec<(String, Vec<Outgoing>)> = records
+        let entries: Vec<(String, &[Outgoing])> = records
             .into_iter()
             .filter_map(|(i, key)| match &outcomes[i] {
-                Outcome::Done(out) => Some((key, out.clone())),
+                Outcome::Done(out) => Some((key, out.as_slice())),
                 _ => None,
             })
             .collect();

@@ -320,21 +320,11 @@ impl Stage for Intake {
             let customers: Vec<&Customer> = requests.iter().map(|(_, r)| &r.customer).collect();
             let targets = decide_targets(&message_ids, &tokens, &customers, &threads);
 
-            // The customers of the new tickets, found or created.
-            let customer_refs: HashMap<usize, Option<i64>> = {
-                let new: Vec<usize> = (0..requests.len())
-                    .filter(|n| matches!(targets[*n], Target::New { .. }))
-                    .collect();
-                let who: Vec<(&Customer, &str)> = new
-                    .iter()
-                    .map(|n| (&requests[*n].1.customer, requests[*n].1.channel.as_str()))
-                    .collect();
-                let ids = crate::store::customers::resolve(tx, &who).await?;
-                new.into_iter().zip(ids).collect()
-            };
-
             // Number the new tickets: one counter bump per month for the whole batch, committed
-            // apart so that other batches need not wait for this transaction to end.
+            // apart so that other batches need not wait for this transaction to end. Before the
+            // customers: while it waits for the counter (an action opening a task holds it until
+            // its commit) this transaction must hold no row another one could wait for, or the
+            // two would wait for each other where Postgres cannot see it.
             let mut per_period: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for (n, t) in targets.iter().enumerate() {
                 if matches!(t, Target::New { .. }) {
@@ -355,6 +345,19 @@ impl Stage for Intake {
                     );
                 }
             }
+
+            // The customers of the new tickets, found or created.
+            let customer_refs: HashMap<usize, Option<i64>> = {
+                let new: Vec<usize> = (0..requests.len())
+                    .filter(|n| matches!(targets[*n], Target::New { .. }))
+                    .collect();
+                let who: Vec<(&Customer, &str)> = new
+                    .iter()
+                    .map(|n| (&requests[*n].1.customer, requests[*n].1.channel.as_str()))
+                    .collect();
+                let ids = crate::store::customers::resolve(tx, &who).await?;
+                new.into_iter().zip(ids).collect()
+            };
 
             // Insert the new tickets.
             let new_idx: Vec<usize> = (0..requests.len())

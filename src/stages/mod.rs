@@ -135,7 +135,7 @@ where
     }
     match apply().await? {
         Ok(outputs) => {
-            ledger::record(tx, recorder, &[(key.to_owned(), outputs.clone())]).await?;
+            ledger::record(tx, recorder, &[(key.to_owned(), outputs.as_slice())]).await?;
             Ok(Applied::Done(outputs))
         }
         Err(e) => Ok(Applied::Refused(e)),

@@ -49,9 +49,19 @@ pub async fn resolve(tx: &Transaction<'_>, requests: &[(&Customer, &str)]) -> Re
             .query(
                 &crate::store::prepared(
                     tx,
-                    "SELECT id, customer_id, phone, email, name, tier FROM customers
-                 WHERE customer_id = ANY($1) OR phone = ANY($2) OR email = ANY($3)
-                 ORDER BY id",
+                    // One index probe per key (the LATERAL subqueries with OFFSET 0 are not
+                    // flattened into a join): a plan cached while the table was small would
+                    // otherwise keep scanning all of it for every batch as it grows.
+                    "SELECT DISTINCT c.id, c.customer_id, c.phone, c.email, c.name, c.tier FROM (
+                     SELECT x.* FROM unnest($1::text[]) AS k(v),
+                            LATERAL (SELECT * FROM customers WHERE customer_id = k.v OFFSET 0) x
+                     UNION ALL
+                     SELECT x.* FROM unnest($2::text[]) AS k(v),
+                            LATERAL (SELECT * FROM customers WHERE phone = k.v OFFSET 0) x
+                     UNION ALL
+                     SELECT x.* FROM unnest($3::text[]) AS k(v),
+                            LATERAL (SELECT * FROM customers WHERE email = k.v OFFSET 0) x) c
+                 ORDER BY c.id",
                 )
                 .await?,
                 &[&ids, &phones, &emails],

@@ -92,8 +92,9 @@ pub async fn parent_numbers<C: GenericClient>(c: &C, numbers: &[&str]) -> Result
 
 /// Takes the row lock of the numbering counter of `period` (creating the row if needed)
 /// without reserving a number. A transaction that will open a task takes it **before** its
-/// agent and ticket locks: intake holds the counter while it links new tickets to old ones, so
-/// the counter comes first for everyone.
+/// agent and ticket locks, so nothing it holds can be what another transaction holding the
+/// counter waits for. (Intake reserves its numbers in a transaction of its own, before it locks
+/// any row: `intake::reserve_numbers_apart`.)
 pub async fn hold_counter(tx: &Transaction<'_>, period: &str) -> Result<(), StoreError> {
     super::intake::reserve_numbers(tx, period, 0).await?;
     Ok(())

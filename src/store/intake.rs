@@ -112,7 +112,10 @@ pub async fn reserve_numbers(tx: &Transaction<'_>, period: &str, count: i64) -> 
 pub async fn reserve_numbers_apart(db: &super::Db, period: &str, count: i64) -> Result<i64, StoreError> {
     let mut client = db.numbering.get().await?;
     let tx = client.transaction().await?;
-    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+    // A wait Postgres cannot see through (the caller's own transaction holding what the
+    // counter's holder waits for) ends in a lock timeout, which the caller retries.
+    tx.batch_execute("SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '5s'")
+        .await?;
     let last = reserve_numbers(&tx, period, count).await?;
     tx.commit().await?;
     Ok(last)

@@ -16,7 +16,12 @@ pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<Str
         .query(
             &crate::store::prepared(
                 tx,
-                "SELECT message_id, outputs FROM processed_messages WHERE message_id = ANY($1)",
+                // One primary-key probe per key (LATERAL with OFFSET 0 is not flattened into a
+                // join): a plan cached while the ledger was small would otherwise keep scanning
+                // all of it for every batch as it grows.
+                "SELECT m.message_id, m.outputs FROM unnest($1::text[]) AS k(id),
+                        LATERAL (SELECT message_id, outputs FROM processed_messages
+                                 WHERE message_id = k.id OFFSET 0) m",
             )
             .await?,
             &[&keys],
@@ -37,17 +42,17 @@ pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<Str
 
 /// Records applied messages. Returns the keys that were already there: another worker applied
 /// the same message concurrently, so this transaction must not count it as its own.
-pub async fn record(
+pub async fn record<O: AsRef<[Outgoing]> + Sync>(
     tx: &Transaction<'_>,
     stage: &str,
-    entries: &[(String, Vec<Outgoing>)],
+    entries: &[(String, O)],
 ) -> Result<Vec<String>, StoreError> {
     if entries.is_empty() {
         return Ok(Vec::new());
     }
     let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
     // Serialised straight into the statement's buffer, without a JSON tree between.
-    let outputs: Vec<Json<&Vec<Outgoing>>> = entries.iter().map(|(_, o)| Json(o)).collect();
+    let outputs: Vec<Json<&[Outgoing]>> = entries.iter().map(|(_, o)| Json(o.as_ref())).collect();
     let rows = tx
         .query(
             &crate::store::prepared(

@@ -61,6 +61,22 @@ fn db_message(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Sets a savepoint `name` in `tx` (a chain of stages undoes one stage's writes with it).
+pub async fn savepoint(tx: &deadpool_postgres::Transaction<'_>, name: &str) -> Result<(), StoreError> {
+    Ok(tx.batch_execute(&format!("SAVEPOINT {name}")).await?)
+}
+
+/// Forgets savepoint `name`, keeping what was written since.
+pub async fn release_savepoint(tx: &deadpool_postgres::Transaction<'_>, name: &str) -> Result<(), StoreError> {
+    Ok(tx.batch_execute(&format!("RELEASE SAVEPOINT {name}")).await?)
+}
+
+/// Undoes what was written in `tx` since savepoint `name`, and makes `tx` usable again after an
+/// error.
+pub async fn rollback_to_savepoint(tx: &deadpool_postgres::Transaction<'_>, name: &str) -> Result<(), StoreError> {
+    Ok(tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {name}")).await?)
+}
+
 /// A statement prepared once per connection and cached with it (deadpool's statement cache).
 /// The statements every batch runs use it: they skip a round trip and Postgres's parse and plan,
 /// which at a steady rate — small batches, so many statements per ticket — is most of the
