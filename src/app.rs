@@ -150,32 +150,16 @@ impl App {
             let stop = failure.clone();
             let err_tx = err_tx.clone();
             tracker.spawn(async move {
-                let result = match task.as_slice() {
-                    [stage] => {
-                        registry::run(
-                            *stage,
-                            app.context(),
-                            &app.settings,
-                            app.db.clone(),
-                            app.health.clone(),
-                            concurrency,
-                            stop.clone(),
-                        )
-                        .await
-                    }
-                    chain => {
-                        registry::run_chain(
-                            chain,
-                            app.context(),
-                            &app.settings,
-                            app.db.clone(),
-                            app.health.clone(),
-                            concurrency,
-                            stop.clone(),
-                        )
-                        .await
-                    }
-                };
+                let result = registry::run_chain(
+                    &task,
+                    app.context(),
+                    &app.settings,
+                    app.db.clone(),
+                    app.health.clone(),
+                    concurrency,
+                    stop.clone(),
+                )
+                .await;
                 if let Err(e) = result {
                     let _ = err_tx.send(e).await;
                     stop.cancel();

@@ -84,8 +84,9 @@ pub async fn run(
 }
 
 /// Runs consecutive pipeline `stages` as one [`Chain`] on the first one's queue, with
-/// `concurrency` consumers, until `shutdown`. The later stages' queues need consumers of their
-/// own as well (work published by others arrives there): run those with [`run`].
+/// `concurrency` consumers, until `shutdown` (a single stage: as [`run`] does). The later
+/// stages' queues need consumers of their own as well (work published by others arrives
+/// there): run those with [`run`].
 pub async fn run_chain(
     stages: &[StageName],
     ctx: Context,
@@ -95,6 +96,9 @@ pub async fn run_chain(
     concurrency: usize,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    if let [stage] = stages {
+        return run(*stage, ctx, settings, db, health, concurrency, shutdown).await;
+    }
     let topo = ctx.topo.clone();
     let chain = Chain::new(stages, &ctx).ok_or_else(|| {
         RunError::Setup(format!(
