@@ -34,13 +34,7 @@ async fn a_chain_routes_tickets_without_the_later_stages_queues() {
         .await
     });
 
-    let pubs: Vec<_> = traffic("chain", 0..150, false, chrono::Utc::now())
-        .into_iter()
-        .filter(|p| p.kind == Kind::New)
-        .collect();
-    for p in &pubs {
-        h.publish_intake(&p.routing_key, &p.message_id, &p.payload).await;
-    }
+    let pubs = publish_new_requests(&h, "chain", 0..150).await;
     let n = pubs.len() as i64;
     h.wait_for(
         "every ticket routed by the chain alone",
@@ -94,13 +88,7 @@ async fn a_request_delivered_again_after_a_chained_commit_applies_nothing_twice(
     let mut h = Harness::new("chain_again").await;
     h.import_sample_roster().await;
     h.start_stages(&StageName::ALL, 2);
-    let pubs: Vec<_> = traffic("again", 0..20, false, chrono::Utc::now())
-        .into_iter()
-        .filter(|p| p.kind == Kind::New)
-        .collect();
-    for p in &pubs {
-        h.publish_intake(&p.routing_key, &p.message_id, &p.payload).await;
-    }
+    let pubs = publish_new_requests(&h, "again", 0..20).await;
     let n = pubs.len() as i64;
     h.wait_for("routed", Duration::from_secs(60), || async {
         h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')")
@@ -139,4 +127,21 @@ async fn a_request_delivered_again_after_a_chained_commit_applies_nothing_twice(
     );
     h.stop_stages().await;
     h.cleanup().await;
+}
+
+/// Publishes the sample traffic's new requests (no duplicates, replies or invalid messages) of
+/// `range`, and returns them.
+async fn publish_new_requests(
+    h: &Harness,
+    run: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<switchboard_tools::demo::Publication> {
+    let pubs: Vec<_> = traffic(run, range, false, chrono::Utc::now())
+        .into_iter()
+        .filter(|p| p.kind == Kind::New)
+        .collect();
+    for p in &pubs {
+        h.publish_intake(&p.routing_key, &p.message_id, &p.payload).await;
+    }
+    pubs
 }
