@@ -194,6 +194,36 @@ impl Action {
         }
     }
 
+    /// Whether applying this action can free or take an agent's slot (`LoadChange`). Only those
+    /// lock the assignee's row: an action that cannot change a load leaves the agent free for
+    /// the assign stage and the other lifecycle consumers.
+    pub fn may_change_load(&self, policy: &LifecyclePolicy) -> bool {
+        // A rating reopens the ticket, taking its agent's slot again, only at or below the
+        // policy's threshold; above it, it closes a resolved ticket, which holds no slot.
+        if let Action::Rate { score, .. } = self {
+            return *score <= policy.reopen_rating_at_or_below;
+        }
+        !matches!(
+            self,
+            Action::Respond { .. }
+                | Action::Start
+                | Action::WaitForCustomer { .. }
+                | Action::AcknowledgeEscalation { .. }
+                | Action::SetPriority { .. }
+                | Action::Note { .. }
+                | Action::Escalate { .. }
+                | Action::SetDue { .. }
+                | Action::Link { .. }
+                | Action::Attach { .. }
+                | Action::Workaround { .. }
+                | Action::Milestone { .. }
+                | Action::AddTask { .. }
+                | Action::UpdateRecord { .. }
+                | Action::Confirm { .. }
+                | Action::Close { .. }
+        )
+    }
+
     /// The other ticket a link or merge names: locked with this one, in the one lock order.
     pub fn other_ticket(&self) -> Option<&str> {
         match self {
@@ -2387,6 +2417,112 @@ mod tests {
                 reason: "r".into()
             }),
         ]
+    }
+
+    /// One action of every kind that says it cannot change a load.
+    fn load_neutral_actions() -> Vec<Action> {
+        let due = Utc::now() + chrono::Duration::hours(4);
+        vec![
+            Action::Respond { message: None },
+            Action::Start,
+            Action::WaitForCustomer { reason: None },
+            Action::AcknowledgeEscalation { note: None },
+            Action::SetPriority {
+                priority: "urgent".into(),
+                reason: "r".into(),
+            },
+            Action::Note { text: "n".into() },
+            Action::Escalate { reason: "r".into() },
+            Action::SetDue {
+                target: super::super::sla::Target::Resolution,
+                due,
+                reason: "r".into(),
+            },
+            Action::Link {
+                ticket: "T2".into(),
+                reason: None,
+            },
+            Action::Attach {
+                name: "a.pdf".into(),
+                content_type: None,
+                size: None,
+                url: "https://files.example/a.pdf".into(),
+            },
+            Action::Workaround {
+                done: "w".into(),
+                note: None,
+            },
+            Action::Milestone {
+                name: "m".into(),
+                note: None,
+            },
+            Action::AddTask {
+                team: "billing".into(),
+                summary: "s".into(),
+            },
+            Action::UpdateRecord {
+                set: Default::default(),
+                clear: vec![],
+            },
+            Action::Confirm {
+                method: crate::core::record::ConfirmMethod::Phone,
+                note: None,
+            },
+            // Only a resolved ticket closes, and a resolved ticket holds no slot.
+            Action::Close { reason: None },
+            // Above the reopening threshold a rating only closes.
+            Action::Rate {
+                score: LifecyclePolicy::default().reopen_rating_at_or_below + 1,
+                comment: None,
+                reason: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn an_action_that_says_it_cannot_change_a_load_never_plans_one() {
+        let now = Utc::now();
+        let actions = load_neutral_actions();
+        let mut c = ctx();
+        c.other = Some(("T2".into(), TicketState::InProgress));
+        c.next_rung = Some((0, "sup".into()));
+        c.teams = vec!["billing".into()];
+        for a in &actions {
+            assert!(!a.may_change_load(&LifecyclePolicy::default()), "{}", a.kind());
+            for state in TicketState::ALL {
+                for (actor, assigned) in [(ACTOR, true), (ACTOR, false), ("supervisor", true), ("customer", true)] {
+                    let mut t = ticket(state);
+                    if !assigned {
+                        t.assignee = None;
+                    }
+                    if let Ok(p) = plan(&t, actor, a, &c, &LifecyclePolicy::default(), now) {
+                        assert_eq!(
+                            p.load,
+                            LoadChange::None,
+                            "{} on a {state:?} ticket by {actor}",
+                            a.kind()
+                        );
+                    }
+                }
+            }
+        }
+        let resolve = Action::Resolve {
+            result: "ok".into(),
+            root_cause: None,
+            notes: None,
+        };
+        let low = Action::Rate {
+            score: LifecyclePolicy::default().reopen_rating_at_or_below,
+            comment: None,
+            reason: None,
+        };
+        for changing in [resolve, Action::Claim, Action::Reopen { reason: "r".into() }, low] {
+            assert!(
+                changing.may_change_load(&LifecyclePolicy::default()),
+                "{}",
+                changing.kind()
+            );
+        }
     }
 
     proptest! {

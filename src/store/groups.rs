@@ -90,6 +90,22 @@ pub async fn parent_numbers<C: GenericClient>(c: &C, numbers: &[&str]) -> Result
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The tickets among those numbered `numbers` that belong to a group: tasks and parents.
+pub async fn grouped_numbers<C: GenericClient>(c: &C, numbers: &[&str]) -> Result<Vec<String>, StoreError> {
+    if numbers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = c
+        .query(
+            "SELECT DISTINCT t.number FROM tickets t
+             JOIN ticket_links l ON l.ticket_id = t.id AND l.kind IN ('task', 'task_of')
+             WHERE t.number = ANY($1)",
+            &[&numbers],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Takes the row lock of the numbering counter of `period` (creating the row if needed)
 /// without reserving a number. A transaction that will open a task takes it **before** its
 /// agent and ticket locks, so nothing it holds can be what another transaction holding the

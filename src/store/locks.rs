@@ -3,8 +3,9 @@
 //! transactions can each hold what the other waits for. (Scans that skip locked rows, `FOR UPDATE
 //! SKIP LOCKED`, never wait and live with their queries.)
 //!
-//! Who takes what: the lifecycle stage and the ticket API lock the assignees of their tickets
-//! and any agent a reassignment names, then those tickets; the assign stage locks its teams'
+//! Who takes what: the lifecycle stage and the ticket API lock the assignees of the tickets
+//! whose actions may change a load (`Action::may_change_load`) and any agent a claim or
+//! reassignment names, then those tickets; the assign stage locks its teams'
 //! agents, then the tickets of its work messages; classify, prioritize and escalate lock tickets
 //! only. A second call in the same transaction may only lock rows already held or tickets after
 //! tickets (re-reading a ticket between two actions on it).

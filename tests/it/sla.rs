@@ -838,6 +838,191 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     h.cleanup().await;
 }
 
+/// A batch's actions run in lanes (`stages::lifecycle`): each ticket's actions in arrival order,
+/// the tickets side by side on one connection. Every outcome is the one the action would have
+/// had alone, and a redelivery of the whole batch publishes exactly what the first run did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_batch_applies_each_tickets_actions_in_order_and_the_tickets_side_by_side() {
+    use switchboard::runtime::runner::Outcome;
+    let mut s = test_settings("lanes");
+    s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
+    let mut h = Harness::with_settings(s).await;
+    h.import_roster(
+        "id,name,team,languages,channels,skills,max_open,presence
+a1,A1,front_line,zh;en,,,5,online
+",
+    )
+    .await;
+    h.start_stages(&StageName::PIPELINE, 1);
+    for k in 1..=3 {
+        open_ticket(&h, &format!("ln-{k}"), "订单一直没发货").await;
+    }
+    h.stop_stages().await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let numbers: Vec<String> = client
+        .query("SELECT number FROM tickets WHERE assignee = 'a1' ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(numbers.len(), 3);
+    let action = |id: &str, number: &str, kind: &str, extra: Value| {
+        let mut act = json!({"kind": kind});
+        if let (Some(a), Some(e)) = (act.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        let body = json!({"ticket": number, "actor": "agent:a1", "action": act});
+        common::inbound(&format!("action.{kind}"), id, body.to_string().into_bytes())
+    };
+    let (t1, t2, t3) = (&numbers[0], &numbers[1], &numbers[2]);
+    let batch = vec![
+        action("ln-a", t1, "respond", json!({})),
+        action("ln-b", t2, "respond", json!({})),
+        // Sees the respond before it: resolving an in-progress ticket.
+        action("ln-c", t1, "resolve", json!({"result": "done"})),
+        action("ln-d", t3, "respond", json!({})),
+        action("ln-e", t2, "resolve", json!({"result": "done"})),
+        // A copy of the first message in the same batch.
+        action("ln-a", t1, "respond", json!({})),
+        // Refused: only a resolved ticket is rated.
+        action("ln-f", t3, "rate", json!({"score": 5})),
+        action("ln-g", "NO-SUCH-TICKET", "respond", json!({})),
+    ];
+    let first = spawn_lifecycle_batch(&h, batch.clone())
+        .await
+        .unwrap()
+        .expect("the batch commits");
+    let kinds: Vec<&str> = first
+        .iter()
+        .map(|o| match o {
+            Outcome::Done(_) => "done",
+            Outcome::Duplicate(_) => "duplicate",
+            Outcome::Dead(_) => "dead",
+            Outcome::Retry(_) => "retry",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["done", "done", "done", "done", "done", "duplicate", "dead", "dead"],
+        "{first:?}"
+    );
+    let state = |n: &String| {
+        let client = &client;
+        let n = n.clone();
+        async move {
+            client
+                .query_one("SELECT state, version FROM tickets WHERE number = $1", &[&n])
+                .await
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1)))
+                .unwrap()
+        }
+    };
+    assert_eq!(state(t1).await.0, "resolved");
+    assert_eq!(state(t2).await.0, "resolved");
+    assert_eq!(state(t3).await.0, "in_progress");
+    // Each ticket's transitions are numbered without a gap, in the order its actions came.
+    for n in [t1, t2, t3] {
+        let seqs: Vec<i32> = client
+            .query(
+                "SELECT seq FROM ticket_transitions tr JOIN tickets t ON t.id = tr.ticket_id WHERE t.number = $1 ORDER BY seq",
+                &[n],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(seqs, (1..=state(n).await.1).collect::<Vec<_>>(), "transitions of {n}");
+    }
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'a1'").await,
+        1
+    );
+
+    // The same batch again (a redelivery): nothing applies twice, the same messages go out.
+    let versions = (state(t1).await, state(t2).await, state(t3).await);
+    let again = spawn_lifecycle_batch(&h, batch)
+        .await
+        .unwrap()
+        .expect("the batch commits");
+    for (i, (a, b)) in first.iter().zip(&again).enumerate() {
+        match (a, b) {
+            (Outcome::Done(x) | Outcome::Duplicate(x), Outcome::Duplicate(y)) => {
+                let ids = |v: &Vec<switchboard::contracts::Outgoing>| {
+                    v.iter().map(|o| o.message_id.clone()).collect::<Vec<_>>()
+                };
+                assert_eq!(ids(x), ids(y), "message {i}");
+            }
+            (Outcome::Dead(_), Outcome::Dead(_)) => {}
+            other => panic!("message {i}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'a1'").await,
+        1
+    );
+    assert_eq!((state(t1).await, state(t2).await, state(t3).await), versions);
+    drop(client);
+    h.cleanup().await;
+}
+
+/// An action that cannot change a load (`Action::may_change_load`) leaves its assignee's row
+/// alone: a batch of responses goes through while the assign stage holds the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_does_not_wait_for_its_agents_row() {
+    use switchboard::runtime::runner::Outcome;
+    let mut s = test_settings("no_agent_lock");
+    s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
+    let mut h = Harness::with_settings(s).await;
+    h.import_roster(
+        "id,name,team,languages,channels,skills,max_open,presence
+a1,A1,front_line,zh;en,,,5,online
+",
+    )
+    .await;
+    h.start_stages(&StageName::PIPELINE, 1);
+    open_ticket(&h, "nl-1", "订单一直没发货").await;
+    h.stop_stages().await;
+    let client = h.app.db.pool.get().await.unwrap();
+    let number: String = client
+        .query_one("SELECT number FROM tickets WHERE assignee = 'a1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let act = |id: &str, kind: &str, extra: &str| {
+        let body = format!(r#"{{"ticket": "{number}", "actor": "agent:a1", "action": {{"kind": "{kind}"{extra}}}}}"#);
+        common::inbound(&format!("action.{kind}"), id, body.into_bytes())
+    };
+    let mut b_client = h.app.db.pool.get().await.unwrap();
+    let b = b_client.transaction().await.unwrap();
+    b.execute("SELECT 1 FROM agents WHERE id = 'a1' FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let responded = tokio::time::timeout(
+        Duration::from_secs(5),
+        spawn_lifecycle_batch(&h, vec![act("nl-respond", "respond", "")]),
+    )
+    .await
+    .expect("a response must not wait for the agent's row")
+    .unwrap()
+    .expect("the batch commits");
+    assert!(matches!(responded[0], Outcome::Done(_)), "{responded:?}");
+    // A resolution frees a slot: it does wait for the agent, and goes through once B is done.
+    let resolving = spawn_lifecycle_batch(&h, vec![act("nl-resolve", "resolve", r#", "result": "done""#)]);
+    wait_for_a_lock_wait(&h, &client, "the resolution to wait for a1").await;
+    b.commit().await.unwrap();
+    let resolved = resolving.await.unwrap().expect("the batch commits");
+    assert!(matches!(resolved[0], Outcome::Done(_)), "{resolved:?}");
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'a1'").await,
+        0
+    );
+    drop(client);
+    drop(b_client);
+    h.cleanup().await;
+}
+
 /// Deadlocks: two transactions that meet the same tickets in opposite orders. A lifecycle batch
 /// resolving T2 then T1 takes both tickets in id order up front (`store::locks`), so while it
 /// waits for T1 (held by B) it holds nothing B then asks for.
