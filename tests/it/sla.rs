@@ -838,35 +838,44 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     h.cleanup().await;
 }
 
-/// A batch's actions run in lanes (`stages::lifecycle`): each ticket's actions in arrival order,
-/// the tickets side by side on one connection. Every outcome is the one the action would have
-/// had alone, and a redelivery of the whole batch publishes exactly what the first run did.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lifecycle_batch_applies_each_tickets_actions_in_order_and_the_tickets_side_by_side() {
-    use switchboard::runtime::runner::Outcome;
-    let mut s = test_settings("lanes");
+/// A harness whose one agent, a1 (five slots), holds `n` tickets the pipeline assigned it; their
+/// numbers, oldest first.
+async fn agent_with_tickets(name: &str, n: usize) -> (Harness, Vec<String>) {
+    let mut s = test_settings(name);
     s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
     let mut h = Harness::with_settings(s).await;
-    h.import_roster(
-        "id,name,team,languages,channels,skills,max_open,presence
-a1,A1,front_line,zh;en,,,5,online
-",
-    )
-    .await;
+    h.import_roster("id,name,team,languages,channels,skills,max_open,presence\na1,A1,front_line,zh;en,,,5,online\n")
+        .await;
     h.start_stages(&StageName::PIPELINE, 1);
-    for k in 1..=3 {
-        open_ticket(&h, &format!("ln-{k}"), "订单一直没发货").await;
+    for k in 1..=n {
+        open_ticket(&h, &format!("{name}-{k}"), "订单一直没发货").await;
     }
     h.stop_stages().await;
-    let client = h.app.db.pool.get().await.unwrap();
-    let numbers: Vec<String> = client
+    let numbers: Vec<String> = h
+        .app
+        .db
+        .pool
+        .get()
+        .await
+        .unwrap()
         .query("SELECT number FROM tickets WHERE assignee = 'a1' ORDER BY id", &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(numbers.len(), 3);
+    assert_eq!(numbers.len(), n, "every ticket assigned to a1");
+    (h, numbers)
+}
+
+/// A batch's actions run in lanes (`stages::lifecycle`): each ticket's actions in arrival order,
+/// the tickets side by side on one connection. Every outcome is the one the action would have
+/// had alone, and a redelivery of the whole batch publishes exactly what the first run did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_batch_applies_each_tickets_actions_in_order_and_the_tickets_side_by_side() {
+    use switchboard::runtime::runner::Outcome;
+    let (h, numbers) = agent_with_tickets("lanes", 3).await;
+    let client = h.app.db.pool.get().await.unwrap();
     let action = |id: &str, number: &str, kind: &str, extra: Value| {
         let mut act = json!({"kind": kind});
         if let (Some(a), Some(e)) = (act.as_object_mut(), extra.as_object()) {
@@ -972,24 +981,9 @@ a1,A1,front_line,zh;en,,,5,online
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_does_not_wait_for_its_agents_row() {
     use switchboard::runtime::runner::Outcome;
-    let mut s = test_settings("no_agent_lock");
-    s.policy_path = manifest_dir().join("tests/fixtures/policy-fast.toml");
-    let mut h = Harness::with_settings(s).await;
-    h.import_roster(
-        "id,name,team,languages,channels,skills,max_open,presence
-a1,A1,front_line,zh;en,,,5,online
-",
-    )
-    .await;
-    h.start_stages(&StageName::PIPELINE, 1);
-    open_ticket(&h, "nl-1", "订单一直没发货").await;
-    h.stop_stages().await;
+    let (h, numbers) = agent_with_tickets("no_agent_lock", 1).await;
+    let number = &numbers[0];
     let client = h.app.db.pool.get().await.unwrap();
-    let number: String = client
-        .query_one("SELECT number FROM tickets WHERE assignee = 'a1'", &[])
-        .await
-        .unwrap()
-        .get(0);
     let act = |id: &str, kind: &str, extra: &str| {
         let body = format!(r#"{{"ticket": "{number}", "actor": "agent:a1", "action": {{"kind": "{kind}"{extra}}}}}"#);
         common::inbound(&format!("action.{kind}"), id, body.into_bytes())
