@@ -287,6 +287,12 @@ impl Harness {
         client.query_one(sql, &[]).await.unwrap().get(0)
     }
 
+    /// The text values of the first column of every row `sql` selects, in its order.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        let client = self.app.db.pool.get().await.unwrap();
+        client.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    }
+
     /// Polls `check` until it holds, or panics with `what` after `timeout`.
     pub async fn wait_for<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
     where

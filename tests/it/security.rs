@@ -601,19 +601,7 @@ async fn customer_record_poisoning_a_claimed_contact_renames_nobody_and_sees_no_
         json!({"name": "Mallory", "email": "wang.fang@example.com"}),
     )
     .await;
-    let names: Vec<String> = h
-        .app
-        .db
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query("SELECT coalesce(name, '') FROM customers ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let names = h.texts("SELECT coalesce(name, '') FROM customers ORDER BY id").await;
     assert_eq!(names, vec!["王芳"], "a claim created or renamed a customer record");
     let view = switchboard::http::api::ticket_json(&h.app, &chat)
         .await

@@ -851,19 +851,9 @@ async fn agent_with_tickets(name: &str, n: usize) -> (Harness, Vec<String>) {
         open_ticket(&h, &format!("{name}-{k}"), "订单一直没发货").await;
     }
     h.stop_stages().await;
-    let numbers: Vec<String> = h
-        .app
-        .db
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query("SELECT number FROM tickets WHERE assignee = 'a1' ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let numbers = h
+        .texts("SELECT number FROM tickets WHERE assignee = 'a1' ORDER BY id")
+        .await;
     assert_eq!(numbers.len(), n, "every ticket assigned to a1");
     (h, numbers)
 }
