@@ -36,7 +36,7 @@ impl From<tokio_postgres::Error> for ActionError {
     }
 }
 
-use crate::store::sla::{Pauses, escalated_targets, pauses};
+use crate::store::sla::{Pauses, escalated_targets, pauses_tx};
 
 /// Breach timers a ticket needs now: one per running clock whose breach is not yet recorded.
 /// The next update recurs: once a lapse is recorded, its timer watches the next one.
@@ -99,7 +99,7 @@ pub async fn sync_breach_timers(
     pauses: &Pauses,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let escalated = escalated_targets(&**tx, t.id).await?;
+    let escalated = escalated_targets(tx, t.id).await?;
     let wanted = breach_timers(policy, t, pauses, &escalated, now);
     let keep: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
     timers::cancel_except(tx, t.id, "breach:", &keep).await?;
@@ -157,9 +157,9 @@ pub async fn apply(
     };
     // Group tickets (`core::groups`): a task's parent hears of its being done; a parent's open
     // tasks hold its resolution.
-    let parent = crate::store::groups::parent_of(&**tx, t.id).await?;
+    let parent = crate::store::groups::parent_of_tx(tx, t.id).await?;
     let open_tasks = match &msg.action {
-        Action::Resolve { .. } | Action::Merge { .. } => crate::store::groups::open_tasks(&**tx, t.id).await?,
+        Action::Resolve { .. } | Action::Merge { .. } => crate::store::groups::open_tasks(tx, t.id).await?,
         _ => Vec::new(),
     };
     let ctx = ActionContext {
@@ -297,7 +297,7 @@ pub async fn apply(
     // Clocks, with the pauses as they now are: the stored due times become the effective ones
     // (a wait moves the resolution deadline, a reopening restarts it; none while waiting), so
     // the work list sorts and filters by what the clocks say.
-    let paused = pauses(&**tx, t.id).await?;
+    let paused = pauses_tx(tx, t.id).await?;
     let facts = SlaFacts::of(&after, paused.clone());
     let clocks = policy.doc.sla.clocks(policy.calendar(), &facts, now);
     for c in &clocks {
@@ -453,7 +453,7 @@ async fn record_on_parent(
             task.number
         )));
     };
-    let open = crate::store::groups::open_tasks(&**tx, parent_id).await?;
+    let open = crate::store::groups::open_tasks(tx, parent_id).await?;
     let (event, reason, data) = crate::core::groups::parent_step(&task.number, task.team.as_deref(), change, &open);
     let mut after = parent.clone();
     after.version += 1;

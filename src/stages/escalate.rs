@@ -15,7 +15,7 @@ use crate::runtime::runner::{Inbound, Outcome, Stage};
 use crate::stages::actions::{fired_of, resolve_notify};
 use crate::stages::{Applied, Context, finish, once};
 use crate::store::locks::lock_by_id;
-use crate::store::sla::{self, pauses};
+use crate::store::sla::{self, pauses_tx};
 use crate::store::tickets;
 use crate::store::{StoreError, timers};
 use chrono::{DateTime, Utc};
@@ -93,7 +93,7 @@ impl Escalate {
         let Some(target) = Target::parse(target_name) else {
             return Ok(Err(format!("unknown SLA target {target_name:?}")));
         };
-        let facts = SlaFacts::of(t, pauses(&**tx, t.id).await?);
+        let facts = SlaFacts::of(t, pauses_tx(tx, t.id).await?);
         let clock = policy
             .doc
             .sla

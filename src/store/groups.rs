@@ -18,16 +18,16 @@ pub struct TaskRow {
     pub summary: Option<String>,
 }
 
+const TASKS_OF: &str = "SELECT t.number, t.state, t.team, t.assignee, t.subject
+     FROM ticket_links l JOIN tickets t ON t.id = l.other_id
+     WHERE l.ticket_id = $1 AND l.kind = 'task' ORDER BY t.id";
+
 /// The tasks of ticket `parent_id`, oldest first.
 pub async fn tasks_of<C: GenericClient>(c: &C, parent_id: i64) -> Result<Vec<TaskRow>, StoreError> {
-    let rows = c
-        .query(
-            "SELECT t.number, t.state, t.team, t.assignee, t.subject
-             FROM ticket_links l JOIN tickets t ON t.id = l.other_id
-             WHERE l.ticket_id = $1 AND l.kind = 'task' ORDER BY t.id",
-            &[&parent_id],
-        )
-        .await?;
+    tasks_from(&c.query(TASKS_OF, &[&parent_id]).await?)
+}
+
+fn tasks_from(rows: &[tokio_postgres::Row]) -> Result<Vec<TaskRow>, StoreError> {
     rows.iter()
         .map(|r| {
             let number: String = r.get(0);
@@ -44,32 +44,45 @@ pub async fn tasks_of<C: GenericClient>(c: &C, parent_id: i64) -> Result<Vec<Tas
         .collect()
 }
 
-/// The numbers of `parent_id`'s tasks not yet done.
-pub async fn open_tasks<C: GenericClient>(c: &C, parent_id: i64) -> Result<Vec<String>, StoreError> {
-    Ok(tasks_of(c, parent_id)
-        .await?
+/// The numbers of `parent_id`'s tasks not yet done, read in a stage's transaction (the
+/// statement prepared once per connection: a resolve asks it every time).
+pub async fn open_tasks(tx: &Transaction<'_>, parent_id: i64) -> Result<Vec<String>, StoreError> {
+    let rows = tx.query(&super::prepared(tx, TASKS_OF).await?, &[&parent_id]).await?;
+    Ok(tasks_from(&rows)?
         .into_iter()
         .filter(|t| !crate::core::groups::done(t.state))
         .map(|t| t.number)
         .collect())
 }
 
+const PARENT_OF: &str = "SELECT t.id, t.number, t.state FROM ticket_links l JOIN tickets t ON t.id = l.other_id
+     WHERE l.ticket_id = $1 AND l.kind = 'task_of'";
+
 /// The parent of ticket `ticket_id` when it is a task: (id, number, state).
 pub async fn parent_of<C: GenericClient>(
     c: &C,
     ticket_id: i64,
 ) -> Result<Option<(i64, String, TicketState)>, StoreError> {
-    let row = c
-        .query_opt(
-            "SELECT t.id, t.number, t.state FROM ticket_links l JOIN tickets t ON t.id = l.other_id
-             WHERE l.ticket_id = $1 AND l.kind = 'task_of'",
-            &[&ticket_id],
-        )
-        .await?;
-    Ok(row.and_then(|r| {
+    Ok(parent_from(c.query_opt(PARENT_OF, &[&ticket_id]).await?))
+}
+
+/// [`parent_of`] in a stage's transaction: the statement is prepared once per connection (every
+/// action asks it).
+pub async fn parent_of_tx(
+    tx: &Transaction<'_>,
+    ticket_id: i64,
+) -> Result<Option<(i64, String, TicketState)>, StoreError> {
+    Ok(parent_from(
+        tx.query_opt(&super::prepared(tx, PARENT_OF).await?, &[&ticket_id])
+            .await?,
+    ))
+}
+
+fn parent_from(row: Option<tokio_postgres::Row>) -> Option<(i64, String, TicketState)> {
+    row.and_then(|r| {
         let state: &str = r.get(2);
         Some((r.get(0), r.get(1), TicketState::parse(state)?))
-    }))
+    })
 }
 
 /// The parents of the tasks among the tickets numbered `numbers`: locked with them, in the one

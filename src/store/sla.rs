@@ -9,14 +9,22 @@ use tokio_postgres::GenericClient;
 /// A ticket's waiting intervals, oldest first; the last may still be open.
 pub type Pauses = Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>;
 
+const PAUSES: &str = "SELECT started_at, ended_at FROM ticket_pauses WHERE ticket_id = $1 ORDER BY started_at";
+
 pub async fn pauses<C: GenericClient>(c: &C, ticket_id: i64) -> Result<Pauses, StoreError> {
-    let rows = c
-        .query(
-            "SELECT started_at, ended_at FROM ticket_pauses WHERE ticket_id = $1 ORDER BY started_at",
-            &[&ticket_id],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(pauses_from(&c.query(PAUSES, &[&ticket_id]).await?))
+}
+
+/// [`pauses`] in a stage's transaction: the statement is prepared once per connection, not
+/// parsed and planned for every action.
+pub async fn pauses_tx(tx: &Transaction<'_>, ticket_id: i64) -> Result<Pauses, StoreError> {
+    Ok(pauses_from(
+        &tx.query(&prepared(tx, PAUSES).await?, &[&ticket_id]).await?,
+    ))
+}
+
+fn pauses_from(rows: &[tokio_postgres::Row]) -> Pauses {
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
 }
 
 /// Starts a pause (a no-op when one is already open).
@@ -48,13 +56,13 @@ pub async fn end_pause(tx: &Transaction<'_>, ticket_id: i64, at: DateTime<Utc>) 
 }
 
 /// Targets that already have an escalation (their breach has been recorded).
-pub async fn escalated_targets<C: GenericClient>(
-    c: &C,
+pub async fn escalated_targets(
+    tx: &Transaction<'_>,
     ticket_id: i64,
 ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-    let rows = c
+    let rows = tx
         .query(
-            "SELECT target, breached_at FROM escalations WHERE ticket_id = $1",
+            &prepared(tx, "SELECT target, breached_at FROM escalations WHERE ticket_id = $1").await?,
             &[&ticket_id],
         )
         .await?;
@@ -119,8 +127,12 @@ pub async fn stop_running(
     reason: &str,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "UPDATE escalations SET stopped_at = $2, stop_reason = $3
-         WHERE ticket_id = $1 AND stopped_at IS NULL AND acknowledged_at IS NULL",
+        &prepared(
+            tx,
+            "UPDATE escalations SET stopped_at = $2, stop_reason = $3
+             WHERE ticket_id = $1 AND stopped_at IS NULL AND acknowledged_at IS NULL",
+        )
+        .await?,
         &[&ticket_id, &at, &reason],
     )
     .await?;

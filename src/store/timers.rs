@@ -45,7 +45,10 @@ pub async fn set(
             "INSERT INTO sla_timers (ticket_id, purpose, due_at, payload)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::jsonb[])
          ON CONFLICT (ticket_id, purpose) WHERE state = 'pending'
-         DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload",
+         DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload
+         -- Most actions re-derive the same due times: an unchanged timer keeps its row version
+         -- (no new tuple, no index entries).
+         WHERE (sla_timers.due_at, sla_timers.payload) IS DISTINCT FROM (EXCLUDED.due_at, EXCLUDED.payload)",
         )
         .await?,
         &[&ids, &purposes, &dues, &payloads],
