@@ -24,6 +24,7 @@ use chrono::Utc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -147,9 +148,10 @@ pub enum SchedulerError {
 /// configured) and waiting out Postgres outages. Reports its connection to `health`.
 ///
 /// The sweep runs in a task of its own, beside the timers: its queries scan the tickets in the
-/// pipeline's states and the ones not yet indexed for search, which at a million tickets take
-/// long enough to make every timer due meanwhile late (the timers benchmark saw p99 451 ms
-/// with the sweep in the timers' loop).
+/// pipeline's states and the ones not yet indexed for search, and at a million tickets every
+/// timer due while they ran would wait for them. What a sweep writes to the outbox is relayed
+/// by the timers' loop, which the sweep wakes; on shutdown the sweep stops first and the
+/// timers' loop relays once more, so a graceful stop leaves nothing in the outbox.
 pub async fn run(
     db: Db,
     topo: Topology,
@@ -159,15 +161,41 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
     let sweeping = shutdown.child_token();
-    let broker_up = Arc::new(AtomicBool::new(false));
-    let sweeper = tokio::spawn(sweep_loop(db.clone(), sweep_after, broker_up.clone(), sweeping.clone()));
-    let result = run_timers(db, topo, amqp_urls, health, broker_up, shutdown).await;
-    sweeping.cancel();
+    let sweep = SweepLink {
+        broker_up: Arc::new(AtomicBool::new(false)),
+        swept: Arc::new(Notify::new()),
+        stopped: CancellationToken::new(),
+    };
+    let sweeper = tokio::spawn({
+        let (db, sweep) = (db.clone(), sweep.clone());
+        async move {
+            // Dropped however the task ends, a panic included: the timers' loop never waits
+            // for a sweeper that is gone.
+            let _stopped = sweep.stopped.clone().drop_guard();
+            sweep_loop(db, sweep_after, &sweep, sweeping).await;
+        }
+    });
+    let result = run_timers(db, topo, amqp_urls, health, &sweep, shutdown).await;
     if let Err(e) = sweeper.await {
         warn!(error = %e, "the sweeper task ended abnormally");
     }
     result
 }
+
+/// What the sweeper and the timers' loop share.
+#[derive(Clone)]
+struct SweepLink {
+    /// The timers' loop has the broker: only then does the sweeper sweep.
+    broker_up: Arc<AtomicBool>,
+    /// A sweep wrote to the outbox: the timers' loop relays it at once.
+    swept: Arc<Notify>,
+    /// The sweeper has stopped: nothing more will be written to the outbox by it.
+    stopped: CancellationToken,
+}
+
+/// Longest a stopping scheduler waits for the sweeper and then relays the outbox: a stop
+/// during a broker or database outage is not held up by it (the rows stay for the next start).
+const FINAL_RELAY_WITHIN: Duration = Duration::from_secs(5);
 
 /// Sweeps every `sweep_every(sweep_after)` until `shutdown`: re-drives stalled tickets and
 /// queues (into the outbox, which the timers' loop relays) and indexes a batch of tickets that
@@ -175,18 +203,20 @@ pub async fn run(
 ///
 /// Only while the timers' loop is connected to the broker (`broker_up`): in an outage nothing moves, every
 /// ticket in the pipeline would look stalled, and each sweep would spend one of its re-drives.
-async fn sweep_loop(db: Db, sweep_after: Duration, broker_up: Arc<AtomicBool>, shutdown: CancellationToken) {
+async fn sweep_loop(db: Db, sweep_after: Duration, link: &SweepLink, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(sweep_every(sweep_after)) => {}
         }
-        if !broker_up.load(Ordering::Acquire) {
+        if !link.broker_up.load(Ordering::Acquire) {
             continue;
         }
         let round = async {
-            sweep(&db, sweep_after).await?;
+            if sweep(&db, sweep_after).await? > 0 {
+                link.swept.notify_one();
+            }
             // Tickets stored before the work list's search existed are indexed a batch per
             // sweep, so a large upgrade never holds a long transaction.
             let indexed = crate::store::worklist::index_unindexed(&db, SEARCH_INDEX_BATCH).await?;
@@ -211,7 +241,7 @@ async fn run_timers(
     topo: Topology,
     amqp_urls: Vec<String>,
     health: Arc<Health>,
-    broker_up: Arc<AtomicBool>,
+    sweep: &SweepLink,
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
     const NAME: &str = StageName::Scheduler.as_str();
@@ -251,14 +281,36 @@ async fn run_timers(
         };
         let connected_at = std::time::Instant::now();
         health.set_connected(NAME, true);
-        broker_up.store(true, Ordering::Release);
+        sweep.broker_up.store(true, Ordering::Release);
         info!(node = %node, "scheduler running");
-        let result = tick_loop(&db, &topo, &ch, &shutdown).await;
-        broker_up.store(false, Ordering::Release);
+        let mut result = tick_loop(&db, &topo, &ch, &sweep.swept, &shutdown).await;
+        if result.is_ok() {
+            // Stopping: the sweeper stops too (its token is a child of `shutdown`); what it
+            // wrote since the last round goes out now rather than at the next start.
+            let last = async {
+                sweep.stopped.cancelled().await;
+                while relay::relay(&db, &ch, &topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}
+                Ok::<(), relay::RelayError>(())
+            };
+            result = match tokio::time::timeout(FINAL_RELAY_WITHIN, last).await {
+                Ok(Err(relay::RelayError::Bus(e))) => Err(e),
+                Ok(Err(relay::RelayError::Store(e))) => {
+                    warn!(error = %e, "scheduler stopping without its last relay: Postgres unavailable");
+                    Ok(())
+                }
+                Ok(Ok(())) => Ok(()),
+                Err(_) => {
+                    warn!(within = ?FINAL_RELAY_WITHIN, "scheduler stopping without its last relay: it did not finish in time");
+                    Ok(())
+                }
+            };
+        }
+        sweep.broker_up.store(false, Ordering::Release);
         health.set_connected(NAME, false);
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
         match result {
             Ok(()) => return Ok(()),
+            Err(_) if shutdown.is_cancelled() => return Ok(()),
             Err(e) => {
                 backoff::after_session(&mut backoff, connected_at.elapsed());
                 let retry_in = backoff.next_delay();
@@ -275,6 +327,7 @@ async fn tick_loop(
     db: &Db,
     topo: &Topology,
     ch: &lapin::Channel,
+    swept: &Notify,
     shutdown: &CancellationToken,
 ) -> Result<(), BusError> {
     let mut db_backoff = backoff::database();
@@ -316,6 +369,7 @@ async fn tick_loop(
         if sleep > Duration::ZERO {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
+                _ = swept.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }
         }

@@ -145,3 +145,45 @@ async fn delivery_limit_a_ticket_whose_work_message_is_lost_is_redriven_by_the_s
     );
     h.cleanup().await;
 }
+
+/// A graceful stop leaves nothing in the outbox: a row written after the timers' loop last
+/// relayed (as by a sweep that commits just before the stop) is published before the scheduler
+/// returns, not left for its next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_scheduler_relays_what_is_left_in_the_outbox() {
+    let h = Harness::new("lastrelay").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(switchboard::runtime::scheduler::run(
+        h.app.db.clone(),
+        h.app.topo.clone(),
+        h.app.settings.amqp_urls(),
+        // No sweep during the test.
+        Duration::from_secs(3600),
+        h.app.health.clone(),
+        stop.clone(),
+    ));
+    let assign = h.topo().queue("assign");
+    // Running: its first round relays a row written before it.
+    let client = h.app.db.pool.get().await.unwrap();
+    let drain = |reason: &str| switchboard::stages::actions::drain_message("billing", reason);
+    switchboard::store::outbox::insert(&**client, &[drain("relayed by a round")])
+        .await
+        .unwrap();
+    h.wait_for("the first round relayed", Duration::from_secs(20), || async {
+        h.depth(&assign).await == 1
+    })
+    .await;
+    // Written while the loop sleeps, with nothing to wake it, and the stop asked for at once.
+    switchboard::store::outbox::insert(&**client, &[drain("left for the last relay")])
+        .await
+        .unwrap();
+    stop.cancel();
+    scheduler.await.unwrap().unwrap();
+    assert_eq!(
+        h.count("SELECT count(*) FROM outbox").await,
+        0,
+        "the outbox is relayed before the scheduler returns"
+    );
+    assert_eq!(h.depth(&assign).await, 2, "both drain requests published");
+    h.cleanup().await;
+}
