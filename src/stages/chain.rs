@@ -268,12 +268,7 @@ impl Stage for Chain {
                 _ => None,
             })
             .collect();
-        let raced = store::ledger::record(tx, self.name(), &entries).await?;
-        if !raced.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "chain: messages {raced:?} were processed concurrently"
-            )));
-        }
+        store::ledger::record_own(tx, self.name(), &entries).await?;
         Ok(outcomes)
     }
 }

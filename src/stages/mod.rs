@@ -400,12 +400,7 @@ pub async fn commit_decisions(
             "{stage}: decisions without a message to record them with"
         )));
     }
-    let raced = ledger::record(tx, stage, &records).await?;
-    if !raced.is_empty() {
-        return Err(StoreError::Conflict(format!(
-            "{stage}: messages {raced:?} were processed concurrently"
-        )));
-    }
+    ledger::record_own(tx, stage, &records).await?;
     Ok(finish(settled, copies))
 }
 

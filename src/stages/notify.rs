@@ -177,12 +177,7 @@ impl Stage for Notify {
             let (k, ids): (Vec<String>, Vec<i64>) = thread_keys.into_iter().unzip();
             intake_store::register_thread_keys(tx, &k, &ids).await?;
         }
-        let raced = ledger::record(tx, self.name(), &records).await?;
-        if !raced.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "notify: {raced:?} processed concurrently"
-            )));
-        }
+        ledger::record_own(tx, self.name(), &records).await?;
         Ok(finish(settled, &copies))
     }
 }

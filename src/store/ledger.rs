@@ -40,6 +40,23 @@ pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<Str
     Ok(found)
 }
 
+/// [`record`]s messages this transaction applied under their locks: a key already there was
+/// applied by another worker meanwhile, and the whole transaction is a conflict to retry.
+pub async fn record_own<O: AsRef<[Outgoing]> + Sync>(
+    tx: &Transaction<'_>,
+    stage: &str,
+    entries: &[(String, O)],
+) -> Result<(), StoreError> {
+    let raced = record(tx, stage, entries).await?;
+    if raced.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "{stage}: messages {raced:?} were processed concurrently"
+        )))
+    }
+}
+
 /// Records applied messages. Returns the keys that were already there: another worker applied
 /// the same message concurrently, so this transaction must not count it as its own.
 pub async fn record<O: AsRef<[Outgoing]> + Sync>(
