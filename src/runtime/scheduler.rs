@@ -283,34 +283,29 @@ async fn run_timers(
         health.set_connected(NAME, true);
         sweep.broker_up.store(true, Ordering::Release);
         info!(node = %node, "scheduler running");
-        let mut result = tick_loop(&db, &topo, &ch, &sweep.swept, &shutdown).await;
+        let result = tick_loop(&db, &topo, &ch, &sweep.swept, &shutdown).await;
         if result.is_ok() {
             // Stopping: the sweeper stops too (its token is a child of `shutdown`); what it
             // wrote since the last round goes out now rather than at the next start.
             let last = async {
                 sweep.stopped.cancelled().await;
-                while relay::relay(&db, &ch, &topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}
-                Ok::<(), relay::RelayError>(())
+                relay_all(&db, &ch, &topo).await
             };
-            result = match tokio::time::timeout(FINAL_RELAY_WITHIN, last).await {
-                Ok(Err(relay::RelayError::Bus(e))) => Err(e),
-                Ok(Err(relay::RelayError::Store(e))) => {
-                    warn!(error = %e, "scheduler stopping without its last relay: Postgres unavailable");
-                    Ok(())
+            match tokio::time::timeout(FINAL_RELAY_WITHIN, last).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    warn!(error = %e, "scheduler stopping without its last relay; the outbox goes out at the next start")
                 }
-                Ok(Ok(())) => Ok(()),
                 Err(_) => {
-                    warn!(within = ?FINAL_RELAY_WITHIN, "scheduler stopping without its last relay: it did not finish in time");
-                    Ok(())
+                    warn!(within = ?FINAL_RELAY_WITHIN, "scheduler stopping without its last relay (not done in time); the outbox goes out at the next start")
                 }
-            };
+            }
         }
         sweep.broker_up.store(false, Ordering::Release);
         health.set_connected(NAME, false);
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
         match result {
             Ok(()) => return Ok(()),
-            Err(_) if shutdown.is_cancelled() => return Ok(()),
             Err(e) => {
                 backoff::after_session(&mut backoff, connected_at.elapsed());
                 let retry_in = backoff.next_delay();
@@ -321,6 +316,12 @@ async fn run_timers(
             }
         }
     }
+}
+
+/// Relays the outbox until it is empty, a claim at a time.
+async fn relay_all(db: &Db, ch: &lapin::Channel, topo: &Topology) -> Result<(), relay::RelayError> {
+    while relay::relay(db, ch, topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}
+    Ok(())
 }
 
 async fn tick_loop(
@@ -342,7 +343,7 @@ async fn tick_loop(
         }
         let round: Result<Duration, relay::RelayError> = async {
             let fired = fire_due(db).await?;
-            while relay::relay(db, ch, topo, CLAIM_LIMIT).await? as i64 >= CLAIM_LIMIT {}
+            relay_all(db, ch, topo).await?;
             if fired > 0 {
                 metrics::counter!("switchboard_timers_fired_total").increment(fired as u64);
             }

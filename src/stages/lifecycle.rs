@@ -35,7 +35,7 @@ pub struct Lifecycle {
 /// an assign batch holding A and waiting for B, is a deadlock (Postgres breaks it after
 /// `deadlock_timeout`, and the retried batch runs into the next one: the benchmark saw resolves
 /// crawl at 24/s). Taking them up front, in the same order as everyone else, removes the cycle.
-async fn lock_agents(
+async fn lock_batch(
     tx: &Transaction<'_>,
     actions: &[Result<ActionMessage, serde_json::Error>],
     policy: &crate::core::policy::Policy,
@@ -97,7 +97,7 @@ impl Stage for Lifecycle {
         let mut seen: HashMap<String, usize> = HashMap::new();
         let decoded: Vec<Result<ActionMessage, serde_json::Error>> =
             batch.iter().map(|m| serde_json::from_slice(&m.data)).collect();
-        let (locked, grouped) = lock_agents(tx, &decoded, policy).await?;
+        let (locked, grouped) = lock_batch(tx, &decoded, policy).await?;
         // Decode and check every message before anything is applied.
         let mut actions: Vec<(usize, String, ActionMessage)> = Vec::with_capacity(batch.len());
         for (i, (m, decoded)) in batch.iter().zip(decoded).enumerate() {
@@ -203,13 +203,8 @@ impl Stage for Lifecycle {
                 Err(_) => None,
             })
             .collect();
-        let raced = ledger::record(tx, self.name(), &done).await?;
-        if !raced.is_empty() {
-            // Only a writer that did not hold these tickets' locks could have recorded them.
-            return Err(StoreError::Conflict(format!(
-                "actions {raced:?} were recorded by another transaction meanwhile"
-            )));
-        }
+        // Only a writer that did not hold these tickets' locks could have recorded them.
+        ledger::record_own(tx, self.name(), &done).await?;
         for (a, result) in applied {
             let i = actions[a].0;
             settled[i] = Some(match result {
