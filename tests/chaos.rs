@@ -651,7 +651,7 @@ async fn chaos_kill_workers_and_restart_both_servers_under_load() {
     assert!(paths.is_empty(), "transitions of no ticket: {:?}", paths.keys());
     let bad_loads = query(
         &h,
-        "SELECT a.id FROM agents a WHERE open_tickets <> (SELECT count(*) FROM tickets t
+        "SELECT a.id FROM agent_loads a WHERE open_tickets <> (SELECT count(*) FROM tickets t
            WHERE t.assignee = a.id AND t.state NOT IN ('resolved', 'closed'))",
     )
     .await;

@@ -194,10 +194,12 @@ impl Action {
         }
     }
 
-    /// Whether applying this action can free or take an agent's slot (`LoadChange`). Only those
-    /// lock the assignee's row: an action that cannot change a load leaves the agent free for
-    /// the assign stage and the other lifecycle consumers.
-    pub fn may_change_load(&self, policy: &LifecyclePolicy) -> bool {
+    /// Whether applying this action can take an agent's slot (`LoadChange::Take` or `Move`). Only
+    /// those lock the assignee's row: freeing a slot needs no lock (it is recorded beside the
+    /// count, `store::agents::release_slot`), and an action that cannot take one leaves the agent
+    /// free for the assign stage and the other lifecycle consumers. Anything not listed here
+    /// counts as taking, the safe side.
+    pub fn may_take_slot(&self, policy: &LifecyclePolicy) -> bool {
         // A rating reopens the ticket, taking its agent's slot again, only at or below the
         // policy's threshold; above it, it closes a resolved ticket, which holds no slot.
         if let Action::Rate { score, .. } = self {
@@ -221,6 +223,11 @@ impl Action {
                 | Action::UpdateRecord { .. }
                 | Action::Confirm { .. }
                 | Action::Close { .. }
+                // These free the assignee's slot at most.
+                | Action::Resolve { .. }
+                | Action::Transfer { .. }
+                | Action::Merge { .. }
+                | Action::Reclassify { .. }
         )
     }
 
@@ -2479,49 +2486,95 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn an_action_that_says_it_cannot_change_a_load_never_plans_one() {
+    /// Actions that free the assignee's slot at most: they take no lock on the agent.
+    fn freeing_actions() -> Vec<Action> {
+        vec![
+            Action::Resolve {
+                result: "ok".into(),
+                root_cause: None,
+                notes: None,
+            },
+            Action::Transfer {
+                team: "billing".into(),
+                reason: None,
+            },
+            Action::Merge {
+                into: "T2".into(),
+                reason: None,
+            },
+            Action::Reclassify {
+                category: "fault".into(),
+                reason: "r".into(),
+            },
+        ]
+    }
+
+    /// Every plan of `a` (each state, assigned or not, by several actors) satisfies `ok`.
+    fn every_plan_of(a: &Action, mut ok: impl FnMut(&LoadChange) -> bool) {
         let now = Utc::now();
-        let actions = load_neutral_actions();
         let mut c = ctx();
         c.other = Some(("T2".into(), TicketState::InProgress));
         c.next_rung = Some((0, "sup".into()));
         c.teams = vec!["billing".into()];
-        for a in &actions {
-            assert!(!a.may_change_load(&LifecyclePolicy::default()), "{}", a.kind());
-            for state in TicketState::ALL {
-                for (actor, assigned) in [(ACTOR, true), (ACTOR, false), ("supervisor", true), ("customer", true)] {
-                    let mut t = ticket(state);
-                    if !assigned {
-                        t.assignee = None;
-                    }
-                    if let Ok(p) = plan(&t, actor, a, &c, &LifecyclePolicy::default(), now) {
-                        assert_eq!(
-                            p.load,
-                            LoadChange::None,
-                            "{} on a {state:?} ticket by {actor}",
-                            a.kind()
-                        );
-                    }
+        c.triage_route = Some(("billing".into(), "rule".into()));
+        for state in TicketState::ALL {
+            for (actor, assigned, triage) in [
+                (ACTOR, true, false),
+                (ACTOR, false, false),
+                ("supervisor", true, false),
+                ("supervisor", true, true),
+                ("customer", true, false),
+            ] {
+                let mut t = ticket(state);
+                if !assigned {
+                    t.assignee = None;
+                }
+                t.needs_triage = triage;
+                if let Ok(p) = plan(&t, actor, a, &c, &LifecyclePolicy::default(), now) {
+                    assert!(
+                        ok(&p.load),
+                        "{} on a {state:?} ticket by {actor}: {:?}",
+                        a.kind(),
+                        p.load
+                    );
                 }
             }
         }
-        let resolve = Action::Resolve {
-            result: "ok".into(),
-            root_cause: None,
-            notes: None,
-        };
+    }
+
+    #[test]
+    fn an_action_that_says_it_cannot_take_a_slot_never_plans_one() {
+        let policy = LifecyclePolicy::default();
+        for a in &load_neutral_actions() {
+            assert!(!a.may_take_slot(&policy), "{}", a.kind());
+            every_plan_of(a, |l| *l == LoadChange::None);
+        }
+        let mut frees = 0;
+        for a in &freeing_actions() {
+            assert!(!a.may_take_slot(&policy), "{}", a.kind());
+            every_plan_of(a, |l| {
+                frees += usize::from(matches!(l, LoadChange::Free(_)));
+                matches!(l, LoadChange::None | LoadChange::Free(_))
+            });
+        }
+        // Not vacuous: the freeing actions do free slots in some of those plans.
+        assert!(frees > 0);
         let low = Action::Rate {
-            score: LifecyclePolicy::default().reopen_rating_at_or_below,
+            score: policy.reopen_rating_at_or_below,
             comment: None,
             reason: None,
         };
-        for changing in [resolve, Action::Claim, Action::Reopen { reason: "r".into() }, low] {
-            assert!(
-                changing.may_change_load(&LifecyclePolicy::default()),
-                "{}",
-                changing.kind()
-            );
+        for taking in [
+            Action::Claim,
+            Action::Reassign {
+                agent: "ts-2".into(),
+                reason: None,
+            },
+            Action::Reopen { reason: "r".into() },
+            Action::CustomerReplied { message: None },
+            low,
+        ] {
+            assert!(taking.may_take_slot(&policy), "{}", taking.kind());
         }
     }
 

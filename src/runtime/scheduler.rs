@@ -103,11 +103,17 @@ fn sweep_every(after: Duration) -> Duration {
 
 /// The sweeper: a ticket whose next pipeline step never happened gets its work message again
 /// (at its current version, so a copy still on its way is recognised as a duplicate), and a
-/// team whose queue waits beside a free agent gets a drain request. Without it a work message
+/// team whose queue waits beside a free agent gets a drain request; the slots agents freed since
+/// anyone last locked them are counted in. Without it a work message
 /// lost on the way, or dead-lettered by the broker after too many deliveries (every reconnect
 /// counts against the delivery limit of what a consumer holds), would strand its ticket.
 pub async fn sweep(db: &Db, after: Duration) -> Result<usize, StoreError> {
     let mut client = db.pool.get().await?;
+    // Slots freed since anyone last locked their agents (`store::agents::release_slot`), in a
+    // transaction of its own: the agents' rows are free again at once, not after the scans below.
+    let fold = client.transaction().await?;
+    crate::store::agents::fold_unheld_releases(&fold).await?;
+    fold.commit().await?;
     let tx = client.transaction().await?;
     let secs = after.as_secs_f64();
     let stuck = crate::store::sweep::stuck_tickets(&tx, secs, MAX_REDRIVES, CLAIM_LIMIT).await?;

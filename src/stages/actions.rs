@@ -239,28 +239,24 @@ pub async fn apply(
     }
 
     let mut drain_teams: Vec<String> = Vec::new();
-    let load = |agent: &str, delta: i32| (agent.to_owned(), delta);
-    let changes: Vec<(String, i32)> = match &p.load {
-        LoadChange::None => vec![],
-        LoadChange::Free(a) => vec![load(a, -1)],
-        LoadChange::Take(a) => vec![load(a, 1)],
-        LoadChange::Move { from, to } => {
-            let mut v = vec![load(to, 1)];
-            // A queued ticket held no slot.
-            if let Some(f) = from.as_ref().filter(|_| t.state != TicketState::Queued) {
-                v.push(load(f, -1));
-            }
-            v
-        }
+    // Taking a slot writes the agent's row, which lock_batch holds; freeing one only records it
+    // (`agents::release_slot`), so resolves on other tickets of the same agent do not queue.
+    let (take, free): (Option<&str>, Option<&str>) = match &p.load {
+        LoadChange::None => (None, None),
+        LoadChange::Free(a) => (None, Some(a)),
+        LoadChange::Take(a) => (Some(a), None),
+        // A queued ticket held no slot.
+        LoadChange::Move { from, to } => (Some(to), from.as_deref().filter(|_| t.state != TicketState::Queued)),
     };
-    for (agent, delta) in changes {
-        if let Some(load) = agents::adjust_load(tx, &agent, delta, now).await?
-            && delta < 0
-            && load.online
-            && load.open_tickets < load.max_open
-        {
-            drain_teams.push(load.team);
-        }
+    if let Some(agent) = take {
+        agents::take_slot(tx, agent, now).await?;
+    }
+    if let Some(agent) = free
+        && let Some(load) = agents::release_slot(tx, agent).await?
+        && load.online
+        && load.open_tickets < load.max_open
+    {
+        drain_teams.push(load.team);
     }
 
     if p.acknowledge {

@@ -25,8 +25,9 @@ pub struct Lifecycle {
     pub ctx: Context,
 }
 
-/// Locks, in id order, every agent whose load the batch may change (the assignee of each
-/// ticket whose action may free or take a slot, each agent a claim or reassignment names),
+/// Locks, in id order, every agent whose load the batch may raise (the assignee of each ticket
+/// whose action may take a slot, each agent a claim or reassignment names; a freed slot needs
+/// no lock, `store::agents::release_slot`),
 /// then every ticket the batch names; returns the tickets and the numbers of those that belong
 /// to a group (a task or a parent).
 ///
@@ -41,7 +42,7 @@ async fn lock_batch(
     policy: &crate::core::policy::Policy,
 ) -> Result<(crate::store::locks::Locked, HashSet<String>), StoreError> {
     let mut named = Vec::new();
-    // Only an action that can change a load locks its ticket's assignee.
+    // Only an action that can take a slot locks its ticket's assignee.
     let mut assignees_of = Vec::new();
     let mut own = Vec::new();
     for msg in actions.iter().flatten() {
@@ -49,7 +50,7 @@ async fn lock_batch(
             named.push(agent);
         }
         own.push(msg.ticket.as_str());
-        if msg.action.may_change_load(&policy.doc.lifecycle) {
+        if msg.action.may_take_slot(&policy.doc.lifecycle) {
             assignees_of.push(msg.ticket.as_str());
         }
     }
@@ -132,12 +133,12 @@ impl Stage for Lifecycle {
             actions.push((i, key, msg));
         }
         // The assignee looked up to be locked may have changed before the ticket's lock was
-        // taken (an assignment committed in between): its load must not be changed without
-        // its row, so the action waits for another try.
+        // taken (an assignment committed in between): a slot must not be taken without its
+        // row, so the action waits for another try.
         let held: HashSet<&str> = locked.agents.iter().map(|a| a.id.as_str()).collect();
         let tickets: HashMap<&str, &Ticket> = locked.tickets.iter().map(|t| (t.number.as_str(), t)).collect();
         actions.retain(|(i, _, msg)| {
-            let unheld = msg.action.may_change_load(&policy.doc.lifecycle)
+            let unheld = msg.action.may_take_slot(&policy.doc.lifecycle)
                 && tickets
                     .get(msg.ticket.as_str())
                     .and_then(|t| t.assignee.as_deref())

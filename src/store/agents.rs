@@ -119,7 +119,7 @@ impl Db {
         let rows = client
             .query(
                 "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
-                 FROM agents WHERE $1::text IS NULL OR team = $1 ORDER BY team, id",
+                 FROM agent_loads WHERE $1::text IS NULL OR team = $1 ORDER BY team, id",
                 &[&team],
             )
             .await?;
@@ -137,13 +137,16 @@ impl Db {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "UPDATE agents SET
+                "WITH u AS (UPDATE agents SET
                    presence = COALESCE($2, presence),
                    max_open = COALESCE($3, max_open),
                    idle_since = CASE WHEN $2 = 'online' AND presence <> 'online' THEN now() ELSE idle_since END,
                    updated_at = now()
                  WHERE id = $1
-                 RETURNING team, presence, max_open, open_tickets",
+                 RETURNING id, team, presence, max_open, open_tickets)
+                 SELECT team, presence, max_open,
+                        open_tickets - (SELECT count(*) FROM agent_slot_releases r WHERE r.agent = u.id)::integer
+                 FROM u",
                 &[&id, &presence.map(|p| p.as_str()), &max_open],
             )
             .await?;
@@ -228,23 +231,22 @@ pub struct LoadAfter {
     pub max_open: i32,
 }
 
-/// Adds `delta` to an agent's open tickets (never below 0); taking one restarts the idle clock.
-pub async fn adjust_load(
-    tx: &Transaction<'_>,
-    id: &str,
-    delta: i32,
-    now: DateTime<Utc>,
-) -> Result<Option<LoadAfter>, StoreError> {
+/// Frees one of the agent's slots without its row lock: a row in `agent_slot_releases`, folded
+/// into `open_tickets` by whoever locks the agent next ([`fold_releases`]). Returns the load as
+/// it now is (`None`: no such agent); read without the lock, so a concurrent change may already
+/// have moved it, which only decides whether the team's queue is offered the slot.
+pub async fn release_slot(tx: &Transaction<'_>, id: &str) -> Result<Option<LoadAfter>, StoreError> {
     let row = tx
         .query_opt(
             &super::prepared(
                 tx,
-                "UPDATE agents SET open_tickets = greatest(open_tickets + $2, 0),
-                   idle_since = CASE WHEN $2 > 0 THEN $3 ELSE idle_since END, updated_at = now()
-                 WHERE id = $1 RETURNING team, presence, open_tickets, max_open",
+                // The statement does not see its own insert: the load is one less than it reads.
+                "WITH freed AS (INSERT INTO agent_slot_releases (agent) SELECT id FROM agents WHERE id = $1 RETURNING agent)
+                 SELECT a.team, a.presence, greatest(a.open_tickets - 1, 0), a.max_open
+                 FROM agent_loads a JOIN freed ON freed.agent = a.id",
             )
             .await?,
-            &[&id, &delta, &now],
+            &[&id],
         )
         .await?;
     Ok(row.map(|r| LoadAfter {
@@ -253,6 +255,61 @@ pub async fn adjust_load(
         open_tickets: r.get(2),
         max_open: r.get(3),
     }))
+}
+
+/// Folds the slots freed since into `open_tickets` for these agents, whose rows the caller holds
+/// locked, and deletes what it folded; returns each folded agent's new count. A release committed
+/// after this statement's snapshot stays for the next fold.
+pub async fn fold_releases(tx: &Transaction<'_>, ids: &[&str]) -> Result<Vec<(String, i32)>, StoreError> {
+    let rows = tx
+        .query(
+            &super::prepared(
+                tx,
+                "WITH freed AS (DELETE FROM agent_slot_releases WHERE agent = ANY($1) RETURNING agent),
+                      n AS (SELECT agent, count(*)::integer AS n FROM freed GROUP BY agent)
+                 UPDATE agents a SET open_tickets = greatest(a.open_tickets - n.n, 0), updated_at = now()
+                 FROM n WHERE a.id = n.agent
+                 RETURNING a.id, a.open_tickets",
+            )
+            .await?,
+            &[&ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Folds the released slots of every agent nobody holds (the sweep's part: without it, a day of
+/// resolves with nothing assigned would leave every one of them in the table). Skips a locked
+/// agent instead of waiting: its holder folds it.
+pub async fn fold_unheld_releases(tx: &Transaction<'_>) -> Result<usize, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT id FROM agents WHERE id IN (SELECT agent FROM agent_slot_releases)
+             ORDER BY id FOR UPDATE SKIP LOCKED",
+            &[],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(fold_releases(tx, &ids).await?.len())
+}
+
+/// Takes one of the agent's slots and restarts its idle clock. The caller holds the agent's row
+/// ([`super::locks::lock`], which folded its released slots); freeing one goes through
+/// [`release_slot`], which needs no lock.
+pub async fn take_slot(tx: &Transaction<'_>, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    tx.execute(
+        &super::prepared(
+            tx,
+            "UPDATE agents SET open_tickets = open_tickets + 1, idle_since = $2, updated_at = now() WHERE id = $1",
+        )
+        .await?,
+        &[&id, &now],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes the loads and idle times of agents after an assignment batch.

@@ -107,7 +107,7 @@ pub async fn team_loads<C: GenericClient>(c: &C) -> Result<Vec<TeamRow>, StoreEr
         .query(
             "SELECT t.id, t.name, coalesce(sum(a.open_tickets), 0)::bigint, coalesce(sum(a.max_open), 0)::bigint,
                     count(a.id), count(a.id) FILTER (WHERE a.presence = 'online')
-             FROM teams t LEFT JOIN agents a ON a.team = t.id
+             FROM teams t LEFT JOIN agent_loads a ON a.team = t.id
              GROUP BY t.id, t.name ORDER BY t.id",
             &[],
         )

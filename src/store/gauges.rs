@@ -30,7 +30,7 @@ pub async fn team_loads(db: &Db) -> Result<Vec<(String, i64, i64, i64)>, StoreEr
         .query(
             "SELECT team, sum(open_tickets)::bigint, sum(max_open)::bigint,
                     count(*) FILTER (WHERE presence = 'online')
-             FROM agents GROUP BY team",
+             FROM agent_loads GROUP BY team",
             &[],
         )
         .await?;

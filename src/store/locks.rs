@@ -3,9 +3,9 @@
 //! transactions can each hold what the other waits for. (Scans that skip locked rows, `FOR UPDATE
 //! SKIP LOCKED`, never wait and live with their queries.)
 //!
-//! Who takes what: the lifecycle stage and the ticket API lock the assignees of the tickets
-//! whose actions may change a load (`Action::may_change_load`) and any agent a claim or
-//! reassignment names, then those tickets; the assign stage locks its teams'
+//! Who takes what: the lifecycle stage locks the assignees of the tickets whose actions may take
+//! a slot (`Action::may_take_slot`; freeing one needs no lock, `agents::release_slot`) and any
+//! agent a claim or reassignment names, then those tickets; the assign stage locks its teams'
 //! agents, then the tickets of its work messages; classify, prioritize and escalate lock tickets
 //! only. A second call in the same transaction may only lock rows already held or tickets after
 //! tickets (re-reading a ticket between two actions on it).
@@ -62,7 +62,8 @@ pub async fn lock(tx: &Transaction<'_>, set: &LockSet<'_>) -> Result<Locked, Sto
             .query(
                 &super::prepared(
                     tx,
-                    "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since
+                    "SELECT id, name, team, languages, channels, skills, presence, max_open, open_tickets, idle_since,
+                            EXISTS (SELECT 1 FROM agent_slot_releases r WHERE r.agent = agents.id) AS released
                      FROM agents
                      WHERE team = ANY($1) OR id = ANY($2)
                         OR id IN (SELECT assignee FROM tickets WHERE number = ANY($3) AND assignee IS NOT NULL)
@@ -73,6 +74,20 @@ pub async fn lock(tx: &Transaction<'_>, set: &LockSet<'_>) -> Result<Locked, Sto
             )
             .await?;
         locked.agents = rows.iter().map(agent_from_row).collect();
+        // Slots freed without the lock (`agents::release_slot`) count once the row is held, so
+        // what the holder reads and writes back is the load as it is.
+        let released: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.get::<_, bool>("released"))
+            .map(|r| r.get("id"))
+            .collect();
+        if !released.is_empty() {
+            for (id, open) in super::agents::fold_releases(tx, &released).await? {
+                if let Some(a) = locked.agents.iter_mut().find(|a| a.id == id) {
+                    a.open_tickets = open;
+                }
+            }
+        }
     }
     if !(set.ticket_ids.is_empty() && set.ticket_numbers.is_empty()) {
         let rows = tx

@@ -56,7 +56,7 @@ pub async fn teams_to_drain(tx: &Transaction<'_>, stale_after_s: f64) -> Result<
         .query(
             "SELECT DISTINCT t.team FROM tickets t
              WHERE t.state = 'queued' AND t.team IS NOT NULL AND t.updated_at < now() - make_interval(secs => $1)
-               AND EXISTS (SELECT 1 FROM agents a WHERE a.team = t.team AND a.presence = 'online'
+               AND EXISTS (SELECT 1 FROM agent_loads a WHERE a.team = t.team AND a.presence = 'online'
                            AND a.open_tickets < a.max_open)
              ORDER BY t.team",
             &[&stale_after_s],

@@ -369,7 +369,7 @@ pub async fn agent_loads(db: &Db, team: Option<&str>, id: Option<&str>) -> Resul
     let client = db.pool.get().await?;
     let rows = client
         .query(
-            "SELECT id, name, team, presence, open_tickets, max_open FROM agents
+            "SELECT id, name, team, presence, open_tickets, max_open FROM agent_loads
              WHERE ($1::text IS NULL OR team = $1) AND ($2::text IS NULL OR id = $2)
              ORDER BY presence = 'online' DESC, open_tickets DESC, id",
             &[&team, &id],

@@ -206,7 +206,7 @@ pub async fn assert_all_routed_once(h: &Harness, new: i64) {
     assert_eq!(bad, 0, "every ticket has exactly one transition per stage");
     assert_eq!(
         h.count(
-            "SELECT count(*) FROM agents a WHERE open_tickets <> (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.state <> 'closed')"
+            "SELECT count(*) FROM agent_loads a WHERE open_tickets <> (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.state <> 'closed')"
         )
         .await,
         0,

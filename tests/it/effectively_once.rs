@@ -137,7 +137,7 @@ async fn kill_minus_nine_mid_load_loses_nothing_and_doubles_nothing() {
     );
     assert_eq!(
         h.count(
-            "SELECT count(*) FROM agents a WHERE open_tickets <> (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.state <> 'closed')"
+            "SELECT count(*) FROM agent_loads a WHERE open_tickets <> (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.state <> 'closed')"
         )
         .await,
         0,

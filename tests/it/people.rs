@@ -310,7 +310,7 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     assert_eq!(r.json()["ticket"]["assignee"], "fl-001");
     assert_eq!(r.json()["ticket"]["state"], "assigned");
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'")
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'fl-001'")
             .await,
         1
     );
@@ -501,7 +501,7 @@ async fn agents_claim_note_reclassify_transfer_and_merge_and_supervisors_reset_d
     assert_eq!(status(&again), 200, "{:?}", again.json());
     assert_eq!(again.json()["duplicate"], true);
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'")
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'fl-001'")
             .await,
         0
     );
@@ -607,7 +607,7 @@ async fn going_offline_hands_back_unstarted_tickets_and_the_board_shows_the_team
         "queued/-"
     );
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-001'")
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'fl-001'")
             .await,
         1
     );

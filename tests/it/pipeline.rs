@@ -112,13 +112,13 @@ async fn mixed_traffic_ends_assigned_or_queued_and_invalid_messages_are_dead_let
     );
     // Agents never exceed their cap, and their load matches their tickets.
     assert_eq!(
-        h.count("SELECT count(*) FROM agents WHERE open_tickets > max_open")
+        h.count("SELECT count(*) FROM agent_loads WHERE open_tickets > max_open")
             .await,
         0
     );
     assert_eq!(
         h.count(
-            "SELECT count(*) FROM agents a WHERE open_tickets <> (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.state <> 'closed')"
+            "SELECT count(*) FROM agent_loads a WHERE open_tickets <> (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.state <> 'closed')"
         )
         .await,
         0
@@ -276,7 +276,7 @@ async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
         .collect();
     assert_eq!(assigned, vec!["q0", "q1"], "the earliest deadlines are served first");
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'ts-1'")
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'ts-1'")
             .await,
         2
     );

@@ -88,8 +88,10 @@ async fn resolve(h: &Harness, number: &str, assignee: &str, id: &str) {
 }
 
 async fn load(h: &Harness, agent: &str) -> i64 {
-    h.count(&format!("SELECT open_tickets::bigint FROM agents WHERE id = '{agent}'"))
-        .await
+    h.count(&format!(
+        "SELECT open_tickets::bigint FROM agent_loads WHERE id = '{agent}'"
+    ))
+    .await
 }
 
 async fn auto_close(h: &Harness, number: &str, state: &str) -> i64 {

@@ -424,7 +424,7 @@ async fn ratings_reopen_or_close_and_unrated_tickets_close_themselves() {
     .await;
     wait_state(&h, &low, "resolved").await;
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-1'")
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'fl-1'")
             .await,
         0,
         "resolving frees capacity"
@@ -445,7 +445,7 @@ async fn ratings_reopen_or_close_and_unrated_tickets_close_themselves() {
         .get(0);
     assert_eq!(sup.as_deref(), Some("sup-front"));
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'fl-1'")
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'fl-1'")
             .await,
         1
     );
@@ -766,10 +766,10 @@ async fn wait_for_a_lock_wait(h: &Harness, client: &deadpool_postgres::Object, w
     .await;
 }
 
-/// A lifecycle batch that frees two agents must not deadlock with an assign batch, which locks
-/// a team's agents in id order. Here "assign" (tx B) holds agent a1 while the lifecycle batch
-/// resolves a ticket of a2 and then one of a1; B then asks for a2. Taking the batch's agents up
-/// front in id order means the lifecycle waits for a1 holding nothing, so B gets a2 at once.
+/// A lifecycle batch that takes two agents' slots must not deadlock with an assign batch, which
+/// locks a team's agents in id order. Here "assign" (tx B) holds agent a1 while the lifecycle
+/// batch reopens a ticket of a2 and then one of a1; B then asks for a2. Taking the batch's agents
+/// up front in id order means the lifecycle waits for a1 holding nothing, so B gets a2 at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     use switchboard::runtime::runner::Outcome;
@@ -796,16 +796,32 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
         }
     };
     let (of_a2, of_a1) = (of("a2").await, of("a1").await);
-    let resolve = |number: &str, agent: &str| {
-        let action = json!({"ticket": number, "actor": format!("agent:{agent}"), "action": {"kind": "resolve", "result": "done"}});
+    let action = |number: &str, agent: &str, kind: &str| {
+        let body = match kind {
+            "resolve" => json!({"kind": kind, "result": "done"}),
+            _ => json!({"kind": kind, "reason": "not fixed"}),
+        };
+        let action = json!({"ticket": number, "actor": format!("agent:{agent}"), "action": body});
         common::inbound(
-            "action.resolve",
-            &format!("lock-order-{number}"),
+            &format!("action.{kind}"),
+            &format!("lock-order-{kind}-{number}"),
             action.to_string().into_bytes(),
         )
     };
-    // The lifecycle batch meets a2's ticket first.
-    let batch = vec![resolve(&of_a2, "a2"), resolve(&of_a1, "a1")];
+    let resolved = spawn_lifecycle_batch(
+        &h,
+        vec![action(&of_a2, "a2", "resolve"), action(&of_a1, "a1", "resolve")],
+    )
+    .await
+    .unwrap()
+    .expect("the resolves commit");
+    assert!(resolved.iter().all(|o| matches!(o, Outcome::Done(_))), "{resolved:?}");
+    assert_eq!(
+        h.count("SELECT coalesce(sum(open_tickets), 0) FROM agent_loads").await,
+        0
+    );
+    // The lifecycle batch meets a2's ticket first; a reopening takes the slot back.
+    let batch = vec![action(&of_a2, "a2", "reopen"), action(&of_a1, "a1", "reopen")];
 
     let mut b_client = h.app.db.pool.get().await.unwrap();
     let b = b_client.transaction().await.unwrap();
@@ -829,11 +845,125 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     let out = a.await.unwrap().expect("the lifecycle batch commits");
     assert!(out.iter().all(|o| matches!(o, Outcome::Done(_))), "{out:?}");
     assert_eq!(
-        h.count("SELECT count(*) FROM tickets WHERE state = 'resolved'").await,
+        h.count("SELECT count(*) FROM tickets WHERE state = 'in_progress'")
+            .await,
         2
     );
-    assert_eq!(h.count("SELECT coalesce(sum(open_tickets), 0) FROM agents").await, 0);
+    assert_eq!(
+        h.count("SELECT coalesce(sum(open_tickets), 0) FROM agent_loads").await,
+        2
+    );
+    // Locking the agents to take the slots folded the two released ones into the count.
+    assert_eq!(h.count("SELECT count(*) FROM agent_slot_releases").await, 0);
+    assert_eq!(h.count("SELECT coalesce(sum(open_tickets), 0) FROM agents").await, 2);
     drop(client);
+    drop(b_client);
+    h.cleanup().await;
+}
+
+/// Resolving frees the agent's slot without the agent's row: a batch of resolves commits while
+/// another transaction (an assign batch, another lifecycle consumer) holds that row, and the load
+/// everyone reads is one less at once. Whoever locks the agent next folds the freed slot into the
+/// count, and the sweep folds what nobody locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_frees_its_slot_without_waiting_for_the_agents_row() {
+    use switchboard::runtime::runner::Outcome;
+    let (h, numbers) = agent_with_tickets("release_unlocked", 3).await;
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'a1'")
+            .await,
+        3
+    );
+    let resolve = |number: &str| {
+        let action = json!({"ticket": number, "actor": "agent:a1", "action": {"kind": "resolve", "result": "done"}});
+        common::inbound(
+            "action.resolve",
+            &format!("release-{number}"),
+            action.to_string().into_bytes(),
+        )
+    };
+
+    let mut b_client = h.app.db.pool.get().await.unwrap();
+    let b = b_client.transaction().await.unwrap();
+    b.execute("SELECT 1 FROM agents WHERE id = 'a1' FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(5),
+        spawn_lifecycle_batch(&h, vec![resolve(&numbers[0]), resolve(&numbers[1])]),
+    )
+    .await
+    .expect("the resolves did not wait for a1's row")
+    .unwrap()
+    .expect("the resolves commit");
+    let Outcome::Done(outputs) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(matches!(out[1], Outcome::Done(_)), "{out:?}");
+    // The freed slot is offered to the team's queue, as before.
+    assert!(
+        outputs
+            .iter()
+            .any(|o| o.routing_key == "assign" && o.body["drain_team"] == "front_line"),
+        "{outputs:?}"
+    );
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'a1'")
+            .await,
+        1
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM agent_slot_releases WHERE agent = 'a1'")
+            .await,
+        2
+    );
+    // The holder reads the row as it was locked; it folds the releases only through the lock.
+    b.commit().await.unwrap();
+
+    // The next one to lock a1 (here a claim-less lock through the one lock call) folds them.
+    {
+        let mut c = h.app.db.pool.get().await.unwrap();
+        let tx = c.transaction().await.unwrap();
+        let locked = switchboard::store::locks::lock(
+            &tx,
+            &switchboard::store::locks::LockSet {
+                agents: &["a1"],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            locked.agents[0].open_tickets, 1,
+            "the locked row counts the freed slots"
+        );
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(h.count("SELECT count(*) FROM agent_slot_releases").await, 0);
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'a1'").await,
+        1
+    );
+
+    // A release nobody locks for is folded by the sweep.
+    spawn_lifecycle_batch(&h, vec![resolve(&numbers[2])])
+        .await
+        .unwrap()
+        .expect("the resolve commits");
+    assert_eq!(h.count("SELECT count(*) FROM agent_slot_releases").await, 1);
+    switchboard::runtime::scheduler::sweep(&h.app.db, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(h.count("SELECT count(*) FROM agent_slot_releases").await, 0);
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'a1'").await,
+        0
+    );
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'a1'")
+            .await,
+        0
+    );
     drop(b_client);
     h.cleanup().await;
 }
@@ -935,7 +1065,8 @@ async fn a_lifecycle_batch_applies_each_tickets_actions_in_order_and_the_tickets
         assert_eq!(seqs, (1..=state(n).await.1).collect::<Vec<_>>(), "transitions of {n}");
     }
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'a1'").await,
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'a1'")
+            .await,
         1
     );
 
@@ -958,7 +1089,8 @@ async fn a_lifecycle_batch_applies_each_tickets_actions_in_order_and_the_tickets
         }
     }
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'a1'").await,
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'a1'")
+            .await,
         1
     );
     assert_eq!((state(t1).await, state(t2).await, state(t3).await), versions);
@@ -966,8 +1098,9 @@ async fn a_lifecycle_batch_applies_each_tickets_actions_in_order_and_the_tickets
     h.cleanup().await;
 }
 
-/// An action that cannot change a load (`Action::may_change_load`) leaves its assignee's row
-/// alone: a batch of responses goes through while the assign stage holds the agent.
+/// An action that cannot take a slot (`Action::may_take_slot`) leaves its assignee's row alone: a
+/// response, and a resolution, which only frees one, go through while the assign stage holds the
+/// agent; a reopening takes the slot back, so it waits for the row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_does_not_wait_for_its_agents_row() {
     use switchboard::runtime::runner::Outcome;
@@ -983,25 +1116,37 @@ async fn a_response_does_not_wait_for_its_agents_row() {
     b.execute("SELECT 1 FROM agents WHERE id = 'a1' FOR UPDATE", &[])
         .await
         .unwrap();
-    let responded = tokio::time::timeout(
-        Duration::from_secs(5),
-        spawn_lifecycle_batch(&h, vec![act("nl-respond", "respond", "")]),
-    )
-    .await
-    .expect("a response must not wait for the agent's row")
-    .unwrap()
-    .expect("the batch commits");
-    assert!(matches!(responded[0], Outcome::Done(_)), "{responded:?}");
-    // A resolution frees a slot: it does wait for the agent, and goes through once B is done.
-    let resolving = spawn_lifecycle_batch(&h, vec![act("nl-resolve", "resolve", r#", "result": "done""#)]);
-    wait_for_a_lock_wait(&h, &client, "the resolution to wait for a1").await;
-    b.commit().await.unwrap();
-    let resolved = resolving.await.unwrap().expect("the batch commits");
-    assert!(matches!(resolved[0], Outcome::Done(_)), "{resolved:?}");
+    for (id, kind, extra) in [
+        ("nl-respond", "respond", ""),
+        ("nl-resolve", "resolve", r#", "result": "done""#),
+    ] {
+        let done = tokio::time::timeout(
+            Duration::from_secs(5),
+            spawn_lifecycle_batch(&h, vec![act(id, kind, extra)]),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("a {kind} must not wait for the agent's row"))
+        .unwrap()
+        .expect("the batch commits");
+        assert!(matches!(done[0], Outcome::Done(_)), "{done:?}");
+    }
     assert_eq!(
-        h.count("SELECT open_tickets::bigint FROM agents WHERE id = 'a1'").await,
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'a1'")
+            .await,
         0
     );
+    // A reopening takes the slot again: it does wait for the agent, and goes through once B is done.
+    let reopening = spawn_lifecycle_batch(&h, vec![act("nl-reopen", "reopen", r#", "reason": "not fixed""#)]);
+    wait_for_a_lock_wait(&h, &client, "the reopening to wait for a1").await;
+    b.commit().await.unwrap();
+    let reopened = reopening.await.unwrap().expect("the batch commits");
+    assert!(matches!(reopened[0], Outcome::Done(_)), "{reopened:?}");
+    assert_eq!(
+        h.count("SELECT open_tickets::bigint FROM agent_loads WHERE id = 'a1'")
+            .await,
+        1
+    );
+    assert_eq!(h.count("SELECT count(*) FROM agent_slot_releases").await, 0);
     drop(client);
     drop(b_client);
     h.cleanup().await;

@@ -220,7 +220,7 @@ async fn an_unsure_request_waits_for_triage_and_the_triage_agents_decision_sends
         moved.reason
     );
     let load: i32 = client
-        .query_one("SELECT open_tickets FROM agents WHERE id = $1", &[&assignee])
+        .query_one("SELECT open_tickets FROM agent_loads WHERE id = $1", &[&assignee])
         .await
         .unwrap()
         .get(0);
