@@ -111,9 +111,16 @@ pub async fn sweep(db: &Db, after: Duration) -> Result<usize, StoreError> {
     let mut client = db.pool.get().await?;
     // Slots freed since anyone last locked their agents (`store::agents::release_slot`), in a
     // transaction of its own: the agents' rows are free again at once, not after the scans below.
-    let fold = client.transaction().await?;
-    crate::store::agents::fold_unheld_releases(&fold).await?;
-    fold.commit().await?;
+    // A failure here is logged and left for the next sweep: the re-drives below matter more.
+    let folded = async {
+        let fold = client.transaction().await?;
+        crate::store::agents::fold_unheld_releases(&fold).await?;
+        fold.commit().await?;
+        Ok::<(), StoreError>(())
+    };
+    if let Err(e) = folded.await {
+        warn!(error = %e, "sweeper could not fold the agents' freed slots; the next sweep tries again");
+    }
     let tx = client.transaction().await?;
     let secs = after.as_secs_f64();
     let stuck = crate::store::sweep::stuck_tickets(&tx, secs, MAX_REDRIVES, CLAIM_LIMIT).await?;

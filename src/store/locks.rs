@@ -5,7 +5,8 @@
 //!
 //! Who takes what: the lifecycle stage locks the assignees of the tickets whose actions may take
 //! a slot (`Action::may_take_slot`; freeing one needs no lock, `agents::release_slot`) and any
-//! agent a claim or reassignment names, then those tickets; the assign stage locks its teams'
+//! agent a claim or reassignment names, then those tickets; the ticket API, one action at a time,
+//! locks the ticket's assignee whatever the action, any agent it names, then the tickets; the assign stage locks its teams'
 //! agents, then the tickets of its work messages; classify, prioritize and escalate lock tickets
 //! only. A second call in the same transaction may only lock rows already held or tickets after
 //! tickets (re-reading a ticket between two actions on it).
