@@ -79,34 +79,11 @@ pub fn ca_file(url: &str) -> Option<String> {
     })
 }
 
-/// The largest frame asked for when the URL names no `frame_max`. lapin keeps a send and a
-/// receive buffer of 32 frames per connection and fills both to the negotiated size when it
-/// connects: at RabbitMQ's default of 128 KiB that is 8 MiB resident per connection, and a
-/// process opens two per stage (the chained process ten: 80 MiB). At 16 KiB it is 1 MiB. Our
-/// messages are a few kilobytes; a larger one goes out in more frames.
-pub const DEFAULT_FRAME_MAX: u32 = 16_384;
-
-/// `url` with `frame_max=`[`DEFAULT_FRAME_MAX`] added to its query, unless it names one.
-pub fn with_default_frame_max(url: &str) -> String {
-    let query = url.split_once('?').map(|(_, q)| q);
-    let named = query.is_some_and(|q| {
-        q.split('&')
-            .any(|pair| pair.split_once('=').map_or(pair, |(k, _)| k) == "frame_max")
-    });
-    if named {
-        return url.to_owned();
-    }
-    let sep = if query.is_some() { '&' } else { '?' };
-    format!("{url}{sep}frame_max={DEFAULT_FRAME_MAX}")
-}
-
 /// One connection attempt, bounded by [`CONNECT_TIMEOUT`] (a node that drops packets would
 /// otherwise hold the worker for the operating system's TCP timeout).
 pub async fn connect_one(url: &str, name: &str) -> Result<Connection, BusError> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    let framed = with_default_frame_max(url);
     let connecting = async {
-        let url = framed.as_str();
         if !url.starts_with("amqps://") {
             return Connection::connect(url, props).await;
         }
@@ -174,43 +151,6 @@ mod tests {
         let mut empty = Rotation::new(vec![]);
         empty.connected(0);
         assert!(empty.order().is_empty());
-    }
-
-    #[test]
-    fn a_url_without_a_frame_size_asks_for_the_small_default_and_one_with_a_frame_size_keeps_it() {
-        assert_eq!(
-            with_default_frame_max("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://guest:guest@127.0.0.1:5672/%2f?frame_max=16384"
-        );
-        assert_eq!(
-            with_default_frame_max("amqps://h:5671/%2f?cacertfile=%2Fca.pem"),
-            "amqps://h:5671/%2f?cacertfile=%2Fca.pem&frame_max=16384"
-        );
-        for kept in [
-            "amqp://h/%2f?frame_max=131072",
-            "amqp://h/%2f?heartbeat=10&frame_max=8192",
-        ] {
-            assert_eq!(with_default_frame_max(kept), kept);
-        }
-        // A parameter that only ends in the name is another parameter.
-        assert_eq!(
-            with_default_frame_max("amqp://h/%2f?x_frame_max=1"),
-            "amqp://h/%2f?x_frame_max=1&frame_max=16384"
-        );
-    }
-
-    #[tokio::test]
-    async fn the_connection_negotiates_the_default_frame_size() {
-        let url = std::env::var("SWITCHBOARD_AMQP_URL").unwrap_or_else(|_| crate::config::DEFAULT_AMQP_URL.to_owned());
-        let url = url.split(',').next().unwrap_or_default().trim().to_owned();
-        if url.contains("frame_max=") {
-            return;
-        }
-        let conn = connect_one(&url, "switchboard-frame-test")
-            .await
-            .expect("connect (is RabbitMQ up?)");
-        assert_eq!(conn.configuration().frame_max(), DEFAULT_FRAME_MAX);
-        let _ = conn.close(200, "bye".into()).await;
     }
 
     #[tokio::test]
