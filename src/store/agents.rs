@@ -280,12 +280,13 @@ pub async fn fold_releases(tx: &Transaction<'_>, ids: &[&str]) -> Result<Vec<(St
 
 /// Folds the released slots of every agent nobody holds (the sweep's part: without it, a day of
 /// resolves with nothing assigned would leave every one of them in the table). Skips a locked
-/// agent instead of waiting: its holder folds it.
+/// agent instead of waiting: its holder folds it. (`NO KEY UPDATE`: a foreign-key check's
+/// key-share lock on the agent, a ticket naming it, is no reason to skip.)
 pub async fn fold_unheld_releases(tx: &Transaction<'_>) -> Result<usize, StoreError> {
     let rows = tx
         .query(
             "SELECT id FROM agents WHERE id IN (SELECT agent FROM agent_slot_releases)
-             ORDER BY id FOR UPDATE SKIP LOCKED",
+             ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
             &[],
         )
         .await?;

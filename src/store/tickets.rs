@@ -93,6 +93,11 @@ pub async fn read_tickets(tx: &Transaction<'_>, ids: &[i64]) -> Result<Vec<Ticke
 
 /// Locks up to `limit` queued tickets of `teams`, earliest resolution deadline first, skipping
 /// those another worker holds.
+///
+/// `FOR NO KEY UPDATE`, the lock an UPDATE of the row takes anyway: `FOR UPDATE` would also skip
+/// a ticket whose row is only key-share locked by a foreign-key check (the notify stage storing
+/// a message for it, a timer being set), and a drain that skipped the whole queue for that left
+/// the freed slot empty until the sweeper's next drain.
 pub async fn lock_queued(tx: &Transaction<'_>, teams: &[String], limit: i64) -> Result<Vec<Ticket>, StoreError> {
     let rows = tx
         .query(
@@ -100,7 +105,7 @@ pub async fn lock_queued(tx: &Transaction<'_>, teams: &[String], limit: i64) -> 
                 tx,
                 &format!(
                     "SELECT {TICKET_COLUMNS} FROM tickets WHERE state = 'queued' AND team = ANY($1)
-                             ORDER BY resolution_due NULLS LAST, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                             ORDER BY resolution_due NULLS LAST, id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED"
                 ),
             )
             .await?,

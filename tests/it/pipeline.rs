@@ -283,6 +283,52 @@ async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
     h.cleanup().await;
 }
 
+/// A foreign-key check elsewhere (the notify stage storing a message for the ticket, a timer
+/// being set) holds a key-share lock on the ticket's row for its transaction. A drain must still
+/// take that queued ticket: skipping it left the freed slot empty until the sweeper's next drain
+/// (this is what made `queued_tickets_are_assigned_when_capacity_frees_in_due_order` fail now
+/// and then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_takes_a_queued_ticket_whose_row_a_foreign_key_check_holds() {
+    let mut h = Harness::new("queue_keyshare").await;
+    h.import_roster(
+        "id,name,team,languages,channels,skills,max_open,presence\nts-1,Tech,technical_support,zh;en,,,0,online\n",
+    )
+    .await;
+    h.start_stages(&StageName::ALL, 1);
+    let body = format!(
+        r#"{{"channel":"app","channel_message_id":"ks0","received_at":"{}","customer":{{"customer_id":"C0"}},"body":"The app crashes every time I open the settings page"}}"#,
+        chrono::Utc::now().to_rfc3339()
+    );
+    h.publish_intake("intake.app", "ks0", body.as_bytes()).await;
+    h.wait_for("queued", Duration::from_secs(30), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'queued'").await == 1
+    })
+    .await;
+    let mut b_client = h.app.db.pool.get().await.unwrap();
+    let b = b_client.transaction().await.unwrap();
+    b.execute("SELECT 1 FROM tickets WHERE state = 'queued' FOR KEY SHARE", &[])
+        .await
+        .unwrap();
+    h.app.db.set_agent_status("ts-1", None, Some(1)).await.unwrap();
+    let drain = switchboard::contracts::Outgoing {
+        exchange: switchboard::contracts::Exchange::Work,
+        routing_key: "assign".into(),
+        message_id: "drain-ks".into(),
+        body: serde_json::json!({"drain_team": "technical_support", "reason": "test"}),
+        headers: vec![],
+    };
+    switchboard::bus::publish_all(&h.ch, h.topo(), &[drain]).await.unwrap();
+    // Assigned while B still holds its key-share lock.
+    h.wait_for("assigned", Duration::from_secs(15), || async {
+        h.count("SELECT count(*) FROM tickets WHERE state = 'assigned'").await == 1
+    })
+    .await;
+    b.commit().await.unwrap();
+    drop(b_client);
+    h.cleanup().await;
+}
+
 /// A poison work message (its ticket does not exist) is dead-lettered with its reason and does
 /// not block the messages behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
