@@ -251,14 +251,7 @@ async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
 
     let team = h.app.db.set_agent_status("ts-1", None, Some(2)).await.unwrap();
     assert_eq!(team.as_deref(), Some("technical_support"));
-    let drain = switchboard::contracts::Outgoing {
-        exchange: switchboard::contracts::Exchange::Work,
-        routing_key: "assign".into(),
-        message_id: "drain-1".into(),
-        body: serde_json::json!({"drain_team": "technical_support", "reason": "test"}),
-        headers: vec![],
-    };
-    switchboard::bus::publish_all(&h.ch, h.topo(), &[drain]).await.unwrap();
+    publish_drain(&h, "technical_support", "drain-1").await;
     h.wait_for("two assigned", Duration::from_secs(30), || async {
         h.count("SELECT count(*) FROM tickets WHERE state = 'assigned'").await == 2
     })
@@ -281,6 +274,18 @@ async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
         2
     );
     h.cleanup().await;
+}
+
+/// Asks the assign stage to drain `team`'s queue, as a freed slot or a presence change does.
+async fn publish_drain(h: &Harness, team: &str, message_id: &str) {
+    let drain = switchboard::contracts::Outgoing {
+        exchange: switchboard::contracts::Exchange::Work,
+        routing_key: "assign".into(),
+        message_id: message_id.into(),
+        body: serde_json::json!({"drain_team": team, "reason": "test"}),
+        headers: vec![],
+    };
+    switchboard::bus::publish_all(&h.ch, h.topo(), &[drain]).await.unwrap();
 }
 
 /// A foreign-key check elsewhere (the notify stage storing a message for the ticket, a timer
@@ -311,14 +316,7 @@ async fn a_drain_takes_a_queued_ticket_whose_row_a_foreign_key_check_holds() {
         .await
         .unwrap();
     h.app.db.set_agent_status("ts-1", None, Some(1)).await.unwrap();
-    let drain = switchboard::contracts::Outgoing {
-        exchange: switchboard::contracts::Exchange::Work,
-        routing_key: "assign".into(),
-        message_id: "drain-ks".into(),
-        body: serde_json::json!({"drain_team": "technical_support", "reason": "test"}),
-        headers: vec![],
-    };
-    switchboard::bus::publish_all(&h.ch, h.topo(), &[drain]).await.unwrap();
+    publish_drain(&h, "technical_support", "drain-ks").await;
     // Assigned while B still holds its key-share lock.
     h.wait_for("assigned", Duration::from_secs(15), || async {
         h.count("SELECT count(*) FROM tickets WHERE state = 'assigned'").await == 1
