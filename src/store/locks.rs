@@ -1,15 +1,22 @@
 //! The one lock order: **agents by id, then tickets by id**. Every row lock that waits is taken
 //! by [`lock`], and a transaction that needs both kinds asks for them in one call, so no two
-//! transactions can each hold what the other waits for. (Scans that skip locked rows, `FOR UPDATE
-//! SKIP LOCKED`, never wait and live with their queries.)
+//! transactions can each hold what the other waits for. (Scans that skip locked rows, `FOR NO KEY
+//! UPDATE SKIP LOCKED`, never wait and live with their queries.)
+//!
+//! The rows are locked `FOR NO KEY UPDATE`, the lock an UPDATE that keeps the keys takes (which
+//! is every update of an agent or a ticket), not `FOR UPDATE`: lockers still exclude each other,
+//! but not the foreign-key checks of other transactions, which key-share lock the row they
+//! reference until they commit (the notify stage storing a message for a ticket, the escalate
+//! stage setting its timers). With `FOR UPDATE` an action waited for those to commit.
 //!
 //! Who takes what: the lifecycle stage locks the assignees of the tickets whose actions may take
 //! a slot (`Action::may_take_slot`; freeing one needs no lock, `agents::release_slot`) and any
-//! agent a claim or reassignment names, then those tickets; the ticket API, one action at a time,
-//! locks the ticket's assignee whatever the action, any agent it names, then the tickets; the assign stage locks its teams'
-//! agents, then the tickets of its work messages; classify, prioritize and escalate lock tickets
-//! only. A second call in the same transaction may only lock rows already held or tickets after
-//! tickets (re-reading a ticket between two actions on it).
+//! agent a claim or reassignment names, then those tickets; the ticket API, one action at a
+//! time, locks the ticket's assignee whatever the action, any agent it names, then the tickets;
+//! the assign stage locks its teams' agents, then the tickets of its work messages; classify,
+//! prioritize and escalate lock tickets only. A second call in the same transaction may only
+//! lock rows already held or tickets after tickets (re-reading a ticket between two actions on
+//! it).
 //!
 //! Two rows come before all of these: a month's numbering counter (`ticket_counters`), taken by
 //! an action that opens a task (`store::groups::hold_counter`) before its agents and tickets
@@ -68,7 +75,7 @@ pub async fn lock(tx: &Transaction<'_>, set: &LockSet<'_>) -> Result<Locked, Sto
                      FROM agents
                      WHERE team = ANY($1) OR id = ANY($2)
                         OR id IN (SELECT assignee FROM tickets WHERE number = ANY($3) AND assignee IS NOT NULL)
-                     ORDER BY id FOR UPDATE",
+                     ORDER BY id FOR NO KEY UPDATE",
                 )
                 .await?,
                 &[&set.teams, &set.agents, &set.assignees_of],
@@ -96,7 +103,7 @@ pub async fn lock(tx: &Transaction<'_>, set: &LockSet<'_>) -> Result<Locked, Sto
                 &super::prepared(
                     tx,
                     &format!(
-                        "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1) OR number = ANY($2) ORDER BY id FOR UPDATE"
+                        "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ANY($1) OR number = ANY($2) ORDER BY id FOR NO KEY UPDATE"
                     ),
                 )
                 .await?,

@@ -1152,6 +1152,50 @@ async fn a_response_does_not_wait_for_its_agents_row() {
     h.cleanup().await;
 }
 
+/// A foreign-key check in another transaction (the notify stage storing a message for the
+/// ticket, the escalate stage setting a timer) key-share locks the ticket's row until it commits.
+/// An action on the ticket does not wait for that (`store::locks` locks `FOR NO KEY UPDATE`); a
+/// second locker of the ticket still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_does_not_wait_for_a_foreign_key_check_on_its_ticket() {
+    use switchboard::runtime::runner::Outcome;
+    let (h, numbers) = agent_with_tickets("key_share", 1).await;
+    let number = &numbers[0];
+    let client = h.app.db.pool.get().await.unwrap();
+    let act = |id: &str, kind: &str, extra: &str| {
+        let body = format!(r#"{{"ticket": "{number}", "actor": "agent:a1", "action": {{"kind": "{kind}"{extra}}}}}"#);
+        common::inbound(&format!("action.{kind}"), id, body.into_bytes())
+    };
+    let mut b_client = h.app.db.pool.get().await.unwrap();
+    let b = b_client.transaction().await.unwrap();
+    b.execute("SELECT 1 FROM tickets WHERE number = $1 FOR KEY SHARE", &[number])
+        .await
+        .unwrap();
+    let responded = tokio::time::timeout(
+        Duration::from_secs(5),
+        spawn_lifecycle_batch(&h, vec![act("ks-respond", "respond", "")]),
+    )
+    .await
+    .expect("an action must not wait for another transaction's foreign-key check")
+    .unwrap()
+    .expect("the batch commits");
+    assert!(matches!(responded[0], Outcome::Done(_)), "{responded:?}");
+    b.commit().await.unwrap();
+    // Lockers still exclude each other.
+    let b = b_client.transaction().await.unwrap();
+    b.execute("SELECT 1 FROM tickets WHERE number = $1 FOR NO KEY UPDATE", &[number])
+        .await
+        .unwrap();
+    let noting = spawn_lifecycle_batch(&h, vec![act("ks-note", "note", r#", "text": "n""#)]);
+    wait_for_a_lock_wait(&h, &client, "the note to wait for the ticket").await;
+    b.commit().await.unwrap();
+    let noted = noting.await.unwrap().expect("the batch commits");
+    assert!(matches!(noted[0], Outcome::Done(_)), "{noted:?}");
+    drop(client);
+    drop(b_client);
+    h.cleanup().await;
+}
+
 /// Deadlocks: two transactions that meet the same tickets in opposite orders. A lifecycle batch
 /// resolving T2 then T1 takes both tickets in id order up front (`store::locks`), so while it
 /// waits for T1 (held by B) it holds nothing B then asks for.
