@@ -750,6 +750,37 @@ fn spawn_lifecycle_batch(
     })
 }
 
+/// A lifecycle action message `id`: `kind` on ticket `number` by `actor`, with the action's other
+/// fields from `fields` (a JSON object).
+fn action_message(
+    id: &str,
+    number: &str,
+    actor: &str,
+    kind: &str,
+    fields: Value,
+) -> switchboard::runtime::runner::Inbound {
+    let mut action = json!({"kind": kind});
+    if let (Some(a), Some(f)) = (action.as_object_mut(), fields.as_object()) {
+        a.extend(f.clone());
+    }
+    let body = json!({"ticket": number, "actor": actor, "action": action});
+    common::inbound(&format!("action.{kind}"), id, body.to_string().into_bytes())
+}
+
+/// Runs `batch` as one lifecycle transaction and returns its outcomes; fails the test if it is
+/// still waiting after 5 s (`what` names the lock it must not wait for).
+async fn applied_without_waiting(
+    h: &Harness,
+    batch: Vec<switchboard::runtime::runner::Inbound>,
+    what: &str,
+) -> Vec<switchboard::runtime::runner::Outcome> {
+    tokio::time::timeout(Duration::from_secs(5), spawn_lifecycle_batch(h, batch))
+        .await
+        .unwrap_or_else(|_| panic!("the batch waited for {what}"))
+        .unwrap()
+        .expect("the batch commits")
+}
+
 /// Waits until some transaction of this database waits on a lock.
 async fn wait_for_a_lock_wait(h: &Harness, client: &deadpool_postgres::Object, what: &str) {
     h.wait_for(what, Duration::from_secs(10), || async {
@@ -797,15 +828,16 @@ async fn a_lifecycle_batch_locks_agents_in_the_same_order_as_assign() {
     };
     let (of_a2, of_a1) = (of("a2").await, of("a1").await);
     let action = |number: &str, agent: &str, kind: &str| {
-        let body = match kind {
-            "resolve" => json!({"kind": kind, "result": "done"}),
-            _ => json!({"kind": kind, "reason": "not fixed"}),
+        let fields = match kind {
+            "resolve" => json!({"result": "done"}),
+            _ => json!({"reason": "not fixed"}),
         };
-        let action = json!({"ticket": number, "actor": format!("agent:{agent}"), "action": body});
-        common::inbound(
-            &format!("action.{kind}"),
+        action_message(
             &format!("lock-order-{kind}-{number}"),
-            action.to_string().into_bytes(),
+            number,
+            &format!("agent:{agent}"),
+            kind,
+            fields,
         )
     };
     let resolved = spawn_lifecycle_batch(
@@ -875,11 +907,12 @@ async fn a_resolve_frees_its_slot_without_waiting_for_the_agents_row() {
         3
     );
     let resolve = |number: &str| {
-        let action = json!({"ticket": number, "actor": "agent:a1", "action": {"kind": "resolve", "result": "done"}});
-        common::inbound(
-            "action.resolve",
+        action_message(
             &format!("release-{number}"),
-            action.to_string().into_bytes(),
+            number,
+            "agent:a1",
+            "resolve",
+            json!({"result": "done"}),
         )
     };
 
@@ -888,14 +921,7 @@ async fn a_resolve_frees_its_slot_without_waiting_for_the_agents_row() {
     b.execute("SELECT 1 FROM agents WHERE id = 'a1' FOR UPDATE", &[])
         .await
         .unwrap();
-    let out = tokio::time::timeout(
-        Duration::from_secs(5),
-        spawn_lifecycle_batch(&h, vec![resolve(&numbers[0]), resolve(&numbers[1])]),
-    )
-    .await
-    .expect("the resolves did not wait for a1's row")
-    .unwrap()
-    .expect("the resolves commit");
+    let out = applied_without_waiting(&h, vec![resolve(&numbers[0]), resolve(&numbers[1])], "a1's row").await;
     let Outcome::Done(outputs) = &out[0] else {
         panic!("{out:?}")
     };
@@ -996,14 +1022,8 @@ async fn a_lifecycle_batch_applies_each_tickets_actions_in_order_and_the_tickets
     use switchboard::runtime::runner::Outcome;
     let (h, numbers) = agent_with_tickets("lanes", 3).await;
     let client = h.app.db.pool.get().await.unwrap();
-    let action = |id: &str, number: &str, kind: &str, extra: Value| {
-        let mut act = json!({"kind": kind});
-        if let (Some(a), Some(e)) = (act.as_object_mut(), extra.as_object()) {
-            a.extend(e.clone());
-        }
-        let body = json!({"ticket": number, "actor": "agent:a1", "action": act});
-        common::inbound(&format!("action.{kind}"), id, body.to_string().into_bytes())
-    };
+    let action =
+        |id: &str, number: &str, kind: &str, fields: Value| action_message(id, number, "agent:a1", kind, fields);
     let (t1, t2, t3) = (&numbers[0], &numbers[1], &numbers[2]);
     let batch = vec![
         action("ln-a", t1, "respond", json!({})),
@@ -1107,27 +1127,18 @@ async fn a_response_does_not_wait_for_its_agents_row() {
     let (h, numbers) = agent_with_tickets("no_agent_lock", 1).await;
     let number = &numbers[0];
     let client = h.app.db.pool.get().await.unwrap();
-    let act = |id: &str, kind: &str, extra: &str| {
-        let body = format!(r#"{{"ticket": "{number}", "actor": "agent:a1", "action": {{"kind": "{kind}"{extra}}}}}"#);
-        common::inbound(&format!("action.{kind}"), id, body.into_bytes())
-    };
+    let act = |id: &str, kind: &str, fields: Value| action_message(id, number, "agent:a1", kind, fields);
     let mut b_client = h.app.db.pool.get().await.unwrap();
     let b = b_client.transaction().await.unwrap();
     b.execute("SELECT 1 FROM agents WHERE id = 'a1' FOR UPDATE", &[])
         .await
         .unwrap();
-    for (id, kind, extra) in [
-        ("nl-respond", "respond", ""),
-        ("nl-resolve", "resolve", r#", "result": "done""#),
+    for (id, kind, fields) in [
+        ("nl-respond", "respond", json!({})),
+        ("nl-resolve", "resolve", json!({"result": "done"})),
     ] {
-        let done = tokio::time::timeout(
-            Duration::from_secs(5),
-            spawn_lifecycle_batch(&h, vec![act(id, kind, extra)]),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("a {kind} must not wait for the agent's row"))
-        .unwrap()
-        .expect("the batch commits");
+        let done =
+            applied_without_waiting(&h, vec![act(id, kind, fields)], &format!("the agent's row (a {kind})")).await;
         assert!(matches!(done[0], Outcome::Done(_)), "{done:?}");
     }
     assert_eq!(
@@ -1136,7 +1147,7 @@ async fn a_response_does_not_wait_for_its_agents_row() {
         0
     );
     // A reopening takes the slot again: it does wait for the agent, and goes through once B is done.
-    let reopening = spawn_lifecycle_batch(&h, vec![act("nl-reopen", "reopen", r#", "reason": "not fixed""#)]);
+    let reopening = spawn_lifecycle_batch(&h, vec![act("nl-reopen", "reopen", json!({"reason": "not fixed"}))]);
     wait_for_a_lock_wait(&h, &client, "the reopening to wait for a1").await;
     b.commit().await.unwrap();
     let reopened = reopening.await.unwrap().expect("the batch commits");
@@ -1162,23 +1173,18 @@ async fn an_action_does_not_wait_for_a_foreign_key_check_on_its_ticket() {
     let (h, numbers) = agent_with_tickets("key_share", 1).await;
     let number = &numbers[0];
     let client = h.app.db.pool.get().await.unwrap();
-    let act = |id: &str, kind: &str, extra: &str| {
-        let body = format!(r#"{{"ticket": "{number}", "actor": "agent:a1", "action": {{"kind": "{kind}"{extra}}}}}"#);
-        common::inbound(&format!("action.{kind}"), id, body.into_bytes())
-    };
+    let act = |id: &str, kind: &str, fields: Value| action_message(id, number, "agent:a1", kind, fields);
     let mut b_client = h.app.db.pool.get().await.unwrap();
     let b = b_client.transaction().await.unwrap();
     b.execute("SELECT 1 FROM tickets WHERE number = $1 FOR KEY SHARE", &[number])
         .await
         .unwrap();
-    let responded = tokio::time::timeout(
-        Duration::from_secs(5),
-        spawn_lifecycle_batch(&h, vec![act("ks-respond", "respond", "")]),
+    let responded = applied_without_waiting(
+        &h,
+        vec![act("ks-respond", "respond", json!({}))],
+        "another transaction's foreign-key check",
     )
-    .await
-    .expect("an action must not wait for another transaction's foreign-key check")
-    .unwrap()
-    .expect("the batch commits");
+    .await;
     assert!(matches!(responded[0], Outcome::Done(_)), "{responded:?}");
     b.commit().await.unwrap();
     // Lockers still exclude each other.
@@ -1186,7 +1192,7 @@ async fn an_action_does_not_wait_for_a_foreign_key_check_on_its_ticket() {
     b.execute("SELECT 1 FROM tickets WHERE number = $1 FOR NO KEY UPDATE", &[number])
         .await
         .unwrap();
-    let noting = spawn_lifecycle_batch(&h, vec![act("ks-note", "note", r#", "text": "n""#)]);
+    let noting = spawn_lifecycle_batch(&h, vec![act("ks-note", "note", json!({"text": "n"}))]);
     wait_for_a_lock_wait(&h, &client, "the note to wait for the ticket").await;
     b.commit().await.unwrap();
     let noted = noting.await.unwrap().expect("the batch commits");
