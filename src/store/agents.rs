@@ -143,10 +143,9 @@ impl Db {
                    idle_since = CASE WHEN $2 = 'online' AND presence <> 'online' THEN now() ELSE idle_since END,
                    updated_at = now()
                  WHERE id = $1
-                 RETURNING id, team, presence, max_open, open_tickets)
-                 SELECT team, presence, max_open,
-                        open_tickets - (SELECT count(*) FROM agent_slot_releases r WHERE r.agent = u.id)::integer
-                 FROM u",
+                 RETURNING id, team, presence, max_open)
+                 -- The load is the view's (the statement's snapshot: this update does not change it).
+                 SELECT u.team, u.presence, u.max_open, l.open_tickets FROM u JOIN agent_loads l ON l.id = u.id",
                 &[&id, &presence.map(|p| p.as_str()), &max_open],
             )
             .await?;
