@@ -220,19 +220,18 @@ async fn conversations_thread_onto_their_open_ticket() {
     h.cleanup().await;
 }
 
-/// With no capacity, tickets wait in their team's queue; raising an agent's cap hands them out
-/// in due-time order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
-    let mut h = Harness::new("queue").await;
+/// Every stage running, one technical-support agent with no free slot (`ts-1`, cap 0), and `n`
+/// app faults (`q0`, `q1`, …) received a minute apart, the oldest first (earlier deadlines, same
+/// SLA rule), all waiting in the team's queue.
+async fn faults_queued_beside_a_full_agent(name: &str, n: i64) -> Harness {
+    let mut h = Harness::new(name).await;
     h.import_roster(
         "id,name,team,languages,channels,skills,max_open,presence\nts-1,Tech,technical_support,zh;en,,,0,online\n",
     )
     .await;
     h.start_stages(&StageName::ALL, 1);
     let base = chrono::Utc::now();
-    // Older requests have earlier deadlines (same SLA rule), so they must be served first.
-    for i in 0..4 {
+    for i in 0..n {
         let at = (base - chrono::Duration::minutes(10 - i)).to_rfc3339();
         let body = format!(
             r#"{{"channel":"app","channel_message_id":"q{i}","received_at":"{at}","customer":{{"customer_id":"C{i}"}},"body":"The app crashes every time I open the settings page"}}"#
@@ -240,9 +239,17 @@ async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
         h.publish_intake("intake.app", &format!("q{i}"), body.as_bytes()).await;
     }
     h.wait_for("all queued", Duration::from_secs(30), || async {
-        h.count("SELECT count(*) FROM tickets WHERE state = 'queued'").await == 4
+        h.count("SELECT count(*) FROM tickets WHERE state = 'queued'").await == n
     })
     .await;
+    h
+}
+
+/// With no capacity, tickets wait in their team's queue; raising an agent's cap hands them out
+/// in due-time order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_tickets_are_assigned_when_capacity_frees_in_due_order() {
+    let h = faults_queued_beside_a_full_agent("queue", 4).await;
     assert_eq!(
         h.count("SELECT count(*) FROM tickets WHERE team = 'technical_support'")
             .await,
@@ -295,21 +302,7 @@ async fn publish_drain(h: &Harness, team: &str, message_id: &str) {
 /// and then).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_takes_a_queued_ticket_whose_row_a_foreign_key_check_holds() {
-    let mut h = Harness::new("queue_keyshare").await;
-    h.import_roster(
-        "id,name,team,languages,channels,skills,max_open,presence\nts-1,Tech,technical_support,zh;en,,,0,online\n",
-    )
-    .await;
-    h.start_stages(&StageName::ALL, 1);
-    let body = format!(
-        r#"{{"channel":"app","channel_message_id":"ks0","received_at":"{}","customer":{{"customer_id":"C0"}},"body":"The app crashes every time I open the settings page"}}"#,
-        chrono::Utc::now().to_rfc3339()
-    );
-    h.publish_intake("intake.app", "ks0", body.as_bytes()).await;
-    h.wait_for("queued", Duration::from_secs(30), || async {
-        h.count("SELECT count(*) FROM tickets WHERE state = 'queued'").await == 1
-    })
-    .await;
+    let h = faults_queued_beside_a_full_agent("queue_keyshare", 1).await;
     let mut b_client = h.app.db.pool.get().await.unwrap();
     let b = b_client.transaction().await.unwrap();
     b.execute("SELECT 1 FROM tickets WHERE state = 'queued' FOR KEY SHARE", &[])
