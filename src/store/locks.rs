@@ -1,7 +1,7 @@
 //! The one lock order: **agents by id, then tickets by id**. Every row lock that waits is taken
 //! by [`lock`], and a transaction that needs both kinds asks for them in one call, so no two
-//! transactions can each hold what the other waits for. (Scans that skip locked rows, `FOR NO KEY
-//! UPDATE SKIP LOCKED`, never wait and live with their queries.)
+//! transactions can each hold what the other waits for. (Scans that skip locked rows, `… SKIP
+//! LOCKED`, never wait and live with their queries.)
 //!
 //! The rows are locked `FOR NO KEY UPDATE`, the lock an UPDATE that keeps the keys takes (which
 //! is every update of an agent or a ticket), not `FOR UPDATE`: lockers still exclude each other,
