@@ -1,6 +1,7 @@
 //! Wiring: settings + policy + Postgres + RabbitMQ → running stages. Used by the `switchboard`
 //! CLI and by every thin binary in `workers/`.
 
+use crate::bus::links::Links;
 use crate::bus::{self, BusError, Topology};
 use crate::config::Settings;
 use crate::core::policy::{Policy, PolicyError};
@@ -145,16 +146,26 @@ impl App {
                 .filter(|s| !chains.iter().any(|c| c.first() == Some(s)))
                 .map(|&s| vec![s]),
         );
+        // Every runner of this process consumes on one connection and publishes on another
+        // (`bus::links`), named after the deployment (its topology prefix) and what the process
+        // runs: `switchboard-intake,classify,prioritize,assign`.
+        let names: Vec<&str> = stages.iter().map(|s| s.as_str()).collect();
+        let links = Links::new(
+            self.settings.amqp_urls(),
+            format!("{}-{}", self.topo.prefix, names.join(",")),
+        );
         for task in tasks {
             let app = self.clone();
             let stop = failure.clone();
             let err_tx = err_tx.clone();
+            let links = links.clone();
             tracker.spawn(async move {
                 let result = registry::run_chain(
                     &task,
                     app.context(),
                     &app.settings,
                     app.db.clone(),
+                    links,
                     app.health.clone(),
                     concurrency,
                     stop.clone(),
@@ -177,6 +188,7 @@ impl App {
                 tracing::warn!(grace = ?grace, "stages did not stop within the shutdown grace period; exiting anyway (the broker returns undelivered work)");
             }
         }
+        links.close(200, "shutdown").await;
         match err_rx.try_recv() {
             Ok(e) => Err(e.into()),
             Err(_) => Ok(()),

@@ -136,7 +136,7 @@ fn print_queues(title: &str, qs: &[QueueInfo]) {
     }
 }
 
-/// The client-given names of the AMQP connections (`switchboard-intake`, …), by node port
+/// The client-given names of the AMQP connections (`<prefix>-intake,classify,…`), by node port
 /// (5681..5683), counted.
 fn connections_by_port(via: usize) -> BTreeMap<u64, BTreeMap<String, usize>> {
     let v = ctl_json(via, &["list_connections", "port", "client_properties"]);
@@ -163,12 +163,9 @@ fn connection_name(props: &serde_json::Value) -> Option<String> {
     })
 }
 
-/// How many connections on `port` have a name starting with `prefix`.
-fn named(conns: &BTreeMap<u64, BTreeMap<String, usize>>, port: u64, prefix: &str) -> usize {
-    conns
-        .get(&port)
-        .map(|m| m.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, c)| c).sum())
-        .unwrap_or(0)
+/// How many connections on `port` are named `name`.
+fn named(conns: &BTreeMap<u64, BTreeMap<String, usize>>, port: u64, name: &str) -> usize {
+    conns.get(&port).and_then(|m| m.get(name)).copied().unwrap_or(0)
 }
 
 /// Brings a stopped node back when dropped, so a failing test leaves the cluster whole.
@@ -308,19 +305,18 @@ async fn node_outage_mid_load(how: Outage) {
     println!("connections by node port: {conns:?}");
     let leader_port: u64 = port_of(&urls[leader - 1]).parse().unwrap();
     let other_port: u64 = port_of(&urls[other - 1]).parse().unwrap();
-    for stage in ["intake", "classify", "prioritize", "assign"] {
-        let name = format!("switchboard-{stage}");
-        assert_eq!(
-            named(&conns, leader_port, &name),
-            1,
-            "worker A's {stage} runner is on node {leader}"
-        );
-        assert_eq!(
-            named(&conns, other_port, &name),
-            1,
-            "worker B's {stage} runner is on node {other}"
-        );
-    }
+    // A process's runners share one consuming connection, named after the prefix and stages.
+    let consuming = format!("{prefix}-intake,classify,prioritize,assign");
+    assert_eq!(
+        named(&conns, leader_port, &consuming),
+        1,
+        "worker A consumes on node {leader}"
+    );
+    assert_eq!(
+        named(&conns, other_port, &consuming),
+        1,
+        "worker B consumes on node {other}"
+    );
 
     // 3. A steady load in the background, from a publisher connected to the leader's node.
     let pubs = without_replies(traffic("cluster", 0..REQUESTS, false, chrono::Utc::now()));
@@ -414,14 +410,11 @@ async fn node_outage_mid_load(how: Outage) {
         !conns_during.contains_key(&leader_port),
         "no connection on the stopped node"
     );
-    for stage in ["intake", "classify", "prioritize", "assign"] {
-        let name = format!("switchboard-{stage}");
-        let survivors: usize = conns_during.keys().map(|p| named(&conns_during, *p, &name)).sum();
-        assert_eq!(
-            survivors, 2,
-            "both workers' {stage} runners are connected to the surviving nodes"
-        );
-    }
+    let survivors: usize = conns_during
+        .keys()
+        .map(|p| named(&conns_during, *p, &consuming))
+        .sum();
+    assert_eq!(survivors, 2, "both workers consume from the surviving nodes");
     assert!(confirmed_during > 0, "the publisher went on while the node was down");
     assert!(received_during > 0, "intake opened tickets while the node was down");
     assert!(routed_during >= ROUTED_DURING_OUTAGE);

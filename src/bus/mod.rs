@@ -3,6 +3,7 @@
 pub mod dead;
 pub mod dead_queue;
 pub mod events_log;
+pub mod links;
 pub mod publisher;
 pub mod rotation;
 

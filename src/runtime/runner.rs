@@ -6,7 +6,7 @@
 //! point leaves the inputs unacked, and the redelivery finds the processed-message record and
 //! re-publishes instead of applying twice.
 
-use crate::bus::rotation::Rotation;
+use crate::bus::links::{Links, Pair};
 use crate::bus::{self, BusError, Topology, dead};
 use crate::config::Settings;
 use crate::contracts::Outgoing;
@@ -18,7 +18,7 @@ use deadpool_postgres::Transaction;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -234,32 +234,46 @@ pub enum RunError {
     Setup(String),
 }
 
-/// Runs `concurrency` consumers of one stage until `shutdown`, reconnecting to RabbitMQ with
-/// backoff whenever the connection is lost (moving on to the next node when several AMQP URLs
-/// are configured), and reporting connection and consumers to `health`.
+/// Runs `concurrency` consumers of one stage until `shutdown`, on the process's shared
+/// connections (`links`: one consumes, one publishes), and reports connection and consumers to
+/// `health`. When the connections are lost it opens its channels again, with backoff, on the
+/// pair [`Links::pair`] makes next (the next node, when several AMQP URLs are configured).
 ///
 /// On `shutdown` the consumers stop taking deliveries and the batches in flight complete; if
-/// they have not within `shutdown_grace_ms` (the database hangs, say), the connection is closed,
-/// which hands every delivery still held back to the broker, and the runner returns.
+/// they have not within `shutdown_grace_ms` (the database hangs, say), the runner closes its
+/// channels, which hands every delivery they still hold back to the broker, and returns.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_stage<S: Stage>(
     stage: Arc<S>,
     settings: &Settings,
     topo: Topology,
     db: Db,
+    links: Arc<Links>,
     concurrency: usize,
     shutdown: CancellationToken,
     health: Arc<Health>,
 ) -> Result<(), RunError> {
     let name = stage.name();
     health.register(name, concurrency.max(1));
-    let mut nodes = Rotation::new(settings.amqp_urls());
     let mut backoff = backoff::broker();
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let (conn, node) = match nodes.connect(&format!("switchboard-{name}")).await {
-            Ok(c) => c,
+        let opened = match links.pair().await {
+            Ok(pair) => match open_session(&pair, &topo, concurrency).await {
+                Ok(channels) => Ok((pair, channels)),
+                Err(OpenError::Channel(e)) => {
+                    // An open pair that refuses a channel is no use to anyone: connect again.
+                    links.discard(&pair).await;
+                    Err(e)
+                }
+                Err(OpenError::Declare(e)) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let (pair, channels) = match opened {
+            Ok(o) => o,
             Err(e) => {
                 let retry_in = backoff.next_delay();
                 warn!(stage = name, error = %e, ?retry_in, "waiting for RabbitMQ");
@@ -269,50 +283,29 @@ pub async fn run_stage<S: Stage>(
                 continue;
             }
         };
-        // Outputs go out on a connection of their own: when a memory or disk alarm makes the
-        // broker block publishing connections, the consuming one stays unblocked (its
-        // heartbeats, acks and deliveries keep flowing) and nothing waits on itself.
-        let publisher = match nodes.connect(&format!("switchboard-{name}-publish")).await {
-            Ok((c, _)) => c,
-            Err(e) => {
-                close_quietly(&conn, 320, "no publishing connection").await;
-                let retry_in = backoff.next_delay();
-                warn!(stage = name, error = %e, ?retry_in, "waiting for RabbitMQ");
-                if !backoff::pause(retry_in, &shutdown).await {
-                    return Ok(());
-                }
-                continue;
-            }
-        };
-        info!(stage = name, node = %node, "connected to RabbitMQ");
+        info!(stage = name, node = %pair.node, "connected to RabbitMQ");
         health.set_connected(name, true);
         let connected_at = std::time::Instant::now();
         let grace = Duration::from_millis(settings.shutdown_grace_ms);
-        let links = Links {
-            consume: &conn,
-            publish: &publisher,
-        };
         let outcome = tokio::select! {
-            r = run_connected(&stage, settings, &topo, &db, links, concurrency, &shutdown, &health) => Some(r),
+            r = run_connected(&stage, settings, &topo, &db, &channels, &shutdown, &health) => Some(r),
             _ = grace_expired(&shutdown, grace) => None,
         };
         health.set_connected(name, false);
-        close_quietly(&publisher, 200, "consumer stopping").await;
         match outcome {
             None => {
-                warn!(stage = name, grace = ?grace, "shutdown grace period over with batches still in flight: closing the connection, which returns every delivery still held to the queue");
-                close_quietly(&conn, 320, "shutdown grace period over").await;
+                warn!(stage = name, grace = ?grace, "shutdown grace period over with batches still in flight: closing this stage's channels, which returns every delivery they still hold to the queue");
+                for (ch, pub_ch) in &channels {
+                    close_channel(ch, 320, "shutdown grace period over").await;
+                    close_channel(pub_ch, 320, "shutdown grace period over").await;
+                }
                 return Ok(());
             }
-            Some(Ok(())) => {
-                close_quietly(&conn, 200, "shutdown").await;
-                return Ok(());
-            }
+            Some(Ok(())) => return Ok(()),
             Some(Err(e)) => {
                 backoff::after_session(&mut backoff, connected_at.elapsed());
                 let retry_in = backoff.next_delay();
                 warn!(stage = name, error = %e, ?retry_in, "consumer lost its connection; reconnecting");
-                close_quietly(&conn, 320, "reconnecting").await;
                 if !backoff::pause(retry_in, &shutdown).await {
                     return Ok(());
                 }
@@ -321,11 +314,42 @@ pub async fn run_stage<S: Stage>(
     }
 }
 
-/// The two connections of a stage worker: one consumes (and acks), one publishes.
-#[derive(Clone, Copy)]
-struct Links<'a> {
-    consume: &'a Connection,
-    publish: &'a Connection,
+/// Why a session could not start: the topology (a channel-level refusal, say) or a channel the
+/// connection would not open.
+#[derive(Debug)]
+enum OpenError {
+    Declare(BusError),
+    Channel(BusError),
+}
+
+/// Declares the topology and opens a consuming and a publishing (confirm) channel for each of
+/// `concurrency` consumers.
+async fn open_session(pair: &Pair, topo: &Topology, concurrency: usize) -> Result<Vec<(Channel, Channel)>, OpenError> {
+    topo.declare(&pair.consume).await.map_err(OpenError::Declare)?;
+    let mut channels = Vec::with_capacity(concurrency.max(1));
+    for _ in 0..concurrency.max(1) {
+        let opened = async {
+            let ch = pair.consume.create_channel().await.map_err(BusError::from)?;
+            match bus::confirm_channel(&pair.publish).await {
+                Ok(pub_ch) => Ok((ch, pub_ch)),
+                Err(e) => {
+                    close_channel(&ch, 200, "no publishing channel").await;
+                    Err(e)
+                }
+            }
+        };
+        match opened.await {
+            Ok(pair) => channels.push(pair),
+            Err(e) => {
+                for (ch, pub_ch) in &channels {
+                    close_channel(ch, 200, "session not started").await;
+                    close_channel(pub_ch, 200, "session not started").await;
+                }
+                return Err(OpenError::Channel(e));
+            }
+        }
+    }
+    Ok(channels)
 }
 
 /// Resolves `grace` after `shutdown` is cancelled; never before.
@@ -334,31 +358,26 @@ pub async fn grace_expired(shutdown: &CancellationToken, grace: Duration) {
     tokio::time::sleep(grace).await;
 }
 
-/// Closes a connection without waiting long for a broker that may be gone.
-async fn close_quietly(conn: &Connection, code: u16, why: &str) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(code, why.into())).await;
+/// Closes a channel without waiting long for a broker that may be gone. Closing a consuming
+/// channel returns the deliveries it held unacked to their queues.
+async fn close_channel(ch: &Channel, code: u16, why: &str) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), ch.close(code, why.into())).await;
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_connected<S: Stage>(
     stage: &Arc<S>,
     settings: &Settings,
     topo: &Topology,
     db: &Db,
-    links: Links<'_>,
-    concurrency: usize,
+    channels: &[(Channel, Channel)],
     shutdown: &CancellationToken,
     health: &Arc<Health>,
 ) -> Result<(), RunError> {
-    topo.declare(links.consume).await?;
-
-    // A failing slot stops its siblings, so the whole connection is rebuilt together.
+    // A failing slot stops its siblings, so the whole session is opened again together.
     let failed = shutdown.child_token();
     let tracker = TaskTracker::new();
-    let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<RunError>(concurrency.max(1));
-    for slot in 0..concurrency.max(1) {
-        let ch = links.consume.create_channel().await.map_err(BusError::from)?;
-        let pub_ch = bus::confirm_channel(links.publish).await?;
+    let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<RunError>(channels.len().max(1));
+    for (slot, (ch, pub_ch)) in channels.iter().cloned().enumerate() {
         let stage = stage.clone();
         let topo = topo.clone();
         let db = db.clone();
@@ -371,8 +390,9 @@ async fn run_connected<S: Stage>(
                 let _ = err_tx.send(e).await;
                 stop.cancel();
             }
-            let _ = ch.close(200, "bye".into()).await;
-            let _ = pub_ch.close(200, "bye".into()).await;
+            // Returns whatever the channel still holds unacked (after an error) to the queue.
+            close_channel(&ch, 200, "bye").await;
+            close_channel(&pub_ch, 200, "bye").await;
         });
     }
     tracker.close();

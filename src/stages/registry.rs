@@ -13,6 +13,7 @@ use super::{
     notify::{Notify, Reach},
     prioritize::Prioritize,
 };
+use crate::bus::links::Links;
 use crate::config::Settings;
 use crate::contracts::StageName;
 use crate::runtime::ops::health::Health;
@@ -23,12 +24,14 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Runs `stage` with `concurrency` consumers until `shutdown` (or a failure it cannot recover
-/// from by reconnecting).
+/// from by reconnecting). Pipeline stages consume and publish on the process's shared `links`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     stage: StageName,
     ctx: Context,
     settings: &Settings,
     db: Db,
+    links: Arc<Links>,
     health: Arc<Health>,
     concurrency: usize,
     shutdown: CancellationToken,
@@ -36,18 +39,18 @@ pub async fn run(
     let topo = ctx.topo.clone();
     let (s, c, stop) = (settings, concurrency, shutdown);
     match stage {
-        StageName::Intake => run_stage(Arc::new(Intake { ctx }), s, topo, db, c, stop, health).await,
-        StageName::Classify => run_stage(Arc::new(Classify { ctx }), s, topo, db, c, stop, health).await,
-        StageName::Prioritize => run_stage(Arc::new(Prioritize { ctx }), s, topo, db, c, stop, health).await,
-        StageName::Assign => run_stage(Arc::new(Assign { ctx }), s, topo, db, c, stop, health).await,
-        StageName::Escalate => run_stage(Arc::new(Escalate { ctx }), s, topo, db, c, stop, health).await,
-        StageName::Lifecycle => run_stage(Arc::new(Lifecycle { ctx }), s, topo, db, c, stop, health).await,
+        StageName::Intake => run_stage(Arc::new(Intake { ctx }), s, topo, db, links, c, stop, health).await,
+        StageName::Classify => run_stage(Arc::new(Classify { ctx }), s, topo, db, links, c, stop, health).await,
+        StageName::Prioritize => run_stage(Arc::new(Prioritize { ctx }), s, topo, db, links, c, stop, health).await,
+        StageName::Assign => run_stage(Arc::new(Assign { ctx }), s, topo, db, links, c, stop, health).await,
+        StageName::Escalate => run_stage(Arc::new(Escalate { ctx }), s, topo, db, links, c, stop, health).await,
+        StageName::Lifecycle => run_stage(Arc::new(Lifecycle { ctx }), s, topo, db, links, c, stop, health).await,
         StageName::Notify => {
             let reach = Reach {
                 mail_domain: s.mail_domain(),
                 public_url: s.public_url.clone(),
             };
-            run_stage(Arc::new(Notify { ctx, reach }), s, topo, db, c, stop, health).await
+            run_stage(Arc::new(Notify { ctx, reach }), s, topo, db, links, c, stop, health).await
         }
         StageName::Deliver => {
             crate::runtime::deliver::run(db, s, Arc::new(ctx.policy.doc.notify.clone()), health, stop)
@@ -87,17 +90,19 @@ pub async fn run(
 /// `concurrency` consumers, until `shutdown` (a single stage: as [`run`] does). The later
 /// stages' queues need consumers of their own as well (work published by others arrives
 /// there): run those with [`run`].
+#[allow(clippy::too_many_arguments)]
 pub async fn run_chain(
     stages: &[StageName],
     ctx: Context,
     settings: &Settings,
     db: Db,
+    links: Arc<Links>,
     health: Arc<Health>,
     concurrency: usize,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     if let [stage] = stages {
-        return run(*stage, ctx, settings, db, health, concurrency, shutdown).await;
+        return run(*stage, ctx, settings, db, links, health, concurrency, shutdown).await;
     }
     let topo = ctx.topo.clone();
     let chain = Chain::new(stages, &ctx).ok_or_else(|| {
@@ -105,5 +110,15 @@ pub async fn run_chain(
             "stages {stages:?} cannot be chained: they must be consecutive pipeline stages"
         ))
     })?;
-    run_stage(Arc::new(chain), settings, topo, db, concurrency, shutdown, health).await
+    run_stage(
+        Arc::new(chain),
+        settings,
+        topo,
+        db,
+        links,
+        concurrency,
+        shutdown,
+        health,
+    )
+    .await
 }

@@ -7,6 +7,7 @@ use crate::common;
 use common::Harness;
 use std::time::Duration;
 use switchboard::app::StageName;
+use switchboard::bus::links::Links;
 use switchboard::stages::registry;
 use switchboard_tools::demo::{Kind, traffic};
 
@@ -22,16 +23,20 @@ async fn a_chain_routes_tickets_without_the_later_stages_queues() {
     let app = h.app.clone();
     let chain_stop = stop.clone();
     let chain = tokio::spawn(async move {
-        registry::run_chain(
+        let links = Links::new(app.settings.amqp_urls(), "switchboard-test-chain");
+        let ran = registry::run_chain(
             &StageName::PIPELINE,
             app.context(),
             &app.settings,
             app.db.clone(),
+            links.clone(),
             app.health.clone(),
             2,
             chain_stop,
         )
-        .await
+        .await;
+        links.close(200, "done").await;
+        ran
     });
 
     let pubs = publish_new_requests(&h, "chain", 0..150).await;

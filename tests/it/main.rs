@@ -18,6 +18,7 @@ mod chain;
 mod cli;
 mod compose;
 mod conformance;
+mod connections;
 mod contracts;
 mod dashboard;
 mod dead_letters;

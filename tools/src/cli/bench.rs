@@ -4,6 +4,7 @@
 use anyhow::Result;
 use std::sync::Arc;
 use switchboard::app::{App, shutdown_on_signals};
+use switchboard::bus::links::Links;
 use switchboard::config::Settings;
 use switchboard_tools::bench::{self, Options, Rate, Shape, forward::Forward};
 
@@ -61,15 +62,19 @@ pub async fn stage(settings: Settings, stage: String, concurrency: usize, write:
     };
     let shutdown = shutdown_on_signals();
     let app = App::start(settings).await?;
-    switchboard::runtime::runner::run_stage(
+    let links = Links::new(app.settings.amqp_urls(), format!("switchboard-bench-{stage}"));
+    let ran = switchboard::runtime::runner::run_stage(
         Arc::new(forward),
         &app.settings,
         app.topo.clone(),
         app.db.clone(),
+        links.clone(),
         concurrency,
         shutdown,
         app.health.clone(),
     )
-    .await?;
+    .await;
+    links.close(200, "shutdown").await;
+    ran?;
     Ok(())
 }
