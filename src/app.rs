@@ -58,8 +58,24 @@ impl std::ops::DerefMut for App {
 }
 
 impl App {
+    /// Loads the policy (with the learned classification model it names), migrates the
+    /// database and connects: everything a command or the gateway needs.
     pub async fn start(settings: Settings) -> Result<App, AppError> {
-        let policy = Arc::new(Policy::load(&settings.policy_path)?);
+        let policy = Policy::load(&settings.policy_path)?;
+        App::start_with(settings, policy).await
+    }
+
+    /// [`App::start`] for a process that runs `stages`: the learned model is read only when
+    /// one of them is the classify stage, its one user (about 8 MiB resident saved in every other
+    /// worker process). The classify stage's own process still refuses to start on a model that
+    /// is missing or does not fit the policy.
+    pub async fn start_for(settings: Settings, stages: &[StageName]) -> Result<App, AppError> {
+        let policy = policy_for(&settings.policy_path, stages)?;
+        App::start_with(settings, policy).await
+    }
+
+    async fn start_with(settings: Settings, policy: Policy) -> Result<App, AppError> {
+        let policy = Arc::new(policy);
         store::ensure_database(&settings.database_url).await?;
         let db = Db::connect(&settings).await?;
         db.migrate().await?;
@@ -81,17 +97,26 @@ impl App {
         })
     }
 
-    /// [`App::start`], but waiting with backoff while Postgres is unreachable (a worker
-    /// started before its database, or during a restart) instead of failing. `None` when
-    /// `shutdown` came first. Anything else (a bad policy, a bad URL) fails at once.
-    pub async fn start_when_ready(settings: Settings, shutdown: &CancellationToken) -> Result<Option<App>, AppError> {
+    /// [`App::start`] (or, given the `stages` a worker runs, [`App::start_for`]), but waiting
+    /// with backoff while Postgres is unreachable (a worker started before its database, or
+    /// during a restart) instead of failing. `None` when `shutdown` came first. Anything else (a
+    /// bad policy, a bad URL) fails at once.
+    pub async fn start_when_ready(
+        settings: Settings,
+        stages: Option<&[StageName]>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<App>, AppError> {
         let mut backoff = crate::runtime::backoff::new(
             std::time::Duration::from_millis(500),
             std::time::Duration::from_secs(10),
         );
         loop {
             let retry_in = backoff.next_delay();
-            match App::start(settings.clone()).await {
+            let started = match stages {
+                Some(stages) => App::start_for(settings.clone(), stages).await,
+                None => App::start(settings.clone()).await,
+            };
+            match started {
                 Ok(app) => return Ok(Some(app)),
                 Err(AppError::Store(e)) if e.is_transient() => {
                     tracing::warn!(error = %e, ?retry_in, "waiting for Postgres before starting");
@@ -196,6 +221,16 @@ impl App {
     }
 }
 
+/// The policy at `path` as a process running `stages` needs it: with the learned model only
+/// when it classifies.
+pub fn policy_for(path: &std::path::Path, stages: &[StageName]) -> Result<Policy, PolicyError> {
+    if stages.contains(&StageName::Classify) {
+        Policy::load(path)
+    } else {
+        Policy::load_rules(path)
+    }
+}
+
 /// A token cancelled on SIGTERM or SIGINT (Ctrl-C).
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
@@ -252,7 +287,7 @@ pub async fn worker_main(stage: StageName) -> Result<(), AppError> {
         tracing::warn!(error = %e, "metrics endpoint disabled");
         None
     });
-    let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
+    let Some(app) = App::start_when_ready(settings, Some(&[stage]), &shutdown).await? else {
         return Ok(());
     };
     if let Some(ops) = &ops {
@@ -298,7 +333,7 @@ pub async fn gateway_main() -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals();
     // Waits for Postgres like a worker (its metrics port answers /healthz meanwhile) rather than
     // exiting into a restart loop.
-    let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
+    let Some(app) = App::start_when_ready(settings, None, &shutdown).await? else {
         crate::runtime::telemetry::shutdown().await;
         return Ok(());
     };
@@ -306,4 +341,82 @@ pub async fn gateway_main() -> anyhow::Result<()> {
     crate::runtime::telemetry::shutdown().await;
     served?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn config() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    /// The shipped policy, its classification file swapped for one whose model is `model`.
+    fn policy_naming_model(model: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sb-policy-model-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped = |f: &str| config().join("policy").join(f).display().to_string();
+        let classification = std::fs::read_to_string(shipped("classification.toml")).unwrap();
+        let classification: String = classification
+            .lines()
+            .map(|l| {
+                if l.starts_with("model =") {
+                    format!("model = {model:?}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(dir.join("classification.toml"), classification).unwrap();
+        let policy: String = std::fs::read_to_string(config().join("policy.toml"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.starts_with("include =") {
+                    let included: Vec<String> = ["calendar.toml", "notify.toml", "reports.toml", "holidays/*.toml"]
+                        .iter()
+                        .map(|f| format!("{:?}", shipped(f)))
+                        .chain(std::iter::once(format!(
+                            "{:?}",
+                            dir.join("classification.toml").display().to_string()
+                        )))
+                        .collect();
+                    format!("include = [{}]", included.join(", "))
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = dir.join("policy.toml");
+        std::fs::write(&path, policy).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_a_process_that_classifies_reads_the_learned_model() {
+        let shipped = config().join("policy.toml");
+        let model = |stages: &[StageName]| policy_for(&shipped, stages).unwrap().triage.shared_model();
+        assert!(model(&[StageName::Classify]).is_some());
+        assert!(model(&StageName::ALL).is_some());
+        assert!(model(&StageName::PIPELINE).is_some(), "a chain that classifies");
+        for other in [
+            StageName::Intake,
+            StageName::Prioritize,
+            StageName::Assign,
+            StageName::Lifecycle,
+        ] {
+            assert!(model(&[other]).is_none(), "{other:?} runs on the rules alone");
+        }
+        assert!(model(&[StageName::Escalate, StageName::Notify, StageName::Scheduler]).is_none());
+
+        // A model that is not there stops the classify stage from starting, and only it.
+        let missing = policy_naming_model("missing.model");
+        let refused = policy_for(&missing, &[StageName::Intake, StageName::Classify]).unwrap_err();
+        assert!(refused.to_string().contains("missing.model"), "{refused}");
+        assert!(policy_for(&missing, &[StageName::Intake, StageName::Assign]).is_ok());
+        let _ = std::fs::remove_dir_all(missing.parent().unwrap());
+    }
 }

@@ -410,10 +410,7 @@ async fn node_outage_mid_load(how: Outage) {
         !conns_during.contains_key(&leader_port),
         "no connection on the stopped node"
     );
-    let survivors: usize = conns_during
-        .keys()
-        .map(|p| named(&conns_during, *p, &consuming))
-        .sum();
+    let survivors: usize = conns_during.keys().map(|p| named(&conns_during, *p, &consuming)).sum();
     assert_eq!(survivors, 2, "both workers consume from the surviving nodes");
     assert!(confirmed_during > 0, "the publisher went on while the node was down");
     assert!(received_during > 0, "intake opened tickets while the node was down");

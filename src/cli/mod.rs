@@ -211,17 +211,17 @@ pub async fn run(cli: Cli) -> Result<()> {
                     tracing::warn!(error = %e, "metrics endpoint disabled");
                     None
                 });
-            let Some(app) = App::start_when_ready(settings, &shutdown).await? else {
-                return Ok(());
-            };
-            if let Some(ops) = &ops {
-                ops.started(&app.settings, &app.topo, &app.db, &app.health);
-            }
             let stages = if stages.is_empty() {
                 StageName::ALL.to_vec()
             } else {
                 stages
             };
+            let Some(app) = App::start_when_ready(settings, Some(&stages), &shutdown).await? else {
+                return Ok(());
+            };
+            if let Some(ops) = &ops {
+                ops.started(&app.settings, &app.topo, &app.db, &app.health);
+            }
             tracing::info!(?stages, concurrency, "running");
             app.run(&stages, concurrency, shutdown).await?;
             tracing::info!("stopped cleanly");
