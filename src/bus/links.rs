@@ -67,7 +67,8 @@ impl Links {
         })
     }
 
-    /// The open pair, connecting a new one when there is none or the last one broke. Callers
+    /// The open pair, connecting a new one when there is none or the last one broke: both
+    /// connections on one node, so that losing any other node leaves the pair alone. Callers
     /// queue behind one connection attempt rather than each making their own.
     pub async fn pair(&self) -> Result<Arc<Pair>, BusError> {
         let mut state = self.state.lock().await;
@@ -80,7 +81,7 @@ impl Links {
             broken.close(320, "connection lost").await;
         }
         let (consume, node) = state.nodes.connect(&self.name).await?;
-        let publish = match state.nodes.connect(&format!("{}-publish", self.name)).await {
+        let publish = match state.nodes.connect_beside(&format!("{}-publish", self.name)).await {
             Ok((c, _)) => c,
             Err(e) => {
                 close_quietly(&consume, 320, "no publishing connection").await;

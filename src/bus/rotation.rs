@@ -68,6 +68,17 @@ impl Rotation {
         }
         Err(last.unwrap_or(BusError::NoUrl))
     }
+
+    /// Connects to the node the last successful [`Rotation::connect`] reached, or, if it no
+    /// longer answers, as `connect` does. For a connection that works beside another (a
+    /// process's publishing connection beside its consuming one): on one node, the pair
+    /// depends on that node alone, and once it is lost the next attempt starts after it.
+    pub async fn connect_beside(&mut self, name: &str) -> Result<(Connection, String), BusError> {
+        if !self.urls.is_empty() {
+            self.next = (self.next + self.urls.len() - 1) % self.urls.len();
+        }
+        self.connect(name).await
+    }
 }
 
 /// The `cacertfile` query parameter of an `amqps://` URL (percent-decoding `%2F` for paths).
@@ -179,6 +190,14 @@ mod tests {
         assert_ne!(node, "127.0.0.1:1");
         // Connected to node 1: after losing it, node 0 comes first.
         assert_eq!(r.order(), vec![0, 1]);
+        // A second connection beside it goes to the same node, not back to the first URL.
+        let (beside, beside_node) = r
+            .connect_beside("switchboard-rotation-test-beside")
+            .await
+            .expect("connect beside");
+        assert_eq!(beside_node, node);
+        assert_eq!(r.order(), vec![0, 1]);
+        let _ = beside.close(200, "bye".into()).await;
         let _ = conn.close(200, "bye".into()).await;
     }
 }
