@@ -66,9 +66,10 @@ impl App {
     }
 
     /// [`App::start`] for a process that runs `stages`: the learned model is read only when
-    /// one of them is the classify stage, its one user (about 8 MiB resident saved in every other
-    /// worker process). The classify stage's own process still refuses to start on a model that
-    /// is missing or does not fit the policy.
+    /// one of them is the classify or the prioritize stage, its users (the one decides the
+    /// category with it, the other moves the rules' priority to the level it estimates). Every
+    /// other worker process runs without it, about 8 MiB less resident. Those two stages'
+    /// processes still refuse to start on a model that is missing or does not fit the policy.
     pub async fn start_for(settings: Settings, stages: &[StageName]) -> Result<App, AppError> {
         let policy = policy_for(&settings.policy_path, stages)?;
         App::start_with(settings, policy).await
@@ -222,9 +223,12 @@ impl App {
 }
 
 /// The policy at `path` as a process running `stages` needs it: with the learned model only
-/// when it classifies.
+/// when it classifies or prioritizes (`core::classify::Triage::classify` and `::prioritize`).
 pub fn policy_for(path: &std::path::Path, stages: &[StageName]) -> Result<Policy, PolicyError> {
-    if stages.contains(&StageName::Classify) {
+    if stages
+        .iter()
+        .any(|s| matches!(s, StageName::Classify | StageName::Prioritize))
+    {
         Policy::load(path)
     } else {
         Policy::load_rules(path)
@@ -396,26 +400,32 @@ mod tests {
     }
 
     #[test]
-    fn only_a_process_that_classifies_reads_the_learned_model() {
+    fn only_a_process_that_classifies_or_prioritizes_reads_the_learned_model() {
         let shipped = config().join("policy.toml");
         let model = |stages: &[StageName]| policy_for(&shipped, stages).unwrap().triage.shared_model();
-        assert!(model(&[StageName::Classify]).is_some());
+        for user in [StageName::Classify, StageName::Prioritize] {
+            assert!(model(&[user]).is_some(), "{user:?} decides with the model");
+        }
         assert!(model(&StageName::ALL).is_some());
         assert!(model(&StageName::PIPELINE).is_some(), "a chain that classifies");
         for other in [
             StageName::Intake,
-            StageName::Prioritize,
             StageName::Assign,
+            StageName::Escalate,
             StageName::Lifecycle,
+            StageName::Notify,
+            StageName::Deliver,
+            StageName::Scheduler,
         ] {
             assert!(model(&[other]).is_none(), "{other:?} runs on the rules alone");
         }
-        assert!(model(&[StageName::Escalate, StageName::Notify, StageName::Scheduler]).is_none());
 
-        // A model that is not there stops the classify stage from starting, and only it.
+        // A model that is not there stops the two stages that use it from starting, and only them.
         let missing = policy_naming_model("missing.model");
-        let refused = policy_for(&missing, &[StageName::Intake, StageName::Classify]).unwrap_err();
-        assert!(refused.to_string().contains("missing.model"), "{refused}");
+        for user in [StageName::Classify, StageName::Prioritize] {
+            let refused = policy_for(&missing, &[StageName::Intake, user]).unwrap_err();
+            assert!(refused.to_string().contains("missing.model"), "{refused}");
+        }
         assert!(policy_for(&missing, &[StageName::Intake, StageName::Assign]).is_ok());
         let _ = std::fs::remove_dir_all(missing.parent().unwrap());
     }
