@@ -317,6 +317,18 @@ async fn node_outage_mid_load(how: Outage) {
         1,
         "worker B consumes on node {other}"
     );
+    // Each publishes beside its consuming connection: the pair depends on one node.
+    let publishing = format!("{consuming}-publish");
+    assert_eq!(
+        named(&conns, leader_port, &publishing),
+        1,
+        "worker A publishes on node {leader}"
+    );
+    assert_eq!(
+        named(&conns, other_port, &publishing),
+        1,
+        "worker B publishes on node {other}"
+    );
 
     // 3. A steady load in the background, from a publisher connected to the leader's node.
     let pubs = without_replies(traffic("cluster", 0..REQUESTS, false, chrono::Utc::now()));

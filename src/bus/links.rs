@@ -13,7 +13,8 @@
 //!
 //! A runner whose session fails closes only its own channels, which returns the deliveries they
 //! held to their queues; the pair itself is replaced only once it is broken, by whichever runner
-//! asks for it next, and the others then find the new one.
+//! asks for it next, and the others then find the new one. A pair that is up but refuses a
+//! channel (the broker's `channel_max`) is kept: replacing it would stop every runner on it.
 
 use super::BusError;
 use super::rotation::Rotation;
@@ -25,6 +26,10 @@ use std::time::Duration;
 pub struct Links {
     name: String,
     state: tokio::sync::Mutex<State>,
+    /// Connection attempts that failed so far. A runner that waited for the lock while another
+    /// attempt failed returns at once, to back off, instead of making an attempt of its own:
+    /// with every node unreachable, one attempt per round, not one per runner.
+    failed_attempts: std::sync::atomic::AtomicU64,
 }
 
 struct State {
@@ -47,9 +52,11 @@ impl Pair {
         self.consume.status().connected() && self.publish.status().connected()
     }
 
+    /// The consuming connection first: it holds the deliveries, and closing the publishing
+    /// one can take its whole timeout while a memory alarm blocks it.
     async fn close(&self, code: u16, why: &str) {
-        close_quietly(&self.publish, code, why).await;
         close_quietly(&self.consume, code, why).await;
+        close_quietly(&self.publish, code, why).await;
     }
 }
 
@@ -64,6 +71,7 @@ impl Links {
                 nodes: Rotation::new(urls),
                 current: None,
             }),
+            failed_attempts: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -71,44 +79,47 @@ impl Links {
     /// connections on one node, so that losing any other node leaves the pair alone. Callers
     /// queue behind one connection attempt rather than each making their own.
     pub async fn pair(&self) -> Result<Arc<Pair>, BusError> {
+        use std::sync::atomic::Ordering;
+        let failures_seen = self.failed_attempts.load(Ordering::Acquire);
         let mut state = self.state.lock().await;
         if let Some(pair) = &state.current
             && pair.is_open()
         {
             return Ok(pair.clone());
         }
+        if self.failed_attempts.load(Ordering::Acquire) != failures_seen {
+            return Err(BusError::ConnectionLost);
+        }
         if let Some(broken) = state.current.take() {
             broken.close(320, "connection lost").await;
         }
-        let (consume, node) = state.nodes.connect(&self.name).await?;
-        let publish = match state.nodes.connect_beside(&format!("{}-publish", self.name)).await {
-            Ok((c, _)) => c,
-            Err(e) => {
-                close_quietly(&consume, 320, "no publishing connection").await;
-                return Err(e);
+        let connected = async {
+            let (consume, node) = state.nodes.connect(&self.name).await?;
+            match state.nodes.connect_beside(&format!("{}-publish", self.name)).await {
+                Ok((publish, _)) => Ok((consume, publish, node)),
+                Err(e) => {
+                    close_quietly(&consume, 320, "no publishing connection").await;
+                    Err(e)
+                }
             }
-        };
+        }
+        .await;
+        let (consume, publish, node) = connected.inspect_err(|_| {
+            self.failed_attempts.fetch_add(1, Ordering::AcqRel);
+        })?;
         let pair = Arc::new(Pair { consume, publish, node });
         state.current = Some(pair.clone());
         Ok(pair)
     }
 
-    /// Gives up on `pair` although it looks open (it refused a channel, say): closes it if it is
-    /// still the current one, which ends every session on it, and the next [`Links::pair`]
-    /// connects again.
-    pub async fn discard(&self, pair: &Arc<Pair>) {
-        let mut state = self.state.lock().await;
-        if state.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, pair)) {
-            state.current = None;
-            pair.close(320, "reconnecting").await;
-        }
-    }
-
     /// Closes the pair, once the runners using it have stopped: the broker returns whatever
-    /// was still held on it.
+    /// was still held on it. Bounded: a runner still connecting holds the pair for at most a
+    /// connect timeout per node, and a stopping process does not wait that long.
     pub async fn close(&self, code: u16, why: &str) {
-        let current = self.state.lock().await.current.take();
-        if let Some(pair) = current {
+        let Ok(mut state) = tokio::time::timeout(Duration::from_secs(2), self.state.lock()).await else {
+            return;
+        };
+        if let Some(pair) = state.current.take() {
             pair.close(code, why).await;
         }
     }

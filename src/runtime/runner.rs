@@ -260,17 +260,17 @@ pub async fn run_stage<S: Stage>(
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let opened = match links.pair().await {
-            Ok(pair) => match open_session(&pair, &topo, concurrency).await {
-                Ok(channels) => Ok((pair, channels)),
-                Err(OpenError::Channel(e)) => {
-                    // An open pair that refuses a channel is no use to anyone: connect again.
-                    links.discard(&pair).await;
-                    Err(e)
-                }
-                Err(OpenError::Declare(e)) => Err(e),
-            },
-            Err(e) => Err(e),
+        // Raced against the shutdown: connecting may wait on unreachable nodes, and opening a
+        // confirm channel waits for as long as a memory alarm blocks the publishing connection.
+        let opening = async {
+            let pair = links.pair().await?;
+            let channels = open_session(&pair, &topo, concurrency).await?;
+            Ok::<_, BusError>((pair, channels))
+        };
+        let opened = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            opened = opening => opened,
         };
         let (pair, channels) = match opened {
             Ok(o) => o,
@@ -295,10 +295,11 @@ pub async fn run_stage<S: Stage>(
         match outcome {
             None => {
                 warn!(stage = name, grace = ?grace, "shutdown grace period over with batches still in flight: closing this stage's channels, which returns every delivery they still hold to the queue");
-                for (ch, pub_ch) in &channels {
-                    close_channel(ch, 320, "shutdown grace period over").await;
-                    close_channel(pub_ch, 320, "shutdown grace period over").await;
-                }
+                // The consuming channels first and together: they hold the deliveries. Closing
+                // a publishing channel can take its whole timeout under a memory alarm.
+                let why = "shutdown grace period over";
+                futures::future::join_all(channels.iter().map(|(ch, _)| close_channel(ch, 320, why))).await;
+                futures::future::join_all(channels.iter().map(|(_, pub_ch)| close_channel(pub_ch, 320, why))).await;
                 return Ok(());
             }
             Some(Ok(())) => return Ok(()),
@@ -314,18 +315,12 @@ pub async fn run_stage<S: Stage>(
     }
 }
 
-/// Why a session could not start: the topology (a channel-level refusal, say) or a channel the
-/// connection would not open.
-#[derive(Debug)]
-enum OpenError {
-    Declare(BusError),
-    Channel(BusError),
-}
-
 /// Declares the topology and opens a consuming and a publishing (confirm) channel for each of
-/// `concurrency` consumers.
-async fn open_session(pair: &Pair, topo: &Topology, concurrency: usize) -> Result<Vec<(Channel, Channel)>, OpenError> {
-    topo.declare(&pair.consume).await.map_err(OpenError::Declare)?;
+/// `concurrency` consumers. A refusal leaves the pair alone: if the connection is gone,
+/// [`Links::pair`] replaces it; if it is up and refuses a channel (the broker's `channel_max`
+/// reached), tearing it down would only stop every other runner of the process as well.
+async fn open_session(pair: &Pair, topo: &Topology, concurrency: usize) -> Result<Vec<(Channel, Channel)>, BusError> {
+    topo.declare(&pair.consume).await?;
     let mut channels = Vec::with_capacity(concurrency.max(1));
     for _ in 0..concurrency.max(1) {
         let opened = async {
@@ -345,7 +340,7 @@ async fn open_session(pair: &Pair, topo: &Topology, concurrency: usize) -> Resul
                     close_channel(ch, 200, "session not started").await;
                     close_channel(pub_ch, 200, "session not started").await;
                 }
-                return Err(OpenError::Channel(e));
+                return Err(e);
             }
         }
     }

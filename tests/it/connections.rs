@@ -14,6 +14,8 @@ use lapin::types::FieldTable;
 use std::process::Command;
 use std::time::Duration;
 use switchboard::app::StageName;
+use switchboard::bus::links::Links;
+use switchboard::stages::registry;
 use switchboard_tools::demo::{Kind, traffic};
 
 /// One connection as the broker lists it.
@@ -253,5 +255,79 @@ async fn a_closed_connection_is_replaced_once_for_all_the_runners() {
         },
     )
     .await;
+    h.cleanup().await;
+}
+
+/// Past the shutdown grace period a runner whose batch cannot finish closes its own channels,
+/// which hands its deliveries back to the queue at once, while the process's connections stay
+/// up for everything else (they close when the process stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_runner_hands_its_deliveries_back_on_the_same_connections() {
+    let mut settings = test_settings("links_grace");
+    settings.shutdown_grace_ms = 500;
+    let h = Harness::with_settings(settings).await;
+    let intake = h.topo().queue("intake");
+    // Every stage reads the processed-messages ledger first: with it locked, every batch hangs.
+    let mut client = h.app.db.pool.get().await.unwrap();
+    let lock = client.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE processed_messages IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let pubs: Vec<_> = traffic("links_grace", 0..10, false, chrono::Utc::now())
+        .into_iter()
+        .filter(|p| p.kind == Kind::New)
+        .collect();
+    for p in &pubs {
+        h.publish_intake(&p.routing_key, &p.message_id, &p.payload).await;
+    }
+
+    let prefix = h.topo().prefix.clone();
+    let links = Links::new(h.app.settings.amqp_urls(), format!("{prefix}-intake"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runner = {
+        let (app, links, stop) = (h.app.clone(), links.clone(), stop.clone());
+        tokio::spawn(async move {
+            registry::run(
+                StageName::Intake,
+                app.context(),
+                &app.settings,
+                app.db.clone(),
+                links,
+                app.health.clone(),
+                1,
+                stop,
+            )
+            .await
+        })
+    };
+    h.wait_for("the batch taken and stuck", Duration::from_secs(30), || async {
+        h.depth(&intake).await == 0
+    })
+    .await;
+    let before = connections(&prefix);
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let stopped = std::time::Instant::now();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), runner)
+        .await
+        .expect("the runner returns after the grace period")
+        .expect("runner task")
+        .expect("runner");
+    assert!(stopped.elapsed() < Duration::from_secs(5), "{:?}", stopped.elapsed());
+    h.wait_for("the deliveries back in the queue", Duration::from_secs(5), || async {
+        h.depth(&intake).await == pubs.len() as u32
+    })
+    .await;
+    let after = connections(&prefix);
+    assert_eq!(
+        after.iter().map(|c| (&c.peer, c.channels)).collect::<Vec<_>>(),
+        before.iter().map(|c| (&c.peer, 0)).collect::<Vec<_>>(),
+        "the same connections, with the runner's channels closed: {before:?} then {after:?}"
+    );
+
+    lock.rollback().await.unwrap();
+    drop(client);
+    links.close(200, "done").await;
     h.cleanup().await;
 }
