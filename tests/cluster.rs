@@ -11,11 +11,11 @@
 
 mod common;
 
-use common::Harness;
 use common::process::{
     Running, assert_all_routed_once, free_port, sigterm, spawn_bin_logged, wait_exit, wait_ready, without_replies,
 };
 use common::publisher::{Publisher, PublisherStats};
+use common::{Harness, connection_name};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::Command;
@@ -149,18 +149,6 @@ fn connections_by_port(via: usize) -> BTreeMap<u64, BTreeMap<String, usize>> {
             .or_default() += 1;
     }
     out
-}
-
-/// `connection_name` from rabbitmqctl's JSON rendering of client properties (a list of
-/// `[key, type, value]` triples, or an object).
-fn connection_name(props: &serde_json::Value) -> Option<String> {
-    if let Some(s) = props["connection_name"].as_str() {
-        return Some(s.to_owned());
-    }
-    props.as_array()?.iter().find_map(|p| {
-        let t = p.as_array()?;
-        (t.first()?.as_str()? == "connection_name").then(|| t.last()?.as_str().map(str::to_owned))?
-    })
 }
 
 /// How many connections on `port` are named `name`.
@@ -305,30 +293,18 @@ async fn node_outage_mid_load(how: Outage) {
     println!("connections by node port: {conns:?}");
     let leader_port: u64 = port_of(&urls[leader - 1]).parse().unwrap();
     let other_port: u64 = port_of(&urls[other - 1]).parse().unwrap();
-    // A process's runners share one consuming connection, named after the prefix and stages.
+    // A process's runners share one consuming and one publishing connection, named after the
+    // prefix and stages, both on one node: the pair depends on that node alone.
     let consuming = format!("{prefix}-intake,classify,prioritize,assign");
-    assert_eq!(
-        named(&conns, leader_port, &consuming),
-        1,
-        "worker A consumes on node {leader}"
-    );
-    assert_eq!(
-        named(&conns, other_port, &consuming),
-        1,
-        "worker B consumes on node {other}"
-    );
-    // Each publishes beside its consuming connection: the pair depends on one node.
-    let publishing = format!("{consuming}-publish");
-    assert_eq!(
-        named(&conns, leader_port, &publishing),
-        1,
-        "worker A publishes on node {leader}"
-    );
-    assert_eq!(
-        named(&conns, other_port, &publishing),
-        1,
-        "worker B publishes on node {other}"
-    );
+    for name in [consuming.clone(), format!("{consuming}-publish")] {
+        for (worker, port, node) in [("A", leader_port, leader), ("B", other_port, other)] {
+            assert_eq!(
+                named(&conns, port, &name),
+                1,
+                "worker {worker}'s {name} is on node {node}"
+            );
+        }
+    }
 
     // 3. A steady load in the background, from a publisher connected to the leader's node.
     let pubs = without_replies(traffic("cluster", 0..REQUESTS, false, chrono::Utc::now()));

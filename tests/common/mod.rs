@@ -399,3 +399,15 @@ pub async fn run_once<S: Stage>(h: &Harness, stage: &S, batch: &[Inbound]) -> Ve
     }
     out
 }
+
+/// `connection_name` from rabbitmqctl's JSON rendering of client properties (a list of
+/// `[key, type, value]` triples, or an object).
+pub fn connection_name(props: &serde_json::Value) -> Option<String> {
+    if let Some(s) = props["connection_name"].as_str() {
+        return Some(s.to_owned());
+    }
+    props.as_array()?.iter().find_map(|p| {
+        let t = p.as_array()?;
+        (t.first()?.as_str()? == "connection_name").then(|| t.last()?.as_str().map(str::to_owned))?
+    })
+}

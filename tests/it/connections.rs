@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use common::{Harness, test_settings};
+use common::{Harness, connection_name, test_settings};
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use std::process::Command;
@@ -75,18 +75,6 @@ fn pid_of(peer: &str) -> String {
             (name == peer).then(|| pid.to_owned())
         })
         .unwrap_or_else(|| panic!("no connection {peer} listed"))
-}
-
-/// `connection_name` from rabbitmqctl's JSON rendering of client properties (a list of
-/// `[key, type, value]` triples, or an object).
-fn connection_name(props: &serde_json::Value) -> Option<String> {
-    if let Some(s) = props["connection_name"].as_str() {
-        return Some(s.to_owned());
-    }
-    props.as_array()?.iter().find_map(|p| {
-        let t = p.as_array()?;
-        (t.first()?.as_str()? == "connection_name").then(|| t.last()?.as_str().map(str::to_owned))?
-    })
 }
 
 /// Consumers on `queue` now (0 while it does not exist). Asked on a channel of its own: the
