@@ -72,6 +72,9 @@ struct HandoffState {
     staged: Option<std::collections::HashMap<i64, crate::core::ticket::Ticket>>,
     /// (batch index of a first message, its processed-record key).
     records: Vec<(usize, String)>,
+    /// Ticket id → what classifying its text found for prioritising it
+    /// ([`Handoff::keep_priority_evidence`]).
+    priority_evidence: std::collections::HashMap<i64, crate::core::classify::triage::PriorityEvidence>,
 }
 
 impl Handoff {
@@ -138,6 +141,18 @@ impl Handoff {
             }
             (None, _) => false,
         }
+    }
+
+    /// Keeps what classifying ticket `id` found for prioritising it: the prioritize stage of the
+    /// same chain takes it ([`Handoff::take_priority_evidence`]) instead of reading the text
+    /// again. Valid because nothing changes a ticket's text while the chain holds it.
+    pub fn keep_priority_evidence(&self, id: i64, evidence: crate::core::classify::triage::PriorityEvidence) {
+        self.state().priority_evidence.insert(id, evidence);
+    }
+
+    /// What classifying ticket `id` in this chain found for prioritising it, if it did.
+    pub fn take_priority_evidence(&self, id: i64) -> Option<crate::core::classify::triage::PriorityEvidence> {
+        self.state().priority_evidence.remove(&id)
     }
 
     /// Defers the processed record of the first message at batch index `index` under `key`.

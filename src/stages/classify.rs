@@ -25,7 +25,22 @@ impl Stage for Classify {
             for (i, msg, t) in work.pending {
                 let _span =
                     tracing::info_span!("message", stage = StageName::Classify.as_str(), ticket = %t.number, message_id = %msg.message_id()).entered();
-                let c = policy.triage.classify(t.subject.as_deref(), &t.body, &t.channel);
+                // In a chain, what the text says about the priority is kept for the prioritize
+                // stage that follows, so it does not search and score the text again (the chain
+                // holds the ticket's row locked until it commits: the text cannot change).
+                let c = match batch[i].handoff() {
+                    Some(handoff) => {
+                        let (c, evidence) =
+                            policy
+                                .triage
+                                .classify_keeping_evidence(t.subject.as_deref(), &t.body, &t.channel);
+                        if let Some(evidence) = evidence {
+                            handoff.keep_priority_evidence(t.id, evidence);
+                        }
+                        c
+                    }
+                    None => policy.triage.classify(t.subject.as_deref(), &t.body, &t.channel),
+                };
                 let mut after = t.clone();
                 after.state = TicketState::Classified;
                 after.category = Some(c.category.clone());

@@ -28,13 +28,15 @@ impl Stage for Prioritize {
                 let _span =
                     tracing::info_span!("message", stage = StageName::Prioritize.as_str(), ticket = %t.number, message_id = %msg.message_id()).entered();
                 let category = t.category.clone().unwrap_or_default();
-                let mut p = policy.triage.prioritize(&PriorityInput {
+                let evidence = batch[i].handoff().and_then(|h| h.take_priority_evidence(t.id));
+                let input = PriorityInput {
                     subject: t.subject.as_deref(),
                     body: &t.body,
                     category: &category,
                     tier: t.customer.tier(),
                     channel: &t.channel,
-                });
+                };
+                let mut p = policy.triage.prioritize_with(&input, evidence.as_ref());
                 // A priority set before this stage ran (a supervisor's `set_priority` while the
                 // ticket was still being classified) stands: people outrank the rules.
                 let kept = t

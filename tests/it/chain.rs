@@ -150,3 +150,50 @@ async fn publish_new_requests(
     }
     pubs
 }
+
+/// A chain decides as stages talking through their queues do: the same requests get the same
+/// category, priority and reasons either way (in a chain, prioritize scores the text from what
+/// classify kept instead of reading it again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_decides_every_ticket_as_stages_through_the_queues_do() {
+    let mut chained = Harness::new("chain_same").await;
+    let mut settings = common::test_settings("chain_same_queued");
+    settings.chain_stages = false;
+    let mut queued = Harness::with_settings(settings).await;
+    let mut decisions = Vec::new();
+    for h in [&mut chained, &mut queued] {
+        h.import_sample_roster().await;
+        h.start_stages(&StageName::PIPELINE, 2);
+        let n = publish_new_requests(h, "chain_same", 0..150).await.len() as i64;
+        h.wait_for("every ticket routed", Duration::from_secs(60), || async {
+            h.count("SELECT count(*) FROM tickets WHERE state IN ('assigned', 'queued')")
+                .await
+                == n
+        })
+        .await;
+        let client = h.app.db.pool.get().await.unwrap();
+        let rows = client
+            .query(
+                "SELECT t.channel_message_id, t.category, t.priority, p.details->'reasons'
+                 FROM tickets t JOIN ticket_transitions p ON p.ticket_id = t.id AND p.to_state = 'prioritized'
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        let seen: Vec<(String, String, String, serde_json::Value)> =
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+        assert_eq!(seen.len() as i64, n);
+        decisions.push(seen);
+    }
+    assert_eq!(decisions[0], decisions[1]);
+    assert!(
+        decisions[0]
+            .iter()
+            .any(|(_, _, _, reasons)| reasons.to_string().contains("model triage-")),
+        "the model took part: {:?}",
+        decisions[0].first()
+    );
+    chained.cleanup().await;
+    queued.cleanup().await;
+}

@@ -24,6 +24,15 @@ pub struct ModelEstimate {
     pub probability: f64,
 }
 
+/// What prioritising reads from a request's text, worked out while classifying it: the priority
+/// signals' hits and the model's estimate. A chain of stages hands it from classify to
+/// prioritize, so the text is not searched and scored a second time.
+#[derive(Debug, Clone)]
+pub struct PriorityEvidence {
+    hits: Vec<Hit>,
+    estimate: ModelEstimate,
+}
+
 /// The rules and the model, compiled together.
 #[derive(Debug, Clone)]
 pub struct Triage {
@@ -171,6 +180,27 @@ impl Triage {
         self.decide_category(model, &x, &p)
     }
 
+    /// [`Triage::classify`], and what [`Triage::prioritize_with`] needs of the same text (`None`
+    /// without a model: the rules alone prioritise, and find their own hits).
+    pub fn classify_keeping_evidence(
+        &self,
+        subject: Option<&str>,
+        body: &str,
+        channel: &str,
+    ) -> (Classification, Option<PriorityEvidence>) {
+        let Some(model) = &self.model else {
+            return (self.classifier.classify(subject, body), None);
+        };
+        let x = self.extract(subject, body, channel, false);
+        let p = model.predict(&x.features);
+        let classification = self.decide_category(model, &x, &p);
+        let evidence = PriorityEvidence {
+            estimate: self.estimate(model, &p),
+            hits: x.priority_hits,
+        };
+        (classification, Some(evidence))
+    }
+
     /// The category decision from a prediction already made (eval and cross-validation reuse it).
     pub fn decide_category(&self, model: &Model, x: &Extracted, p: &Prediction) -> Classification {
         let cats = self.classifier.categories();
@@ -237,6 +267,15 @@ impl Triage {
             model: model.version().to_owned(),
             level: self.level_map[j],
             probability: p.priority[j],
+        }
+    }
+
+    /// [`Triage::prioritize`], from the evidence classifying the same subject, body and channel
+    /// kept; without it (or without a model), as `prioritize` does.
+    pub fn prioritize_with(&self, input: &PriorityInput, evidence: Option<&PriorityEvidence>) -> PriorityDecision {
+        match (evidence, &self.model) {
+            (Some(e), Some(_)) => self.prioritizer.decide(input, &e.hits, Some(&e.estimate)),
+            _ => self.prioritize(input),
         }
     }
 
@@ -329,6 +368,66 @@ mod tests {
             flagged.reasons
         );
         assert!(!c.needs_triage || c.confidence < 0.5);
+    }
+
+    /// What a chain hands from classify to prioritize decides exactly as prioritising the text
+    /// again does: every channel, tier and category, hard signals and plain requests.
+    #[test]
+    fn prioritizing_from_the_kept_evidence_decides_as_prioritizing_again() {
+        let t = shipped_triage();
+        let texts = [
+            "上周说好周一派师傅上门，到今天周四了还没人来，电话也没人接",
+            "厨房里有很浓的煤气味，我们已经开窗了，请马上派人来",
+            "电梯困人了！有人被困在电梯里",
+            "发票抬头开错了，麻烦重新开一张",
+            "The app crashes every time I open the order page, please fix",
+            "",
+        ];
+        let categories: Vec<String> = t.classifier().categories().to_vec();
+        for body in texts {
+            for subject in [None, Some("紧急 urgent")] {
+                for channel in ["phone", "chat", "email", "app"] {
+                    let (c, evidence) = t.classify_keeping_evidence(subject, body, channel);
+                    assert_eq!(c, t.classify(subject, body, channel));
+                    assert!(evidence.is_some(), "the shipped policy has a model");
+                    for category in categories.iter().chain([&c.category]) {
+                        for tier in [Tier::Standard, Tier::Vip] {
+                            let input = PriorityInput {
+                                subject,
+                                body,
+                                category,
+                                tier,
+                                channel,
+                            };
+                            assert_eq!(t.prioritize_with(&input, evidence.as_ref()), t.prioritize(&input));
+                        }
+                    }
+                }
+            }
+        }
+        // Without a model there is no evidence to keep, and the rules decide as before.
+        let rules = t.with_model(None).unwrap();
+        let (_, none) = rules.classify_keeping_evidence(None, texts[1], "phone");
+        assert!(none.is_none());
+        let input = input(texts[1], "repair");
+        assert_eq!(rules.prioritize_with(&input, None), rules.prioritize(&input));
+    }
+
+    /// The shipped triage, read once for all the cases of a property.
+    fn shipped_once() -> &'static Triage {
+        static SHIPPED: std::sync::OnceLock<Triage> = std::sync::OnceLock::new();
+        SHIPPED.get_or_init(shipped_triage)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_text_prioritizes_the_same_from_its_kept_evidence(body in "[a-z煤气味电梯困人紧急投诉 ]{0,60}") {
+            let t = shipped_once();
+            let (c, evidence) = t.classify_keeping_evidence(None, &body, "chat");
+            let input = input(&body, &c.category);
+            proptest::prop_assert_eq!(t.prioritize_with(&input, evidence.as_ref()), t.prioritize(&input));
+        }
     }
 
     #[test]
