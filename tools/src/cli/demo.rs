@@ -61,6 +61,8 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
 
     let conn = bus::connect(&app.settings.amqp_urls(), "switchboard-demo").await?;
     let ch = bus::confirm_channel(&conn).await?;
+    // Dead letters an earlier run left, so the summary can wait for this run's own.
+    let dead_before = app.topo.depth(&ch, &app.topo.dead_queue()).await.unwrap_or(0);
     let exchange = app.topo.exchange(Exchange::Intake);
     let started = Instant::now();
     let (mut new, mut dup, mut replies, mut invalid) = (0usize, 0usize, 0usize, 0usize);
@@ -134,7 +136,14 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!();
-    let dead_depth = app.topo.depth(&ch, &app.topo.dead_queue()).await.unwrap_or(0);
+    // The invalid messages are dead-lettered beside the routing: the last of them may still be
+    // in a batch when the last ticket is routed. A few seconds at most, then say what is there.
+    let dead_deadline = Instant::now() + Duration::from_secs(5);
+    let mut dead_depth = app.topo.depth(&ch, &app.topo.dead_queue()).await.unwrap_or(0);
+    while (dead_depth as usize) < dead_before as usize + invalid && Instant::now() < dead_deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        dead_depth = app.topo.depth(&ch, &app.topo.dead_queue()).await.unwrap_or(0);
+    }
     shutdown.cancel();
     let _ = pipeline.await;
     let _ = conn.close(200, "done".into()).await;
