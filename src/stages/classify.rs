@@ -28,19 +28,12 @@ impl Stage for Classify {
                 // In a chain, what the text says about the priority is kept for the prioritize
                 // stage that follows, so it does not search and score the text again (the chain
                 // holds the ticket's row locked until it commits: the text cannot change).
-                let c = match batch[i].handoff() {
-                    Some(handoff) => {
-                        let (c, evidence) =
-                            policy
-                                .triage
-                                .classify_keeping_evidence(t.subject.as_deref(), &t.body, &t.channel);
-                        if let Some(evidence) = evidence {
-                            handoff.keep_priority_evidence(t.id, evidence);
-                        }
-                        c
-                    }
-                    None => policy.triage.classify(t.subject.as_deref(), &t.body, &t.channel),
-                };
+                let (c, evidence) = policy
+                    .triage
+                    .classify_keeping_evidence(t.subject.as_deref(), &t.body, &t.channel);
+                if let (Some(handoff), Some(evidence)) = (batch[i].handoff(), evidence) {
+                    handoff.keep_priority_evidence(t.id, evidence);
+                }
                 let mut after = t.clone();
                 after.state = TicketState::Classified;
                 after.category = Some(c.category.clone());

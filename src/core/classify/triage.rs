@@ -172,12 +172,7 @@ impl Triage {
 
     /// The category of one request (see the module docs).
     pub fn classify(&self, subject: Option<&str>, body: &str, channel: &str) -> Classification {
-        let Some(model) = &self.model else {
-            return self.classifier.classify(subject, body);
-        };
-        let x = self.extract(subject, body, channel, false);
-        let p = model.predict(&x.features);
-        self.decide_category(model, &x, &p)
+        self.classify_keeping_evidence(subject, body, channel).0
     }
 
     /// [`Triage::classify`], and what [`Triage::prioritize_with`] needs of the same text (`None`
@@ -273,21 +268,23 @@ impl Triage {
     /// [`Triage::prioritize`], from the evidence classifying the same subject, body and channel
     /// kept; without it (or without a model), as `prioritize` does.
     pub fn prioritize_with(&self, input: &PriorityInput, evidence: Option<&PriorityEvidence>) -> PriorityDecision {
-        match (evidence, &self.model) {
-            (Some(e), Some(_)) => self.prioritizer.decide(input, &e.hits, Some(&e.estimate)),
-            _ => self.prioritize(input),
+        let Some(model) = &self.model else {
+            return self.prioritizer.prioritize(input);
+        };
+        match evidence {
+            Some(e) => self.prioritizer.decide(input, &e.hits, Some(&e.estimate)),
+            None => {
+                let x = self.extract(input.subject, input.body, input.channel, false);
+                let p = model.predict(&x.features);
+                self.prioritizer
+                    .decide(input, &x.priority_hits, Some(&self.estimate(model, &p)))
+            }
         }
     }
 
     /// The priority of one request (see the module docs).
     pub fn prioritize(&self, input: &PriorityInput) -> PriorityDecision {
-        let Some(model) = &self.model else {
-            return self.prioritizer.prioritize(input);
-        };
-        let x = self.extract(input.subject, input.body, input.channel, false);
-        let p = model.predict(&x.features);
-        self.prioritizer
-            .decide(input, &x.priority_hits, Some(&self.estimate(model, &p)))
+        self.prioritize_with(input, None)
     }
 }
 
