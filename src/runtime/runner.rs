@@ -310,11 +310,7 @@ pub async fn run_stage<S: Stage>(
         match outcome {
             None => {
                 warn!(stage = name, grace = ?grace, "shutdown grace period over with batches still in flight: closing this stage's channels, which returns every delivery they still hold to the queue");
-                // The consuming channels first and together: they hold the deliveries. Closing
-                // a publishing channel can take its whole timeout under a memory alarm.
-                let why = "shutdown grace period over";
-                futures::future::join_all(channels.iter().map(|(ch, _)| close_channel(ch, 320, why))).await;
-                futures::future::join_all(channels.iter().map(|(_, pub_ch)| close_channel(pub_ch, 320, why))).await;
+                close_channels(&channels, 320, "shutdown grace period over").await;
                 return Ok(());
             }
             Some(Ok(())) => return Ok(()),
@@ -338,28 +334,32 @@ async fn open_session(pair: &Pair, topo: &Topology, concurrency: usize) -> Resul
     topo.declare(&pair.consume).await?;
     let mut channels = Vec::with_capacity(concurrency.max(1));
     for _ in 0..concurrency.max(1) {
-        let opened = async {
-            let ch = pair.consume.create_channel().await.map_err(BusError::from)?;
-            match bus::confirm_channel(&pair.publish).await {
+        let opened = match pair.consume.create_channel().await {
+            Ok(ch) => match bus::confirm_channel(&pair.publish).await {
                 Ok(pub_ch) => Ok((ch, pub_ch)),
                 Err(e) => {
                     close_channel(&ch, 200, "no publishing channel").await;
                     Err(e)
                 }
-            }
+            },
+            Err(e) => Err(e.into()),
         };
-        match opened.await {
-            Ok(pair) => channels.push(pair),
+        match opened {
+            Ok(both) => channels.push(both),
             Err(e) => {
-                for (ch, pub_ch) in &channels {
-                    close_channel(ch, 200, "session not started").await;
-                    close_channel(pub_ch, 200, "session not started").await;
-                }
+                close_channels(&channels, 200, "session not started").await;
                 return Err(e);
             }
         }
     }
     Ok(channels)
+}
+
+/// Closes a session's channels: the consuming ones first and together, since they hold the
+/// deliveries (closing a publishing channel can take its whole timeout under a memory alarm).
+async fn close_channels(channels: &[(Channel, Channel)], code: u16, why: &str) {
+    futures::future::join_all(channels.iter().map(|(ch, _)| close_channel(ch, code, why))).await;
+    futures::future::join_all(channels.iter().map(|(_, pub_ch)| close_channel(pub_ch, code, why))).await;
 }
 
 /// Resolves `grace` after `shutdown` is cancelled; never before.
