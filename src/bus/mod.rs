@@ -347,6 +347,13 @@ impl Topology {
     }
 }
 
+/// The CloudEvents `type` of an event body, read without building its tree.
+#[derive(serde::Deserialize)]
+struct EventType<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
 /// The AMQP properties of an outgoing message: persistent, typed, with its id and headers.
 pub fn properties(m: &Outgoing) -> BasicProperties {
     {
@@ -363,9 +370,10 @@ pub fn properties(m: &Outgoing) -> BasicProperties {
         // An event's CloudEvents type rides in the AMQP `type` too, for consumers that route or
         // filter without parsing the body (a replay's routing key is its queue's name).
         if m.exchange == Exchange::Events
-            && let Some(kind) = m.body.get("type").and_then(serde_json::Value::as_str)
+            && let Ok(EventType { kind }) = m.body.decode::<EventType>()
+            && !kind.is_empty()
         {
-            props = props.with_type(kind.into());
+            props = props.with_type(kind.as_ref().into());
         }
         if !m.headers.is_empty() {
             let mut table = FieldTable::default();
@@ -491,7 +499,6 @@ pub async fn send(
 pub async fn publish_all(ch: &Channel, topo: &Topology, messages: &[Outgoing]) -> Result<(), BusError> {
     let mut pending = Vec::with_capacity(messages.len());
     for m in messages {
-        let payload = serde_json::to_vec(&m.body).unwrap_or_default();
         let exchange = topo.exchange(m.exchange);
         pending.push(
             send(
@@ -499,7 +506,7 @@ pub async fn publish_all(ch: &Channel, topo: &Topology, messages: &[Outgoing]) -
                 &exchange,
                 &m.routing_key,
                 true,
-                &payload,
+                m.body.as_bytes(),
                 properties(m),
                 &m.message_id,
             )

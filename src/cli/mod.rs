@@ -333,11 +333,10 @@ async fn request_drains(app: &App, teams: &[String], reason: &str) -> Result<()>
             exchange: Exchange::Work,
             routing_key: switchboard::contracts::StageName::Assign.as_str().into(),
             message_id: uuid::Uuid::new_v4().to_string(),
-            body: serde_json::to_value(DrainMessage {
+            body: switchboard::contracts::outgoing::Body::of(&DrainMessage {
                 drain_team: t.clone(),
                 reason: reason.into(),
-            })
-            .unwrap_or_default(),
+            }),
             headers: vec![],
         })
         .collect();

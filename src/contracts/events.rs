@@ -10,11 +10,17 @@
 //! JSON Schema of the event's type. Contacts are masked here: events leave the service's trust
 //! boundary.
 
+use crate::contracts::outgoing::Body;
 use crate::contracts::{Exchange, Outgoing};
-use crate::core::customer::Customer;
+use crate::core::classify::Candidate;
+use crate::core::customer::{Customer, Tier};
 use crate::core::privacy::{mask_email, mask_phone};
+use crate::core::state::TicketState;
 use crate::core::ticket::{Ticket, Transition};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 
 pub const SPEC_VERSION: &str = "1.0";
 
@@ -97,47 +103,111 @@ pub fn sequence(seq: i32) -> String {
 }
 
 pub fn masked_customer(c: &Customer) -> Value {
-    json!({
-        "name": c.name,
-        "phone": c.phone.as_deref().map(mask_phone),
-        "email": c.email.as_deref().map(mask_email),
-        "customer_id": c.customer_id,
-        "tier": c.tier(),
-    })
+    serde_json::to_value(MaskedCustomer::of(c)).unwrap_or_default()
+}
+
+/// The customer as events show them: contacts masked.
+#[derive(Serialize)]
+struct MaskedCustomer<'a> {
+    name: &'a Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    customer_id: &'a Option<String>,
+    tier: Tier,
+}
+
+impl<'a> MaskedCustomer<'a> {
+    fn of(c: &'a Customer) -> MaskedCustomer<'a> {
+        MaskedCustomer {
+            name: &c.name,
+            phone: c.phone.as_deref().map(mask_phone),
+            email: c.email.as_deref().map(mask_email),
+            customer_id: &c.customer_id,
+            tier: c.tier(),
+        }
+    }
 }
 
 /// The ticket as events show it: everything but the customer's words and full contacts.
 pub fn ticket_view(t: &Ticket) -> Value {
-    json!({
-        "number": t.number,
-        "channel": t.channel,
-        "state": t.state,
-        "category": t.category,
-        // The classifier's two best categories, and whether a person must choose between them.
-        "candidates": t.category_candidates,
-        "needs_triage": t.needs_triage,
-        "priority": t.priority,
-        "language": t.language,
-        "team": t.team,
-        "assignee": t.assignee,
-        "sla_rule": t.sla_rule,
-        "first_response_due": t.first_response_due,
-        "resolution_due": t.resolution_due,
-        "received_at": t.received_at,
-        "customer": masked_customer(&t.customer),
-        "version": t.version,
-        "first_responded_at": t.life.first_responded_at,
-        "resolved_at": t.life.resolved_at,
-        "closed_at": t.life.closed_at,
-        "resolution": t.life.resolution,
-        "rating": t.life.rating,
-        "supervisor": t.life.supervisor,
-    })
+    serde_json::to_value(TicketView::of(t)).unwrap_or_default()
+}
+
+/// [`ticket_view`], serialised straight from the ticket's fields.
+#[derive(Serialize)]
+struct TicketView<'a> {
+    number: &'a str,
+    channel: &'a str,
+    state: TicketState,
+    category: &'a Option<String>,
+    /// The classifier's two best categories, and whether a person must choose between them.
+    candidates: &'a [Candidate],
+    needs_triage: bool,
+    priority: &'a Option<String>,
+    language: &'a Option<String>,
+    team: &'a Option<String>,
+    assignee: &'a Option<String>,
+    sla_rule: &'a Option<String>,
+    first_response_due: Option<DateTime<Utc>>,
+    resolution_due: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+    customer: MaskedCustomer<'a>,
+    version: i32,
+    first_responded_at: Option<DateTime<Utc>>,
+    resolved_at: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
+    resolution: &'a Option<Value>,
+    rating: Option<i16>,
+    supervisor: &'a Option<String>,
+}
+
+impl<'a> TicketView<'a> {
+    fn of(t: &'a Ticket) -> TicketView<'a> {
+        TicketView {
+            number: &t.number,
+            channel: &t.channel,
+            state: t.state,
+            category: &t.category,
+            candidates: &t.category_candidates,
+            needs_triage: t.needs_triage,
+            priority: &t.priority,
+            language: &t.language,
+            team: &t.team,
+            assignee: &t.assignee,
+            sla_rule: &t.sla_rule,
+            first_response_due: t.first_response_due,
+            resolution_due: t.resolution_due,
+            received_at: t.received_at,
+            customer: MaskedCustomer::of(&t.customer),
+            version: t.version,
+            first_responded_at: t.life.first_responded_at,
+            resolved_at: t.life.resolved_at,
+            closed_at: t.life.closed_at,
+            resolution: &t.life.resolution,
+            rating: t.life.rating,
+            supervisor: &t.life.supervisor,
+        }
+    }
 }
 
 /// A transition's details as events show them: an internal note's text, a task's summary, an
 /// attachment's location and a record update's values stay inside (a note is for colleagues, and a storage URL is often a bearer link).
-fn public_details(details: &Value) -> Value {
+fn public_details(details: &Value) -> Cow<'_, Value> {
+    const INTERNAL: [&str; 8] = [
+        "noted",
+        "attached",
+        "workaround_provided",
+        "milestone_met",
+        "task_added",
+        "task_opened",
+        "record_updated",
+        "confirmed",
+    ];
+    // Most transitions have nothing internal: shown as they are, without a copy.
+    let event = details.get("event").and_then(Value::as_str);
+    if !event.is_some_and(|e| INTERNAL.contains(&e)) || details.get("data").is_none() {
+        return Cow::Borrowed(details);
+    }
     let mut d = details.clone();
     if let Some(data) = d.get_mut("data").and_then(Value::as_object_mut) {
         match details.get("event").and_then(Value::as_str) {
@@ -167,7 +237,7 @@ fn public_details(details: &Value) -> Value {
             _ => {}
         }
     }
-    d
+    Cow::Owned(d)
 }
 
 /// `event` is the short name (`received`, `classified`, …): the type becomes
@@ -180,29 +250,29 @@ pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition) -> Outgoing {
     } else {
         format!("ticket.{event}")
     };
-    let body = json!({
-        "specversion": SPEC_VERSION,
-        "id": id,
-        "source": source(&t.number),
-        "type": event_type(&name),
-        "subject": t.number,
-        "time": tr.at,
-        "datacontenttype": "application/json",
-        "dataschema": dataschema(&name),
-        "sequence": sequence(tr.seq),
-        "data": {
-            "ticket": ticket_view(t),
-            "transition": {
-                "seq": tr.seq,
-                "from": tr.from,
-                "to": tr.to,
-                "at": tr.at,
-                "actor": tr.actor,
-                "reason": tr.reason,
-                "policy_version": tr.policy_version,
-                "details": public_details(&tr.details),
-            }
-        }
+    let body = Body::of(&TicketEvent {
+        specversion: SPEC_VERSION,
+        id: &id,
+        source: source(&t.number),
+        kind: event_type(&name),
+        subject: &t.number,
+        time: tr.at,
+        datacontenttype: "application/json",
+        dataschema: dataschema(&name),
+        sequence: sequence(tr.seq),
+        data: TicketEventData {
+            ticket: TicketView::of(t),
+            transition: TransitionView {
+                seq: tr.seq,
+                from: tr.from,
+                to: tr.to,
+                at: tr.at,
+                actor: &tr.actor,
+                reason: &tr.reason,
+                policy_version: &tr.policy_version,
+                details: public_details(&tr.details),
+            },
+        },
     });
     Outgoing {
         exchange: Exchange::Events,
@@ -213,12 +283,38 @@ pub fn ticket_event(t: &Ticket, event: &str, tr: &Transition) -> Outgoing {
     }
 }
 
-/// The CloudEvents Distributed Tracing extension: `traceparent`, the W3C Trace Context of the
-/// work that made the event (set through `Outgoing::carry_trace`).
-pub fn set_traceparent(event: &mut Value, traceparent: &str) {
-    if let Some(attributes) = event.as_object_mut() {
-        attributes.insert("traceparent".into(), traceparent.into());
-    }
+/// A ticket's event as published: the CloudEvents attributes, then the ticket and the transition.
+#[derive(Serialize)]
+struct TicketEvent<'a> {
+    specversion: &'static str,
+    id: &'a str,
+    source: String,
+    #[serde(rename = "type")]
+    kind: String,
+    subject: &'a str,
+    time: DateTime<Utc>,
+    datacontenttype: &'static str,
+    dataschema: String,
+    sequence: String,
+    data: TicketEventData<'a>,
+}
+
+#[derive(Serialize)]
+struct TicketEventData<'a> {
+    ticket: TicketView<'a>,
+    transition: TransitionView<'a>,
+}
+
+#[derive(Serialize)]
+struct TransitionView<'a> {
+    seq: i32,
+    from: Option<TicketState>,
+    to: TicketState,
+    at: DateTime<Utc>,
+    actor: &'a str,
+    reason: &'a str,
+    policy_version: &'a str,
+    details: Cow<'a, Value>,
 }
 
 /// `ticket.anonymised`: retention removed (or, `purged`, deleted) the ticket's personal data.
@@ -246,7 +342,7 @@ pub fn anonymised_event(number: &str, at: chrono::DateTime<chrono::Utc>, purged:
         exchange: Exchange::Events,
         routing_key: name.into(),
         message_id: id,
-        body,
+        body: body.into(),
         headers: vec![],
     }
 }
@@ -332,6 +428,6 @@ mod tests {
             );
         }
         let other = json!({"action": "resolve", "event": "resolved", "data": {"result": "ok"}});
-        assert_eq!(public_details(&other), other);
+        assert_eq!(*public_details(&other), other);
     }
 }

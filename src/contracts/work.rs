@@ -35,7 +35,7 @@ impl WorkMessage {
             exchange: super::Exchange::Work,
             routing_key: stage.as_str().to_owned(),
             message_id: msg.message_id(),
-            body: serde_json::to_value(&msg).unwrap_or_default(),
+            body: super::outgoing::Body::of(&msg),
             headers: vec![],
         }
     }
@@ -56,11 +56,10 @@ impl DrainMessage {
             exchange: super::Exchange::Work,
             routing_key: super::StageName::Assign.as_str().into(),
             message_id: format!("drain:{}", uuid::Uuid::new_v4()),
-            body: serde_json::to_value(DrainMessage {
+            body: super::outgoing::Body::of(&DrainMessage {
                 drain_team: team.to_owned(),
                 reason: reason.to_owned(),
-            })
-            .unwrap_or_default(),
+            }),
             headers: vec![],
         }
     }

@@ -274,7 +274,7 @@ async fn answer(
             exchange: Exchange::Actions,
             routing_key: "action.rate".into(),
             message_id: format!("survey:{}", survey.number),
-            body: serde_json::to_value(&msg).unwrap_or_default(),
+            body: crate::contracts::outgoing::Body::of(&msg),
             headers: vec![],
         };
         outbox::insert(&*tx, &[rate]).await?;

@@ -245,7 +245,8 @@ pub fn dead_letter(d: &Due, error: &str, now: DateTime<Utc>) -> Outgoing {
             "attempts": d.attempts,
             "error": error,
             "retry": format!("switchboard webhooks retry {}", d.id),
-        }),
+        })
+        .into(),
         headers: vec![
             (
                 dead::REASON.into(),
@@ -519,7 +520,7 @@ mod tests {
         );
         assert!(matches!(s, Settled::Failed { .. }));
         let dl = dead_letter(&due(1, 3600), "550 no such user", now);
-        let text = dl.body.to_string() + &format!("{:?}", dl.headers);
+        let text = dl.body.json().to_owned() + &format!("{:?}", dl.headers);
         assert!(!text.contains("zhang.san@example.com"), "{text}");
         assert!(dl.headers.iter().any(|(k, v)| k == dead::STAGE && v == "deliver"));
     }

@@ -120,7 +120,7 @@ fn handed_over(m: &Outgoing, work_exchange: &str, from: &Inbound, handoff: &Arc<
         routing_key: m.routing_key.clone(),
         redelivered: false,
         properties: crate::bus::properties(m),
-        data: serde_json::to_vec(&m.body).unwrap_or_default(),
+        data: m.body.as_bytes().to_vec(),
         traceparent: from.traceparent.clone(),
         chained: Some(Chained {
             handoff: handoff.clone(),
@@ -276,9 +276,14 @@ impl Stage for Chain {
 /// Whether `m` is about a ticket the chain holds: only those are handed on in memory (a work
 /// message about any other ticket goes out on the queue as usual).
 fn handed_ticket(m: &Outgoing, handoff: &Handoff) -> bool {
+    #[derive(serde::Deserialize)]
+    struct About {
+        ticket_id: Option<i64>,
+    }
     m.body
-        .get("ticket_id")
-        .and_then(serde_json::Value::as_i64)
+        .decode::<About>()
+        .ok()
+        .and_then(|a| a.ticket_id)
         .is_some_and(|id| handoff.holds(id))
 }
 

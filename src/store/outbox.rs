@@ -5,6 +5,7 @@
 use super::StoreError;
 use crate::contracts::Outgoing;
 use tokio_postgres::GenericClient;
+use tokio_postgres::types::Json;
 
 /// Writes `messages` to the outbox in the caller's transaction (a `tokio_postgres`
 /// transaction; pass `&*tx` for a pooled one).
@@ -12,10 +13,8 @@ pub async fn insert<C: GenericClient>(tx: &C, messages: &[Outgoing]) -> Result<(
     if messages.is_empty() {
         return Ok(());
     }
-    let values: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| serde_json::to_value(m).unwrap_or(serde_json::Value::Null))
-        .collect();
+    // Serialised straight into the statement's buffer: a body is JSON text already.
+    let values: Vec<Json<&Outgoing>> = messages.iter().map(Json).collect();
     tx.execute(
         "INSERT INTO outbox (message) SELECT * FROM unnest($1::jsonb[])",
         &[&values],
@@ -42,13 +41,13 @@ pub async fn claim(db: &super::Db, limit: i64) -> Result<Vec<(i64, Outgoing)>, S
             &[&limit, &CLAIM_FOR_SECONDS],
         )
         .await?;
-    let mut rows: Vec<(i64, serde_json::Value)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut rows: Vec<(i64, Result<Json<Outgoing>, _>)> = rows.iter().map(|r| (r.get(0), r.try_get(1))).collect();
     rows.sort_by_key(|r| r.0);
     let mut messages = Vec::with_capacity(rows.len());
     let mut unreadable = Vec::new();
-    for (id, value) in rows {
-        match serde_json::from_value::<Outgoing>(value) {
-            Ok(m) => messages.push((id, m)),
+    for (id, message) in rows {
+        match message {
+            Ok(Json(m)) => messages.push((id, m)),
             Err(e) => {
                 tracing::error!(outbox_id = id, error = %e, "dropping an unreadable outbox row");
                 unreadable.push(id);

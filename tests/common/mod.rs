@@ -393,7 +393,7 @@ pub async fn run_once<S: Stage>(h: &Harness, stage: &S, batch: &[Inbound]) -> Ve
     for o in &out {
         if let Outcome::Done(outputs) | Outcome::Duplicate(outputs) = o {
             for m in outputs.iter().filter(|m| m.exchange == Exchange::Events) {
-                events::assert_matches_its_schema(&m.body);
+                events::assert_matches_its_schema(&m.body.value());
             }
         }
     }

@@ -22,7 +22,7 @@ async fn act(h: &Harness, number: &str, id: &str, actor: &str, action: Value) {
         exchange: Exchange::Actions,
         routing_key: format!("action.{kind}"),
         message_id: id.into(),
-        body: json!({ "ticket": number, "actor": actor, "action": action }),
+        body: json!({ "ticket": number, "actor": actor, "action": action }).into(),
         headers: vec![],
     };
     bus::publish_all(&h.ch, h.topo(), &[msg]).await.unwrap();

@@ -289,7 +289,7 @@ async fn publish_drain(h: &Harness, team: &str, message_id: &str) {
         exchange: switchboard::contracts::Exchange::Work,
         routing_key: "assign".into(),
         message_id: message_id.into(),
-        body: serde_json::json!({"drain_team": team, "reason": "test"}),
+        body: serde_json::json!({"drain_team": team, "reason": "test"}).into(),
         headers: vec![],
     };
     switchboard::bus::publish_all(&h.ch, h.topo(), &[drain]).await.unwrap();
@@ -331,11 +331,11 @@ async fn a_poison_work_message_is_dead_lettered_and_the_queue_moves_on() {
         exchange: switchboard::contracts::Exchange::Work,
         routing_key: "classify".into(),
         message_id: "209901-99999:classify:1".into(),
-        body: serde_json::json!({"ticket_id": 999999, "number": "209901-99999", "version": 1, "stage": "classify", "received_at": "2026-01-01T00:00:00Z"}),
+        body: serde_json::json!({"ticket_id": 999999, "number": "209901-99999", "version": 1, "stage": "classify", "received_at": "2026-01-01T00:00:00Z"}).into(),
         headers: vec![],
     };
     let garbage = switchboard::contracts::Outgoing {
-        body: serde_json::json!({"hello": "world"}),
+        body: serde_json::json!({"hello": "world"}).into(),
         message_id: "g".into(),
         ..ghost.clone()
     };

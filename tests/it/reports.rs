@@ -279,7 +279,7 @@ async fn act(h: &Harness, number: &str, id: &str, action: Value) {
         exchange: Exchange::Actions,
         routing_key: format!("action.{kind}"),
         message_id: id.into(),
-        body: json!({ "ticket": number, "actor": "agent:fl-1", "action": action }),
+        body: json!({ "ticket": number, "actor": "agent:fl-1", "action": action }).into(),
         headers: vec![],
     };
     bus::publish_all(&h.ch, h.topo(), &[msg]).await.unwrap();

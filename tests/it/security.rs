@@ -238,7 +238,7 @@ async fn idempotency_key_collision_one_callers_key_blocks_no_other_action() {
             exchange: switchboard::contracts::Exchange::Actions,
             routing_key: "action.customer_replied".into(),
             message_id: "timer:1".into(),
-            body: action,
+            body: action.into(),
             headers: vec![],
         }],
     )

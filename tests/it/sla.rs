@@ -47,7 +47,7 @@ pub(crate) async fn act(h: &Harness, number: &str, id: &str, action: Value) {
         exchange: Exchange::Actions,
         routing_key: format!("action.{kind}"),
         message_id: id.into(),
-        body: json!({ "ticket": number, "actor": "agent:fl-1", "action": action }),
+        body: json!({ "ticket": number, "actor": "agent:fl-1", "action": action }).into(),
         headers: vec![],
     };
     bus::publish_all(&h.ch, h.topo(), &[msg]).await.unwrap();
@@ -930,7 +930,7 @@ async fn a_resolve_frees_its_slot_without_waiting_for_the_agents_row() {
     assert!(
         outputs
             .iter()
-            .any(|o| o.routing_key == "assign" && o.body["drain_team"] == "front_line"),
+            .any(|o| o.routing_key == "assign" && o.body.value()["drain_team"] == "front_line"),
         "{outputs:?}"
     );
     assert_eq!(

@@ -237,7 +237,7 @@ async fn a_redelivered_message_republishes_its_outputs_in_the_original_trace() {
         assert_eq!(o.traceparent(), Some(client_traceparent().as_str()), "{o:?}");
     }
     let event = out.iter().find(|o| o.exchange == Exchange::Events).unwrap();
-    assert_eq!(event.body["traceparent"], client_traceparent());
+    assert_eq!(event.body.value()["traceparent"], client_traceparent());
 
     // Redelivered in another context (the first run's span is gone with its process): the
     // ledger's outputs keep the trace they were first published in.

@@ -59,7 +59,7 @@ impl Stage for Forward {
                     exchange: Exchange::Work,
                     routing_key: next.into(),
                     message_id: format!("{id}:{next}"),
-                    body: serde_json::json!({ "m": id }),
+                    body: serde_json::json!({ "m": id }).into(),
                     headers: vec![],
                 }]),
                 // The finish line: an event like the real assign stage's, which the benchmark
@@ -68,7 +68,7 @@ impl Stage for Forward {
                     exchange: Exchange::Events,
                     routing_key: "ticket.assigned".into(),
                     message_id: format!("{id}:done"),
-                    body: serde_json::json!({ "m": id }),
+                    body: serde_json::json!({ "m": id }).into(),
                     headers: vec![],
                 }]),
             })

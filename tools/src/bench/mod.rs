@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use switchboard::app::App;
 use switchboard::bus::{self, BusError};
 use switchboard::config::Settings;
+use switchboard::contracts::outgoing::Body;
 use switchboard::contracts::{Exchange, Outgoing};
 use switchboard::store::StoreError;
 
@@ -566,10 +567,12 @@ async fn publish_paced(app: &App, messages: Vec<Outgoing>, rate: Rate) -> Result
     let conn = bus::connect(&app.settings.amqp_urls(), "switchboard-bench-publish").await?;
     let ch = bus::confirm_channel(&conn).await?;
     let stamp = |mut m: Outgoing| {
-        if m.exchange == Exchange::Intake
-            && let Some(obj) = m.body.as_object_mut()
-        {
-            obj.insert("received_at".into(), serde_json::json!(Utc::now()));
+        if m.exchange == Exchange::Intake {
+            let mut tree = m.body.value();
+            if let Some(obj) = tree.as_object_mut() {
+                obj.insert("received_at".into(), serde_json::json!(Utc::now()));
+            }
+            m.body = Body::of(&tree);
         }
         m
     };
@@ -632,7 +635,7 @@ fn requests(run: &str, n: usize) -> Vec<Outgoing> {
             exchange: Exchange::Intake,
             routing_key: p.routing_key,
             message_id: p.message_id,
-            body: serde_json::from_slice(&p.payload).unwrap_or_default(),
+            body: Body::of(&serde_json::from_slice::<serde_json::Value>(&p.payload).unwrap_or_default()),
             headers: vec![],
         })
         .collect()
@@ -685,7 +688,7 @@ async fn ceiling_pass(base: &Settings, opts: &Options, write: bool) -> Result<Pa
                 exchange: Exchange::Intake,
                 routing_key: "intake.app".into(),
                 message_id: format!("ceiling-{i}"),
-                body: serde_json::json!({ "n": i }),
+                body: serde_json::json!({ "n": i }).into(),
                 headers: vec![],
             })
             .collect();
@@ -834,7 +837,7 @@ async fn lifecycle_waves(
                     exchange: Exchange::Actions,
                     routing_key: format!("action.{action}"),
                     message_id: format!("bench-{action}-{number}"),
-                    body: serde_json::to_value(msg).unwrap_or_default(),
+                    body: Body::of(&msg),
                     headers: vec![],
                 }
             })
