@@ -5,7 +5,6 @@ use crate::contracts::Outgoing;
 use crate::store::StoreError;
 use deadpool_postgres::Transaction;
 use std::collections::HashMap;
-use tokio_postgres::types::Json;
 
 /// Outputs recorded for each of `keys` that was already processed.
 pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<String, Vec<Outgoing>>, StoreError> {
@@ -19,9 +18,10 @@ pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<Str
                 // One primary-key probe per key (LATERAL with OFFSET 0 is not flattened into a
                 // join): a plan cached while the ledger was small would otherwise keep scanning
                 // all of it for every batch as it grows.
+                // Records written before V20 hold jsonb in `outputs`; later ones JSON text.
                 "SELECT m.message_id, m.outputs FROM unnest($1::text[]) AS k(id),
-                        LATERAL (SELECT message_id, outputs FROM processed_messages
-                                 WHERE message_id = k.id OFFSET 0) m",
+                        LATERAL (SELECT message_id, COALESCE(outputs_text, outputs::text) AS outputs
+                                 FROM processed_messages WHERE message_id = k.id OFFSET 0) m",
             )
             .await?,
             &[&keys],
@@ -30,11 +30,13 @@ pub async fn lookup(tx: &Transaction<'_>, keys: &[String]) -> Result<HashMap<Str
     let mut found = HashMap::with_capacity(rows.len());
     for r in rows {
         let id: String = r.get(0);
-        // Straight from the column's text into the messages, without a JSON tree between.
+        // Straight from the column's text into the messages, without a JSON tree between; each
+        // body keeps the text it was published with.
         let outputs = r
-            .try_get::<_, Json<Vec<Outgoing>>>(1)
-            .map_err(|e| StoreError::Conflict(format!("processed record {id} is unreadable: {e}")))?
-            .0;
+            .try_get::<_, &str>(1)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Vec<Outgoing>>(text).map_err(|e| e.to_string()))
+            .map_err(|e| StoreError::Conflict(format!("processed record {id} is unreadable: {e}")))?;
         found.insert(id, outputs);
     }
     Ok(found)
@@ -68,14 +70,18 @@ pub async fn record<O: AsRef<[Outgoing]> + Sync>(
         return Ok(Vec::new());
     }
     let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-    // Serialised straight into the statement's buffer, without a JSON tree between.
-    let outputs: Vec<Json<&[Outgoing]>> = entries.iter().map(|(_, o)| Json(o.as_ref())).collect();
+    // JSON text, stored as it is: the bodies are text already, and Postgres does not parse it.
+    let outputs: Vec<String> = entries
+        .iter()
+        .map(|(_, o)| serde_json::to_string(o.as_ref()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Conflict(format!("{stage}: outputs that are not JSON: {e}")))?;
     let rows = tx
         .query(
             &crate::store::prepared(
                 tx,
-                "INSERT INTO processed_messages (message_id, stage, outputs)
-             SELECT k, $1, o FROM unnest($2::text[], $3::jsonb[]) AS t(k, o)
+                "INSERT INTO processed_messages (message_id, stage, outputs_text)
+             SELECT k, $1, o FROM unnest($2::text[], $3::text[]) AS t(k, o)
              ON CONFLICT (message_id) DO NOTHING
              RETURNING message_id",
             )

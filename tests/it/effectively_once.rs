@@ -70,6 +70,63 @@ async fn a_redelivered_message_republishes_the_same_outputs_and_applies_nothing(
     h.cleanup().await;
 }
 
+/// A redelivery publishes the very bytes that went out the first time (the ledger keeps each
+/// body's JSON text), and a record written before the ledger kept text (jsonb, formatted by
+/// Postgres) is still read and re-published as the same JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_gives_back_the_bytes_first_published_and_reads_older_jsonb_records() {
+    let h = Harness::new("ledger-text").await;
+    let intake = Intake { ctx: h.app.context() };
+    let now = chrono::Utc::now().to_rfc3339();
+    let body = format!(
+        r#"{{"channel":"app","channel_message_id":"lt1","received_at":"{now}","customer":{{"customer_id":"C1","name":"张三"}},"body":"付款页面一直报错，\"付不了款\""}}"#
+    );
+    let msg = inbound("intake.app", "lt1", body.into_bytes());
+    let first = outputs(&run_once(&h, &intake, std::slice::from_ref(&msg)).await[0]);
+    let again = run_once(&h, &intake, std::slice::from_ref(&msg)).await;
+    assert!(matches!(again[0], Outcome::Duplicate(_)), "{again:?}");
+    let again = outputs(&again[0]);
+    assert_eq!(first.len(), again.len());
+    assert!(first.iter().any(|m| m.routing_key == "ticket.received"), "{first:?}");
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!(
+            a.body.json(),
+            b.body.json(),
+            "{} is re-published byte for byte",
+            a.message_id
+        );
+    }
+
+    // A record as the ledger wrote it before V20: jsonb in `outputs`.
+    let text = serde_json::to_string(&first).unwrap();
+    h.execute(
+        "INSERT INTO processed_messages (message_id, stage, outputs) VALUES ('older:1', 'intake', $1::text::jsonb)",
+        &[&text],
+    )
+    .await;
+    let mut client = h.app.db.pool.get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    let found = switchboard::store::ledger::lookup(&tx, &["older:1".to_owned(), "intake:app:lt1".to_owned()])
+        .await
+        .unwrap();
+    drop(tx);
+    drop(client);
+    assert_eq!(found["older:1"], first, "the same messages, as JSON");
+    assert_ne!(
+        found["older:1"][0].body.json(),
+        first[0].body.json(),
+        "jsonb formats JSON its own way: this record really went through jsonb"
+    );
+    assert_eq!(
+        found["intake:app:lt1"]
+            .iter()
+            .map(|m| m.body.json())
+            .collect::<Vec<_>>(),
+        first.iter().map(|m| m.body.json()).collect::<Vec<_>>()
+    );
+    h.cleanup().await;
+}
+
 fn spawn_pipeline(h: &Harness) -> Running {
     spawn(&h.app.settings, &["run", "--concurrency", "2"], &[])
 }
