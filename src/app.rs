@@ -336,8 +336,9 @@ pub async fn gateway_main() -> anyhow::Result<()> {
     let listen = args.listen.unwrap_or_else(|| settings.gateway_listen.clone());
     let shutdown = shutdown_on_signals();
     // Waits for Postgres like a worker (its metrics port answers /healthz meanwhile) rather than
-    // exiting into a restart loop.
-    let Some(app) = App::start_when_ready(settings, None, &shutdown).await? else {
+    // exiting into a restart loop. It runs no stage, so it reads the policy without the learned
+    // model: it accepts requests and actions, and decides no category or priority.
+    let Some(app) = App::start_when_ready(settings, Some(&[]), &shutdown).await? else {
         crate::runtime::telemetry::shutdown().await;
         return Ok(());
     };
@@ -419,6 +420,7 @@ mod tests {
         ] {
             assert!(model(&[other]).is_none(), "{other:?} runs on the rules alone");
         }
+        assert!(model(&[]).is_none(), "the gateway runs no stage");
 
         // A model that is not there stops the two stages that use it from starting, and only them.
         let missing = policy_naming_model("missing.model");

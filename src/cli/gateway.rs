@@ -234,7 +234,8 @@ pub async fn serve(settings: Settings, args: GatewayArgs) -> Result<()> {
         tracing::warn!(error = %e, "metrics endpoint disabled");
     }
     let shutdown = shutdown_on_signals();
-    let Some(app) = App::start_when_ready(settings, None, &shutdown).await? else {
+    // No stage here: the policy without the learned model (`app::policy_for`).
+    let Some(app) = App::start_when_ready(settings, Some(&[]), &shutdown).await? else {
         return Ok(());
     };
     gateway::run(&app, &listen, shutdown).await?;
