@@ -327,19 +327,7 @@ async fn request_drains(app: &App, teams: &[String], reason: &str) -> Result<()>
     let conn = bus::connect(&app.settings.amqp_urls(), "switchboard-cli").await?;
     let ch = bus::confirm_channel(&conn).await?;
     app.topo.declare(&conn).await?;
-    let msgs: Vec<bus::Outgoing> = teams
-        .iter()
-        .map(|t| bus::Outgoing {
-            exchange: Exchange::Work,
-            routing_key: switchboard::contracts::StageName::Assign.as_str().into(),
-            message_id: uuid::Uuid::new_v4().to_string(),
-            body: switchboard::contracts::outgoing::Body::of(&DrainMessage {
-                drain_team: t.clone(),
-                reason: reason.into(),
-            }),
-            headers: vec![],
-        })
-        .collect();
+    let msgs: Vec<bus::Outgoing> = teams.iter().map(|t| DrainMessage::for_team(t, reason)).collect();
     bus::publish_all(&ch, &app.topo, &msgs).await?;
     let _ = conn.close(200, "done".into()).await;
     println!("asked the assign stage to drain the queue of: {}", teams.join(", "));

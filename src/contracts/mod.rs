@@ -9,5 +9,5 @@ pub mod stage;
 pub mod timer;
 pub mod work;
 
-pub use outgoing::{Exchange, Outgoing};
+pub use outgoing::{Body, Exchange, Outgoing};
 pub use stage::StageName;

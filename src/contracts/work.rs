@@ -35,7 +35,7 @@ impl WorkMessage {
             exchange: super::Exchange::Work,
             routing_key: stage.as_str().to_owned(),
             message_id: msg.message_id(),
-            body: super::outgoing::Body::of(&msg),
+            body: super::Body::of(&msg),
             headers: vec![],
         }
     }
@@ -56,7 +56,7 @@ impl DrainMessage {
             exchange: super::Exchange::Work,
             routing_key: super::StageName::Assign.as_str().into(),
             message_id: format!("drain:{}", uuid::Uuid::new_v4()),
-            body: super::outgoing::Body::of(&DrainMessage {
+            body: super::Body::of(&DrainMessage {
                 drain_team: team.to_owned(),
                 reason: reason.to_owned(),
             }),

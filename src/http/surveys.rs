@@ -274,7 +274,7 @@ async fn answer(
             exchange: Exchange::Actions,
             routing_key: "action.rate".into(),
             message_id: format!("survey:{}", survey.number),
-            body: crate::contracts::outgoing::Body::of(&msg),
+            body: crate::contracts::Body::of(&msg),
             headers: vec![],
         };
         outbox::insert(&*tx, &[rate]).await?;

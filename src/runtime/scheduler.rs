@@ -47,7 +47,7 @@ pub fn message_for(t: &timers::Timer) -> Outgoing {
             exchange: Exchange::Actions,
             routing_key: "action.close".into(),
             message_id: format!("timer:{}", t.id),
-            body: crate::contracts::outgoing::Body::of(&action),
+            body: crate::contracts::Body::of(&action),
             headers: vec![],
         };
     }
@@ -64,7 +64,7 @@ pub fn message_for(t: &timers::Timer) -> Outgoing {
         exchange: Exchange::Work,
         routing_key: StageName::Escalate.as_str().into(),
         message_id: msg.message_id(),
-        body: crate::contracts::outgoing::Body::of(&msg),
+        body: crate::contracts::Body::of(&msg),
         headers: vec![],
     }
 }

@@ -83,7 +83,7 @@ fn customer_wrote(number: &str, r: &IntakeRequest) -> Outgoing {
         exchange: crate::contracts::Exchange::Actions,
         routing_key: format!("action.{}", action.action.kind()),
         message_id: format!("reply:{}:{}", r.channel, r.channel_message_id),
-        body: crate::contracts::outgoing::Body::of(&action),
+        body: crate::contracts::Body::of(&action),
         headers: vec![],
     }
 }

@@ -32,8 +32,7 @@ use std::time::{Duration, Instant};
 use switchboard::app::App;
 use switchboard::bus::{self, BusError};
 use switchboard::config::Settings;
-use switchboard::contracts::outgoing::Body;
-use switchboard::contracts::{Exchange, Outgoing};
+use switchboard::contracts::{Body, Exchange, Outgoing};
 use switchboard::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
