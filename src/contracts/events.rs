@@ -10,8 +10,7 @@
 //! JSON Schema of the event's type. Contacts are masked here: events leave the service's trust
 //! boundary.
 
-use crate::contracts::outgoing::Body;
-use crate::contracts::{Exchange, Outgoing};
+use crate::contracts::{Body, Exchange, Outgoing};
 use crate::core::classify::Candidate;
 use crate::core::customer::{Customer, Tier};
 use crate::core::privacy::{mask_email, mask_phone};
@@ -102,10 +101,6 @@ pub fn sequence(seq: i32) -> String {
     format!("{seq:010}")
 }
 
-pub fn masked_customer(c: &Customer) -> Value {
-    serde_json::to_value(MaskedCustomer::of(c)).unwrap_or_default()
-}
-
 /// The customer as events show them: contacts masked.
 #[derive(Serialize)]
 struct MaskedCustomer<'a> {
@@ -193,51 +188,34 @@ impl<'a> TicketView<'a> {
 /// A transition's details as events show them: an internal note's text, a task's summary, an
 /// attachment's location and a record update's values stay inside (a note is for colleagues, and a storage URL is often a bearer link).
 fn public_details(details: &Value) -> Cow<'_, Value> {
-    const INTERNAL: [&str; 8] = [
-        "noted",
-        "attached",
-        "workaround_provided",
-        "milestone_met",
-        "task_added",
-        "task_opened",
-        "record_updated",
-        "confirmed",
-    ];
+    let internal = internal_fields(details.get("event").and_then(Value::as_str).unwrap_or_default());
     // Most transitions have nothing internal: shown as they are, without a copy.
-    let event = details.get("event").and_then(Value::as_str);
-    if !event.is_some_and(|e| INTERNAL.contains(&e)) || details.get("data").is_none() {
+    if internal.is_empty() || details.get("data").is_none() {
         return Cow::Borrowed(details);
     }
     let mut d = details.clone();
     if let Some(data) = d.get_mut("data").and_then(Value::as_object_mut) {
-        match details.get("event").and_then(Value::as_str) {
-            Some("noted") => {
-                data.remove("text");
-            }
-            Some("attached") => {
-                data.remove("url");
-            }
-            // A milestone's or workaround's note is for colleagues, like a note.
-            Some("workaround_provided" | "milestone_met") => {
-                data.remove("note");
-            }
-            // What a task's team is to do is internal, like a note (`core::groups`).
-            Some("task_added" | "task_opened") => {
-                data.remove("summary");
-            }
-            // Which fields changed, not their values (the record holds what the customer
-            // told the service team; the ticket view shows it to those who may read it).
-            Some("record_updated") => {
-                data.remove("before");
-                data.remove("after");
-            }
-            Some("confirmed") => {
-                data.remove("note");
-            }
-            _ => {}
+        for field in internal {
+            data.remove(*field);
         }
     }
     Cow::Owned(d)
+}
+
+/// The fields of a transition's `data` that stay inside, by the transition's event.
+fn internal_fields(event: &str) -> &'static [&'static str] {
+    match event {
+        "noted" => &["text"],
+        "attached" => &["url"],
+        // A milestone's or workaround's note is for colleagues, like a note.
+        "workaround_provided" | "milestone_met" | "confirmed" => &["note"],
+        // What a task's team is to do is internal, like a note (`core::groups`).
+        "task_added" | "task_opened" => &["summary"],
+        // Which fields changed, not their values (the record holds what the customer told the
+        // service team; the ticket view shows it to those who may read it).
+        "record_updated" => &["before", "after"],
+        _ => &[],
+    }
 }
 
 /// `event` is the short name (`received`, `classified`, …): the type becomes
